@@ -1,0 +1,35 @@
+"""Symbolic shape arithmetic decided by z3: ``prove``, ``bounds`` and the expression algebra.
+
+This package is the foundation of tileproof and imports nothing from its other
+layers.  Expressions are built from symbols (``symbols("B S")``) or parsed from
+strings (``parse("cdiv(B*S, 64)")``).
+"""
+
+from ._expr import BoolConst as BoolConst
+from ._expr import BoolOp as BoolOp
+from ._expr import Cmp as Cmp
+from ._expr import Expr as Expr
+from ._expr import Formula as Formula
+from ._expr import ShapeError as ShapeError
+from ._expr import as_expr as as_expr
+from ._expr import cdiv as cdiv
+from ._expr import conj as conj
+from ._expr import disj as disj
+from ._expr import eq as eq
+from ._expr import floordiv as floordiv
+from ._expr import ge as ge
+from ._expr import gt as gt
+from ._expr import le as le
+from ._expr import lt as lt
+from ._expr import maximum as maximum
+from ._expr import minimum as minimum
+from ._expr import mod as mod
+from ._expr import ne as ne
+from ._expr import negate as negate
+from ._expr import sym as sym
+from ._expr import symbols as symbols
+from ._expr import where as where
+from ._parse import coerce_formula as coerce_formula
+from ._parse import parse as parse
+from ._parse import parse_expr as parse_expr
+from ._parse import parse_formula as parse_formula

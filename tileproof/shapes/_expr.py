@@ -1,0 +1,910 @@
+"""Symbolic integer expressions for shape arithmetic, kept in a normal form.
+
+Three levels, as in JAX's symbolic shapes: an *atom* (a symbol, or an
+operation the polynomial algebra cannot see through: ``//``, ``%``, ``cdiv``,
+``min``, ``max``, ``abs``, ``where``), a *monomial* (a sorted product of atoms
+with exponents) and an :class:`Expr` (a sorted sum of monomials with integer
+coefficients plus a constant).  Normalising on construction makes
+``a + 3 - a`` the constant ``3`` without a solver, and makes structurally
+equal expressions compare and hash equal, which the decision cache relies on.
+
+Division and modulo use Python's floor semantics throughout.  Simplification
+rules are only those that hold for *every* integer value of the symbols, so
+no assumption is baked into an expression.
+
+Boolean conditions (:class:`Formula`) keep the comparison as the user wrote
+it (``<=`` stays ``<=``) so that messages can quote it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Union
+
+__all__ = [
+    "Atom",
+    "BoolConst",
+    "BoolOp",
+    "Cmp",
+    "Expr",
+    "ExprLike",
+    "Formula",
+    "Op",
+    "ShapeError",
+    "Sym",
+    "as_expr",
+    "cdiv",
+    "conj",
+    "disj",
+    "eq",
+    "floordiv",
+    "ge",
+    "gt",
+    "le",
+    "lt",
+    "maximum",
+    "minimum",
+    "mod",
+    "ne",
+    "negate",
+    "sym",
+    "symbols",
+    "where",
+]
+
+
+class ShapeError(ValueError):
+    """A malformed shape expression or an operation outside the algebra."""
+
+
+# --------------------------------------------------------------------------- atoms
+
+
+class Atom:
+    """A factor the polynomial layer treats as opaque."""
+
+    __slots__ = ("_hash", "_key")
+    _key: tuple
+    _hash: int
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Atom) and self._key == other._key
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __lt__(self, other: Atom) -> bool:
+        return self._key < other._key
+
+
+class Sym(Atom):
+    """A named integer: a size, a program/lane/rank id, a loop index or a data value."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str):
+        self.name = name
+        self._key = (0, name)
+        self._hash = hash(self._key)
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+_OP_KINDS = ("floordiv", "mod", "cdiv", "min", "max", "abs", "where")
+
+
+class Op(Atom):
+    """An opaque operation on expressions; ``where`` has a Formula first."""
+
+    __slots__ = ("args", "kind")
+
+    def __init__(self, kind: str, args: tuple):
+        assert kind in _OP_KINDS, kind
+        self.kind = kind
+        self.args = args
+        self._key = (1, _OP_KINDS.index(kind), tuple(a._key for a in args))
+        self._hash = hash(self._key)
+
+    def __repr__(self) -> str:
+        return _atom_str(self)
+
+
+# ------------------------------------------------------------------------ expressions
+
+Monomial = tuple  # tuple[tuple[Atom, int], ...] sorted by atom; () is the constant
+ExprLike = Union["Expr", int]
+
+
+def _mono_key(m: Monomial) -> tuple:
+    return tuple((a._key, p) for a, p in m)
+
+
+class Expr:
+    """An integer polynomial over atoms, normalised; immutable and hashable.
+
+    ``==`` compares structure (so expressions can key dictionaries); use
+    :func:`eq` / :func:`ne` to build the equality *condition*.  ``<``,
+    ``<=``, ``>``, ``>=`` build :class:`Cmp` conditions.
+    """
+
+    __slots__ = ("_hash", "_key", "terms")
+    terms: tuple  # tuple[tuple[Monomial, int], ...], sorted, no zero coefficient
+
+    def __init__(self, terms: Mapping[Monomial, int] | Iterable[tuple[Monomial, int]]):
+        items = terms.items() if isinstance(terms, Mapping) else terms
+        self.terms = tuple(
+            sorted(((m, c) for m, c in items if c != 0), key=lambda t: (len(t[0]) == 0, _mono_key(t[0])))
+        )
+        self._key = tuple((_mono_key(m), c) for m, c in self.terms)
+        self._hash = hash(self._key)
+
+    # -- construction helpers
+    @staticmethod
+    def const(value: int) -> Expr:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ShapeError(f"expected an integer, got {value!r}")
+        return Expr({(): value})
+
+    @staticmethod
+    def atom(a: Atom) -> Expr:
+        return Expr({((a, 1),): 1})
+
+    # -- inspection
+    @property
+    def is_const(self) -> bool:
+        return not self.terms or (len(self.terms) == 1 and self.terms[0][0] == ())
+
+    @property
+    def const_value(self) -> int:
+        """The constant term (the whole value when :attr:`is_const`)."""
+        for m, c in self.terms:
+            if m == ():
+                return c
+        return 0
+
+    @property
+    def is_linear(self) -> bool:
+        return all(len(m) <= 1 and all(p == 1 for _, p in m) for m, _ in self.terms)
+
+    def as_atom(self) -> Atom | None:
+        """The atom if this expression is exactly one atom with coefficient 1."""
+        if len(self.terms) == 1:
+            m, c = self.terms[0]
+            if c == 1 and len(m) == 1 and m[0][1] == 1:
+                return m[0][0]
+        return None
+
+    def as_symbol(self) -> str | None:
+        a = self.as_atom()
+        return a.name if isinstance(a, Sym) else None
+
+    def atoms(self) -> set[Atom]:
+        """Every atom, nested ones included."""
+        out: set[Atom] = set()
+        for m, _ in self.terms:
+            for a, _p in m:
+                _collect_atoms(a, out)
+        return out
+
+    def free_symbols(self) -> set[str]:
+        return {a.name for a in self.atoms() if isinstance(a, Sym)}
+
+    # -- arithmetic
+    def __add__(self, other: ExprLike) -> Expr:
+        o = as_expr(other)
+        acc = dict(self.terms)
+        for m, c in o.terms:
+            acc[m] = acc.get(m, 0) + c
+        return Expr(acc)
+
+    __radd__ = __add__
+
+    def __neg__(self) -> Expr:
+        return Expr((m, -c) for m, c in self.terms)
+
+    def __pos__(self) -> Expr:
+        return self
+
+    def __sub__(self, other: ExprLike) -> Expr:
+        return self + (-as_expr(other))
+
+    def __rsub__(self, other: ExprLike) -> Expr:
+        return as_expr(other) - self
+
+    def __mul__(self, other: ExprLike) -> Expr:
+        o = as_expr(other)
+        acc: dict[Monomial, int] = {}
+        for m1, c1 in self.terms:
+            for m2, c2 in o.terms:
+                m = _mono_mul(m1, m2)
+                acc[m] = acc.get(m, 0) + c1 * c2
+        return Expr(acc)
+
+    __rmul__ = __mul__
+
+    def __pow__(self, k: int) -> Expr:
+        if not isinstance(k, int) or isinstance(k, bool) or k < 0:
+            raise ShapeError(f"only non-negative integer powers are supported, got {k!r}")
+        out = Expr.const(1)
+        for _ in range(k):
+            out = out * self
+        return out
+
+    def __floordiv__(self, other: ExprLike) -> Expr:
+        return floordiv(self, other)
+
+    def __rfloordiv__(self, other: ExprLike) -> Expr:
+        return floordiv(other, self)
+
+    def __mod__(self, other: ExprLike) -> Expr:
+        return mod(self, other)
+
+    def __rmod__(self, other: ExprLike) -> Expr:
+        return mod(other, self)
+
+    def __abs__(self) -> Expr:
+        if self.is_const:
+            return Expr.const(abs(self.const_value))
+        return Expr.atom(Op("abs", (self,)))
+
+    def __truediv__(self, other: object):
+        raise ShapeError("'/' is true division; shape arithmetic uses '//' (floor) or cdiv(a, b)")
+
+    __rtruediv__ = __truediv__
+
+    # -- comparisons build conditions (== stays structural, see class doc)
+    def __lt__(self, other: ExprLike) -> Cmp:
+        return Cmp("<", self, as_expr(other))
+
+    def __le__(self, other: ExprLike) -> Cmp:
+        return Cmp("<=", self, as_expr(other))
+
+    def __gt__(self, other: ExprLike) -> Cmp:
+        return Cmp(">", self, as_expr(other))
+
+    def __ge__(self, other: ExprLike) -> Cmp:
+        return Cmp(">=", self, as_expr(other))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, int) and not isinstance(other, bool):
+            other = Expr.const(other)
+        return isinstance(other, Expr) and self.terms == other.terms
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __bool__(self) -> bool:
+        raise ShapeError(
+            f"the truth value of the symbolic expression {self} is not known; "
+            "compare with shapes.prove(...) or use tileproof's `when`/`where` instead of Python `if`"
+        )
+
+    def __index__(self) -> int:
+        if self.is_const:
+            return self.const_value
+        raise ShapeError(f"{self} is symbolic and cannot be used as a Python integer")
+
+    __int__ = __index__
+
+    # -- evaluation and rewriting
+    def evaluate(self, env: Mapping[str, int]) -> int:
+        """The value under ``env`` with Python semantics; ``ZeroDivisionError`` on ``x // 0``."""
+        total = 0
+        for m, c in self.terms:
+            v = c
+            for a, p in m:
+                v *= _eval_atom(a, env) ** p
+            total += v
+        return total
+
+    def subs(self, mapping: Mapping[str, ExprLike]) -> Expr:
+        """Replace symbols by expressions (re-normalising)."""
+        if not mapping:
+            return self
+        repl = {k: as_expr(v) for k, v in mapping.items()}
+        return self._map_atoms(lambda a: _subs_atom(a, repl))
+
+    def _map_atoms(self, fn) -> Expr:
+        out = Expr.const(0)
+        for m, c in self.terms:
+            term = Expr.const(c)
+            for a, p in m:
+                term = term * (fn(a) ** p)
+            out = out + term
+        return out
+
+    def __str__(self) -> str:
+        return _expr_str(self)
+
+    def __repr__(self) -> str:
+        return f"Expr({self})"
+
+
+def _collect_atoms(a: Atom, out: set[Atom]) -> None:
+    out.add(a)
+    if isinstance(a, Op):
+        for arg in a.args:
+            if isinstance(arg, Expr):
+                out |= arg.atoms()
+            else:  # a Formula (first argument of where)
+                out |= arg.atoms()
+
+
+def _mono_mul(m1: Monomial, m2: Monomial) -> Monomial:
+    if not m1:
+        return m2
+    if not m2:
+        return m1
+    acc: dict[Atom, int] = dict(m1)
+    for a, p in m2:
+        acc[a] = acc.get(a, 0) + p
+    return tuple(sorted(acc.items(), key=lambda t: t[0]._key))
+
+
+def as_expr(x: object) -> Expr:
+    """Coerce an int, a symbol name-free Expr or an Atom to :class:`Expr`."""
+    if isinstance(x, Expr):
+        return x
+    if isinstance(x, bool):
+        raise ShapeError(f"expected an integer expression, got the boolean {x!r}")
+    if isinstance(x, int):
+        return Expr.const(x)
+    if hasattr(x, "__index__") and not isinstance(x, Formula):
+        try:
+            return Expr.const(int(x.__index__()))  # numpy integers
+        except Exception:  # noqa: BLE001 - fall through to the error below
+            pass
+    if isinstance(x, Atom):
+        return Expr.atom(x)
+    if isinstance(x, str):
+        from ._parse import parse_expr
+
+        return parse_expr(x)
+    raise ShapeError(f"expected an integer shape expression, got {type(x).__name__} {x!r}")
+
+
+def sym(name: str) -> Expr:
+    """One symbol; names are Python identifiers."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ShapeError(f"symbol names must be identifiers, got {name!r}")
+    return Expr.atom(Sym(name))
+
+
+def symbols(names: str) -> tuple[Expr, ...]:
+    """``symbols("B S H")`` or ``symbols("B, S, H")``."""
+    parts = [p for p in names.replace(",", " ").split() if p]
+    return tuple(sym(p) for p in parts)
+
+
+# --------------------------------------------------------------- opaque operations
+
+
+def _split_multiple(n: Expr, d: int) -> tuple[Expr, Expr]:
+    """``n == d*q + r`` where q gathers the non-constant terms whose coefficient d divides."""
+    q_terms, r_terms = [], []
+    for m, c in n.terms:
+        if m != () and c % d == 0:
+            q_terms.append((m, c // d))
+        else:
+            r_terms.append((m, c))
+    return Expr(q_terms), Expr(r_terms)
+
+
+def _monomial_quotient(n: Expr, d: Expr) -> Expr | None:
+    """``n / d`` when ``d`` is a single monomial (times a constant) that divides every term of n."""
+    if len(d.terms) != 1:
+        return None
+    dm, dc = d.terms[0]
+    out = []
+    for m, c in n.terms:
+        if c % dc:
+            return None
+        acc = dict(m)
+        for a, p in dm:
+            if acc.get(a, 0) < p:
+                return None
+            acc[a] -= p
+        out.append((tuple(sorted(((a, p) for a, p in acc.items() if p), key=lambda t: t[0]._key)), c // dc))
+    return Expr(out)
+
+
+def floordiv(n: ExprLike, d: ExprLike) -> Expr:
+    """``n // d`` with Python (floor) semantics."""
+    n, d = as_expr(n), as_expr(d)
+    if d.is_const:
+        dv = d.const_value
+        if dv == 0:
+            raise ShapeError(f"division by zero in ({n}) // 0")
+        if n.is_const:
+            return Expr.const(n.const_value // dv)
+        if dv < 0:
+            return floordiv(-n, -dv)
+        if dv == 1:
+            return n
+        q, r = _split_multiple(n, dv)
+        if r.is_const:
+            return q + r.const_value // dv
+        return q + Expr.atom(Op("floordiv", (r, Expr.const(dv))))
+    quotient = _monomial_quotient(n, d)
+    if quotient is not None:
+        return quotient
+    return Expr.atom(Op("floordiv", (n, d)))
+
+
+def cdiv(n: ExprLike, d: ExprLike) -> Expr:
+    """Ceiling division ``-((-n) // d)``: the number of tiles of size d covering n."""
+    n, d = as_expr(n), as_expr(d)
+    if d.is_const:
+        dv = d.const_value
+        if dv == 0:
+            raise ShapeError(f"division by zero in cdiv({n}, 0)")
+        if n.is_const:
+            return Expr.const(-((-n.const_value) // dv))
+        if dv < 0:
+            return cdiv(-n, -dv)
+        if dv == 1:
+            return n
+        q, r = _split_multiple(n, dv)
+        if r.is_const:
+            return q + (-((-r.const_value) // dv))
+        return q + Expr.atom(Op("cdiv", (r, Expr.const(dv))))
+    quotient = _monomial_quotient(n, d)
+    if quotient is not None:
+        return quotient
+    return Expr.atom(Op("cdiv", (n, d)))
+
+
+def mod(n: ExprLike, d: ExprLike) -> Expr:
+    """``n % d`` with Python semantics (the sign of the divisor)."""
+    n, d = as_expr(n), as_expr(d)
+    if d.is_const:
+        dv = d.const_value
+        if dv == 0:
+            raise ShapeError(f"modulo by zero in ({n}) % 0")
+        if n.is_const:
+            return Expr.const(n.const_value % dv)
+        if dv < 0:
+            return -mod(-n, -dv)
+        if dv == 1:
+            return Expr.const(0)
+        r = Expr((m, c % dv) for m, c in n.terms)
+        if r.is_const:
+            return Expr.const(r.const_value % dv)
+        return Expr.atom(Op("mod", (r, Expr.const(dv))))
+    if _monomial_quotient(n, d) is not None:
+        return Expr.const(0)
+    return Expr.atom(Op("mod", (n, d)))
+
+
+def _minmax(kind: str, args: Iterable[ExprLike]) -> Expr:
+    pick = min if kind == "min" else max
+    flat: list[Expr] = []
+    for a in args:
+        e = as_expr(a)
+        at = e.as_atom()
+        if isinstance(at, Op) and at.kind == kind:
+            flat.extend(at.args)
+        else:
+            flat.append(e)
+    if not flat:
+        raise ShapeError(f"{kind}() needs at least one argument")
+    # Arguments differing by a constant: keep the winner only.
+    best: dict[Expr, int] = {}
+    for e in flat:
+        c = e.const_value
+        base = e - c
+        best[base] = pick(best[base], c) if base in best else c
+    kept = [base + c for base, c in best.items()]
+    if len(kept) == 1:
+        return kept[0]
+    kept.sort(key=lambda e: e._key)
+    return Expr.atom(Op(kind, tuple(kept)))
+
+
+def minimum(*args: ExprLike) -> Expr:
+    return _minmax("min", args)
+
+
+def maximum(*args: ExprLike) -> Expr:
+    return _minmax("max", args)
+
+
+def where(cond: Formula | bool, a: ExprLike, b: ExprLike) -> Expr:
+    """``a if cond else b``, as ``jnp.where`` on index values."""
+    a, b = as_expr(a), as_expr(b)
+    if isinstance(cond, bool):
+        return a if cond else b
+    if isinstance(cond, BoolConst):
+        return a if cond.value else b
+    if a == b:
+        return a
+    return Expr.atom(Op("where", (cond, a, b)))
+
+
+# ------------------------------------------------------------------- evaluation
+
+
+def _eval_atom(a: Atom, env: Mapping[str, int]) -> int:
+    if isinstance(a, Sym):
+        try:
+            return int(env[a.name])
+        except KeyError:
+            raise ShapeError(f"no value for symbol {a.name!r}") from None
+    assert isinstance(a, Op)
+    k = a.kind
+    if k == "where":
+        c, x, y = a.args
+        return x.evaluate(env) if c.evaluate(env) else y.evaluate(env)
+    vals = [x.evaluate(env) for x in a.args]
+    if k == "floordiv":
+        return vals[0] // vals[1]
+    if k == "mod":
+        return vals[0] % vals[1]
+    if k == "cdiv":
+        return -((-vals[0]) // vals[1])
+    if k == "min":
+        return min(vals)
+    if k == "max":
+        return max(vals)
+    if k == "abs":
+        return abs(vals[0])
+    raise AssertionError(k)
+
+
+def _subs_atom(a: Atom, repl: Mapping[str, Expr]) -> Expr:
+    if isinstance(a, Sym):
+        return repl.get(a.name, Expr.atom(a))
+    assert isinstance(a, Op)
+    args = [x.subs(repl) if isinstance(x, Expr) else x.subs(repl) for x in a.args]
+    return _rebuild(a.kind, args)
+
+
+def _rebuild(kind: str, args: list) -> Expr:
+    if kind == "floordiv":
+        return floordiv(*args)
+    if kind == "mod":
+        return mod(*args)
+    if kind == "cdiv":
+        return cdiv(*args)
+    if kind == "min":
+        return minimum(*args)
+    if kind == "max":
+        return maximum(*args)
+    if kind == "abs":
+        return abs(args[0])
+    if kind == "where":
+        return where(*args)
+    raise AssertionError(kind)
+
+
+# --------------------------------------------------------------------- formulas
+
+
+class Formula:
+    """A boolean condition over expressions."""
+
+    __slots__ = ()
+    _key: tuple
+
+    def __and__(self, other: Formula | bool) -> Formula:
+        return conj(self, other)
+
+    def __rand__(self, other: Formula | bool) -> Formula:
+        return conj(other, self)
+
+    def __or__(self, other: Formula | bool) -> Formula:
+        return disj(self, other)
+
+    def __ror__(self, other: Formula | bool) -> Formula:
+        return disj(other, self)
+
+    def __invert__(self) -> Formula:
+        return negate(self)
+
+    def __bool__(self) -> bool:
+        raise ShapeError(
+            f"the truth of the symbolic condition {self} is not known here; "
+            "decide it with shapes.prove(...), or in a kernel use `when`/`jnp.where` instead of `if`"
+        )
+
+    def evaluate(self, env: Mapping[str, int]) -> bool:
+        raise NotImplementedError
+
+    def atoms(self) -> set[Atom]:
+        raise NotImplementedError
+
+    def free_symbols(self) -> set[str]:
+        return {a.name for a in self.atoms() if isinstance(a, Sym)}
+
+    def subs(self, mapping: Mapping[str, ExprLike]) -> Formula:
+        raise NotImplementedError
+
+
+_CMP_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+_CMP_NEG = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "==": "!=", "!=": "=="}
+
+
+class Cmp(Formula):
+    """``lhs OP rhs`` as written; OP in ``== != < <= > >=``."""
+
+    __slots__ = ("_hash", "_key", "lhs", "op", "rhs")
+
+    def __init__(self, op: str, lhs: Expr, rhs: Expr):
+        assert op in _CMP_FLIP, op
+        self.op, self.lhs, self.rhs = op, lhs, rhs
+        self._key = ("cmp", op, lhs._key, rhs._key)
+        self._hash = hash(self._key)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Cmp)
+            and (self.op, self.lhs, self.rhs) == (other.op, other.lhs, other.rhs)
+        )
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def evaluate(self, env: Mapping[str, int]) -> bool:
+        a, b = self.lhs.evaluate(env), self.rhs.evaluate(env)
+        return {
+            "==": a == b,
+            "!=": a != b,
+            "<": a < b,
+            "<=": a <= b,
+            ">": a > b,
+            ">=": a >= b,
+        }[self.op]
+
+    def atoms(self) -> set[Atom]:
+        return self.lhs.atoms() | self.rhs.atoms()
+
+    def subs(self, mapping: Mapping[str, ExprLike]) -> Formula:
+        return _cmp(self.op, self.lhs.subs(mapping), self.rhs.subs(mapping))
+
+    def difference(self) -> Expr:
+        """``lhs - rhs``: the condition is ``difference() OP 0``."""
+        return self.lhs - self.rhs
+
+    def __str__(self) -> str:
+        return f"{self.lhs} {self.op} {self.rhs}"
+
+    def __repr__(self) -> str:
+        return f"Cmp({self})"
+
+
+class BoolConst(Formula):
+    __slots__ = ("_key", "value")
+
+    def __init__(self, value: bool):
+        self.value = bool(value)
+        self._key = ("const", self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BoolConst) and other.value == self.value
+
+    def __hash__(self) -> int:
+        return hash(("boolconst", self.value))
+
+    def evaluate(self, env: Mapping[str, int]) -> bool:
+        return self.value
+
+    def atoms(self) -> set[Atom]:
+        return set()
+
+    def subs(self, mapping: Mapping[str, ExprLike]) -> Formula:
+        return self
+
+    def __str__(self) -> str:
+        return "True" if self.value else "False"
+
+    __repr__ = __str__
+
+
+TRUE, FALSE = BoolConst(True), BoolConst(False)
+
+
+class BoolOp(Formula):
+    """``and`` / ``or`` over two or more conditions, or ``not`` of one."""
+
+    __slots__ = ("_hash", "_key", "args", "kind")
+
+    def __init__(self, kind: str, args: tuple[Formula, ...]):
+        assert kind in ("and", "or", "not")
+        self.kind, self.args = kind, args
+        self._key = (kind, tuple(a._key for a in args))
+        self._hash = hash(self._key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BoolOp) and (self.kind, self.args) == (other.kind, other.args)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def evaluate(self, env: Mapping[str, int]) -> bool:
+        if self.kind == "not":
+            return not self.args[0].evaluate(env)
+        if self.kind == "and":
+            return all(a.evaluate(env) for a in self.args)
+        return any(a.evaluate(env) for a in self.args)
+
+    def atoms(self) -> set[Atom]:
+        out: set[Atom] = set()
+        for a in self.args:
+            out |= a.atoms()
+        return out
+
+    def subs(self, mapping: Mapping[str, ExprLike]) -> Formula:
+        args = [a.subs(mapping) for a in self.args]
+        if self.kind == "not":
+            return negate(args[0])
+        return conj(*args) if self.kind == "and" else disj(*args)
+
+    def __str__(self) -> str:
+        if self.kind == "not":
+            return f"not ({self.args[0]})"
+        sep = f" {self.kind} "
+        return sep.join(f"({a})" if isinstance(a, BoolOp) else str(a) for a in self.args)
+
+    def __repr__(self) -> str:
+        return f"BoolOp({self})"
+
+
+def _as_formula(x: Formula | bool) -> Formula:
+    if isinstance(x, Formula):
+        return x
+    if isinstance(x, bool):
+        return TRUE if x else FALSE
+    if isinstance(x, str):
+        from ._parse import parse_formula
+
+        return parse_formula(x)
+    raise ShapeError(f"expected a condition, got {type(x).__name__} {x!r}")
+
+
+def _cmp(op: str, lhs: ExprLike, rhs: ExprLike) -> Formula:
+    lhs, rhs = as_expr(lhs), as_expr(rhs)
+    d = lhs - rhs
+    if d.is_const:
+        return BoolConst(Cmp(op, d, Expr.const(0)).evaluate({}))
+    return Cmp(op, lhs, rhs)
+
+
+def eq(a: ExprLike, b: ExprLike) -> Formula:
+    return _cmp("==", a, b)
+
+
+def ne(a: ExprLike, b: ExprLike) -> Formula:
+    return _cmp("!=", a, b)
+
+
+def lt(a: ExprLike, b: ExprLike) -> Formula:
+    return _cmp("<", a, b)
+
+
+def le(a: ExprLike, b: ExprLike) -> Formula:
+    return _cmp("<=", a, b)
+
+
+def gt(a: ExprLike, b: ExprLike) -> Formula:
+    return _cmp(">", a, b)
+
+
+def ge(a: ExprLike, b: ExprLike) -> Formula:
+    return _cmp(">=", a, b)
+
+
+def conj(*args: Formula | bool) -> Formula:
+    flat: list[Formula] = []
+    for a in map(_as_formula, args):
+        if isinstance(a, BoolConst):
+            if not a.value:
+                return FALSE
+            continue
+        if isinstance(a, BoolOp) and a.kind == "and":
+            flat.extend(a.args)
+        elif a not in flat:
+            flat.append(a)
+    if not flat:
+        return TRUE
+    return flat[0] if len(flat) == 1 else BoolOp("and", tuple(flat))
+
+
+def disj(*args: Formula | bool) -> Formula:
+    flat: list[Formula] = []
+    for a in map(_as_formula, args):
+        if isinstance(a, BoolConst):
+            if a.value:
+                return TRUE
+            continue
+        if isinstance(a, BoolOp) and a.kind == "or":
+            flat.extend(a.args)
+        elif a not in flat:
+            flat.append(a)
+    if not flat:
+        return FALSE
+    return flat[0] if len(flat) == 1 else BoolOp("or", tuple(flat))
+
+
+def negate(a: Formula | bool) -> Formula:
+    a = _as_formula(a)
+    if isinstance(a, BoolConst):
+        return BoolConst(not a.value)
+    if isinstance(a, Cmp):
+        return Cmp(_CMP_NEG[a.op], a.lhs, a.rhs)
+    if isinstance(a, BoolOp) and a.kind == "not":
+        return a.args[0]
+    return BoolOp("not", (a,))
+
+
+# --------------------------------------------------------------------- printing
+
+
+def _atom_str(a: Atom) -> str:
+    if isinstance(a, Sym):
+        return a.name
+    assert isinstance(a, Op)
+    k = a.kind
+    if k in ("floordiv", "mod"):
+        n, d = a.args
+        op = "//" if k == "floordiv" else "%"
+        return f"{_operand_str(n)} {op} {_divisor_str(d)}"
+    if k == "where":
+        c, x, y = a.args
+        return f"where({c}, {x}, {y})"
+    return f"{k}({', '.join(str(x) for x in a.args)})"
+
+
+def _operand_str(e: Expr) -> str:
+    """Left operand of // or %: parenthesised unless a single product."""
+    if len(e.terms) == 1 and not _has_divmod_factor(e.terms[0][0]):
+        return _expr_str(e)
+    if e.is_const:
+        return _expr_str(e)
+    return f"({_expr_str(e)})"
+
+
+def _divisor_str(e: Expr) -> str:
+    if e.is_const and e.const_value >= 0:
+        return str(e.const_value)
+    if e.as_symbol() is not None:
+        return str(e)
+    return f"({_expr_str(e)})"
+
+
+def _has_divmod_factor(m: Monomial) -> bool:
+    return any(isinstance(a, Op) and a.kind in ("floordiv", "mod") for a, _ in m)
+
+
+def _mono_str(m: Monomial) -> str:
+    parts = []
+    for a, p in m:
+        s = _atom_str(a)
+        if isinstance(a, Op) and a.kind in ("floordiv", "mod") and (len(m) > 1 or p > 1):
+            s = f"({s})"
+        parts.extend([s] * p)
+    return "*".join(parts)
+
+
+def _expr_str(e: Expr) -> str:
+    if not e.terms:
+        return "0"
+    out = ""
+    for i, (m, c) in enumerate(e.terms):
+        if m == ():
+            body = str(abs(c))
+        else:
+            ms = _mono_str(m)
+            lone_divmod = len(m) == 1 and m[0][1] == 1 and _has_divmod_factor(m)
+            if lone_divmod and (abs(c) != 1 or (i == 0 and c < 0)):
+                ms = f"({ms})"
+            body = ms if abs(c) == 1 else f"{abs(c)}*{ms}"
+        if i == 0:
+            out = ("-" if c < 0 else "") + body
+        else:
+            out += (" - " if c < 0 else " + ") + body
+    return out

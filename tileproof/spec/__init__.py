@@ -1,0 +1,1 @@
+"""tileproof layer (being built)."""
