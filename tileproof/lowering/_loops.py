@@ -1,0 +1,254 @@
+"""Loops and branches of a traced body: counted loops, inductions, provenance shifts.
+
+A loop body is interpreted twice.  The first pass feeds each carry a
+placeholder symbol and classifies what comes out: unchanged (invariant),
+``placeholder + step`` (an induction), or — for tiles with ring provenance —
+provenance that moves by a constant number of ranks per step.  The second
+pass interprets the body for real, with every carry expressed in the loop
+variable, and records its nodes in the :class:`Loop`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import replace
+
+from .. import shapes
+from ._lower import _Block, _Ctx, _interp, _need_cond, _need_int
+from ._model import Branch, Loop, Unsupported
+from ._values import SV, bool_sv, int_sv, opaque
+
+__all__ = ["_cond", "_scan", "_while"]
+
+
+def _jx(closed):
+    return closed.jaxpr if hasattr(closed, "jaxpr") else closed
+
+
+def _run(ctx: _Ctx, closed, args: list[SV], block: _Block) -> list[SV]:
+    jx = _jx(closed)
+    env = {}
+    from ._values import literal
+
+    for v, c in zip(jx.constvars, getattr(closed, "consts", [])):
+        env[v] = literal(c)
+    env.update(zip(jx.invars, args))
+    return _interp(ctx, jx, env, block)
+
+
+_PH = "_k"
+
+
+@contextlib.contextmanager
+def _first_pass(ctx: _Ctx):
+    """A throwaway interpretation: its nodes, names and data symbols are forgotten."""
+    names, data, depth = set(ctx.names), dict(ctx.data), ctx.depth
+    try:
+        yield _Block([])
+    finally:
+        ctx.names, ctx.data, ctx.depth = names, data, depth
+
+
+def _placeholders(ctx: _Ctx, init: list[SV]) -> list[SV]:
+    out = []
+    for i, sv in enumerate(init):
+        if sv.is_int:
+            out.append(int_sv(shapes.sym(f"{_PH}{i}"), sv.shape, sv.bits))
+        elif sv.prov is not None and ctx.rank_var:
+            out.append(replace(sv, prov=shapes.sym(ctx.rank_var)))
+        else:
+            out.append(sv)
+    return out
+
+
+def _classify(ctx: _Ctx, init: list[SV], outs: list[SV], loopvar: str):
+    """Per carry: ("inv",), ("ind", step), ("shift", delta) or ("var",)."""
+    phs = {f"{_PH}{i}" for i in range(len(init))}
+    kinds = []
+    for i, (a, b) in enumerate(zip(init, outs)):
+        if a.is_int and b.is_int:
+            diff = b.expr - shapes.sym(f"{_PH}{i}")
+            free = diff.free_symbols()
+            if diff.is_const and diff.const_value == 0:
+                kinds.append(("inv",))
+            elif not (free & phs) and loopvar not in free:
+                kinds.append(("ind", diff))
+            elif not (free - phs) and not b.expr.free_symbols() - phs - {f"{_PH}{i}"}:
+                kinds.append(("var",))
+            else:
+                kinds.append(("var",))
+        elif a.prov is not None and b.prov is not None and ctx.rank_var:
+            delta = b.prov - shapes.sym(ctx.rank_var)
+            free = delta.free_symbols()
+            if ctx.rank_var not in free and loopvar not in free and not (free & phs):
+                kinds.append(("shift", delta))
+            else:
+                kinds.append(("var",))
+        else:
+            kinds.append(("var",))
+    return kinds
+
+
+def _bind_invariants(e: shapes.Expr, init: list[SV]) -> shapes.Expr:
+    repl = {f"{_PH}{i}": sv.expr for i, sv in enumerate(init) if sv.is_int}
+    return e.subs(repl)
+
+
+def _carry_values(ctx, init, kinds, s: shapes.Expr) -> list[SV]:
+    """Carry values at iteration s (number of completed iterations)."""
+    vals = []
+    for sv, kind in zip(init, kinds):
+        if kind[0] == "inv":
+            vals.append(sv)
+        elif kind[0] == "ind":
+            vals.append(int_sv(sv.expr + _bind_invariants(kind[1], init) * s, sv.shape, sv.bits))
+        elif kind[0] == "shift":
+            delta = _bind_invariants(kind[1], init)
+            vals.append(replace(sv, prov=sv.prov.subs({ctx.rank_var: shapes.sym(ctx.rank_var) + delta * s})))
+        elif sv.is_int or sv.is_bool:
+            vals.append(opaque(sv.shape, "a loop-carried value that is not an induction"))
+        else:
+            vals.append(replace(sv, prov=None))
+    return vals
+
+
+def _loop(ctx: _Ctx, run_body, init: list[SV], counter: int | None, lo, hi, trip, loc, block: _Block,
+          pass1_kinds):
+    """Shared second pass: the Loop node and the values after the loop."""
+    var = ctx.fresh(f"i_{loc.line}" if loc.line else "i")
+    v = shapes.sym(var)
+    s = v - lo
+    carries = _carry_values(ctx, init, pass1_kinds, s)
+    if counter is not None:
+        carries[counter] = int_sv(v, init[counter].shape, init[counter].bits)
+    node = Loop(var, lo, hi, [], loc)
+    block.add(node)
+    ctx.depth += 1
+    try:
+        run_body(carries, _Block(node.body))
+    finally:
+        ctx.depth -= 1
+    after = _carry_values(ctx, init, pass1_kinds, shapes.maximum(trip, 0))
+    return [a if k[0] in ("inv", "ind") else replace(a, prov=None) if not (a.is_int or a.is_bool) else a
+            for a, k in zip(after, pass1_kinds)]
+
+
+def _while(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
+    p = eqn.params
+    nc, nb = p["cond_nconsts"], p["body_nconsts"]
+    cconsts, bconsts, init = ins[:nc], ins[nc : nc + nb], ins[nc + nb :]
+    with _first_pass(ctx) as scratch:
+        phs = _placeholders(ctx, init)
+        cond_out = _run(ctx, p["cond_jaxpr"], cconsts + phs, scratch)[0]
+        outs = _run(ctx, p["body_jaxpr"], bconsts + phs, scratch)
+    kinds = _classify(ctx, init, outs, "")
+    counter, hi = None, None
+    c = cond_out.cond if cond_out.is_bool else None
+    if isinstance(c, shapes.Cmp) and c.op in ("<", ">"):
+        lhs, rhs = (c.lhs, c.rhs) if c.op == "<" else (c.rhs, c.lhs)
+        name = lhs.as_symbol()
+        if name and name.startswith(_PH):
+            i = int(name[len(_PH):])
+            if kinds[i][0] == "ind" and kinds[i][1] == shapes.as_expr(1):
+                bound = _bind_invariants(rhs, init)
+                if not bound.free_symbols() & {f"{_PH}{j}" for j in range(len(init))}:
+                    counter, hi = i, bound
+    if counter is None or not init[counter].is_int:
+        block.add(Unsupported("a while loop that is not a counted fori_loop (counter < bound, step 1)", loc))
+        return [opaque(sv.shape, "the result of an unmodelled while loop") for sv in init]
+    for sv, what in ((init[counter], "lower bound"),):
+        if _need_int(sv, f"the loop {what}", loc, block) is None:
+            return [opaque(x.shape, "an unmodelled loop") for x in init]
+    lo = init[counter].expr
+    bad = [s for s in hi.free_symbols() if s.startswith("_")]
+    if bad:
+        block.add(Unsupported("a loop bound that depends on an unmodelled value", loc))
+        return [opaque(x.shape, "an unmodelled loop") for x in init]
+
+    def run_body(carries, blk):
+        _run(ctx, p["body_jaxpr"], bconsts + carries, blk)
+
+    after = _loop(ctx, run_body, init, counter, lo, hi, hi - lo, loc, block, kinds)
+    after[counter] = int_sv(shapes.maximum(lo, hi), init[counter].shape, init[counter].bits)
+    return after
+
+
+def _scan(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
+    p = eqn.params
+    nconst, ncarry, length = p["num_consts"], p["num_carry"], p["length"]
+    consts, init, xs = ins[:nconst], ins[nconst : nconst + ncarry], ins[nconst + ncarry :]
+    jx = _jx(p["jaxpr"])
+    x_avals = [v.aval for v in jx.invars[nconst + ncarry :]]
+    x_slices = [opaque(a.shape, "a scanned-over array") for a in x_avals]
+    with _first_pass(ctx) as scratch:
+        phs = _placeholders(ctx, init)
+        outs = _run(ctx, p["jaxpr"], consts + phs + x_slices, scratch)[:ncarry]
+    kinds = _classify(ctx, init, outs, "")
+    counter = next((i for i, k in enumerate(kinds) if k[0] == "ind" and k[1] == shapes.as_expr(1)
+                    and init[i].is_int), None)
+    if p.get("reverse") and any(k[0] in ("ind", "shift") for k in kinds):
+        block.add(Unsupported("a reversed scan with induction variables", loc))
+    lo = init[counter].expr if counter is not None else shapes.as_expr(0)
+    hi = lo + length
+
+    def run_body(carries, blk):
+        _run(ctx, p["jaxpr"], consts + carries + x_slices, blk)
+
+    after = _loop(ctx, run_body, init, counter, lo, hi, shapes.as_expr(length), loc, block, kinds)
+    ys = [opaque((length, *v.aval.shape), "stacked loop outputs") for v in jx.outvars[ncarry:]]
+    return after + ys
+
+
+def _merge(cond: shapes.Formula, a: SV, b: SV) -> SV:
+    if a.is_int and b.is_int:
+        return int_sv(shapes.where(cond, a.expr, b.expr), a.shape, max(a.bits, b.bits))
+    if a.is_bool and b.is_bool:
+        return bool_sv(shapes.disj(shapes.conj(cond, a.cond), shapes.conj(shapes.negate(cond), b.cond)), a.shape)
+    prov = a.prov if a.prov is not None and a.prov == b.prov else None
+    return opaque(a.shape, "a value chosen by a branch", prov)
+
+
+def _bool_of_index(idx: SV) -> shapes.Formula | None:
+    """``convert(pred)`` reads back as ``pred`` (lax.cond's index of a boolean)."""
+    atom = idx.expr.as_atom() if idx.is_int else None
+    if getattr(atom, "kind", None) == "where" and atom.args[1] == 1 and atom.args[2] == 0:
+        return atom.args[0]
+    return None
+
+
+def _cond(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
+    branches = eqn.params["branches"]
+    idx, ops = ins[0], ins[1:]
+    if len(branches) == 2:
+        cond = _bool_of_index(idx)
+        if cond is None:
+            cond = _need_cond(idx, "a branch condition", loc, block)
+        if cond is None:
+            return [opaque(v.aval.shape, "an unmodelled branch") for v in eqn.outvars]
+        node = Branch(cond, [], [], loc)
+        block.add(node)
+        ctx.depth += 1
+        try:
+            t = _run(ctx, branches[1], ops, _Block(node.then))
+            f = _run(ctx, branches[0], ops, _Block(node.orelse))
+        finally:
+            ctx.depth -= 1
+        return [_merge(cond, a, b) for a, b in zip(t, f)]
+    e = _need_int(idx, "a switch index", loc, block)
+    if e is None:
+        return [opaque(v.aval.shape, "an unmodelled switch") for v in eqn.outvars]
+    k = len(branches)
+    clamped = shapes.minimum(shapes.maximum(e, 0), k - 1)
+    outs_all = []
+    cur = block
+    ctx.depth += 1
+    try:
+        for i, br in enumerate(branches):
+            c = shapes.eq(clamped, i) if i < k - 1 else shapes.conj()
+            node = Branch(c, [], [], loc)
+            cur.add(node)
+            outs_all.append(_run(ctx, br, ops, _Block(node.then)))
+            cur = _Block(node.orelse)
+    finally:
+        ctx.depth -= 1
+    return [opaque(v.aval.shape, "a value chosen by a switch") for v in eqn.outvars]

@@ -1,0 +1,429 @@
+"""Trace a kernel body with ``jax.make_jaxpr`` and read it into the schedule model.
+
+The body is traced once with :class:`~tileproof.spec.Ref` handles; the jaxpr
+is then interpreted symbolically, equation by equation.  Counted loops
+(``fori_loop`` appears as ``while`` with a counter, or as ``scan`` when its
+bounds are static) become :class:`Loop` nodes over a fresh loop variable;
+loop-carried integers are solved when they are inductions; ring provenance
+carried through a loop is solved when each step shifts it by a constant.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+import jax
+import numpy as np
+
+from .. import shapes
+from ..spec._errors import UNKNOWN, Location, SpecError, location_from_traceback
+from ..spec._kernel import Kernel
+from ..spec._ops import Ref
+from ._model import (
+    Access,
+    Arith,
+    Barrier,
+    Branch,
+    Comm,
+    Data,
+    Dim,
+    Fold,
+    LanePart,
+    Lanes,
+    Loop,
+    Model,
+    Node,
+    SplitReduce,
+    Unsupported,
+    coord,
+)
+from ._values import SV, bool_sv, elementwise, int_sv, literal, opaque, remap
+
+__all__ = ["lower", "trace"]
+
+_CALLS = ("pjit", "jit", "closed_call", "core_call", "remat", "checkpoint", "custom_jvp_call",
+          "custom_vjp_call", "custom_vjp_call_jaxpr", "custom_lin")
+_REDUCE = ("reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "argmax", "argmin",
+           "reduce_and", "reduce_or", "cumsum", "cummax", "cumlogsumexp")
+_ARITH = ("add", "sub", "mul", "neg", "shift_left", "integer_pow")
+
+
+def trace(kernel: Kernel):
+    """The body's closed jaxpr, or a :class:`SpecError` at the user's line."""
+    refs = [Ref(name, decl) for name, decl in kernel.tensors.items()]
+    try:
+        return jax.make_jaxpr(lambda: (kernel.body(*refs), None)[1])()
+    except SpecError:
+        raise
+    except shapes.ShapeError as e:
+        raise SpecError(str(e), location_from_traceback(e.__traceback__)) from None
+    except (jax.errors.TracerBoolConversionError, jax.errors.ConcretizationTypeError,
+            jax.errors.TracerIntegerConversionError) as e:
+        raise SpecError(
+            "Python control flow on a traced value (a program id, size, lane id, rank or data): "
+            f"{type(e).__name__}",
+            location_from_traceback(e.__traceback__),
+            "The body is traced once for all programs; use `tp.when(cond)`, `lax.cond`, "
+            "`lax.fori_loop` or `jnp.where` instead of Python `if`/`for`/`int()` on it.",
+        ) from None
+    except Exception as e:  # noqa: BLE001 - any failure to trace is a spec error at the user's line
+        msg = str(e).splitlines()[0] if str(e) else ""
+        raise SpecError(
+            f"the body of kernel {kernel.name!r} does not trace with jax.make_jaxpr: "
+            f"{type(e).__name__}: {msg}",
+            location_from_traceback(e.__traceback__),
+            "Fix the body so that it runs under jax.make_jaxpr (see the message above).",
+        ) from None
+
+
+def _loc_of(eqn) -> Location:
+    site = eqn.params.get("site") if hasattr(eqn, "params") else None
+    if isinstance(site, Location):
+        return site
+    try:
+        from jax._src import source_info_util as siu
+
+        fr = siu.user_frame(eqn.source_info.traceback)
+        if fr is not None:
+            return Location(os.path.abspath(fr.file_name), fr.start_line)
+    except Exception:  # noqa: BLE001 - location is best effort
+        pass
+    return UNKNOWN
+
+
+class _Ctx:
+    """Interpretation state: the kernel, fresh names, and where nodes go."""
+
+    def __init__(self, kernel: Kernel):
+        self.kernel = kernel
+        self.names: set[str] = set(kernel.sizes) | {g.name for g in kernel.grid}
+        self.data: dict[str, Data] = {}
+        self.lanes: list[tuple[str, int]] = []  # (lane var, lane count), innermost last
+        self.depth = 0  # loops and branches around the current block
+        self.rank_var = kernel.ranks.name if kernel.ranks is not None else None
+        if self.rank_var:
+            self.names.add(self.rank_var)
+
+    def fresh(self, base: str) -> str:
+        base = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in base) or "v"
+        if base[0].isdigit():
+            base = "v" + base
+        name, k = base, 1
+        while name in self.names:
+            k += 1
+            name = f"{base}_{k}"
+        self.names.add(name)
+        return name
+
+
+class _Block:
+    """Nodes being collected; an early exit re-roots the rest under a guard."""
+
+    def __init__(self, nodes: list[Node]):
+        self.nodes = nodes
+
+    def add(self, node: Node) -> None:
+        self.nodes.append(node)
+
+
+def lower(kernel: Kernel) -> Model:
+    """Lower a kernel spec to its schedule model."""
+    closed = trace(kernel)
+    ctx = _Ctx(kernel)
+    body: list[Node] = []
+    block = _Block(body)
+    env = {}
+    for v, c in zip(closed.jaxpr.constvars, closed.consts):
+        env[v] = literal(c) if np.ndim(c) == 0 or np.issubdtype(np.asarray(c).dtype, np.integer) else opaque(np.shape(c), "a constant")
+    _interp(ctx, closed.jaxpr, env, block, top=True)
+    ranks = None
+    if kernel.ranks is not None:
+        ranks = (ctx.rank_var, kernel.ranks.size, kernel.ranks.topology)
+    return Model(
+        name=kernel.name,
+        source=str(kernel.location),
+        sizes=kernel.sizes,
+        assume=list(kernel.assume),
+        grid=[(g.name, g.extent) for g in kernel.grid],
+        tensors=kernel.tensors,
+        body=body,
+        index_bits=kernel.index_bits,
+        ranks=ranks,
+        launch=kernel.launch,
+        data=ctx.data,
+    )
+
+
+# ----------------------------------------------------------------------------- walking
+
+
+def _read(env, atom) -> SV:
+    if hasattr(atom, "val"):  # Literal
+        return literal(atom.val)
+    return env[atom]
+
+
+def _interp(ctx: _Ctx, jaxpr, env: dict, block: _Block, top: bool = False) -> list[SV]:
+    lanes_stack: list[tuple[Lanes, _Block]] = []
+    for eqn in jaxpr.eqns:
+        name = eqn.primitive.name
+        ins = [_read(env, a) for a in eqn.invars]
+        loc = _loc_of(eqn)
+        if name == "tp_lanes_begin":
+            var = ctx.fresh(f"lane{'' if not ctx.lanes else len(ctx.lanes)}")
+            node = Lanes(eqn.params["n"], eqn.params["mode"], eqn.params["axis"], var, [], loc)
+            block.add(node)
+            lanes_stack.append((node, block))
+            ctx.lanes.append((var, eqn.params["n"]))
+            block = _Block(node.body)
+            continue
+        if name == "tp_lanes_end":
+            if not lanes_stack:
+                raise SpecError("lanes() region closed in a different scope than it was opened", loc)
+            _node, block = lanes_stack.pop()
+            ctx.lanes.pop()
+            continue
+        outs = _eqn(ctx, eqn, name, ins, loc, block, top and not lanes_stack)
+        if isinstance(outs, _Block):  # an early exit re-rooted the block
+            block = outs
+            outs = []
+        for v, sv in zip(eqn.outvars, outs):
+            env[v] = sv
+    if lanes_stack:
+        raise SpecError("a lanes() region was not closed", lanes_stack[-1][0].loc)
+    return [_read(env, v) for v in jaxpr.outvars]
+
+
+def _need_int(sv: SV, what: str, loc: Location, block: _Block) -> shapes.Expr | None:
+    if sv.is_int:
+        return sv.expr
+    if sv.is_bool:
+        return shapes.where(sv.cond, 1, 0)
+    block.add(Unsupported(f"{what} depends on {sv.why or 'a value the lowering cannot model'}", loc))
+    return None
+
+
+def _need_cond(sv: SV, what: str, loc: Location, block: _Block) -> shapes.Formula | None:
+    if sv.is_bool:
+        return sv.cond
+    if sv.is_int:
+        return shapes.ne(sv.expr, 0)
+    block.add(Unsupported(f"{what} depends on {sv.why or 'a value the lowering cannot model'}", loc))
+    return None
+
+
+def _out_shape(eqn, k=0):
+    return tuple(getattr(eqn.outvars[k].aval, "shape", ()))
+
+
+def _eqn(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Block, top: bool):
+    p = eqn.params
+    if name.startswith("tp_"):
+        return _kernel_op(ctx, eqn, name, ins, loc, block, top)
+    if name in _CALLS:
+        inner = p.get("jaxpr") or p.get("call_jaxpr") or p.get("fun_jaxpr")
+        jname = p.get("name", "")
+        if jname == "floor_divide" and all(a.is_int for a in ins):
+            return [int_sv(shapes.floordiv(ins[0].expr, ins[1].expr), _out_shape(eqn), ins[0].bits)]
+        if jname == "remainder" and all(a.is_int for a in ins):
+            return [int_sv(shapes.mod(ins[0].expr, ins[1].expr), _out_shape(eqn), ins[0].bits)]
+        closed = inner
+        jx = closed.jaxpr if hasattr(closed, "jaxpr") else closed
+        sub_env = dict(zip(jx.constvars, [literal(c) for c in getattr(closed, "consts", [])]))
+        sub_env.update(zip(jx.invars, ins))
+        return _interp(ctx, jx, sub_env, block)
+    if name == "while":
+        return _while(ctx, eqn, ins, loc, block)
+    if name == "scan":
+        return _scan(ctx, eqn, ins, loc, block)
+    if name == "cond":
+        return _cond(ctx, eqn, ins, loc, block)
+    shape = _out_shape(eqn)
+    if name == "iota":
+        dim = p["dimension"]
+        return [int_sv(shapes.sym(coord(dim)), shape)]
+    if name == "convert_element_type":
+        x = ins[0]
+        new = np.dtype(p["new_dtype"])
+        if x.is_bool and np.issubdtype(new, np.integer):
+            return [replace(int_sv(shapes.where(x.cond, 1, 0), shape, new.itemsize * 8))]
+        if x.is_int and new == np.dtype(bool):
+            return [bool_sv(shapes.ne(x.expr, 0), shape)]
+        if x.is_int and np.issubdtype(new, np.integer):
+            return [replace(x, bits=new.itemsize * 8)]
+        if x.is_opaque or x.is_int or x.is_bool:
+            return [opaque(shape, x.why or "a value converted to floating point", x.prov, x.split_axis)
+                    if not np.issubdtype(new, np.integer) and new != np.dtype(bool) else x]
+    if name == "broadcast_in_dim":
+        x = ins[0]
+        bd = p["broadcast_dimensions"]
+        mapping = {k: (bd[k] if x.shape[k] == shape[bd[k]] else None) for k in range(len(x.shape))}
+        return [remap(x, mapping, shape)]
+    if name in ("reshape", "squeeze", "expand_dims"):
+        x = ins[0]
+        src = [k for k, n in enumerate(x.shape) if n != 1]
+        dst = [k for k, n in enumerate(shape) if n != 1]
+        if [x.shape[k] for k in src] == [shape[k] for k in dst]:
+            mapping = {k: None for k in range(len(x.shape))}
+            mapping.update(dict(zip(src, dst)))
+            return [remap(x, mapping, shape)]
+        return [opaque(shape, f"a reshape {x.shape} -> {shape}", x.prov)]
+    if name == "transpose":
+        x = ins[0]
+        perm = p["permutation"]
+        return [remap(x, {old: new for new, old in enumerate(perm)}, shape)]
+    if name in ("copy", "copy_p", "optimization_barrier"):
+        return ins
+    if name in _REDUCE:
+        x = ins[0]
+        axes = tuple(p.get("axes", ()) or (p.get("axis"),))
+        if x.split_axis is not None and x.split_axis in axes:
+            block.add(SplitReduce(name, x.split_axis, loc))
+        split = None
+        if x.split_axis is not None and x.split_axis not in axes:
+            split = x.split_axis - sum(1 for a in axes if a is not None and a < x.split_axis)
+        return [opaque(s.aval.shape, f"{name} of a tile", x.prov, split) for s in eqn.outvars]
+    if name == "dot_general":
+        return [_dot(eqn, ins, loc, block)]
+    res = elementwise(name, ins, shape, p) if len(eqn.outvars) == 1 else None
+    if res is not None:
+        if name in _ARITH and res.is_int and not res.expr.is_const:
+            block.add(Arith(res.expr, res.bits, name, loc))
+        return [res]
+    prov = next((a.prov for a in ins if a.prov is not None), None)
+    return [opaque(getattr(v.aval, "shape", ()), f"the primitive {name}", prov) for v in eqn.outvars]
+
+
+def _dot(eqn, ins, loc, block) -> SV:
+    (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+    lhs, rhs = ins[0], ins[1]
+    for x, contract in ((lhs, lc), (rhs, rc)):
+        if x.split_axis is not None and x.split_axis in contract:
+            block.add(SplitReduce("dot_general", x.split_axis, loc))
+    split = None
+    lfree = [k for k in range(len(lhs.shape)) if k not in lc and k not in lb]
+    rfree = [k for k in range(len(rhs.shape)) if k not in rc and k not in rb]
+    order = [("l", k) for k in lb] + [("l", k) for k in lfree] + [("r", k) for k in rfree]
+    for pos, (side, k) in enumerate(order):
+        x = lhs if side == "l" else rhs
+        if x.split_axis == k:
+            split = pos
+    prov = lhs.prov if lhs.prov is not None else rhs.prov
+    return opaque(_out_shape(eqn), "a matrix product", prov, split)
+
+
+# ----------------------------------------------------------------------- kernel ops
+
+
+def _kernel_op(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Block, top: bool):
+    k = ctx.kernel
+    p = eqn.params
+    if name == "tp_size":
+        if p["name"] not in k.sizes:
+            raise SpecError(f"size({p['name']!r}) names no size of kernel {k.name!r} "
+                            f"(sizes: {', '.join(k.sizes)})", loc)
+        return [int_sv(shapes.sym(p["name"]))]
+    if name in ("tp_program_id", "tp_num_programs"):
+        axis = p["axis"]
+        if not 0 <= axis < len(k.grid):
+            raise SpecError(f"program_id({axis}) but the grid has {len(k.grid)} axes", loc)
+        g = k.grid[axis]
+        return [int_sv(shapes.sym(g.name) if name == "tp_program_id" else g.extent)]
+    if name in ("tp_lane_id", "tp_num_lanes"):
+        if not ctx.lanes:
+            raise SpecError("lane_id() outside a `with lanes(n):` region", loc)
+        var, n = ctx.lanes[-1]
+        return [int_sv(shapes.sym(var) if name == "tp_lane_id" else n)]
+    if name in ("tp_rank_id", "tp_num_ranks"):
+        if k.ranks is None:
+            raise SpecError("rank_id()/num_ranks() in a kernel declared without ranks=Ranks(...)", loc)
+        return [int_sv(shapes.sym(ctx.rank_var) if name == "tp_rank_id" else k.ranks.size)]
+    if name in ("tp_load", "tp_store"):
+        return _access(ctx, eqn, name, ins, loc, block)
+    if name == "tp_barrier":
+        block.add(Barrier(p["scope"], loc))
+        return []
+    if name == "tp_exit":
+        if not top or ctx.depth:
+            raise SpecError("exit_if() is supported at the top level of the body only "
+                            "(not inside loops, branches or lanes)", loc)
+        cond = _need_cond(ins[0], "the early-exit condition", loc, block)
+        if cond is None:
+            return []
+        guard = Branch(shapes.negate(cond), [], [], loc, exit=True)
+        block.add(guard)
+        return _Block(guard.then)
+    if name == "tp_lane_part":
+        tile = ins[0]
+        axis, n = p["axis"], p["n"]
+        if not 0 <= axis < len(tile.shape):
+            raise SpecError(f"lane_part(axis={axis}) of a tile of shape {tile.shape}", loc)
+        block.add(LanePart(tile.shape[axis], n, axis, tile.shape, loc))
+        return [opaque(_out_shape(eqn), "a lane's share of a tile", tile.prov, axis)]
+    if name == "tp_sendrecv":
+        value, dst, src, send, recv = ins
+        d = _need_int(dst, "the destination rank", loc, block)
+        s = _need_int(src, "the source rank", loc, block)
+        cs = _need_cond(send, "the send condition", loc, block)
+        cr = _need_cond(recv, "the receive condition", loc, block)
+        if None in (d, s, cs, cr):
+            return [opaque(value.shape, "an unmodelled ring step")]
+        block.add(Comm(d, s, cs, cr, value.prov, loc))
+        prov = value.prov.subs({ctx.rank_var: s}) if value.prov is not None else None
+        return [replace(value, prov=prov)]
+    if name == "tp_fold":
+        value, when = ins
+        cond = _need_cond(when, "the fold condition", loc, block)
+        if value.prov is None:
+            block.add(Unsupported("fold() of a value whose ring provenance is unknown "
+                                  "(load it from a sharded tensor and move it with sendrecv)", loc))
+        block.add(Fold(value.prov, cond if cond is not None else shapes.conj(), loc))
+        return [value]
+    raise SpecError(f"unknown kernel operation {name}", loc)
+
+
+def _access(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Block):
+    p = eqn.params
+    tensor = p["tensor"]
+    decl = ctx.kernel.tensors[tensor]
+    ops = ins[1:] if name == "tp_store" else ins
+    dims_spec = p["dims"]
+    starts, mask_sv = ops[: len(dims_spec)], (ops[len(dims_spec)] if p["has_mask"] else None)
+    dims = []
+    ok = True
+    for (kind, size), st in zip(dims_spec, starts):
+        e = _need_int(st, f"an index of {tensor}", loc, block)
+        if e is None:
+            ok = False
+            e = shapes.as_expr(0)
+        dims.append(Dim(e, size, kind == "point"))
+    mask = None
+    if mask_sv is not None:
+        mask = _need_cond(mask_sv, f"the mask of an access to {tensor}", loc, block)
+        if mask is None:
+            ok = False
+    if not ok:
+        if name == "tp_store":
+            return []
+        return [opaque(_out_shape(eqn), f"an unmodelled load of {tensor}")]
+    kind = "store" if name == "tp_store" else "load"
+    node = Access(kind, tensor, tuple(dims), mask, loc)
+    block.add(node)
+    if kind == "store":
+        return []
+    shape = _out_shape(eqn)
+    if decl.is_index:
+        dname = ctx.fresh(f"{tensor}_{loc.line}")
+        rng = decl.values.subs({"v": shapes.sym(dname)}) if decl.values is not None else shapes.conj()
+        bits = np.dtype(decl.dtype).itemsize * 8
+        ctx.data[dname] = Data(dname, tensor, tuple(d.start for d in dims), rng, loc, bits)
+        node.value = dname
+        return [int_sv(shapes.sym(dname), shape, bits)]
+    prov = shapes.sym(ctx.rank_var) if decl.sharded and ctx.rank_var else None
+    return [opaque(shape, f"data loaded from {tensor}", prov)]
+
+
+# ------------------------------------------------------------------------ control flow
+
+from ._loops import _cond, _scan, _while  # noqa: E402  (they call back into _interp)

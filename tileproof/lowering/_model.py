@@ -1,0 +1,238 @@
+"""The tiled schedule model: a small, printable IR the verifier reasons about.
+
+Every integer quantity is a :mod:`tileproof.shapes` expression over sizes,
+program ids, lane ids, ranks, loop variables and data symbols (values read
+from index tensors, constrained only by their declared ranges).  Tile
+coordinates inside an access are the symbols ``_c0, _c1, ...`` (one per
+non-point dimension); masks are conditions over them.  Every node carries the
+user's source location.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .. import shapes
+from ..spec._errors import Location
+
+__all__ = [
+    "Access",
+    "Arith",
+    "Barrier",
+    "Branch",
+    "Comm",
+    "Data",
+    "Dim",
+    "Fold",
+    "LanePart",
+    "Lanes",
+    "Loop",
+    "Model",
+    "Node",
+    "SplitReduce",
+    "Unsupported",
+    "coord",
+]
+
+
+def coord(k: int) -> str:
+    """Name of the k-th tile coordinate symbol."""
+    return f"_c{k}"
+
+
+class Node:
+    loc: Location
+
+
+@dataclass(frozen=True)
+class Dim:
+    """One dimension of an access: ``start + [0, size)``, or a single ``point`` index."""
+
+    start: shapes.Expr
+    size: int
+    point: bool = False
+
+    def __str__(self) -> str:
+        return str(self.start) if self.point else f"ds({self.start}, {self.size})"
+
+
+@dataclass(eq=False)
+class Access(Node):
+    kind: str  # "load" | "store"
+    tensor: str
+    dims: tuple[Dim, ...]
+    mask: shapes.Formula | None
+    loc: Location
+    value: str | None = None  # data symbol bound by a load of an index tensor
+
+    def element(self) -> tuple[shapes.Expr, ...]:
+        """The element index touched at tile coordinates ``_c0, _c1, ...``."""
+        out, k = [], 0
+        for d in self.dims:
+            if d.point:
+                out.append(d.start)
+            else:
+                out.append(d.start + shapes.sym(coord(k)))
+                k += 1
+        return tuple(out)
+
+    def coord_ranges(self) -> list[tuple[str, int]]:
+        """(coordinate symbol, tile extent) for each non-point dimension."""
+        sizes = [d.size for d in self.dims if not d.point]
+        return [(coord(k), n) for k, n in enumerate(sizes)]
+
+
+@dataclass(eq=False)
+class Loop(Node):
+    var: str
+    lo: shapes.Expr
+    hi: shapes.Expr  # exclusive
+    body: list[Node]
+    loc: Location
+
+
+@dataclass(eq=False)
+class Branch(Node):
+    cond: shapes.Formula
+    then: list[Node]
+    orelse: list[Node]
+    loc: Location
+    exit: bool = False  # the continuation after an early exit (cond = not exit condition)
+
+
+@dataclass(eq=False)
+class Barrier(Node):
+    scope: str
+    loc: Location
+
+
+@dataclass(eq=False)
+class Lanes(Node):
+    n: int
+    mode: str  # "task" | "halve"
+    axis: int | None
+    var: str
+    body: list[Node]
+    loc: Location
+
+
+@dataclass(eq=False)
+class LanePart(Node):
+    """A tile halved across lanes: ``extent`` must be divisible by ``n``."""
+
+    extent: int
+    n: int
+    axis: int
+    shape: tuple[int, ...]
+    loc: Location
+
+
+@dataclass(eq=False)
+class SplitReduce(Node):
+    """A reduction over an axis that is split across lanes (each lane sees a share)."""
+
+    primitive: str
+    axis: int
+    loc: Location
+
+
+@dataclass(eq=False)
+class Comm(Node):
+    """A ring step: send to ``dst`` where ``send``; receive from ``src`` where ``recv``."""
+
+    dst: shapes.Expr
+    src: shapes.Expr
+    send: shapes.Formula
+    recv: shapes.Formula
+    prov: shapes.Expr | None  # provenance (origin rank) of the value sent
+    loc: Location
+
+
+@dataclass(eq=False)
+class Fold(Node):
+    """This rank folds the chunk that originated at rank ``prov`` where ``cond``."""
+
+    prov: shapes.Expr | None
+    cond: shapes.Formula
+    loc: Location
+
+
+@dataclass(eq=False)
+class Arith(Node):
+    """An integer intermediate computed in ``bits``-bit arithmetic on the way to an index."""
+
+    expr: shapes.Expr
+    bits: int
+    op: str
+    loc: Location
+
+
+@dataclass(eq=False)
+class Unsupported(Node):
+    what: str
+    loc: Location
+
+
+@dataclass(frozen=True)
+class Data:
+    """A value read from an index tensor; ``range`` is its declared constraint."""
+
+    name: str
+    tensor: str
+    index: tuple[shapes.Expr, ...]
+    range: shapes.Formula  # as declared; the dtype's own range comes on top
+    loc: Location
+    bits: int = 32
+
+    def dtype_range(self) -> shapes.Formula:
+        v = shapes.sym(self.name)
+        lo, hi = -(2 ** (self.bits - 1)), 2 ** (self.bits - 1) - 1
+        return shapes.conj(shapes.ge(v, lo), shapes.le(v, hi))
+
+    def describe(self) -> str:
+        return f"{self.tensor}[{', '.join(map(str, self.index))}]"
+
+
+@dataclass
+class Model:
+    """The lowered kernel."""
+
+    name: str
+    source: str
+    sizes: list[str]
+    assume: list[shapes.Formula]
+    grid: list[tuple[str, shapes.Expr]]
+    tensors: dict  # name -> spec Tensor
+    body: list[Node]
+    index_bits: int = 32
+    ranks: tuple[str, str, shapes.Expr, str] | None = None  # (rank var, count symbol, size, topology)
+    launch: object = None
+    data: dict[str, Data] = field(default_factory=dict)
+    lower_bounds: dict[str, int] = field(default_factory=dict)  # symbols whose minimum is not 1
+
+    # -- traversal helpers
+    def walk(self):
+        """Every node, depth first, in program order."""
+        stack = list(reversed(self.body))
+        while stack:
+            node = stack.pop()
+            yield node
+            for child in reversed(_children(node)):
+                stack.append(child)
+
+    @property
+    def unsupported(self) -> list[Unsupported]:
+        return [n for n in self.walk() if isinstance(n, Unsupported)]
+
+    def listing(self) -> str:
+        from ._print import listing
+
+        return listing(self)
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, (Loop, Lanes)):
+        return list(node.body)
+    if isinstance(node, Branch):
+        return list(node.then) + list(node.orelse)
+    return []

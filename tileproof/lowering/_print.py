@@ -1,0 +1,95 @@
+"""The model as a text listing: what users and tests read to see what the verifier reasons about."""
+
+from __future__ import annotations
+
+from ._model import (
+    Access,
+    Arith,
+    Barrier,
+    Branch,
+    Comm,
+    Fold,
+    LanePart,
+    Lanes,
+    Loop,
+    Model,
+    Node,
+    SplitReduce,
+    Unsupported,
+)
+
+__all__ = ["listing"]
+
+
+def _line(node: Node) -> str:
+    return f"L{node.loc.line:<4}" if node.loc.line else "L?   "
+
+
+def _node(node: Node, model: Model, depth: int, out: list[str]) -> None:
+    pad = "  " * depth
+    pre = f"  {_line(node)} {pad}"
+    if isinstance(node, Access):
+        idx = ", ".join(str(d) for d in node.dims)
+        text = f"{node.kind:<5} {node.tensor}[{idx}]"
+        if node.mask is not None:
+            text += f"  mask {node.mask}"
+        if node.value is not None:
+            text += f"  -> {node.value}  ({model.data[node.value].range})"
+        out.append(pre + text)
+    elif isinstance(node, Loop):
+        out.append(pre + f"for {node.var} in [{node.lo}, {node.hi}):")
+        for c in node.body:
+            _node(c, model, depth + 1, out)
+    elif isinstance(node, Branch):
+        kw = "unless-exited" if node.exit else "if"
+        out.append(pre + f"{kw} {node.cond}:")
+        for c in node.then:
+            _node(c, model, depth + 1, out)
+        if node.orelse:
+            out.append(f"  {_line(node)} {pad}else:")
+            for c in node.orelse:
+                _node(c, model, depth + 1, out)
+    elif isinstance(node, Barrier):
+        out.append(pre + f"barrier({node.scope})")
+    elif isinstance(node, Lanes):
+        how = "task-parallel" if node.mode == "task" else f"halving axis {node.axis}"
+        out.append(pre + f"lanes {node.var} in [0, {node.n}) {how}:")
+        for c in node.body:
+            _node(c, model, depth + 1, out)
+    elif isinstance(node, LanePart):
+        out.append(pre + f"lane_part of tile {list(node.shape)} along axis {node.axis} / {node.n}")
+    elif isinstance(node, SplitReduce):
+        out.append(pre + f"{node.primitive} over lane-split axis {node.axis}")
+    elif isinstance(node, Comm):
+        out.append(pre + f"sendrecv to {node.dst} if {node.send}; from {node.src} if {node.recv}"
+                   f"  (chunk of rank {node.prov})")
+    elif isinstance(node, Fold):
+        out.append(pre + f"fold chunk of rank {node.prov} if {node.cond}")
+    elif isinstance(node, Arith):
+        pass  # intermediate arithmetic is checked, not listed
+    elif isinstance(node, Unsupported):
+        out.append(pre + f"UNSUPPORTED: {node.what}")
+
+
+def listing(model: Model) -> str:
+    out = [f"kernel {model.name}  ({model.source})"]
+    out.append(f"  sizes   {' '.join(model.sizes) or '-'}")
+    if model.assume:
+        out.append(f"  domain  {'; '.join(str(a) for a in model.assume)}")
+    if model.grid:
+        out.append("  grid    " + ", ".join(f"{n} < {e}" for n, e in model.grid))
+    if model.ranks:
+        var, size, topo = model.ranks
+        out.append(f"  ranks   {var} < {size} ({topo})")
+    out.append(f"  index   int{model.index_bits}")
+    out.append("  tensors")
+    width = max((len(n) for n in model.tensors), default=0)
+    for name, t in model.tensors.items():
+        shape = ", ".join(str(d) for d in t.shape)
+        extra = f"  values {t.values}" if t.values is not None else ""
+        extra += "  sharded" if t.sharded else ""
+        out.append(f"    {name:<{width}}  {t.role:<7} {t.dtype}[{shape}]{extra}")
+    out.append("  body")
+    for n in model.body:
+        _node(n, model, 0, out)
+    return "\n".join(out)

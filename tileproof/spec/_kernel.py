@@ -1,0 +1,181 @@
+"""The kernel declaration: symbols and domain, grid, tensors, launch, ranks, reference."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .. import shapes
+from ._decl import Launch, Ranks, Tensor, parse_condition, parse_size
+from ._errors import Location, SpecError, caller_location
+
+__all__ = ["Kernel", "kernel"]
+
+
+@dataclass(frozen=True)
+class GridAxis:
+    name: str  # the program-id symbol users see in counterexamples
+    extent: shapes.Expr
+
+
+@dataclass
+class Kernel:
+    """A kernel spec: the body (a JAX function over :class:`Ref` tiles) and everything around it.
+
+    ``assume`` is the domain of admissible sizes; ``defaults`` are the authors'
+    production sizes (used first by numeric runs); ``reference`` is a plain JAX
+    function of the input arrays returning the output arrays (a dict by name
+    or a tuple in declaration order).
+    """
+
+    name: str
+    body: Callable
+    tensors: dict[str, Tensor]
+    grid: tuple[GridAxis, ...]
+    assume: tuple[shapes.Formula, ...]
+    assume_text: tuple[str, ...]
+    defaults: dict[str, int]
+    reference: Callable | None
+    launch: Launch | None
+    ranks: Ranks | None
+    index_bits: int
+    location: Location
+    numeric: dict = field(default_factory=dict)
+    backward: Kernel | None = None
+    doc: str = ""
+
+    # -- derived facts
+    @property
+    def sizes(self) -> list[str]:
+        """Size symbols, in first-seen order over assumptions, tensors, grid and ranks."""
+        seen: list[str] = []
+
+        def add(names):
+            for n in sorted(names):
+                if n not in seen:
+                    seen.append(n)
+
+        for f in self.assume:
+            add(f.free_symbols())
+        for t in self.tensors.values():
+            for d in t.shape:
+                add(d.free_symbols())
+        for g in self.grid:
+            add(g.extent.free_symbols())
+        if self.ranks is not None:
+            add(self.ranks.size.free_symbols())
+        for t in self.tensors.values():
+            if t.values is not None:
+                add(t.values.free_symbols() - {"v"})
+        if self.launch is not None and self.launch.cores is not None:
+            add(self.launch.cores.free_symbols())
+        return seen
+
+    @property
+    def inputs(self) -> list[str]:
+        return [n for n, t in self.tensors.items() if t.role == "input"]
+
+    @property
+    def outputs(self) -> list[str]:
+        return [n for n, t in self.tensors.items() if t.role == "output"]
+
+    @property
+    def scratch(self) -> list[str]:
+        return [n for n, t in self.tensors.items() if t.role == "scratch"]
+
+    @property
+    def source(self) -> str:
+        return str(self.location)
+
+    def __call__(self, *args, **kwargs):
+        raise SpecError(
+            f"kernel {self.name!r} is a spec, not a function; run its reference with "
+            f"`{self.name}.reference(...)` or verify it with `tileproof.verify({self.name})`",
+            caller_location(),
+        )
+
+    def __repr__(self) -> str:
+        return f"<tileproof kernel {self.name} at {self.location}>"
+
+
+def _grid(grid, where: Location) -> tuple[GridAxis, ...]:
+    if grid is None:
+        return ()
+    if isinstance(grid, Mapping):
+        items = list(grid.items())
+    elif isinstance(grid, (str, int, shapes.Expr)):
+        items = [("pid0", grid)]
+    elif isinstance(grid, Sequence):
+        items = [(f"pid{i}", g) for i, g in enumerate(grid)]
+    else:
+        raise SpecError(f"grid must be a dict of name -> extent or a tuple of extents, got {grid!r}", where)
+    out = []
+    for name, extent in items:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise SpecError(f"grid axis names must be identifiers, got {name!r}", where)
+        out.append(GridAxis(name, parse_size(extent, where, f"grid extent {name}")))
+    return tuple(out)
+
+
+def kernel(
+    *,
+    tensors: Mapping[str, Tensor],
+    grid=None,
+    assume: Sequence[object] = (),
+    defaults: Mapping[str, int] | None = None,
+    reference: Callable | None = None,
+    launch: Launch | None = None,
+    ranks: Ranks | None = None,
+    index_bits: int = 32,
+    name: str | None = None,
+    numeric: Mapping[str, object] | None = None,
+) -> Callable[[Callable], Kernel]:
+    """Declare a kernel spec; decorates the body ``def body(*refs)`` (refs in ``tensors`` order)."""
+    where = caller_location()
+    for k, t in tensors.items():
+        if not isinstance(t, Tensor):
+            raise SpecError(f"tensor {k!r} must be declared with Input/Output/Scratch, got {t!r}", where)
+    parsed = tuple(parse_condition(a, where, "the domain (assume=...)") for a in assume)
+    texts = tuple(str(a) if not isinstance(a, str) else a for a in assume)
+    if index_bits not in (32, 64):
+        raise SpecError(f"index_bits must be 32 or 64, got {index_bits}", where)
+
+    def deco(body: Callable) -> Kernel:
+        try:
+            file = inspect.getsourcefile(body) or "<unknown>"
+            line = inspect.getsourcelines(body)[1]
+        except (OSError, TypeError):
+            file, line = where.file, where.line
+        params = list(inspect.signature(body).parameters)
+        names = list(tensors)
+        if params != names:
+            raise SpecError(
+                f"the body of {body.__name__} takes ({', '.join(params)}) but the tensors are "
+                f"declared as ({', '.join(names)})",
+                Location(os.path.abspath(file), line),
+                "Name the body's parameters after the tensors, in the same order.",
+            )
+        k = Kernel(
+            name=name or body.__name__,
+            body=body,
+            tensors=dict(tensors),
+            grid=_grid(grid, where),
+            assume=parsed,
+            assume_text=texts,
+            defaults=dict(defaults or {}),
+            reference=reference,
+            launch=launch,
+            ranks=ranks,
+            index_bits=index_bits,
+            location=Location(os.path.abspath(file), line),
+            numeric=dict(numeric or {}),
+            doc=inspect.getdoc(body) or "",
+        )
+        unknown = set(k.defaults) - set(k.sizes)
+        if unknown:
+            raise SpecError(f"defaults name unknown sizes: {', '.join(sorted(unknown))}", where)
+        return k
+
+    return deco
