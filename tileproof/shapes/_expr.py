@@ -894,7 +894,9 @@ def _expr_str(e: Expr) -> str:
     if not e.terms:
         return "0"
     out = ""
-    for i, (m, c) in enumerate(e.terms):
+    # Positive terms first reads naturally ("r - i + 1", not "-i + r + 1").
+    ordered = sorted(e.terms, key=lambda t: (t[0] == (), t[1] < 0))
+    for i, (m, c) in enumerate(ordered):
         if m == ():
             body = str(abs(c))
         else:

@@ -1,0 +1,90 @@
+"""Bad specs give one paragraph naming the user's file and line and what to do — never a traceback."""
+
+import subprocess
+import sys
+import textwrap
+
+import jax.numpy as jnp
+import pytest
+
+import tileproof.spec as tp
+from tileproof.lowering import lower
+
+THIS = __file__
+
+
+def _line_of(fragment: str) -> int:
+    with open(THIS) as f:
+        for n, line in enumerate(f, 1):
+            if fragment in line and "_line_of" not in line:
+                return n
+    raise AssertionError(fragment)
+
+
+def test_python_if_on_program_id():
+    @tp.kernel(grid={"i": 4}, tensors=dict(o=tp.Output((4,))))
+    def k(o):
+        if tp.program_id(0) == 0:  # MARK-if
+            tp.store(o, (0,), 1.0)
+
+    with pytest.raises(tp.SpecError) as e:
+        lower(k)
+    msg = str(e.value)
+    assert f"test_spec_errors.py:{_line_of('MARK-if')}" in msg
+    assert "Python control flow on a traced value" in msg
+    assert "tp.when(cond)" in msg and "\n" not in msg
+
+
+def test_body_that_does_not_trace():
+    @tp.kernel(grid={"i": 4}, tensors=dict(x=tp.Input((4, 8)), o=tp.Output((4, 8))))
+    def k(x, o):
+        t = tp.load(x, (tp.program_id(0), slice(None)))
+        tp.store(o, (tp.program_id(0), slice(None)), t @ jnp.ones((3, 3)))  # MARK-matmul
+
+    with pytest.raises(tp.SpecError) as e:
+        lower(k)
+    msg = str(e.value)
+    assert f"test_spec_errors.py:{_line_of('MARK-matmul')}" in msg
+    assert "does not trace" in msg and "TypeError" in msg
+
+
+def test_shape_expression_typo_names_line_and_column():
+    with pytest.raises(tp.SpecError) as e:
+        tp.Input(("B*S +", 64))  # MARK-typo
+    msg = str(e.value)
+    assert f"test_spec_errors.py:{_line_of('MARK-typo')}" in msg
+    assert "syntax error" in msg and "column" in msg
+
+
+def test_domain_typo():
+    with pytest.raises(tp.SpecError) as e:
+        tp.kernel(grid={"i": "N"}, assume=["N %% 8 == 0"], tensors=dict(o=tp.Output(("N",))))  # MARK-dom
+    assert f"test_spec_errors.py:{_line_of('MARK-dom')}" in str(e.value)
+
+
+def test_wrong_index_arity_points_at_the_access():
+    @tp.kernel(grid={"i": 4}, tensors=dict(x=tp.Input((4, 8)), o=tp.Output((4, 8))))
+    def k(x, o):
+        tp.load(x, (tp.program_id(0),))  # MARK-arity
+
+    with pytest.raises(tp.SpecError) as e:
+        lower(k)
+    assert f"test_spec_errors.py:{_line_of('MARK-arity')}" in str(e.value)
+    assert "has 2 dimensions but the index has 1" in str(e.value)
+
+
+def test_cli_spec_error_exit_code_2(tmp_path):
+    spec = tmp_path / "bad_spec.py"
+    spec.write_text(textwrap.dedent("""
+        import tileproof.spec as tp
+
+        @tp.kernel(grid={"i": 4}, tensors=dict(o=tp.Output((4,))))
+        def k(o):
+            if tp.program_id(0) > 1:
+                tp.store(o, (0,), 1.0)
+    """))
+    r = subprocess.run([sys.executable, "-m", "tileproof.cli", "check", "--static", str(spec)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2, r.stdout + r.stderr
+    out = r.stdout + r.stderr
+    assert "bad_spec.py:6" in out and "Traceback" not in out

@@ -1,0 +1,115 @@
+"""Find kernel specs in files, folders and modules (what ``tileproof check PATH`` verifies)."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+from ._errors import Location, SpecError, location_from_traceback
+from ._kernel import Kernel
+
+__all__ = ["collect", "find_kernel"]
+
+
+def _kernels_in(module) -> list[Kernel]:
+    found: list[Kernel] = []
+    for attr in ("KERNELS", "VARIANTS"):
+        for k in getattr(module, attr, ()) or ():
+            if isinstance(k, Kernel) and k not in found:
+                found.append(k)
+    for value in vars(module).values():
+        if isinstance(value, Kernel) and value not in found:
+            found.append(value)
+    return found
+
+
+def _import_path(path: Path):
+    name = "tileproof_user_" + "_".join(path.with_suffix("").parts[-3:]).replace("-", "_").replace(".", "_")
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise SpecError(f"cannot import {path}", Location(str(path), 1))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    folder = str(path.parent.resolve())
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    except SpecError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a spec file that fails to import is a spec error
+        loc = location_from_traceback(e.__traceback__)
+        raise SpecError(f"importing {path} failed: {type(e).__name__}: {e}", loc,
+                        "Fix the spec module so that it imports.") from None
+    finally:
+        if added:
+            sys.path.remove(folder)
+    return module
+
+
+def _import_module(name: str):
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        if e.name and name.startswith(e.name):
+            raise SpecError(f"no spec file or module named {name!r}", None,
+                            "Pass a path to a .py file, a folder, or an importable module name.") from None
+        raise SpecError(f"importing {name} failed: {e}", location_from_traceback(e.__traceback__)) from None
+    except SpecError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise SpecError(f"importing {name} failed: {type(e).__name__}: {e}",
+                        location_from_traceback(e.__traceback__)) from None
+
+
+def _mentions_tileproof(path: Path) -> bool:
+    try:
+        return "tileproof" in path.read_text(errors="ignore")
+    except OSError:
+        return False
+
+
+def collect(targets: list[str]) -> list[Kernel]:
+    """Kernels from each target: a .py file, a folder (spec files in it), or a module name."""
+    kernels: list[Kernel] = []
+    for t in targets:
+        p = Path(t)
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*.py") if _mentions_tileproof(f) and "test" not in f.name)
+            mods = [_import_path(f) for f in files]
+        elif p.suffix == ".py" or os.sep in t:
+            if not p.exists():
+                raise SpecError(f"no such file: {t}", None)
+            mods = [_import_path(p)]
+        else:
+            mods = [_import_module(t)]
+        for m in mods:
+            for k in _kernels_in(m):
+                if k not in kernels:
+                    kernels.append(k)
+    return kernels
+
+
+def find_kernel(target: str) -> Kernel:
+    """``MODULE:KERNEL`` or ``path.py:KERNEL`` (the kernel's name or variable)."""
+    if ":" not in target:
+        ks = collect([target])
+        if len(ks) != 1:
+            raise SpecError(f"{target} holds {len(ks)} kernels; name one as {target}:NAME "
+                            f"({', '.join(k.name for k in ks)})", None)
+        return ks[0]
+    where, name = target.rsplit(":", 1)
+    p = Path(where)
+    module = _import_path(p) if p.suffix == ".py" else _import_module(where)
+    value = getattr(module, name, None)
+    if isinstance(value, Kernel):
+        return value
+    for k in _kernels_in(module):
+        if k.name == name:
+            return k
+    raise SpecError(f"{where} has no kernel named {name!r} "
+                    f"(kernels: {', '.join(k.name for k in _kernels_in(module)) or 'none'})", None)
