@@ -58,7 +58,7 @@ def fused_decode(
         read. Distinct sequences must not map their new token to the same cache slot.
       seq_lens: [B] int, lengths including the new token, 0 <= seq_lens[b] <= max_pages *
         page; a row of length 0 writes nothing and attends to nothing.
-      scale: softmax scale, default 1/sqrt(D). eps: RMSNorm epsilon (static).
+      scale: softmax scale, default 1/sqrt(D). eps: the RMSNorm epsilon.
 
     Returns:
       (out [B, Hq, D] in q's dtype, k_cache, v_cache updated, in their own dtypes). Math is

@@ -16,7 +16,7 @@ _F32 = jnp.float32
 
 
 def _softmax_scale(scale: float | None, head_dim: int) -> float:
-    return 1.0 / math.sqrt(head_dim) if scale is None else float(scale)
+    return 1.0 / math.sqrt(head_dim) if scale is None else scale
 
 
 def _masked_probs(logits: jax.Array, mask: jax.Array) -> jax.Array:
