@@ -3,17 +3,16 @@
 import re
 
 import pytest
+from specs import constructs as C
 
 from tileproof.lowering import lower
-
-from specs import constructs as C
 
 
 def body(kernel) -> str:
     """The body listing without its line-number column, keeping nesting indentation."""
     text = lower(kernel).listing()
     lines = text.split("  body\n", 1)[1].splitlines()
-    return "\n".join(ln[len("  L1234 "):] for ln in lines)
+    return "\n".join(ln[len("  L1234 ") :] for ln in lines)
 
 
 def test_masked_copy():
@@ -60,7 +59,10 @@ def test_ring_provenance_through_loop_carry():
     assert "ranks   r < n (mesh)" in text
     assert "fold chunk of rank r if True" in text
     # the carried chunk at step s came from rank r - (s - 1) - 1 = r - s after the receive
-    assert re.search(r"sendrecv to r \+ 1 if r \+ 1 < n; from r - 1 if r - 1 >= 0 +\(chunk of rank r - i_\d+ \+ 1\)", text)
+    assert re.search(
+        r"sendrecv to r \+ 1 if r \+ 1 < n; from r - 1 if r - 1 >= 0 +\(chunk of rank r - i_\d+ \+ 1\)",
+        text,
+    )
     assert re.search(r"fold chunk of rank r - i_\d+ if r - i_\d+ >= 0", text)
 
 
@@ -80,7 +82,17 @@ def test_unsupported_is_reported_with_its_line():
     assert u.loc.file.endswith("constructs.py") and u.loc.line > 0
 
 
-@pytest.mark.parametrize("k", [C.masked_copy, C.row_sum, C.two_phases, C.lanes_kernel, C.early_exit,
-                               C.ring_east, C.gather_page])
+@pytest.mark.parametrize(
+    "k",
+    [
+        C.masked_copy,
+        C.row_sum,
+        C.two_phases,
+        C.lanes_kernel,
+        C.early_exit,
+        C.ring_east,
+        C.gather_page,
+    ],
+)
 def test_constructs_lower_completely(k):
     assert lower(k).unsupported == []

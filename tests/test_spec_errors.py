@@ -58,7 +58,9 @@ def test_shape_expression_typo_names_line_and_column():
 
 def test_domain_typo():
     with pytest.raises(tp.SpecError) as e:
-        tp.kernel(grid={"i": "N"}, assume=["N %% 8 == 0"], tensors=dict(o=tp.Output(("N",))))  # MARK-dom
+        tp.kernel(
+            grid={"i": "N"}, assume=["N %% 8 == 0"], tensors=dict(o=tp.Output(("N",)))
+        )  # MARK-dom
     assert f"test_spec_errors.py:{_line_of('MARK-dom')}" in str(e.value)
 
 
@@ -75,16 +77,21 @@ def test_wrong_index_arity_points_at_the_access():
 
 def test_cli_spec_error_exit_code_2(tmp_path):
     spec = tmp_path / "bad_spec.py"
-    spec.write_text(textwrap.dedent("""
+    spec.write_text(
+        textwrap.dedent("""
         import tileproof.spec as tp
 
         @tp.kernel(grid={"i": 4}, tensors=dict(o=tp.Output((4,))))
         def k(o):
             if tp.program_id(0) > 1:
                 tp.store(o, (0,), 1.0)
-    """))
-    r = subprocess.run([sys.executable, "-m", "tileproof.cli", "check", "--static", str(spec)],
-                       capture_output=True, text=True)
+    """)
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "tileproof.cli", "check", "--static", str(spec)],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2, r.stdout + r.stderr
     out = r.stdout + r.stderr
     assert "bad_spec.py:6" in out and "Traceback" not in out

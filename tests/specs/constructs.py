@@ -112,7 +112,9 @@ def ring_east(k, o):
 def gather_page(table, pages, o):
     b = tp.program_id(0)
     page = tp.load(table, (b,))
-    tp.store(o, (tp.ds(b * 16, 16), slice(None)), tp.load(pages, (tp.ds(page * 16, 16), slice(None))))
+    tp.store(
+        o, (tp.ds(b * 16, 16), slice(None)), tp.load(pages, (tp.ds(page * 16, 16), slice(None)))
+    )
 
 
 @tp.kernel(

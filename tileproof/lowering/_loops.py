@@ -73,8 +73,6 @@ def _classify(ctx: _Ctx, init: list[SV], outs: list[SV], loopvar: str):
                 kinds.append(("inv",))
             elif not (free & phs) and loopvar not in free:
                 kinds.append(("ind", diff))
-            elif not (free - phs) and not b.expr.free_symbols() - phs - {f"{_PH}{i}"}:
-                kinds.append(("var",))
             else:
                 kinds.append(("var",))
         elif a.prov is not None and b.prov is not None and ctx.rank_var:
@@ -104,7 +102,9 @@ def _carry_values(ctx, init, kinds, s: shapes.Expr) -> list[SV]:
             vals.append(int_sv(sv.expr + _bind_invariants(kind[1], init) * s, sv.shape, sv.bits))
         elif kind[0] == "shift":
             delta = _bind_invariants(kind[1], init)
-            vals.append(replace(sv, prov=sv.prov.subs({ctx.rank_var: shapes.sym(ctx.rank_var) + delta * s})))
+            vals.append(
+                replace(sv, prov=sv.prov.subs({ctx.rank_var: shapes.sym(ctx.rank_var) + delta * s}))
+            )
         elif sv.is_int or sv.is_bool:
             vals.append(opaque(sv.shape, "a loop-carried value that is not an induction"))
         else:
@@ -112,8 +112,18 @@ def _carry_values(ctx, init, kinds, s: shapes.Expr) -> list[SV]:
     return vals
 
 
-def _loop(ctx: _Ctx, run_body, init: list[SV], counter: int | None, lo, hi, trip, loc, block: _Block,
-          pass1_kinds):
+def _loop(
+    ctx: _Ctx,
+    run_body,
+    init: list[SV],
+    counter: int | None,
+    lo,
+    hi,
+    trip,
+    loc,
+    block: _Block,
+    pass1_kinds,
+):
     """Shared second pass: the Loop node and the values after the loop."""
     var = ctx.fresh(f"i_{loc.line}" if loc.line else "i")
     v = shapes.sym(var)
@@ -128,9 +138,7 @@ def _loop(ctx: _Ctx, run_body, init: list[SV], counter: int | None, lo, hi, trip
         run_body(carries, _Block(node.body))
     finally:
         ctx.depth -= 1
-    after = _carry_values(ctx, init, pass1_kinds, shapes.maximum(trip, 0))
-    return [a if k[0] in ("inv", "ind") else replace(a, prov=None) if not (a.is_int or a.is_bool) else a
-            for a, k in zip(after, pass1_kinds)]
+    return _carry_values(ctx, init, pass1_kinds, shapes.maximum(trip, 0))
 
 
 def _while(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
@@ -148,20 +156,20 @@ def _while(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
         lhs, rhs = (c.lhs, c.rhs) if c.op == "<" else (c.rhs, c.lhs)
         name = lhs.as_symbol()
         if name and name.startswith(_PH):
-            i = int(name[len(_PH):])
+            i = int(name[len(_PH) :])
             if kinds[i][0] == "ind" and kinds[i][1] == shapes.as_expr(1):
                 bound = _bind_invariants(rhs, init)
                 if not bound.free_symbols() & {f"{_PH}{j}" for j in range(len(init))}:
                     counter, hi = i, bound
     if counter is None or not init[counter].is_int:
-        block.add(Unsupported("a while loop that is not a counted fori_loop (counter < bound, step 1)", loc))
+        block.add(
+            Unsupported(
+                "a while loop that is not a counted fori_loop (counter < bound, step 1)", loc
+            )
+        )
         return [opaque(sv.shape, "the result of an unmodelled while loop") for sv in init]
-    for sv, what in ((init[counter], "lower bound"),):
-        if _need_int(sv, f"the loop {what}", loc, block) is None:
-            return [opaque(x.shape, "an unmodelled loop") for x in init]
     lo = init[counter].expr
-    bad = [s for s in hi.free_symbols() if s.startswith("_")]
-    if bad:
+    if any(s.startswith("_") for s in hi.free_symbols()):
         block.add(Unsupported("a loop bound that depends on an unmodelled value", loc))
         return [opaque(x.shape, "an unmodelled loop") for x in init]
 
@@ -176,7 +184,7 @@ def _while(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
 def _scan(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
     p = eqn.params
     nconst, ncarry, length = p["num_consts"], p["num_carry"], p["length"]
-    consts, init, xs = ins[:nconst], ins[nconst : nconst + ncarry], ins[nconst + ncarry :]
+    consts, init = ins[:nconst], ins[nconst : nconst + ncarry]
     jx = _jx(p["jaxpr"])
     x_avals = [v.aval for v in jx.invars[nconst + ncarry :]]
     x_slices = [opaque(a.shape, "a scanned-over array") for a in x_avals]
@@ -184,8 +192,14 @@ def _scan(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
         phs = _placeholders(ctx, init)
         outs = _run(ctx, p["jaxpr"], consts + phs + x_slices, scratch)[:ncarry]
     kinds = _classify(ctx, init, outs, "")
-    counter = next((i for i, k in enumerate(kinds) if k[0] == "ind" and k[1] == shapes.as_expr(1)
-                    and init[i].is_int), None)
+    counter = next(
+        (
+            i
+            for i, k in enumerate(kinds)
+            if k[0] == "ind" and k[1] == shapes.as_expr(1) and init[i].is_int
+        ),
+        None,
+    )
     if p.get("reverse") and any(k[0] in ("ind", "shift") for k in kinds):
         block.add(Unsupported("a reversed scan with induction variables", loc))
     lo = init[counter].expr if counter is not None else shapes.as_expr(0)
@@ -203,7 +217,10 @@ def _merge(cond: shapes.Formula, a: SV, b: SV) -> SV:
     if a.is_int and b.is_int:
         return int_sv(shapes.where(cond, a.expr, b.expr), a.shape, max(a.bits, b.bits))
     if a.is_bool and b.is_bool:
-        return bool_sv(shapes.disj(shapes.conj(cond, a.cond), shapes.conj(shapes.negate(cond), b.cond)), a.shape)
+        return bool_sv(
+            shapes.disj(shapes.conj(cond, a.cond), shapes.conj(shapes.negate(cond), b.cond)),
+            a.shape,
+        )
     prov = a.prov if a.prov is not None and a.prov == b.prov else None
     return opaque(a.shape, "a value chosen by a branch", prov)
 

@@ -31,7 +31,6 @@ from ._model import (
     Fold,
     LanePart,
     Lanes,
-    Loop,
     Model,
     Node,
     SplitReduce,
@@ -42,10 +41,31 @@ from ._values import SV, bool_sv, elementwise, int_sv, literal, opaque, remap
 
 __all__ = ["lower", "trace"]
 
-_CALLS = ("pjit", "jit", "closed_call", "core_call", "remat", "checkpoint", "custom_jvp_call",
-          "custom_vjp_call", "custom_vjp_call_jaxpr", "custom_lin")
-_REDUCE = ("reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "argmax", "argmin",
-           "reduce_and", "reduce_or", "cumsum", "cummax", "cumlogsumexp")
+_CALLS = (
+    "pjit",
+    "jit",
+    "closed_call",
+    "core_call",
+    "remat",
+    "checkpoint",
+    "custom_jvp_call",
+    "custom_vjp_call",
+    "custom_vjp_call_jaxpr",
+    "custom_lin",
+)
+_REDUCE = (
+    "reduce_sum",
+    "reduce_max",
+    "reduce_min",
+    "reduce_prod",
+    "argmax",
+    "argmin",
+    "reduce_and",
+    "reduce_or",
+    "cumsum",
+    "cummax",
+    "cumlogsumexp",
+)
 _ARITH = ("add", "sub", "mul", "neg", "shift_left", "integer_pow")
 
 
@@ -58,8 +78,11 @@ def trace(kernel: Kernel):
         raise
     except shapes.ShapeError as e:
         raise SpecError(str(e), location_from_traceback(e.__traceback__)) from None
-    except (jax.errors.TracerBoolConversionError, jax.errors.ConcretizationTypeError,
-            jax.errors.TracerIntegerConversionError) as e:
+    except (
+        jax.errors.TracerBoolConversionError,
+        jax.errors.ConcretizationTypeError,
+        jax.errors.TracerIntegerConversionError,
+    ) as e:
         raise SpecError(
             "Python control flow on a traced value (a program id, size, lane id, rank or data): "
             f"{type(e).__name__}",
@@ -67,7 +90,7 @@ def trace(kernel: Kernel):
             "The body is traced once for all programs; use `tp.when(cond)`, `lax.cond`, "
             "`lax.fori_loop` or `jnp.where` instead of Python `if`/`for`/`int()` on it.",
         ) from None
-    except Exception as e:  # noqa: BLE001 - any failure to trace is a spec error at the user's line
+    except Exception as e:
         msg = str(e).splitlines()[0] if str(e) else ""
         raise SpecError(
             f"the body of kernel {kernel.name!r} does not trace with jax.make_jaxpr: "
@@ -87,7 +110,7 @@ def _loc_of(eqn) -> Location:
         fr = siu.user_frame(eqn.source_info.traceback)
         if fr is not None:
             return Location(os.path.abspath(fr.file_name), fr.start_line)
-    except Exception:  # noqa: BLE001 - location is best effort
+    except Exception:
         pass
     return UNKNOWN
 
@@ -135,7 +158,11 @@ def lower(kernel: Kernel) -> Model:
     block = _Block(body)
     env = {}
     for v, c in zip(closed.jaxpr.constvars, closed.consts):
-        env[v] = literal(c) if np.ndim(c) == 0 or np.issubdtype(np.asarray(c).dtype, np.integer) else opaque(np.shape(c), "a constant")
+        env[v] = (
+            literal(c)
+            if np.ndim(c) == 0 or np.issubdtype(np.asarray(c).dtype, np.integer)
+            else opaque(np.shape(c), "a constant")
+        )
     _interp(ctx, closed.jaxpr, env, block, top=True)
     ranks = None
     if kernel.ranks is not None:
@@ -180,7 +207,9 @@ def _interp(ctx: _Ctx, jaxpr, env: dict, block: _Block, top: bool = False) -> li
             continue
         if name == "tp_lanes_end":
             if not lanes_stack:
-                raise SpecError("lanes() region closed in a different scope than it was opened", loc)
+                raise SpecError(
+                    "lanes() region closed in a different scope than it was opened", loc
+                )
             _node, block = lanes_stack.pop()
             ctx.lanes.pop()
             continue
@@ -200,7 +229,9 @@ def _need_int(sv: SV, what: str, loc: Location, block: _Block) -> shapes.Expr | 
         return sv.expr
     if sv.is_bool:
         return shapes.where(sv.cond, 1, 0)
-    block.add(Unsupported(f"{what} depends on {sv.why or 'a value the lowering cannot model'}", loc))
+    block.add(
+        Unsupported(f"{what} depends on {sv.why or 'a value the lowering cannot model'}", loc)
+    )
     return None
 
 
@@ -209,7 +240,9 @@ def _need_cond(sv: SV, what: str, loc: Location, block: _Block) -> shapes.Formul
         return sv.cond
     if sv.is_int:
         return shapes.ne(sv.expr, 0)
-    block.add(Unsupported(f"{what} depends on {sv.why or 'a value the lowering cannot model'}", loc))
+    block.add(
+        Unsupported(f"{what} depends on {sv.why or 'a value the lowering cannot model'}", loc)
+    )
     return None
 
 
@@ -244,17 +277,14 @@ def _eqn(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Block,
         dim = p["dimension"]
         return [int_sv(shapes.sym(coord(dim)), shape)]
     if name == "convert_element_type":
-        x = ins[0]
-        new = np.dtype(p["new_dtype"])
-        if x.is_bool and np.issubdtype(new, np.integer):
-            return [replace(int_sv(shapes.where(x.cond, 1, 0), shape, new.itemsize * 8))]
-        if x.is_int and new == np.dtype(bool):
-            return [bool_sv(shapes.ne(x.expr, 0), shape)]
-        if x.is_int and np.issubdtype(new, np.integer):
-            return [replace(x, bits=new.itemsize * 8)]
-        if x.is_opaque or x.is_int or x.is_bool:
-            return [opaque(shape, x.why or "a value converted to floating point", x.prov, x.split_axis)
-                    if not np.issubdtype(new, np.integer) and new != np.dtype(bool) else x]
+        x, new = ins[0], np.dtype(p["new_dtype"])
+        if np.issubdtype(new, np.integer):
+            if x.is_bool:
+                return [int_sv(shapes.where(x.cond, 1, 0), shape, new.itemsize * 8)]
+            return [replace(x, bits=new.itemsize * 8) if x.is_int else x]
+        if new == np.dtype(bool):
+            return [bool_sv(shapes.ne(x.expr, 0), shape) if x.is_int else x]
+        return [opaque(shape, x.why or "a value converted to floating point", x.prov, x.split_axis)]
     if name == "broadcast_in_dim":
         x = ins[0]
         bd = p["broadcast_dimensions"]
@@ -289,10 +319,12 @@ def _eqn(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Block,
     res = elementwise(name, ins, shape, p) if len(eqn.outvars) == 1 else None
     if res is not None:
         if name in _ARITH and res.is_int and not res.expr.is_const:
-            block.add(Arith(res.expr, res.bits, name, loc))
+            block.add(Arith(res.expr, res.bits, name, loc, shape))
         return [res]
     prov = next((a.prov for a in ins if a.prov is not None), None)
-    return [opaque(getattr(v.aval, "shape", ()), f"the primitive {name}", prov) for v in eqn.outvars]
+    return [
+        opaque(getattr(v.aval, "shape", ()), f"the primitive {name}", prov) for v in eqn.outvars
+    ]
 
 
 def _dot(eqn, ins, loc, block) -> SV:
@@ -321,8 +353,11 @@ def _kernel_op(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _
     p = eqn.params
     if name == "tp_size":
         if p["name"] not in k.sizes:
-            raise SpecError(f"size({p['name']!r}) names no size of kernel {k.name!r} "
-                            f"(sizes: {', '.join(k.sizes)})", loc)
+            raise SpecError(
+                f"size({p['name']!r}) names no size of kernel {k.name!r} "
+                f"(sizes: {', '.join(k.sizes)})",
+                loc,
+            )
         return [int_sv(shapes.sym(p["name"]))]
     if name in ("tp_program_id", "tp_num_programs"):
         axis = p["axis"]
@@ -337,7 +372,9 @@ def _kernel_op(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _
         return [int_sv(shapes.sym(var) if name == "tp_lane_id" else n)]
     if name in ("tp_rank_id", "tp_num_ranks"):
         if k.ranks is None:
-            raise SpecError("rank_id()/num_ranks() in a kernel declared without ranks=Ranks(...)", loc)
+            raise SpecError(
+                "rank_id()/num_ranks() in a kernel declared without ranks=Ranks(...)", loc
+            )
         return [int_sv(shapes.sym(ctx.rank_var) if name == "tp_rank_id" else k.ranks.size)]
     if name in ("tp_load", "tp_store"):
         return _access(ctx, eqn, name, ins, loc, block)
@@ -346,8 +383,11 @@ def _kernel_op(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _
         return []
     if name == "tp_exit":
         if not top or ctx.depth:
-            raise SpecError("exit_if() is supported at the top level of the body only "
-                            "(not inside loops, branches or lanes)", loc)
+            raise SpecError(
+                "exit_if() is supported at the top level of the body only "
+                "(not inside loops, branches or lanes)",
+                loc,
+            )
         cond = _need_cond(ins[0], "the early-exit condition", loc, block)
         if cond is None:
             return []
@@ -376,8 +416,13 @@ def _kernel_op(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _
         value, when = ins
         cond = _need_cond(when, "the fold condition", loc, block)
         if value.prov is None:
-            block.add(Unsupported("fold() of a value whose ring provenance is unknown "
-                                  "(load it from a sharded tensor and move it with sendrecv)", loc))
+            block.add(
+                Unsupported(
+                    "fold() of a value whose ring provenance is unknown "
+                    "(load it from a sharded tensor and move it with sendrecv)",
+                    loc,
+                )
+            )
         block.add(Fold(value.prov, cond if cond is not None else shapes.conj(), loc))
         return [value]
     raise SpecError(f"unknown kernel operation {name}", loc)
@@ -415,7 +460,9 @@ def _access(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Blo
     shape = _out_shape(eqn)
     if decl.is_index:
         dname = ctx.fresh(f"{tensor}_{loc.line}")
-        rng = decl.values.subs({"v": shapes.sym(dname)}) if decl.values is not None else shapes.conj()
+        rng = (
+            decl.values.subs({"v": shapes.sym(dname)}) if decl.values is not None else shapes.conj()
+        )
         bits = np.dtype(decl.dtype).itemsize * 8
         ctx.data[dname] = Data(dname, tensor, tuple(d.start for d in dims), rng, loc, bits)
         node.value = dname

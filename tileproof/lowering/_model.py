@@ -165,6 +165,7 @@ class Arith(Node):
     bits: int
     op: str
     loc: Location
+    shape: tuple[int, ...] = ()  # coordinates _c<k> in expr range over [0, shape[k])
 
 
 @dataclass(eq=False)
@@ -205,7 +206,9 @@ class Model:
     tensors: dict  # name -> spec Tensor
     body: list[Node]
     index_bits: int = 32
-    ranks: tuple[str, str, shapes.Expr, str] | None = None  # (rank var, count symbol, size, topology)
+    ranks: tuple[str, str, shapes.Expr, str] | None = (
+        None  # (rank var, count symbol, size, topology)
+    )
     launch: object = None
     data: dict[str, Data] = field(default_factory=dict)
     lower_bounds: dict[str, int] = field(default_factory=dict)  # symbols whose minimum is not 1

@@ -61,8 +61,10 @@ def _node(node: Node, model: Model, depth: int, out: list[str]) -> None:
     elif isinstance(node, SplitReduce):
         out.append(pre + f"{node.primitive} over lane-split axis {node.axis}")
     elif isinstance(node, Comm):
-        out.append(pre + f"sendrecv to {node.dst} if {node.send}; from {node.src} if {node.recv}"
-                   f"  (chunk of rank {node.prov})")
+        out.append(
+            pre + f"sendrecv to {node.dst} if {node.send}; from {node.src} if {node.recv}"
+            f"  (chunk of rank {node.prov})"
+        )
     elif isinstance(node, Fold):
         out.append(pre + f"fold chunk of rank {node.prov} if {node.cond}")
     elif isinstance(node, Arith):

@@ -80,7 +80,9 @@ def remap(sv: SV, mapping: dict[int, int | None], shape) -> SV:
         new_split = mapping.get(split) if split is not None else None
         return replace(sv, shape=tuple(shape), split_axis=new_split)
     val = _value_of(sv).subs(repl)
-    return replace(sv, shape=tuple(shape), expr=val if sv.is_int else None, cond=val if sv.is_bool else None)
+    return replace(
+        sv, shape=tuple(shape), expr=val if sv.is_int else None, cond=val if sv.is_bool else None
+    )
 
 
 def _trunc_div(a: shapes.Expr, b: shapes.Expr) -> shapes.Expr:
@@ -91,14 +93,23 @@ def _trunc_div(a: shapes.Expr, b: shapes.Expr) -> shapes.Expr:
     return shapes.where(shapes.ge(a * b, 0), q, -q)
 
 
-_CMP = {"eq": shapes.eq, "ne": shapes.ne, "lt": shapes.lt, "le": shapes.le, "gt": shapes.gt, "ge": shapes.ge}
+_CMP = {
+    "eq": shapes.eq,
+    "ne": shapes.ne,
+    "lt": shapes.lt,
+    "le": shapes.le,
+    "gt": shapes.gt,
+    "ge": shapes.ge,
+}
 
 
 def elementwise(name: str, args: list[SV], out_shape, params) -> SV | None:
     """Symbolic result of an integer/boolean elementwise primitive, or None if not one."""
     shape = tuple(out_shape)
     if any(a.is_opaque for a in args):
-        split = next((a.split_axis for a in args if a.split_axis is not None and a.shape == shape), None)
+        split = next(
+            (a.split_axis for a in args if a.split_axis is not None and a.shape == shape), None
+        )
         prov = next((a.prov for a in args if a.prov is not None), None)
         why = next((a.why for a in args if a.is_opaque), "")
         return opaque(shape, why, prov=prov, split_axis=split)
@@ -108,7 +119,9 @@ def elementwise(name: str, args: list[SV], out_shape, params) -> SV | None:
     if name in _CMP and all(a.is_int for a in args):
         return bool_sv(_CMP[name](e[0], e[1]), shape)
     if name in ("eq", "ne") and all(a.is_bool for a in args):
-        same = shapes.disj(shapes.conj(c[0], c[1]), shapes.conj(shapes.negate(c[0]), shapes.negate(c[1])))
+        same = shapes.disj(
+            shapes.conj(c[0], c[1]), shapes.conj(shapes.negate(c[0]), shapes.negate(c[1]))
+        )
         return bool_sv(same if name == "eq" else shapes.negate(same), shape)
     if all(a.is_bool for a in args):
         if name == "and":
@@ -118,16 +131,24 @@ def elementwise(name: str, args: list[SV], out_shape, params) -> SV | None:
         if name == "not":
             return bool_sv(shapes.negate(c[0]), shape)
         if name == "xor":
-            return bool_sv(shapes.disj(shapes.conj(c[0], shapes.negate(c[1])),
-                                       shapes.conj(shapes.negate(c[0]), c[1])), shape)
+            return bool_sv(
+                shapes.disj(
+                    shapes.conj(c[0], shapes.negate(c[1])), shapes.conj(shapes.negate(c[0]), c[1])
+                ),
+                shape,
+            )
     if name == "select_n":
         pred, cases = args[0], args[1:]
         if len(cases) == 2 and pred.is_bool:
             if cases[0].is_int and cases[1].is_int:
                 return int_sv(shapes.where(pred.cond, e[2], e[1]), shape, bits)
             if cases[0].is_bool and cases[1].is_bool:
-                return bool_sv(shapes.disj(shapes.conj(pred.cond, c[2]),
-                                           shapes.conj(shapes.negate(pred.cond), c[1])), shape)
+                return bool_sv(
+                    shapes.disj(
+                        shapes.conj(pred.cond, c[2]), shapes.conj(shapes.negate(pred.cond), c[1])
+                    ),
+                    shape,
+                )
         return opaque(shape, "select_n with more than two cases")
     if not all(a.is_int for a in args):
         return None
@@ -147,7 +168,11 @@ def elementwise(name: str, args: list[SV], out_shape, params) -> SV | None:
     if name == "abs":
         return int_sv(abs(e[0]), shape, bits)
     if name == "sign":
-        return int_sv(shapes.where(shapes.gt(e[0], 0), 1, shapes.where(shapes.lt(e[0], 0), -1, 0)), shape, bits)
+        return int_sv(
+            shapes.where(shapes.gt(e[0], 0), 1, shapes.where(shapes.lt(e[0], 0), -1, 0)),
+            shape,
+            bits,
+        )
     if name == "clamp":
         return int_sv(shapes.minimum(shapes.maximum(e[1], e[0]), e[2]), shape, bits)
     if name == "div":

@@ -54,7 +54,9 @@ class Tensor:
 
     def __post_init__(self):
         shape = self.shape if isinstance(self.shape, (tuple, list)) else (self.shape,)
-        dims = tuple(parse_size(d, self.where, f"shape of a tensor, dim {i}") for i, d in enumerate(shape))
+        dims = tuple(
+            parse_size(d, self.where, f"shape of a tensor, dim {i}") for i, d in enumerate(shape)
+        )
         object.__setattr__(self, "shape", dims)
         try:
             np.dtype(self.dtype)
@@ -70,23 +72,43 @@ class Tensor:
 
     @property
     def is_index(self) -> bool:
-        return np.issubdtype(np.dtype(self.dtype), np.integer) if self.dtype != "bfloat16" else False
+        return (
+            np.issubdtype(np.dtype(self.dtype), np.integer) if self.dtype != "bfloat16" else False
+        )
 
     @property
     def itemsize(self) -> int:
         return 2 if self.dtype == "bfloat16" else np.dtype(self.dtype).itemsize
 
 
-def Input(shape, dtype: str = "float32", **kw) -> Tensor:  # noqa: N802 - reads like a type
-    return Tensor(tuple(shape) if isinstance(shape, (list, tuple)) else (shape,), dtype, "input", where=caller_location(), **kw)
+def Input(shape, dtype: str = "float32", **kw) -> Tensor:
+    return Tensor(
+        tuple(shape) if isinstance(shape, (list, tuple)) else (shape,),
+        dtype,
+        "input",
+        where=caller_location(),
+        **kw,
+    )
 
 
-def Output(shape, dtype: str = "float32", **kw) -> Tensor:  # noqa: N802
-    return Tensor(tuple(shape) if isinstance(shape, (list, tuple)) else (shape,), dtype, "output", where=caller_location(), **kw)
+def Output(shape, dtype: str = "float32", **kw) -> Tensor:
+    return Tensor(
+        tuple(shape) if isinstance(shape, (list, tuple)) else (shape,),
+        dtype,
+        "output",
+        where=caller_location(),
+        **kw,
+    )
 
 
-def Scratch(shape, dtype: str = "float32", **kw) -> Tensor:  # noqa: N802
-    return Tensor(tuple(shape) if isinstance(shape, (list, tuple)) else (shape,), dtype, "scratch", where=caller_location(), **kw)
+def Scratch(shape, dtype: str = "float32", **kw) -> Tensor:
+    return Tensor(
+        tuple(shape) if isinstance(shape, (list, tuple)) else (shape,),
+        dtype,
+        "scratch",
+        where=caller_location(),
+        **kw,
+    )
 
 
 @dataclass(frozen=True)
@@ -102,7 +124,9 @@ class Task:
     fenced: bool = False
 
     def __post_init__(self):
-        object.__setattr__(self, "programs", parse_size(self.programs, caller_location(), f"task {self.name}"))
+        object.__setattr__(
+            self, "programs", parse_size(self.programs, caller_location(), f"task {self.name}")
+        )
 
 
 @dataclass(frozen=True)
@@ -121,9 +145,13 @@ class Launch:
 
     def __post_init__(self):
         if self.cores is not None:
-            object.__setattr__(self, "cores", parse_size(self.cores, caller_location(), "launch cores"))
+            object.__setattr__(
+                self, "cores", parse_size(self.cores, caller_location(), "launch cores")
+            )
         if self.start not in ("together", "waves"):
-            raise SpecError(f"launch start must be 'together' or 'waves', not {self.start!r}", caller_location())
+            raise SpecError(
+                f"launch start must be 'together' or 'waves', not {self.start!r}", caller_location()
+            )
         object.__setattr__(self, "concurrent", tuple(self.concurrent))
 
 
@@ -142,4 +170,6 @@ class Ranks:
     def __post_init__(self):
         object.__setattr__(self, "size", parse_size(self.size, caller_location(), "rank count"))
         if self.topology not in ("mesh", "ring"):
-            raise SpecError(f"topology must be 'mesh' or 'ring', not {self.topology!r}", caller_location())
+            raise SpecError(
+                f"topology must be 'mesh' or 'ring', not {self.topology!r}", caller_location()
+            )

@@ -27,7 +27,9 @@ def _kernels_in(module) -> list[Kernel]:
 
 
 def _import_path(path: Path):
-    name = "tileproof_user_" + "_".join(path.with_suffix("").parts[-3:]).replace("-", "_").replace(".", "_")
+    name = "tileproof_user_" + "_".join(path.with_suffix("").parts[-3:]).replace("-", "_").replace(
+        ".", "_"
+    )
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise SpecError(f"cannot import {path}", Location(str(path), 1))
@@ -41,10 +43,13 @@ def _import_path(path: Path):
         spec.loader.exec_module(module)
     except SpecError:
         raise
-    except Exception as e:  # noqa: BLE001 - a spec file that fails to import is a spec error
+    except Exception as e:
         loc = location_from_traceback(e.__traceback__)
-        raise SpecError(f"importing {path} failed: {type(e).__name__}: {e}", loc,
-                        "Fix the spec module so that it imports.") from None
+        raise SpecError(
+            f"importing {path} failed: {type(e).__name__}: {e}",
+            loc,
+            "Fix the spec module so that it imports.",
+        ) from None
     finally:
         if added:
             sys.path.remove(folder)
@@ -56,14 +61,21 @@ def _import_module(name: str):
         return importlib.import_module(name)
     except ModuleNotFoundError as e:
         if e.name and name.startswith(e.name):
-            raise SpecError(f"no spec file or module named {name!r}", None,
-                            "Pass a path to a .py file, a folder, or an importable module name.") from None
-        raise SpecError(f"importing {name} failed: {e}", location_from_traceback(e.__traceback__)) from None
+            raise SpecError(
+                f"no spec file or module named {name!r}",
+                None,
+                "Pass a path to a .py file, a folder, or an importable module name.",
+            ) from None
+        raise SpecError(
+            f"importing {name} failed: {e}", location_from_traceback(e.__traceback__)
+        ) from None
     except SpecError:
         raise
-    except Exception as e:  # noqa: BLE001
-        raise SpecError(f"importing {name} failed: {type(e).__name__}: {e}",
-                        location_from_traceback(e.__traceback__)) from None
+    except Exception as e:
+        raise SpecError(
+            f"importing {name} failed: {type(e).__name__}: {e}",
+            location_from_traceback(e.__traceback__),
+        ) from None
 
 
 def _mentions_tileproof(path: Path) -> bool:
@@ -79,7 +91,9 @@ def collect(targets: list[str]) -> list[Kernel]:
     for t in targets:
         p = Path(t)
         if p.is_dir():
-            files = sorted(f for f in p.rglob("*.py") if _mentions_tileproof(f) and "test" not in f.name)
+            files = sorted(
+                f for f in p.rglob("*.py") if _mentions_tileproof(f) and "test" not in f.name
+            )
             mods = [_import_path(f) for f in files]
         elif p.suffix == ".py" or os.sep in t:
             if not p.exists():
@@ -99,8 +113,11 @@ def find_kernel(target: str) -> Kernel:
     if ":" not in target:
         ks = collect([target])
         if len(ks) != 1:
-            raise SpecError(f"{target} holds {len(ks)} kernels; name one as {target}:NAME "
-                            f"({', '.join(k.name for k in ks)})", None)
+            raise SpecError(
+                f"{target} holds {len(ks)} kernels; name one as {target}:NAME "
+                f"({', '.join(k.name for k in ks)})",
+                None,
+            )
         return ks[0]
     where, name = target.rsplit(":", 1)
     p = Path(where)
@@ -111,5 +128,8 @@ def find_kernel(target: str) -> Kernel:
     for k in _kernels_in(module):
         if k.name == name:
             return k
-    raise SpecError(f"{where} has no kernel named {name!r} "
-                    f"(kernels: {', '.join(k.name for k in _kernels_in(module)) or 'none'})", None)
+    raise SpecError(
+        f"{where} has no kernel named {name!r} "
+        f"(kernels: {', '.join(k.name for k in _kernels_in(module)) or 'none'})",
+        None,
+    )

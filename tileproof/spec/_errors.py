@@ -48,9 +48,9 @@ def _short(path: str) -> str:
 def _is_internal(filename: str) -> bool:
     if filename.startswith(_INTERNAL):
         return True
-    return any(part in filename for part in (f"{os.sep}jax{os.sep}", f"{os.sep}jaxlib{os.sep}")) or (
-        "<frozen" in filename or filename.startswith("<")
-    )
+    return any(
+        part in filename for part in (f"{os.sep}jax{os.sep}", f"{os.sep}jaxlib{os.sep}")
+    ) or ("<frozen" in filename or filename.startswith("<"))
 
 
 def caller_location(depth_limit: int = 64) -> Location:

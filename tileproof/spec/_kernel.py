@@ -110,7 +110,9 @@ def _grid(grid, where: Location) -> tuple[GridAxis, ...]:
     elif isinstance(grid, Sequence):
         items = [(f"pid{i}", g) for i, g in enumerate(grid)]
     else:
-        raise SpecError(f"grid must be a dict of name -> extent or a tuple of extents, got {grid!r}", where)
+        raise SpecError(
+            f"grid must be a dict of name -> extent or a tuple of extents, got {grid!r}", where
+        )
     out = []
     for name, extent in items:
         if not isinstance(name, str) or not name.isidentifier():
@@ -136,7 +138,9 @@ def kernel(
     where = caller_location()
     for k, t in tensors.items():
         if not isinstance(t, Tensor):
-            raise SpecError(f"tensor {k!r} must be declared with Input/Output/Scratch, got {t!r}", where)
+            raise SpecError(
+                f"tensor {k!r} must be declared with Input/Output/Scratch, got {t!r}", where
+            )
     parsed = tuple(parse_condition(a, where, "the domain (assume=...)") for a in assume)
     texts = tuple(str(a) if not isinstance(a, str) else a for a in assume)
     if index_bits not in (32, 64):

@@ -41,7 +41,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class ds:  # noqa: N801 - Pallas' name
+class ds:
     """A dynamic slice ``[start, start + size)`` of one dimension; ``size`` is a concrete int."""
 
     start: object
@@ -72,7 +72,11 @@ class Ref:
 def _int_scalar(x, what: str, site):
     if isinstance(x, int) and not isinstance(x, bool):
         return jnp.int32(x)
-    if hasattr(x, "dtype") and getattr(x, "shape", None) == () and jnp.issubdtype(x.dtype, jnp.integer):
+    if (
+        hasattr(x, "dtype")
+        and getattr(x, "shape", None) == ()
+        and jnp.issubdtype(x.dtype, jnp.integer)
+    ):
         return x
     raise SpecError(
         f"{what} must be an integer scalar (a program id, a size or arithmetic on them), "
@@ -97,7 +101,10 @@ def _index(ref: Ref, idx, site):
     for k, d in enumerate(idx):
         if isinstance(d, ds):
             if not isinstance(d.size, int) or d.size <= 0:
-                raise SpecError(f"ds size must be a positive Python int (tile sizes are concrete), got {d.size!r}", site)
+                raise SpecError(
+                    f"ds size must be a positive Python int (tile sizes are concrete), got {d.size!r}",
+                    site,
+                )
             dims.append(("ds", d.size))
             operands.append(_int_scalar(d.start, f"the start of dimension {k} of {ref.name}", site))
             tile.append(d.size)
@@ -151,11 +158,15 @@ def store(ref: Ref, idx, value, *, mask=None) -> None:
         try:
             value = jnp.broadcast_to(value, tile)
         except ValueError:
-            raise SpecError(f"storing a value of shape {value.shape} into a tile of shape {tile}", site) from None
+            raise SpecError(
+                f"storing a value of shape {value.shape} into a tile of shape {tile}", site
+            ) from None
     value = value.astype(_dtype(ref.decl))
     if mask is not None:
         operands.append(jnp.broadcast_to(jnp.asarray(mask, bool), tile))
-    P.store_p.bind(value, *operands, tensor=ref.name, dims=dims, has_mask=mask is not None, site=site)
+    P.store_p.bind(
+        value, *operands, tensor=ref.name, dims=dims, has_mask=mask is not None, site=site
+    )
 
 
 def size(name: str):
@@ -203,6 +214,7 @@ def exit_if(cond) -> None:
 
 def when(cond) -> Callable[[Callable[[], None]], None]:
     """Pallas' ``pl.when``: run the decorated function only where ``cond`` holds."""
+
     def deco(fn: Callable[[], None]) -> None:
         def yes():
             fn()
@@ -254,7 +266,10 @@ def sendrecv(value, *, to, frm, send=True, recv=True):
     """
     site = caller_location()
     ops = [jnp.asarray(value)]
-    ops += [_int_scalar(to, "the destination rank", site), _int_scalar(frm, "the source rank", site)]
+    ops += [
+        _int_scalar(to, "the destination rank", site),
+        _int_scalar(frm, "the source rank", site),
+    ]
     ops += [jnp.asarray(send, bool), jnp.asarray(recv, bool)]
     return P.sendrecv_p.bind(*ops, site=site)
 

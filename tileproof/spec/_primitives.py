@@ -30,8 +30,12 @@ class KernelEffect(_effects.Effect if _effects else object):  # type: ignore[mis
 
 KERNEL_EFFECT = KernelEffect()
 if _effects is not None:
-    for _reg in ("control_flow_allowed_effects", "lowerable_effects", "remat_allowed_effects",
-                 "custom_derivatives_allowed_effects"):
+    for _reg in (
+        "control_flow_allowed_effects",
+        "lowerable_effects",
+        "remat_allowed_effects",
+        "custom_derivatives_allowed_effects",
+    ):
         reg = getattr(_effects, _reg, None)
         if reg is not None:
             reg.add_type(KernelEffect)

@@ -38,7 +38,9 @@ def verify_kernel(
     if numeric:
         from .numeric import check_numeric
 
-        extra = [o.counterexample for o in rep.obligations if o.status == "violated" and o.counterexample]
+        extra = [
+            o.counterexample for o in rep.obligations if o.status == "violated" and o.counterexample
+        ]
         try:
             rep.numeric = check_numeric(kernel, extra_sizes=extra, **(numeric_options or {}))
         except SpecError as e:

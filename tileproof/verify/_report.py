@@ -104,10 +104,15 @@ class KernelReport:
             "name": self.name,
             "source": self.source,
             "obligations": [o.to_json() for o in self.obligations],
-            "numeric": self.numeric.to_json() if self.numeric else {"status": "skipped", "sizes": [],
-                                                                     "max_abs_err": None,
-                                                                     "max_rel_err": None,
-                                                                     "gradients": None},
+            "numeric": self.numeric.to_json()
+            if self.numeric
+            else {
+                "status": "skipped",
+                "sizes": [],
+                "max_abs_err": None,
+                "max_rel_err": None,
+                "gradients": None,
+            },
         }
         if self.error:
             out["error"] = self.error
