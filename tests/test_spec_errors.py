@@ -58,9 +58,8 @@ def test_shape_expression_typo_names_line_and_column():
 
 def test_domain_typo():
     with pytest.raises(tp.SpecError) as e:
-        tp.kernel(
-            grid={"i": "N"}, assume=["N %% 8 == 0"], tensors=dict(o=tp.Output(("N",)))
-        )  # MARK-dom
+        bad = ["N %% 8 == 0"]
+        tp.kernel(grid={"i": "N"}, assume=bad, tensors=dict(o=tp.Output(("N",))))  # MARK-dom
     assert f"test_spec_errors.py:{_line_of('MARK-dom')}" in str(e.value)
 
 
