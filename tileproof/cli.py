@@ -1,14 +1,17 @@
-"""The ``tileproof`` command: ``check``, ``lower``, ``shapes prove|bounds``.
+"""The ``tileproof`` command: ``check``, ``lower``, ``show``, ``shapes prove|bounds``.
 
 Exit codes (a stable contract): 0 everything proved (and numerics matched
 where run); 1 something violated, unknown or refuted; 2 usage or spec error.
+Errors are one paragraph naming the file and line, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import threading
 from collections.abc import Sequence
 
 __all__ = ["main"]
@@ -17,9 +20,21 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # argparse exits 2 on usage errors already; keep its message short
+    def error(
+        self, message: str
+    ):  # argparse exits 2 on usage errors already; keep its message short
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _jobs(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of processes, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError("--jobs must be 0 (one per CPU) or more")
+    return n or (os.cpu_count() or 1)
 
 
 def _build() -> argparse.ArgumentParser:
@@ -29,17 +44,92 @@ def _build() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"tileproof {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    c = sub.add_parser("check", help="verify kernel specs (the bundled catalog when no target is given)")
+    c = sub.add_parser(
+        "check",
+        help="verify kernel specs (the bundled catalog when no target is given)",
+        description="Verify every kernel spec found in the targets: with none, the "
+        "[tool.tileproof] paths of pyproject.toml, else the bundled catalog. "
+        ".py files that never mention tileproof are skipped unimported.",
+    )
     c.add_argument("targets", nargs="*", metavar="PATH_OR_MODULE")
     c.add_argument("--format", choices=("text", "json", "sarif"), default="text")
-    c.add_argument("--static", action="store_true", help="z3 obligations only, no numeric run (pre-commit)")
-    c.add_argument("--numeric", action="store_true", help="run numerics (the default unless --static)")
-    c.add_argument("--timeout-ms", type=int, default=None, help="solver limit per query")
-    c.add_argument("-q", "--quiet", action="store_true")
-    c.add_argument("-v", "--verbose", action="store_true", help="list proved obligations too")
+    c.add_argument(
+        "--static", action="store_true", help="z3 obligations only, no numeric run (pre-commit)"
+    )
+    c.add_argument(
+        "--numeric", action="store_true", help="run numerics (the default unless --static)"
+    )
+    c.add_argument("--timeout-ms", type=int, default=None, help="solver limit per kernel")
+    c.add_argument(
+        "-j",
+        "--jobs",
+        type=_jobs,
+        default=None,
+        metavar="N",
+        help="verify kernels in N processes (0: one per CPU)",
+    )
+    c.add_argument(
+        "--no-cache", action="store_true", help="prove again instead of reading .tileproof_cache"
+    )
+    c.add_argument("--config", metavar="PYPROJECT", help="read [tool.tileproof] from this file")
+    c.add_argument(
+        "-q", "--quiet", action="store_true", help="print findings only, no table or summary"
+    )
+    c.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="list proved obligations too, and the settings and cache used",
+    )
 
     lo = sub.add_parser("lower", help="print the schedule model of MODULE:KERNEL")
     lo.add_argument("target", metavar="MODULE:KERNEL")
+
+    sh = sub.add_parser(
+        "show",
+        help="draw pictures of MODULE:KERNEL's schedule at concrete sizes",
+        description="Run the schedule model at concrete sizes and draw it (PNG).",
+    )
+    sh.add_argument("target", metavar="MODULE:KERNEL")
+    sh.add_argument(
+        "--sizes",
+        action="append",
+        default=[],
+        metavar="B=1,S=48",
+        help="concrete sizes (defaults: the kernel's defaults=...)",
+    )
+    sh.add_argument(
+        "--coverage", metavar="PNG", help="heat map of stores per output element (0, 1, 2+)"
+    )
+    sh.add_argument(
+        "--ring", metavar="PNG", help="rank x step chart of the chunks received and folded"
+    )
+    sh.add_argument("--timeline", metavar="PNG", help="phases, barriers and lanes per program")
+    sh.add_argument(
+        "--tensor",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="tensor(s) for --coverage (default: every output and scratch)",
+    )
+    sh.add_argument(
+        "--violation",
+        nargs="?",
+        const="*",
+        default=None,
+        metavar="KIND",
+        help="prove the kernel first and draw the first violated obligation (of KIND): "
+        "its counterexample's sizes, its element marked",
+    )
+    sh.add_argument("--mark", metavar="I,J,...", help="mark this element in --coverage")
+    sh.add_argument("--seed", type=int, default=0, help="seed for sampled index-tensor contents")
+    sh.add_argument(
+        "--programs",
+        type=int,
+        default=64,
+        metavar="N",
+        help="draw the first N programs in --timeline (default 64)",
+    )
 
     s = sub.add_parser("shapes", help="decide shape-arithmetic facts")
     ssub = s.add_subparsers(dest="shapes_command", required=True, parser_class=_Parser)
@@ -49,6 +139,9 @@ def _build() -> argparse.ArgumentParser:
         q.add_argument("--assume", action="append", default=[], metavar="C")
         q.add_argument("--format", choices=("text", "json"), default="text")
     return p
+
+
+# ------------------------------------------------------------------------------ shapes
 
 
 def _shapes(args) -> int:
@@ -78,57 +171,296 @@ def _shapes(args) -> int:
         return EXIT_USAGE
 
 
+# ------------------------------------------------------------------------------- check
+
+
+class _Progress:
+    """A rich progress bar on stderr that appears only once a run has taken a second."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.done, self.bar = total, 0, None
+        self.lock = threading.Lock()
+        self.timer = threading.Timer(1.0, self._show) if enabled else None
+        if self.timer:
+            self.timer.daemon = True
+            self.timer.start()
+
+    def _show(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        with self.lock:
+            if self.timer is None:
+                return
+            self.bar = Progress(
+                TextColumn("verifying"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self.task = self.bar.add_task("", total=self.total, completed=self.done)
+            self.bar.start()
+
+    def advance(self, report) -> None:
+        with self.lock:
+            self.done += 1
+            if self.bar is not None:
+                self.bar.update(self.task, completed=self.done, description=report.name)
+
+    def close(self) -> None:
+        with self.lock:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+            if self.bar is not None:
+                self.bar.stop()
+                self.bar = None
+
+
 def _check(args) -> int:
-    from .spec import SpecError
-    from .spec._discover import collect
-    from .verify import verify_many
-    from .verify._format import render
+    from dataclasses import replace
 
-    try:
-        if args.targets:
-            kernels = collect(args.targets)
-        else:
-            from . import catalog
+    from .verify._config import find_kernels, load_config, verify_refs
 
-            kernels = list(catalog.KERNELS)
-    except SpecError as e:
-        print(str(e), file=sys.stderr)
-        return EXIT_USAGE
-    if not kernels:
-        where = " ".join(args.targets) if args.targets else "the bundled catalog"
-        msg = f"No kernel specs found in {where}."
+    config = load_config(path=args.config)
+    over = {}
+    if args.timeout_ms is not None:
+        over["timeout_ms"] = args.timeout_ms
+    if args.no_cache:
+        over["cache"] = False
+    config = replace(config, **over)
+    jobs = args.jobs if args.jobs is not None else config.jobs
+    targets = list(args.targets) or [config.resolve(p) for p in config.paths] or None
+    items = find_kernels(targets)
+    if args.verbose:
+        where = config.source or "no pyproject.toml with [tool.tileproof]: defaults"
+        print(
+            f"tileproof: settings from {where}; cache "
+            f"{config.cache_path if config.cache else 'off'}; {jobs} job(s)",
+            file=sys.stderr,
+        )
+    if not items:
+        shown = " ".join(targets) if targets else "the bundled catalog"
         if args.format == "json":
             print(json.dumps({"kernels": [], "summary": {"kernels": 0, "ok": True}}))
-        else:
-            print(msg)
+        elif args.format == "sarif":
+            from .verify._format import to_sarif
+            from .verify._report import Report
+
+            print(json.dumps(to_sarif(Report([])), indent=2))
+        elif not args.quiet:
+            print(f"No kernel specs found in {shown}.")
         return EXIT_OK
-    report = verify_many(kernels, numeric=not args.static, timeout_ms=args.timeout_ms)
-    print(render(report, args.format, verbose=args.verbose, quiet=args.quiet))
+    numeric = not args.static
+    progress = _Progress(len(items), numeric and not args.quiet and sys.stderr.isatty())
+    try:
+        reports, hits = verify_refs(
+            items, config, numeric=numeric, jobs=jobs, on_done=progress.advance
+        )
+    finally:
+        progress.close()
+    from .verify._format import render
+    from .verify._report import Report
+
+    report = Report(reports)
+    text = render(
+        report,
+        args.format,
+        verbose=args.verbose,
+        quiet=args.quiet,
+        color=args.format == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR"),
+    )
+    if text:
+        print(text)
+    if args.verbose and config.cache:
+        print(f"tileproof: {hits} of {len(items)} kernel(s) proved from the cache", file=sys.stderr)
     if any(k.error for k in report.kernels):
         return EXIT_USAGE
     return EXIT_OK if report.ok else EXIT_FAIL
 
 
+# ------------------------------------------------------------------------- lower, show
+
+
 def _lower(args) -> int:
     from .lowering import lower
-    from .spec import SpecError
     from .spec._discover import find_kernel
 
-    try:
-        print(lower(find_kernel(args.target)).listing())
-    except SpecError as e:
-        print(str(e), file=sys.stderr)
-        return EXIT_USAGE
+    print(lower(find_kernel(args.target)).listing())
     return EXIT_OK
+
+
+def _usage(message: str, hint: str) -> int:
+    print(f"tileproof: error: {message} {hint}".rstrip(), file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _parse_sizes(items: list[str]) -> dict[str, int] | str:
+    sizes: dict[str, int] = {}
+    for item in items:
+        for part in item.replace(" ", ",").split(","):
+            if not part:
+                continue
+            name, eq, value = part.partition("=")
+            try:
+                if not eq or not name.isidentifier():
+                    raise ValueError
+                sizes[name] = int(value)
+            except ValueError:
+                return part
+    return sizes
+
+
+def _show(args) -> int:
+    outputs = [
+        (what, path)
+        for what, path in (
+            ("coverage", args.coverage),
+            ("ring", args.ring),
+            ("timeline", args.timeline),
+        )
+        if path
+    ]
+    if not outputs:
+        return _usage(
+            "nothing to draw.", "Pass --coverage, --ring or --timeline with a .png file name."
+        )
+    sizes = _parse_sizes(args.sizes)
+    if isinstance(sizes, str):
+        return _usage(
+            f"--sizes: cannot read {sizes!r}.", "Write sizes as NAME=INT, e.g. --sizes B=1,S=48."
+        )
+    mark = None
+    if args.mark:
+        try:
+            mark = (
+                args.tensor[0] if args.tensor else None,
+                tuple(int(x) for x in args.mark.split(",")),
+                "marked element",
+            )
+        except ValueError:
+            return _usage(
+                f"--mark: cannot read {args.mark!r}.", "Give the element as I,J,... integers."
+            )
+    from .lowering import lower
+    from .spec._discover import find_kernel
+    from .verify import _enumerate
+
+    kernel = find_kernel(args.target)
+    try:
+        return _draw(args, kernel, lower(kernel), sizes, mark, outputs)
+    except _enumerate.EnumerateError as e:
+        if not e.location.line:  # name the kernel when the run itself has no better line
+            e.location = kernel.location
+        raise
+
+
+def _draw(args, kernel, model, sizes, mark, outputs) -> int:
+    from .verify import _enumerate, _pictures
+
+    if args.violation is not None:
+        from .verify.static import check_static
+
+        wanted = [
+            o
+            for o in check_static(model)
+            if o.status == "violated" and args.violation in ("*", o.kind)
+        ]
+        if not wanted:
+            what = "" if args.violation == "*" else f" {args.violation}"
+            print(
+                f"tileproof: {kernel.name} has no violated{what} obligation; "
+                "drawing without a mark",
+                file=sys.stderr,
+            )
+        else:
+            ob = wanted[0]
+            print(f"{ob.location}: {ob.kind}: {ob.message}", file=sys.stderr)
+            ce_sizes = {k: int(v) for k, v in (ob.counterexample or {}).items() if k in model.sizes}
+            replaced = sorted(k for k in ce_sizes if k in sizes and sizes[k] != ce_sizes[k])
+            if replaced:  # the marked element is the counterexample's at its own sizes
+                print(
+                    f"tileproof: drawing at the counterexample's "
+                    f"{', '.join(f'{k}={ce_sizes[k]}' for k in replaced)}",
+                    file=sys.stderr,
+                )
+            sizes.update(ce_sizes)
+            if mark is None:
+                mark = _pictures.element_of(ob, list(model.tensors))
+    sizes = _enumerate.resolve_sizes(model, sizes, kernel.defaults, kernel.location)
+    schedule = _enumerate.run(model, sizes, seed=args.seed, derive=kernel.numeric.get("derive"))
+    for what, path in outputs:
+        try:
+            if what == "coverage":
+                info = _pictures.coverage(schedule, path, tensors=args.tensor, mark=mark)
+            elif what == "ring":
+                info = _pictures.ring(schedule, path)
+            else:
+                info = _pictures.timeline(schedule, path, max_programs=max(args.programs, 1))
+        except OSError as e:
+            return _usage(
+                f"cannot write {path}: {e.strerror or e}.", "Choose a writable file name."
+            )
+        print(f"wrote {path} ({what}: {_describe(info)})")
+    return EXIT_OK
+
+
+def _describe(info) -> str:
+    if isinstance(info, list):
+        return ", ".join(info)
+    parts = []
+    for k, v in info.items():
+        parts.append(f"{k}={len(v) if isinstance(v, (list, dict)) else v}")
+    return ", ".join(parts)
+
+
+# -------------------------------------------------------------------------------- main
+
+
+def _internal(e: BaseException) -> str:
+    tb = e.__traceback__
+    where = ""
+    while tb is not None:
+        where = f" (at {os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno})"
+        tb = tb.tb_next
+    return (
+        f"tileproof: internal error: {type(e).__name__}: {e}{where}. This is a bug in tileproof, "
+        "not in your kernel: rerun with TILEPROOF_DEBUG=1 to see the traceback, and report it."
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build().parse_args(argv)
-    if args.command == "shapes":
-        return _shapes(args)
-    if args.command == "lower":
-        return _lower(args)
-    return _check(args)
+    run = {"shapes": _shapes, "lower": _lower, "show": _show, "check": _check}[args.command]
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("tileproof: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `tileproof check | head`: the reader left; say nothing more
+        try:  # the documented recipe: point stdout at devnull so the final flush is silent
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except Exception:  # stdout is no real file (a test's stand-in): nothing to silence
+            pass
+        return EXIT_FAIL
+    except Exception as e:
+        errors = sys.modules.get("tileproof.spec._errors")
+        if errors is not None and isinstance(e, errors.SpecError):
+            print(str(e), file=sys.stderr)
+            return EXIT_USAGE
+        if os.environ.get("TILEPROOF_DEBUG"):
+            raise
+        print(_internal(e), file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -61,18 +61,26 @@ def _placeholders(ctx: _Ctx, init: list[SV]) -> list[SV]:
     return out
 
 
-def _classify(ctx: _Ctx, init: list[SV], outs: list[SV], loopvar: str):
-    """Per carry: ("inv",), ("ind", step), ("shift", delta) or ("var",)."""
+def _classify(ctx: _Ctx, init: list[SV], outs: list[SV], loopvar: str, data=None):
+    """Per carry: ("inv",), ("ind", step), ("shift", delta), ("data", Data) or ("var",).
+
+    ``("data", d)``: the body's new value of the carry is a read ``d`` of an index tensor
+    (``data``: the first pass's data symbols), as in a prefetch of the next page-table
+    entry; see :func:`_carried_data`.
+    """
     phs = {f"{_PH}{i}" for i in range(len(init))}
     kinds = []
     for i, (a, b) in enumerate(zip(init, outs)):
         if a.is_int and b.is_int:
             diff = b.expr - shapes.sym(f"{_PH}{i}")
             free = diff.free_symbols()
+            read = b.expr.as_symbol()
             if diff.is_const and diff.const_value == 0:
                 kinds.append(("inv",))
             elif not (free & phs) and loopvar not in free:
                 kinds.append(("ind", diff))
+            elif data and read in data and read not in ctx.data:
+                kinds.append(("data", data[read]))
             else:
                 kinds.append(("var",))
         elif a.prov is not None and b.prov is not None and ctx.rank_var:
@@ -81,15 +89,71 @@ def _classify(ctx: _Ctx, init: list[SV], outs: list[SV], loopvar: str):
             if ctx.rank_var not in free and loopvar not in free and not (free & phs):
                 kinds.append(("shift", delta))
             else:
-                kinds.append(("var",))
+                kinds.append(_shift_mod(ctx, b.prov, loopvar, phs))
         else:
             kinds.append(("var",))
     return kinds
 
 
+def _shift_mod(ctx: _Ctx, prov: shapes.Expr, loopvar: str, phs: set) -> tuple:
+    """``("shiftmod", d, m)`` when one step maps provenance ``r`` to ``(r + d) % m`` (a closed
+    ring written with an explicit modulo), else ``("var",)``."""
+    atom = prov.as_atom()
+    if getattr(atom, "kind", None) != "mod":
+        return ("var",)
+    arg, m = atom.args
+    d = arg - shapes.sym(ctx.rank_var)
+    bad = {ctx.rank_var, loopvar} | phs
+    if (d.free_symbols() | m.free_symbols()) & bad:
+        return ("var",)
+    return ("shiftmod", d, m)
+
+
 def _bind_invariants(e: shapes.Expr, init: list[SV]) -> shapes.Expr:
     repl = {f"{_PH}{i}": sv.expr for i, sv in enumerate(init) if sv.is_int}
     return e.subs(repl)
+
+
+def _index_at(ctx: _Ctx, d, init, kinds, s: shapes.Expr):
+    """The index of the first pass's read ``d`` at iteration ``s``, or None if it is not affine in carries."""
+    repl = {}
+    for i, (sv, kind) in enumerate(zip(init, kinds)):
+        if kind[0] == "inv" and sv.is_int:
+            repl[f"{_PH}{i}"] = sv.expr
+        elif kind[0] == "ind" and sv.is_int:
+            repl[f"{_PH}{i}"] = sv.expr + _bind_invariants(kind[1], init) * s
+    index = tuple(e.subs(repl) for e in d.index)
+    known = ctx.names
+    if any(n not in known for e in index for n in e.free_symbols()):
+        return None
+    return index
+
+
+def _carried_data(ctx: _Ctx, sv: SV, d, init, kinds, s: shapes.Expr) -> SV:
+    """A carry that the body reloads from an index tensor: a fresh data symbol.
+
+    At iteration ``s`` it holds the initial value (``s == 0``) or what the previous
+    iteration read, ``d`` at ``s - 1``.  Its range is the tensor's declared range (and the
+    initial value, when that is not a read of the same tensor); its index is known when
+    both reads' indices are, so reads of the same element agree.
+    """
+    from ._model import Data
+
+    decl = ctx.kernel.tensors[d.tensor]
+    name = ctx.fresh(f"{d.tensor}_{d.loc.line}_carried")
+    v = shapes.sym(name)
+    declared = decl.values.subs({"v": v}) if decl.values is not None else shapes.conj()
+    first = ctx.data.get(sv.expr.as_symbol() or "")
+    prev = _index_at(ctx, d, init, kinds, s - 1)
+    index: tuple = ()
+    if first is not None and first.tensor == d.tensor:
+        rng = declared
+        if prev is not None and len(prev) == len(first.index):
+            index = tuple(shapes.where(shapes.eq(s, 0), a, b) for a, b in zip(first.index, prev))
+    else:
+        rng = shapes.disj(shapes.eq(v, sv.expr), declared)
+    ctx.data[name] = Data(name, d.tensor, index, rng, d.loc, d.bits)
+    return int_sv(v, sv.shape, d.bits)
 
 
 def _carry_values(ctx, init, kinds, s: shapes.Expr) -> list[SV]:
@@ -98,6 +162,8 @@ def _carry_values(ctx, init, kinds, s: shapes.Expr) -> list[SV]:
     for sv, kind in zip(init, kinds):
         if kind[0] == "inv":
             vals.append(sv)
+        elif kind[0] == "data":
+            vals.append(_carried_data(ctx, sv, kind[1], init, kinds, s))
         elif kind[0] == "ind":
             vals.append(int_sv(sv.expr + _bind_invariants(kind[1], init) * s, sv.shape, sv.bits))
         elif kind[0] == "shift":
@@ -105,6 +171,10 @@ def _carry_values(ctx, init, kinds, s: shapes.Expr) -> list[SV]:
             vals.append(
                 replace(sv, prov=sv.prov.subs({ctx.rank_var: shapes.sym(ctx.rank_var) + delta * s}))
             )
+        elif kind[0] == "shiftmod":
+            d, m = _bind_invariants(kind[1], init), _bind_invariants(kind[2], init)
+            r = shapes.sym(ctx.rank_var)
+            vals.append(replace(sv, prov=sv.prov.subs({ctx.rank_var: shapes.mod(r + d * s, m)})))
         elif sv.is_int or sv.is_bool:
             vals.append(opaque(sv.shape, "a loop-carried value that is not an induction"))
         else:
@@ -132,6 +202,7 @@ def _loop(
     if counter is not None:
         carries[counter] = int_sv(v, init[counter].shape, init[counter].bits)
     node = Loop(var, lo, hi, [], loc)
+    node.carried = [c.expr.as_symbol() for c, k in zip(carries, pass1_kinds) if k[0] == "data"]
     block.add(node)
     ctx.depth += 1
     try:
@@ -149,7 +220,8 @@ def _while(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
         phs = _placeholders(ctx, init)
         cond_out = _run(ctx, p["cond_jaxpr"], cconsts + phs, scratch)[0]
         outs = _run(ctx, p["body_jaxpr"], bconsts + phs, scratch)
-    kinds = _classify(ctx, init, outs, "")
+        reads = dict(ctx.data)
+    kinds = _classify(ctx, init, outs, "", reads)
     counter, hi = None, None
     c = cond_out.cond if cond_out.is_bool else None
     if isinstance(c, shapes.Cmp) and c.op in ("<", ">"):
@@ -191,7 +263,8 @@ def _scan(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
     with _first_pass(ctx) as scratch:
         phs = _placeholders(ctx, init)
         outs = _run(ctx, p["jaxpr"], consts + phs + x_slices, scratch)[:ncarry]
-    kinds = _classify(ctx, init, outs, "")
+        reads = dict(ctx.data)
+    kinds = _classify(ctx, init, outs, "", reads)
     counter = next(
         (
             i

@@ -89,6 +89,7 @@ class Loop(Node):
     hi: shapes.Expr  # exclusive
     body: list[Node]
     loc: Location
+    carried: list[str] = field(default_factory=list)  # data symbols the loop carries (prefetches)
 
 
 @dataclass(eq=False)

@@ -38,6 +38,9 @@ def _node(node: Node, model: Model, depth: int, out: list[str]) -> None:
         out.append(pre + text)
     elif isinstance(node, Loop):
         out.append(pre + f"for {node.var} in [{node.lo}, {node.hi}):")
+        for name in node.carried:
+            d = model.data[name]
+            out.append(f"  {_line(node)} {pad}  carry {name} = {d.describe()}  ({d.range})")
         for c in node.body:
             _node(c, model, depth + 1, out)
     elif isinstance(node, Branch):
@@ -73,6 +76,16 @@ def _node(node: Node, model: Model, depth: int, out: list[str]) -> None:
         out.append(pre + f"UNSUPPORTED: {node.what}")
 
 
+def _launch(launch) -> str:
+    """The machine model a barrier's residency depends on, in one line."""
+    text = f"start {launch.start}"
+    if launch.cores is not None:
+        text = f"{launch.cores} cores, " + text
+    for t in launch.concurrent:
+        text += f"; concurrent {t.name} ({t.programs} programs, {'fenced' if t.fenced else 'unfenced'})"
+    return text
+
+
 def listing(model: Model) -> str:
     out = [f"kernel {model.name}  ({model.source})"]
     out.append(f"  sizes   {' '.join(model.sizes) or '-'}")
@@ -83,6 +96,8 @@ def listing(model: Model) -> str:
     if model.ranks:
         var, size, topo = model.ranks
         out.append(f"  ranks   {var} < {size} ({topo})")
+    if model.launch is not None:
+        out.append(f"  launch  {_launch(model.launch)}")
     out.append(f"  index   int{model.index_bits}")
     out.append("  tensors")
     width = max((len(n) for n in model.tensors), default=0)
@@ -90,6 +105,9 @@ def listing(model: Model) -> str:
         shape = ", ".join(str(d) for d in t.shape)
         extra = f"  values {t.values}" if t.values is not None else ""
         extra += "  sharded" if t.sharded else ""
+        extra += "  distinct" if getattr(t, "distinct", False) else ""
+        extra += f"  index int{t.index_bits}" if t.index_bits is not None else ""
+        extra += "  updated" if getattr(t, "updated", False) else ""
         out.append(f"    {name:<{width}}  {t.role:<7} {t.dtype}[{shape}]{extra}")
     out.append("  body")
     for n in model.body:

@@ -5,6 +5,9 @@ layers.  Expressions are built from symbols (``symbols("B S")``) or parsed from
 strings (``parse("cdiv(B*S, 64)")``).
 """
 
+from ._decide import Decision as Decision
+from ._decide import bounds as bounds
+from ._decide import prove as prove
 from ._expr import BoolConst as BoolConst
 from ._expr import BoolOp as BoolOp
 from ._expr import Cmp as Cmp
@@ -29,6 +32,8 @@ from ._expr import negate as negate
 from ._expr import sym as sym
 from ._expr import symbols as symbols
 from ._expr import where as where
+from ._jax import from_jax as from_jax
+from ._jax import to_jax as to_jax
 from ._parse import coerce_formula as coerce_formula
 from ._parse import parse as parse
 from ._parse import parse_expr as parse_expr

@@ -18,7 +18,6 @@ it (``<=`` stays ``<=``) so that messages can quote it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from typing import Union
 
@@ -117,8 +116,21 @@ Monomial = tuple  # tuple[tuple[Atom, int], ...] sorted by atom; () is the const
 ExprLike = Union["Expr", int]
 
 
+_MONO_KEYS: dict = {}
+_CONSTS: dict = {}
+
+
 def _mono_key(m: Monomial) -> tuple:
-    return tuple((a._key, p) for a, p in m)
+    k = _MONO_KEYS.get(m)
+    if k is None:
+        k = tuple([(a._key, p) for a, p in m])
+        if len(_MONO_KEYS) < 1 << 16:
+            _MONO_KEYS[m] = k
+    return k
+
+
+def _term_order(t: tuple) -> tuple:
+    return (not t[0], t[0])  # by monomial key, the constant last
 
 
 class Expr:
@@ -129,27 +141,50 @@ class Expr:
     ``<=``, ``>``, ``>=`` build :class:`Cmp` conditions.
     """
 
-    __slots__ = ("_hash", "_key", "terms")
+    __slots__ = ("_hash", "_k", "terms")
     terms: tuple  # tuple[tuple[Monomial, int], ...], sorted, no zero coefficient
 
     def __init__(self, terms: Mapping[Monomial, int] | Iterable[tuple[Monomial, int]]):
-        items = terms.items() if isinstance(terms, Mapping) else terms
-        self.terms = tuple(
-            sorted(((m, c) for m, c in items if c != 0), key=lambda t: (len(t[0]) == 0, _mono_key(t[0])))
-        )
-        self._key = tuple((_mono_key(m), c) for m, c in self.terms)
-        self._hash = hash(self._key)
+        items = terms.items() if type(terms) is dict or isinstance(terms, Mapping) else terms
+        keyed = [(_mono_key(m), m, c) for m, c in items if c != 0]
+        if len(keyed) > 1:
+            keyed.sort(key=_term_order)
+        self.terms = tuple([(m, c) for _, m, c in keyed])
+        self._k = tuple([(k, c) for k, _, c in keyed])
+        self._hash = None
+
+    @staticmethod
+    def _ordered(terms: tuple) -> Expr:
+        """Terms already in normal order (e.g. a scaled copy of a normal form)."""
+        e = object.__new__(Expr)
+        e.terms = terms
+        e._k = None
+        e._hash = None
+        return e
+
+    @property
+    def _key(self) -> tuple:
+        k = self._k
+        if k is None:
+            k = self._k = tuple([(_mono_key(m), c) for m, c in self.terms])
+        return k
 
     # -- construction helpers
     @staticmethod
     def const(value: int) -> Expr:
+        got = _CONSTS.get(value) if type(value) is int else None
+        if got is not None:
+            return got
         if isinstance(value, bool) or not isinstance(value, int):
             raise ShapeError(f"expected an integer, got {value!r}")
-        return Expr({(): value})
+        e = Expr._ordered((((), value),) if value else ())
+        if -1024 <= value <= 1024:
+            _CONSTS[value] = e
+        return e
 
     @staticmethod
     def atom(a: Atom) -> Expr:
-        return Expr({((a, 1),): 1})
+        return Expr._ordered(((((a, 1),), 1),))
 
     # -- inspection
     @property
@@ -193,28 +228,57 @@ class Expr:
 
     # -- arithmetic
     def __add__(self, other: ExprLike) -> Expr:
+        if type(other) is int:
+            return self._plus_const(other)
         o = as_expr(other)
+        if not o.terms:
+            return self
+        if not self.terms:
+            return o
+        if o.is_const:
+            return self._plus_const(o.terms[0][1])
+        if self.is_const:
+            return o._plus_const(self.terms[0][1])
         acc = dict(self.terms)
         for m, c in o.terms:
             acc[m] = acc.get(m, 0) + c
         return Expr(acc)
 
+    def _plus_const(self, k: int) -> Expr:
+        if k == 0:
+            return self
+        terms = self.terms
+        if terms and terms[-1][0] == ():  # the constant sorts last
+            c = terms[-1][1] + k
+            return Expr._ordered(terms[:-1] + ((((), c),) if c else ()))
+        return Expr._ordered((*terms, ((), k)))
+
     __radd__ = __add__
 
     def __neg__(self) -> Expr:
-        return Expr((m, -c) for m, c in self.terms)
+        return Expr._ordered(tuple([(m, -c) for m, c in self.terms]))
 
     def __pos__(self) -> Expr:
         return self
 
     def __sub__(self, other: ExprLike) -> Expr:
+        if type(other) is int:
+            return self._plus_const(-other)
         return self + (-as_expr(other))
 
     def __rsub__(self, other: ExprLike) -> Expr:
         return as_expr(other) - self
 
     def __mul__(self, other: ExprLike) -> Expr:
+        if type(other) is int:
+            if other == 0:
+                return Expr.const(0)
+            return Expr._ordered(tuple([(m, c * other) for m, c in self.terms]))
         o = as_expr(other)
+        if o.is_const:
+            return self * o.const_value
+        if self.is_const:
+            return o * self.const_value
         acc: dict[Monomial, int] = {}
         for m1, c1 in self.terms:
             for m2, c2 in o.terms:
@@ -276,7 +340,10 @@ class Expr:
         return not self.__eq__(other)
 
     def __hash__(self) -> int:
-        return self._hash
+        h = self._hash
+        if h is None:
+            h = self._hash = hash(self._key)
+        return h
 
     def __bool__(self) -> bool:
         raise ShapeError(
@@ -357,7 +424,7 @@ def as_expr(x: object) -> Expr:
     if hasattr(x, "__index__") and not isinstance(x, Formula):
         try:
             return Expr.const(int(x.__index__()))  # numpy integers
-        except Exception:  # noqa: BLE001 - fall through to the error below
+        except Exception:
             pass
     if isinstance(x, Atom):
         return Expr.atom(x)
@@ -409,7 +476,9 @@ def _monomial_quotient(n: Expr, d: Expr) -> Expr | None:
             if acc.get(a, 0) < p:
                 return None
             acc[a] -= p
-        out.append((tuple(sorted(((a, p) for a, p in acc.items() if p), key=lambda t: t[0]._key)), c // dc))
+        out.append(
+            (tuple(sorted(((a, p) for a, p in acc.items() if p), key=lambda t: t[0]._key)), c // dc)
+        )
     return Expr(out)
 
 
@@ -560,7 +629,7 @@ def _subs_atom(a: Atom, repl: Mapping[str, Expr]) -> Expr:
     if isinstance(a, Sym):
         return repl.get(a.name, Expr.atom(a))
     assert isinstance(a, Op)
-    args = [x.subs(repl) if isinstance(x, Expr) else x.subs(repl) for x in a.args]
+    args = [x.subs(repl) for x in a.args]
     return _rebuild(a.kind, args)
 
 
@@ -641,9 +710,10 @@ class Cmp(Formula):
         self._hash = hash(self._key)
 
     def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, Cmp)
-            and (self.op, self.lhs, self.rhs) == (other.op, other.lhs, other.rhs)
+        return isinstance(other, Cmp) and (self.op, self.lhs, self.rhs) == (
+            other.op,
+            other.lhs,
+            other.rhs,
         )
 
     def __hash__(self) -> int:

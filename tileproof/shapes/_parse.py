@@ -89,8 +89,10 @@ class _Builder:
                     return mod(a, b)
                 if isinstance(op, ast.Pow):
                     if not b.is_const or b.const_value < 0:
-                        raise self.fail(node.right, "exponents must be non-negative integer literals")
-                    return a ** b.const_value
+                        raise self.fail(
+                            node.right, "exponents must be non-negative integer literals"
+                        )
+                    return a**b.const_value
             except ShapeError as e:
                 if "column" in str(e):
                     raise
@@ -113,7 +115,9 @@ class _Builder:
         if name == "where":
             if len(node.args) != 3:
                 raise self.fail(node, "where(cond, a, b) takes 3 arguments")
-            return where(self.formula(node.args[0]), self.expr(node.args[1]), self.expr(node.args[2]))
+            return where(
+                self.formula(node.args[0]), self.expr(node.args[1]), self.expr(node.args[2])
+            )
         args = [self.expr(a) for a in node.args]
         arity = {"abs": 1, "cdiv": 2, "floordiv": 2, "mod": 2}.get(name)
         if arity is not None and len(args) != arity:
@@ -153,8 +157,13 @@ class _Builder:
         left = self.expr(node.left)
         for op, right_node in zip(node.ops, node.comparators):
             if isinstance(op, (ast.In, ast.NotIn)):
-                if not isinstance(right_node, (ast.Set, ast.Tuple, ast.List)) or not right_node.elts:
-                    raise self.fail(right_node, "'in' takes a literal set of values, e.g. D in {64, 128}")
+                if (
+                    not isinstance(right_node, (ast.Set, ast.Tuple, ast.List))
+                    or not right_node.elts
+                ):
+                    raise self.fail(
+                        right_node, "'in' takes a literal set of values, e.g. D in {64, 128}"
+                    )
                 options = [_cmp("==", left, self.expr(e)) for e in right_node.elts]
                 f = disj(*options)
                 parts.append(negate(f) if isinstance(op, ast.NotIn) else f)

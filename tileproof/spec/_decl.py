@@ -42,6 +42,14 @@ class Tensor:
     on ``v`` (``"0 <= v < P"``); the verifier assumes nothing else about them.
     ``sharded`` marks a per-rank shard whose tiles carry ring provenance.
     ``index_bits`` overrides the kernel's index width for offsets into it.
+    ``distinct`` declares an index tensor's elements pairwise different (a page
+    table whose sequences share no page, a work list without repeated entries):
+    two reads at different element indices give different values.
+    ``updated`` marks an input the kernel writes in place (a KV cache, a window
+    state): it starts as the given array, elements the kernel does not write keep
+    their values, and its final value is an output too (compared with the
+    reference's result of that name).  Unlike an output, it need not be written
+    everywhere.
     """
 
     shape: tuple
@@ -50,6 +58,8 @@ class Tensor:
     values: object = None
     sharded: bool = False
     index_bits: int | None = None
+    distinct: bool = False
+    updated: bool = False
     where: Location = field(default_factory=caller_location, compare=False, repr=False)
 
     def __post_init__(self):
@@ -69,6 +79,12 @@ class Tensor:
             )
         if self.role not in ("input", "output", "scratch"):
             raise SpecError(f"role must be input, output or scratch, not {self.role!r}", self.where)
+        if self.updated and self.role != "input":
+            raise SpecError(f"updated=True marks an input written in place; this tensor is "
+                            f"{self.role} (outputs and scratch are written anyway)", self.where)
+        if self.distinct and not self.is_index:
+            raise SpecError("distinct=True declares an index tensor's values; "
+                            f"this tensor's dtype is {self.dtype}", self.where)
 
     @property
     def is_index(self) -> bool:

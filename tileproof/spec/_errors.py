@@ -6,6 +6,7 @@ naming *their* file and line and what to do, never a JAX traceback.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from dataclasses import dataclass
@@ -45,8 +46,11 @@ def _short(path: str) -> str:
     return rel if not rel.startswith("..") else path
 
 
+_CONTEXTLIB = contextlib.__file__  # frames of @contextmanager's machinery are not the user's
+
+
 def _is_internal(filename: str) -> bool:
-    if filename.startswith(_INTERNAL):
+    if filename.startswith(_INTERNAL) or filename == _CONTEXTLIB:  # `with tp.lanes(...)`
         return True
     return any(
         part in filename for part in (f"{os.sep}jax{os.sep}", f"{os.sep}jaxlib{os.sep}")

@@ -79,7 +79,8 @@ class Kernel:
 
     @property
     def outputs(self) -> list[str]:
-        return [n for n, t in self.tensors.items() if t.role == "output"]
+        """Outputs, and inputs updated in place (``updated=True``): what the reference returns."""
+        return [n for n, t in self.tensors.items() if t.role == "output" or t.updated]
 
     @property
     def scratch(self) -> list[str]:

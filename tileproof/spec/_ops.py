@@ -18,6 +18,13 @@ from jax import lax
 from . import _primitives as P
 from ._errors import SpecError, caller_location
 
+try:  # equations traced inside when() (its lax.cond) carry the user's line, not this file's
+    from jax._src import source_info_util as _siu
+
+    _siu.register_exclusion(__file__)
+except (ImportError, AttributeError):  # pragma: no cover - best effort, locations only
+    pass
+
 __all__ = [
     "Ref",
     "barrier",

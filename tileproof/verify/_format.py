@@ -1,130 +1,356 @@
-"""Render a :class:`Report`: compiler-style text, the JSON contract, SARIF 2.1.0."""
+"""Render a :class:`Report`: compiler-style text, the JSON contract, SARIF 2.1.0.
+
+Text, one finding per line as compilers and linters print them, the
+counterexample underneath, then a summary table and a closing line::
+
+    specs/paged.py:26: bounds: load of k_cache reads past its end
+        counterexample: B=1, H=16, P=8, b=0, qt=0
+        element: [1024, 0]
+        hint: mask the last page
+    specs/paged.py:5: barrier: skipped: launched cooperatively by our runtime
+
+    kernel  proved violated unknown skipped  numeric  time   verdict
+    paged       14        1       0       1  -        0.21s  FAIL
+    Found 1 violated and 0 unknown obligations in 1 kernel (checked 1 kernel)
+
+With ``color=True`` (stdout is a terminal) the table is drawn by rich.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import os
+from pathlib import Path
+from urllib.parse import quote
 
-from ._report import KernelReport, Report
+from ..spec._errors import UNKNOWN
+from ._report import KernelReport, Obligation, Report
 
-__all__ = ["render", "to_sarif", "to_text"]
+__all__ = ["kernel_text", "render", "to_sarif", "to_text"]
 
 
-def _ce_lines(ce: dict[str, int] | None) -> list[str]:
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
+def _ce_lines(ce: dict | None) -> list[str]:
+    """The counterexample: values on one line, the element (``element[k]`` keys) on the next."""
     if not ce:
         return []
-    return ["    counterexample: " + ", ".join(f"{k}={v}" for k, v in ce.items())]
-
-
-def _kernel_text(k: KernelReport, verbose: bool) -> list[str]:
-    out: list[str] = []
-    if k.error:
-        out.append(k.error)
-        return out
-    for o in k.obligations:
-        if o.status == "proved" and not verbose:
-            continue
-        where = str(o.location) if o.location.line else k.source
-        out.append(f"{where}: {o.kind}: {o.status}: {o.message}")
-        out.extend(_ce_lines(o.counterexample))
-        if o.reason and o.status != "violated":
-            out.append(f"    reason: {o.reason}")
-        if o.hint:
-            out.append(f"    hint: {o.hint}")
-    n = k.numeric
-    if n is not None and (n.status == "mismatch" or verbose):
-        errs = ""
-        if n.max_abs_err is not None:
-            errs = f" (max abs err {n.max_abs_err:.3g}, max rel err {n.max_rel_err:.3g})"
-        out.append(f"{k.source}: numeric: {n.status}{errs}: {n.message or ''}".rstrip(": "))
+    values = {k: v for k, v in ce.items() if not k.startswith("element[")}
+    element = [
+        v
+        for k, v in sorted(
+            ((k, v) for k, v in ce.items() if k.startswith("element[")),
+            key=lambda kv: int(kv[0][8:-1]) if kv[0][8:-1].isdigit() else 0,
+        )
+    ]
+    out = []
+    if values:
+        out.append("    counterexample: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+    if element:
+        out.append(f"    element: [{', '.join(str(v) for v in element)}]")
     return out
 
 
-def to_text(report: Report, *, verbose: bool = False, quiet: bool = False) -> str:
-    lines: list[str] = []
-    if not quiet:
-        for k in report.kernels:
-            lines.extend(_kernel_text(k, verbose))
-    if not report.kernels:
-        return "No kernel specs found."
+def _where(o: Obligation, k: KernelReport) -> str:
+    return str(o.location) if o.location is not UNKNOWN and o.location.line else k.source
+
+
+def kernel_text(k: KernelReport, *, verbose: bool = False) -> list[str]:
+    """One kernel's findings: violated and unknown, skipped once per kind, proved if verbose."""
+    if k.error:
+        return [k.error]
+    out: list[str] = []
+    skipped: dict[str, tuple[Obligation, int]] = {}
+    for o in k.obligations:
+        if o.status == "skipped":
+            first, n = skipped.get(o.kind, (o, 0))
+            skipped[o.kind] = (first, n + 1)
+            continue
+        if o.status == "proved" and not verbose:
+            continue
+        status = "" if o.status == "violated" else f"{o.status}: "
+        out.append(f"{_where(o, k)}: {o.kind}: {status}{o.message}")
+        out.extend(_ce_lines(o.counterexample))
+        if o.reason and o.status != "violated":
+            out.append(f"    reason: {o.reason}")
+        if o.hint and o.status != "proved":
+            out.append(f"    hint: {o.hint}")
+    for kind, (o, n) in skipped.items():
+        count = f" ({_plural(n, 'obligation')})" if n > 1 else ""
+        out.append(f"{k.source}: {kind}: skipped{count}: {o.reason or 'skipped by configuration'}")
+    num = k.numeric
+    if num is not None and (num.status == "mismatch" or verbose):
+        errs = ""
+        if num.max_abs_err is not None:
+            rel = f", max rel err {num.max_rel_err:.3g}" if num.max_rel_err is not None else ""
+            errs = f" (max abs err {num.max_abs_err:.3g}{rel})"
+        line = f"{k.source}: numeric: {num.status}{errs}"
+        out.append(f"{line}: {num.message}" if num.message else line)
+        if num.sizes and (num.status == "mismatch" or verbose):
+            out.append(
+                "    sizes: "
+                + "; ".join(", ".join(f"{a}={b}" for a, b in s.items()) for s in num.sizes[:4])
+            )
+    return out
+
+
+def _rows(report: Report) -> list[tuple]:
     rows = []
     for k in report.kernels:
-        counts = {s: sum(1 for o in k.obligations if o.status == s) for s in ("proved", "violated", "unknown", "skipped")}
+        c = {
+            s: sum(1 for o in k.obligations if o.status == s)
+            for s in ("proved", "violated", "unknown", "skipped")
+        }
         num = k.numeric.status if k.numeric else "-"
         verdict = "error" if k.error else ("ok" if k.ok else "FAIL")
-        rows.append((k.name, counts, num, f"{k.lowering_seconds + k.solver_seconds:.2f}s", verdict))
-    if not quiet:
-        if lines:
-            lines.append("")
-        w = max(len(r[0]) for r in rows)
-        lines.append(f"{'kernel':<{w}}  proved violated unknown skipped  numeric   time    verdict")
-        for name, c, num, t, verdict in rows:
-            lines.append(f"{name:<{w}}  {c['proved']:>6} {c['violated']:>8} {c['unknown']:>7} "
-                         f"{c['skipped']:>7}  {num:<9} {t:>6}  {verdict}")
+        secs = k.lowering_seconds + k.solver_seconds + (k.numeric.seconds if k.numeric else 0.0)
+        rows.append((k.name, c, num, f"{secs:.2f}s", verdict))
+    return rows
+
+
+def _plain_table(rows: list[tuple]) -> list[str]:
+    w = max(6, *(len(r[0]) for r in rows))
+    out = [f"{'kernel':<{w}}  proved violated unknown skipped  numeric   time    verdict"]
+    for name, c, num, t, verdict in rows:
+        out.append(
+            f"{name:<{w}}  {c['proved']:>6} {c['violated']:>8} {c['unknown']:>7} "
+            f"{c['skipped']:>7}  {num:<9} {t:>6}  {verdict}"
+        )
+    return out
+
+
+def _rich_table(rows: list[tuple]) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    for col, just in (
+        ("kernel", "left"),
+        ("proved", "right"),
+        ("violated", "right"),
+        ("unknown", "right"),
+        ("skipped", "right"),
+        ("numeric", "left"),
+        ("time", "right"),
+        ("verdict", "left"),
+    ):
+        t.add_column(col, justify=just)
+    style = {"ok": "green", "FAIL": "bold red", "error": "bold red"}
+    for name, c, num, secs, verdict in rows:
+        t.add_row(
+            name,
+            str(c["proved"]),
+            f"[red]{c['violated']}[/]" if c["violated"] else "0",
+            f"[yellow]{c['unknown']}[/]" if c["unknown"] else "0",
+            str(c["skipped"]),
+            f"[red]{num}[/]" if num == "mismatch" else num,
+            secs,
+            f"[{style[verdict]}]{verdict}[/]",
+        )
+    buf = io.StringIO()
+    width = int(os.environ.get("COLUMNS", "0") or 0) or 120
+    Console(file=buf, force_terminal=True, width=width).print(t)
+    return buf.getvalue().rstrip("\n")
+
+
+def _closing(report: Report) -> str:
     s = report.summary()
     failed = s["failed_kernels"]
-    total_violated = s["obligations"]["violated"]
     if failed:
-        lines.append(f"Found {total_violated} violated and {s['obligations']['unknown']} unknown obligations "
-                     f"in {failed} kernel{'s' * (failed != 1)} (checked {s['kernels']} kernels)")
+        return (
+            f"Found {s['obligations']['violated']} violated and "
+            f"{s['obligations']['unknown']} unknown obligations in {_plural(failed, 'kernel')} "
+            f"(checked {_plural(s['kernels'], 'kernel')})"
+        )
+    text = (
+        f"Success: {s['obligations']['proved']} obligations proved in "
+        f"{_plural(s['kernels'], 'kernel')}"
+    )
+    if s["obligations"]["skipped"]:
+        text += f"; {s['obligations']['skipped']} skipped by configuration"
+    if s["numeric"]["matched"]:
+        text += f"; numerics matched for {s['numeric']['matched']}"
+    return text
+
+
+def to_text(
+    report: Report, *, verbose: bool = False, quiet: bool = False, color: bool = False
+) -> str:
+    """Findings, then (unless ``quiet``) the summary table and the closing line.
+
+    ``quiet`` prints the findings only — nothing at all when everything passed.
+    """
+    if not report.kernels:
+        return "" if quiet else "No kernel specs found."
+    lines: list[str] = []
+    for k in report.kernels:
+        lines.extend(kernel_text(k, verbose=verbose))
+    if quiet:
+        return "\n".join(lines)
+    if lines:
+        lines.append("")
+    rows = _rows(report)
+    if color:
+        lines.append(_rich_table(rows))
     else:
-        lines.append(f"Success: {s['obligations']['proved']} obligations proved in {s['kernels']} "
-                     f"kernel{'s' * (s['kernels'] != 1)}"
-                     + (f"; numerics matched for {s['numeric']['matched']}" if s["numeric"]["matched"] else ""))
+        lines.extend(_plain_table(rows))
+    lines.append(_closing(report))
     return "\n".join(lines)
 
 
-def to_sarif(report: Report) -> dict:
-    """SARIF 2.1.0: one result per violated or unknown obligation (and per numeric mismatch)."""
+# ------------------------------------------------------------------------------- SARIF
+
+_RULE_TEXT = {
+    "shape": "declared shapes match, sizes are non-negative, no division by zero",
+    "bounds": "every access is in bounds (masked ones under their mask)",
+    "coverage": "outputs are written exactly once; scratch is written before it is read",
+    "overflow": "offsets fit the declared index width",
+    "split": "split tile dimensions are divisible by the lane count",
+    "barrier": "every participant reaches the same barriers, and all fit on the machine",
+    "race": "two programs of one phase never write the same element",
+    "ring": "every rank folds every chunk exactly once; sends match receives",
+    "numeric": "the tiled execution matches the reference (values and gradients)",
+    "spec": "the kernel spec lowers to a schedule model",
+}
+
+
+def _uri(file: str, root: Path) -> tuple[str, bool]:
+    """A URI for ``file``: relative to ``root`` (and %SRCROOT%) when inside it, else ``file://``."""
+    p = Path(file)
+    if not p.is_absolute():
+        p = (root / p).resolve()
+    try:
+        return quote(p.relative_to(root).as_posix()), True
+    except ValueError:
+        return p.as_uri() if p.is_absolute() else quote(file), False
+
+
+def _split_source(source: str) -> tuple[str, int]:
+    file, _, line = source.rpartition(":")
+    return (file, int(line)) if file and line.isdigit() else (source, 1)
+
+
+def to_sarif(report: Report, *, root: str | os.PathLike | None = None) -> dict:
+    """SARIF 2.1.0: one result per violated obligation (error) and per unknown one (warning),
+    per spec error and per numeric mismatch, each at its source location."""
+    from .. import __version__
     from ._report import KINDS
 
-    rules = [{"id": f"tileproof/{k}", "name": k, "shortDescription": {"text": f"{k} obligation"}} for k in KINDS]
-    rules.append({"id": "tileproof/numeric", "name": "numeric",
-                  "shortDescription": {"text": "tiled execution matches the reference"}})
-    rules.append({"id": "tileproof/spec", "name": "spec", "shortDescription": {"text": "spec error"}})
+    base = Path(root or os.getcwd()).resolve()
+    ids = [*KINDS, "numeric", "spec"]
+    rules = [
+        {
+            "id": f"tileproof/{k}",
+            "name": k,
+            "shortDescription": {"text": _RULE_TEXT[k]},
+            "defaultConfiguration": {"level": "error"},
+        }
+        for k in ids
+    ]
     results = []
 
-    def loc(file: str, line: int):
-        return [{"physicalLocation": {"artifactLocation": {"uri": file},
-                                      "region": {"startLine": max(1, line)}}}]
+    def result(
+        kind: str,
+        level: str,
+        text: str,
+        file: str,
+        line: int,
+        kernel: str,
+        props: dict | None = None,
+    ) -> None:
+        uri, relative = _uri(file, base)
+        art = {"uri": uri, **({"uriBaseId": "%SRCROOT%"} if relative else {})}
+        fp = hashlib.sha256(f"{kernel}\0{kind}\0{text}".encode()).hexdigest()[:32]
+        results.append(
+            {
+                "ruleId": f"tileproof/{kind}",
+                "ruleIndex": ids.index(kind),
+                "level": level,
+                "message": {"text": text},
+                "locations": [
+                    {
+                        "physicalLocation": {
+                            "artifactLocation": art,
+                            "region": {"startLine": max(1, line)},
+                        }
+                    }
+                ],
+                "partialFingerprints": {"tileproofFinding/v1": fp},
+                "properties": {"kernel": kernel, **(props or {})},
+            }
+        )
 
     for k in report.kernels:
-        kfile, _, kline = k.source.rpartition(":")
+        kfile, kline = _split_source(k.source)
         if k.error:
-            results.append({"ruleId": "tileproof/spec", "level": "error", "message": {"text": k.error},
-                            "locations": loc(kfile or k.source, int(kline) if kline.isdigit() else 1)})
+            result("spec", "error", k.error, kfile, kline, k.name)
         for o in k.obligations:
             if o.status not in ("violated", "unknown"):
                 continue
-            file = o.location.file if o.location.line else kfile
-            line = o.location.line or (int(kline) if kline.isdigit() else 1)
+            has_loc = o.location is not UNKNOWN and o.location.line
+            file, line = (o.location.file, o.location.line) if has_loc else (kfile, kline)
             text = f"{k.name}: {o.message}"
             if o.counterexample:
-                text += " [counterexample: " + ", ".join(f"{a}={b}" for a, b in o.counterexample.items()) + "]"
-            results.append({
-                "ruleId": f"tileproof/{o.kind}",
-                "level": "error" if o.status == "violated" else "warning",
-                "message": {"text": text},
-                "locations": loc(file, line),
-            })
+                text += (
+                    " [counterexample: "
+                    + ", ".join(f"{a}={b}" for a, b in o.counterexample.items())
+                    + "]"
+                )
+            elif o.status == "unknown" and o.reason:
+                text += f" (unknown: {o.reason})"
+            props = {
+                "status": o.status,
+                **({"counterexample": o.counterexample} if o.counterexample else {}),
+            }
+            result(
+                o.kind,
+                "error" if o.status == "violated" else "warning",
+                text,
+                file,
+                line,
+                k.name,
+                props,
+            )
         if k.numeric is not None and k.numeric.status == "mismatch":
-            results.append({"ruleId": "tileproof/numeric", "level": "error",
-                            "message": {"text": f"{k.name}: {k.numeric.message}"},
-                            "locations": loc(kfile, int(kline) if kline.isdigit() else 1)})
-    from .. import __version__
-
+            result(
+                "numeric",
+                "error",
+                f"{k.name}: numeric mismatch: {k.numeric.message or 'see the report'}",
+                kfile,
+                kline,
+                k.name,
+                {"sizes": k.numeric.sizes},
+            )
     return {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
-        "runs": [{"tool": {"driver": {"name": "tileproof", "version": __version__,
-                                      "informationUri": "https://pypi.org/project/tileproof/",
-                                      "rules": rules}},
-                  "results": results}],
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "tileproof",
+                        "version": __version__,
+                        "informationUri": "https://pypi.org/project/tileproof/",
+                        "rules": rules,
+                    }
+                },
+                "originalUriBaseIds": {"%SRCROOT%": {"uri": base.as_uri() + "/"}},
+                "invocations": [{"executionSuccessful": True}],
+                "results": results,
+            }
+        ],
     }
 
 
-def render(report: Report, fmt: str, *, verbose: bool = False, quiet: bool = False) -> str:
+def render(
+    report: Report, fmt: str, *, verbose: bool = False, quiet: bool = False, color: bool = False
+) -> str:
     if fmt == "json":
         return json.dumps(report.to_json(), indent=2)
     if fmt == "sarif":
         return json.dumps(to_sarif(report), indent=2)
-    return to_text(report, verbose=verbose, quiet=quiet)
+    return to_text(report, verbose=verbose, quiet=quiet, color=color)

@@ -1,0 +1,119 @@
+"""Static ``ring``: every rank folds every chunk once, sends meet receives, no edge is crossed."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax import lax
+
+import tileproof.spec as tp
+from tileproof.lowering import lower
+from tileproof.verify.static import check_static
+
+SHARDS = dict(k=tp.Input(("n*16", 64), sharded=True), out=tp.Output(("n*16", 64)))
+
+
+def _ring_obs(kernel):
+    return [o for o in check_static(lower(kernel), kinds=("shape", "ring")) if o.kind == "ring"]
+
+
+def _bad(obs):
+    return [o for o in obs if o.status != "proved"]
+
+
+def _closed(steps_short: int = 0):
+    """A closed ring: at step s rank r holds the chunk of rank (r - s) mod n."""
+
+    @tp.kernel(grid={"r": "n"}, assume=["n <= 64"], ranks=tp.Ranks("n", "ring", name="r"),
+               tensors=SHARDS)
+    def ring(k, out):
+        r, n = tp.program_id(0), tp.num_ranks()
+        x = tp.load(k, (tp.ds(r * 16, 16), slice(None)))
+        acc = tp.fold(x)
+
+        def step(s, carry):
+            cur, acc = carry
+            cur = tp.sendrecv(cur, to=(r + 1) % n, frm=(r - 1) % n)
+            return cur, acc + tp.fold(cur)
+
+        _, acc = lax.fori_loop(1, n - steps_short, step, (x, acc))
+        tp.store(out, (tp.ds(r * 16, 16), slice(None)), acc)
+
+    return ring
+
+
+def _mesh(*, short=False, guard_edges=True, gate=False):
+    """An open bidirectional mesh: the chunk of rank i reaches rank j at step |i - j|."""
+
+    grid = {"pe": 4} if gate else {"prog": 1}
+    tensors = dict(k=tp.Input(("n", 16, 64), sharded=True), out=tp.Output(("n", 16, 64)))
+
+    @tp.kernel(grid=grid, assume=["n <= 64"], ranks=tp.Ranks("n", "mesh", name="r"),
+               tensors=tensors)
+    def mesh(k, out):
+        if gate:  # the defect: gating on the rank instead of the element id
+            tp.exit_if(tp.rank_id() != 0)
+        r, n = tp.rank_id(), tp.num_ranks()
+        own = tp.load(k, (r, slice(None), slice(None)))
+        acc = tp.fold(own)
+
+        def step(i, carry):
+            east, west, acc = carry
+            from_w = (r - 1 >= 0) & (r - i >= 0)
+            from_e = (r + 1 < n) & (r + i < n)
+            send_e = (r + 1 < n) & (r - i + 1 >= 0) if guard_edges else (r - i + 1 >= 0)
+            east = tp.sendrecv(east, to=r + 1, frm=r - 1, send=send_e, recv=from_w)
+            west = tp.sendrecv(west, to=r - 1, frm=r + 1,
+                               send=(r - 1 >= 0) & (r + i - 1 < n), recv=from_e)
+            acc = acc + jnp.where(from_w, tp.fold(east, when=from_w), 0.0)
+            acc = acc + jnp.where(from_e, tp.fold(west, when=from_e), 0.0)
+            return east, west, acc
+
+        steps = n - 2 if short else n - 1
+        _, _, acc = lax.fori_loop(1, 1 + steps, step, (own, own, acc))
+        tp.store(out, (r, slice(None), slice(None)), acc)
+
+    return mesh
+
+
+def test_closed_ring_is_proved_for_every_rank_count():
+    obs = _ring_obs(_closed())
+    assert obs and not _bad(obs), [(o.message, o.reason) for o in _bad(obs)]
+    assert any("folds every chunk" in o.message for o in obs)
+
+
+def test_closed_ring_a_step_short_misses_a_chunk():
+    obs = _ring_obs(_closed(steps_short=1))
+    (miss,) = [o for o in obs if "never folds" in o.message]
+    assert miss.status == "violated"
+    cx = miss.counterexample
+    n, r, c = cx["n"], cx["r"], cx["chunk"]
+    # with n - 2 steps rank r folds chunks (r - s) mod n for s in [0, n - 2]
+    assert c not in {(r - s) % n for s in range(n - 1)}
+
+
+def test_open_mesh_is_proved_for_every_rank_count():
+    obs = _ring_obs(_mesh())
+    assert obs and not _bad(obs), [(o.message, o.reason) for o in _bad(obs)]
+    assert any("stay on the open mesh" in o.message for o in obs)
+
+
+def test_open_mesh_a_step_short_never_meets_the_far_end():
+    obs = _ring_obs(_mesh(short=True))
+    (miss,) = [o for o in obs if "never folds" in o.message]
+    cx = miss.counterexample
+    assert abs(cx["r"] - cx["chunk"]) == cx["n"] - 1  # the far ends
+
+
+def test_open_mesh_send_off_the_edge():
+    obs = _ring_obs(_mesh(guard_edges=False))
+    (edge,) = [o for o in obs if o.status == "violated" and "past the open edge" in o.message]
+    cx = edge.counterexample
+    assert cx["peer"] == cx["n"] and cx["r"] == cx["n"] - 1  # the last rank sends east
+
+
+def test_gated_rank_is_nobodys_partner():
+    obs = _ring_obs(_mesh(gate=True))
+    bad = [o for o in obs if o.status == "violated"]
+    assert bad and all("left early" in o.message for o in bad), [o.message for o in bad]
+    cx = bad[0].counterexample
+    assert cx["r"] == 0 and cx["partner"] == 1

@@ -1,0 +1,74 @@
+"""Static ``shape``: a consistent domain, non-negative extents, no division by zero."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax import lax
+
+import tileproof.spec as tp
+from tileproof.lowering import lower
+from tileproof.verify.static import check_static
+
+
+def _shape(kernel):
+    return [o for o in check_static(lower(kernel), kinds=("shape",))]
+
+
+def _splits(zero_allowed: bool):
+    """Split-K over pages: pages_per_split = cdiv(pages, NS) with NS chosen from the longest
+    sequence (KERNELS.md §5); a maximum length of 0 gives 0 splits."""
+    domain = ["MAXLEN <= 8192", "NS == min(8, cdiv(MAXLEN, 64))", "NS >= 0"]
+    domain.append("MAXLEN >= 0" if zero_allowed else "MAXLEN >= 1")
+
+    @tp.kernel(grid={"b": "B"}, assume=["B <= 64", *domain],
+               tensors=dict(lens=tp.Input(("B",), "int32", values="0 <= v <= MAXLEN"),
+                            out=tp.Output(("B", 8))))
+    def splits(lens, out):
+        b = tp.program_id(0)
+        n_pages = (tp.load(lens, (b,)) + 63) // 64
+        per_split = (n_pages + tp.size("NS") - 1) // tp.size("NS")
+        acc = lax.fori_loop(0, per_split, lambda i, a: a + 1.0, jnp.zeros((1, 8)))
+        tp.store(out, (tp.ds(b, 1), slice(None)), acc)
+
+    return splits
+
+
+@tp.kernel(grid={"p": "cdiv(N, 64)"}, tensors=dict(x=tp.Input(("N - 4",)), y=tp.Output(("N",))))
+def negative_dim(x, y):
+    p = tp.program_id(0)
+    mask = (p * 64 + jnp.arange(64)) < tp.size("N")
+    tp.store(y, (tp.ds(p * 64, 64),), jnp.zeros((64,)), mask=mask)
+
+
+@tp.kernel(grid={"p": "N"}, assume=["N < 1"], tensors=dict(y=tp.Output(("N",))))
+def empty_domain(y):
+    tp.store(y, (tp.program_id(0),), jnp.float32(0))
+
+
+def test_splits_from_a_positive_length_never_divide_by_zero():
+    obs = _shape(_splits(zero_allowed=False))
+    assert all(o.status == "proved" for o in obs), [(o.message, o.reason) for o in obs]
+    assert any("divisor" in o.message and "NS" in o.message for o in obs)
+
+
+def test_zero_splits_divide_by_zero():
+    obs = _shape(_splits(zero_allowed=True))
+    bad = [o for o in obs if o.status == "violated"]
+    assert len(bad) == 1 and "division by zero" in bad[0].message
+    cx = bad[0].counterexample
+    assert cx["NS"] == 0 and cx["MAXLEN"] == 0
+    assert min(8, -(-cx["MAXLEN"] // 64)) == cx["NS"]  # the domain's own definition holds
+    assert "loop" in bad[0].message and bad[0].location.line > 0
+
+
+def test_negative_extent_is_refuted():
+    obs = _shape(negative_dim)
+    bad = [o for o in obs if o.status == "violated"]
+    assert len(bad) == 1 and "tensor x" in bad[0].message
+    assert bad[0].counterexample["N"] - 4 < 0
+
+
+def test_inconsistent_domain_is_reported_and_stops_the_check():
+    obs = check_static(lower(empty_domain))
+    assert len(obs) == 1 and obs[0].status == "violated"
+    assert "admits no sizes" in obs[0].message

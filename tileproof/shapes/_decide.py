@@ -1,0 +1,412 @@
+"""``prove`` and ``bounds``: the public decisions, solver-free whenever possible.
+
+A query goes through increasingly expensive stages and stops at the first
+that decides it:
+
+1. the prepared assumption set (:mod:`._context`, cached per assumption set):
+   declared domains, divisibility and equality substitutions, propagated
+   symbol bounds;
+2. normal form: the rewritten query folds to a constant, or its canonical form
+   (:func:`._normal.canon`) is an identity;
+3. interval arithmetic (:mod:`._interval`) decides the comparison for every
+   point of the bounds;
+4. a small concrete search finds a counterexample (valid by construction);
+5. z3 (:mod:`._solver`), first on the linear relaxation of a nonlinear
+   problem (:mod:`._relax`), then on the exact problem, under a resource limit.
+
+"proved" only ever comes from stages 2, 3 or an unsat answer of z3; every
+"refuted" carries a counterexample that was re-evaluated on the query and the
+assumptions as the user wrote them.  "unknown" says why.
+
+Bounds: an exact bound is a value some admissible point attains (a witness)
+that is also a proved bound (interval arithmetic or an unsat z3 query).  A
+bound beyond ``±2**62`` (``UNBOUNDED``) is reported as ``None``; the search for
+it is a concrete witness past the threshold or a satisfiable z3 query.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ._expr import BoolConst, Expr, Formula, ShapeError, as_expr, conj, eq, lt, negate
+from ._interval import INF, formula_truth, interval
+from ._normal import canon_formula, divisors, has_division, simplify
+from ._parse import coerce_formula, parse, parse_expr, parse_formula
+from ._search import holds, points, probe_points, shrink
+
+__all__ = ["UNBOUNDED", "Decision", "bounds", "clear_caches", "prove"]
+
+UNBOUNDED = 2**62
+_SEARCH_POINTS = 48
+_BOUNDS_POINTS = 48
+_CACHE_SIZE = 2048
+
+VERDICTS = ("proved", "refuted", "unknown", "inconsistent")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer to ``prove(query, assume)``.
+
+    ``verdict`` is one of ``proved``, ``refuted``, ``unknown``, ``inconsistent``;
+    ``counterexample`` (``refuted`` only) maps every symbol to a value where
+    the assumptions hold and the query fails (or a divisor is zero); ``reason``
+    says what was refuted or why the answer is unknown.  ``query`` and
+    ``assume`` are what the caller passed.
+
+    ``bool(decision)`` raises: an ``unknown`` must not read as a pass or a
+    failure by accident.  Compare ``decision.verdict`` or use ``.proved``.
+    """
+
+    verdict: str
+    counterexample: dict[str, int] | None = field(default=None)
+    reason: str = ""
+    query: object = None
+    assume: tuple = ()
+
+    @property
+    def proved(self) -> bool:
+        return self.verdict == "proved"
+
+    def __bool__(self) -> bool:
+        raise ShapeError(
+            f"a Decision ({self.verdict}) has no truth value: test decision.verdict == 'proved' "
+            "(or decision.proved); an 'unknown' is not a pass"
+        )
+
+    def __str__(self) -> str:
+        out = self.verdict
+        if self.counterexample:
+            out += " at " + ", ".join(f"{k}={v}" for k, v in self.counterexample.items())
+        if self.reason:
+            out += f" ({self.reason})"
+        return out
+
+
+# ------------------------------------------------------------------------------ caches
+
+_contexts: OrderedDict = OrderedDict()
+_proofs: OrderedDict = OrderedDict()
+_bounds: OrderedDict = OrderedDict()
+
+
+def _remember(cache: OrderedDict, key, value):
+    cache[key] = value
+    if len(cache) > _CACHE_SIZE:
+        cache.popitem(last=False)
+    return value
+
+
+def clear_caches() -> None:
+    """Forget every cached decision, prepared assumption set and parse (for timing)."""
+    _contexts.clear()
+    _proofs.clear()
+    _bounds.clear()
+    parse.cache_clear()
+    parse_expr.cache_clear()
+    parse_formula.cache_clear()
+
+
+def _context(assume: tuple[Formula, ...]):
+    from ._context import Context
+
+    ctx = _contexts.get(assume)
+    if ctx is None:
+        ctx = _remember(_contexts, assume, Context(assume))
+    return ctx
+
+
+def _as_assumptions(assume) -> tuple:
+    if isinstance(assume, (str, Formula, bool)):
+        return (assume,)
+    return tuple(assume)
+
+
+# ------------------------------------------------------------------------------- prove
+
+
+def prove(query, assume: Sequence = ()) -> Decision:
+    """Decide whether ``query`` holds for every admissible value of its symbols.
+
+    ``query`` and each assumption are strings or :class:`Formula` objects.
+    """
+    given = _as_assumptions(assume)
+    q = coerce_formula(query)
+    A = tuple(coerce_formula(a) for a in given)
+    key = (q, A)
+    res = _proofs.get(key)
+    if res is None:
+        res = _remember(_proofs, key, _Prove(q, A).run())
+    verdict, cex, reason = res
+    return Decision(verdict, dict(cex) if cex is not None else None, reason, query, given)
+
+
+class _Prove:
+    def __init__(self, q: Formula, A: tuple[Formula, ...]):
+        self.q, self.A = q, A
+        self.ctx = _context(A)
+        self.extra = q.free_symbols()
+
+    def run(self):
+        ctx = self.ctx
+        if ctx.empty:
+            return ("inconsistent", None, "the assumptions admit no values")
+        for guard, d in divisors(self.q):
+            res = self.zero_divisor(guard, d)
+            if res is not None:
+                return res
+        try:
+            g = ctx.rewrite(self.q)
+        except ShapeError as e:
+            return ("unknown", None, f"could not rewrite the query: {e}")
+        if not isinstance(g, BoolConst) and has_division(g):
+            c = canon_formula(g)
+            if c is not g:
+                g = simplify(c, ctx.box)
+        if isinstance(g, BoolConst):
+            return self.proved() if g.value else self.refute_anywhere()
+        syms = ctx.symbols_for(g)
+        facts = ctx.facts
+
+        def falsifies(p):
+            return holds(facts, p) and not holds((g,), p)
+
+        for p in points(syms, ctx.box, _SEARCH_POINTS):
+            if falsifies(p):
+                return self.refuted(p, falsifies)
+        status, model, why = _solve(facts, negate(g), ctx.box, syms, divisors_of=[g])
+        if status == "unsat":
+            return self.proved()
+        if status == "sat":
+            return self.refuted(model, falsifies)
+        return ("unknown", None, why)
+
+    # -- outcomes
+    def proved(self):
+        ctx = self.ctx
+        if ctx.consistent or ctx.witness() is not None:
+            return ("proved", None, "")
+        status, _m, _why = _solve(ctx.facts, None, ctx.box, ctx.symbols_for())
+        if status == "unsat":
+            ctx.consistent = False
+            return ("inconsistent", None, "the assumptions admit no values")
+        if status == "sat":
+            ctx.consistent = True
+            return ("proved", None, "")
+        return ("proved", None, "holds wherever the assumptions do; whether they admit any value is unknown")
+
+    def refute_anywhere(self):
+        ctx = self.ctx
+        w = ctx.witness()
+        if w is None:
+            status, w, why = _solve(ctx.facts, None, ctx.box, ctx.symbols_for())
+            if status == "unsat":
+                ctx.consistent = False
+                return ("inconsistent", None, "the assumptions admit no values")
+            if status != "sat":
+                return ("unknown", None, why)
+            ctx.consistent = True
+        return self.refuted(w, lambda p: holds(ctx.facts, p))
+
+    def refuted(self, point, ok, reason: str = ""):
+        ctx = self.ctx
+        point = shrink(point, ok, ctx.box)
+        user = ctx.user_point(point, self.extra)
+        if not holds(self.A, user):
+            return ("unknown", None, f"internal: counterexample {user} violates the assumptions")
+        try:
+            if self.q.evaluate(user):
+                return ("unknown", None, f"internal: counterexample {user} satisfies the query")
+        except ZeroDivisionError:
+            return ("unknown", None, f"internal: counterexample {user} divides by zero")
+        return ("refuted", user, reason or f"fails at {_show(user)}")
+
+    def zero_divisor(self, guard: Formula, d: Expr):
+        """None when ``d`` is non-zero wherever evaluation reaches it, else a decision."""
+        ctx = self.ctx
+        try:
+            g2, d2 = ctx.rewrite(guard), ctx.rewrite(d)
+        except ShapeError as e:
+            return ("unknown", None, f"could not rewrite divisor {d}: {e}")
+        if isinstance(g2, BoolConst) and not g2.value:
+            return None
+        lo, hi = interval(d2, ctx.box)
+        if lo > 0 or hi < 0 or formula_truth(g2, ctx.box) is False:
+            return None
+        reason = f"division by zero: {d} can be 0"
+        at_zero = conj(g2, eq(d2, 0))
+        syms = ctx.symbols_for(at_zero)
+
+        def zero_here(p):
+            return holds(ctx.facts, p) and holds((at_zero,), p)
+
+        found = next((p for p in points(syms, ctx.box, _SEARCH_POINTS) if zero_here(p)), None)
+        if found is None:
+            status, found, why = _solve(ctx.facts, at_zero, ctx.box, syms)
+            if status == "unsat":
+                return None
+            if status != "sat":
+                return ("unknown", None, f"could not rule out division by zero by {d}: {why}")
+        found = shrink(found, zero_here, ctx.box)
+        user = ctx.user_point(found, self.extra)
+        try:
+            ok = holds(self.A, user) and guard.evaluate(user) and d.evaluate(user) == 0
+        except ZeroDivisionError:
+            ok = False
+        if not ok:
+            return ("unknown", None, f"internal: division-by-zero witness {user} failed re-check")
+        return ("refuted", user, reason)
+
+
+def _show(env: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in env.items())
+
+
+# ------------------------------------------------------------------------------ solver
+
+
+def _solve(facts, extra: Formula | None, box, syms, divisors_of=()):
+    """z3 on ``facts and extra``; the linear relaxation first when the problem is nonlinear.
+
+    Symbolic divisors of ``divisors_of`` are known non-zero where reached, and
+    are asserted so.  Returns ``(status, model-or-None, reason)``.
+    """
+    from ._relax import is_linear, relax
+    from ._solver import Session, side_conditions
+
+    fs = list(facts) + side_conditions(divisors_of)
+    goal = [extra] if extra is not None else []
+    if not is_linear(fs + goal):
+        lin, lbox = relax(fs + goal, box)
+        status, _m, _why = Session(lin, lbox, syms).check()
+        if status == "unsat":
+            return "unsat", None, ""
+    return Session(fs, box, syms).check(*goal)
+
+
+# ------------------------------------------------------------------------------ bounds
+
+
+def bounds(expr, assume: Sequence = ()) -> tuple[int | None, int | None]:
+    """Exact ``(lower, upper)`` of ``expr`` over the admissible points where it is defined.
+
+    ``None`` means unbounded (past ``±2**62``).  Raises :class:`ShapeError`
+    when the assumptions admit no value, or when an exact bound cannot be
+    established within the solver's resource limit (never a guess).
+    """
+    e = parse_expr(expr) if isinstance(expr, str) else expr
+    if not isinstance(e, Expr):
+        e = as_expr(e)
+    A = tuple(coerce_formula(a) for a in _as_assumptions(assume))
+    key = (e, A)
+    res = _bounds.get(key)
+    if res is None:
+        res = _remember(_bounds, key, _Bounds(e, A).run())
+    return res
+
+
+class _Bounds:
+    def __init__(self, e: Expr, A: tuple[Formula, ...]):
+        from ._solver import side_conditions
+
+        self.e0, self.A = e, A
+        self.ctx = ctx = _context(A)
+        if ctx.empty:
+            raise ShapeError(f"bounds of {e}: the assumptions admit no values")
+        try:
+            self.e = ctx.rewrite(e)
+        except ShapeError as err:
+            raise ShapeError(f"bounds of {e}: {err}") from None
+        self.domain = list(ctx.facts) + side_conditions([self.e])
+        self.syms = ctx.symbols_for(self.e)
+        self.sessions: dict = {}
+
+    def value(self, p) -> int | None:
+        if not holds(self.domain, p):
+            return None
+        try:
+            return self.e.evaluate(p)
+        except ZeroDivisionError:
+            return None
+
+    def run(self):
+        ctx, e = self.ctx, self.e
+        lo_proved, hi_proved = interval(e, ctx.box)
+        best_lo = best_hi = None
+        small = points(self.syms, ctx.box, _BOUNDS_POINTS)
+        for p in itertools.chain(itertools.islice(small, 1), probe_points(self.syms, ctx.box), small):
+            v = self.value(p)
+            if v is None:
+                continue
+            best_lo = v if best_lo is None else min(best_lo, v)
+            best_hi = v if best_hi is None else max(best_hi, v)
+            if best_lo in (lo_proved, -INF) or best_lo < -UNBOUNDED:
+                if best_hi in (hi_proved, INF) or best_hi > UNBOUNDED:
+                    break  # both ends attained (or past the threshold): nothing to search for
+        if best_lo is None:
+            status, model, why = self.solve(None)
+            if status == "unsat":
+                raise ShapeError(f"bounds of {self.e0}: no admissible value where it is defined")
+            if status != "sat":
+                raise ShapeError(f"bounds of {self.e0}: could not find an admissible value ({why})")
+            best_lo = best_hi = self.checked(model)
+        lo = self.tighten(best_lo, lo_proved, 1)
+        hi = self.tighten(best_hi, hi_proved, -1)
+        return (lo, hi)
+
+    def checked(self, model) -> int:
+        v = self.value(model)
+        if v is None:
+            raise ShapeError(f"bounds of {self.e0}: internal: solver model {model} is not admissible")
+        return v
+
+    def solve(self, extra):
+        from ._solver import Session
+
+        if "full" not in self.sessions:
+            self.sessions["full"] = Session(self.domain, self.ctx.box, self.syms)
+        return self.sessions["full"].check(*([extra] if extra is not None else []))
+
+    def below(self, s: int, target: int):
+        """Is there an admissible value with ``s*e < target``?  ``(status, value)``."""
+        from ._relax import is_linear, relax
+        from ._solver import Session
+
+        f = lt(s * self.e, target)
+        if not is_linear([*self.domain, f]):
+            lin, lbox = relax([*self.domain, f], self.ctx.box)
+            if Session(lin, lbox, self.syms).check()[0] == "unsat":
+                return "unsat", None
+        status, model, why = self.solve(f)
+        if status == "sat":
+            return "sat", self.checked(model)
+        if status == "unsat":
+            return "unsat", None
+        raise ShapeError(f"bounds of {self.e0}: could not establish an exact bound ({why})")
+
+    def tighten(self, best: int, proved, s: int) -> int | None:
+        """The exact minimum of ``s*e`` (times ``s``): ``best`` attained, ``proved`` a proved bound."""
+        best, proved = s * best, (s * proved if proved not in (INF, -INF) else -INF)
+        if best < -UNBOUNDED:
+            return None
+        first = True
+        while proved < best:
+            target = best if first else (proved + best + 1) // 2
+            status, v = self.below(s, target)
+            if status == "unsat":
+                proved = target
+            else:
+                best = s * v
+                if best < -UNBOUNDED:
+                    return None
+                if first and proved == -INF:
+                    status, v = self.below(s, -UNBOUNDED)
+                    if status == "sat":
+                        return None
+                    proved = -UNBOUNDED
+            first = False
+        return s * best
+

@@ -1,0 +1,69 @@
+"""Test helpers: assert that kernel specs verify, in any test suite.
+
+    from tileproof.testing import assert_verified
+    from mykernels.specs import paged
+
+    def test_paged():
+        assert_verified(paged)              # static proofs and numerics
+        assert_verified(paged, numeric=False)
+
+A failure raises :class:`AssertionError` whose message is tileproof's text
+report (findings with their counterexamples, the summary table), so pytest
+shows what a ``tileproof check`` would print.  Settings come from
+``[tool.tileproof]`` of the nearest pyproject.toml, unless ``config`` is given;
+proofs are cached in ``.tileproof_cache/`` like the command's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = ["assert_verified"]
+
+
+def assert_verified(
+    kernel,
+    *,
+    numeric: bool = True,
+    timeout_ms: int | None = None,
+    config=None,
+    cache: bool = True,
+    **numeric_options,
+):
+    """Verify ``kernel`` (or several); raise ``AssertionError`` with the report unless all hold.
+
+    Returns the :class:`~tileproof.verify.Report` so tests can look further.
+    ``numeric_options`` go to the numeric matcher (e.g. ``extra_sizes=[...]``).
+    """
+    __tracebackhide__ = True
+    from dataclasses import replace
+
+    from .spec._kernel import Kernel
+    from .verify._config import ProofCache, load_config, verify_with
+    from .verify._format import to_text
+    from .verify._report import Report
+
+    kernels = (
+        [kernel]
+        if isinstance(kernel, Kernel)
+        else list(kernel)
+        if isinstance(kernel, Iterable)
+        else None
+    )
+    if not kernels or not all(isinstance(k, Kernel) for k in kernels):
+        raise TypeError(f"assert_verified takes a tileproof kernel (or several), got {kernel!r}")
+    cfg = config if config is not None else load_config()
+    if timeout_ms is not None:
+        cfg = replace(cfg, timeout_ms=timeout_ms)
+    store = ProofCache(cfg.cache_path, cfg.cache and cache)
+    report = Report(
+        [
+            verify_with(
+                k, cfg, numeric=numeric, cache=store, numeric_options=numeric_options or None
+            )[0]
+            for k in kernels
+        ]
+    )
+    if not report.ok:
+        raise AssertionError("\n" + to_text(report))
+    return report

@@ -1,0 +1,251 @@
+"""``check_numeric``: the tiled execution against the reference, over chosen sizes.
+
+For each size point (:func:`choose_sizes`) it draws inputs, executes the
+tiled schedule, and compares
+
+1. the run-time findings — any out-of-bounds access, poisoned read, race,
+   unwritten output, loop past its bound, barrier divergence or unmatched
+   ring traffic is a ``mismatch``;
+2. the outputs with ``kernel.reference`` (called with the input arrays in
+   declaration order; it returns the outputs as a tuple in declaration order,
+   a dict by name, or a single array);
+3. gradients: ``jax.vjp`` of the tiled execution and of the reference for a
+   random cotangent, for every floating input;
+4. a declared backward spec (``kernel.backward``: a kernel whose inputs are
+   named after the forward's inputs, its outputs (their values) and
+   ``d<output>`` (cotangents), and whose outputs are ``d<input>``), executed
+   and compared with the reference's vjp.
+
+It stops at the first mismatch.  Matmuls run at ``highest`` precision on both
+sides so a GPU's TF32 default does not show as a mismatch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._report import NumericResult
+from ._compare import Comparison, compare, merge_tolerances
+from ._execute import executor
+from ._inputs import draw_inputs
+from ._jaxpr import NumericUnsupported
+from ._sizes import choose_sizes
+
+__all__ = ["check_numeric"]
+
+
+def _float(decl) -> bool:
+    return decl.dtype in ("float16", "float32", "float64", "bfloat16")
+
+
+def _ref_outputs(kernel, result) -> dict:
+    names = kernel.outputs
+    if isinstance(result, Mapping):
+        missing = [n for n in names if n not in result]
+        if missing:
+            raise NumericUnsupported(f"the reference of {kernel.name} returns no {', '.join(missing)}",
+                                     kernel.location)
+        return {n: result[n] for n in names}
+    if isinstance(result, (tuple, list)):
+        if len(result) != len(names):
+            raise NumericUnsupported(f"the reference of {kernel.name} returns {len(result)} values for "
+                                     f"{len(names)} outputs ({', '.join(names)})", kernel.location)
+        return dict(zip(names, result))
+    if len(names) == 1:
+        return {names[0]: result}
+    raise NumericUnsupported(f"the reference of {kernel.name} returns one array for "
+                             f"{len(names)} outputs", kernel.location)
+
+
+def _worst(cs: list[Comparison]) -> tuple[float, float]:
+    fin = [c for c in cs if c.max_abs_err is not None]
+    return (max((c.max_abs_err for c in fin), default=0.0), max((c.max_rel_err for c in fin), default=0.0))
+
+
+def check_numeric(
+    kernel,
+    *,
+    sizes: Mapping[str, int] | Iterable[Mapping[str, int]] | None = None,
+    extra_sizes: Iterable[Mapping[str, int]] = (),
+    budget: int = 6,
+    budget_s: float | None = None,
+    seed: int = 0,
+    tolerances: Mapping | None = None,
+    gradients: bool = True,
+) -> NumericResult:
+    """Run ``kernel``'s tiled schedule against its reference (values and gradients).
+
+    ``sizes``/``extra_sizes``: points tried first (a static counterexample
+    may name program ids too; only sizes are kept, missing ones completed);
+    ``budget``: further points chosen from the domain; ``budget_s``: stop
+    starting new points after this many seconds; ``tolerances``: per-dtype
+    ``(rtol, atol)`` overrides (see :mod:`._compare`).
+    """
+    t0 = time.perf_counter()
+    if kernel.reference is None:
+        return NumericResult("skipped", message=f"kernel {kernel.name} declares no reference")
+    extra: list = []
+    for group in (sizes, extra_sizes):
+        if group is None:
+            continue
+        extra += [group] if isinstance(group, Mapping) else list(group)
+    tol = merge_tolerances(kernel.numeric.get("tolerances"), tolerances)
+    try:
+        points = choose_sizes(kernel, extra=extra, budget=budget, seed=seed)
+    except NumericUnsupported as e:
+        return NumericResult("skipped", message=str(e), seconds=time.perf_counter() - t0)
+    if not points:
+        return NumericResult("skipped", message="no admissible sizes within the numeric cap",
+                             seconds=time.perf_counter() - t0)
+    rng = np.random.default_rng(seed)
+    tried, runs = [], []
+    worst_abs = worst_rel = 0.0
+    grad_worst = [0.0, 0.0]
+    grad_checked = False
+    status, message = "matched", ""
+    for i, env in enumerate(points):
+        if budget_s is not None and tried and time.perf_counter() - t0 > budget_s:
+            break
+        tried.append(env)
+        t1 = time.perf_counter()
+        try:
+            run = _one(kernel, env, rng, i, tol, gradients)
+        except NumericUnsupported as e:
+            return NumericResult("skipped", tried, message=str(e), seconds=time.perf_counter() - t0,
+                                 detail={"runs": runs})
+        run["seconds"] = time.perf_counter() - t1
+        runs.append(run)
+        worst_abs = max(worst_abs, run["max_abs_err"])
+        worst_rel = max(worst_rel, run["max_rel_err"])
+        if run.get("grad") is not None:
+            grad_checked = True
+            grad_worst[0] = max(grad_worst[0], run["grad"]["max_abs_err"])
+            grad_worst[1] = max(grad_worst[1], run["grad"]["max_rel_err"])
+        if run["problems"]:
+            status = "mismatch"
+            message = f"at sizes {_fmt(env)}: " + "; ".join(run["problems"][:3])
+            if len(run["problems"]) > 3:
+                message += f"; and {len(run['problems']) - 3} more"
+            break
+    grads = None
+    if gradients:
+        grads = {"status": "skipped" if not grad_checked else
+                 ("mismatch" if any(r.get("grad", {}) and not r["grad"]["ok"] for r in runs) else "matched"),
+                 "max_abs_err": grad_worst[0] if grad_checked else None,
+                 "max_rel_err": grad_worst[1] if grad_checked else None}
+    return NumericResult(status, tried, worst_abs, worst_rel, grads, message,
+                         time.perf_counter() - t0, {"runs": runs})
+
+
+def _fmt(env) -> str:
+    return ", ".join(f"{k}={v}" for k, v in env.items()) or "(none)"
+
+
+def _one(kernel, env, rng, variant, tol, gradients) -> dict:
+    inputs = draw_inputs(kernel, env, rng, variant)
+    names = kernel.inputs
+    run: dict = {"sizes": env, "problems": [], "findings": [], "max_abs_err": 0.0, "max_rel_err": 0.0}
+    ref_fn = _jitted_reference(kernel)
+    with jax.default_matmul_precision("highest"):
+        fn = executor(kernel, env)
+        outs, flags = fn(inputs)
+        findings = flags.findings()
+        run["findings"] = [f.message for f in findings]
+        run["problems"] += [f.message for f in findings]
+        ref = _ref_outputs(kernel, ref_fn(*[jnp.asarray(inputs[n]) for n in names]))
+    comps = []
+    for n in kernel.outputs:
+        c = compare(n, outs[n], ref[n], tol, kernel.tensors[n].dtype)
+        comps.append(c)
+        if not c.ok:
+            run["problems"].append(c.message)
+    run["max_abs_err"], run["max_rel_err"] = _worst(comps)
+    run["where"] = {c.name: c.where for c in comps}
+    if run["problems"] or not gradients:
+        return run
+    float_in = [n for n in names if _float(kernel.tensors[n])]
+    float_out = [n for n in kernel.outputs if _float(kernel.tensors[n])]
+    if not float_in or not float_out:
+        return run
+    cot = {n: rng.standard_normal(np.shape(ref[n])).astype(np.asarray(ref[n]).dtype) for n in float_out}
+    rest = {n: jnp.asarray(inputs[n]) for n in names if n not in float_in}
+    primal = {n: jnp.asarray(inputs[n]) for n in float_in}
+
+    fn0 = executor(kernel, env, poison="zero")
+
+    def exec_out(d, rest):
+        out = fn0({**rest, **d})[0]
+        return {n: out[n] for n in float_out}
+
+    def ref_out(d, rest):
+        both = {**rest, **d}
+        out = _ref_outputs(kernel, kernel.reference(*[both[n] for n in names]))
+        return {n: out[n] for n in float_out}
+
+    with jax.default_matmul_precision("highest"):
+        g_exec = _grad(exec_out, primal, rest, cot)
+        g_ref = _grad(ref_out, primal, rest, cot)
+    gcomps = [compare(f"d{n}", g_exec[n], g_ref[n], tol, kernel.tensors[n].dtype) for n in float_in]
+    ga, gr = _worst(gcomps)
+    ok = all(c.ok for c in gcomps)
+    run["grad"] = {"ok": ok, "max_abs_err": ga, "max_rel_err": gr}
+    for c in gcomps:
+        if not c.ok:
+            run["problems"].append("gradient " + c.message)
+    if ok and kernel.backward is not None:
+        run["problems"] += _backward(kernel, env, inputs, ref, cot, g_ref, tol)
+    return run
+
+
+def _grad(f, primal, rest, cot) -> dict:
+    """``vjp(f)(cot)`` at ``primal``, as one jit-compiled function."""
+
+    @jax.jit
+    def g(primal, rest, cot):
+        out, pull = jax.vjp(lambda d: f(d, rest), primal)
+        return pull({n: cot[n].astype(out[n].dtype) for n in out})[0]
+
+    return g(primal, rest, {n: jnp.asarray(c) for n, c in cot.items()})
+
+
+_REFS: dict[int, tuple] = {}
+
+
+def _jitted_reference(kernel):
+    hit = _REFS.get(id(kernel))
+    if hit is None or hit[0] is not kernel.reference:
+        hit = (kernel.reference, jax.jit(kernel.reference))
+        _REFS[id(kernel)] = hit
+    return hit[1]
+
+
+def _backward(kernel, env, inputs, ref, cot, g_ref, tol) -> list[str]:
+    bwd = kernel.backward
+    feed = {}
+    for n in bwd.inputs:
+        if n in inputs:
+            feed[n] = inputs[n]
+        elif n in ref:
+            feed[n] = np.asarray(ref[n])
+        elif n.startswith("d") and n[1:] in cot:
+            feed[n] = cot[n[1:]].astype(np.asarray(ref[n[1:]]).dtype)
+        else:
+            raise NumericUnsupported(
+                f"input {n} of the backward spec {bwd.name} names no input, output or output "
+                f"cotangent (d<output>) of {kernel.name}", bwd.location)
+    benv = {s: env[s] for s in bwd.sizes if s in env}
+    with jax.default_matmul_precision("highest"):
+        outs, flags = executor(bwd, benv)(feed)
+    problems = [f"backward {bwd.name}: {f.message}" for f in flags.findings()]
+    for n in bwd.outputs:
+        if not n.startswith("d") or n[1:] not in g_ref:
+            continue
+        c = compare(n, outs[n], g_ref[n[1:]], tol, bwd.tensors[n].dtype)
+        if not c.ok:
+            problems.append(f"backward {bwd.name}: {c.message} (the reference's vjp)")
+    return problems

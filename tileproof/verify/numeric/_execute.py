@@ -1,0 +1,239 @@
+"""Run a kernel's tiled schedule: phases in order, each vmapped over ranks and programs.
+
+``execute(kernel, sizes, inputs)`` is a pure JAX function of the input
+arrays (jit-compiled once per kernel and sizes): outputs and :class:`Flags`.
+Memory semantics are strict (see :mod:`._memory`): buffers start poisoned,
+writes become visible to other programs at the next grid barrier, two
+writers of one element in a phase are a race, out-of-bounds accesses are
+flagged rather than clamped.
+
+With ranks, tensors are global (one memory, indexed by rank like the specs
+do) and ranks are an outer batch axis over the programs: a named ``vmap``
+axis by default, or real devices through ``shard_map`` (``devices=``), in
+which case each device runs its rank's programs and ``sendrecv`` becomes a
+collective between devices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, PartitionSpec
+
+from ._flags import Flags, Info, Record, reduce_record
+from ._interp import RANK_AXIS, Ctx, run_eqns
+from ._jaxpr import NumericUnsupported
+from ._memory import (
+    Writers,
+    _element_record,
+    apply_logs,
+    first_false_record,
+    merge_private,
+    pad,
+    poison_value,
+    unpad,
+)
+from ._plan import Plan, get_plan, loc_of, np_dtype
+
+__all__ = ["execute", "executor"]
+
+
+def executor(kernel, sizes: Mapping[str, int], *, devices: Sequence | None = None, jit: bool = True,
+             poison: str = "nan"):
+    """``f(inputs) -> (outputs, flags)`` for ``kernel`` at ``sizes``; ``inputs`` by name or in order.
+
+    ``devices``: run the ranks of a ranked kernel on these devices (one rank
+    per device, through ``shard_map``) instead of as a vmapped axis.
+    ``poison``: what unwritten memory and values received from no one hold —
+    ``"nan"`` (floats NaN, ints their minimum: shows in the values) or
+    ``"zero"`` (for gradient runs: a value computed from garbage and then
+    masked by ``where`` has a NaN-free gradient).  The flags are the same.
+    """
+    if poison not in ("nan", "zero"):
+        raise ValueError(f"poison must be 'nan' or 'zero', not {poison!r}")
+    plan = get_plan(kernel, dict(sizes))
+    mesh = None
+    if devices is not None:
+        if not plan.has_ranks:
+            raise NumericUnsupported("devices= needs a kernel declared with ranks", kernel.location)
+        devs = list(devices)
+        if len(devs) < plan.R:
+            raise NumericUnsupported(f"{plan.R} ranks need {plan.R} devices, got {len(devs)}",
+                                     kernel.location)
+        mesh = Mesh(np.array(devs[: plan.R]), (RANK_AXIS,))
+    key = ("jit" if jit else "eager", poison,
+           None if mesh is None else tuple(d.id for d in mesh.devices.flat))
+    cache = plan.__dict__.setdefault("_executors", {})
+    if key in cache:
+        return cache[key]
+
+    def run(inputs):
+        return _run(plan, _named(kernel, inputs), mesh, poison)
+
+    fn = jax.jit(run) if jit else run
+    cache[key] = fn
+    return fn
+
+
+def execute(kernel, sizes: Mapping[str, int], inputs, *, devices: Sequence | None = None,
+            poison: str = "nan"):
+    """Execute ``kernel`` at ``sizes`` on ``inputs``: ``(outputs dict, Flags)`` (see :func:`executor`)."""
+    return executor(kernel, sizes, devices=devices, poison=poison)(_named(kernel, inputs))
+
+
+def _named(kernel, inputs) -> dict:
+    names = kernel.inputs
+    if isinstance(inputs, Mapping):
+        extra = set(inputs) - set(names)
+        missing = [n for n in names if n not in inputs]
+        if extra or missing:
+            raise NumericUnsupported(
+                f"inputs of {kernel.name} are {', '.join(names)}; "
+                + (f"missing {', '.join(missing)}" if missing else f"unknown {', '.join(sorted(extra))}"),
+                kernel.location)
+        return {n: inputs[n] for n in names}
+    inputs = list(inputs)
+    if len(inputs) != len(names):
+        raise NumericUnsupported(f"{kernel.name} takes {len(names)} inputs ({', '.join(names)}), "
+                                 f"got {len(inputs)}", kernel.location)
+    return dict(zip(names, inputs))
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def _run(plan: Plan, inputs: dict, mesh, poison: str = "nan"):
+    k = plan.kernel
+    state = {}
+    for name, decl in k.tensors.items():
+        shape, dt = plan.shapes[name], np_dtype(decl.dtype)
+        if decl.role == "input":
+            x = jnp.asarray(inputs[name])
+            if tuple(x.shape) != shape:
+                raise NumericUnsupported(f"input {name} has shape {tuple(x.shape)}, the spec says "
+                                         f"{shape} at sizes {plan.sizes}", decl.where)
+            state[name] = (x.astype(dt), None)
+        else:
+            fill = poison_value(dt) if poison == "nan" else jnp.zeros((), dt)
+            state[name] = (jnp.full(shape, fill, dt), jnp.zeros(shape, bool))
+    env: dict = {}
+    alive = jnp.ones((plan.R, plan.G), bool)
+    records: list[Record] = []
+    writers = Writers(plan.G, plan.lanes_max)
+    for ph in plan.phases:
+        state, env, alive, recs = _phase(plan, ph, state, env, alive, mesh, writers, poison)
+        records += recs
+    for name in k.outputs:
+        _, w = state[name]
+        if w is not None:
+            shape = plan.shapes[name]
+            records.append(_element_record(Info("unwritten", name, None, len(shape)),
+                                           ~w.reshape(-1), shape, lambda _k: [-1] * 6))
+    meta = (plan.grid_names, plan.grid, plan.has_ranks,
+            tuple((n, s) for n, s in plan.shapes.items()))
+    return {n: state[n][0] for n in k.outputs}, Flags(records, meta)
+
+
+def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: str):
+    loaded = set()
+    for e in ph.eqns:
+        from ._plan import kernel_eqns_of
+
+        for ke, _ in kernel_eqns_of(e):
+            if ke.primitive.name == "tp_load" and id(ke) not in ph.fast_load:
+                loaded.add(ke.params["tensor"])
+    snap = {}
+    for t in sorted(loaded | ph.private):
+        d, w = state[t]
+        pads = plan.pads[t]
+        snap[t] = (pad(d, pads), None if w is None else pad(w, pads))
+    priv0 = {}
+    for t in sorted(ph.private):
+        d, w = snap[t]
+        wp = jnp.ones(d.shape, bool) if w is None else w
+        priv0[t] = (d, wp, jnp.zeros(d.shape, bool))
+    fast_keys = sorted(ph.fast_load)
+    fast_vals = []
+    for eid in fast_keys:
+        til = ph.fast_load[eid]
+        t = _tensor_of(ph, eid)
+        d, w = state[t]
+        fast_vals.append((til.tiles(d), None if w is None else til.tiles(w)))
+    store_keys = sorted(ph.fast_store)
+    env_in = [env[plan.var_id[v]] for v in ph.env_in]
+
+    def prog(rank, pid, env_vals, alive_p, fast, snap_vals, priv_vals):
+        ctx = Ctx(plan, ph, rank, pid, alive_p, snap_vals, dict(zip(fast_keys, fast)))
+        ctx.poison = poison
+        ctx.priv = dict(priv_vals)
+        consts = dict(zip(plan.closed.jaxpr.constvars, plan.closed.consts))
+        local = dict(consts)
+        local.update(zip(ph.env_in, env_vals))
+        live = set(ph.env_out)
+        run_eqns(ph.eqns, local, ctx, live)
+        outs = [local[v] for v in ph.env_out]
+        stores = [ctx.fast_out[k] for k in store_keys]
+        return outs, ctx.alive, ctx.logs, ctx.flags, ctx.priv, stores
+
+    progs = jax.vmap(prog, in_axes=(None, 0, 0, 0, 0, None, None))
+    ranks = jnp.arange(plan.R, dtype=jnp.int32)
+    pids = jnp.arange(plan.G, dtype=jnp.int32)
+    args = (ranks, pids, env_in, alive, fast_vals, snap, priv0)
+    if mesh is None:
+        f = jax.vmap(progs, in_axes=(0, None, 0, 0, 0, None, None), axis_name=RANK_AXIS)
+        res = f(*args)
+    else:
+        R, Rep = PartitionSpec(RANK_AXIS), PartitionSpec()
+
+        def local(*a):
+            return jax.vmap(progs, in_axes=(0, None, 0, 0, 0, None, None))(*a)
+
+        kw = {}
+        import inspect
+
+        params = inspect.signature(jax.shard_map).parameters
+        if "check_vma" in params:
+            kw["check_vma"] = False
+        elif "check_rep" in params:
+            kw["check_rep"] = False
+        f = jax.shard_map(local, mesh=mesh, in_specs=(R, Rep, R, R, R, Rep, Rep), out_specs=R, **kw)
+        res = f(*args)
+    outs, alive_out, logs, flags, priv, stores = res
+    env = dict(env)
+    env.update(zip([plan.var_id[v] for v in ph.env_out], outs))
+    records = [reduce_record(r) for r in flags]
+    state = dict(state)
+    # the writes of the phase
+    by_tensor: dict[str, list] = {}
+    for entry in logs:
+        by_tensor.setdefault(entry.meta[0], []).append(entry)
+    for k, value in zip(store_keys, stores):
+        t, til = ph.fast_store[k]
+        d, _ = state[t]
+        state[t] = (til.untile(value.astype(d.dtype)), None)
+    for t in sorted(ph.private):
+        d, w = state[t]
+        pads = plan.pads[t]
+        views = tuple(unpad(v, pads, lead=2) for v in priv[t])
+        d, w, rec = merge_private(d, w, views, plan.shapes[t], writers, t)
+        state[t] = (d, w)
+        records.append(rec)
+    for t, entries in sorted(by_tensor.items()):
+        d, w = state[t]
+        d, w, rec = apply_logs(d, w, entries, plan.shapes[t], t in ph.ordered, writers, t)
+        state[t] = (d, w)
+        records.append(rec)
+    if ph.barrier is not None:
+        records.append(first_false_record(Info("barrier", None, loc_of(ph.barrier)), alive_out,
+                                          (plan.R, plan.G)))
+    return state, env, alive_out, records
+
+
+def _tensor_of(ph, eid) -> str:
+    for e in ph.eqns:
+        if id(e) == eid:
+            return e.params["tensor"]
+    raise KeyError(eid)  # pragma: no cover

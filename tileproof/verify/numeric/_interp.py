@@ -1,0 +1,441 @@
+"""The program-level interpreter: one program's share of a phase, written for ``vmap``.
+
+:func:`interp` evaluates a traced body's equations for *one* program (scalar
+program id, rank, lane); the phase runner vmaps it over all programs and
+ranks, so nothing here loops over programs in Python.  Standard primitives
+are re-bound as they are (vmap batches them; custom derivative rules are
+kept).  Kernel operations get their meaning here:
+
+* ``tp_load`` reads a tile from the phase-start snapshot (or the program's
+  private view), with out-of-bounds and poisoned-read flags; masked-off and
+  out-of-range elements read 0.
+* ``tp_store`` appends to the program's write log (or updates its private view).
+* a loop with kernel operations inside becomes a ``lax.scan`` of a static
+  length with an ``active`` mask, so reverse-mode AD works and each
+  iteration's writes land in the log with an iteration axis.
+* a ``cond`` with kernel operations runs every branch with its predicate
+  folded into the masks, and selects the results.
+* ``lanes`` regions are vmapped over lane ids; lanes barriers split them.
+* ``sendrecv`` gathers the value over the rank axis (``all_gather``), so
+  ranks may be a vmapped axis or real devices under ``shard_map``.
+
+Everything that can be wrong at run time is recorded as a flag
+(:mod:`._flags`), masked by the predicate under which the program executes.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from ._flags import ITER, Info, make_record, set_ids
+from ._jaxpr import (
+    NumericUnsupported,
+    bind_eqn,
+    consts_of,
+    eqn_has_kernel_ops,
+    has_kernel_ops,
+    lanes_regions,
+    unwrap,
+)
+from ._memory import (
+    LogEntry,
+    coords,
+    in_bounds,
+    merge_lanes,
+    poison_value,
+    put_window,
+    window,
+)
+from ._plan import Plan, _unflatten, loc_of
+
+__all__ = ["RANK_AXIS", "Ctx", "interp"]
+
+RANK_AXIS = "tp_ranks"
+_CALL_KEYS = ("jaxpr", "call_jaxpr", "fun_jaxpr")
+
+
+class Ctx:
+    """What one program (or lane) carries while it runs a phase."""
+
+    def __init__(self, plan: Plan, phase, rank, pid, alive, snap, fast_in):
+        self.plan, self.phase = plan, phase
+        self.rank, self.pid = rank, pid
+        self.pids = _unflatten(pid, plan.grid)
+        self.lane = None
+        self.nlanes = 0
+        self.lane_key = jnp.int32(0)
+        self.alive = alive
+        self.pred = alive
+        self.snap = snap  # tensor -> (padded data, padded written | None)
+        self.priv: dict = {}  # tensor -> (padded data, written, dirty)
+        self.logs: list = []
+        self.flags: list = []
+        self.clock = jnp.int32(0)
+        self.fast_in = fast_in  # id(eqn) -> (tiles, written tiles | None)
+        self.fast_out: dict = {}
+        self.depth = 0
+        self.poison = "nan"
+
+    def fork(self, **kw) -> Ctx:
+        c = object.__new__(Ctx)
+        c.__dict__.update(self.__dict__)
+        c.logs, c.flags = [], []
+        c.priv = dict(self.priv)
+        c.depth = self.depth + 1
+        c.__dict__.update(kw)
+        return c
+
+    def join(self, sub: Ctx) -> None:
+        self.logs += sub.logs
+        self.flags += sub.flags
+        self.priv = sub.priv
+        self.clock = sub.clock
+        self.fast_out.update(sub.fast_out)
+
+    def ids(self) -> list:
+        lane = self.lane_key if self.lane is not None else -1
+        return [self.rank, self.pid, lane, -1, -1, -1]
+
+    def writer(self):
+        return (self.rank * self.plan.G + self.pid) * self.plan.lanes_max + self.lane_key
+
+
+# ----------------------------------------------------------------------------- walking
+
+
+def _read(env, atom):
+    if hasattr(atom, "val"):
+        return np.asarray(atom.val, dtype=atom.aval.dtype)
+    return env[atom]
+
+
+def interp(j, args, ctx: Ctx, consts=None) -> list:
+    jx = unwrap(j)
+    env = dict(zip(jx.constvars, consts_of(j) if consts is None else consts))
+    env.update(zip(jx.invars, args))
+    run_eqns(jx.eqns, env, ctx, set(v for v in jx.outvars if not hasattr(v, "val")))
+    return [_read(env, v) for v in jx.outvars]
+
+
+def run_eqns(eqns, env: dict, ctx: Ctx, live_after: set) -> None:
+    regions = lanes_regions(eqns)
+    i = 0
+    while i < len(eqns):
+        e = eqns[i]
+        if i in regions:
+            end = regions[i]
+            after = set(live_after)
+            for later in eqns[end + 1:]:
+                after.update(v for v in later.invars if not hasattr(v, "val"))
+            _lanes(e, eqns[i + 1:end], env, ctx, after)
+            i = end + 1
+            continue
+        outs = eval_eqn(e, [_read(env, v) for v in e.invars], ctx)
+        for v, o in zip(e.outvars, outs):
+            env[v] = o
+        i += 1
+
+
+def eval_eqn(e, vals, ctx: Ctx) -> list:
+    name = e.primitive.name
+    if name.startswith("tp_"):
+        return _kernel_op(e, name, vals, ctx)
+    if not eqn_has_kernel_ops(e):
+        return bind_eqn(e, vals)
+    if name == "while":
+        return _while(e, vals, ctx)
+    if name == "scan":
+        return _scan(e, vals, ctx)
+    if name == "cond":
+        return _cond(e, vals, ctx)
+    for k in _CALL_KEYS:
+        if k in e.params:
+            return interp(e.params[k], vals, ctx)
+    raise NumericUnsupported(f"kernel operations inside a {name!r} are not supported by the "
+                             "numeric executor", loc_of(e))
+
+
+def _pure(j, args) -> list:
+    """Evaluate a jaxpr with no kernel operations."""
+    jx = unwrap(j)
+    env = dict(zip(jx.constvars, consts_of(j)))
+    env.update(zip(jx.invars, args))
+    for e in jx.eqns:
+        env.update(zip(e.outvars, bind_eqn(e, [_read(env, v) for v in e.invars])))
+    return [_read(env, v) for v in jx.outvars]
+
+
+def _select(pred, new, old):
+    new = jnp.asarray(new).astype(jnp.asarray(old).dtype)
+    return lax.select(jnp.broadcast_to(pred, jnp.shape(old)), new, jnp.asarray(old))
+
+
+# ----------------------------------------------------------------------------- control flow
+
+
+def _while(e, vals, ctx: Ctx) -> list:
+    p = e.params
+    nc, nb = p["cond_nconsts"], p["body_nconsts"]
+    cconsts, bconsts, init = vals[:nc], vals[nc:nc + nb], vals[nc + nb:]
+    if has_kernel_ops(p["cond_jaxpr"]):
+        raise NumericUnsupported("kernel operations in a while loop's condition", loc_of(e))
+    trips = ctx.plan.trip_bound(e)
+    init = [jnp.asarray(v) for v in init]
+
+    def step(state, t):
+        carry, active, priv, clock = state
+        act = active & _pure(p["cond_jaxpr"], [*cconsts, *carry])[0]
+        sub = ctx.fork(pred=ctx.pred & act, priv=priv, clock=clock)
+        new = interp(p["body_jaxpr"], [*bconsts, *carry], sub)
+        carry = [_select(act, n, o) for n, o in zip(new, carry)]
+        recs = [set_ids(r, ITER, t) for r in sub.flags]
+        return (carry, act, sub.priv, sub.clock), (sub.logs, recs)
+
+    state = (init, jnp.bool_(True), ctx.priv, ctx.clock)
+    (carry, active, priv, clock), (logs, recs) = lax.scan(
+        step, state, jnp.arange(trips, dtype=jnp.int32))
+    still = ctx.pred & active & _pure(p["cond_jaxpr"], [*cconsts, *carry])[0]
+    ctx.flags.append(make_record(Info("loop_bound", None, loc_of(e), 0, str(trips)), still, [],
+                                 ctx.ids()))
+    ctx.priv, ctx.clock = priv, clock
+    ctx.logs += logs
+    ctx.flags += recs
+    return carry
+
+
+def _scan(e, vals, ctx: Ctx) -> list:
+    p = e.params
+    nc, ncar, length = p["num_consts"], p["num_carry"], p["length"]
+    consts, init, xs = vals[:nc], vals[nc:nc + ncar], vals[nc + ncar:]
+    init = [jnp.asarray(v) for v in init]
+
+    def step(state, x):
+        carry, priv, clock = state
+        xs_t, t = x
+        sub = ctx.fork(priv=priv, clock=clock)
+        outs = interp(p["jaxpr"], [*consts, *carry, *xs_t], sub)
+        carry = [jnp.asarray(o).astype(c.dtype) for o, c in zip(outs[:ncar], carry)]
+        recs = [set_ids(r, ITER, t) for r in sub.flags]
+        return (carry, sub.priv, sub.clock), (outs[ncar:], sub.logs, recs)
+
+    (carry, priv, clock), (ys, logs, recs) = lax.scan(
+        step, (init, ctx.priv, ctx.clock), (list(xs), jnp.arange(length, dtype=jnp.int32)),
+        length=length, reverse=p.get("reverse", False))
+    ctx.priv, ctx.clock = priv, clock
+    ctx.logs += logs
+    ctx.flags += recs
+    return [*carry, *ys]
+
+
+def _cond(e, vals, ctx: Ctx) -> list:
+    brs = e.params["branches"]
+    idx = jnp.clip(jnp.asarray(vals[0]).astype(jnp.int32), 0, len(brs) - 1)
+    ops = vals[1:]
+    outs = []
+    for b, br in enumerate(brs):
+        sub = ctx.fork(pred=ctx.pred & (idx == b))
+        outs.append(interp(br, ops, sub))
+        ctx.join(sub)
+    if not outs[0]:
+        return []
+    if len(brs) == 1:
+        return outs[0]
+    return [lax.select_n(idx, *[jnp.asarray(o[k]) for o in outs]) for k in range(len(outs[0]))]
+
+
+def _lanes(begin, body, env: dict, ctx: Ctx, live_after: set) -> None:
+    n = begin.params["n"]
+    # split at this region's own lanes barriers (not those of nested regions)
+    parts, cur, depth = [], [], 0
+    for e in body:
+        name = e.primitive.name
+        depth += name == "tp_lanes_begin"
+        depth -= name == "tp_lanes_end"
+        if name == "tp_barrier" and e.params["scope"] == "lanes" and depth == 0:
+            parts.append(cur)
+            cur = []
+        else:
+            cur.append(e)
+    parts.append(cur)
+    defined_in = [{v for e in part for v in e.outvars} for part in parts]
+    lane_env: dict = {}
+    lane_ids = jnp.arange(n, dtype=jnp.int32)
+    for k, part in enumerate(parts):
+        later_uses = set(live_after)
+        for part2 in parts[k + 1:]:
+            for e in part2:
+                later_uses.update(v for v in e.invars if not hasattr(v, "val"))
+        outs_v = [v for v in defined_in[k] if v in later_uses or v in lane_env]
+        outs_v += [v for v in lane_env if v not in outs_v]
+        ins_v = list(lane_env)
+        keys = ctx.lane_key * n + lane_ids
+
+        def lane_fn(lane, key, in_vals, part=part, outs_v=outs_v, ins_v=ins_v):
+            child_priv = {t: (d, w, jnp.zeros_like(dirty)) for t, (d, w, dirty) in ctx.priv.items()}
+            sub = ctx.fork(lane=lane, nlanes=n, lane_key=key, priv=child_priv)
+            env2 = dict(env)
+            env2.update(zip(ins_v, in_vals))
+            run_eqns(part, env2, sub, set(outs_v))
+            return [env2[v] for v in outs_v], sub.logs, sub.flags, sub.priv, sub.clock
+
+        vals, logs, flags, priv, clock = jax.vmap(lane_fn)(lane_ids, keys, [lane_env[v] for v in ins_v])
+        lane_env = dict(zip(outs_v, vals))
+        ctx.logs += logs
+        ctx.flags += flags
+        ctx.clock = clock[0]
+        for t, view in list(ctx.priv.items()):
+            merged, rec = merge_lanes(view, priv[t], keys, t, len(ctx.plan.shapes[t]), ctx.ids())
+            pads = jnp.asarray(ctx.plan.pads[t], jnp.int32)
+            rec.elem = rec.elem - pads
+            rec.info = Info("race", t, loc_of(begin), len(ctx.plan.shapes[t]))
+            ctx.priv[t] = merged
+            ctx.flags.append(rec)
+    for v in live_after:
+        if v in lane_env:
+            env[v] = lane_env[v][0]
+
+
+# ----------------------------------------------------------------------------- kernel ops
+
+
+def _kernel_op(e, name: str, vals, ctx: Ctx) -> list:
+    p = e.params
+    plan = ctx.plan
+    if name == "tp_size":
+        return [jnp.int32(plan.sizes[p["name"]])]
+    if name == "tp_program_id":
+        return [ctx.pids[p["axis"]]]
+    if name == "tp_num_programs":
+        return [jnp.int32(plan.grid[p["axis"]])]
+    if name in ("tp_lane_id", "tp_num_lanes"):
+        if ctx.lane is None:
+            raise NumericUnsupported("lane_id() outside a lanes() region", loc_of(e))
+        return [ctx.lane if name == "tp_lane_id" else jnp.int32(ctx.nlanes)]
+    if name == "tp_rank_id":
+        return [ctx.rank]
+    if name == "tp_num_ranks":
+        return [jnp.int32(plan.R)]
+    if name == "tp_load":
+        return [_load(e, vals, ctx)]
+    if name == "tp_store":
+        _store(e, vals, ctx)
+        return []
+    if name == "tp_exit":
+        if ctx.depth:
+            raise NumericUnsupported("exit_if() inside a loop, branch or lanes region", loc_of(e))
+        c = jnp.asarray(vals[0], bool)
+        ctx.alive = ctx.alive & ~c
+        ctx.pred = ctx.pred & ~c
+        return []
+    if name == "tp_barrier":
+        raise NumericUnsupported(f"a {p['scope']} barrier here is not supported by the numeric "
+                                 "executor (grid barriers at the top level of the body, lanes "
+                                 "barriers at the top level of a lanes region)", loc_of(e))
+    if name == "tp_lane_part":
+        tile, lane = vals
+        part = tile.shape[p["axis"]] // p["n"]
+        return [lax.dynamic_slice_in_dim(tile, lane * part, part, p["axis"])]
+    if name == "tp_fold":
+        return [vals[0]]
+    if name == "tp_sendrecv":
+        return [_sendrecv(e, vals, ctx)]
+    raise NumericUnsupported(f"unknown kernel operation {name}", loc_of(e))
+
+
+def _load(e, vals, ctx: Ctx):
+    p = e.params
+    t, dims = p["tensor"], p["dims"]
+    nd = len(dims)
+    starts = vals[:nd]
+    shape = ctx.plan.shapes[t]
+    site = loc_of(e)
+    fast = ctx.fast_in.get(id(e))
+    if fast is not None:
+        tiles, wt = fast
+        if wt is not None:
+            cs = coords(starts, dims)
+            ctx.flags.append(make_record(Info("poison", t, site, nd), ctx.pred & ~wt, cs, ctx.ids()))
+        return tiles
+    mask = jnp.asarray(vals[nd], bool) if p["has_mask"] else None
+    cs = coords(starts, dims)
+    inb = in_bounds(cs, shape, dims)
+    m = inb if mask is None else mask & inb
+    want = ctx.pred if mask is None else ctx.pred & mask
+    ctx.flags.append(make_record(Info("oob_load", t, site, nd), want & ~inb, cs, ctx.ids()))
+    if t in ctx.priv:
+        d, w, _ = ctx.priv[t]
+    else:
+        d, w = ctx.snap[t]
+    pads = ctx.plan.pads[t]
+    val = window(d, starts, pads, dims)
+    if w is not None:
+        wv = window(w, starts, pads, dims)
+        ctx.flags.append(make_record(Info("poison", t, site, nd), want & m & ~wv, cs, ctx.ids()))
+    return jnp.where(m, val, jnp.zeros((), val.dtype))
+
+
+def _store(e, vals, ctx: Ctx) -> None:
+    p = e.params
+    t, dims = p["tensor"], p["dims"]
+    nd = len(dims)
+    value, starts = vals[0], vals[1:1 + nd]
+    if id(e) in ctx.phase.fast_store:
+        ctx.fast_out[id(e)] = value
+        return
+    shape = ctx.plan.shapes[t]
+    mask = jnp.asarray(vals[1 + nd], bool) if p["has_mask"] else None
+    cs = coords(starts, dims)
+    inb = in_bounds(cs, shape, dims)
+    want = ctx.pred if mask is None else ctx.pred & mask
+    ctx.flags.append(make_record(Info("oob_store", t, loc_of(e), nd), want & ~inb, cs, ctx.ids()))
+    m = want & inb
+    value = jnp.asarray(value)
+    if t in ctx.priv:
+        pads = ctx.plan.pads[t]
+        d, w, dirty = ctx.priv[t]
+        d = put_window(d, jnp.where(m, value, window(d, starts, pads, dims)), starts, pads, dims)
+        w = put_window(w, m | window(w, starts, pads, dims), starts, pads, dims)
+        dirty = put_window(dirty, m | window(dirty, starts, pads, dims), starts, pads, dims)
+        ctx.priv[t] = (d, w, dirty)
+    else:
+        st = jnp.stack([jnp.asarray(s, jnp.int32) for s in starts]) if starts else jnp.zeros((0,), jnp.int32)
+        ctx.logs.append(LogEntry((t, dims), value, st, jnp.broadcast_to(m, value.shape),
+                                 jnp.asarray(ctx.writer(), jnp.int32), ctx.clock))
+    ctx.clock = ctx.clock + 1
+
+
+def _sendrecv(e, vals, ctx: Ctx):
+    plan = ctx.plan
+    if not plan.has_ranks:
+        raise NumericUnsupported("sendrecv() in a kernel declared without ranks", loc_of(e))
+    value, dst, src, send, recv = vals
+    value = jnp.asarray(value)
+    dst = jnp.asarray(dst, jnp.int32)
+    src = jnp.asarray(src, jnp.int32)
+    send = ctx.pred & jnp.asarray(send, bool)
+    recv = ctx.pred & jnp.asarray(recv, bool)
+    n = plan.R
+    me = ctx.rank
+    all_v = lax.all_gather(value, RANK_AXIS)
+    all_dst = lax.all_gather(dst, RANK_AXIS)
+    all_src = lax.all_gather(src, RANK_AXIS)
+    all_send = lax.all_gather(send, RANK_AXIS)
+    all_recv = lax.all_gather(recv, RANK_AXIS)
+    src_ok = (src >= 0) & (src < n)
+    dst_ok = (dst >= 0) & (dst < n)
+    s = jnp.clip(src, 0, n - 1)
+    d = jnp.clip(dst, 0, n - 1)
+    got = recv & src_ok & all_send[s] & (all_dst[s] == me)
+    bad = poison_value(value.dtype) if ctx.poison == "nan" else jnp.zeros((), value.dtype)
+    out = jnp.where(got, all_v[s], bad)
+    site = loc_of(e)
+    ids = ctx.ids()
+    ctx.flags.append(make_record(Info("ring_recv", None, site), recv & ~got, [], [*ids[:4], src, -1]))
+    ctx.flags.append(make_record(Info("ring_edge", None, site), send & ~dst_ok, [], [*ids[:4], dst, -1]))
+    matched = all_recv[d] & (all_src[d] == me)
+    ctx.flags.append(make_record(Info("ring_send", None, site), send & dst_ok & ~matched, [],
+                                 [*ids[:4], dst, -1]))
+    return out

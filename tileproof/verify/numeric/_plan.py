@@ -1,0 +1,526 @@
+"""Everything decided before the numbers run: phases, fast paths, loop bounds, memory modes.
+
+A :class:`Plan` is built once per (kernel, concrete sizes, ranks mode) from
+the traced body — the same trace the lowering reads — and is then used by
+every execution:
+
+* **Phases.**  Top-level ``barrier("grid")`` calls split the body.
+* **Memory mode per phase and tensor.**  A tensor that a program reads back
+  after writing it in the same phase gets a *private* per-program view
+  (its own writes visible to it, others' not until the barrier); every other
+  written tensor gets a *write log* applied after the phase.
+* **Fast paths.**  Top-level accesses whose starts are data-independent and
+  form a disjoint affine tiling (:mod:`._tiling`) become reshapes.
+* **Trip bounds.**  A ``while`` loop (``fori_loop`` with traced bounds) runs
+  as a ``scan`` of a static length: the largest trip count over the launch
+  and the declared value ranges, bounded soundly by interval arithmetic on
+  the lowered model's loop bounds at the concrete sizes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ... import shapes
+from ...lowering import Lanes as MLanes
+from ...lowering import Loop as MLoop
+from ...lowering import lower, trace
+from ...spec._errors import UNKNOWN, Location
+from ._jaxpr import (
+    NumericUnsupported,
+    bind_eqn,
+    eqn_has_kernel_ops,
+    kernel_eqns,
+    lanes_regions,
+    raw_tensors,
+    sub_jaxprs,
+    unwrap,
+)
+from ._tiling import fit_tiling
+
+__all__ = ["Phase", "Plan", "get_plan", "np_dtype"]
+
+PRIVATE_LIMIT = 1 << 27  # elements in all per-program private views of one tensor
+
+
+def np_dtype(name: str):
+    return jnp.bfloat16 if name == "bfloat16" else np.dtype(name)
+
+
+def loc_of(eqn) -> Location:
+    site = eqn.params.get("site")
+    if isinstance(site, Location):
+        return site
+    try:
+        from ...lowering._lower import _loc_of
+
+        return _loc_of(eqn)
+    except Exception:
+        return UNKNOWN
+
+
+@dataclass
+class Phase:
+    index: int
+    eqns: list
+    barrier: object | None  # the tp_barrier eqn that ends it
+    env_in: list = field(default_factory=list)  # vars from earlier phases it reads
+    env_out: list = field(default_factory=list)  # vars it defines that later phases read
+    private: set = field(default_factory=set)
+    ordered: set = field(default_factory=set)  # tensors a program may write twice here
+    written: set = field(default_factory=set)
+    fast_load: dict = field(default_factory=dict)  # id(eqn) -> Tiling
+    fast_store: dict = field(default_factory=dict)  # id(eqn) -> (tensor, Tiling)
+
+
+class _Traced:
+    def __init__(self, kernel):
+        self.kernel = kernel
+        self.closed = trace(kernel)
+        self._model = None
+        self._model_error = None
+
+    @property
+    def model(self):
+        if self._model is None and self._model_error is None:
+            try:
+                self._model = lower(self.kernel)
+            except Exception as e:
+                self._model_error = e
+        return self._model
+
+
+_TRACES: dict[int, _Traced] = {}
+_PLANS: dict[tuple, Plan] = {}
+
+
+def traced(kernel) -> _Traced:
+    t = _TRACES.get(id(kernel))
+    if t is None or t.kernel is not kernel:
+        t = _Traced(kernel)
+        _TRACES[id(kernel)] = t
+    return t
+
+
+def get_plan(kernel, sizes: dict[str, int]) -> Plan:
+    key = (id(kernel), tuple(sorted(sizes.items())))
+    p = _PLANS.get(key)
+    if p is None or p.kernel is not kernel:
+        p = Plan(kernel, sizes)
+        _PLANS[key] = p
+    return p
+
+
+class Plan:
+    """Static decisions for executing ``kernel`` at ``sizes`` (see the module docstring)."""
+
+    def __init__(self, kernel, sizes: dict[str, int]):
+        missing = [s for s in kernel.sizes if s not in sizes]
+        if missing:
+            raise NumericUnsupported(f"sizes not given: {', '.join(missing)}", kernel.location)
+        self.kernel = kernel
+        self.sizes = {k: int(sizes[k]) for k in kernel.sizes}
+        t = traced(kernel)
+        self.traced = t
+        self.closed = t.closed
+        env = self.sizes
+        self.shapes = {n: tuple(int(d.evaluate(env)) for d in decl.shape)
+                       for n, decl in kernel.tensors.items()}
+        for n, s in self.shapes.items():
+            if any(x < 0 for x in s):
+                raise NumericUnsupported(f"tensor {n} has a negative extent {s} at {self.sizes}",
+                                         kernel.location)
+        self.grid = tuple(int(g.extent.evaluate(env)) for g in kernel.grid)
+        self.grid_names = tuple(g.name for g in kernel.grid)
+        self.G = int(np.prod(self.grid, dtype=np.int64)) if self.grid else 1
+        self.has_ranks = kernel.ranks is not None
+        self.R = int(kernel.ranks.size.evaluate(env)) if self.has_ranks else 1
+        if self.R < 1:
+            raise NumericUnsupported(f"rank count {self.R} < 1 at {self.sizes}", kernel.location)
+        self.launch = (self.R, *self.grid)
+        self.tracked = {n for n, d in kernel.tensors.items() if d.role != "input"}
+        self.lanes_max = max(1, _lanes_product(unwrap(self.closed).eqns))
+        self.pads = self._pads()
+        self.trip: dict[int, int] = {}
+        self.phases = self._phases()
+        self._static = None
+        self._fast_paths()
+
+    # -- tensors
+    def _pads(self) -> dict[str, tuple[int, ...]]:
+        pads = {n: [0] * len(s) for n, s in self.shapes.items()}
+        for e, _ in kernel_eqns(self.closed):
+            if e.primitive.name in ("tp_load", "tp_store"):
+                p = pads[e.params["tensor"]]
+                for k, (_kind, size) in enumerate(e.params["dims"]):
+                    p[k] = max(p[k], size)
+        return {n: tuple(p) for n, p in pads.items()}
+
+    # -- phases
+    def _phases(self) -> list[Phase]:
+        eqns = list(unwrap(self.closed).eqns)
+        phases, cur = [], []
+        for e in eqns:
+            if e.primitive.name == "tp_barrier" and e.params["scope"] == "grid":
+                phases.append(Phase(len(phases), cur, e))
+                cur = []
+            else:
+                cur.append(e)
+        phases.append(Phase(len(phases), cur, None))
+        for ph in phases:
+            for e in ph.eqns:
+                for s in sub_jaxprs(e):
+                    _no_nested_grid_barrier(s)
+        defined: dict = {}
+        self.var_id: dict = {}  # vars that cross a barrier -> small ints (pytree keys)
+        for ph in phases:
+            for e in ph.eqns:
+                for v in e.invars:
+                    if not hasattr(v, "val") and v in defined and defined[v] != ph.index:
+                        src = phases[defined[v]]
+                        if v not in src.env_out:
+                            src.env_out.append(v)
+                        if v not in ph.env_in:
+                            ph.env_in.append(v)
+                for v in e.outvars:
+                    defined[v] = ph.index
+            # memory modes
+            ph.private = raw_tensors(ph.eqns)
+            for v in ph.env_in:
+                self.var_id.setdefault(v, len(self.var_id))
+            sites: dict[str, int] = {}
+            looped: set[str] = set()
+            for e in ph.eqns:
+                for k, in_loop in kernel_eqns_of(e):
+                    if k.primitive.name == "tp_store":
+                        t = k.params["tensor"]
+                        sites[t] = sites.get(t, 0) + 1
+                        if in_loop:
+                            looped.add(t)
+            ph.written = set(sites)
+            ph.ordered = {t for t, n in sites.items() if n > 1} | looped
+            for t in ph.private:
+                n = int(np.prod(self.shapes[t], dtype=np.int64))
+                if n * self.G * self.R * self.lanes_max > PRIVATE_LIMIT:
+                    raise NumericUnsupported(
+                        f"tensor {t} is read back by the programs that write it in one phase; "
+                        f"that needs a private view per program ({self.R * self.G} x {n} elements), "
+                        f"over the executor's limit of {PRIVATE_LIMIT} at sizes {self.sizes}",
+                        self.kernel.location, "Run with smaller sizes.")
+        return phases
+
+    # -- static (data-independent) top-level integers, per (rank, program)
+    def static_values(self) -> dict:
+        """Concrete ``[R, G]`` values of top-level integer scalars that depend on no data."""
+        if self._static is not None:
+            return self._static
+        jx = unwrap(self.closed)
+        consts = dict(zip(jx.constvars, self.closed.consts))
+        order: list = []
+        static: set = set(consts)
+        inside_lanes = _lanes_members(jx.eqns)
+        for i, e in enumerate(jx.eqns):
+            name = e.primitive.name
+            if i in inside_lanes:
+                continue
+            ok_in = all(hasattr(v, "val") or v in static for v in e.invars)
+            scalar_int = (len(e.outvars) == 1 and getattr(e.outvars[0].aval, "shape", None) == ()
+                          and (jnp.issubdtype(e.outvars[0].aval.dtype, jnp.integer)
+                               or e.outvars[0].aval.dtype == jnp.bool_))
+            if name in ("tp_size", "tp_program_id", "tp_num_programs", "tp_rank_id", "tp_num_ranks"):
+                if name == "tp_rank_id" and not self.has_ranks:
+                    continue
+                static.add(e.outvars[0])
+                order.append(e)
+            elif (ok_in and scalar_int and not name.startswith("tp_")
+                  and not eqn_has_kernel_ops(e) and not e.effects):
+                static.add(e.outvars[0])
+                order.append(e)
+        plan = self
+
+        def one(rank, pid):
+            env = dict(consts)
+            pids = _unflatten(pid, plan.grid)
+            for e in order:
+                vals = [v.val if hasattr(v, "val") else env[v] for v in e.invars]
+                name = e.primitive.name
+                if name == "tp_size":
+                    out = jnp.int32(plan.sizes[e.params["name"]])
+                elif name == "tp_program_id":
+                    out = pids[e.params["axis"]]
+                elif name == "tp_num_programs":
+                    out = jnp.int32(plan.grid[e.params["axis"]])
+                elif name == "tp_rank_id":
+                    out = rank
+                elif name == "tp_num_ranks":
+                    out = jnp.int32(plan.R)
+                else:
+                    out = bind_eqn(e, vals)[0]
+                env[e.outvars[0]] = out
+            return [env[e.outvars[0]] for e in order]
+
+        with jax.ensure_compile_time_eval():
+            vals = jax.jit(jax.vmap(jax.vmap(one, (None, 0)), (0, None)))(
+                jnp.arange(self.R, dtype=jnp.int32), jnp.arange(self.G, dtype=jnp.int32))
+        self._static = {e.outvars[0]: np.asarray(v) for e, v in zip(order, vals)}
+        return self._static
+
+    def _fast_paths(self) -> None:
+        if os.environ.get("TILEPROOF_NO_FAST_PATH"):
+            return
+        static = None
+        exited = False
+        for ph in self.phases:
+            inside_lanes = _lanes_members(ph.eqns)
+            stores: dict[str, list] = {}
+            for e in ph.eqns:
+                for k, _ in kernel_eqns_of(e):
+                    if k.primitive.name == "tp_store":
+                        stores.setdefault(k.params["tensor"], []).append(k)
+            for i, e in enumerate(ph.eqns):
+                name = e.primitive.name
+                if name == "tp_exit":
+                    exited = True
+                if name not in ("tp_load", "tp_store") or i in inside_lanes or e.params["has_mask"]:
+                    continue
+                t = e.params["tensor"]
+                if t in ph.private:
+                    continue
+                if name == "tp_store" and (exited or len(stores.get(t, ())) != 1):
+                    continue
+                ops = e.invars[1:] if name == "tp_store" else e.invars
+                nd = len(e.params["dims"])
+                if static is None:
+                    static = self.static_values()
+                cols = []
+                for v in ops[:nd]:
+                    if hasattr(v, "val"):
+                        cols.append(np.full((self.R, self.G), int(v.val), dtype=np.int64))
+                    elif v in static:
+                        cols.append(np.broadcast_to(static[v], (self.R, self.G)).astype(np.int64))
+                    else:
+                        break
+                else:
+                    starts = np.stack(cols, axis=-1) if cols else np.zeros((self.R, self.G, 0), np.int64)
+                    til = fit_tiling(starts, self.launch, e.params["dims"], self.shapes[t],
+                                     exact=name == "tp_store")
+                    if til is None:
+                        continue
+                    if name == "tp_load":
+                        ph.fast_load[id(e)] = til
+                    else:
+                        ph.fast_store[id(e)] = (t, til)
+
+    # -- loop trip bounds
+    def trip_bound(self, eqn) -> int:
+        key = id(eqn)
+        if key not in self.trip:
+            self._bound_loops()
+        if key not in self.trip:
+            raise NumericUnsupported(
+                "cannot bound the trip count of this loop (the lowering has no model of it)",
+                loc_of(eqn), "Write it as lax.fori_loop(lo, hi, ...) with bounds from sizes, "
+                "program ids or index tensors with declared value ranges.")
+        t = self.trip[key]
+        if t is None:
+            raise NumericUnsupported(
+                f"the trip count of this loop is unbounded at sizes {self.sizes}", loc_of(eqn),
+                "Declare value ranges (values=...) on the index tensors its bounds read.")
+        return t
+
+    def _bound_loops(self) -> None:
+        loops = []
+        _walk_loops(unwrap(self.closed), loops)
+        model = self.traced.model
+        nodes: list = []
+        if model is not None:
+            _model_loops(model.body, [], nodes)
+        j = 0
+        for eqn in loops:
+            loc = loc_of(eqn)
+            k = j
+            while k < len(nodes) and nodes[k][0].loc != loc:
+                k += 1
+            if k == len(nodes):
+                continue
+            node, outer, lanes = nodes[k]
+            j = k + 1
+            self.trip[id(eqn)] = self._trip(model, node, outer, lanes)
+
+    def _trip(self, model, node, outer, lanes) -> int | None:
+        from ...shapes._interval import INF, interval
+
+        box: dict = {s: (v, v) for s, v in self.sizes.items()}
+        for (name, _), n in zip(model.grid, self.grid):
+            box[name] = (0, max(n - 1, 0))
+        if model.ranks is not None:
+            box[model.ranks[0]] = (0, self.R - 1)
+        for var, n in lanes:
+            box[var] = (0, n - 1)
+        for d in model.data.values():
+            box[d.name] = _data_interval(d, self.sizes)
+        for lp in outer:
+            lo = interval(lp.lo, box)[0]
+            hi = interval(lp.hi, box)[1]
+            box[lp.var] = (lo, hi - 1)
+        trip = node.hi - node.lo
+        try:
+            hi = interval(trip, box)[1]
+        except Exception:
+            return None
+        if hi in (INF, -INF) or (isinstance(hi, float) and math.isnan(hi)):
+            return None
+        return max(int(hi), 0)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def kernel_eqns_of(e):
+    if e.primitive.name.startswith("tp_"):
+        yield e, False
+        return
+    loop = e.primitive.name in ("while", "scan")
+    for s in sub_jaxprs(e):
+        yield from kernel_eqns(s, loop)
+
+
+def _unflatten(pid, grid):
+    out, rest = [], pid
+    for n in reversed(grid):
+        out.append(rest % n)
+        rest = rest // n
+    return list(reversed(out))
+
+
+def _no_nested_grid_barrier(j) -> None:
+    for e in unwrap(j).eqns:
+        if e.primitive.name == "tp_barrier" and e.params["scope"] == "grid":
+            raise NumericUnsupported(
+                "a grid barrier inside a loop, branch or call: the executor runs grid phases "
+                "at the top level of the body only", loc_of(e))
+        for s in sub_jaxprs(e):
+            _no_nested_grid_barrier(s)
+
+
+def _lanes_product(eqns, outer: int = 1) -> int:
+    best = outer
+    regions = lanes_regions(eqns)
+    depth_n = [outer]
+    for i, e in enumerate(eqns):
+        if i in regions:
+            depth_n.append(depth_n[-1] * e.params["n"])
+            best = max(best, depth_n[-1])
+        elif e.primitive.name == "tp_lanes_end":
+            depth_n.pop()
+        for s in sub_jaxprs(e):
+            best = max(best, _lanes_product(unwrap(s).eqns, depth_n[-1]))
+    return best
+
+
+def _lanes_members(eqns) -> set[int]:
+    inside = set()
+    for b, end in lanes_regions(eqns).items():
+        inside.update(range(b, end + 1))
+    return inside
+
+
+def _walk_loops(jx, out: list) -> None:
+    """Loop equations in the lowering's order (pre-order; cond's true branch first)."""
+    for e in jx.eqns:
+        name = e.primitive.name
+        if name == "while":
+            out.append(e)
+            _walk_loops(unwrap(e.params["body_jaxpr"]), out)
+        elif name == "scan":
+            out.append(e)
+            _walk_loops(unwrap(e.params["jaxpr"]), out)
+        elif name == "cond":
+            brs = e.params["branches"]
+            order = [brs[1], brs[0]] if len(brs) == 2 else list(brs)
+            for b in order:
+                _walk_loops(unwrap(b), out)
+        else:
+            for s in sub_jaxprs(e):
+                _walk_loops(unwrap(s), out)
+
+
+def _model_loops(nodes, outer: list, out: list, lanes: tuple = ()) -> None:
+    from ...lowering import Branch
+
+    for n in nodes:
+        if isinstance(n, MLoop):
+            out.append((n, list(outer), lanes))
+            _model_loops(n.body, [*outer, n], out, lanes)
+        elif isinstance(n, MLanes):
+            _model_loops(n.body, outer, out, (*lanes, (n.var, n.n)))
+        elif isinstance(n, Branch):
+            _model_loops(n.then, outer, out, lanes)
+            _model_loops(n.orelse, outer, out, lanes)
+
+
+def linear_bound(f, var: str, env: dict) -> tuple[float, float]:
+    """Bounds on ``var`` from the top-level comparisons of ``f`` (sizes in ``env``)."""
+    from ...shapes._interval import INF
+
+    lo, hi = -INF, INF
+    stack = [f]
+    while stack:
+        g = stack.pop()
+        if isinstance(g, shapes.BoolOp) and g.kind == "and":
+            stack.extend(g.args)
+            continue
+        if not isinstance(g, shapes.Cmp) or var not in g.free_symbols():
+            continue
+        d = g.difference()
+        if not _linear_in(d, var):
+            continue
+        try:
+            k = d.evaluate({**env, var: 0})
+            c = d.evaluate({**env, var: 1}) - k
+            if d.evaluate({**env, var: 2}) != k + 2 * c or c == 0:
+                continue
+        except (ZeroDivisionError, KeyError, shapes.ShapeError):
+            continue
+        # c*v + k  op  0
+        op = g.op
+        if c < 0:
+            c, k = -c, -k
+            op = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}[op]
+        if op in (">=", "==", ">"):  # c*v >= -k  (> becomes >= -k + 1)
+            lo = max(lo, _ceil(-k + (1 if op == ">" else 0), c))
+        if op in ("<=", "==", "<"):
+            hi = min(hi, (-k - (1 if op == "<" else 0)) // c)
+    return lo, hi
+
+
+def _linear_in(d, var: str) -> bool:
+    """``d`` mentions ``var`` only as a plain first-degree symbol (no //, %, min, products)."""
+    for m, _c in d.terms:
+        for a, p in m:
+            if isinstance(a, shapes._expr.Sym):
+                if a.name == var and (p != 1 or len(m) != 1):
+                    return False
+            elif var in shapes.Expr.atom(a).free_symbols():
+                return False
+    return True
+
+
+def _ceil(a: int, b: int) -> int:
+    return -((-a) // b)
+
+
+def _data_interval(d, sizes) -> tuple:
+    from ...shapes._interval import INF
+
+    lo, hi = linear_bound(d.range, d.name, sizes)
+    blo, bhi = -(2 ** (d.bits - 1)), 2 ** (d.bits - 1) - 1
+    lo = blo if lo == -INF else max(lo, blo)
+    hi = bhi if hi == INF else min(hi, bhi)
+    return (lo, hi)

@@ -1,0 +1,259 @@
+"""Concrete sizes from a kernel's domain: boundary points first, then random ones.
+
+Order of :func:`choose_sizes`:
+
+1. the sizes passed in (``extra``: e.g. the counterexample of a violated
+   static obligation, so a static finding is confirmed or shown harmless
+   numerically); symbols they leave out are completed from the defaults or
+   the smallest admissible values;
+2. the authors' ``kernel.defaults``;
+3. the smallest admissible point;
+4. the admissible point that makes the most divisions (in the grid, the
+   shapes and the lowered model) inexact — tails, ``//`` dropping rows;
+5. seeded random admissible points.
+
+A point is admissible when every assumption holds (a division by zero makes
+it inadmissible), every extent is non-negative, and it fits the numeric cap:
+each tensor at most :data:`CAP_ELEMENTS` elements and at most
+:data:`CAP_PROGRAMS` programs (ranks times grid) — numeric runs are meant to
+be quick on a CPU.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from ... import shapes
+
+__all__ = ["CAP_ELEMENTS", "CAP_PROGRAMS", "admissible", "choose_sizes", "cost"]
+
+CAP_ELEMENTS = 1 << 20  # per tensor
+CAP_PROGRAMS = 1 << 12  # ranks x grid
+_DIV_KINDS = ("floordiv", "cdiv", "mod")
+_GRID_POINTS = 4000  # candidate points searched for the smallest and most-inexact sizes
+
+
+def _bounds(kernel) -> dict[str, tuple[int, int]]:
+    """Per size: (lowest, highest) from single-symbol assumptions (default lowest 1)."""
+    from ._plan import linear_bound
+
+    out = {}
+    for s in kernel.sizes:
+        lo, hi = 1, None
+        for f in kernel.assume:
+            if f.free_symbols() == {s}:
+                a, b = linear_bound(f, s, {})
+                if a != -np.inf:
+                    lo = int(a) if lo is None else max(lo, int(a))
+                if b != np.inf:
+                    hi = int(b) if hi is None else min(hi, int(b))
+        # an explicit lower-bound declaration may go below 1
+        for f in kernel.assume:
+            if isinstance(f, shapes.Cmp) and f.free_symbols() == {s}:
+                a, _ = linear_bound(f, s, {})
+                if a != -np.inf and a < 1:
+                    lo = min(lo, int(a))
+        out[s] = (lo, hi if hi is not None else 1 << 30)
+    return out
+
+
+def cost(kernel, env: Mapping[str, int]) -> tuple[int, int] | None:
+    """(largest tensor, programs) at ``env``; None if an extent is negative or undefined."""
+    try:
+        biggest = 0
+        for t in kernel.tensors.values():
+            dims = [d.evaluate(env) for d in t.shape]
+            if any(d < 0 for d in dims):
+                return None
+            biggest = max(biggest, int(np.prod(dims, dtype=object)))
+        progs = 1
+        for g in kernel.grid:
+            e = g.extent.evaluate(env)
+            if e < 0:
+                return None
+            progs *= e
+        if kernel.ranks is not None:
+            r = kernel.ranks.size.evaluate(env)
+            if r < 1:
+                return None
+            progs *= r
+        return biggest, progs
+    except (ZeroDivisionError, KeyError):
+        return None
+
+
+def admissible(kernel, env: Mapping[str, int], capped: bool = True) -> bool:
+    try:
+        if not all(f.evaluate(env) for f in kernel.assume):
+            return False
+    except (ZeroDivisionError, KeyError):
+        return False
+    c = cost(kernel, env)
+    if c is None:
+        return False
+    return not capped or (c[0] <= CAP_ELEMENTS and c[1] <= CAP_PROGRAMS)
+
+
+def _division_atoms(kernel) -> list:
+    sizes = set(kernel.sizes)
+    exprs = [d for t in kernel.tensors.values() for d in t.shape] + [g.extent for g in kernel.grid]
+    try:
+        from ._plan import traced
+
+        model = traced(kernel).model
+    except Exception:
+        model = None
+    if model is not None:
+        from ...lowering import Access, Loop
+
+        for n in model.walk():
+            if isinstance(n, Access):
+                exprs += [d.start for d in n.dims]
+            elif isinstance(n, Loop):
+                exprs += [n.lo, n.hi]
+    out = []
+    seen = set()
+    for e in exprs:
+        for a in _atoms(e):
+            if isinstance(a, shapes._expr.Op) and a.kind in _DIV_KINDS:
+                n, d = a.args
+                if d.is_const and d.const_value > 1 and n.free_symbols() <= sizes and n.free_symbols():
+                    key = (str(n), d.const_value)
+                    if key not in seen:
+                        seen.add(key)
+                        out.append((n, d.const_value))
+    return out
+
+
+def _by_total(counts: list[int]):
+    """Index tuples into the candidate lists, by increasing sum (small values first)."""
+    top = sum(c - 1 for c in counts)
+    for total in range(top + 1):
+        yield from _compositions(total, [c - 1 for c in counts])
+
+
+def _compositions(total: int, caps: list[int]):
+    if not caps:
+        if total == 0:
+            yield ()
+        return
+    for first in range(min(total, caps[0]) + 1):
+        for rest in _compositions(total - first, caps[1:]):
+            yield (first, *rest)
+
+
+def _atoms(e) -> set:
+    try:
+        return e.atoms()
+    except AttributeError:
+        return set()
+
+
+def _candidates(kernel, bounds, divs) -> dict[str, list[int]]:
+    consts: set[int] = set()
+    for f in kernel.assume:
+        for tok in str(f).replace("(", " ").replace(")", " ").split():
+            if tok.lstrip("-").isdigit():
+                consts.add(int(tok))
+    ks = {k for _, k in divs}
+    out = {}
+    for s, (lo, hi) in bounds.items():
+        vals = {lo, lo + 1, lo + 2, 2, 3, 4, 5, 7, 8, 16}
+        for c in consts:
+            vals.update({c - 1, c, c + 1})
+            if c > 0:
+                vals.update({2 * c, c // 2})
+        for k in ks:
+            vals.update({k - 1, k, k + 1, 2 * k - 1, 2 * k, 2 * k + 1, 3 * k})
+        if s in kernel.defaults:
+            vals.add(kernel.defaults[s])
+        out[s] = sorted(v for v in vals if lo <= v <= hi)
+    return out
+
+
+def _complete(kernel, partial: Mapping[str, int], cands, bounds) -> dict[str, int] | None:
+    """Fill the symbols ``partial`` leaves out: defaults first, then small candidates."""
+    env = {k: int(v) for k, v in partial.items() if k in kernel.sizes}
+    rest = [s for s in kernel.sizes if s not in env]
+    if not rest:
+        return env if admissible(kernel, env, capped=False) else None
+    base = {s: kernel.defaults[s] for s in rest if s in kernel.defaults}
+    if base and len(base) == len(rest) and admissible(kernel, {**env, **base}, capped=False):
+        return {**env, **base}
+    best = None
+    for combo in itertools.islice(itertools.product(*[cands[s] for s in rest]), 20000):
+        trial = {**env, **dict(zip(rest, combo))}
+        if admissible(kernel, trial):
+            c = cost(kernel, trial)
+            if best is None or c < best[0]:
+                best = (c, trial)
+    return None if best is None else best[1]
+
+
+def choose_sizes(kernel, *, extra: Iterable[Mapping[str, int]] = (), budget: int = 6, seed: int = 0,
+                 tries: int = 4000) -> list[dict[str, int]]:
+    """Sizes to run ``kernel`` at (see the module docstring), at most ``budget`` plus ``extra``."""
+    syms = kernel.sizes
+    bounds = _bounds(kernel)
+    divs = _division_atoms(kernel)
+    cands = _candidates(kernel, bounds, divs)
+    out: list[dict[str, int]] = []
+
+    def add(env, capped=True) -> None:
+        if env is None:
+            return
+        env = {s: int(env[s]) for s in syms}
+        if env not in out and admissible(kernel, env, capped):
+            out.append(env)
+
+    if isinstance(extra, Mapping):
+        extra = [extra]
+    for e in extra:
+        add(_complete(kernel, e, cands, bounds), capped=False)
+    n_extra = len(out)
+    if not syms:
+        add({})
+        return out
+    if all(s in kernel.defaults for s in syms):
+        add(dict(kernel.defaults))
+    # smallest and most-inexact points over the candidate grid
+    pts = []
+    for idx in itertools.islice(_by_total([len(cands[s]) for s in syms]), _GRID_POINTS):
+        env = {s: cands[s][i] for s, i in zip(syms, idx)}
+        if admissible(kernel, env):
+            pts.append((cost(kernel, env), env))
+    pts.sort(key=lambda t: (t[0][0] * max(t[0][1], 1), t[0]))
+    if pts:
+        add(pts[0][1])
+
+        def inexact(env) -> int:
+            n = 0
+            for num, k in divs:
+                try:
+                    n += num.evaluate(env) % k != 0
+                except ZeroDivisionError:
+                    pass
+            return n
+
+        if divs:
+            best = max(pts, key=lambda t: (inexact(t[1]), -t[0][0]))
+            if inexact(best[1]):
+                add(best[1])
+    rng = random.Random(seed)
+    attempts = 0
+    while len(out) - n_extra < budget and attempts < tries:
+        attempts += 1
+        env = {}
+        for s in syms:
+            lo, hi = bounds[s]
+            if rng.random() < 0.5 and cands[s]:
+                env[s] = rng.choice(cands[s])
+            else:
+                top = min(hi, max(lo + 1, 64))
+                env[s] = rng.randint(lo, top)
+        add(env)
+    return out[: n_extra + budget]

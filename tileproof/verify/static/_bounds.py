@@ -1,0 +1,132 @@
+"""``bounds``: every element an access touches lies inside its tensor.
+
+Formal statement, for every access ``a`` of tensor ``t`` and every dimension
+``k`` (``e_k = start_k + c_k``, or ``start_k`` for a point index):
+
+    forall sizes, ids, i, c, data.
+        Dom /\\ Ctx(a) /\\ 0 <= c < tile /\\ Mask(a) => 0 <= e_k < shape(t)_k
+
+Masked-off elements are not accesses, so the mask is a hypothesis.  Data
+values (page tables, sequence lengths) are constrained only by their declared
+range and their dtype.  Without a mask the coordinates are eliminated exactly:
+``e_k`` is increasing in ``c_k``, so the tile is inside iff its first and last
+elements are.  One obligation per access; a refutation names the dimension,
+the element and the values that reach it.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ... import shapes
+from ...lowering._model import Access
+from .._report import Obligation
+from ._context import Analysis, Answer, Site, plain
+
+__all__ = ["check", "dim_queries"]
+
+
+def dim_queries(acc: Access, shape) -> list[shapes.Formula]:
+    """Per dimension, the in-bounds condition (coordinates kept only under a mask)."""
+    out = []
+    k = 0
+    for d, ext in zip(acc.dims, shape):
+        if d.point:
+            out.append(shapes.conj(shapes.ge(d.start, 0), shapes.lt(d.start, ext)))
+            continue
+        c = shapes.sym(f"_c{k}")
+        k += 1
+        if acc.mask is None:
+            out.append(shapes.conj(shapes.ge(d.start, 0), shapes.le(d.start + d.size, ext)))
+        else:
+            out.append(shapes.conj(shapes.ge(d.start + c, 0), shapes.lt(d.start + c, ext)))
+    return out
+
+
+def check(an: Analysis) -> list[Obligation]:
+    return [in_bounds(an, s) for s in an.sites if isinstance(s.node, Access)]
+
+
+def in_bounds(an: Analysis, site: Site) -> Obligation:
+    """The bounds obligation of one access (computed once per analysis)."""
+    got = an.memo.get(("bounds", id(site.node)))
+    if got is None:
+        got = an.memo[("bounds", id(site.node))] = _access(an, site)
+    return got
+
+
+def _access(an: Analysis, site: Site) -> Obligation:
+    t0 = time.perf_counter()
+    acc: Access = site.node
+    shape = an.model.tensors[acc.tensor].shape
+    idx = ", ".join(_dim_text(an, d) for d in acc.dims)
+    name = f"{acc.kind} {acc.tensor}[{idx}] at {acc.loc.short}"
+    scope = an.scope(site) + an.coords(acc) + ([acc.mask] if acc.mask is not None else [])
+    queries = dim_queries(acc, shape)
+    answers = []
+    failed = None
+    for k, q in enumerate(queries):
+        ans = an.decide(q, an.assume(scope, query=q))
+        if ans.status == "refuted":
+            failed = (k, q, ans)
+            break
+        answers.append(ans)
+    if failed is None:
+        return an.obligation("bounds", site, f"{name} stays in bounds", combine(answers), t0=t0)
+    k, q, ans = failed
+    assume = an.assume(scope, query=q)
+    cex = an.minimise(q, assume, ans.cex)
+    element = _element(acc, cex, k, shape)
+    env = {**cex, **{f"_c{j}": v for j, v in element["coords"].items()}}
+    el = tuple(e.evaluate(env) for e in acc.element())
+    dims = tuple(int(x.evaluate(cex)) for x in shape)
+    d = acc.dims[k]
+    rng = (f"{plain(d.start, an)}" if d.point else
+           f"[{plain(d.start, an)}, {plain(d.start + d.size, an)})")
+    verb = "reads" if acc.kind == "load" else "writes"
+    vals = an.relevant(cex, *(x.start for x in acc.dims), acc.mask, *shape)
+    for lp in site.loops:
+        if lp.var in cex:
+            vals.setdefault(lp.var, cex[lp.var])
+    vals = an.values(vals)
+    text = (f"{acc.kind} {acc.tensor}[{idx}] at {acc.loc.short} {verb} element {list(el)} outside its "
+            f"shape {list(dims)} (dim {k}: {rng} must lie within [0, {shape[k]}), "
+            f"index {el[k]} of {dims[k]}) when {an.show(vals)}")
+    out = dict(vals)
+    for j, v in enumerate(el):
+        out[f"element[{j}]"] = v
+    out["dim"] = k
+    return an.obligation("bounds", site, f"{name} stays in bounds", Answer("refuted", cex), t0=t0,
+                         violated=text, cex=out,
+                         detail={"dim": k, "element": list(el), "shape": list(dims)})
+
+
+def combine(answers: list[Answer]) -> Answer:
+    """All proved: proved (vacuous only if every part is); else the first unknown."""
+    for a in answers:
+        if a.status != "proved":
+            return a
+    return Answer("proved", vacuous=bool(answers) and all(a.vacuous for a in answers))
+
+
+def _dim_text(an: Analysis, d) -> str:
+    return plain(d.start, an) if d.point else f"ds({plain(d.start, an)}, {d.size})"
+
+
+def _element(acc: Access, cex, k, shape) -> dict:
+    """Tile coordinates of the offending element: from the model when masked, else the end."""
+    coords = {}
+    j = 0
+    for i, d in enumerate(acc.dims):
+        if d.point:
+            continue
+        name = f"_c{j}"
+        if acc.mask is not None and name in cex:
+            coords[j] = cex[name]
+        elif i == k:
+            start, ext = d.start.evaluate(cex), shape[k].evaluate(cex)
+            coords[j] = 0 if start < 0 else min(max(ext - start, 0), d.size - 1)
+        else:
+            coords[j] = 0
+        j += 1
+    return {"coords": coords}

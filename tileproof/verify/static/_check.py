@@ -1,0 +1,73 @@
+"""Run every obligation kind over a model, in a fixed order."""
+
+from __future__ import annotations
+
+import time
+
+from ...lowering._model import Model, Unsupported
+from .._report import KINDS, Obligation
+from . import _barrier, _bounds, _coverage, _overflow, _race, _ring, _shape, _split
+from ._context import Analysis
+
+__all__ = ["check_static", "check_static_timed"]
+
+_MODULES = {
+    "shape": _shape,
+    "bounds": _bounds,
+    "coverage": _coverage,
+    "overflow": _overflow,
+    "split": _split,
+    "barrier": _barrier,
+    "race": _race,
+    "ring": _ring,
+}
+
+
+def check_static(model: Model, *, timeout_ms: int = 20_000,
+                 kinds: tuple[str, ...] = KINDS) -> list[Obligation]:
+    """Every static obligation of ``model`` with its verdict.
+
+    ``timeout_ms`` bounds the whole check: once spent, the remaining queries
+    answer ``unknown`` (never ``proved``).  ``kinds`` selects obligation kinds.
+    """
+    return check_static_timed(model, timeout_ms=timeout_ms, kinds=kinds)[0]
+
+
+def check_static_timed(model: Model, *, timeout_ms: int = 20_000,
+                       kinds: tuple[str, ...] = KINDS) -> tuple[list[Obligation], float]:
+    """:func:`check_static` and the seconds spent in the solver."""
+    an = Analysis(model, timeout_ms=timeout_ms)
+    shape = _shape.check(an)  # always: it establishes that the domain admits sizes
+    out = shape if "shape" in kinds else [o for o in shape if o.status != "proved"][:1]
+    if an.domain_status != "consistent":
+        if an.domain_status == "unknown":  # nothing can be trusted to be non-vacuous
+            out += [Obligation(k, "unknown", f"{k} obligations", an.model_location(),
+                               reason="whether the domain admits any sizes is unknown")
+                    for k in kinds if k != "shape"]
+        return out, an.solver_seconds
+    for kind in kinds:
+        if kind == "shape":
+            continue
+        t0 = time.perf_counter()
+        got = _MODULES[kind].check(an)
+        for ob in got:
+            if not ob.seconds:
+                ob.seconds = time.perf_counter() - t0
+        out += got
+    out += [o for o in _unsupported(model) if o.kind in kinds]
+    return out, an.solver_seconds
+
+
+def _unsupported(model: Model) -> list[Obligation]:
+    out = []
+    for node in model.walk():
+        if not isinstance(node, Unsupported):
+            continue
+        w = node.what.lower()
+        kind = ("ring" if any(k in w for k in ("ring", "fold", "rank", "sendrecv", "provenance"))
+                else "bounds" if any(k in w for k in ("index", "mask", "load", "access"))
+                else "barrier" if "barrier" in w else "shape")
+        out.append(Obligation(kind, "unknown", f"unsupported construct at {node.loc.short}: "
+                              f"{node.what}", node.loc,
+                              reason=f"the lowering could not model it: {node.what}"))
+    return out

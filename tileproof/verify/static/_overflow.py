@@ -1,0 +1,150 @@
+"""``overflow``: offsets and index arithmetic fit the declared index width.
+
+Formal statements (``W`` the width: the tensor's ``index_bits`` override, else
+the kernel's; ``off(e)`` the row-major linear offset of element ``e`` over the
+tensor's declared shape; ``s`` the itemsize):
+
+* access ``a`` of tensor ``t``:
+  ``forall sizes, ids, i, c, data. Dom /\\ Ctx(a) /\\ 0 <= c < tile /\\ Mask(a)
+  => off(e(c)) <= 2**(W-1) - 1  /\\  s * off(e(c)) <= 2**(W-1) - 1``
+  (element offset and byte offset; without a mask ``c`` is the tile's last
+  element, where ``off`` is largest since every stride is non-negative);
+* intermediate ``x`` computed in ``b``-bit integer arithmetic on the way to an
+  index: ``forall ... . Dom /\\ Ctx(x) => -2**(b-1) <= x <= 2**(b-1) - 1``.
+
+Sizes range over the whole domain: a size without a declared maximum makes
+an offset that grows with it ``violated``, reported at the smallest size that
+overflows (each size minimised in declaration order), so specs declare
+production maxima.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ... import shapes
+from ...lowering._model import Access, Arith
+from .._report import Obligation
+from ._bounds import in_bounds
+from ._context import Analysis, Answer, Site, plain
+
+__all__ = ["check", "linear_offset"]
+
+
+def linear_offset(elem, shape) -> shapes.Expr:
+    """Row-major offset of ``elem`` in a tensor of ``shape``."""
+    off = shapes.as_expr(0)
+    for e, n in zip(elem, shape):
+        off = off * n + e
+    return off
+
+
+def check(an: Analysis) -> list[Obligation]:
+    out = []
+    seen = set()
+    for site in an.sites:
+        if isinstance(site.node, Access):
+            out.append(_access(an, site))
+        elif isinstance(site.node, Arith) and site.node.loc.line:
+            node = site.node
+            if node.expr.is_const:
+                continue
+            key = (node.expr, node.bits, node.loc, tuple(an.scope(site)))
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(_arith(an, site))
+    return out
+
+
+def _whole_tensor(an: Analysis, name: str, bits: int) -> Answer:
+    """``numel * itemsize - itemsize <= limit``: every in-bounds offset of the tensor fits."""
+    key = ("numel", name, bits)
+    got = an.memo.get(key)
+    if got is None:
+        t = an.model.tensors[name]
+        numel = shapes.as_expr(1)
+        for d in t.shape:
+            numel = numel * d
+        q = shapes.le((numel - 1) * t.itemsize, 2 ** (bits - 1) - 1)
+        got = an.memo[key] = an.decide(q, an.assume([], query=q))
+    return got
+
+
+def _access(an: Analysis, site: Site) -> Obligation:
+    t0 = time.perf_counter()
+    acc: Access = site.node
+    t = an.model.tensors[acc.tensor]
+    bits = t.index_bits or an.model.index_bits
+    limit = 2 ** (bits - 1) - 1
+    name = f"offsets of {acc.kind} {acc.tensor} at {acc.loc.short} fit int{bits}"
+    # An access proved in bounds has offsets below the tensor's size: if the whole tensor's
+    # byte size fits, so does every such access (one query per tensor, not per access).
+    if in_bounds(an, site).status == "proved" and _whole_tensor(an, acc.tensor, bits).proved:
+        return an.obligation("overflow", site, name, Answer("proved"), t0=t0,
+                             detail={"by": "in bounds and the whole tensor fits"})
+    elem = list(acc.element())
+    if acc.mask is None:
+        last = {c: n - 1 for c, n in acc.coord_ranges()}
+        elem = [e.subs(last) for e in elem]
+    off = linear_offset(elem, t.shape)
+    scope = an.scope(site) + an.coords(acc) + ([acc.mask] if acc.mask is not None else [])
+    q_elem = shapes.le(off, limit)
+    q_byte = shapes.le(off * t.itemsize, limit)
+    answers = []
+    for what, q in (("element", q_elem), ("byte", q_byte)):
+        assume = an.assume(scope, query=q)
+        ans = an.decide(q, assume)
+        if ans.status == "refuted":
+            cex = an.minimise(q, assume, ans.cex, seconds=2.0)
+            if acc.mask is None:
+                cex = {**cex, **{c: n - 1 for c, n in acc.coord_ranges()}}
+            el = [e.evaluate(cex) for e in acc.element()]
+            val = off.evaluate(cex) * (t.itemsize if what == "byte" else 1)
+            vals = an.relevant(cex, *(d.start for d in acc.dims), acc.mask, *t.shape)
+            for lp in site.loops:
+                if lp.var in cex:
+                    vals.setdefault(lp.var, cex[lp.var])
+            vals = an.values(vals)
+            unit = "" if what == "element" else f" ({t.itemsize}-byte {t.dtype})"
+            text = (f"{what} offset of {acc.kind} {acc.tensor} at {acc.loc.short} is {val:,}"
+                    f"{unit} at element {el}, past the int{bits} maximum {limit:,}, when "
+                    f"{an.show(vals)}")
+            cx = {**vals, "offset": val}
+            cx.update({f"element[{j}]": v for j, v in enumerate(el)})
+            hint = (f"Declare maxima for the sizes (assume=[...]) or give {acc.tensor} "
+                    "index_bits=64.")
+            return an.obligation("overflow", site, name, ans, violated=text, cex=cx, t0=t0,
+                                 hint=hint, detail={"unit": what, "offset": val, "bits": bits})
+        answers.append(ans)
+    bad = next((a for a in answers if a.status != "proved"), None)
+    res = bad or Answer("proved", vacuous=all(a.vacuous for a in answers))
+    return an.obligation("overflow", site, name, res, t0=t0)
+
+
+def _arith(an: Analysis, site: Site) -> Obligation:
+    t0 = time.perf_counter()
+    node: Arith = site.node
+    lo, hi = -(2 ** (node.bits - 1)), 2 ** (node.bits - 1) - 1
+    scope = an.scope(site)
+    for k, n in enumerate(node.shape or ()):
+        c = shapes.sym(f"_c{k}")
+        scope += [shapes.ge(c, 0), shapes.lt(c, n)]
+    q = shapes.conj(shapes.ge(node.expr, lo), shapes.le(node.expr, hi))
+    assume = an.assume(scope, query=q)
+    ans = an.decide(q, assume)
+    text = plain(node.expr, an)
+    name = f"int{node.bits} arithmetic {text} ({node.op}) at {node.loc.short} does not overflow"
+    if ans.status != "refuted":
+        return an.obligation("overflow", site, name, ans, t0=t0)
+    cex = an.minimise(q, assume, ans.cex, seconds=2.0)
+    val = node.expr.evaluate(cex)
+    vals = an.relevant(cex, node.expr)
+    side = f"above the maximum {hi:,}" if val > hi else f"below the minimum {lo:,}"
+    pos = [f"pos{k}={cex[f'_c{k}']}" for k in range(len(node.shape or ()))
+           if f"_c{k}" in node.expr.free_symbols() and f"_c{k}" in cex]
+    where = f" at tile position {', '.join(pos)}" if pos else ""
+    msg = (f"int{node.bits} arithmetic {text} ({node.op}) at {node.loc.short} reaches {val:,}, "
+           f"{side}, when {an.show(vals)}{where}")
+    return an.obligation("overflow", site, name, ans, violated=msg, cex={**vals, "value": val},
+                         t0=t0, hint="Declare maxima for the sizes or compute it in 64 bits.")

@@ -1,0 +1,428 @@
+"""``ring``: every rank folds every chunk exactly once; sends and receives pair up; no edge is crossed.
+
+Names: ``r`` the rank, ``n`` the rank count (symbolic: never enumerated),
+``prov`` a fold's provenance (the rank its chunk came from, an expression
+over ``r`` and loop indices), ``Part(r)`` the early-exit guards before the
+folds (ranks that return at once take no part).  On a closed ``ring``
+ranks and provenance are taken mod ``n``; on an open ``mesh`` they are not.
+
+* fold coverage:   ``forall r, c. Dom /\\ Part(r) /\\ 0 <= c < n => \\/_F \\/_w W_F,w(r, c)``
+  with ``W`` the fold ``F`` at a witness step (the loop index solved from
+  ``prov = c``, e.g. ``prov = r - s`` gives ``s = r - c``) reached, its
+  condition true, and ``prov = c``;
+* fold uniqueness: two fold instances of one rank with the same chunk are one
+  (same fold node, same loop indices);
+* chunks exist (mesh): ``Ctx_F /\\ cond_F => 0 <= prov < n``;
+* sends:  ``forall r, t. Reach(r, t) /\\ send(r) => [mesh: 0 <= dst < n]``
+  and rank ``d = dst(r)`` reaches the same step (same iteration numbers
+  ``t``; an early exit or a gate is part of reaching) with ``recv(d)`` and
+  ``src(d) = r``;
+* receives: symmetric, with ``src`` in place of ``dst``.
+
+Where a symbolic query is undecided and ``n`` is the only size, the
+properties are also checked concretely for ``n <= 8``; the verdict then
+stays ``unknown`` ("checked for n <= 8: no violation; not proved for all n").
+"""
+
+from __future__ import annotations
+
+import time
+
+from ... import shapes
+from ...lowering._model import Comm, Fold
+from .._report import Obligation
+from . import _concrete
+from ._barrier import reach_sub
+from ._context import Analysis, Answer, Instance, Site, all_eq
+from ._witness import Dim, solve
+
+__all__ = ["check"]
+
+F = shapes.disj()
+BOUND = 8
+
+
+def check(an: Analysis) -> list[Obligation]:
+    comms = [s for s in an.sites if isinstance(s.node, Comm)]
+    folds = [s for s in an.sites if isinstance(s.node, Fold)]
+    if an.rank_var is None:
+        return []
+    out: list[Obligation] = []
+    usable = [f for f in folds if f.node.prov is not None]
+    if folds and len(usable) == len(folds):
+        out.append(_fold_exists(an, usable))
+        out.append(_fold_unique(an, usable))
+        if an.topology == "mesh":
+            out += [_chunk_exists(an, f) for f in usable]
+    elif folds:
+        out.append(Obligation("ring", "unknown", "every rank folds every chunk exactly once",
+                              folds[0].loc, reason="a fold's provenance is unknown (see the "
+                              "unsupported construct reported at that line)"))
+    for c in comms:
+        if an.topology == "mesh":
+            out.append(_edge(an, c, "send"))
+            out.append(_edge(an, c, "recv"))
+        out.append(_match(an, c, "send"))
+        out.append(_match(an, c, "recv"))
+    _bounded(an, out, comms, usable)
+    return out
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _n(an):
+    return an.rank_size
+
+
+def _norm(an: Analysis, e: shapes.Expr) -> shapes.Expr:
+    return shapes.mod(e, _n(an)) if an.topology == "ring" else e
+
+
+def _same_rank(an: Analysis, a: shapes.Expr, b: shapes.Expr) -> shapes.Formula:
+    return shapes.eq(_norm(an, a), _norm(an, b))
+
+
+def _strip(an: Analysis, e: shapes.Expr) -> shapes.Expr:
+    """On a closed ring, ``X % n`` inside a provenance is ``X`` modulo ``n``: drop it to solve."""
+    if an.topology != "ring":
+        return e
+    n = _n(an)
+
+    def atom(a):
+        if getattr(a, "kind", None) == "mod" and a.args[1] == n:
+            return _strip(an, a.args[0])
+        return shapes.Expr.atom(a)
+
+    return e._map_atoms(atom)
+
+
+def _participates(an: Analysis, first: Site) -> list[shapes.Formula]:
+    """Ranges of the ids and the early-exit guards before ``first`` (not renamed)."""
+    conds = [c for (br, side), c in zip(first.branches, first.conds) if br.exit and side]
+    return an.ranges() + conds
+
+
+def _private(an: Analysis) -> set[str]:
+    """Names private to one fold instance of a given rank (loops, lanes, data)."""
+    return set(an.loop_vars) | set(an.lane_vars) | set(an.data)
+
+
+def _fold_reach(an: Analysis, site: Site, inst: Instance) -> list[shapes.Formula]:
+    node: Fold = site.node
+    return [inst(f) for f in an.scope(site)] + [inst(node.cond)]
+
+
+# ------------------------------------------------------------------------------- folds
+
+
+def _fold_exists(an: Analysis, folds: list[Site]) -> Obligation:
+    t0 = time.perf_counter()
+    title = f"every rank folds every chunk c in [0, {_n(an)})"
+    c = shapes.sym("_chunk")
+    cands = []
+    for i, f in enumerate(folds):
+        inst = an.instance(None, f"w{i}", names=_private(an))
+        unknowns = {inst.name(lp.var): (inst(lp.lo), inst(lp.hi)) for lp in f.loops}
+        unknowns.update({inst.name(ln.var): (shapes.as_expr(0), shapes.as_expr(ln.n))
+                         for ln in f.lanes})
+        prov = inst(f.node.prov)
+        subs = solve([Dim(_strip(an, prov), c, None)], unknowns)
+        if an.topology == "ring":  # also bring each solved step into its loop's first n values
+            more = []
+            for w in subs:
+                moved = dict(w)
+                for k, (lo, _hi) in unknowns.items():
+                    if k in w:
+                        moved[k] = lo + shapes.mod(w[k] - lo, _n(an))
+                more.append(moved)
+            subs += more
+        base = [*_fold_reach(an, f, inst), _same_rank(an, prov, c)]
+        for w in subs:
+            cands.append(shapes.conj(*(x.subs(w) for x in base)))
+    q = shapes.disj(*cands)
+    hyps = [*_participates(an, folds[0]), shapes.ge(c, 0), shapes.lt(c, _n(an))]
+    assume = an.assume(hyps, query=q)
+    ans = an.decide(q, assume)
+    if ans.status != "refuted":
+        return an.obligation("ring", folds[0], title, ans, t0=t0)
+    cex = an.minimise(q, assume, ans.cex)
+    ok, folded = _concrete_folds(an, cex)
+    r = cex.get(an.rank_var, 0)
+    chunk = cex.get("_chunk", 0)
+    sizes = an.values({k: v for k, v in cex.items() if an.is_size(k)})
+    if ok is None or chunk in folded.get(_ids_of(an, cex), []):
+        return an.obligation("ring", folds[0], title, Answer(
+            "unknown", reason=f"no fold of chunk {chunk} by rank {r} found symbolically at "
+            f"{an.show(sizes)}" + ("" if ok is None else ", but a concrete run folds it")), t0=t0)
+    text = (f"rank {r} never folds the chunk of rank {chunk} when {an.show(sizes)}"
+            f" (it folds chunks {sorted(folded.get(_ids_of(an, cex), []))})")
+    cx = {**sizes, an.rank_var: r, "chunk": chunk}
+    return an.obligation("ring", folds[0], title, ans, violated=text, cex=cx, t0=t0,
+                         hint="Run n - 1 steps in each direction and fold every received chunk.")
+
+
+def _ids_of(an: Analysis, env) -> tuple:
+    ids = [env.get(p, 0) for p in an.pids]
+    if an.rank_var not in an.extents:
+        ids.append(env.get(an.rank_var, 0))
+    return tuple(ids)
+
+
+def _concrete_folds(an: Analysis, cex):
+    """``(True, {program: [chunks folded]})`` at the counterexample's sizes, or ``(None, {})``."""
+    sizes = {k: v for k, v in cex.items() if an.is_size(k)}
+    try:
+        evs = _concrete.events(an, sizes, want=lambda n: isinstance(n, Fold))
+    except (_concrete.TooLarge, ZeroDivisionError, shapes.ShapeError):
+        return None, {}
+    out: dict = {}
+    n = _n(an).evaluate(sizes)
+    for ev in evs:
+        node = ev.site.node
+        if node.cond.evaluate(ev.env):
+            p = node.prov.evaluate(ev.env)
+            out.setdefault(ev.program, []).append(p % n if an.topology == "ring" else p)
+    return True, out
+
+
+def _fold_unique(an: Analysis, folds: list[Site]) -> Obligation:
+    t0 = time.perf_counter()
+    title = "no rank folds a chunk twice"
+    answers = []
+    for a in folds:
+        for b in folds:
+            if b.order < a.order:
+                continue
+            i1 = an.instance(None, "1", names=_private(an))
+            i2 = an.instance(None, "2", names=_private(an))
+            hyps = _fold_reach(an, a, i1) + _fold_reach(an, b, i2)
+            hyps.append(_same_rank(an, i1(a.node.prov), i2(b.node.prov)))
+            hyps += an.data_consistency(i1, i2, hyps)
+            if a is b:
+                names = [lp.var for lp in a.loops] + [ln.var for ln in a.lanes]
+                q = all_eq([i1(shapes.sym(x)) for x in names], [i2(shapes.sym(x)) for x in names])
+            else:
+                q = F
+            assume = an.assume(hyps, query=q)
+            ans = an.decide(q, assume)
+            if ans.status == "refuted":
+                cex = an.minimise(q, assume, ans.cex)
+                sizes, (x1, x2) = an.split(cex, "1", "2")
+                ids = {k: v for k, v in cex.items() if k in an.pids or k == an.rank_var}
+                chunk = _norm(an, i1(a.node.prov)).evaluate(cex)
+                text = (f"rank {cex.get(an.rank_var)} folds the chunk of rank {chunk} twice: at "
+                        f"{a.loc.short}{_at(an, x1)} and at {b.loc.short}{_at(an, x2)}, when "
+                        f"{an.show(sizes)}")
+                cx = {**an.primed(sizes, [x1, x2]), **ids, "chunk": chunk}
+                return an.obligation("ring", a, title, ans, violated=text, cex=cx, t0=t0)
+            answers.append(ans)
+    bad = next((x for x in answers if x.status != "proved"), None)
+    return an.obligation("ring", folds[0], title, bad or Answer("proved"), t0=t0)
+
+
+def _at(an: Analysis, vals) -> str:
+    parts = [f"{an.label(k)}={v}" for k, v in vals.items() if k in an.loop_vars]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _chunk_exists(an: Analysis, f: Site) -> Obligation:
+    t0 = time.perf_counter()
+    node: Fold = f.node
+    title = f"the fold at {f.loc.short} folds only chunks of existing ranks"
+    q = shapes.conj(shapes.ge(node.prov, 0), shapes.lt(node.prov, _n(an)))
+    assume = an.assume(an.scope(f), [node.cond], query=q)
+    ans = an.decide(q, assume)
+    if ans.status != "refuted":
+        return an.obligation("ring", f, title, ans, t0=t0)
+    cex = an.minimise(q, assume, ans.cex)
+    vals = an.relevant(cex, node.prov, node.cond)
+    text = (f"the fold at {f.loc.short} folds the chunk of rank {node.prov.evaluate(cex)}, which "
+            f"does not exist on the open mesh (nothing was received), when {an.show(vals)}")
+    return an.obligation("ring", f, title, ans, violated=text,
+                         cex={**vals, "chunk": node.prov.evaluate(cex)}, t0=t0,
+                         hint="Guard the fold with the condition under which the chunk arrived.")
+
+
+# ------------------------------------------------------------------------------- comms
+
+
+def _sides(an: Analysis, site: Site, partner_rank):
+    """(hyps of rank r at step t, its substitution; query parts for the partner rank)."""
+    loops = list(site.loops)
+    ts = [shapes.sym(f"_t{j}") for j in range(len(loops))]
+    me = Instance({}, "")
+    ids1, reach1, sub1 = reach_sub(an, site, me, loops, ts)
+    names = (_private(an) | {an.rank_var})
+    other = an.instance(None, "2", names=names)
+    target = _norm(an, partner_rank.subs(sub1))
+    other.mapping[an.rank_var] = target
+    ids2, reach2, sub2 = reach_sub(an, site, other, loops, ts)
+    hyps = ids1 + [shapes.ge(t, 0) for t in ts] + reach1
+    return hyps, sub1, ids2, reach2, sub2, other, ts
+
+
+def _edge(an: Analysis, site: Site, way: str) -> Obligation:
+    t0 = time.perf_counter()
+    node: Comm = site.node
+    peer = node.dst if way == "send" else node.src
+    guard = node.send if way == "send" else node.recv
+    title = (f"{way}s at {site.loc.short} stay on the open mesh "
+             f"({'destination' if way == 'send' else 'source'} in [0, {_n(an)}))")
+    hyps, sub1, *_ = _sides(an, site, peer)
+    p = peer.subs(sub1)
+    q = shapes.conj(shapes.ge(p, 0), shapes.lt(p, _n(an)))
+    assume = an.assume(hyps, [guard.subs(sub1)], query=q)
+    ans = an.decide(q, assume)
+    if ans.status != "refuted":
+        return an.obligation("ring", site, title, ans, t0=t0)
+    cex = an.minimise(q, assume, ans.cex)
+    step = _step(an, site, cex)
+    sizes = an.values({k: v for k, v in cex.items() if an.is_size(k)})
+    r = cex.get(an.rank_var, 0)
+    verb = "sends to" if way == "send" else "receives from"
+    text = (f"rank {r} {verb} rank {p.evaluate(cex)} at {site.loc.short}{step}, past the open "
+            f"edge of the mesh (ranks 0..{_n(an).evaluate(cex) - 1}), when {an.show(sizes)}")
+    return an.obligation("ring", site, title, ans, violated=text,
+                         cex={**sizes, an.rank_var: r, "peer": p.evaluate(cex)}, t0=t0,
+                         hint=f"Guard the {way} with the neighbour's existence.")
+
+
+def _step(an: Analysis, site: Site, cex) -> str:
+    parts = [f"step {cex.get(f'_t{j}', 0)} of the loop at line {lp.loc.line} "
+             f"({an.label(lp.var)}={lp.lo.evaluate(cex) + cex.get(f'_t{j}', 0)})"
+             for j, lp in enumerate(site.loops) if _evaluable(lp.lo, cex)]
+    return (" at " + ", ".join(parts)) if parts else ""
+
+
+def _evaluable(e, env) -> bool:
+    try:
+        e.evaluate(env)
+        return True
+    except (ZeroDivisionError, shapes.ShapeError):
+        return False
+
+
+def _match(an: Analysis, site: Site, way: str) -> Obligation:
+    t0 = time.perf_counter()
+    node: Comm = site.node
+    peer = node.dst if way == "send" else node.src
+    guard = node.send if way == "send" else node.recv
+    title = (f"every send at {site.loc.short} has a matching receive" if way == "send" else
+             f"every receive at {site.loc.short} has a matching send")
+    hyps, sub1, ids2, reach2, _sub2, other, _ts = _sides(an, site, peer)
+    p = peer.subs(sub1)
+    if an.topology == "mesh":
+        hyps = [*hyps, shapes.ge(p, 0), shapes.lt(p, _n(an))]
+    back = other(node.src if way == "send" else node.dst).subs(_sub2)
+    their = other(node.recv if way == "send" else node.send).subs(_sub2)
+    me = shapes.sym(an.rank_var)
+    parts = [*ids2, *reach2, their, _same_rank(an, back, me)]
+    q = shapes.conj(*parts)
+    hyps = [*hyps, guard.subs(sub1)]
+    hyps += an.data_consistency(Instance({}, ""), other, [*hyps, q])
+    assume = an.assume(hyps, query=q)
+    ans = an.decide(q, assume)
+    if ans.status != "refuted":
+        return an.obligation("ring", site, title, ans, t0=t0)
+    cex = an.minimise(q, assume, ans.cex)
+    r, d = cex.get(an.rank_var, 0), _norm(an, p).evaluate(cex)
+    sizes = an.values({k: v for k, v in cex.items() if an.is_size(k)})
+    why = _partner_why(an, site, parts, ids2, reach2, their, back, cex, way, d)
+    verb = "sends to" if way == "send" else "expects a chunk from"
+    text = f"rank {r} {verb} rank {d} at {site.loc.short}{_step(an, site, cex)}, but {why}, " \
+           f"when {an.show(sizes)}"
+    return an.obligation("ring", site, title, ans, violated=text,
+                         cex={**sizes, an.rank_var: r, "partner": d}, t0=t0)
+
+
+def _partner_why(an, site, parts, ids2, reach2, their, back, cex, way, d) -> str:
+    def false(fs):
+        return not all(f.evaluate(cex) for f in fs)
+
+    if false(ids2):
+        return f"rank {d} does not exist"
+    exits = [(br, c) for (br, side), c in zip(site.branches, site.conds) if br.exit and side]
+    trips = reach2[: len(site.loops)]
+    if false(trips):
+        return f"rank {d} runs fewer steps"
+    conds = reach2[len(site.loops):]
+    if false(conds):
+        if exits:
+            return f"rank {d} has left early (exit at line {exits[0][0].loc.line}): it is " \
+                   "nobody's partner"
+        return f"rank {d} does not reach this step (a condition on its path is false)"
+    if not their.evaluate(cex):
+        return f"rank {d} does not {'receive' if way == 'send' else 'send'} there"
+    return f"rank {d} {'receives from' if way == 'send' else 'sends to'} rank " \
+           f"{_norm(an, back).evaluate(cex)} instead"
+
+
+# ------------------------------------------------------------------------ bounded check
+
+
+def _bounded(an: Analysis, obs: list[Obligation], comms: list[Site], folds: list[Site]) -> None:
+    """Undecided ring obligations: a concrete check for n <= BOUND, reported as such."""
+    pending = [o for o in obs if o.status == "unknown"]
+    name = _n(an).as_symbol()
+    if not pending or name is None or set(an.sizes) - {name}:
+        return
+    if any(s.node.prov is None for s in an.sites if isinstance(s.node, Fold)):
+        return
+    problems: list[str] = []
+    checked = 0
+    for n in range(1, BOUND + 1):
+        sizes = {name: n}
+        try:
+            if not all(f.evaluate(sizes) for f in an.domain):
+                continue
+            evs = _concrete.events(an, sizes, want=lambda x: isinstance(x, (Comm, Fold)))
+        except (_concrete.TooLarge, ZeroDivisionError, shapes.ShapeError):
+            return
+        checked = n
+        problems += _concrete_ring(an, evs, n, folds)
+        if problems:
+            break
+    for o in pending:
+        if problems:
+            continue  # a concrete problem at small n: keep unknown, but say what was seen
+        o.reason = (f"checked for n <= {checked}: no violation; not proved for all n "
+                    f"({o.reason})")
+        o.message += f" (checked for n <= {checked}; not proved for all n)"
+    if problems:
+        for o in pending:
+            o.reason = f"a concrete run at {problems[0]} ({o.reason})"
+
+
+def _concrete_ring(an: Analysis, evs, n: int, folds: list[Site]) -> list[str]:
+    out = []
+    folded: dict = {}
+    key_of = {}
+    for ev in evs:
+        node = ev.site.node
+        if isinstance(node, Fold) and node.cond.evaluate(ev.env):
+            p = node.prov.evaluate(ev.env)
+            folded.setdefault(ev.program, []).append(p % n if an.topology == "ring" else p)
+        if isinstance(node, Comm):
+            t = tuple(ev.env[lp.var] - lp.lo.evaluate(ev.env) for lp in ev.site.loops)
+            key_of[(id(node), ev.env[an.rank_var], t)] = ev
+    for prog, got in folded.items():
+        if sorted(got) != list(range(n)):
+            out.append(f"n={n}: program {prog} folds chunks {sorted(got)}")
+    for (nid, r, t), ev in key_of.items():
+        node = ev.site.node
+        for way in ("send", "recv"):
+            if not (node.send if way == "send" else node.recv).evaluate(ev.env):
+                continue
+            d = (node.dst if way == "send" else node.src).evaluate(ev.env)
+            d = d % n if an.topology == "ring" else d
+            peer = key_of.get((nid, d, t))
+            ok = peer is not None and (peer.site.node.recv if way == "send" else
+                                       peer.site.node.send).evaluate(peer.env)
+            if ok:
+                back = (node.src if way == "send" else node.dst).evaluate(peer.env)
+                ok = (back % n if an.topology == "ring" else back) == r
+            if not ok:
+                out.append(f"n={n}: rank {r}'s {way} at {ev.site.loc.short} has no partner")
+    return out
+

@@ -1,0 +1,248 @@
+"""``shape``: the domain admits sizes, shapes and grids are non-negative, no divisor is zero.
+
+Formal statements (``Dom`` the kernel's domain, ``Ctx(n)`` the context of
+node ``n``: ranges of the names in scope and its path):
+
+* domain:   ``exists sizes. Dom``  (else every other verdict would be vacuous)
+* tensor t: ``forall sizes. Dom => 0 <= d``  for every dimension ``d`` of ``t``
+* grid:     ``forall sizes. Dom => 0 <= e``  for every grid extent ``e``
+* divisors: ``forall sizes, ids, i, c, data. Dom /\\ Ctx(n) /\\ G => q != 0``
+  for every symbolic divisor ``q`` of an expression of node ``n`` (an index, a
+  mask, a loop bound, a branch or ring condition, an intermediate), reached
+  under guard ``G`` (a ``where`` branch or a short-circuit operand).
+  Expressions evaluated on the host (grid extents, tensor shapes, the launch)
+  have the domain alone as their context.
+
+A node whose context admits no values is never executed: its obligations hold
+vacuously (the domain itself having been shown consistent).
+"""
+
+from __future__ import annotations
+
+import time
+
+from ... import shapes
+from ...lowering._model import Access, Arith, Branch, Comm, Fold, Loop
+from .._report import Obligation
+from ._context import Analysis, Answer, implies
+
+__all__ = ["check", "divisors"]
+
+
+def divisors(x, guard: shapes.Formula | None = None) -> list[tuple[shapes.Formula, shapes.Expr]]:
+    """``(guard, divisor)`` for every non-constant divisor of ``x``, innermost first."""
+    out: list = []
+    _divs(x, shapes.conj() if guard is None else guard, out)
+    seen, uniq = set(), []
+    for g, d in out:
+        if (g, d) not in seen:
+            seen.add((g, d))
+            uniq.append((g, d))
+    return uniq
+
+
+def _divs(x, guard, out) -> None:
+    if x is None:
+        return
+    if isinstance(x, shapes.Expr):
+        for m, _ in x.terms:
+            for a, _p in m:
+                if hasattr(a, "kind"):
+                    _divs_op(a, guard, out)
+    elif isinstance(x, shapes.Cmp):
+        _divs(x.lhs, guard, out)
+        _divs(x.rhs, guard, out)
+    elif isinstance(x, shapes.BoolOp):
+        if x.kind == "not":
+            _divs(x.args[0], guard, out)
+            return
+        for i, arg in enumerate(x.args):
+            before = x.args[:i]  # evaluated only if these were true (and) / false (or)
+            g = (shapes.conj(guard, *before) if x.kind == "and"
+                 else shapes.conj(guard, *map(shapes.negate, before)))
+            _divs(arg, g, out)
+
+
+def _divs_op(a, guard, out) -> None:
+    if a.kind == "where":
+        c, x, y = a.args
+        _divs(c, guard, out)
+        _divs(x, shapes.conj(guard, c), out)
+        _divs(y, shapes.conj(guard, shapes.negate(c)), out)
+        return
+    for arg in a.args:
+        _divs(arg, guard, out)
+    if a.kind in ("floordiv", "mod", "cdiv") and not a.args[1].is_const:
+        out.append((guard, a.args[1]))
+
+
+def _node_exprs(node) -> tuple[str, list]:
+    if isinstance(node, Access):
+        what = f"the index of {node.kind} {node.tensor}"
+        return what, [d.start for d in node.dims] + [node.mask]
+    if isinstance(node, Loop):
+        return "the bounds of the loop", [node.lo, node.hi]
+    if isinstance(node, Branch):
+        return ("the early-exit condition" if node.exit else "the branch condition"), [node.cond]
+    if isinstance(node, Comm):
+        return "the ring step", [node.dst, node.src, node.send, node.recv]
+    if isinstance(node, Fold):
+        return "the fold", [node.prov, node.cond]
+    if isinstance(node, Arith):
+        return "the integer arithmetic", [node.expr]
+    return "", []
+
+
+def check(an: Analysis) -> list[Obligation]:
+    out = [_domain(an)]
+    if an.domain_status != "consistent":
+        return out
+    m = an.model
+    for name, t in m.tensors.items():
+        out.append(_nonneg(an, f"tensor {name}", list(t.shape), t.where if hasattr(t, "where")
+                           else None))
+    if m.grid:
+        out.append(_nonneg(an, "grid", [e for _, e in m.grid], None))
+    host = [("the grid extents", [e for _, e in m.grid])]
+    host += [(f"the shape of {n}", list(t.shape)) for n, t in m.tensors.items()]
+    host += [(f"the value range of {n}", [t.values]) for n, t in m.tensors.items()
+             if t.values is not None]
+    for what, xs in host:
+        ob = _divisors_at(an, None, what, xs, [])
+        if ob is not None:
+            out.append(ob)
+    seen = set()
+    for site in an.sites:
+        what, xs = _node_exprs(site.node)
+        if not xs:
+            continue
+        scope = an.scope(site)
+        if isinstance(site.node, Access):
+            scope += an.coords(site.node)
+        if isinstance(site.node, Arith):
+            scope += _arith_coords(site.node)
+        key = (tuple(x for x in xs if x is not None), tuple(scope))
+        if key in seen:
+            continue
+        seen.add(key)
+        ob = _divisors_at(an, site, what, xs, scope)
+        if ob is not None:
+            out.append(ob)
+    return out
+
+
+def _arith_coords(node) -> list:
+    out = []
+    for k, n in enumerate(getattr(node, "shape", ()) or ()):
+        c = shapes.sym(f"_c{k}")
+        out += [shapes.ge(c, 0), shapes.lt(c, n)]
+    return out
+
+
+def _domain(an: Analysis) -> Obligation:
+    """``exists sizes. Dom``: prove(False) refutes exactly when the domain admits a point."""
+    t0 = time.perf_counter()
+    d = shapes.prove(shapes.disj(), an.domain)
+    an.solver_seconds += time.perf_counter() - t0
+    where = an.model_location()
+    if d.verdict == "refuted":
+        an.domain_status = "consistent"
+        example = an.values({k: v for k, v in (d.counterexample or {}).items() if an.is_size(k)})
+        an.example = {**{s: 1 for s in an.sizes}, **example}
+        return Obligation("shape", "proved", "the domain admits sizes (e.g. "
+                          f"{an.show(example) or 'no sizes'})", where,
+                          seconds=time.perf_counter() - t0)
+    if d.verdict == "inconsistent":
+        an.domain_status = "inconsistent"
+        text = "; ".join(str(a) for a in an.model.assume)
+        return Obligation("shape", "violated", f"the domain admits no sizes: {text}", where,
+                          counterexample={}, seconds=time.perf_counter() - t0,
+                          hint="Every other obligation would hold vacuously; fix the assumptions.")
+    an.domain_status = "unknown"
+    return Obligation("shape", "unknown", "the domain admits sizes", where,
+                      reason=d.reason or "undecided", seconds=time.perf_counter() - t0)
+
+
+def _nonneg(an: Analysis, what: str, dims: list, loc) -> Obligation:
+    t0 = time.perf_counter()
+    sym = [d for d in dims if not d.is_const]
+    consts = [d for d in dims if d.is_const and d.const_value < 0]
+    shown = "[" + ", ".join(str(d) for d in dims) + "]"
+    where = loc if loc is not None else an.model_location()
+    if consts:
+        return Obligation("shape", "violated", f"{what} has a negative extent: {shown}", where,
+                          counterexample={})
+    query = shapes.conj(*(shapes.ge(d, 0) for d in sym))
+    ans = an.decide(query, an.domain) if sym else Answer("proved")
+    ob = an.obligation("shape", None, f"{what} {shown} has non-negative extents", ans, t0=t0)
+    ob.location = where
+    if ans.status == "refuted":
+        cex = an.values({k: v for k, v in ans.cex.items() if an.is_size(k)})
+        bad = next(d for d in sym if d.evaluate(ans.cex) < 0)
+        ob.message = (f"{what} {shown} has a negative extent: {bad} = {bad.evaluate(ans.cex)} "
+                      f"when {an.show(cex)}")
+        ob.counterexample = cex
+    return ob
+
+
+def _divisors_at(an: Analysis, site, what: str, xs: list, scope: list) -> Obligation | None:
+    divs = []
+    for x in xs:
+        for g, d in divisors(x):
+            if (g, d) not in divs:
+                divs.append((g, d))
+    if not divs:
+        return None
+    reported = an.memo.setdefault("zero divisors", {})  # divisor -> where it was reported
+    if all(d in reported for _g, d in divs):
+        loc = site.loc if site is not None else an.model_location()
+        first = reported[divs[0][1]]
+        return Obligation("shape", "skipped", f"no divisor of {what} at {loc.short} is zero",
+                          loc, reason=f"the same zero divisor {divs[0][1]} is already reported "
+                          f"at {first}")
+    t0 = time.perf_counter()
+    loc = site.loc if site is not None else an.model_location()
+    at = f" at {loc.short}" if site is not None else ""
+    names = ", ".join(sorted({str(d) for _, d in divs}))
+    query = shapes.conj(*(implies(g, shapes.ne(d, 0)) for g, d in divs))
+    assume = an.assume(scope, query=query)
+    ans = an.decide(query, assume)
+    ob = an.obligation("shape", site, f"no divisor of {what}{at} is zero ({names})", ans, t0=t0)
+    ob.location = loc
+    if ans.status == "refuted":
+        cex = ans.cex
+        bad = next(((g, d) for g, d in divs if g.evaluate(cex) and d.evaluate(cex) == 0), divs[0])
+        expr = _first_use(xs, bad[1])
+        vals = an.relevant(cex, bad[1], *(x for x in xs if x is not None))
+        ob.message = (f"division by zero in {what}{at}: {bad[1]} = 0"
+                      f"{f' in {expr}' if expr else ''} when {an.show(vals)}")
+        ob.counterexample = vals
+        for _g, d in divs:
+            if d.evaluate(cex) == 0:
+                reported.setdefault(d, loc.short)
+    return ob
+
+
+def _first_use(xs, d) -> str:
+    """The smallest operation of ``xs`` that divides by ``d``, as text."""
+    found: list[str] = []
+
+    def visit(e):
+        if isinstance(e, shapes.Expr):
+            for m, _ in e.terms:
+                for a, _p in m:
+                    if hasattr(a, "kind"):
+                        for arg in a.args:
+                            visit(arg)
+                        if a.kind in ("floordiv", "mod", "cdiv") and a.args[1] == d and not found:
+                            found.append(str(shapes.Expr.atom(a)))
+        elif isinstance(e, shapes.Cmp):
+            visit(e.lhs)
+            visit(e.rhs)
+        elif isinstance(e, shapes.BoolOp):
+            for a in e.args:
+                visit(a)
+
+    for x in xs:
+        visit(x)
+    return found[0] if found else ""
