@@ -32,7 +32,12 @@ import time
 from pathlib import Path
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "jax_shape_cases.json"
-WANT = {"always": "proved", "never": "refuted", "depends": "refuted", "inconsistent": "inconsistent"}
+WANT = {
+    "always": "proved",
+    "never": "refuted",
+    "depends": "refuted",
+    "inconsistent": "inconsistent",
+}
 
 
 def jax_semantics(case: dict) -> list[str]:
@@ -115,7 +120,10 @@ def run_jax(case: dict, assume: list[str]):
             answer = "proved" if got else "refuted"
         else:
             lo, hi = shape_poly._bounds_decision(got, shape_poly.BoundsPrecision.BEST)
-            answer = [None if lo == -float("inf") else int(lo), None if hi == float("inf") else int(hi)]
+            answer = [
+                None if lo == -float("inf") else int(lo),
+                None if hi == float("inf") else int(hi),
+            ]
     except Exception as err:
         answer = "inconsistent" if "nsatisfiable" in str(err) else "undecided"
     return answer, time.perf_counter() - t0
@@ -151,7 +159,8 @@ def correct(case: dict, answer, detail, assume: list[str]) -> bool:
         env = detail.counterexample
         try:
             return all(coerce_formula(a).evaluate(env) for a in assume) and (
-                "division by zero" in detail.reason or not coerce_formula(case["query"]).evaluate(env)
+                "division by zero" in detail.reason
+                or not coerce_formula(case["query"]).evaluate(env)
             )
         except ZeroDivisionError:
             return False
@@ -160,7 +169,7 @@ def correct(case: dict, answer, detail, assume: list[str]) -> bool:
 
 def pct(xs: list[float], q: float) -> float:
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
+    return xs[min(len(xs) - 1, round(q * (len(xs) - 1)))]
 
 
 def main(argv=None) -> int:
@@ -178,7 +187,10 @@ def main(argv=None) -> int:
     prove("a >= 1", ["b <= 2"])  # warm up: z3 import and module loading
 
     cases = [c for c in json.loads(CORPUS.read_text())["cases"] if c["kind"] in ("prove", "bounds")]
-    stats = {"tileproof": {"decided": 0, "wrong": [], "t": []}, "jax": {"decided": 0, "wrong": [], "t": []}}
+    stats = {
+        "tileproof": {"decided": 0, "wrong": [], "t": []},
+        "jax": {"decided": 0, "wrong": [], "t": []},
+    }
     for case in cases:
         assume = jax_semantics(case)
         for name in ("tileproof", "jax"):
@@ -200,11 +212,21 @@ def main(argv=None) -> int:
     rows = []
     for name in ("tileproof", "jax"):
         s = stats[name]
-        rows.append((name, f"{s['decided']}/{n}", str(len(s["wrong"])),
-                     f"{statistics.median(s['t']) * 1e3:.3f}", f"{pct(s['t'], 0.99) * 1e3:.2f}"))
+        rows.append(
+            (
+                name,
+                f"{s['decided']}/{n}",
+                str(len(s["wrong"])),
+                f"{statistics.median(s['t']) * 1e3:.3f}",
+                f"{pct(s['t'], 0.99) * 1e3:.2f}",
+            )
+        )
     head = ("", "decided", "wrong", "median ms", "p99 ms")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    line = lambda r: "  ".join(x.ljust(w) if i == 0 else x.rjust(w) for i, (x, w) in enumerate(zip(r, widths)))  # noqa: E731
+
+    def line(r) -> str:
+        return "  ".join(x.rjust(w) if i else x.ljust(w) for i, (x, w) in enumerate(zip(r, widths)))
+
     print(f"{n} corpus cases (prove + bounds), best of {args.repeat} cold runs each")
     print(line(head))
     for r in rows:

@@ -23,7 +23,12 @@ CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "jax_shape_
 # Cases tileproof answers "unknown" (allowed by the issue, listed explicitly).  None today.
 KNOWN_GAPS: set[int] = set()
 
-WANT = {"always": "proved", "never": "refuted", "depends": "refuted", "inconsistent": "inconsistent"}
+WANT = {
+    "always": "proved",
+    "never": "refuted",
+    "depends": "refuted",
+    "inconsistent": "inconsistent",
+}
 
 
 def _load() -> list[dict]:
@@ -41,7 +46,9 @@ CASES = _load()
 def jax_semantics(case: dict) -> list[str]:
     """The assumptions, plus ``NAME >= 1`` for each name given a literal lower bound."""
     declared = {
-        d[0] for a in case["assume"] if (d := lower_bound_decl(shapes.coerce_formula(a))) is not None
+        d[0]
+        for a in case["assume"]
+        if (d := lower_bound_decl(shapes.coerce_formula(a))) is not None
     }
     return [*case["assume"], *(f"{s} >= 1" for s in sorted(declared))]
 

@@ -106,8 +106,16 @@ def domains(draw):
     x, y = names[0], names[1]
     relation = draw(
         st.sampled_from(
-            [None, None, f"{x} <= {y} + 1", f"{x} % 2 == 0", f"{x} + {y} >= 4",
-             f"{y} == 2*{x} - 1", f"{x} % 3 == 1", f"max({x}, {y}) <= 3"]
+            [
+                None,
+                None,
+                f"{x} <= {y} + 1",
+                f"{x} % 2 == 0",
+                f"{x} + {y} >= 4",
+                f"{y} == 2*{x} - 1",
+                f"{x} % 3 == 1",
+                f"max({x}, {y}) <= 3",
+            ]
         )
     )
     if relation:

@@ -1,8 +1,15 @@
 """Symbolic shape arithmetic decided by z3: ``prove``, ``bounds`` and the expression algebra.
 
 This package is the foundation of tileproof and imports nothing from its other
-layers.  Expressions are built from symbols (``symbols("B S")``) or parsed from
-strings (``parse("cdiv(B*S, 64)")``).
+layers (nor JAX or z3 at import time).  Expressions are built from symbols
+(``symbols("B S")``) or parsed from strings (``parse("cdiv(B*S, 64)")``).
+
+``prove(query, assume)`` answers ``proved`` / ``refuted`` (with a re-checked
+counterexample) / ``unknown`` (with the reason) / ``inconsistent``;
+``bounds(expr, assume)`` gives the exact ``(lo, hi)``, ``None`` past
+``±2**62``.  Symbols are integers ``>= 1`` unless an assumption ``NAME >= k``
+with a literal ``k`` declares another lower bound; ``//`` and ``%`` floor as in
+Python; a symbolic divisor that the assumptions allow to be 0 is reported.
 """
 
 from ._decide import Decision as Decision

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from ._expr import BoolConst, BoolOp, Cmp, Expr, Formula, Op, Sym, disj, ne, negate
+from ._expr import FALSE, BoolConst, BoolOp, Cmp, Expr, Formula, Op, Sym, disj, ne, negate
 from ._interval import INF, Interval, _Eval
 from ._normal import divisors, simplify, substitute
 from ._search import holds, points
@@ -75,7 +75,9 @@ class Context:
     def __init__(self, assume: tuple[Formula, ...]):
         self.assume = assume
         flat = flatten(assume)
-        self.user_symbols: set[str] = set().union(*(f.free_symbols() for f in flat)) if flat else set()
+        self.user_symbols: set[str] = (
+            set().union(*(f.free_symbols() for f in flat)) if flat else set()
+        )
         declared: dict[str, int] = {}
         for f in flat:
             d = lower_bound_decl(f)
@@ -91,7 +93,7 @@ class Context:
         self.empty = False
         self.facts: tuple[Formula, ...] = ()
         self._prepare(facts)
-        self._witness: dict | None | bool = False  # False: not searched yet
+        self._witness: dict | bool | None = False  # False: not searched yet
         self.consistent: bool | None = None if not self.empty else False
 
     # -- preparation
@@ -112,7 +114,9 @@ class Context:
                 if tidy is None:
                     self.empty = True
                     return
-            step = self._divisibility(tidy) or self._eliminate(tidy)
+            step = self._divisibility(tidy)
+            if step is None:
+                step = self._eliminate(tidy)
             if step is None:
                 break
             tidy = self._tidy(step)
@@ -150,7 +154,7 @@ class Context:
             rest = d - c0
             if len(rest.terms) != 1:
                 continue
-            (m, c), = rest.terms
+            ((m, c),) = rest.terms
             if len(m) != 1 or m[0][1] != 1 or not isinstance(m[0][0], Op) or m[0][0].kind != "mod":
                 continue
             n, k = m[0][0].args
@@ -161,8 +165,10 @@ class Context:
             if not 0 <= r < k:
                 continue
             lo, hi = self.box.pop(x)
-            new = self._fresh(f"{x}_{k}")
+            new = self._fresh(f"{x}/{k}")  # not an identifier: no clash with query symbols
             self.box[new] = (_ceil_div(lo - r, k), _floor_div(hi - r, k))
+            if self.box[new][0] > self.box[new][1]:
+                return [FALSE]  # no multiple of k (plus r) in x's range
             rest_facts = facts[:i] + facts[i + 1 :]
             return self._apply(rest_facts, x, k * Expr.atom(Sym(new)) + r)
         return None
@@ -327,4 +333,3 @@ def _tighten_atom(t, lo, hi, box: dict, depth: int) -> bool | None:
             changed |= r
         return changed
     return False
-

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from ._expr import BoolConst, Expr, Formula, ShapeError, as_expr, conj, eq, lt, negate
 from ._interval import INF, formula_truth, interval
-from ._normal import canon_formula, divisors, has_division, simplify
+from ._normal import canon_formula, divisors, has_division, side_conditions, simplify
 from ._parse import coerce_formula, parse, parse_expr, parse_formula
 from ._search import holds, points, probe_points, shrink
 
@@ -101,7 +101,11 @@ def _remember(cache: OrderedDict, key, value):
 
 
 def clear_caches() -> None:
-    """Forget every cached decision, prepared assumption set and parse (for timing)."""
+    """Forget every cached decision, prepared assumption set, parse and memo (for timing)."""
+    from ._expr import _CONSTS, _MONO_KEYS
+
+    _MONO_KEYS.clear()
+    _CONSTS.clear()
     _contexts.clear()
     _proofs.clear()
     _bounds.clear()
@@ -196,7 +200,11 @@ class _Prove:
         if status == "sat":
             ctx.consistent = True
             return ("proved", None, "")
-        return ("proved", None, "holds wherever the assumptions do; whether they admit any value is unknown")
+        return (
+            "proved",
+            None,
+            "holds wherever the assumptions do; whether they admit any value is unknown",
+        )
 
     def refute_anywhere(self):
         ctx = self.ctx
@@ -275,7 +283,7 @@ def _solve(facts, extra: Formula | None, box, syms, divisors_of=()):
     are asserted so.  Returns ``(status, model-or-None, reason)``.
     """
     from ._relax import is_linear, relax
-    from ._solver import Session, side_conditions
+    from ._solver import Session
 
     fs = list(facts) + side_conditions(divisors_of)
     goal = [extra] if extra is not None else []
@@ -310,8 +318,6 @@ def bounds(expr, assume: Sequence = ()) -> tuple[int | None, int | None]:
 
 class _Bounds:
     def __init__(self, e: Expr, A: tuple[Formula, ...]):
-        from ._solver import side_conditions
-
         self.e0, self.A = e, A
         self.ctx = ctx = _context(A)
         if ctx.empty:
@@ -337,7 +343,9 @@ class _Bounds:
         lo_proved, hi_proved = interval(e, ctx.box)
         best_lo = best_hi = None
         small = points(self.syms, ctx.box, _BOUNDS_POINTS)
-        for p in itertools.chain(itertools.islice(small, 1), probe_points(self.syms, ctx.box), small):
+        for p in itertools.chain(
+            itertools.islice(small, 1), probe_points(self.syms, ctx.box), small
+        ):
             v = self.value(p)
             if v is None:
                 continue
@@ -360,7 +368,9 @@ class _Bounds:
     def checked(self, model) -> int:
         v = self.value(model)
         if v is None:
-            raise ShapeError(f"bounds of {self.e0}: internal: solver model {model} is not admissible")
+            raise ShapeError(
+                f"bounds of {self.e0}: internal: solver model {model} is not admissible"
+            )
         return v
 
     def solve(self, extra):
@@ -409,4 +419,3 @@ class _Bounds:
                     proved = -UNBOUNDED
             first = False
         return s * best
-

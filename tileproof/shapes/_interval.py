@@ -218,7 +218,11 @@ class _Eval:
                 use_min = (k == "min") == (c > 0)
                 pick = min if use_min else max
                 return (pick(p[0] for p in parts), pick(p[1] for p in parts))
-            if k in ("floordiv", "mod", "cdiv") and a.args[1].is_const and a.args[1].const_value > 0:
+            if (
+                k in ("floordiv", "mod", "cdiv")
+                and a.args[1].is_const
+                and a.args[1].const_value > 0
+            ):
                 n, kd = a.args[0], a.args[1].const_value
                 if not (rest.free_symbols() & n.free_symbols()):
                     continue

@@ -31,9 +31,10 @@ from ._expr import (
     conj,
     disj,
     floordiv,
+    ne,
     negate,
 )
-from ._interval import Interval, _Eval, _cmp_truth
+from ._interval import Interval, _cmp_truth, _Eval
 
 __all__ = [
     "canon",
@@ -43,6 +44,7 @@ __all__ = [
     "has_division",
     "map_atoms",
     "poly_quotient",
+    "side_conditions",
     "simplify",
     "substitute",
 ]
@@ -339,7 +341,7 @@ def simplify(x: Expr | Formula, box: Mapping[str, Interval]) -> Expr | Formula:
 
 
 def divisors(x: Expr | Formula) -> list[tuple[Formula, Expr]]:
-    """``(guard, divisor)`` for each non-constant divisor, innermost first."""
+    """``(guard, divisor)`` for each symbolic (or zero) divisor, innermost first."""
     out: list[tuple[Formula, Expr]] = []
     _divs(x, TRUE, out)
     seen: set = set()
@@ -379,5 +381,17 @@ def _divs_atom(a: Op, guard: Formula, out: list) -> None:
         return
     for arg in a.args:
         _divs(arg, guard, out)
-    if a.kind in ("floordiv", "mod", "cdiv") and not a.args[1].is_const:
-        out.append((guard, a.args[1]))
+    d = a.args[1] if a.kind in _DIVS else None
+    if d is not None and not (d.is_const and d.const_value):  # symbolic, or a constant 0
+        out.append((guard, d))
+
+
+def side_conditions(xs) -> list[Formula]:
+    """``guard -> divisor != 0`` for every symbolic divisor of ``xs``, as formulas."""
+    out: list[Formula] = []
+    for x in xs:
+        for g, d in divisors(x):
+            f = disj(negate(g), ne(d, 0))
+            if f not in out:
+                out.append(f)
+    return out

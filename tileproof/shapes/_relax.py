@@ -41,23 +41,20 @@ def _is_div(a) -> bool:
     return isinstance(a, Op) and a.kind in ("floordiv", "mod", "cdiv")
 
 
+def _nonlinear(e: Expr) -> bool:
+    return any(sum(p for _, p in m) > 1 for m, _ in e.terms)
+
+
 def is_linear(fs: Sequence[Formula | Expr]) -> bool:
     """No product of non-constants and no symbolic divisor, anywhere."""
     for f in fs:
-        atoms = f.atoms()
-        exprs = [f] if isinstance(f, Expr) else None
-        if exprs is None:
-            exprs = list(_exprs(f))
-        for e in exprs:
-            if any(sum(p for _, p in m) > 1 for m, _ in e.terms):
-                return False
-        for a in atoms:
+        if any(_nonlinear(e) for e in ([f] if isinstance(f, Expr) else _exprs(f))):
+            return False
+        for a in f.atoms():
             if _is_div(a) and not a.args[1].is_const:
                 return False
-            if isinstance(a, Op):
-                for x in a.args:
-                    if isinstance(x, Expr) and any(sum(p for _, p in m) > 1 for m, _ in x.terms):
-                        return False
+            if isinstance(a, Op) and any(isinstance(x, Expr) and _nonlinear(x) for x in a.args):
+                return False
     return True
 
 
@@ -125,7 +122,7 @@ class _Relaxer:
             return Expr.const(1)
         if len(m) == 1 and m[0][1] == 1:
             return self.lin_atom(m[0][0])
-        for i, (a, p) in enumerate(m):
+        for i, (a, _p) in enumerate(m):
             if isinstance(a, Op) and a.kind in ("min", "max", "abs", "where"):
                 rest = Expr({_mono_without(m, i): 1})
                 return self.lin(_push(a, rest))
@@ -168,10 +165,14 @@ class _Relaxer:
                 rm = _mono_without(km, i)
                 R = Expr({rm: 1})
                 xl, xu = self.ev.atom(a)
-                Rl, Ru = self.ev.expr(R) if len(rm) == 1 and rm[0][1] == 1 else self._mono_iv(rm)
+                Rl, Ru = self._mono_iv(rm)
                 Rlin = self.lin(R)
-                for (sx, bx), (sr, br) in (((1, xl), (1, Rl)), ((-1, xu), (-1, Ru)),
-                                           ((-1, xu), (1, Rl)), ((1, xl), (-1, Ru))):
+                for (sx, bx), (sr, br) in (
+                    ((1, xl), (1, Rl)),
+                    ((-1, xu), (-1, Ru)),
+                    ((-1, xu), (1, Rl)),
+                    ((1, xl), (-1, Ru)),
+                ):
                     if bx in (INF, -INF) or br in (INF, -INF):
                         continue
                     # (sx*(x - bx)) * (sr*(R - br)) >= 0, expanded with M = x*R

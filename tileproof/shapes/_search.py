@@ -44,7 +44,7 @@ def points(syms: Sequence[str], box: Mapping[str, Interval], limit: int) -> Iter
     """Up to ``limit`` points of ``box``, by increasing total distance from the lower corner."""
     los = [box.get(s, (1, INF))[0] for s in syms]
     caps = [box.get(s, (1, INF))[1] - lo for s, lo in zip(syms, los)]
-    if any(lo == -INF for lo in los):
+    if any(lo == -INF for lo in los) or any(c < 0 for c in caps):
         return
     caps = [c if c != INF else 1 << 62 for c in caps]
     reach = sum(caps)

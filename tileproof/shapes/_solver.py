@@ -15,7 +15,7 @@ flips both inequalities into the same statement.  Python's ``n % d`` is then
 ``n - d*q`` (the sign of the divisor) and ``cdiv(n, d)`` is ``-((-n) // d)``.
 Where ``d == 0`` the variable is left unconstrained; callers decide what a
 zero divisor means (a refutation for ``prove``, outside the domain for
-``bounds``) from the side conditions :func:`side_conditions` lists.
+``bounds``) from the side conditions :func:`._normal.side_conditions` lists.
 ``min``/``max``/``abs``/``where`` become if-then-else terms.
 """
 
@@ -25,25 +25,13 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import z3
 
-from ._expr import BoolConst, BoolOp, Cmp, Expr, Formula, Op, Sym, disj, ne, negate
+from ._expr import BoolConst, BoolOp, Cmp, Expr, Formula, Op, Sym
 from ._interval import INF, Interval
-from ._normal import divisors
 
-__all__ = ["RLIMIT", "Session", "side_conditions"]
+__all__ = ["RLIMIT", "Session"]
 
 RLIMIT = 1_500_000  # z3 resource units per check: about 0.1-0.3 s on the reference machine
 TIMEOUT_MS = 5_000  # wall-clock backstop only; rlimit is what normally stops a check
-
-
-def side_conditions(xs: Iterable[Expr | Formula]) -> list[Formula]:
-    """``guard -> divisor != 0`` for every symbolic divisor, as formulas."""
-    out: list[Formula] = []
-    for x in xs:
-        for g, d in divisors(x):
-            f = disj(negate(g), ne(d, 0))
-            if f not in out:
-                out.append(f)
-    return out
 
 
 class _Translator:
@@ -146,7 +134,9 @@ class _Translator:
 class Session:
     """A solver holding fixed facts and symbol bounds; :meth:`check` adds one more fact."""
 
-    def __init__(self, facts: Sequence[Formula], box: Mapping[str, Interval], symbols: Iterable[str]):
+    def __init__(
+        self, facts: Sequence[Formula], box: Mapping[str, Interval], symbols: Iterable[str]
+    ):
         self.tr = _Translator()
         self.solver = z3.Solver()
         self.solver.set("timeout", TIMEOUT_MS)
@@ -164,7 +154,9 @@ class Session:
         self.tr.defs = []
         self._base = (dict(self.tr.atoms), dict(self.tr.quot))
 
-    def check(self, *extra: Formula, rlimit: int = RLIMIT) -> tuple[str, dict[str, int] | None, str]:
+    def check(
+        self, *extra: Formula, rlimit: int = RLIMIT
+    ) -> tuple[str, dict[str, int] | None, str]:
         """``("sat", model, "")``, ``("unsat", None, "")`` or ``("unknown", None, reason)``."""
         s = self.solver
         s.push()
@@ -178,7 +170,9 @@ class Session:
             r = s.check()
             if r == z3.sat:
                 m = s.model()
-                model = {n: m.eval(self.tr.var(n), model_completion=True).as_long() for n in self.symbols}
+                model = {
+                    n: m.eval(self.tr.var(n), model_completion=True).as_long() for n in self.symbols
+                }
                 return "sat", model, ""
             if r == z3.unsat:
                 return "unsat", None, ""
