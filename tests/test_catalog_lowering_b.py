@@ -206,7 +206,7 @@ def test_decode_split_k_splits_prefetch_and_offsets():
         rf"64\*split\*{pps} < min\(",
         b,
     )
-    assert "barrier(grid)" in b and "if split == 0:" in b
+    assert "barrier(launch)" in b and "if split == 0:" in b
     assert re.search(
         rf"for i_\d+ in \[0, max\(1, NS\)\):\n +load  mid_lse\[b, hb, i_\d+\]  mask 64\*i_\d+\*{pps}",
         b,
@@ -253,7 +253,7 @@ def test_compressor_pool_stages_and_index_formulas():
     assert re.search(r"kv_cache +input +bfloat16\[32\*B, 512\]  updated", text)
     assert re.search(r"start_pos +input +int32\[1\]  values 0 <= v and v < 4096", text)
     b = body(CP.compressor_pool)
-    assert b.count("barrier(grid)") == 3
+    assert b.count("barrier(launch)") == 3
     # stage 1: cdiv(B*S, 64) programs of 64 rows, the tail masked, inside the column-chunk loop
     assert "if p < (B*S + 63) // 64:" in b
     assert re.search(

@@ -51,7 +51,7 @@ def test_jax_constraint_spellings_paste_in(capsys):
 
 @pytest.mark.parametrize("bad", ["a +* 2", "a / 2", "foo(a) == 1"])
 def test_malformed_input_exit_2_names_the_column(capsys, bad):
-    code, out, err = run(capsys, "shapes", "prove", bad)
+    code, _, err = run(capsys, "shapes", "prove", bad)
     assert code == 2 and "column" in err and "Traceback" not in err
 
 

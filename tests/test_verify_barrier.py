@@ -160,3 +160,65 @@ def test_launching_together_or_fencing_the_task_is_proved():
     for start, fenced in (("together", False), ("waves", True)):
         obs = _barrier(_fused(start, fenced))
         assert all(o.status == "proved" for o in obs), (start, fenced, [o.message for o in obs])
+
+
+# ------------------------------------------------------------------------ launch boundaries
+
+
+def _two_launches(*, scope: str = "launch", reads_other_rows: bool = True):
+    """Launch 1 fills a scratch in 8-row tiles; launch 2 (the same grid) reads the tile of
+    the *next* program, which only a phase boundary orders after its write."""
+
+    @tp.kernel(grid={"p": "P"}, assume=["P <= 4096"], tensors=TENSORS)
+    def two_launches(x, s, y):
+        p, P = tp.program_id(0), tp.size("P")
+        _stage(x, s, p)
+        if scope:
+            tp.barrier(scope)
+        q = (p + 1) % P if reads_other_rows else p
+        tp.store(y, (tp.ds(p * 8, 8), slice(None)), tp.load(s, (tp.ds(q * 8, 8), slice(None))))
+
+    return two_launches
+
+
+def test_launch_boundary_has_no_barrier_obligation():
+    obs = check_static(lower(_two_launches()))
+    assert not [o for o in obs if o.kind == "barrier"], [o.message for o in obs]
+    assert all(o.status == "proved" for o in obs), [(o.kind, o.message, o.reason) for o in obs]
+    assert "barrier(launch)" in lower(_two_launches()).listing()
+
+
+def test_grid_barrier_without_a_machine_is_skipped_but_a_launch_boundary_is_not():
+    grid = [o for o in check_static(lower(_two_launches(scope="grid"))) if o.kind == "barrier"]
+    assert any(o.status == "skipped" for o in grid)
+
+
+def test_without_the_launch_boundary_the_next_tile_is_read_unwritten_or_raced():
+    obs = check_static(lower(_two_launches(scope="")), kinds=("shape", "coverage", "race"))
+    bad = [o for o in obs if o.status == "violated"]
+    assert {o.kind for o in bad} == {"coverage", "race"}, [(o.kind, o.message) for o in obs]
+
+
+def test_launch_boundary_must_be_at_the_top_level():
+    import pytest
+
+    @tp.kernel(grid={"p": "P"}, assume=["P <= 64"], tensors=TENSORS)
+    def nested(x, s, y):
+        p = tp.program_id(0)
+
+        @tp.when(p == 0)
+        def _():
+            tp.barrier("launch")
+
+    with pytest.raises(tp.SpecError, match="top level"):
+        lower(nested)
+
+    @tp.kernel(grid={"p": "P"}, assume=["P <= 64"], tensors=TENSORS)
+    def after_exit(x, s, y):
+        tp.exit_if(tp.program_id(0) > 0)
+        tp.barrier("launch")
+
+    with pytest.raises(tp.SpecError, match="exit_if"):
+        lower(after_exit)
+    with pytest.raises(tp.SpecError, match="'launch'"):
+        tp.barrier("device")

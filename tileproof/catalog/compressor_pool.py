@@ -18,8 +18,10 @@ From pypto-lib PR #359 (`decode_compressor_ratio128.py`, its four `pl.spmd` site
 4. ``state_scatter_next``: tokens ``s in [pre_tokens, S)`` start the next window.
 
 The launches are phases of one grid of ``max(cdiv(B*S, 64), 8*B // 16, 8)`` programs
-separated by grid barriers that stand for the dependency edges between the launches;
-a program whose index is past a stage's count skips it. The authors' dispatch
+separated by ``tp.barrier("launch")``, which stands for the dependency edge between two
+``spmd`` launches: what one stage wrote is visible to the next, and, no program waiting
+inside a launch, there is no residency or uniformity obligation (nor a machine model
+to declare); a program whose index is past a stage's count skips it. The authors' dispatch
 ``spmd(B*S // 64)`` is :data:`tileproof.catalog.bugs` ``compressor_floor_div``.
 
 Sizes: B sequences (a multiple of the 16-row batch chunk), S tokens per step, DM the
@@ -179,14 +181,14 @@ def make_compressor_pool(
 
             lax.fori_loop(0, OUT_BLOCKS, out_chunk, None)
 
-        tp.barrier("grid")
+        tp.barrier("launch")
 
         # ---- stage 1 (cont.): the window's tokens into their slots, one program per chunk
         @tp.when(p < OUT_BLOCKS)
         def _score_ape_state_scatter():
             lax.fori_loop(0, scatter_stop, lambda s, c: scatter(s, p * OUT_CHUNK), None)
 
-        tp.barrier("grid")
+        tp.barrier("launch")
 
         # ---- stage 2: softmax_pool over the 128 slots, when the window completes
         def softmax_pool(head_chunk: int):
@@ -234,7 +236,7 @@ def make_compressor_pool(
         tp.when(B * S >= BATCH_CHUNK_0)(lambda: softmax_pool(64))
         tp.when(B * S < BATCH_CHUNK_0)(lambda: softmax_pool(128))
 
-        tp.barrier("grid")
+        tp.barrier("launch")
 
         # ---- stage 3: kv_write, the pooled row into cache row b*32 + start_pos // 128
         cache_col = pos // RATIO

@@ -13,10 +13,15 @@ from the int32 page id in int32 (the ``decode_offsets_int32`` defect); the corre
 computes them in 64 bits (``index_bits=64`` on the caches).
 
 The reduce kernel (grid ``(B, Hq)``) merges the splits by log-sum-exp, skipping empty
-ones. Both launches are one grid here, separated by a grid barrier that stands for the
-dependency between the two launches: axis ``hb`` has ``Hq = Hkv*GS`` programs (the decode
-launch uses the first ``Hkv*cdiv(GS, 16)``), axis ``split`` has ``max(NS, 1)`` (the
-decode launch uses ``NS``, the reduce launch runs on split 0).
+ones. Both launches are one grid here, separated by ``tp.barrier("launch")``: the end of
+the decode launch and the start of the reduce launch, so everything the decode kernel
+wrote is visible to the reduce kernel, while no program waits at it (the two launches
+are ordered by the stream, not by a barrier inside one launch: no residency or
+uniformity obligation applies, and no machine model is needed). Axis ``hb`` has
+``Hq = Hkv*GS`` programs (the decode launch uses the first ``Hkv*cdiv(GS, 16)``: its
+program ``hb = kvh*cdiv(GS, 16) + g`` takes rows ``GS*kvh + 16*g ..`` of KV head
+``kvh``, masked to ``16*g + c < GS``), axis ``split`` has ``max(NS, 1)`` (the decode
+launch uses ``NS``, the reduce launch runs on split 0).
 
 ``NS`` (num_splits) is chosen on the host from the maximum sequence length ``MAXLEN``:
 ``min(cdiv(2*256, B*Hkv*G), max(n_pages // 8, min(8, n_pages)))`` with 256 the gfx950
@@ -45,6 +50,9 @@ BLOCK_M = 16  # query rows per program
 SM_COUNT = 256  # _GFX950_SM_COUNT
 SM_SCALE = 1.0 / math.sqrt(D)
 _SC = SM_SCALE / math.log(2.0)  # the kernel's sm_scale * 1/ln 2, for exp2
+# The kernel's -inf, made finite: a vectorised execution also evaluates masked-off loop
+# iterations, where -inf - -inf would put NaN into their (discarded) gradients.
+_NEG = -1e30
 _HI = lax.Precision.HIGHEST
 _F32 = jnp.float32
 
@@ -148,7 +156,7 @@ def make_decode_split_k(
                 physical_page = load_page(start_n + PAGE, masked=not unmasked_prefetch)
                 qk = jnp.dot(qt, k.astype(_F32).T, precision=_HI)
                 tokens = start_n + jnp.arange(PAGE)[None, :]
-                qk = jnp.where((tokens >= 0) & (tokens < split_end), qk, -jnp.inf)
+                qk = jnp.where((tokens >= 0) & (tokens < split_end), qk, _NEG)
                 m_new = jnp.maximum(m_i, jnp.max(qk, axis=1))
                 p = jnp.exp2(qk * _SC - (m_new * _SC)[:, None])
                 alpha = jnp.exp2(m_i * _SC - m_new * _SC)
@@ -158,7 +166,7 @@ def make_decode_split_k(
 
             init = (
                 load_page(split_start),
-                jnp.full((BLOCK_M,), -jnp.inf, _F32),
+                jnp.full((BLOCK_M,), _NEG, _F32),
                 jnp.zeros((BLOCK_M,), _F32),
                 jnp.zeros((BLOCK_M, D), _F32),
             )
@@ -175,7 +183,7 @@ def make_decode_split_k(
                 mid_lse, (batch, heads, split_id), m_i * _SC + jnp.log2(_safe(l_i)), mask=valid
             )
 
-        tp.barrier("grid")
+        tp.barrier("launch")  # the decode launch ends; the reduce launch starts
 
         @tp.when(split_id == 0)
         def _reduce():
@@ -193,9 +201,9 @@ def make_decode_split_k(
             def lse_max(s, m):
                 ok = split_valid(s)
                 lse = tp.load(mid_lse, (batch, q_head, s), mask=ok)
-                return jnp.maximum(m, jnp.where(ok, lse, -jnp.inf))
+                return jnp.maximum(m, jnp.where(ok, lse, _NEG))
 
-            m_i = lax.fori_loop(0, split_tile, lse_max, jnp.float32(-jnp.inf))
+            m_i = lax.fori_loop(0, split_tile, lse_max, jnp.float32(_NEG))
 
             def weigh(s, carry):
                 l_i, acc = carry

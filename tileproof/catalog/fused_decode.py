@@ -40,11 +40,17 @@ Modelling choices, and why:
   ``page < M``); ``num_work`` entries are live.  The table and the block table are
   ``distinct`` (no entry listed twice, no physical page shared by two sequences: the
   phase-0 cache writes and phase-1 partial writes of different programs then never
-  collide).  Which entries exist is the host's invariant (every page of every
-  sequence, see :func:`build_work_table`), not a declared range: the static verifier
-  sees ranges only, so it cannot prove that phase 2 reads only partials some entry
-  wrote.  Numeric runs rebuild the table from the drawn ``seq_lens`` through
-  ``numeric={"derive": ...}`` (inputs the host computes from other inputs).
+  collide).  Which entries exist is the host's invariant, and a value range cannot
+  say it: that phase 2 reads only partials some entry wrote holds *because* the live
+  entries are exactly the pages of every sequence.  So the table is declared as what
+  it enumerates (``enumerates=``): entries ``[0, num_work[0])`` are exactly the keys
+  ``v`` with ``v % M < cdiv(seq_lens[v // M], 128)``, each once.  The static verifier
+  then finds, for a partial row phase 2 reads, its key ``b*M + j`` and "the entry that
+  holds it", hence the phase-1 program and iteration that wrote it; a sequence of
+  length 0 has no page-0 entry, which is how ``fused_decode_empty_seq`` is caught.
+  The host's builder is :func:`build_work_table` (the same table as
+  :func:`tileproof.spec.build_enumeration` builds from the declaration); numeric runs
+  rebuild the table from the drawn ``seq_lens`` through ``numeric={"derive": ...}``.
 - Activations, weights and RoPE tables are bf16 as in the model (math in float32);
   q is rounded to bf16 between phases (``q_pad``), as the kernel does.
 - Sequences of length 0 are admissible (the reference gives zeros for them): phase 0
@@ -220,7 +226,16 @@ def make_fused_decode(
             block_table=tp.Input(("B", "M"), "int32", values="0 <= v < NP", distinct=True),
             seq_lens=tp.Input(("B",), "int32", values="0 <= v <= 128*M"),
             layer_base=tp.Input((1,), "int32", values="0 <= v <= (L - 1)*NP*1024"),
-            work=tp.Input(("B*M",), "int32", values="0 <= v < B*M", distinct=True),
+            work=tp.Input(
+                ("B*M",),
+                "int32",
+                values="0 <= v < B*M",
+                distinct=True,
+                # entries [0, num_work[0]) are the keys b*M + page of every page of every sequence
+                enumerates=f"v % M < cdiv(seq, {PAGE})",
+                reads={"seq": ("seq_lens", "v // M"), "n": ("num_work", 0)},
+                count="n",
+            ),
             num_work=tp.Input((1,), "int32", values="0 <= v <= B*M"),
             q_pad=tp.Scratch(("B*128", D), "bfloat16"),  # [B, 8 kv heads, 16 rows]
             part_o=tp.Scratch(("B*M*128", D)),  # [B, 8, M pages, 16 rows]

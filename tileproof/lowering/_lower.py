@@ -124,6 +124,7 @@ class _Ctx:
         self.data: dict[str, Data] = {}
         self.lanes: list[tuple[str, int]] = []  # (lane var, lane count), innermost last
         self.depth = 0  # loops and branches around the current block
+        self.exited = False  # an exit_if() was lowered: the rest is under its guard
         self.rank_var = kernel.ranks.name if kernel.ranks is not None else None
         if self.rank_var:
             self.names.add(self.rank_var)
@@ -379,6 +380,14 @@ def _kernel_op(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _
     if name in ("tp_load", "tp_store"):
         return _access(ctx, eqn, name, ins, loc, block)
     if name == "tp_barrier":
+        if p["scope"] == "launch" and (not top or ctx.depth or ctx.exited):
+            raise SpecError(
+                "barrier('launch') inside a loop, branch, lanes region or after exit_if(): "
+                "a launch boundary ends the launch for every program at once",
+                loc,
+                "Put the launch boundary at the top level of the body; use barrier('grid') "
+                "for a barrier that programs wait at.",
+            )
         block.add(Barrier(p["scope"], loc))
         return []
     if name == "tp_exit":
@@ -391,6 +400,7 @@ def _kernel_op(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _
         cond = _need_cond(ins[0], "the early-exit condition", loc, block)
         if cond is None:
             return []
+        ctx.exited = True
         guard = Branch(shapes.negate(cond), [], [], loc, exit=True)
         block.add(guard)
         return _Block(guard.then)

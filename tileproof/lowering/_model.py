@@ -16,6 +16,7 @@ from .. import shapes
 from ..spec._errors import Location
 
 __all__ = [
+    "PHASE_SCOPES",
     "Access",
     "Arith",
     "Barrier",
@@ -101,10 +102,22 @@ class Branch(Node):
     exit: bool = False  # the continuation after an early exit (cond = not exit condition)
 
 
+PHASE_SCOPES = ("grid", "launch")
+
+
 @dataclass(eq=False)
 class Barrier(Node):
+    """``grid``: every program of the launch waits; ``lanes``: the lanes of one program;
+    ``launch``: the end of one launch and the start of the next (a dependency between two
+    kernels modelled as one grid): a phase boundary like ``grid``, with nobody waiting."""
+
     scope: str
     loc: Location
+
+    @property
+    def ends_phase(self) -> bool:
+        """Writes before it are visible to every program after it (grid and launch)."""
+        return self.scope in PHASE_SCOPES
 
 
 @dataclass(eq=False)

@@ -108,6 +108,10 @@ def listing(model: Model) -> str:
         extra += "  distinct" if getattr(t, "distinct", False) else ""
         extra += f"  index int{t.index_bits}" if t.index_bits is not None else ""
         extra += "  updated" if getattr(t, "updated", False) else ""
+        if getattr(t, "enumerates", None) is not None:
+            reads = "".join(f", {r} = {tn}[{', '.join(map(str, idx))}]"
+                            for r, (tn, idx) in t.read_map.items())
+            extra += f"  enumerates {{v : {t.enumerates}{reads}}} in [0, {t.count})"
         out.append(f"    {name:<{width}}  {t.role:<7} {t.dtype}[{shape}]{extra}")
     out.append("  body")
     for n in model.body:

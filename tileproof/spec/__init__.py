@@ -13,6 +13,7 @@ from ._decl import Ranks as Ranks
 from ._decl import Scratch as Scratch
 from ._decl import Task as Task
 from ._decl import Tensor as Tensor
+from ._decl import build_enumeration as build_enumeration
 from ._errors import Location as Location
 from ._errors import SpecError as SpecError
 from ._kernel import Kernel as Kernel

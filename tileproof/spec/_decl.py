@@ -15,7 +15,16 @@ import numpy as np
 from .. import shapes
 from ._errors import Location, SpecError, caller_location
 
-__all__ = ["Launch", "Ranks", "Task", "Tensor"]
+__all__ = [
+    "Launch",
+    "Ranks",
+    "Task",
+    "Tensor",
+    "build_enumeration",
+    "count_cell",
+    "enumerate_keys",
+    "key_bounds",
+]
 
 Role = Literal["input", "output", "scratch"]
 
@@ -50,6 +59,28 @@ class Tensor:
     their values, and its final value is an output too (compared with the
     reference's result of that name).  Unlike an output, it need not be written
     everywhere.
+
+    ``enumerates`` declares a 1-D index tensor a *work table* that lists a set of
+    keys, as a host builds it from other inputs: entries ``[0, count)`` hold exactly
+    the values ``v`` satisfying ``values`` and the condition ``enumerates``, each
+    once, in any order; entries from ``count`` on hold other values satisfying
+    ``values`` (with ``distinct=True`` the whole table is pairwise different).  The
+    condition may use other index tensors' elements through ``reads``, a mapping of
+    a name to ``(tensor, index)`` with the index an expression (or a tuple of them,
+    one per dimension) over ``v`` and sizes; ``count`` is an expression over sizes
+    and read names that do not depend on ``v`` (default: the table's length, every
+    entry live).  For a paged work list::
+
+        work=Input(("B*M",), "int32", values="0 <= v < B*M", distinct=True,
+                   enumerates="v % M < cdiv(seq, 128)",
+                   reads={"seq": ("seq_lens", "v // M"), "n": ("num_work", "0")},
+                   count="n")
+
+    says: entries ``[0, num_work[0])`` are exactly the keys ``b*M + page`` of the
+    pages ``page < cdiv(seq_lens[b], 128)`` of every sequence ``b``.  The static
+    verifier uses it to find, for a key, the entry that holds it; numeric runs must
+    build such a table (and its count) from the other inputs, see
+    :func:`build_enumeration`.
     """
 
     shape: tuple
@@ -60,6 +91,9 @@ class Tensor:
     index_bits: int | None = None
     distinct: bool = False
     updated: bool = False
+    enumerates: object = None
+    reads: object = None
+    count: object = None
     where: Location = field(default_factory=caller_location, compare=False, repr=False)
 
     def __post_init__(self):
@@ -85,6 +119,70 @@ class Tensor:
         if self.distinct and not self.is_index:
             raise SpecError("distinct=True declares an index tensor's values; "
                             f"this tensor's dtype is {self.dtype}", self.where)
+        self._parse_enumeration()
+
+    def _parse_enumeration(self) -> None:
+        if self.enumerates is None:
+            if self.reads is not None or self.count is not None:
+                raise SpecError("reads= and count= describe a work table: they go with "
+                                "enumerates=...", self.where)
+            return
+        fix = "Declare a work table as Input((N,), 'int32', values=..., enumerates=...)."
+        if not self.is_index or len(self.shape) != 1 or self.role != "input":
+            raise SpecError("enumerates= declares a 1-D index input (a work table); this "
+                            f"tensor is a {len(self.shape)}-D {self.dtype} {self.role}",
+                            self.where, fix)
+        if self.values is None:
+            raise SpecError("a work table (enumerates=...) needs values=... bounding its keys",
+                            self.where, "Add values='lo <= v < hi'.")
+        cond = (shapes.conj() if self.enumerates is True
+                else parse_condition(self.enumerates, self.where, "the enumerated set"))
+        reads: dict[str, tuple[str, tuple]] = {}
+        for name, spec in dict(self.reads or {}).items():
+            if not isinstance(name, str) or not name.isidentifier() or name == "v":
+                raise SpecError(f"a read of a work table is named by an identifier other "
+                                f"than v, not {name!r}", self.where)
+            if (not isinstance(spec, (tuple, list)) or len(spec) != 2
+                    or not isinstance(spec[0], str)):
+                raise SpecError(f"read {name!r} must be (tensor name, index), got {spec!r}",
+                                self.where, "For example reads={'seq': ('seq_lens', 'v // M')}.")
+            idx = spec[1] if isinstance(spec[1], (tuple, list)) else (spec[1],)
+            reads[name] = (spec[0], tuple(parse_size(x, self.where, f"the index of read {name}")
+                                          for x in idx))
+        for name, (_t, idx) in reads.items():
+            if any(set(reads) & x.free_symbols() for x in idx):
+                raise SpecError(f"the index of read {name!r} uses another read; reads are "
+                                "indexed by v and sizes only", self.where)
+        count = (self.shape[0] if self.count is None
+                 else parse_size(self.count, self.where, "the count of a work table"))
+        keyed = {n for n, (_t, idx) in reads.items()
+                 if any("v" in x.free_symbols() for x in idx)}
+        if "v" in count.free_symbols() or count.free_symbols() & keyed:
+            raise SpecError(f"the count {count} of a work table depends on the key v",
+                            self.where, "Count with sizes and reads at fixed indices.")
+        object.__setattr__(self, "enumerates", cond)
+        object.__setattr__(self, "reads", tuple(reads.items()))  # hashable, in order
+        object.__setattr__(self, "count", count)
+
+    @property
+    def read_map(self) -> dict[str, tuple[str, tuple]]:
+        """A work table's reads: name -> (tensor, index expressions over ``v`` and sizes)."""
+        return dict(self.reads or ())
+
+    @property
+    def sizes_used(self) -> set[str]:
+        """Size symbols this declaration mentions beyond its shape (ranges, work tables)."""
+        out: set[str] = set()
+        if self.values is not None:
+            out |= self.values.free_symbols() - {"v"}
+        if self.enumerates is not None:
+            names = set(self.read_map) | {"v"}
+            out |= self.enumerates.free_symbols() - names
+            out |= self.count.free_symbols() - names
+            for _t, idx in self.read_map.values():
+                for x in idx:
+                    out |= x.free_symbols() - {"v"}
+        return out
 
     @property
     def is_index(self) -> bool:
@@ -95,6 +193,130 @@ class Tensor:
     @property
     def itemsize(self) -> int:
         return 2 if self.dtype == "bfloat16" else np.dtype(self.dtype).itemsize
+
+
+def key_bounds(t: Tensor, sizes) -> tuple[int, int]:
+    """``[lo, hi)``: the values ``v`` a tensor's ``values`` admits at concrete ``sizes`` lie in
+    it (from its comparisons of ``v`` alone with a side free of ``v``)."""
+    lo, hi = None, None
+    stack = [t.values]
+    while stack:
+        f = stack.pop()
+        if isinstance(f, shapes.BoolOp) and f.kind == "and":
+            stack.extend(f.args)
+            continue
+        if not isinstance(f, shapes.Cmp) or f.op == "!=":
+            continue
+        for a, op, b in ((f.lhs, f.op, f.rhs), (f.rhs, _FLIP[f.op], f.lhs)):
+            if a.as_symbol() != "v" or "v" in b.free_symbols():
+                continue
+            k = b.evaluate(sizes)
+            if op in (">=", ">", "=="):
+                low = k + (op == ">")
+                lo = low if lo is None else max(lo, low)
+            if op in ("<=", "<", "=="):
+                high = k + (op != "<")
+                hi = high if hi is None else min(hi, high)
+    if lo is None or hi is None:
+        raise SpecError(f"the values {t.values} of a work table must bound v from both sides "
+                        "(lo <= v < hi)", t.where)
+    return lo, hi
+
+
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "=="}
+
+
+def enumerate_keys(tensors, name: str, sizes, read, *, limit: int = 1 << 22):
+    """``(live, tail)``: the keys of work table ``name`` at concrete ``sizes``, the live ones
+    (ascending) and those filling the entries after them (ascending; pairwise different
+    from all others where the table is ``distinct``).  ``read(tensor, index)`` gives an
+    element of another index tensor.  Raises :class:`SpecError` when no table fits."""
+    t = tensors[name]
+    if t.enumerates is None:
+        raise SpecError(f"{name} is no work table (declared without enumerates=...)", t.where)
+    env = {k: int(v) for k, v in sizes.items()}
+    length = t.shape[0].evaluate(env)
+    lo, hi = key_bounds(t, env)
+    if hi - lo > limit:
+        raise SpecError(f"work table {name}: {hi - lo} candidate keys at these sizes", t.where)
+    reads = t.read_map
+
+    def value(rname, key):
+        tensor, idx = reads[rname]
+        at = tuple(x.evaluate({**env, "v": key}) for x in idx)
+        dims = [d.evaluate(env) for d in tensors[tensor].shape]
+        if any(not 0 <= i < n for i, n in zip(at, dims)):
+            raise SpecError(f"work table {name}: read {rname} = {tensor}{list(at)} is out of "
+                            f"bounds for key {key}", t.where)
+        return int(read(tensor, at))
+
+    live, dead = [], []
+    for key in range(lo, hi):
+        if not t.values.evaluate({**env, "v": key}):
+            continue
+        vals = {r: value(r, key) for r in reads if r in t.enumerates.free_symbols()}
+        (live if t.enumerates.evaluate({**env, **vals, "v": key}) else dead).append(key)
+    if len(live) > length:
+        raise SpecError(f"work table {name} has {length} entries but {len(live)} live keys",
+                        t.where)
+    rest = length - len(live)
+    if t.distinct:
+        if len(dead) < rest:
+            raise SpecError(f"work table {name}: too few distinct keys to fill {length} "
+                            "entries", t.where)
+        return live, dead[:rest]
+    return live, [(dead or live or [lo])[0]] * rest
+
+
+def count_cell(t: Tensor, sizes) -> tuple[str, tuple[int, ...]] | None:
+    """``(tensor, index)`` of the element holding a work table's count, where its ``count``
+    is a single read (``count="n"``, ``reads={"n": ("num_work", 0)}``); else None."""
+    cname = t.count.as_symbol() if t.count is not None else None
+    reads = t.read_map
+    if cname is None or cname not in reads:
+        return None
+    tensor, idx = reads[cname]
+    env = {k: int(v) for k, v in sizes.items()}
+    return tensor, tuple(x.evaluate(env) for x in idx)
+
+
+def build_enumeration(tensors, name: str, sizes, inputs) -> dict:
+    """The work table ``name`` (declared with ``enumerates=``) built from the other inputs.
+
+    ``tensors`` maps names to declarations (a kernel's ``tensors``), ``sizes`` gives every
+    size, ``inputs`` the arrays of the tensors the table reads.  The live keys come first,
+    ascending, then the table's other admissible keys, ascending (pairwise different where
+    the table is ``distinct``).  Returns ``{name: table}`` and, where ``count`` is a single
+    read (``"n"`` with ``reads={"n": ("num_work", 0)}``), that count tensor (a copy of its
+    input) with the number of live keys written at the read's index.  Raises
+    :class:`SpecError` when no table fits (more live keys than entries, too few distinct
+    keys, a count given by sizes that disagrees).
+    """
+    t = tensors[name]
+
+    def read(tensor, at):
+        return np.asarray(inputs[tensor])[at]
+
+    live, tail = enumerate_keys(tensors, name, sizes, read)
+    out = {name: np.asarray(live + tail, dtype=np.dtype(t.dtype))}
+    cell = count_cell(t, sizes)
+    if cell is not None:
+        tensor, at = cell
+        arr = np.array(inputs[tensor], dtype=np.dtype(tensors[tensor].dtype), copy=True)
+        arr[at] = len(live)
+        out[tensor] = arr
+    else:
+        env = {k: int(v) for k, v in sizes.items()}
+        reads = t.read_map
+        vals = {}
+        for r in t.count.free_symbols() & set(reads):
+            tensor, idx = reads[r]
+            vals[r] = int(read(tensor, tuple(x.evaluate(env) for x in idx)))
+        n = t.count.evaluate({**env, **vals})
+        if n != len(live):
+            raise SpecError(f"work table {name}: count {t.count} is {n} but {len(live)} keys "
+                            "are live", t.where)
+    return out
 
 
 def Input(shape, dtype: str = "float32", **kw) -> Tensor:

@@ -67,8 +67,7 @@ class Kernel:
         if self.ranks is not None:
             add(self.ranks.size.free_symbols())
         for t in self.tensors.values():
-            if t.values is not None:
-                add(t.values.free_symbols() - {"v"})
+            add(t.sizes_used)
         if self.launch is not None and self.launch.cores is not None:
             add(self.launch.cores.free_symbols())
         return seen
@@ -178,9 +177,36 @@ def kernel(
             numeric=dict(numeric or {}),
             doc=inspect.getdoc(body) or "",
         )
+        _check_enumerations(k.tensors, where)
         unknown = set(k.defaults) - set(k.sizes)
         if unknown:
             raise SpecError(f"defaults name unknown sizes: {', '.join(sorted(unknown))}", where)
         return k
 
     return deco
+
+
+def _check_enumerations(tensors: dict[str, Tensor], where: Location) -> None:
+    """A work table's reads name index inputs of the kernel with the right number of indices."""
+    for name, t in tensors.items():
+        if t.enumerates is None:
+            continue
+        for rname, (tensor, idx) in t.read_map.items():
+            src = tensors.get(tensor)
+            if src is None:
+                raise SpecError(
+                    f"work table {name} reads {rname!r} from {tensor!r}, which is no "
+                    f"tensor of the kernel",
+                    t.where,
+                )
+            if not src.is_index or src.role != "input":
+                raise SpecError(
+                    f"work table {name} reads {rname!r} from {tensor}, which is no index input",
+                    t.where,
+                )
+            if len(idx) != len(src.shape):
+                raise SpecError(
+                    f"work table {name} reads {tensor} with {len(idx)} indices, but "
+                    f"it has {len(src.shape)} dimensions",
+                    t.where,
+                )

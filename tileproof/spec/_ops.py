@@ -206,10 +206,18 @@ def num_ranks():
 
 
 def barrier(scope: str = "grid") -> None:
-    """Wait for every participant: ``"grid"`` (all programs of the launch) or ``"lanes"``."""
+    """Wait for every participant: ``"grid"`` (all programs of the launch) or ``"lanes"``.
+
+    ``"launch"`` marks the boundary between two launches that the spec models as one
+    grid (a decode kernel, then the kernel reducing its splits; the stages of a pipeline
+    of ``spmd`` dispatches): everything written before it is visible after it, as for a
+    grid barrier, but no program waits at it, so neither residency nor uniformity
+    applies.  It goes at the top level of the body (not in a loop, branch, lanes region
+    or after ``exit_if``): a launch ends for every program at once.
+    """
     site = caller_location()
-    if scope not in ("grid", "lanes"):
-        raise SpecError(f"barrier scope must be 'grid' or 'lanes', not {scope!r}", site)
+    if scope not in ("grid", "lanes", "launch"):
+        raise SpecError(f"barrier scope must be 'grid', 'lanes' or 'launch', not {scope!r}", site)
     P.barrier_p.bind(scope=scope, site=site)
 
 

@@ -20,7 +20,7 @@ Semantics (the model's, see :mod:`tileproof.lowering._model`):
 - a load of an index tensor binds its data symbol to the tensor's concrete
   value at the index (given by the caller or sampled within the declared
   range), so every read of one entry agrees;
-- a grid-scoped :class:`Barrier` advances the row's phase.
+- a grid-scoped :class:`Barrier` (or a launch boundary) advances the row's phase.
 
 Nothing here proves anything; it never produces a verdict.
 """
@@ -47,6 +47,7 @@ from ..lowering._model import (
     Unsupported,
 )
 from ..shapes._expr import BoolConst, BoolOp, Cmp, Op, Sym
+from ..spec._decl import build_enumeration
 from ..spec._errors import Location, SpecError
 
 __all__ = [
@@ -362,6 +363,7 @@ def sample_data(
     rng = np.random.default_rng(seed)
     out: dict[str, np.ndarray] = {}
     given = dict(given or {})
+    explicit = set(given)
     for name, t in model.tensors.items():
         if t.values is None:
             continue
@@ -416,6 +418,22 @@ def sample_data(
         raise EnumerateError(
             f"data given for {', '.join(sorted(given))}, which "
             f"{'is' if len(given) == 1 else 'are'} no index tensor of {model.name}"
+        )
+    for name, t in model.tensors.items():  # work tables: built from what they enumerate
+        if getattr(t, "enumerates", None) is None or name in explicit:
+            continue
+        try:
+            built = build_enumeration(model.tensors, name, sizes, out)
+        except SpecError as e:
+            raise EnumerateError(
+                e.message, t.where, "Choose other sizes or pass the table."
+            ) from None
+        out.update(
+            {
+                k: np.asarray(v, dtype=np.int64)
+                for k, v in built.items()
+                if k == name or k not in explicit
+            }
         )
     return out
 
@@ -483,7 +501,7 @@ class _Run:
                 self.access(node, env, phase, loops, lanes)
             elif isinstance(node, Barrier):
                 self.s.barriers.append(BarrierEvents(**self.base(node, env, phase, loops, lanes)))
-                if node.scope == "grid":
+                if node.ends_phase:
                     phase = phase + 1
             elif isinstance(node, Comm):
                 self.comm(node, env, phase, loops, lanes)
@@ -506,7 +524,7 @@ class _Run:
         counts = np.maximum(hi - lo, 0)
         self.charge(int(counts.sum()), node)
         inner = (*loops, node.var)
-        has_barrier = any(isinstance(x, Barrier) and x.scope == "grid" for x in _walk(node.body))
+        has_barrier = any(isinstance(x, Barrier) and x.ends_phase for x in _walk(node.body))
         if not has_barrier:  # independent iterations: expand them into rows
             idx = np.repeat(np.arange(n), counts)
             sub = _take(env, idx)

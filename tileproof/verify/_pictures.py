@@ -329,7 +329,7 @@ def timeline(s: Schedule, out: str, *, max_programs: int = 64, dpi: int = 110) -
     reached: dict = defaultdict(list)  # program -> [(phase after, barrier order)]
     n_phases = 1
     for ev in s.barriers:
-        if ev.node.scope != "grid":
+        if not ev.node.ends_phase:
             continue
         for p, ph in zip(ev.program.tolist(), ev.phase.tolist()):
             if p < shown:

@@ -14,6 +14,10 @@ iterations, hence the same number of times; with barriers in program order
 that is also the same order.  An early exit before the barrier is part of
 ``Path``, so a program that leaves early diverges unless all leave alike.
 
+A ``launch`` boundary (the end of one launch, the start of the next) is a
+phase boundary for the other obligations and has neither obligation: nobody
+waits at it, and the lowering only admits it at the top level of the body.
+
 Residency, for a launch with a grid barrier: every program must be resident
 at once.  With ``P`` the product of the grid extents, ``C`` the cores and
 ``U`` the programs of unfenced concurrent tasks:
@@ -36,7 +40,8 @@ __all__ = ["check"]
 
 def check(an: Analysis) -> list[Obligation]:
     out = []
-    bars = [s for s in an.sites if isinstance(s.node, Barrier)]
+    # a launch boundary has no participants waiting: no uniformity, no residency
+    bars = [s for s in an.sites if isinstance(s.node, Barrier) and s.node.scope != "launch"]
     for s in bars:
         out.append(_uniform(an, s))
     grid = [s for s in bars if s.node.scope == "grid"]

@@ -21,7 +21,7 @@ import time
 from ... import shapes
 from ...lowering._model import Access
 from .._report import Obligation
-from ._context import Analysis, Answer, Site, plain
+from ._context import INT64_MIN, Analysis, Answer, Site, plain
 
 __all__ = ["check", "dim_queries"]
 
@@ -44,7 +44,37 @@ def dim_queries(acc: Access, shape) -> list[shapes.Formula]:
 
 
 def check(an: Analysis) -> list[Obligation]:
-    return [in_bounds(an, s) for s in an.sites if isinstance(s.node, Access)]
+    out = [in_bounds(an, s) for s in an.sites if isinstance(s.node, Access)]
+    for name, t in an.model.tensors.items():
+        if getattr(t, "enumerates", None) is not None:
+            out += [_table_read(an, name, t, r) for r in t.read_map]
+    return out
+
+
+def _table_read(an: Analysis, name: str, t, rname: str) -> Obligation:
+    """A work table's declared read is in bounds for every key its ``values`` admit:
+    ``forall sizes, v. Dom /\\ values(v) => 0 <= index_k(v) < shape_k``."""
+    t0 = time.perf_counter()
+    tensor, idx = t.read_map[rname]
+    shape = an.model.tensors[tensor].shape
+    key = shapes.sym("_key")
+    index = [x.subs({"v": key}) for x in idx]
+    q = shapes.conj(*(shapes.conj(shapes.ge(x, 0), shapes.lt(x, n)) for x, n in zip(index, shape)))
+    assume = an.assume([shapes.ge(key, INT64_MIN), t.values.subs({"v": key})], query=q)
+    shown = f"{tensor}[{', '.join(map(str, idx))}]"
+    title = f"read {rname} = {shown} of work table {name} stays in bounds for every key"
+    ans = an.decide(q, assume)
+    ob = an.obligation("bounds", None, title, ans, t0=t0)
+    ob.location = t.where
+    if ans.status == "refuted":
+        cex = an.minimise(q, assume, ans.cex)
+        sizes = an.values({k: v for k, v in cex.items() if an.is_size(k)})
+        at = [x.evaluate(cex) for x in index]
+        dims = [n.evaluate(cex) for n in shape]
+        ob.message = (f"work table {name} reads {rname} = {shown} at {at}, outside the shape "
+                      f"{dims} of {tensor}, for key v={cex['_key']} when {an.show(sizes)}")
+        ob.counterexample = {**sizes, "v": cex["_key"]}
+    return ob
 
 
 def in_bounds(an: Analysis, site: Site) -> Obligation:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 from ... import shapes
 from ...lowering._model import Access, Barrier, Branch, Comm, Fold, Lanes, Loop, Node
+from ...spec._decl import count_cell
+from ...spec._errors import SpecError
 from ._context import Analysis, Site
 
 __all__ = ["Event", "TooLarge", "events", "programs"]
@@ -47,34 +49,86 @@ def programs(an: Analysis, sizes: Mapping[str, int]) -> list[dict[str, int]]:
 
 
 class _Data:
-    def __init__(self, an: Analysis, sizes: Mapping[str, int], proposed: Mapping[str, int]):
+    """Values of index-tensor elements, one per element (reads of one entry agree).
+
+    A read takes the value proposed for its data symbol, else the one proposed for its
+    element (``cells``), else the admissible value nearest 0.  A work table declared with
+    ``enumerates=`` (and the element holding its count) is built as a whole from the
+    declaration when first read, from the values of the elements its condition reads, so
+    that it lists exactly the keys the declaration says.
+    """
+
+    def __init__(self, an: Analysis, sizes: Mapping[str, int], proposed: Mapping[str, int],
+                 cells: Mapping | None = None):
         self.an, self.sizes, self.proposed = an, dict(sizes), dict(proposed)
+        self.cells = dict(cells or {})
         self.table: dict = {}
+        self.tables = {n: t for n, t in an.model.tensors.items()
+                       if getattr(t, "enumerates", None) is not None}
+        self.counts: dict = {}
+        for n, t in self.tables.items():
+            try:
+                cell = count_cell(t, self.sizes)
+            except (ZeroDivisionError, shapes.ShapeError):
+                cell = None
+            if cell is not None:
+                self.counts[cell] = n
 
     def __call__(self, name: str, index: tuple[int, ...]) -> int:
-        d = self.an.data[name]
-        key = (d.tensor, index)
+        return self.cell(self.an.data[name].tensor, index, name)
+
+    def cell(self, tensor: str, index: tuple[int, ...], name: str | None = None) -> int:
+        key = (tensor, tuple(index))
         if key in self.table:
             return self.table[key]
+        owner = tensor if tensor in self.tables else self.counts.get(key)
+        if owner is not None:
+            self._build(owner)
+            if key in self.table:
+                return self.table[key]
+        decl = self.an.model.tensors[tensor]
         cands = []
-        if name in self.proposed:
+        if name is not None and name in self.proposed:
             cands.append(self.proposed[name])
+        if key in self.cells:
+            cands.append(self.cells[key])
         cands += [v for k in range(0, 65) for v in ((k, -k) if k else (0,))]
+        bits = 8 * decl.itemsize
         for v in cands:
-            env = {**self.sizes, name: v}
+            if not -(2 ** (bits - 1)) <= v < 2 ** (bits - 1):
+                continue
             try:
-                if d.range.evaluate(env) and d.dtype_range().evaluate(env):
+                if decl.values is None or decl.values.evaluate({**self.sizes, "v": v}):
                     self.table[key] = v
                     return v
             except (ZeroDivisionError, shapes.ShapeError):
                 continue
-        raise TooLarge(f"no small admissible value for {d.describe()}")
+        raise TooLarge(f"no small admissible value for {tensor}{list(index)}")
+
+    def _build(self, name: str) -> None:
+        from ...spec._decl import enumerate_keys
+
+        t = self.tables[name]
+        try:
+            live, tail = enumerate_keys(self.an.model.tensors, name, self.sizes,
+                                        lambda tensor, at: self.cell(tensor, at))
+        except SpecError as e:
+            raise TooLarge(f"work table {name}: {e.message}") from None
+        for i, k in enumerate(live + tail):
+            self.table[(name, (i,))] = k
+        cell = count_cell(t, self.sizes)
+        if cell is not None:
+            self.table[cell] = len(live)
 
 
 def events(an: Analysis, sizes: Mapping[str, int], *, data: Mapping[str, int] | None = None,
-           budget: int = 50_000, want: Callable[[Node], bool] | None = None) -> list[Event]:
-    """Every event (accesses, barriers, ring steps, folds) of every program, in program order."""
-    oracle = _Data(an, sizes, data or {})
+           cells: Mapping | None = None, budget: int = 50_000,
+           want: Callable[[Node], bool] | None = None) -> list[Event]:
+    """Every event (accesses, barriers, ring steps, folds) of every program, in program order.
+
+    Index-tensor values come from ``data`` (by data symbol) and ``cells`` (by
+    ``(tensor, index)``) where admissible, see :class:`_Data`."""
+    oracle = _Data(an, sizes, data or {}, cells)
     want = want or (lambda n: isinstance(n, (Access, Barrier, Comm, Fold)))
     out: list[Event] = []
     steps = [0]
@@ -109,7 +163,7 @@ def events(an: Analysis, sizes: Mapping[str, int], *, data: Mapping[str, int] | 
             if want(n):
                 out.append(Event(an.by_node[id(n)], dict(env), state[0], state[1], prog))
                 state[1] += 1
-            if isinstance(n, Barrier) and n.scope == "grid":
+            if isinstance(n, Barrier) and n.ends_phase:
                 state[0] += 1
         return True
 

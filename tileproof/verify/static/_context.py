@@ -12,8 +12,8 @@ A *site* is a node together with everything that holds wherever it executes:
   and by their dtype's range, and by nothing else;
 * the **path**: the conditions of the enclosing branches (``then``: the
   condition, ``else``: its negation), early-exit guards included;
-* the **phase**: how many grid barriers the program has passed before the node,
-  an expression (usually a constant) over the names in scope.
+* the **phase**: how many grid barriers (and launch boundaries) the program has
+  passed before the node, an expression (usually a constant) over the names in scope.
 
 Every lower bound other than ``1`` is stated as a literal ``NAME >= k`` so that
 :func:`tileproof.shapes.prove` gives the symbol that domain.
@@ -96,7 +96,7 @@ def grid_barriers(nodes: Iterable[Node]) -> shapes.Expr:
     total = shapes.as_expr(0)
     for n in nodes:
         if isinstance(n, Barrier):
-            if n.scope == "grid":
+            if n.ends_phase:  # grid barriers and launch boundaries
                 total = total + 1
         elif isinstance(n, Loop):
             inner = grid_barriers(n.body)
@@ -210,6 +210,7 @@ class Analysis:
         self._cache: dict = {}
         self.log: list[tuple[float, shapes.Formula, str]] = []  # (seconds, query, status)
         self.memo: dict = {}  # results one obligation kind computes and another reuses
+        self._splitting = False  # inside the divisor checks of a division split
 
     # -- names
     def is_size(self, name: str) -> bool:
@@ -310,36 +311,41 @@ class Analysis:
         pool -= set(keep)
         return Instance({n: shapes.sym(f"{n}__{tag}") for n in sorted(pool)}, tag)
 
-    def data_consistency(self, a: Instance, b: Instance, formulas) -> list[shapes.Formula]:
+    def data_consistency(self, a: Instance, b: Instance, formulas, *,
+                         extra: Sequence[tuple] = ()) -> list[shapes.Formula]:
         """Facts linking data values read by the two instances (and within each).
 
         Two reads of one entry of an input tensor agree (functional consistency); for a
         tensor declared ``distinct``, reads of different entries also differ.  Reads of a
-        non-input tensor agree only when they are the same read node.
+        non-input tensor agree only when they are the same read node.  Names of other
+        instances than ``a`` and ``b`` are left alone (their indices are not known here).
+        ``extra`` adds reads ``(name, tensor, index)`` with their indices as given (the
+        reads of a work table's declaration); ``name`` must be free of the model's.
         """
         names: set[str] = set()
         for f in formulas:
             names |= f.free_symbols()
         by_tag = {a.tag: a, b.tag: b}
         same = Instance({}, "")
-        reads: dict[str, list[tuple[str, str, Instance]]] = {}
+        reads: dict[str, list[tuple[str, str, tuple]]] = {}
         for n in sorted(names):
             base, sep, tag = n.partition("__")
-            if base not in self.data:
+            if base not in self.data or (sep and tag not in by_tag):
                 continue
             inst = by_tag.get(tag, same) if sep else by_tag.get("", same)
-            reads.setdefault(self.data[base].tensor, []).append((base, n, inst))
+            index = tuple(inst(x) for x in self.data[base].index)
+            reads.setdefault(self.data[base].tensor, []).append((base, n, index))
+        for name, tensor, index in extra:
+            reads.setdefault(tensor, []).append((None, name, tuple(index)))
         out = []
         for tensor, items in reads.items():
             decl = self.model.tensors.get(tensor)
             role = getattr(decl, "role", "input")
             distinct = bool(getattr(decl, "distinct", False))
-            for i, (b1, n1, r1) in enumerate(items):
-                for b2, n2, r2 in items[i + 1:]:
+            for i, (b1, n1, i1) in enumerate(items):
+                for b2, n2, i2 in items[i + 1:]:
                     if role != "input" and b1 != b2:
                         continue
-                    i1 = [r1(x) for x in self.data[b1].index]
-                    i2 = [r2(x) for x in self.data[b2].index]
                     if len(i1) != len(i2) or not i1:
                         continue
                     v1, v2 = shapes.sym(n1), shapes.sym(n2)
@@ -364,6 +370,43 @@ class Analysis:
             return got
         if time.perf_counter() > self.deadline:
             return Answer("unknown", reason="time budget of the static check exhausted")
+        ren = _equal_symbols(assume)
+        if ren:  # x == y assumed: decide the equivalent problem with y replaced by x
+            low = _literal_lower(assume)
+            keep: dict[str, int] = {}
+            for y, x in ren.items():  # the class keeps the largest lower bound (1 by default)
+                rep = x.as_symbol()
+                keep[rep] = max(keep.get(rep, low.get(rep, 1)), low.get(y, 1))
+            q2 = query.subs(ren)
+            a2 = tuple(dict.fromkeys([*(f.subs(ren) for f in assume),
+                                      *(shapes.ge(shapes.sym(x), k) for x, k in keep.items())]))
+            ans = self.decide(q2, tuple(f for f in a2 if f != T), quick=quick)
+            if ans.cex is not None:
+                cex = dict(ans.cex)
+                for y, x in ren.items():
+                    cex[y] = x.evaluate(cex)
+                ans = Answer(ans.status, cex, ans.reason, ans.vacuous)
+            self._cache[key] = ans
+            return ans
+        quot = None if self._splitting else self._divisions(query, assume)
+        if quot:  # x // G, x % G (symbolic G >= 1): decide it over x = G*q + r
+            low = _literal_lower(assume)
+            facts = list(quot.facts())
+            for x, g, q, r in quot.splits:
+                facts += [shapes.ge(shapes.sym(q), INT64_MIN),
+                          shapes.ge(g * shapes.sym(q) + shapes.sym(r), low.get(x, 1))]
+            q2 = quot.rewrite(query)
+            a2 = tuple(dict.fromkeys([*(quot.rewrite(f) for f in assume), *facts]))
+            ans = self.decide(q2, tuple(f for f in a2 if f != T), quick=quick)
+            if ans.cex is not None:
+                try:
+                    cex = quot.complete(dict(ans.cex))
+                    ans = Answer(ans.status, {k: int(v.evaluate(cex)) if isinstance(
+                        v, shapes.Expr) else v for k, v in cex.items()}, ans.reason, ans.vacuous)
+                except (shapes.ShapeError, ZeroDivisionError):
+                    ans = Answer("unknown", reason="a counterexample could not be mapped back")
+            self._cache[key] = ans
+            return ans
         t0 = time.perf_counter()
         given = set(_conjuncts(list(assume)))
         rest = [f for f in _conjuncts([query]) if f not in given]
@@ -377,6 +420,8 @@ class Analysis:
                 ans = self._relaxed(query, assume)
             if ans is None and quick:
                 ans = Answer("unknown", reason="not decided by the quick attempts")
+            if ans is None:
+                ans = self._local_first(query, assume)
             if ans is None:
                 ans = self._answer(shapes.prove(query, assume), query, assume)
         except shapes.ShapeError as e:
@@ -404,6 +449,50 @@ class Analysis:
                     return self._answer(d, query, assume)
             except (ZeroDivisionError, shapes.ShapeError):
                 pass
+        return None
+
+    def _divisions(self, query, assume):
+        """Splits ``x = G*q + r`` for the atoms ``x // G`` / ``x % G`` of the problem (``x`` a
+        symbol, ``G`` symbolic, free of ``x`` and provably ``>= 1`` here): see
+        :class:`._witness.Quotients`; an equivalence, so proofs and counterexamples carry
+        over (``x`` of a counterexample is ``G*q + r``)."""
+        from ._witness import Quotients, division_atoms
+
+        atoms: list = []
+        for f in (query, *assume):
+            division_atoms(f, atoms)
+        cands = {a.args[0].as_symbol() for a in atoms
+                 if a.args[0].as_symbol() and not a.args[1].is_const
+                 and a.args[0].as_symbol() not in a.args[1].free_symbols()}
+        if not cands:
+            return None
+        names = {n: (shapes.as_expr(0), shapes.as_expr(1)) for n in cands}
+        self._splitting = True  # the divisor checks themselves are decided as they are
+        try:
+            quot = Quotients.find([query, *assume], names,
+                                  lambda g: self.decide(shapes.ge(g, 1), assume).proved,
+                                  prefix="_d")
+        finally:
+            self._splitting = False
+        return quot or None
+
+    def _local_first(self, query, assume) -> Answer | None:
+        """Try the query under the assumptions about its own symbols only (and the literal
+        bounds of those): a proof from fewer hypotheses is a proof, and a small problem is
+        often decided at once where the whole one exhausts the solver.  Refutations are
+        ignored (the dropped assumptions may exclude them)."""
+        names = query.free_symbols()
+        parts = _conjuncts(list(assume))
+        tried: set[int] = set()
+        for _hop in range(2):  # the query's own symbols, then their small neighbourhood
+            local = tuple(f for f in parts if f.free_symbols() <= names)
+            if len(local) == len(parts) or len(local) in tried:
+                return None
+            tried.add(len(local))
+            if shapes.prove(query, local).verdict == "proved":
+                return Answer("proved")
+            near = [f.free_symbols() for f in parts if f.free_symbols() & names]
+            names = names.union(*(fs for fs in near if len(fs) <= 4))
         return None
 
     def _relaxed(self, query, assume) -> Answer | None:
@@ -591,6 +680,27 @@ def _literal_lower(assume: Sequence[shapes.Formula]) -> dict[str, int]:
     from ._atoms import lower_bounds
 
     return lower_bounds(assume)
+
+
+def _equal_symbols(assume: Sequence[shapes.Formula]) -> dict[str, shapes.Expr]:
+    """``{y: x}`` for the assumed equalities ``x == y`` between two symbols (conjuncts of the
+    assumptions), ``x`` the representative of its class (the smallest name)."""
+    parent: dict[str, str] = {}
+
+    def find(n: str) -> str:
+        while parent.get(n, n) != n:
+            n = parent[n]
+        return n
+
+    for f in _conjuncts(list(assume)):
+        if isinstance(f, shapes.Cmp) and f.op == "==":
+            a, b = f.lhs.as_symbol(), f.rhs.as_symbol()
+            if a and b and a != b:
+                ra, rb = find(a), find(b)
+                if ra != rb:
+                    lo, hi = sorted((ra, rb))
+                    parent[hi] = lo
+    return {n: shapes.sym(find(n)) for n in parent}
 
 
 def _conjuncts(fs: list) -> list:

@@ -30,14 +30,15 @@ verdict is ``unknown`` with that reason — never ``proved``.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from ... import shapes
 from ...lowering._model import Access
 from .._report import Obligation
 from . import _concrete
-from ._context import Analysis, Answer, Instance, Site, all_eq, plain
+from ._context import INT64_MIN, Analysis, Answer, Instance, Site, _conjuncts, all_eq, plain
 from ._digits import split as split_digits
-from ._witness import Dim, solve
+from ._witness import Dim, Quotients, solve
 
 __all__ = ["check", "witnesses"]
 
@@ -84,28 +85,73 @@ def reach(an: Analysis, site: Site) -> list[shapes.Formula]:
     return an.scope(site) + an.coords(acc) + ([acc.mask] if acc.mask is not None else [])
 
 
-def witnesses(an: Analysis, site: Site, element, tag: str):
-    """``(instance, [(assignment, formula)], why)``: candidate witnesses that ``site`` touches
-    ``element``; ``why`` says why there are none (an index through data)."""
+@dataclass
+class Witness:
+    """A candidate writer: the store ``site`` at ``sub`` touches the element.
+
+    ``formula`` says that the instance is reached, in range, unmasked and touches the
+    element; it is a candidate only, to be proved.  ``hyps`` are facts about the
+    candidate's own fresh names (the table position of a key, reads of a work table's
+    declaration), ``reads`` those reads as ``(name, tensor, index)`` for functional
+    consistency with the other reads of the query.  :meth:`apply` maps a fact about the
+    instance ``inst`` (its names renamed) to one about the candidate.
+    """
+
+    inst: Instance
+    sub: dict
+    formula: shapes.Formula
+    hyps: list
+    reads: list
+    quot: Quotients
+
+    def apply(self, f):
+        return self.quot.rewrite(f).subs(self.sub)
+
+
+def witnesses(an: Analysis, site: Site, element, tag: str) -> tuple[list[Witness], str]:
+    """``([Witness], why)``: candidate writers of ``element`` by the store ``site``; ``why``
+    says why there are none (an index through data).
+
+    Unknowns are the store's program ids, lane ids and loop indices, and the values it
+    reads from a declared work table (:func:`_table_reads`); divisions of an unknown by a
+    symbolic size are split first (:class:`._witness.Quotients`).  Every candidate gets
+    its own instance (tag ``w0``, ``w0_1``, ...): two candidates are two different
+    executions of the store, whose data reads need not agree.
+    """
     inst = an.instance(site, tag)
     acc: Access = site.node
+    unknowns = unknown_ranges(an, site, inst)
+    base = [inst(f) for f in reach(an, site)]
+    mine = {inst.name(n) for n in an.data if n in an.per_instance}
+    equal = all_eq([inst(x) for x in acc.element()], element)
+    tables = _table_reads(an, inst, equal.free_symbols() & mine)
+    for tr in tables:
+        unknowns[tr.value] = tr.bounds
+    # x // G, x % G of an unknown x (symbolic G >= 1): x = G*q + r over fresh q, r
+    quot = Quotients.find([inst(d.start) for d in acc.dims], unknowns,
+                          lambda g: _positive(an, site, g))
     coords = iter(acc.coord_ranges())
     dims = []
     for d, e in zip(acc.dims, element):
-        dims.append(Dim(inst(d.start), e, None if d.point else inst.name(next(coords)[0]),
-                        d.size))
-    unknowns = unknown_ranges(an, site, inst)
-    base = [inst(f) for f in reach(an, site)]
-    equal = all_eq([inst(x) for x in acc.element()], element)
-    mine = {inst.name(n) for n in an.data if n in an.per_instance}
-    out, why = [], ""
+        dims.append(Dim(quot.rewrite(inst(d.start)), e,
+                        None if d.point else inst.name(next(coords)[0]), d.size))
+    extra: list[shapes.Formula] = []
+    for tr in tables:  # the table entry read holds the key: its position is the table's
+        dims.append(Dim(quot.rewrite(tr.index), tr.at, None))
+        extra.append(shapes.eq(tr.index, tr.at))
+        base.append(tr.keyset)
+    equal = shapes.conj(quot.rewrite(equal), *(quot.rewrite(f) for f in extra))
+    base = [quot.rewrite(f) for f in base] + quot.facts()
+    unknowns = quot.unknowns(unknowns)
+    why = ""
     stuck: list = []
-    cands = solve(dims, unknowns, stuck)
+    cands = [quot.complete(w) for w in solve(dims, unknowns, stuck)]
     if stuck:
         d = stuck[0]
-        return inst, [], (f"the index map of the store at {acc.loc.short} cannot be inverted "
-                          f"(an index {plain(d.start, an)} of {acc.tensor} mixes the program and "
-                          "loop indices non-linearly)")
+        return [], (f"the index map of the store at {acc.loc.short} cannot be inverted "
+                    f"(an index {plain(d.start, an)} of {acc.tensor} mixes the program and "
+                    "loop indices non-linearly)")
+    out: list[Witness] = []
     for w in cands:
         eq_w = equal.subs(w)
         data = eq_w.free_symbols() & mine
@@ -115,8 +161,179 @@ def witnesses(an: Analysis, site: Site, element, tag: str):
                    f"{plain(shapes.sym(d.name), an)} (line {d.loc.line}); the witness method "
                    "cannot invert an index that depends on data")
             continue
-        out.append((w, shapes.conj(*(f.subs(w) for f in base), eq_w)))
-    return inst, out, why
+        hyps, reads = [], []
+        for tr in tables:
+            hyps += [quot.rewrite(f).subs(w) for f in tr.hyps]
+            reads += [(n, t, tuple(quot.rewrite(x).subs(w) for x in idx))
+                      for n, t, idx in tr.reads]
+        formula = shapes.conj(*(f.subs(w) for f in base), eq_w)
+        out.append(_own_instance(an, site, tag, len(out),
+                                 Witness(inst, w, formula, hyps, reads, quot)))
+    return out, why
+
+
+def _own_instance(an: Analysis, site: Site, tag: str, k: int, wt: Witness) -> Witness:
+    """The ``k``-th candidate renamed to its own instance (tag ``{tag}_{k}``; ``k = 0`` keeps
+    ``tag``)."""
+    if k == 0:
+        return wt
+    new = f"{tag}_{k}"
+    names: set[str] = set(wt.formula.free_symbols())
+    for f in wt.hyps:
+        names |= f.free_symbols()
+    for n, _t, idx in wt.reads:
+        names.add(n)
+        for x in idx:
+            names |= x.free_symbols()
+    for key, val in wt.sub.items():
+        names.add(key)
+        names |= val.free_symbols()
+    for v, _g, q, r in wt.quot.splits:
+        names |= {v, q, r}
+    suffix = f"__{tag}"
+    ren = {n: shapes.sym(n[: -len(tag)] + new) for n in names if n.endswith(suffix)}
+
+    def rn(n: str) -> str:
+        e = ren.get(n)
+        return e.as_symbol() if e is not None else n
+
+    return Witness(
+        an.instance(site, new),
+        {rn(key): val.subs(ren) for key, val in wt.sub.items()},
+        wt.formula.subs(ren),
+        [f.subs(ren) for f in wt.hyps],
+        [(rn(n), t, tuple(x.subs(ren) for x in idx)) for n, t, idx in wt.reads],
+        wt.quot.renamed(ren),
+    )
+
+
+@dataclass
+class _TableRead:
+    """A store's read of a work table (``enumerates=``), its value solved for as a key.
+
+    ``value`` is the read's data symbol, ``index`` where it reads, ``at`` a fresh name
+    for the position of the entry that holds the key (the read is solved to read
+    there), ``keyset`` the key's membership in the enumerated set, ``hyps``: where the
+    key is in the set, ``0 <= at < count`` (the declaration's promise), and the declared
+    ranges of the declaration's reads; ``reads``: those reads for consistency.
+    """
+
+    value: str
+    index: shapes.Expr
+    at: shapes.Expr
+    bounds: tuple
+    keyset: shapes.Formula
+    hyps: list
+    reads: list
+
+
+def _table_reads(an: Analysis, inst: Instance, names: set[str]) -> list[_TableRead]:
+    """The work-table reads among the data symbols ``names`` of a store instance.
+
+    Soundness (existence of a writer): for an element the query asks for some candidate
+    to hold.  A candidate requires its key ``K`` to be in the enumerated set, and its
+    position name ``at`` is universally quantified under ``K in set => 0 <= at < count``;
+    instantiated with the real position of ``K`` (which the declaration promises), the
+    candidate's instance reads the table there and gets ``K``, which is the value the
+    candidate assumed.
+    """
+    out = []
+    for n in sorted(names):
+        d = an.data.get(n.partition("__")[0])
+        t = an.model.tensors.get(d.tensor) if d is not None else None
+        if t is None or getattr(t, "enumerates", None) is None or len(d.index) != 1:
+            continue
+        v = shapes.sym(n)
+        rsym = {r: shapes.sym(f"_rd_{r}_{n}") for r in t.read_map}
+        keyset = shapes.conj(t.values.subs({"v": v}), t.enumerates.subs({"v": v, **rsym}))
+        at = shapes.sym(f"_at_{n}")
+        count = t.count.subs(rsym)
+        # fresh names are any integers (the solver's default for a symbol is >= 1)
+        hyps = [shapes.ge(at, INT64_MIN),
+                shapes.disj(shapes.negate(keyset), shapes.conj(shapes.ge(at, 0),
+                                                               shapes.lt(at, count)))]
+        reads = []
+        for r, (tensor, idx) in t.read_map.items():
+            src = an.model.tensors[tensor]
+            index = tuple(x.subs({"v": v}) for x in idx)
+            reads.append((rsym[r].as_symbol(), tensor, index))
+            bits = 8 * src.itemsize
+            hyps += [shapes.ge(rsym[r], -(2 ** (bits - 1))), shapes.le(rsym[r], 2 ** (bits - 1) - 1)]
+            if src.values is not None:  # an in-bounds read satisfies the declared range
+                inside = shapes.conj(*(shapes.conj(shapes.ge(x, 0), shapes.lt(x, n_))
+                                       for x, n_ in zip(index, src.shape)))
+                hyps.append(shapes.disj(shapes.negate(inside), src.values.subs({"v": rsym[r]})))
+        out.append(_TableRead(n, inst(d.index[0]), at, _key_bounds(t), keyset, hyps, reads))
+    return out
+
+
+def _key_bounds(t) -> tuple:
+    """``(lo, hi)`` (symbolic, ``hi`` exclusive) from a table's ``values`` where it states them
+    literally; only used to pick candidates, never assumed."""
+    lo, hi = shapes.as_expr(0), shapes.as_expr(1)
+    stack = [t.values]
+    while stack:
+        f = stack.pop()
+        if isinstance(f, shapes.BoolOp) and f.kind == "and":
+            stack.extend(f.args)
+        elif isinstance(f, shapes.Cmp):
+            for a, op, b in ((f.lhs, f.op, f.rhs), (f.rhs, _FLIP.get(f.op, ""), f.lhs)):
+                if a.as_symbol() == "v" and "v" not in b.free_symbols():
+                    if op in (">=", ">"):
+                        lo = b + int(op == ">")
+                    elif op in ("<", "<="):
+                        hi = b + int(op == "<=")
+    return lo, hi
+
+
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "=="}
+
+
+def decide_witnesses(an: Analysis, cands: list, q: shapes.Formula, assume) -> Answer:
+    """Decide ``q`` (the disjunction of the candidate witnesses ``cands``).
+
+    The first candidate (the likeliest: digits read off the element's own structure,
+    place values in their natural order) alone, with the full solver, and, where that
+    is undecided, part by part: its conjuncts proved separately (smaller queries,
+    shared between accesses through the cache) prove it too.  The other candidates get
+    the cheap attempts only.  Then the whole disjunction (an element some candidates
+    write in some cases and others in the rest), which also yields the counterexample
+    of a violation, and where that is undecided the other candidates part by part.
+    A candidate is never refuted on its own: that proves nothing.
+    """
+    if len(cands) > 1:
+        for k, c in enumerate(cands):
+            ans = an.decide(c, assume, quick=k > 0)
+            if ans.proved:
+                return ans
+            if k == 0 and ans.status == "unknown" and _parts_proved(an, c, assume):
+                return Answer("proved")
+            if ans.status == "refuted" and _refutes(q, assume, ans.cex):
+                return ans  # its counterexample (a model of the assumptions) fails them all
+    ans = an.decide(q, assume)
+    rest = cands[1:] if len(cands) > 1 else cands
+    if ans.status == "unknown" and any(_parts_proved(an, c, assume) for c in rest):
+        return Answer("proved")
+    return ans
+
+
+def _refutes(q: shapes.Formula, assume, cex) -> bool:
+    """``cex`` satisfies every assumption and falsifies ``q`` (evaluated, no solver)."""
+    try:
+        return bool(cex) and all(f.evaluate(cex) for f in assume) and not q.evaluate(cex)
+    except (shapes.ShapeError, ZeroDivisionError):
+        return False
+
+
+def _parts_proved(an: Analysis, c: shapes.Formula, assume) -> bool:
+    parts = _conjuncts([c])
+    return len(parts) > 1 and all(an.decide(p, assume).proved for p in parts)
+
+
+def _positive(an: Analysis, site: Site, g: shapes.Expr) -> bool:
+    """``g >= 1`` wherever ``site`` runs (a proof; anything else is False)."""
+    q = shapes.ge(g, 1)
+    return an.decide(q, an.assume(an.scope(site), query=q)).status == "proved"
 
 
 def _elements(t, tag="_e") -> tuple[list[shapes.Expr], list[shapes.Formula]]:
@@ -176,16 +393,21 @@ def _exists(an: Analysis, name: str, stores: list[Site]) -> Obligation:
             ob.message = f"output {name} is never written (no store to it) when {an.show(sizes)}"
             ob.counterexample = sizes
         return ob
-    cands, whys = [], []
+    cands, whys, hyps = [], [], list(rng)
     for i, s in enumerate(stores):
-        _inst, ws, why = witnesses(an, s, es, f"w{i}")
-        cands += [f for _w, f in ws]
+        ws, why = witnesses(an, s, es, f"w{i}")
+        cands += [wt.formula for wt in ws]
         whys += [why] if why else []
+        for wt in ws:
+            hyps += wt.hyps
+            if wt.reads:  # the declaration's reads agree with the store's own reads
+                hyps += [wt.apply(f) for f in an.data_consistency(
+                    wt.inst, wt.inst, [wt.formula], extra=wt.reads)]
     q = shapes.disj(*cands)
-    assume = an.assume(rng, query=q)
+    assume = an.assume(hyps, query=q)
     if whys:  # some writer is not invertible: only a concrete search can say more
         return _at(_search(an, stores[0], title, whys[0], t0, name), loc)
-    ans = an.decide(q, assume)
+    ans = decide_witnesses(an, cands, q, assume)
     if ans.status != "refuted":
         return _at(an.obligation("coverage", stores[0], title, _why_unknown(ans), t0=t0), loc)
     cex = an.minimise(q, assume, ans.cex)
@@ -234,7 +456,7 @@ def _confirm_unwritten(an, stores, title, t0, name, sizes, element, cex, evs=Non
     t = an.model.tensors[name]
     try:
         if evs is None:
-            evs = _events(an, sizes, _data_of(an, cex))
+            evs = _events(an, sizes, _data_of(an, cex), _cells_of(an, cex))
     except (_concrete.TooLarge, ZeroDivisionError, shapes.ShapeError) as e:
         return an.obligation("coverage", stores[0], title, Answer(
             "unknown", reason=f"no witness found for element {list(element)} at "
@@ -256,13 +478,34 @@ def _confirm_unwritten(an, stores, title, t0, name, sizes, element, cex, evs=Non
                          cex=cx, t0=t0, detail={"element": list(element)})
 
 
-def _events(an: Analysis, sizes: dict, data: dict | None = None) -> list:
+def _events(an: Analysis, sizes: dict, data: dict | None = None,
+            cells: dict | None = None) -> list:
     """Concrete events at these sizes and data values (one run per distinct input)."""
-    key = ("events", tuple(sorted(sizes.items())), tuple(sorted((data or {}).items())))
+    key = ("events", tuple(sorted(sizes.items())), tuple(sorted((data or {}).items())),
+           tuple(sorted((cells or {}).items())))
     got = an.memo.get(key)
     if got is None:
-        got = an.memo[key] = _concrete.events(an, sizes, data=data)
+        got = an.memo[key] = _concrete.events(an, sizes, data=data, cells=cells)
     return got
+
+
+def _cells_of(an: Analysis, cex: dict, tag: str | None = None) -> dict:
+    """``{(tensor, index): value}`` for the data symbols of a counterexample whose index it
+    determines (the reads of instance ``tag`` and shared ones first)."""
+    out: dict = {}
+    names = sorted(cex, key=lambda k: (k.partition("__")[2] not in ("", tag), k))
+    for k in names:
+        base, sep, t = k.partition("__")
+        d = an.data.get(base)
+        if d is None:
+            continue
+        inst = an.instance(None, t) if sep else Instance({}, "")
+        try:
+            idx = tuple(inst(x).evaluate(cex) for x in d.index)
+        except (shapes.ShapeError, ZeroDivisionError):
+            continue
+        out.setdefault((d.tensor, idx), int(cex[k]))
+    return out
 
 
 def _stores_of(evs, name: str) -> list:
@@ -412,18 +655,18 @@ def _scratch_read(an: Analysis, ld: Site, stores: list[Site]) -> Obligation:
     hyps = [r(f) for f in reach(an, ld)]
     cands, whys = [], []
     for i, s in enumerate(stores):
-        w, ws, why = witnesses(an, s, element, f"w{i}")
-        order = before(an, s, w, ld, r)
-        cands += [shapes.conj(f, order.subs(sub)) for sub, f in ws]
+        ws, why = witnesses(an, s, element, f"w{i}")
         whys += [why] if why else []
-        # the writer's and the reader's reads of one input entry agree
-        hyps += [f.subs(sub) for sub, _f in ws
-                 for f in an.data_consistency(r, w, [*hyps, *(g for _s, g in ws)])]
+        for wt in ws:
+            cands.append(shapes.conj(wt.formula, wt.apply(before(an, s, wt.inst, ld, r))))
+            # the writer's and the reader's reads of one input entry agree
+            hyps += wt.hyps + [wt.apply(f) for f in an.data_consistency(
+                r, wt.inst, [*hyps, wt.formula], extra=wt.reads)]
     q = shapes.disj(*cands)
     assume = an.assume(hyps, query=q)
     if whys:
         return _search_reads(an, ld, stores, title, whys[0], t0)
-    ans = an.decide(q, assume) if cands else Answer("refuted", None)
+    ans = decide_witnesses(an, cands, q, assume) if cands else Answer("refuted", None)
     if cands and ans.status != "refuted":
         return an.obligation("coverage", ld, title, _why_unknown(ans), t0=t0)
     if ans.cex is None:  # no store at all: any admissible read refutes
@@ -461,7 +704,7 @@ def _confirm_reads(an, ld, stores, title, t0, cex, element, el=None, evs=None, u
     _s, (reader,) = an.split(cex, "r")
     try:
         if evs is None:
-            evs = _events(an, sizes, _data_of(an, cex, "r"))
+            evs = _events(an, sizes, _data_of(an, cex, "r"), _cells_of(an, cex, "r"))
         if unwritten is None:
             unwritten = _unwritten_reads(acc, evs)
     except (_concrete.TooLarge, ZeroDivisionError, shapes.ShapeError) as e:
@@ -482,13 +725,53 @@ def _confirm_reads(an, ld, stores, title, t0, cex, element, el=None, evs=None, u
     verb = "are" if len(set(rows)) > 1 else "is"
     writes = _stores_of(evs, acc.tensor)
     counts = _store_counts(an, stores, writes, sizes) if stores else "; nothing stores to it"
-    vals = an.values({**sizes, **{k: v for k, v in cex.items() if k in an.global_data}})
+    ev = next((e for e in evs if e.site is ld and el in set(_concrete.touched(acc, e.env))),
+              None)
+    if ev is not None:  # the reading program and the index-tensor values of this run
+        vals = an.values(sizes)
+        by = " by " + an.who({k: v for k, v in ev.env.items()
+                              if k in an.pids or k == an.rank_var
+                              or any(k == x.var for x in (*ld.lanes, *ld.loops))})
+        data = _run_data(an, ld, stores, ev.env)
+        shown = ", ".join(f"{k}={v}" for k, v in {**vals, **data}.items())
+    else:
+        vals = an.values({**sizes, **{k: v for k, v in cex.items() if k in an.global_data}})
+        by, data, shown = "", {}, an.show(vals)
     text = (f"{what} of {acc.tensor} {verb} never written before "
             f"{'they are' if verb == 'are' else 'it is'} read at "
-            f"{acc.loc.short} when {an.show(vals)} (e.g. element {list(el)}){counts}")
-    cx = {**vals, **{f"element[{k}]": v for k, v in enumerate(el)}}
+            f"{acc.loc.short}{by} when {shown} (e.g. element {list(el)}){counts}")
+    cx = {**vals, **data, **{f"element[{k}]": v for k, v in enumerate(el)}}
     return an.obligation("coverage", ld, title, Answer("refuted", cex), violated=text, cex=cx,
                          t0=t0, detail={"element": list(el), "index": plain(acc.element()[0], an)})
+
+
+def _run_data(an: Analysis, ld: Site, stores: list[Site], env: dict) -> dict[str, int]:
+    """``{"seq_lens[0]": 0, ...}``: the index-tensor elements a concrete run gave the reader's
+    context and the stores' shared conditions (a loop over ``num_work[0]`` entries)."""
+    names: set[str] = set()
+    for f in reach(an, ld):
+        names |= f.free_symbols()
+    for s in an.sites:  # what the reader read before, in the same phase and loop iteration
+        n = s.node
+        if (isinstance(n, Access) and n.value is not None and s.order < ld.order
+                and s.phase == ld.phase and len(s.loops) <= len(ld.loops)
+                and all(a is b for a, b in zip(s.loops, ld.loops))
+                and all(a is b for a, b in zip(s.lanes, ld.lanes))):
+            names.add(n.value)
+    for s in stores:
+        for f in reach(an, s):
+            names |= f.free_symbols() & an.global_data
+    out = {}
+    for n in sorted(names & set(an.data), key=lambda n: an.data[n].loc.line or 0):
+        if n not in env:
+            continue
+        d = an.data[n]
+        try:
+            idx = ", ".join(str(x.evaluate(env)) for x in d.index)
+        except (shapes.ShapeError, ZeroDivisionError):
+            continue
+        out.setdefault(f"{d.tensor}[{idx}]", int(env[n]))
+    return out
 
 
 def _unwritten_reads(acc: Access, evs, limit: int = 2_000_000) -> list[tuple[int, ...]]:

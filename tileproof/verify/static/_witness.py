@@ -17,6 +17,16 @@ whose index the store does not use) get candidate values at both ends of
 their range.  When coefficients are symbolic and their order is not obvious,
 every order is a candidate.
 
+Division by a symbolic divisor (:class:`Quotients`): an index built from
+``x // G`` and ``x % G`` (or ``x - G*(x // G)``) of an unknown ``x``, with ``G``
+free of unknowns and provably ``>= 1``, is rewritten over fresh unknowns
+``q, r`` with ``x = G*q + r, 0 <= r < G`` (so ``x // G = q``, ``x % G = r``).
+For ``G >= 1`` every ``x`` has exactly one such ``(q, r)``, so a formula
+``F(x)`` is equivalent to ``0 <= r < G /\\ F'(q, r)``: the rewrite is sound and
+complete.  The rewritten index is linear in ``q``, ``r`` and the tile
+coordinate (with coefficients such as ``GS``), which the mixed radix above
+inverts; the witness for ``x`` is then ``G*q + r``.
+
 A witness is only a *candidate*: the caller proves that it is valid (ranges,
 path, mask, and that the store at the witness really touches ``e``).  A
 failed witness proves nothing about other programs; callers confirm a
@@ -30,7 +40,7 @@ from dataclasses import dataclass
 
 from ... import shapes
 
-__all__ = ["Dim", "solve"]
+__all__ = ["Dim", "Quotients", "division_atoms", "solve"]
 
 MAX_CANDIDATES = 8
 
@@ -82,16 +92,67 @@ def _key_order(k) -> tuple:
     return (0, k) if isinstance(k, str) else (1, str(k))
 
 
+def _place(a: shapes.Expr) -> tuple:
+    """How large a place value looks: more size factors first, then a larger constant."""
+    if len(a.terms) != 1:
+        return (0, 0)
+    (m, c), = a.terms
+    return (sum(p for _a, p in m), abs(c))
+
+
 def _orders(coefs: dict) -> list[list[tuple]]:
     items = sorted(coefs.items(), key=lambda t: _key_order(t[0]))
     if all(a.is_const for _, a in items):
         return [sorted(items, key=lambda t: -abs(t[1].const_value))]
+    # symbolic coefficients: the order their place values suggest (``16*M`` above ``16``)
+    # first, then (for a few) every other order
+    likely = sorted(items, key=lambda t: tuple(-x for x in _place(t[1])))
     if len(items) > 3:
-        return [items]
-    # symbolic coefficients: every order, those with constants last first
-    perms = list(itertools.permutations(items))
+        return [likely]
+    perms = [list(p) for p in itertools.permutations(items) if list(p) != likely]
     perms.sort(key=lambda p: [a.is_const for _, a in p] != sorted(a.is_const for _, a in p))
-    return [list(p) for p in perms]
+    return [likely, *perms]
+
+
+def _modes(coefs: dict) -> list[tuple[list, bool]]:
+    """``(order, structural)`` pairs to try: for symbolic coefficients the structural
+    division first (see :func:`_structural`), then the exact one."""
+    if not coefs:
+        return [([], False)]
+    orders = _orders(coefs)
+    if all(a.is_const for a in coefs.values()):
+        return [(o, False) for o in orders]
+    return [(orders[0], True)] + [(o, False) for o in orders]
+
+
+def _structural(r: shapes.Expr, a: shapes.Expr):
+    """``(X, L)`` with ``r == a*X + L`` where ``X`` gathers the terms of ``r`` that the
+    symbolic place value ``a`` (one monomial) divides, or ``None`` (none does, or ``a`` is
+    constant).  When the element is itself written in the same digits (a reader's
+    ``128*M*b + 16*M*h + 16*j + c`` against a writer's ``128*M*q + ...``) this reads the
+    digits off directly (``q = b``) instead of as ``e // (128*M)``; a guess like any
+    witness, proved or discarded by the caller."""
+    if a.is_const or len(a.terms) != 1:
+        return None
+    (hm, hc), = a.terms
+    x_terms, l_terms = [], []
+    for m, c in r.terms:
+        acc = dict(m)
+        ok = m != () and c % hc == 0
+        if ok:
+            for at, p in hm:
+                if acc.get(at, 0) < p:
+                    ok = False
+                    break
+                acc[at] -= p
+        if ok:
+            mono = tuple(sorted(((at, p) for at, p in acc.items() if p), key=lambda t: t[0]._key))
+            x_terms.append((mono, c // hc))
+        else:
+            l_terms.append((m, c))
+    if not x_terms:
+        return None
+    return shapes.Expr(x_terms), shapes.Expr(l_terms)
 
 
 def _divide(r: shapes.Expr, a: shapes.Expr) -> tuple[shapes.Expr, shapes.Expr]:
@@ -174,14 +235,17 @@ def solve(dims: list[Dim], unknowns: dict[str, tuple[shapes.Expr, shapes.Expr]],
             pending = st.pending[:j] + st.pending[j + 1:]
             coefs = {k: a for k, a in coefs.items() if a != 0}
             r0 = _known(d.target, st.sub, st.pv) - rest
-            for order in _orders(coefs) if coefs else [[]]:
+            for order, structural in _modes(coefs):
                 sub, pv, r = dict(st.sub), dict(st.pv), r0
                 for k, a in order:
-                    val, r = _divide(r, a)
+                    got = _structural(r, a) if structural else None
+                    val, r = got if got is not None else _divide(r, a)
                     if isinstance(k, str):
                         sub[k] = val
                     else:
                         pv[k] = val
+                if structural and all(_structural(r0, a) is None for _k, a in order):
+                    continue
                 if d.coord:
                     sub[d.coord] = r
                 grown.append(_State(sub, pv, pending, set(st.derived)))
@@ -218,3 +282,139 @@ def solve(dims: list[Dim], unknowns: dict[str, tuple[shapes.Expr, shapes.Expr]],
         if w not in uniq:
             uniq.append(w)
     return uniq[: MAX_CANDIDATES * 2]
+
+
+# ---------------------------------------------------------------- symbolic division
+
+
+_CMPS = {"==": shapes.eq, "!=": shapes.ne, "<": shapes.lt, "<=": shapes.le, ">": shapes.gt,
+         ">=": shapes.ge}
+_OPS = {"floordiv": shapes.floordiv, "mod": shapes.mod, "cdiv": shapes.cdiv,
+        "min": shapes.minimum, "max": shapes.maximum}
+
+
+def replace_atoms(x, table: dict, subs: dict):
+    """``x`` with the atoms in ``table`` replaced (before looking inside them) and the
+    symbols in ``subs`` substituted, everywhere, nested operations and formulas included."""
+    if x is None:
+        return None
+    if isinstance(x, shapes.Expr):
+        return x._map_atoms(lambda a: _replace_atom(a, table, subs))
+    if isinstance(x, shapes.Cmp):
+        return _CMPS[x.op](replace_atoms(x.lhs, table, subs), replace_atoms(x.rhs, table, subs))
+    if isinstance(x, shapes.BoolOp):
+        args = [replace_atoms(a, table, subs) for a in x.args]
+        if x.kind == "not":
+            return shapes.negate(args[0])
+        return shapes.conj(*args) if x.kind == "and" else shapes.disj(*args)
+    return x
+
+
+def _replace_atom(a, table: dict, subs: dict) -> shapes.Expr:
+    if a in table:
+        return table[a]
+    name = getattr(a, "name", None)
+    if name is not None:
+        return subs.get(name, shapes.Expr.atom(a))
+    args = [replace_atoms(x, table, subs) for x in a.args]
+    if a.kind == "where":
+        return shapes.where(*args)
+    if a.kind == "abs":
+        return abs(args[0])
+    return _OPS[a.kind](*args)
+
+
+def division_atoms(x, out: list) -> None:
+    """Every ``floordiv`` / ``mod`` atom in ``x`` (nested ones too), in order of appearance."""
+    if isinstance(x, shapes.Expr):
+        for m, _c in x.terms:
+            for a, _p in m:
+                if getattr(a, "name", None) is not None:
+                    continue
+                if a.kind in ("floordiv", "mod") and a not in out:
+                    out.append(a)
+                for arg in a.args:
+                    division_atoms(arg, out)
+    elif isinstance(x, shapes.Cmp):
+        division_atoms(x.lhs, out)
+        division_atoms(x.rhs, out)
+    elif isinstance(x, shapes.BoolOp):
+        for arg in x.args:
+            division_atoms(arg, out)
+
+
+@dataclass
+class Quotients:
+    """Unknowns divided by symbolic divisors, rewritten as ``x = G*q + r`` (module docstring).
+
+    ``splits`` holds ``(x, G, q, r)``; :meth:`rewrite` applies the rewrite to an
+    expression or formula, :meth:`facts` gives ``0 <= r < G`` for every split (the
+    rewrite is an equivalence only together with them), :meth:`unknowns` the new
+    unknown ranges and :meth:`complete` adds ``x = G*q + r`` to a solved assignment.
+    """
+
+    splits: list
+
+    @classmethod
+    def find(cls, exprs, unknowns: dict, positive, prefix: str = "") -> Quotients:
+        """Splits for the atoms ``x // G`` / ``x % G`` in ``exprs`` with ``x`` an unknown and
+        ``G`` a non-constant divisor free of unknowns for which ``positive(G)`` (a proof of
+        ``G >= 1``) holds.  One divisor per unknown (the first found)."""
+        atoms: list = []
+        for e in exprs:
+            division_atoms(e, atoms)
+        splits, seen = [], set()
+        for a in atoms:
+            x = a.args[0].as_symbol()
+            g = a.args[1]
+            if (x is None or x not in unknowns or x in seen or g.is_const
+                    or g.free_symbols() & set(unknowns)):
+                continue
+            if not positive(g):
+                continue
+            seen.add(x)
+            # internal names (a leading underscore: never shown in a counterexample)
+            splits.append((x, g, f"{prefix}_q_{x}", f"{prefix}_r_{x}"))
+        return cls(splits)
+
+    def __bool__(self) -> bool:
+        return bool(self.splits)
+
+    def rewrite(self, x):
+        if not self.splits or x is None:
+            return x
+        table, subs = {}, {}
+        for v, g, q, r in self.splits:
+            vs = shapes.sym(v)
+            table[shapes.floordiv(vs, g).as_atom()] = shapes.sym(q)
+            table[shapes.mod(vs, g).as_atom()] = shapes.sym(r)
+            subs[v] = g * shapes.sym(q) + shapes.sym(r)
+        return replace_atoms(x, table, subs)
+
+    def facts(self) -> list[shapes.Formula]:
+        out = []
+        for _v, g, _q, r in self.splits:
+            out += [shapes.ge(shapes.sym(r), 0), shapes.lt(shapes.sym(r), g)]
+        return out
+
+    def unknowns(self, unknowns: dict) -> dict:
+        out = dict(unknowns)
+        for v, g, q, r in self.splits:
+            lo, hi = out.pop(v)
+            out[q] = (shapes.floordiv(lo, g), shapes.floordiv(hi - 1, g) + 1)
+            out[r] = (shapes.as_expr(0), g)
+        return out
+
+    def renamed(self, mapping: dict) -> Quotients:
+        """The same splits with symbols renamed (``mapping``: name -> symbol expression)."""
+        def nm(n):
+            e = mapping.get(n)
+            return e.as_symbol() if e is not None else n
+
+        return Quotients([(nm(v), g, nm(q), nm(r)) for v, g, q, r in self.splits])
+
+    def complete(self, w: dict) -> dict:
+        out = dict(w)
+        for v, g, q, r in self.splits:
+            out[v] = g * out[q] + out[r]
+        return out
