@@ -231,3 +231,8 @@ def test_model_hash_sees_every_field(repo):
     assert ka != kb
     assert ka == cache.key(lower(a), {"timeout_ms": None})
     assert ka != cache.key(lower(a), {"timeout_ms": 1})
+
+
+def test_missing_config_file_is_a_usage_error(repo, capsys):
+    rc, _, err = run(capsys, "check", "--static", "--config", "nowhere.toml")
+    assert rc == 2 and "no such settings file: nowhere.toml" in err

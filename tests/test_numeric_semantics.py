@@ -13,7 +13,7 @@ import pytest
 from jax import lax
 
 import tileproof.spec as tp
-from tileproof.verify.numeric import execute, executor
+from tileproof.verify.numeric import check_numeric, execute, executor
 
 RNG = np.random.default_rng(0)
 
@@ -153,8 +153,13 @@ def neighbour_without_barrier(x, s, o):
 
 def test_other_programs_writes_invisible_before_the_barrier():
     _, flags = execute(neighbour_without_barrier, {}, {"x": f32(4, 4)})
-    (f,) = flags.findings()
-    assert f.kind == "poison" and f.element == (1, 0) and f.program == {"p": 0}
+    by = {f.kind: f for f in flags.findings()}
+    assert set(by) == {"poison", "rw_race"}
+    assert by["poison"].element == (1, 0) and by["poison"].program == {"p": 0}
+    rw = by["rw_race"]
+    assert rw.element == (1, 0) and rw.count == 16
+    assert "s[1, 0] is read by program (p=0)" in rw.message
+    assert "written by program (p=1) in the same phase" in rw.message
 
 
 @tp.kernel(grid={"p": 4}, tensors=dict(x=tp.Input((4, 4)), o=tp.Output((4, 4))))
@@ -198,7 +203,8 @@ def test_program_sees_its_own_writes_within_a_phase():
 # ----------------------------------------------------------------------------- lanes
 
 
-@tp.kernel(grid={"c": 2}, tensors=dict(x=tp.Input((2, 5, 8)), o=tp.Output((2, 5, 8))))
+@tp.kernel(grid={"c": 2}, tensors=dict(x=tp.Input((2, 5, 8)), o=tp.Output((2, 5, 8))),
+           reference=lambda x: x)
 def odd_lane_split(x, o):
     c = tp.program_id(0)
     tile = tp.load(x, (c, slice(None), slice(None)))
@@ -213,6 +219,8 @@ def test_odd_lane_split_drops_a_row():
     assert f.kind == "unwritten" and f.element == (0, 4, 0) and f.count == 16
     np.testing.assert_array_equal(out["o"][:, :4], x[:, :4])
     assert np.isnan(out["o"][:, 4]).all()
+    res = check_numeric(odd_lane_split, gradients=False)
+    assert res.status == "mismatch" and "output o[0, 4, 0] is never written" in res.message
 
 
 @tp.kernel(grid={"c": 2}, tensors=dict(x=tp.Input((4, 8)), s=tp.Scratch((4, 8)), o=tp.Output((4, 8))))
@@ -321,3 +329,27 @@ def test_fast_path_is_a_reshape_not_a_gather():
     fn = executor(tiled_add, {"G": 8}, jit=False)
     text = str(jax.make_jaxpr(fn)({"x": f32(128, 16), "y": f32(128, 16)}))
     assert "gather" not in text and "scatter" not in text
+
+
+def test_separable_bounds_record_matches_the_full_tile():
+    """The O(sum of extents) out-of-bounds record agrees with the elementwise one."""
+    from tileproof.verify.numeric._interp import _access_record, _oob_record
+    from tileproof.verify.numeric._memory import coords, in_bounds
+
+    class Ids:
+        def ids(self):
+            return [0, 0, -1, -1, -1, -1]
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        nd = int(rng.integers(1, 4))
+        dims = tuple(("ds", int(rng.integers(1, 5))) if rng.random() < 0.7 else ("point", 1)
+                     for _ in range(nd))
+        shape = tuple(int(rng.integers(1, 6)) for _ in range(nd))
+        starts = [jnp.int32(int(rng.integers(-4, 7))) for _ in range(nd)]
+        bad = ~in_bounds(coords(starts, dims), shape, dims)
+        want = _access_record("oob_load", "x", None, bad, starts, dims, Ids())
+        got = _oob_record("oob_load", "x", None, jnp.bool_(True), starts, dims, shape, Ids())
+        assert int(got.count) == int(want.count), (dims, shape, starts)
+        if int(want.count):
+            assert [int(e) for e in got.elem] == [int(e) for e in want.elem], (dims, shape, starts)

@@ -167,6 +167,12 @@ def load_config(
 ) -> Config:
     """The settings in force at ``start`` (default: the working directory); defaults if none."""
     pyproject = Path(path) if path is not None else find_pyproject(start)
+    if pyproject is not None and not pyproject.is_file():
+        raise ConfigError(
+            f"no such settings file: {pyproject}",
+            None,
+            "Pass an existing pyproject.toml to --config.",
+        )
     if pyproject is None:
         return Config(root=str(Path(start or os.getcwd()).resolve()))
     table = _load_toml(pyproject).get("tool", {}).get("tileproof", {})

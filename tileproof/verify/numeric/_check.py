@@ -32,11 +32,13 @@ import numpy as np
 from .._report import NumericResult
 from ._compare import Comparison, compare, merge_tolerances
 from ._execute import executor
-from ._inputs import draw_inputs
+from ._inputs import NoInputs, draw_inputs
 from ._jaxpr import NumericUnsupported
 from ._sizes import choose_sizes
 
 __all__ = ["check_numeric"]
+
+_DEFAULT_BUDGET = 6
 
 
 def _float(decl) -> bool:
@@ -72,11 +74,11 @@ def check_numeric(
     *,
     sizes: Mapping[str, int] | Iterable[Mapping[str, int]] | None = None,
     extra_sizes: Iterable[Mapping[str, int]] = (),
-    budget: int = 6,
+    budget: int = 6,  # _DEFAULT_BUDGET
     budget_s: float | None = None,
     seed: int = 0,
     tolerances: Mapping | None = None,
-    gradients: bool = True,
+    gradients: bool | None = None,
 ) -> NumericResult:
     """Run ``kernel``'s tiled schedule against its reference (values and gradients).
 
@@ -84,17 +86,27 @@ def check_numeric(
     may name program ids too; only sizes are kept, missing ones completed);
     ``budget``: further points chosen from the domain; ``budget_s``: stop
     starting new points after this many seconds; ``tolerances``: per-dtype
-    ``(rtol, atol)`` overrides (see :mod:`._compare`).
+    ``(rtol, atol)`` overrides (see :mod:`._compare`); ``gradients``: compare
+    gradients too (default: yes).
+
+    A spec sets its own defaults with ``numeric={...}``: ``"sizes"`` (points
+    tried first), ``"budget"``, ``"gradients"``, ``"tolerances"`` and
+    ``"derive"`` (inputs computed from others, see :func:`draw_inputs`).
     """
     t0 = time.perf_counter()
     if kernel.reference is None:
         return NumericResult("skipped", message=f"kernel {kernel.name} declares no reference")
+    opts = kernel.numeric  # the spec's own numeric settings come first, call arguments on top
     extra: list = []
-    for group in (sizes, extra_sizes):
+    for group in (opts.get("sizes"), sizes, extra_sizes):
         if group is None:
             continue
         extra += [group] if isinstance(group, Mapping) else list(group)
-    tol = merge_tolerances(kernel.numeric.get("tolerances"), tolerances)
+    tol = merge_tolerances(opts.get("tolerances"), tolerances)
+    if gradients is None:
+        gradients = bool(opts.get("gradients", True))
+    if "budget" in opts and budget == _DEFAULT_BUDGET:
+        budget = int(opts["budget"])
     try:
         points = choose_sizes(kernel, extra=extra, budget=budget, seed=seed)
     except NumericUnsupported as e:
@@ -115,12 +127,20 @@ def check_numeric(
         t1 = time.perf_counter()
         try:
             run = _one(kernel, env, rng, i, tol, gradients)
+        except NoInputs as e:  # e.g. more distinct values wanted than the range has: next point
+            tried.pop()
+            runs.append({"sizes": env, "skipped": str(e)})
+            continue
         except NumericUnsupported as e:
             return NumericResult("skipped", tried, message=str(e), seconds=time.perf_counter() - t0,
                                  detail={"runs": runs})
+        except Exception as e:  # a report, not a crash: the reference or the body failed here
+            msg = f"at sizes {_fmt(env)}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            return NumericResult("skipped", tried, message=msg, seconds=time.perf_counter() - t0,
+                                 detail={"runs": runs})
         run["seconds"] = time.perf_counter() - t1
         runs.append(run)
-        worst_abs = max(worst_abs, run["max_abs_err"])
+        worst_abs = max(worst_abs, run["max_abs_err"])  # NaN-free: compare() maps NaN to inf
         worst_rel = max(worst_rel, run["max_rel_err"])
         if run.get("grad") is not None:
             grad_checked = True
@@ -132,14 +152,23 @@ def check_numeric(
             if len(run["problems"]) > 3:
                 message += f"; and {len(run['problems']) - 3} more"
             break
+    if not tried:
+        return NumericResult("skipped", message="no inputs could be drawn at any chosen size: "
+                             + "; ".join(r["skipped"] for r in runs), seconds=time.perf_counter() - t0,
+                             detail={"runs": runs})
     grads = None
     if gradients:
         grads = {"status": "skipped" if not grad_checked else
                  ("mismatch" if any(r.get("grad", {}) and not r["grad"]["ok"] for r in runs) else "matched"),
-                 "max_abs_err": grad_worst[0] if grad_checked else None,
-                 "max_rel_err": grad_worst[1] if grad_checked else None}
-    return NumericResult(status, tried, worst_abs, worst_rel, grads, message,
+                 "max_abs_err": _finite(grad_worst[0]) if grad_checked else None,
+                 "max_rel_err": _finite(grad_worst[1]) if grad_checked else None}
+    return NumericResult(status, tried, _finite(worst_abs), _finite(worst_rel), grads, message,
                          time.perf_counter() - t0, {"runs": runs})
+
+
+def _finite(x: float) -> float | None:
+    """Errors for the JSON report: a NaN or infinite error (poison in the output) is None."""
+    return float(x) if np.isfinite(x) else None
 
 
 def _fmt(env) -> str:

@@ -27,6 +27,7 @@ from ._flags import Flags, Info, Record, reduce_record
 from ._interp import RANK_AXIS, Ctx, run_eqns
 from ._jaxpr import NumericUnsupported
 from ._memory import (
+    ReadEntry,
     Writers,
     _element_record,
     apply_logs,
@@ -34,6 +35,7 @@ from ._memory import (
     merge_private,
     pad,
     poison_value,
+    read_write_races,
     unpad,
 )
 from ._plan import Plan, get_plan, loc_of, np_dtype
@@ -208,25 +210,34 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
     state = dict(state)
     # the writes of the phase
     by_tensor: dict[str, list] = {}
+    reads: dict[str, list] = {}
     for entry in logs:
-        by_tensor.setdefault(entry.meta[0], []).append(entry)
+        (reads if isinstance(entry, ReadEntry) else by_tensor).setdefault(entry.meta[0], []).append(entry)
+    wmaps = {}  # tensor -> per element (first, last) writing program of this phase
     for k, value in zip(store_keys, stores):
         t, til = ph.fast_store[k]
         d, _ = state[t]
         state[t] = (til.untile(value.astype(d.dtype)), None)
+        if t in reads:
+            who = jnp.broadcast_to(jnp.arange(plan.R * plan.G, dtype=jnp.int32).reshape(
+                (plan.R, plan.G) + (1,) * len(til.tile)), value.shape)
+            wmaps[t] = (til.untile(who), til.untile(who))
     for t in sorted(ph.private):
         d, w = state[t]
         pads = plan.pads[t]
         views = tuple(unpad(v, pads, lead=2) for v in priv[t])
-        d, w, rec = merge_private(d, w, views, plan.shapes[t], writers, t)
+        d, w, rec, wmaps[t] = merge_private(d, w, views, plan.shapes[t], writers, t)
         state[t] = (d, w)
         records.append(rec)
     for t, entries in sorted(by_tensor.items()):
         d, w = state[t]
-        d, w, rec = apply_logs(d, w, entries, plan.shapes[t], t in ph.ordered, writers, t)
+        d, w, rec, wmaps[t] = apply_logs(d, w, entries, plan.shapes[t], t in ph.ordered, writers, t)
         state[t] = (d, w)
         records.append(rec)
-    if ph.barrier is not None:
+    for t, entries in sorted(reads.items()):
+        if t in wmaps:
+            records += read_write_races(entries, wmaps[t], plan.shapes[t], plan.G, plan.lanes_max)
+    if ph.barrier is not None and ph.barrier.params["scope"] == "grid":  # a launch has no waiters
         records.append(first_false_record(Info("barrier", None, loc_of(ph.barrier)), alive_out,
                                           (plan.R, plan.G)))
     return state, env, alive_out, records

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from ...spec._errors import Location
 
-__all__ = ["KINDS", "Finding", "Flags", "Record", "make_record", "reduce_record"]
+__all__ = ["KINDS", "Finding", "Flags", "Record", "empty_record", "make_record", "reduce_record", "unravel"]
 
 # kind -> what it means (the first line of its message)
 KINDS = {
@@ -30,6 +31,7 @@ KINDS = {
     "oob_store": "out-of-bounds store",
     "poison": "read of an element never written",
     "race": "two writers of one element in one phase",
+    "rw_race": "an element read by one program and written by another in one phase",
     "unwritten": "output element never written",
     "loop_bound": "loop ran past its static trip bound",
     "barrier": "program left before a grid barrier",
@@ -56,10 +58,14 @@ class Info:
 
 @jax.tree_util.register_pytree_node_class
 class Record:
-    """``count`` bad elements; ``ids``/``elem`` of the first (leading batch axes allowed)."""
+    """``count`` bad elements; ``ids`` (6 int scalars) and ``elem`` (``ndim`` int scalars) of the first.
 
-    def __init__(self, info: Info, count, ids, elem):
-        self.info, self.count, self.ids, self.elem = info, count, ids, elem
+    Leading batch axes (programs, ranks, loop iterations, lanes) are allowed on
+    every field alike; :func:`reduce_record` folds them.
+    """
+
+    def __init__(self, info: Info, count, ids: tuple, elem: tuple):
+        self.info, self.count, self.ids, self.elem = info, count, tuple(ids), tuple(elem)
 
     def tree_flatten(self):
         return (self.count, self.ids, self.elem), self.info
@@ -72,58 +78,69 @@ class Record:
         return f"Record({self.info.kind}, {self.info.tensor}, {self.info.site})"
 
 
-def make_record(info: Info, bad, coords, ids) -> Record:
-    """A record from a boolean tile ``bad``, per-dim element coordinates, and the ids.
+def _i32(x):
+    return jnp.asarray(x, jnp.int32)
 
-    ``coords`` is a list of ``info.ndim`` int arrays broadcastable to ``bad``;
-    ``ids`` a length-6 list of int scalars (``-1`` where not applicable).
+
+def empty_record(info: Info) -> Record:
+    return Record(info, _i32(0), (_i32(-1),) * NIDS, (_i32(0),) * info.ndim)
+
+
+def make_record(info: Info, bad, elem_at, ids) -> Record:
+    """A record from a boolean array ``bad``.
+
+    ``elem_at(k)`` gives the element (``info.ndim`` int scalars) of flat
+    position ``k`` of ``bad``; ``ids`` is a list of 6 int scalars (``-1`` where
+    not applicable) or a function of ``k`` giving them.
     """
     bad = jnp.asarray(bad, bool)
     flat = bad.reshape(-1)
     if flat.size == 0:
-        return Record(info, jnp.int32(0), jnp.full((NIDS,), -1, jnp.int32),
-                      jnp.zeros((info.ndim,), jnp.int32))
+        return empty_record(info)
     count = jnp.sum(flat, dtype=jnp.int32)
-    k = jnp.argmax(flat) if flat.size > 1 else jnp.int32(0)
-    elem = [jnp.broadcast_to(jnp.asarray(c, jnp.int32), bad.shape).reshape(-1)[k] for c in coords]
-    elem = jnp.stack(elem) if elem else jnp.zeros((0,), jnp.int32)
-    ids = jnp.stack([jnp.asarray(i, jnp.int32) for i in ids])
-    return Record(info, count, ids, elem)
+    k = first_true(flat)
+    elem = tuple(_i32(c) for c in elem_at(k)) if info.ndim else ()
+    ids = ids(k) if callable(ids) else ids
+    return Record(info, count, tuple(_i32(i) for i in ids), elem)
 
 
-def set_ids(rec: Record, col: int, value, only_unset: bool = False) -> Record:
-    """Fill id column ``col`` (e.g. the loop iteration) in every row of ``rec``."""
-    cur = rec.ids[..., col]
-    value = jnp.broadcast_to(jnp.asarray(value, jnp.int32), cur.shape)
-    new = jnp.where(cur < 0, value, cur) if only_unset else value
-    return Record(rec.info, rec.count, rec.ids.at[..., col].set(new), rec.elem)
+def first_true(flat):
+    """Index of the first True of a 1-D boolean (0 if none): a min-reduction, which fuses with
+    the count (an argmax is a variadic reduction, several times slower on CPUs)."""
+    n = flat.shape[0]
+    if n == 1:
+        return _i32(0)
+    k = jnp.min(jnp.where(flat, jnp.arange(n, dtype=jnp.int32), _i32(n)))
+    return jnp.where(k == n, _i32(0), k)
 
 
-def reduce_record(rec: Record, lead_ids: tuple[int | None, ...] = ()) -> Record:
-    """Fold all leading batch axes: total count, ids/elem of the first row with a hit.
+def unravel(k, shape) -> list:
+    """Multi-index of flat position ``k`` in ``shape`` (row-major), as int scalars."""
+    out = []
+    k = _i32(k)
+    for n in reversed(shape):  # k >= 0: truncating division is floor division
+        out.append(lax.rem(k, _i32(n)))
+        k = lax.div(k, _i32(n))
+    return list(reversed(out))
 
-    ``lead_ids[k]`` names the id column that leading axis ``k`` indexes (for
-    axes added by a ``scan``, that is the iteration); ``None`` leaves ids alone.
-    """
-    nlead = rec.count.ndim
-    if nlead == 0:
+
+def set_ids(rec: Record, col: int, value) -> Record:
+    """Set id column ``col`` (e.g. the loop iteration) in every row of ``rec``."""
+    ids = list(rec.ids)
+    ids[col] = jnp.broadcast_to(_i32(value), jnp.shape(ids[col]))
+    return Record(rec.info, rec.count, ids, rec.elem)
+
+
+def reduce_record(rec: Record) -> Record:
+    """Fold all leading batch axes: total count, ids/elem of the first row with a hit."""
+    if jnp.ndim(rec.count) == 0:
         return rec
-    for k, col in enumerate(lead_ids[:nlead]):
-        if col is not None:
-            shape = [1] * nlead
-            shape[k] = rec.count.shape[k]
-            idx = jnp.arange(rec.count.shape[k], dtype=jnp.int32).reshape(shape)
-            rec = set_ids(rec, col, idx, only_unset=True)
     count = rec.count.reshape(-1)
-    rows = count.shape[0]
-    if rows == 0:
-        return Record(rec.info, jnp.int32(0), jnp.full((NIDS,), -1, jnp.int32),
-                      jnp.zeros((rec.elem.shape[-1],), jnp.int32))
-    hit = count > 0
-    k = jnp.argmax(hit)
-    ids = rec.ids.reshape(rows, rec.ids.shape[-1])[k]
-    elem = rec.elem.reshape(rows, rec.elem.shape[-1])[k]
-    return Record(rec.info, jnp.sum(count, dtype=jnp.int32), ids, elem)
+    if count.shape[0] == 0:
+        return empty_record(rec.info)
+    k = jnp.argmax(count > 0)
+    pick = [jnp.broadcast_to(x, rec.count.shape).reshape(-1)[k] for x in (*rec.ids, *rec.elem)]
+    return Record(rec.info, jnp.sum(count, dtype=jnp.int32), pick[:NIDS], pick[NIDS:])
 
 
 @dataclass(frozen=True)
@@ -167,8 +184,8 @@ class Flags:
             count = int(np.asarray(r.count))
             if count == 0:
                 continue
-            ids = [int(x) for x in np.asarray(r.ids)]
-            elem = tuple(int(x) for x in np.asarray(r.elem))
+            ids = [int(np.asarray(x)) for x in r.ids]
+            elem = tuple(int(np.asarray(x)) for x in r.elem)
             out.append(_finding(r.info, count, ids, elem, names, extents, has_ranks, shapes))
         return out
 
@@ -177,8 +194,11 @@ class Flags:
         return not any(int(np.asarray(r.count)) for r in self.records)
 
     def __repr__(self) -> str:
-        f = self.findings() if not any(isinstance(r.count, jax.core.Tracer) for r in self.records) else None
-        return f"Flags({len(self.records)} checks, {'?' if f is None else len(f)} findings)"
+        try:
+            n = str(len(self.findings()))
+        except Exception:  # traced (inside jit): no concrete counts yet
+            n = "?"
+        return f"Flags({len(self.records)} checks, {n} findings)"
 
 
 def program_of(pid: int, names, extents) -> dict[str, int]:
@@ -219,6 +239,10 @@ def _finding(info: Info, count, ids, elem, names, extents, has_ranks, shapes) ->
     elif k == "race":
         other = _who(ids[PID2], ids[LANE2], ids[RANK], names, extents, has_ranks)
         msg = f"race: {el} is written by {who} and by {other} in the same phase{at}{more}"
+    elif k == "rw_race":
+        other = _who(ids[PID2], -1, ids[RANK], names, extents, has_ranks)
+        msg = (f"race: {el} is read by {who}{at} and written by {other} in the same phase "
+               f"(no barrier between them){more}")
     elif k == "unwritten":
         msg = f"output {el} is never written{more}"
     elif k == "loop_bound":

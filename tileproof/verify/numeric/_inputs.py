@@ -11,7 +11,8 @@ and the sizes), drawn in the shapes that break kernels:
   shared between rows);
 
 and in both, the smallest and the largest admissible value (the last page;
-ragged lengths 1 and the maximum) placed at random positions.  Index tensors
+ragged lengths 1 and the maximum) placed at random positions (a one-element
+tensor gets the largest in even variants, the smallest in odd ones).  Index tensors
 with no declared range get small non-negative values; ``distinct=True`` ones
 get pairwise different values.  Then ``kernel.numeric["derive"](inputs, sizes)``,
 if declared, recomputes inputs the host derives from others (a work table from
@@ -24,7 +25,11 @@ import numpy as np
 
 from ._plan import linear_bound, np_dtype
 
-__all__ = ["draw_inputs", "value_range"]
+__all__ = ["NoInputs", "draw_inputs", "value_range"]
+
+
+class NoInputs(ValueError):
+    """No inputs satisfy the declared ranges at these sizes (the size point is passed over)."""
 
 _UNDECLARED = (0, 7)
 _ENUM_LIMIT = 1 << 16
@@ -75,10 +80,10 @@ def draw_inputs(kernel, sizes, rng: np.random.Generator, variant: int = 0) -> di
             lo, hi = value_range(decl, sizes)
             vals = _admissible_values(decl, sizes, lo, hi, rng)
             if vals.size == 0:
-                raise ValueError(f"no admissible value for the elements of {name} at sizes {dict(sizes)}")
+                raise NoInputs(f"no admissible value for the elements of {name} at sizes {dict(sizes)}")
             if decl.distinct:  # pairwise different: a permutation prefix, extremes swapped in
                 if vals.size < n:
-                    raise ValueError(f"{name} needs {n} distinct values, its range has {vals.size}")
+                    raise NoInputs(f"{name} needs {n} distinct values, its range has {vals.size}")
                 flat = rng.permutation(vals)[:n]
                 for pos, want in zip(rng.permutation(n)[:2], (vals.max(), vals.min())):
                     if n and want not in flat:
@@ -92,9 +97,10 @@ def draw_inputs(kernel, sizes, rng: np.random.Generator, variant: int = 0) -> di
                 flat = rng.choice(vals, size=n, replace=True)
             if n >= 1:
                 pos = rng.permutation(n)
-                flat[pos[0]] = vals.max()
+                first, second = (vals.max(), vals.min()) if variant % 2 == 0 else (vals.min(), vals.max())
+                flat[pos[0]] = first  # one element alone: the largest and the smallest alternate
                 if n >= 2:
-                    flat[pos[1]] = vals.min()
+                    flat[pos[1]] = second
             out[name] = flat.reshape(shape).astype(np.dtype(decl.dtype))
         else:
             x = rng.standard_normal(shape).astype(np.float32)

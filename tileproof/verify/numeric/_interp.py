@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ._flags import ITER, Info, make_record, set_ids
+from ._flags import ITER, Info, Record, first_true, make_record, set_ids, unravel
 from ._jaxpr import (
     NumericUnsupported,
     bind_eqn,
@@ -42,11 +42,13 @@ from ._jaxpr import (
 )
 from ._memory import (
     LogEntry,
+    ReadEntry,
     coords,
     in_bounds,
     merge_lanes,
     poison_value,
     put_window,
+    tile_shape,
     window,
 )
 from ._plan import Plan, _unflatten, loc_of
@@ -198,8 +200,8 @@ def _while(e, vals, ctx: Ctx) -> list:
     (carry, active, priv, clock), (logs, recs) = lax.scan(
         step, state, jnp.arange(trips, dtype=jnp.int32))
     still = ctx.pred & active & _pure(p["cond_jaxpr"], [*cconsts, *carry])[0]
-    ctx.flags.append(make_record(Info("loop_bound", None, loc_of(e), 0, str(trips)), still, [],
-                                 ctx.ids()))
+    ctx.flags.append(make_record(Info("loop_bound", None, loc_of(e), 0, str(trips)), still,
+                                 _no_elem, ctx.ids()))
     ctx.priv, ctx.clock = priv, clock
     ctx.logs += logs
     ctx.flags += recs
@@ -208,8 +210,8 @@ def _while(e, vals, ctx: Ctx) -> list:
 
 def _scan(e, vals, ctx: Ctx) -> list:
     p = e.params
-    nc, ncar, length = p["num_consts"], p["num_carry"], p["length"]
-    consts, init, xs = vals[:nc], vals[nc:nc + ncar], vals[nc + ncar:]
+    consts, init, xs = scan_operands(p, vals)
+    ncar, length = len(init), p["length"]
     init = [jnp.asarray(v) for v in init]
 
     def step(state, x):
@@ -228,6 +230,16 @@ def _scan(e, vals, ctx: Ctx) -> list:
     ctx.logs += logs
     ctx.flags += recs
     return [*carry, *ys]
+
+
+def scan_operands(p, vals) -> tuple[list, list, list]:
+    """A scan's operands as (consts, carry, xs): counts in its params (jax <= 0.10) or a
+    flat tree ``ft_in`` (jax >= 0.11)."""
+    if "num_consts" in p:
+        nc, ncar = p["num_consts"], p["num_carry"]
+        return list(vals[:nc]), list(vals[nc:nc + ncar]), list(vals[nc + ncar:])
+    consts, carry, xs = p["ft_in"].update(list(vals)).unpack()
+    return list(consts), list(carry), list(xs)
 
 
 def _cond(e, vals, ctx: Ctx) -> list:
@@ -288,8 +300,7 @@ def _lanes(begin, body, env: dict, ctx: Ctx, live_after: set) -> None:
         ctx.clock = clock[0]
         for t, view in list(ctx.priv.items()):
             merged, rec = merge_lanes(view, priv[t], keys, t, len(ctx.plan.shapes[t]), ctx.ids())
-            pads = jnp.asarray(ctx.plan.pads[t], jnp.int32)
-            rec.elem = rec.elem - pads
+            rec.elem = tuple(e - p for e, p in zip(rec.elem, ctx.plan.pads[t]))
             rec.info = Info("race", t, loc_of(begin), len(ctx.plan.shapes[t]))
             ctx.priv[t] = merged
             ctx.flags.append(rec)
@@ -345,6 +356,61 @@ def _kernel_op(e, name: str, vals, ctx: Ctx) -> list:
     raise NumericUnsupported(f"unknown kernel operation {name}", loc_of(e))
 
 
+def _no_elem(_k):
+    return ()
+
+
+def _access_record(kind: str, t: str, site, bad, starts, dims, ctx: Ctx):
+    """A record of a tile access: the element of flat tile position k is start + offset."""
+
+    def elem_at(k):
+        idx = iter(unravel(k, tile_shape(dims)))
+        return [s + next(idx) if kind_ == "ds" else s for s, (kind_, _n) in zip(starts, dims)]
+
+    return make_record(Info(kind, t, site, len(dims)), bad, elem_at, ctx.ids())
+
+
+def _oob_record(kind: str, t: str, site, pred, starts, dims, shape, ctx: Ctx):
+    """Out-of-bounds record of an unmasked access, from per-dimension vectors.
+
+    ``in_bounds`` is a product of per-dimension conditions, so the count and the
+    first bad element (row-major) need O(sum of tile extents), not O(tile size).
+    """
+    oks, sizes, pts_ok = [], [], jnp.bool_(True)
+    for s, (k, n), ext in zip(starts, dims, shape):
+        s = jnp.asarray(s, jnp.int32)
+        if k == "ds":
+            c = s + jnp.arange(n, dtype=jnp.int32)
+            oks.append((c >= 0) & (c < ext))
+            sizes.append(n)
+        else:
+            pts_ok = pts_ok & (s >= 0) & (s < ext)
+    total = int(np.prod(sizes, dtype=np.int64)) if sizes else 1
+    n_ok = jnp.asarray(pts_ok, jnp.int32)
+    for ok in oks:
+        n_ok = n_ok * jnp.sum(ok, dtype=jnp.int32)
+    count = jnp.where(pred, total - n_ok, 0).astype(jnp.int32)
+    # first bad index, dimension by dimension: at dim j (nothing bad chosen yet), index 0 if
+    # it is bad there, or if a later dim has a bad index (then an element with index 0 here is
+    # bad); otherwise the first bad index of this dim, with 0 in every later dim
+    anybad = [~jnp.all(ok) for ok in oks]
+    found = ~pts_ok
+    idx = []
+    for j, ok in enumerate(oks):
+        rest = jnp.bool_(False)
+        for b in anybad[j + 1:]:
+            rest = rest | b
+        first_bad = first_true(~ok)
+        here = jnp.where(found | ~ok[0] | rest, 0, first_bad)
+        found = found | ~ok[0] | ~rest
+        idx.append(here)
+    idx_it = iter(idx)
+    elem = tuple(jnp.asarray(s, jnp.int32) + next(idx_it) if k == "ds" else jnp.asarray(s, jnp.int32)
+                 for s, (k, _n) in zip(starts, dims))
+    ids = tuple(jnp.asarray(i, jnp.int32) for i in ctx.ids())
+    return Record(Info(kind, t, site, len(dims)), count, ids, elem)
+
+
 def _load(e, vals, ctx: Ctx):
     p = e.params
     t, dims = p["tensor"], p["dims"]
@@ -352,19 +418,27 @@ def _load(e, vals, ctx: Ctx):
     starts = vals[:nd]
     shape = ctx.plan.shapes[t]
     site = loc_of(e)
+    if t in ctx.phase.rw:
+        m_read = ctx.pred if p["has_mask"] is False else ctx.pred & jnp.asarray(vals[nd], bool)
+        st = jnp.stack([jnp.asarray(x, jnp.int32) for x in starts]) if starts else jnp.zeros((0,), jnp.int32)
+        inb_r = in_bounds(coords(starts, dims), shape, dims)
+        ctx.logs.append(ReadEntry((t, dims, site), st, jnp.broadcast_to(m_read & inb_r, tile_shape(dims)),
+                                  jnp.asarray(ctx.writer(), jnp.int32)))
     fast = ctx.fast_in.get(id(e))
     if fast is not None:
         tiles, wt = fast
         if wt is not None:
-            cs = coords(starts, dims)
-            ctx.flags.append(make_record(Info("poison", t, site, nd), ctx.pred & ~wt, cs, ctx.ids()))
+            ctx.flags.append(_access_record("poison", t, site, ctx.pred & ~wt, starts, dims, ctx))
         return tiles
     mask = jnp.asarray(vals[nd], bool) if p["has_mask"] else None
     cs = coords(starts, dims)
     inb = in_bounds(cs, shape, dims)
     m = inb if mask is None else mask & inb
     want = ctx.pred if mask is None else ctx.pred & mask
-    ctx.flags.append(make_record(Info("oob_load", t, site, nd), want & ~inb, cs, ctx.ids()))
+    if mask is None:
+        ctx.flags.append(_oob_record("oob_load", t, site, ctx.pred, starts, dims, shape, ctx))
+    else:
+        ctx.flags.append(_access_record("oob_load", t, site, want & ~inb, starts, dims, ctx))
     if t in ctx.priv:
         d, w, _ = ctx.priv[t]
     else:
@@ -373,7 +447,7 @@ def _load(e, vals, ctx: Ctx):
     val = window(d, starts, pads, dims)
     if w is not None:
         wv = window(w, starts, pads, dims)
-        ctx.flags.append(make_record(Info("poison", t, site, nd), want & m & ~wv, cs, ctx.ids()))
+        ctx.flags.append(_access_record("poison", t, site, want & m & ~wv, starts, dims, ctx))
     return jnp.where(m, val, jnp.zeros((), val.dtype))
 
 
@@ -390,7 +464,10 @@ def _store(e, vals, ctx: Ctx) -> None:
     cs = coords(starts, dims)
     inb = in_bounds(cs, shape, dims)
     want = ctx.pred if mask is None else ctx.pred & mask
-    ctx.flags.append(make_record(Info("oob_store", t, loc_of(e), nd), want & ~inb, cs, ctx.ids()))
+    if mask is None:
+        ctx.flags.append(_oob_record("oob_store", t, loc_of(e), ctx.pred, starts, dims, shape, ctx))
+    else:
+        ctx.flags.append(_access_record("oob_store", t, loc_of(e), want & ~inb, starts, dims, ctx))
     m = want & inb
     value = jnp.asarray(value)
     if t in ctx.priv:
@@ -433,9 +510,9 @@ def _sendrecv(e, vals, ctx: Ctx):
     out = jnp.where(got, all_v[s], bad)
     site = loc_of(e)
     ids = ctx.ids()
-    ctx.flags.append(make_record(Info("ring_recv", None, site), recv & ~got, [], [*ids[:4], src, -1]))
-    ctx.flags.append(make_record(Info("ring_edge", None, site), send & ~dst_ok, [], [*ids[:4], dst, -1]))
+    ctx.flags.append(make_record(Info("ring_recv", None, site), recv & ~got, _no_elem, [*ids[:4], src, -1]))
+    ctx.flags.append(make_record(Info("ring_edge", None, site), send & ~dst_ok, _no_elem, [*ids[:4], dst, -1]))
     matched = all_recv[d] & (all_src[d] == me)
-    ctx.flags.append(make_record(Info("ring_send", None, site), send & dst_ok & ~matched, [],
+    ctx.flags.append(make_record(Info("ring_send", None, site), send & dst_ok & ~matched, _no_elem,
                                  [*ids[:4], dst, -1]))
     return out

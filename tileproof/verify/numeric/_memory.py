@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ._flags import LANE, LANE2, NIDS, PID, PID2, RANK, Info, Record
+from ._flags import LANE, LANE2, NIDS, PID, PID2, RANK, Info, Record, make_record, unravel
 
 __all__ = ["LogEntry", "apply_logs", "merge_private", "pad", "poison_value", "unpad", "window"]
 
@@ -100,6 +100,74 @@ def in_bounds(cs, shape, dims):
 
 
 @jax.tree_util.register_pytree_node_class
+class ReadEntry:
+    """Reads of one load site of a tensor that the phase also writes: for read-write races."""
+
+    def __init__(self, meta, starts, mask, reader):
+        self.meta = meta  # (tensor, dims, site)
+        self.starts, self.mask, self.reader = starts, mask, reader
+
+    def tree_flatten(self):
+        return (self.starts, self.mask, self.reader), self.meta
+
+    @classmethod
+    def tree_unflatten(cls, meta, ch):
+        return cls(meta, *ch)
+
+
+def _linear(starts, dims, shape, lead):
+    """Flat element indices ``lead + tile`` of tiles at ``starts`` (``lead + (ndim,)``)."""
+    strides = [int(np.prod(shape[k + 1:], dtype=np.int64)) for k in range(len(shape))]
+    tshape = tile_shape(dims)
+    nt = len(tshape)
+    lin = jnp.zeros(lead + tshape, jnp.int32)
+    j = 0
+    for k, (kind, size) in enumerate(dims):
+        s = starts[..., k].reshape(lead + (1,) * nt)
+        if kind == "ds":
+            shp = [1] * nt
+            shp[j] = size
+            c = s + jnp.arange(size, dtype=jnp.int32).reshape(shp)
+            j += 1
+        else:
+            c = s
+        lin = lin + c * strides[k]
+    return lin
+
+
+def read_write_races(entries: list[ReadEntry], wmap, shape, G: int, L: int) -> list[Record]:
+    """Reads of elements that another program writes in the same phase (one record per site).
+
+    ``wmap``: per element, the smallest and largest writing program (``rank*G + pid``;
+    none: ``(BIG, -1)``).  The read sees the value before the phase on this executor, but on
+    hardware it races with the write.
+    """
+    wmin, wmax = (w.reshape(-1) for w in wmap)
+    n = wmin.shape[0]
+    out = []
+    for e in entries:
+        t, dims, site = e.meta
+        nt = len(tile_shape(dims))
+        lead = e.mask.shape[: e.mask.ndim - nt]
+        lin = _linear(e.starts, dims, shape, lead)
+        full = lead + tile_shape(dims)
+        reader = jnp.broadcast_to((e.reader // L).reshape(lead + (1,) * nt), full).reshape(-1)
+        mask = jnp.broadcast_to(e.mask, full).reshape(-1)
+        idx = jnp.clip(lin.reshape(-1), 0, max(n - 1, 0))
+        lo, hi = wmin[idx], wmax[idx]
+        other = jnp.where(lo != reader, lo, hi)
+        bad = mask & (hi >= 0) & ((lo != reader) | (hi != reader))
+
+        def ids(k, reader=reader, other=other):
+            r, o = reader[k], other[k]
+            return [r // G, r % G, -1, -1, o % G, -1]
+
+        out.append(make_record(Info("rw_race", t, site, len(shape)), bad,
+                               lambda k, idx=idx: unravel(idx[k], shape), ids))
+    return out
+
+
+@jax.tree_util.register_pytree_node_class
 class LogEntry:
     """Writes of one store site: value and mask tiles, starts, writer key, order."""
 
@@ -134,16 +202,7 @@ class Writers:
 
 
 def _element_record(info: Info, bad_flat, shape, ids_fn) -> Record:
-    n = bad_flat.shape[0]
-    if n == 0:
-        return Record(info, jnp.int32(0), jnp.full((NIDS,), -1, jnp.int32),
-                      jnp.zeros((len(shape),), jnp.int32))
-    count = jnp.sum(bad_flat, dtype=jnp.int32)
-    k = jnp.argmax(bad_flat) if n > 1 else jnp.int32(0)
-    elem = jnp.stack([jnp.asarray(c, jnp.int32) for c in jnp.unravel_index(k, shape)]) if shape \
-        else jnp.zeros((0,), jnp.int32)
-    ids = jnp.stack([jnp.asarray(i, jnp.int32) for i in ids_fn(k)])
-    return Record(info, count, ids, elem)
+    return make_record(info, bad_flat, lambda k: unravel(k, shape), ids_fn)
 
 
 def apply_logs(data, written, entries: list[LogEntry], shape, ordered: bool, writers: Writers,
@@ -196,7 +255,7 @@ def apply_logs(data, written, entries: list[LogEntry], shape, ordered: bool, wri
         written = w.at[lin_m].set(True)[:n].reshape(shape)
     rec = _element_record(Info("race", tensor, None, len(shape)), race, shape,
                           lambda k: writers.ids(kmin[k], kmax[k]))
-    return data, written, rec
+    return data, written, rec, (kmin // writers.L, jnp.where(kmax >= 0, kmax // writers.L, -1))
 
 
 def merge_private(data, written, views, shape, writers: Writers, tensor: str):
@@ -212,12 +271,18 @@ def merge_private(data, written, views, shape, writers: Writers, tensor: str):
     data = jnp.where(cnt > 0, chosen, data)
     if written is not None:
         written = written | (cnt > 0)
-    L = writers.L
     race = (cnt > 1).reshape(-1)
     firstf, lastf = first.reshape(-1), last.reshape(-1)
-    rec = _element_record(Info("race", tensor, None, len(shape)), race, shape,
-                          lambda k: writers.ids(firstf[k] * L, lastf[k] * L))
-    return data, written, rec
+    G = writers.G
+
+    def ids(k):
+        a, b = firstf[k], lastf[k]  # writer = rank * G + pid (lanes merged already)
+        return [a // G, a % G, -1, -1, b % G, -1]
+
+    rec = _element_record(Info("race", tensor, None, len(shape)), race, shape, ids)
+    wmin = jnp.where(cnt > 0, first, _BIG).astype(jnp.int32)
+    wmax = jnp.where(cnt > 0, last, -1).astype(jnp.int32)
+    return data, written, rec, (wmin, wmax)
 
 
 def merge_lanes(view, lane_views, lane_ids, tensor: str, ndim: int, base_ids):
@@ -248,14 +313,8 @@ def merge_lanes(view, lane_views, lane_ids, tensor: str, ndim: int, base_ids):
 
 def first_false_record(info: Info, ok, writers_shape) -> Record:
     """A record over a ``[R, G]`` boolean: the first program where ``ok`` is False."""
-    bad = ~ok.reshape(-1)
     _R, G = writers_shape
-    if bad.shape[0] == 0:
-        return Record(info, jnp.int32(0), jnp.full((NIDS,), -1, jnp.int32), jnp.zeros((0,), jnp.int32))
-    count = jnp.sum(bad, dtype=jnp.int32)
-    k = jnp.argmax(bad)
-    ids = jnp.stack([jnp.asarray(x, jnp.int32) for x in (k // G, k % G, -1, -1, -1, -1)])
-    return Record(info, count, ids, jnp.zeros((0,), jnp.int32))
+    return make_record(info, ~ok.reshape(-1), lambda k: (), lambda k: (k // G, k % G, -1, -1, -1, -1))
 
 
 assert NIDS == 6 and RANK == 0

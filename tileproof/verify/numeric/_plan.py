@@ -4,7 +4,8 @@ A :class:`Plan` is built once per (kernel, concrete sizes, ranks mode) from
 the traced body — the same trace the lowering reads — and is then used by
 every execution:
 
-* **Phases.**  Top-level ``barrier("grid")`` calls split the body.
+* **Phases.**  Top-level ``barrier("grid")`` and ``barrier("launch")`` calls split
+  the body (a launch boundary orders memory like a grid barrier; no program waits).
 * **Memory mode per phase and tensor.**  A tensor that a program reads back
   after writing it in the same phase gets a *private* per-program view
   (its own writes visible to it, others' not until the barrier); every other
@@ -46,6 +47,7 @@ from ._tiling import fit_tiling
 
 __all__ = ["Phase", "Plan", "get_plan", "np_dtype"]
 
+PHASE_SCOPES = ("grid", "launch")  # barriers that end a phase: writes visible after them
 PRIVATE_LIMIT = 1 << 27  # elements in all per-program private views of one tensor
 
 
@@ -61,7 +63,7 @@ def loc_of(eqn) -> Location:
         from ...lowering._lower import _loc_of
 
         return _loc_of(eqn)
-    except Exception:
+    except Exception:  # location is best effort
         return UNKNOWN
 
 
@@ -75,6 +77,7 @@ class Phase:
     private: set = field(default_factory=set)
     ordered: set = field(default_factory=set)  # tensors a program may write twice here
     written: set = field(default_factory=set)
+    rw: set = field(default_factory=set)  # tensors both read and written in the phase
     fast_load: dict = field(default_factory=dict)  # id(eqn) -> Tiling
     fast_store: dict = field(default_factory=dict)  # id(eqn) -> (tensor, Tiling)
 
@@ -91,7 +94,7 @@ class _Traced:
         if self._model is None and self._model_error is None:
             try:
                 self._model = lower(self.kernel)
-            except Exception as e:
+            except Exception as e:  # the executor may not need the model
                 self._model_error = e
         return self._model
 
@@ -167,7 +170,7 @@ class Plan:
         eqns = list(unwrap(self.closed).eqns)
         phases, cur = [], []
         for e in eqns:
-            if e.primitive.name == "tp_barrier" and e.params["scope"] == "grid":
+            if e.primitive.name == "tp_barrier" and e.params["scope"] in PHASE_SCOPES:
                 phases.append(Phase(len(phases), cur, e))
                 cur = []
             else:
@@ -204,6 +207,9 @@ class Plan:
                         if in_loop:
                             looped.add(t)
             ph.written = set(sites)
+            loaded = {k.params["tensor"] for e in ph.eqns for k, _ in kernel_eqns_of(e)
+                      if k.primitive.name == "tp_load"}
+            ph.rw = loaded & ph.written  # reads to check against other programs' writes
             ph.ordered = {t for t, n in sites.items() if n > 1} | looped
             for t in ph.private:
                 n = int(np.prod(self.shapes[t], dtype=np.int64))
@@ -372,11 +378,50 @@ class Plan:
         trip = node.hi - node.lo
         try:
             hi = interval(trip, box)[1]
-        except Exception:
+        except Exception:  # an expression interval arithmetic cannot handle
             return None
         if hi in (INF, -INF) or (isinstance(hi, float) and math.isnan(hi)):
             return None
-        return max(int(hi), 0)
+        hi = max(int(hi), 0)
+        if hi > 1:
+            exact = self._trip_exact(model, trip, box, outer)
+            if exact is not None:
+                hi = min(hi, max(exact, 0))
+        return hi
+
+    def _trip_exact(self, model, trip, box, outer) -> int | None:
+        """The exact largest trip count (``shapes.bounds``, z3), or None where it is not at hand.
+
+        Interval arithmetic forgets correlations (``min(128, n - 128*i)`` against ``i``'s
+        range); the exact bound keeps loops from running mostly-masked iterations.
+        """
+        bounds = getattr(shapes, "bounds", None)
+        if bounds is None or os.environ.get("TILEPROOF_NO_EXACT_TRIPS"):
+            return None
+        env = {k: shapes.as_expr(v) for k, v in self.sizes.items()}
+        facts = []
+        for name, (lo, hi) in box.items():
+            if name in self.sizes or lo in (-math.inf, math.inf):
+                continue
+            facts.append(shapes.ge(shapes.sym(name), int(lo)))  # literal: declares the lower bound
+            if hi not in (-math.inf, math.inf):
+                facts.append(shapes.le(shapes.sym(name), int(hi)))
+        for d in model.data.values():
+            facts.append(d.range.subs(env))
+        for lp in outer:
+            v = shapes.sym(lp.var)
+            facts += [shapes.ge(v, lp.lo.subs(env)), shapes.lt(v, lp.hi.subs(env))]
+        expr = trip.subs(env)
+        if not expr.free_symbols():
+            return None  # a constant: the interval is exact already
+        if not expr.free_symbols() <= {n for n in box} or any(
+                not f.free_symbols() <= set(box) for f in facts):
+            return None
+        try:
+            _lo, top = bounds(expr, facts)
+        except Exception:  # no z3 here, or a resource limit: keep the interval bound
+            return None
+        return None if top is None else int(top)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -401,10 +446,10 @@ def _unflatten(pid, grid):
 
 def _no_nested_grid_barrier(j) -> None:
     for e in unwrap(j).eqns:
-        if e.primitive.name == "tp_barrier" and e.params["scope"] == "grid":
+        if e.primitive.name == "tp_barrier" and e.params["scope"] in PHASE_SCOPES:
             raise NumericUnsupported(
-                "a grid barrier inside a loop, branch or call: the executor runs grid phases "
-                "at the top level of the body only", loc_of(e))
+                f"a {e.params['scope']} barrier inside a loop, branch or call: the executor runs "
+                "phases split at the top level of the body only", loc_of(e))
         for s in sub_jaxprs(e):
             _no_nested_grid_barrier(s)
 

@@ -22,6 +22,7 @@ be quick on a CPU.
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from collections.abc import Iterable, Mapping
 
@@ -105,7 +106,7 @@ def _division_atoms(kernel) -> list:
         from ._plan import traced
 
         model = traced(kernel).model
-    except Exception:
+    except Exception:  # the model only adds candidates
         model = None
     if model is not None:
         from ...lowering import Access, Loop
@@ -127,6 +128,32 @@ def _division_atoms(kernel) -> list:
                         seen.add(key)
                         out.append((n, d.const_value))
     return out
+
+
+def _derived(kernel) -> dict:
+    """Sizes the domain defines by an equation ``S == expr`` of the others (a split count
+    the host computes): drawing them independently would almost never satisfy it."""
+    out: dict = {}
+    for f in kernel.assume:
+        if not (isinstance(f, shapes.Cmp) and f.op == "=="):
+            continue
+        for lhs, rhs in ((f.lhs, f.rhs), (f.rhs, f.lhs)):
+            name = lhs.as_symbol()
+            if name and name in kernel.sizes and name not in rhs.free_symbols() and name not in out:
+                out[name] = rhs
+                break
+    # no cycles: keep a definition only if what it reads is not itself derived from it
+    for name in list(out):
+        if out[name].free_symbols() & set(out):
+            del out[name]
+    return out
+
+
+def _derive(env: dict, derived: dict) -> dict | None:
+    try:
+        return {**env, **{s: e.evaluate(env) for s, e in derived.items()}}
+    except (ZeroDivisionError, KeyError):
+        return None
 
 
 def _by_total(counts: list[int]):
@@ -184,10 +211,12 @@ def _complete(kernel, partial: Mapping[str, int], cands, bounds) -> dict[str, in
     base = {s: kernel.defaults[s] for s in rest if s in kernel.defaults}
     if base and len(base) == len(rest) and admissible(kernel, {**env, **base}, capped=False):
         return {**env, **base}
+    derived = {s: e for s, e in _derived(kernel).items() if s in rest}
+    rest = [s for s in rest if s not in derived]
     best = None
-    for combo in itertools.islice(itertools.product(*[cands[s] for s in rest]), 20000):
-        trial = {**env, **dict(zip(rest, combo))}
-        if admissible(kernel, trial):
+    for idx in itertools.islice(_by_total([len(cands[s]) for s in rest]), 20000):
+        trial = _derive({**env, **{s: cands[s][i] for s, i in zip(rest, idx)}}, derived)
+        if trial is not None and admissible(kernel, trial):
             c = cost(kernel, trial)
             if best is None or c < best[0]:
                 best = (c, trial)
@@ -221,10 +250,12 @@ def choose_sizes(kernel, *, extra: Iterable[Mapping[str, int]] = (), budget: int
     if all(s in kernel.defaults for s in syms):
         add(dict(kernel.defaults))
     # smallest and most-inexact points over the candidate grid
+    derived = _derived(kernel)
+    free = [s for s in syms if s not in derived]
     pts = []
-    for idx in itertools.islice(_by_total([len(cands[s]) for s in syms]), _GRID_POINTS):
-        env = {s: cands[s][i] for s, i in zip(syms, idx)}
-        if admissible(kernel, env):
+    for idx in itertools.islice(_by_total([len(cands[s]) for s in free]), _GRID_POINTS):
+        env = _derive({s: cands[s][i] for s, i in zip(free, idx)}, derived)
+        if env is not None and admissible(kernel, env):
             pts.append((cost(kernel, env), env))
     pts.sort(key=lambda t: (t[0][0] * max(t[0][1], 1), t[0]))
     if pts:
@@ -248,12 +279,15 @@ def choose_sizes(kernel, *, extra: Iterable[Mapping[str, int]] = (), budget: int
     while len(out) - n_extra < budget and attempts < tries:
         attempts += 1
         env = {}
-        for s in syms:
+        for s in free:
             lo, hi = bounds[s]
-            if rng.random() < 0.5 and cands[s]:
+            u = rng.random()
+            if u < 0.4 and cands[s]:
                 env[s] = rng.choice(cands[s])
-            else:
-                top = min(hi, max(lo + 1, 64))
-                env[s] = rng.randint(lo, top)
-        add(env)
+            elif u < 0.8:
+                env[s] = rng.randint(lo, min(hi, max(lo + 1, 64)))
+            else:  # now and then a large value, log-uniform up to the bound (the cap filters)
+                top = min(hi, 1 << 16)
+                env[s] = max(lo, round(math.exp(rng.uniform(0.0, math.log(max(top, 2))))))
+        add(_derive(env, derived))
     return out[: n_extra + budget]
