@@ -14,6 +14,7 @@ import contextlib
 from dataclasses import replace
 
 from .. import shapes
+from ._jaxcompat import scan_operands
 from ._lower import _Block, _Ctx, _interp, _need_cond, _need_int
 from ._model import Branch, Loop, Unsupported
 from ._values import SV, bool_sv, int_sv, opaque
@@ -255,10 +256,11 @@ def _while(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
 
 def _scan(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
     p = eqn.params
-    nconst, ncarry, length = p["num_consts"], p["num_carry"], p["length"]
-    consts, init = ins[:nconst], ins[nconst : nconst + ncarry]
+    consts, init, xs = scan_operands(p, ins)
+    nconst, ncarry, length = len(consts), len(init), p["length"]
     jx = _jx(p["jaxpr"])
     x_avals = [v.aval for v in jx.invars[nconst + ncarry :]]
+    assert len(x_avals) == len(xs)
     x_slices = [opaque(a.shape, "a scanned-over array") for a in x_avals]
     with _first_pass(ctx) as scratch:
         phs = _placeholders(ctx, init)

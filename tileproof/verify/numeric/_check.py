@@ -34,7 +34,7 @@ from ._compare import Comparison, compare, merge_tolerances
 from ._execute import executor
 from ._inputs import NoInputs, draw_inputs
 from ._jaxpr import NumericUnsupported
-from ._sizes import choose_sizes
+from ._sizes import CAP_ELEMENTS, CAP_PROGRAMS, choose_sizes
 
 __all__ = ["check_numeric"]
 
@@ -107,8 +107,9 @@ def check_numeric(
         gradients = bool(opts.get("gradients", True))
     if "budget" in opts and budget == _DEFAULT_BUDGET:
         budget = int(opts["budget"])
+    dropped: list = []
     try:
-        points = choose_sizes(kernel, extra=extra, budget=budget, seed=seed)
+        points = choose_sizes(kernel, extra=extra, budget=budget, seed=seed, dropped=dropped)
     except NumericUnsupported as e:
         return NumericResult("skipped", message=str(e), seconds=time.perf_counter() - t0)
     if not points:
@@ -162,8 +163,12 @@ def check_numeric(
                  ("mismatch" if any(r.get("grad", {}) and not r["grad"]["ok"] for r in runs) else "matched"),
                  "max_abs_err": _finite(grad_worst[0]) if grad_checked else None,
                  "max_rel_err": _finite(grad_worst[1]) if grad_checked else None}
+    if dropped:
+        note = "; ".join(f"not run at {_fmt(e)}: over the numeric cap of {CAP_ELEMENTS} elements "
+                         f"per tensor and {CAP_PROGRAMS} programs" for e in dropped[:2])
+        message = f"{message}; {note}" if message else note
     return NumericResult(status, tried, _finite(worst_abs), _finite(worst_rel), grads, message,
-                         time.perf_counter() - t0, {"runs": runs})
+                         time.perf_counter() - t0, {"runs": runs, "over_cap": dropped})
 
 
 def _finite(x: float) -> float | None:

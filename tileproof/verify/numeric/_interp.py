@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from ...lowering._jaxcompat import scan_operands
 from ._flags import ITER, Info, Record, first_true, make_record, set_ids, unravel
 from ._jaxpr import (
     NumericUnsupported,
@@ -230,16 +231,6 @@ def _scan(e, vals, ctx: Ctx) -> list:
     ctx.logs += logs
     ctx.flags += recs
     return [*carry, *ys]
-
-
-def scan_operands(p, vals) -> tuple[list, list, list]:
-    """A scan's operands as (consts, carry, xs): counts in its params (jax <= 0.10) or a
-    flat tree ``ft_in`` (jax >= 0.11)."""
-    if "num_consts" in p:
-        nc, ncar = p["num_consts"], p["num_carry"]
-        return list(vals[:nc]), list(vals[nc:nc + ncar]), list(vals[nc + ncar:])
-    consts, carry, xs = p["ft_in"].update(list(vals)).unpack()
-    return list(consts), list(carry), list(xs)
 
 
 def _cond(e, vals, ctx: Ctx) -> list:

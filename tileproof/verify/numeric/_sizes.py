@@ -209,7 +209,7 @@ def _complete(kernel, partial: Mapping[str, int], cands, bounds) -> dict[str, in
     if not rest:
         return env if admissible(kernel, env, capped=False) else None
     base = {s: kernel.defaults[s] for s in rest if s in kernel.defaults}
-    if base and len(base) == len(rest) and admissible(kernel, {**env, **base}, capped=False):
+    if base and len(base) == len(rest) and admissible(kernel, {**env, **base}):
         return {**env, **base}
     derived = {s: e for s, e in _derived(kernel).items() if s in rest}
     rest = [s for s in rest if s not in derived]
@@ -224,8 +224,14 @@ def _complete(kernel, partial: Mapping[str, int], cands, bounds) -> dict[str, in
 
 
 def choose_sizes(kernel, *, extra: Iterable[Mapping[str, int]] = (), budget: int = 6, seed: int = 0,
-                 tries: int = 4000) -> list[dict[str, int]]:
-    """Sizes to run ``kernel`` at (see the module docstring), at most ``budget`` plus ``extra``."""
+                 tries: int = 4000, dropped: list | None = None) -> list[dict[str, int]]:
+    """Sizes to run ``kernel`` at (see the module docstring), at most ``budget`` plus ``extra``.
+
+    Every point, given ones included, respects the memory cap: a given point
+    beyond it (a static counterexample at production sizes, say) is appended
+    to ``dropped`` instead of being run, so a numeric check never tries to
+    allocate what the machine does not have.
+    """
     syms = kernel.sizes
     bounds = _bounds(kernel)
     divs = _division_atoms(kernel)
@@ -242,7 +248,12 @@ def choose_sizes(kernel, *, extra: Iterable[Mapping[str, int]] = (), budget: int
     if isinstance(extra, Mapping):
         extra = [extra]
     for e in extra:
-        add(_complete(kernel, e, cands, bounds), capped=False)
+        env = _complete(kernel, e, cands, bounds)
+        if env is not None and not admissible(kernel, env):
+            if dropped is not None:
+                dropped.append(env)
+            continue
+        add(env)
     n_extra = len(out)
     if not syms:
         add({})
