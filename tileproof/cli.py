@@ -239,6 +239,10 @@ def _check(args) -> int:
         over["cache"] = False
     config = replace(config, **over)
     jobs = args.jobs if args.jobs is not None else config.jobs
+    if args.jobs is None and config.jobs == 1 and not args.static:
+        # numeric runs are compile-bound and single-threaded: by default use the cores we have
+        # (not for --static, where worker start-up would cost more than the proofs)
+        jobs = min(os.cpu_count() or 1, 4)
     targets = list(args.targets) or [config.resolve(p) for p in config.paths] or None
     items = find_kernels(targets)
     if args.verbose:

@@ -112,15 +112,16 @@ class KernelItem(pytest.Item):
         self.add_marker("tileproof")
 
     def runtest(self):
-        from .verify._config import ProofCache, verify_with
+        from .verify._api import verify_kernel
+        from .verify._config import ProofCache
         from .verify._format import to_text
         from .verify._report import Report
 
         settings = _settings(self.config)
         numeric = settings.pytest_numeric and not self.config.getoption("tileproof_static")
-        rep, _ = verify_with(
+        rep = verify_kernel(
             self.kernel,
-            settings,
+            config=settings,
             numeric=numeric,
             cache=ProofCache(settings.cache_path, settings.cache),
         )

@@ -39,7 +39,8 @@ def assert_verified(
     from dataclasses import replace
 
     from .spec._kernel import Kernel
-    from .verify._config import ProofCache, load_config, verify_with
+    from .verify._api import verify_kernel
+    from .verify._config import ProofCache, load_config
     from .verify._format import to_text
     from .verify._report import Report
 
@@ -58,9 +59,9 @@ def assert_verified(
     store = ProofCache(cfg.cache_path, cfg.cache and cache)
     report = Report(
         [
-            verify_with(
-                k, cfg, numeric=numeric, cache=store, numeric_options=numeric_options or None
-            )[0]
+            verify_kernel(
+                k, config=cfg, numeric=numeric, cache=store, numeric_options=numeric_options or None
+            )
             for k in kernels
         ]
     )

@@ -33,13 +33,13 @@ import json
 import os
 import re
 import sys
-import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 
 from ..spec._errors import UNKNOWN, Location, SpecError
-from ._report import KINDS, KernelReport, NumericResult, Obligation
+from ._api import verify_kernel
+from ._report import KINDS, KernelReport, Obligation
 
 __all__ = [
     "CACHE_DIR",
@@ -50,7 +50,6 @@ __all__ = [
     "find_kernels",
     "load_config",
     "verify_refs",
-    "verify_with",
 ]
 
 CACHE_DIR = ".tileproof_cache"
@@ -443,82 +442,6 @@ class ProofCache:
 # ------------------------------------------------------------------------------ runner
 
 
-def _skipped(config: Config, kinds_run: Sequence[str], loc: Location) -> list[Obligation]:
-    return [
-        Obligation(kind, "skipped", f"{kind} obligations not checked", loc, reason=reason)
-        for kind, reason in config.skip.items()
-        if kind not in kinds_run
-    ]
-
-
-def _numeric(kernel, config: Config, extra: list[dict], options: dict | None) -> NumericResult:
-    from .numeric import check_numeric
-
-    # project tolerances are defaults: a kernel's own numeric={"tolerances": ...} wins
-    tol = {**config.tolerances, **dict(kernel.numeric.get("tolerances") or {})}
-    kw: dict = {
-        "extra_sizes": extra,
-        "budget_s": config.numeric_budget_s,
-        "tolerances": tol or None,
-    }
-    kw.update(options or {})
-    try:
-        return check_numeric(kernel, **kw)
-    except SpecError as e:
-        return NumericResult("skipped", message=str(e))
-
-
-def verify_with(
-    kernel,
-    config: Config,
-    *,
-    numeric: bool,
-    cache: ProofCache | None = None,
-    numeric_options: dict | None = None,
-) -> tuple[KernelReport, bool]:
-    """Verify one kernel under ``config``: the report, and whether its proofs came from cache.
-
-    Like :func:`tileproof.verify.verify_kernel`, plus the settings (index width,
-    timeout, skipped kinds, numeric budget and tolerances) and the proof cache.
-    """
-    from ..lowering import lower
-
-    rep = KernelReport(name=kernel.name, source=str(kernel.location))
-    if config.index_bits is not None and kernel.index_bits == 32:
-        kernel = replace(kernel, index_bits=config.index_bits)
-    t0 = time.perf_counter()
-    try:
-        model = lower(kernel)
-    except SpecError as e:
-        rep.error = str(e)
-        return rep, False
-    rep.lowering_seconds = time.perf_counter() - t0
-    kinds = tuple(k for k in KINDS if k not in config.skip)
-    options = {"timeout_ms": config.timeout_ms, "kinds": kinds}
-    key = cache.key(model, options) if cache is not None and cache.enabled else None
-    obligations = cache.get(key) if key else None
-    hit = obligations is not None
-    if obligations is None:
-        from .static import check_static
-
-        kw: dict = {"kinds": kinds}
-        if config.timeout_ms is not None:
-            kw["timeout_ms"] = config.timeout_ms
-        t1 = time.perf_counter()
-        obligations = check_static(model, **kw)
-        rep.solver_seconds = time.perf_counter() - t1
-        if key:
-            cache.put(key, obligations)
-    loc = kernel.location
-    rep.obligations = list(obligations) + _skipped(config, kinds, loc)
-    if numeric:
-        extra = [
-            o.counterexample for o in rep.obligations if o.status == "violated" and o.counterexample
-        ]
-        rep.numeric = _numeric(kernel, config, extra, numeric_options)
-    return rep, hit
-
-
 # --------------------------------------------------------------- kernels and processes
 
 
@@ -583,7 +506,7 @@ def _job(ref: KernelRef, config: Config, numeric: bool) -> tuple[KernelReport, b
 
     cache = ProofCache(config.cache_path, config.cache)
     try:
-        rep, hit = verify_with(_load(ref), config, numeric=numeric, cache=cache)
+        rep = verify_kernel(_load(ref), config=config, numeric=numeric, cache=cache)
     except SpecError as e:
         return KernelReport(ref.name, "?", error=str(e)), False
     try:
@@ -593,7 +516,7 @@ def _job(ref: KernelRef, config: Config, numeric: bool) -> tuple[KernelReport, b
             o.detail = {}
         if rep.numeric is not None:
             rep.numeric.detail = {}
-    return rep, hit
+    return rep, rep.cached
 
 
 def verify_refs(
@@ -610,8 +533,8 @@ def verify_refs(
     hits = 0
     if jobs <= 1 or len(items) <= 1:
         for i, (_ref, kernel) in enumerate(items):
-            reports[i], hit = verify_with(kernel, config, numeric=numeric, cache=cache)
-            hits += hit
+            reports[i] = verify_kernel(kernel, config=config, numeric=numeric, cache=cache)
+            hits += reports[i].cached
             if on_done:
                 on_done(reports[i])
         return reports, hits  # type: ignore[return-value]

@@ -90,6 +90,7 @@ class KernelReport:
     lowering_seconds: float = 0.0
     solver_seconds: float = 0.0
     error: str | None = None  # a spec error that stopped verification
+    cached: bool = False  # the static results came from the proof cache
 
     @property
     def ok(self) -> bool:
