@@ -37,6 +37,12 @@ def _jobs(text: str) -> int:
     return n or (os.cpu_count() or 1)
 
 
+def _cpu_backend() -> bool:
+    import jax
+
+    return jax.default_backend() == "cpu"
+
+
 def _build() -> argparse.ArgumentParser:
     p = _Parser(prog="tileproof", description=__doc__.splitlines()[0])
     from . import __version__
@@ -239,10 +245,15 @@ def _check(args) -> int:
         over["cache"] = False
     config = replace(config, **over)
     jobs = args.jobs if args.jobs is not None else config.jobs
-    if args.jobs is None and config.jobs == 1 and not args.static:
-        # numeric runs are compile-bound and single-threaded: by default use the cores we have
-        # (not for --static, where worker start-up would cost more than the proofs)
+    if args.jobs is None and config.jobs == 1 and not args.static and _cpu_backend():
+        # numeric runs on the CPU are compile-bound and single-threaded: use the cores we have
+        # (not for --static, where worker start-up would cost more than the proofs, and not on
+        # an accelerator, which one process already fills)
         jobs = min(os.cpu_count() or 1, 4)
+    if jobs > 1:
+        # each worker is a JAX process: on a GPU, grabbing 75% of its memory each would starve
+        # the others (cuBLAS fails to initialise), so let them allocate as they go
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     targets = list(args.targets) or [config.resolve(p) for p in config.paths] or None
     items = find_kernels(targets)
     if args.verbose:

@@ -75,6 +75,7 @@ class Context:
     def __init__(self, assume: tuple[Formula, ...]):
         self.assume = assume
         flat = flatten(assume)
+        self.flat = tuple(flat)  # the assumptions as written, for concrete re-checks
         self.user_symbols: set[str] = (
             set().union(*(f.free_symbols() for f in flat)) if flat else set()
         )

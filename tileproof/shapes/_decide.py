@@ -27,13 +27,15 @@ it is a concrete witness past the threshold or a satisfiable z3 query.
 from __future__ import annotations
 
 import itertools
+import sys
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from . import _known
 from ._expr import BoolConst, Expr, Formula, ShapeError, as_expr, conj, eq, lt, negate
 from ._interval import INF, formula_truth, interval
-from ._normal import canon_formula, divisors, has_division, side_conditions, simplify
+from ._normal import canon_formula, clear_memo, divisors, has_division, side_conditions, simplify
 from ._parse import coerce_formula, parse, parse_expr, parse_formula
 from ._search import holds, points, probe_points, shrink
 
@@ -109,6 +111,11 @@ def clear_caches() -> None:
     _contexts.clear()
     _proofs.clear()
     _bounds.clear()
+    _known.clear()
+    clear_memo()
+    solver = sys.modules.get(__package__ + "._solver")  # z3 is imported lazily: only if loaded
+    if solver is not None:
+        solver.clear()
     parse.cache_clear()
     parse_expr.cache_clear()
     parse_formula.cache_clear()
@@ -193,12 +200,16 @@ class _Prove:
         ctx = self.ctx
         if ctx.consistent or ctx.witness() is not None:
             return ("proved", None, "")
-        status, _m, _why = _solve(ctx.facts, None, ctx.box, ctx.symbols_for())
+        if _known.admits(ctx):  # a point seen before satisfies these assumptions too
+            ctx.consistent = True
+            return ("proved", None, "")
+        status, m, _why = _solve(ctx.facts, None, ctx.box, ctx.symbols_for())
         if status == "unsat":
             ctx.consistent = False
             return ("inconsistent", None, "the assumptions admit no values")
         if status == "sat":
             ctx.consistent = True
+            _known.remember(ctx.user_point(m))
             return ("proved", None, "")
         return (
             "proved",
@@ -217,6 +228,7 @@ class _Prove:
             if status != "sat":
                 return ("unknown", None, why)
             ctx.consistent = True
+            _known.remember(ctx.user_point(w))
         return self.refuted(w, lambda p: holds(ctx.facts, p))
 
     def refuted(self, point, ok, reason: str = ""):
@@ -230,6 +242,7 @@ class _Prove:
                 return ("unknown", None, f"internal: counterexample {user} satisfies the query")
         except ZeroDivisionError:
             return ("unknown", None, f"internal: counterexample {user} divides by zero")
+        _known.remember(user)  # admissible: re-checked on the assumptions above
         return ("refuted", user, reason or f"fails at {_show(user)}")
 
     def zero_divisor(self, guard: Formula, d: Expr):

@@ -39,6 +39,7 @@ from ._interval import Interval, _cmp_truth, _Eval
 __all__ = [
     "canon",
     "canon_formula",
+    "clear_memo",
     "divisors",
     "fmap",
     "has_division",
@@ -331,10 +332,40 @@ class _Simplifier:
         return f
 
 
+_SAME = object()
+_SIMPLIFIED: dict = {}  # (x, bounds of x's symbols) -> simplified x, or _SAME
+_FREE: dict = {}  # x -> its symbols, sorted
+_MEMO_SIZE = 1 << 15
+
+
 def simplify(x: Expr | Formula, box: Mapping[str, Interval]) -> Expr | Formula:
-    """Resolve what the bounds in ``box`` decide (an identity on every point of ``box``)."""
-    s = _Simplifier(box)
-    return s.expr(x) if isinstance(x, Expr) else s.formula(x)
+    """Resolve what the bounds in ``box`` decide (an identity on every point of ``box``).
+
+    Memoised: the result depends only on ``x`` and the bounds of its own symbols,
+    and the verifier prepares many assumption sets that share most facts (each
+    preparation re-simplifies every fact after each round of bound propagation).
+    An unchanged input returns the caller's own object, as without the memo.
+    """
+    syms = _FREE.get(x)
+    if syms is None:
+        if len(_FREE) >= _MEMO_SIZE:
+            _FREE.clear()
+        syms = _FREE[x] = tuple(sorted(x.free_symbols()))
+    key = (x, tuple([box.get(s) for s in syms]))
+    got = _SIMPLIFIED.get(key)
+    if got is None:
+        s = _Simplifier(box)
+        out = s.expr(x) if isinstance(x, Expr) else s.formula(x)
+        if len(_SIMPLIFIED) >= _MEMO_SIZE:
+            _SIMPLIFIED.clear()
+        got = _SIMPLIFIED[key] = _SAME if out is x else out
+    return x if got is _SAME else got
+
+
+def clear_memo() -> None:
+    """Forget memoised simplifications (for timing from a cold start)."""
+    _SIMPLIFIED.clear()
+    _FREE.clear()
 
 
 # -------------------------------------------------------------------------- divisors

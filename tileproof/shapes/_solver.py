@@ -28,18 +28,32 @@ import z3
 from ._expr import BoolConst, BoolOp, Cmp, Expr, Formula, Op, Sym
 from ._interval import INF, Interval
 
-__all__ = ["RLIMIT", "Session"]
+__all__ = ["RLIMIT", "Session", "clear"]
 
 RLIMIT = 1_500_000  # z3 resource units per check: about 0.1-0.3 s on the reference machine
 TIMEOUT_MS = 5_000  # wall-clock backstop only; rlimit is what normally stops a check
 
 
-class _Translator:
+class _Terms:
+    """Expressions, formulas and quotients translated once per process, shared by sessions.
+
+    Building z3 terms through its Python API costs far more than checking the
+    small problems the verifier asks (each operation coerces, checks sorts
+    and wraps a new reference), and consecutive problems share most of their
+    facts.  So every translation is memoised with the quotients it relies on:
+    ``term(x)`` is ``(z3 term, deps)``, ``deps`` the quotient keys ``(n, d)``
+    whose definitions the term needs, inner ones first, in the order a
+    depth-first translation meets them.  A session asserts the definitions
+    of the quotients it has not defined yet, in that order, exactly where a
+    fresh translator would have produced them.  A quotient has one z3
+    variable per process (``%q<k>``), so two sessions that use the same
+    ``n // d`` share a name; each still asserts its definition itself.
+    """
+
     def __init__(self) -> None:
         self.vars: dict[str, z3.ArithRef] = {}
-        self.atoms: dict = {}
-        self.quot: dict = {}
-        self.defs: list = []
+        self.memo: dict = {}
+        self.quot: dict = {}  # (n, d) -> (z3 variable, definitions)
         self.fresh = 0
 
     def var(self, name: str) -> z3.ArithRef:
@@ -49,86 +63,146 @@ class _Translator:
         return v
 
     def expr(self, e: Expr):
+        got = self.memo.get(e)
+        if got is None:
+            got = self.memo[e] = self._expr(e)
+        return got
+
+    def _expr(self, e: Expr):
         total = None
+        deps: tuple = ()
         for m, c in e.terms:
             term = z3.IntVal(c) if not m or c != 1 else None
             for a, p in m:
-                t = self.atom(a)
+                t, d = self.atom(a)
+                deps = _merge(deps, d)
                 for _ in range(p):
                     term = t if term is None else term * t
             total = term if total is None else total + term
-        return total if total is not None else z3.IntVal(0)
+        return (total if total is not None else z3.IntVal(0)), deps
 
     def atom(self, a):
-        got = self.atoms.get(a)
+        key = ("atom", a)
+        got = self.memo.get(key)
         if got is None:
-            got = self.atoms[a] = self._atom(a)
+            got = self.memo[key] = self._atom(a)
         return got
 
     def _atom(self, a):
         if isinstance(a, Sym):
-            return self.var(a.name)
+            return self.var(a.name), ()
         assert isinstance(a, Op)
         k = a.kind
         if k == "where":
             c, x, y = a.args
-            return z3.If(self.formula(c), self.expr(x), self.expr(y))
+            (tc, dc), (tx, dx), (ty, dy) = self.formula(c), self.expr(x), self.expr(y)
+            return z3.If(tc, tx, ty), _merge(dc, dx, dy)
         if k == "floordiv":
             return self.quotient(*a.args)
         if k == "mod":
             n, d = a.args
-            return self.expr(n) - self.expr(d) * self.quotient(n, d)
+            (tn, dn), (td, dd), (tq, dq) = self.expr(n), self.expr(d), self.quotient(n, d)
+            return tn - td * tq, _merge(dn, dd, dq)
         if k == "cdiv":
             n, d = a.args
-            return -self.quotient(-n, d)
-        xs = [self.expr(x) for x in a.args]
+            tq, dq = self.quotient(-n, d)
+            return -tq, dq
+        pairs = [self.expr(x) for x in a.args]
+        xs = [t for t, _ in pairs]
+        deps = _merge(*(d for _, d in pairs))
         if k == "abs":
-            return z3.If(xs[0] >= 0, xs[0], -xs[0])
+            return z3.If(xs[0] >= 0, xs[0], -xs[0]), deps
         out = xs[0]
         for x in xs[1:]:
             out = z3.If(x < out, x, out) if k == "min" else z3.If(x > out, x, out)
-        return out
+        return out, deps
 
     def quotient(self, n: Expr, d: Expr):
         key = (n, d)
-        q = self.quot.get(key)
-        if q is not None:
-            return q
-        self.fresh += 1
-        q = self.quot[key] = z3.Int(f"%q{self.fresh}")
-        N, D = self.expr(n), self.expr(d)
-        pos = z3.And(D * q <= N, N < D * q + D)
-        neg = z3.And(D * q >= N, N > D * q + D)
-        if d.is_const:
-            if d.const_value:  # a constant 0 divisor is unreachable (see _normal.rebuild)
-                self.defs.append(pos if d.const_value > 0 else neg)
-        else:
-            self.defs.append(z3.Implies(D > 0, pos))
-            self.defs.append(z3.Implies(D < 0, neg))
-        return q
+        got = self.quot.get(key)
+        if got is None:
+            (N, dn), (D, dd) = self.expr(n), self.expr(d)
+            self.fresh += 1
+            q = z3.Int(f"%q{self.fresh}")
+            pos = z3.And(D * q <= N, N < D * q + D)
+            neg = z3.And(D * q >= N, N > D * q + D)
+            if d.is_const:
+                # a constant 0 divisor is unreachable (see _normal.rebuild)
+                defs = ([pos if d.const_value > 0 else neg] if d.const_value else [])
+            else:
+                defs = [z3.Implies(D > 0, pos), z3.Implies(D < 0, neg)]
+            got = self.quot[key] = (q, defs, _merge(dn, dd, (key,)))
+        return got[0], got[2]
 
     def formula(self, f: Formula):
+        got = self.memo.get(f)
+        if got is None:
+            got = self.memo[f] = self._formula(f)
+        return got
+
+    def _formula(self, f: Formula):
         if isinstance(f, BoolConst):
-            return z3.BoolVal(f.value)
+            return z3.BoolVal(f.value), ()
         if isinstance(f, Cmp):
-            a, b = self.expr(f.lhs), self.expr(f.rhs)
+            (a, da), (b, db) = self.expr(f.lhs), self.expr(f.rhs)
+            deps = _merge(da, db)
             op = f.op
             if op == "==":
-                return a == b
+                return a == b, deps
             if op == "!=":
-                return a != b
+                return a != b, deps
             if op == "<":
-                return a < b
+                return a < b, deps
             if op == "<=":
-                return a <= b
+                return a <= b, deps
             if op == ">":
-                return a > b
-            return a >= b
+                return a > b, deps
+            return a >= b, deps
         assert isinstance(f, BoolOp)
-        args = [self.formula(x) for x in f.args]
+        pairs = [self.formula(x) for x in f.args]
+        args = [t for t, _ in pairs]
+        deps = _merge(*(d for _, d in pairs))
         if f.kind == "not":
-            return z3.Not(args[0])
-        return z3.And(*args) if f.kind == "and" else z3.Or(*args)
+            return z3.Not(args[0]), deps
+        return (z3.And(*args) if f.kind == "and" else z3.Or(*args)), deps
+
+    def bound(self, name: str, lo, hi) -> list:
+        key = ("bound", name, lo, hi)
+        got = self.memo.get(key)
+        if got is None:
+            v = self.var(name)
+            got = self.memo[key] = ([v >= lo] if lo != -INF else []) + (
+                [v <= hi] if hi != INF else [])
+        return got
+
+
+def _merge(*deps: tuple) -> tuple:
+    """Concatenate dependency lists, first occurrence kept (order is definition order)."""
+    parts = [d for d in deps if d]
+    if len(parts) <= 1:
+        return parts[0] if parts else ()
+    out: dict = {}
+    for d in parts:
+        for k in d:
+            out.setdefault(k, None)
+    return tuple(out)
+
+
+_TERMS = _Terms()
+_MAX_TERMS = 1 << 16
+
+
+def clear() -> None:
+    """Forget every memoised translation (for timing from a cold start)."""
+    global _TERMS
+    _TERMS = _Terms()
+
+
+def _terms() -> _Terms:
+    global _TERMS
+    if len(_TERMS.memo) > _MAX_TERMS:
+        _TERMS = _Terms()
+    return _TERMS
 
 
 class Session:
@@ -137,22 +211,35 @@ class Session:
     def __init__(
         self, facts: Sequence[Formula], box: Mapping[str, Interval], symbols: Iterable[str]
     ):
-        self.tr = _Translator()
+        self.tr = tr = _terms()
         self.solver = z3.Solver()
         self.solver.set("timeout", TIMEOUT_MS)
         self.symbols = sorted(set(symbols))
+        self.defined: set = set()
+        asserted = []
         for s in self.symbols:
             lo, hi = box.get(s, (1, INF))
-            v = self.tr.var(s)
-            if lo != -INF:
-                self.solver.add(v >= lo)
-            if hi != INF:
-                self.solver.add(v <= hi)
+            asserted += tr.bound(s, lo, hi)
+        pending: list = []
         for f in facts:
-            self.solver.add(self.tr.formula(f))
-        self.solver.add(*self.tr.defs)
-        self.tr.defs = []
-        self._base = (dict(self.tr.atoms), dict(self.tr.quot))
+            t, deps = tr.formula(f)
+            asserted.append(t)
+            self._define(deps, pending)
+        self._assert(asserted + pending)
+        self._base = frozenset(self.defined)
+
+    def _define(self, deps: tuple, out: list) -> None:
+        """Queue the definitions of the quotients in ``deps`` not defined yet."""
+        for k in deps:
+            if k not in self.defined:
+                self.defined.add(k)
+                out += self.tr.quot[k][1]
+
+    def _assert(self, terms: list) -> None:
+        s = self.solver
+        ctx, ref = s.ctx.ref(), s.solver
+        for t in terms:  # straight to the C API: the terms are z3 Booleans already
+            z3.Z3_solver_assert(ctx, ref, t.as_ast())
 
     def check(
         self, *extra: Formula, rlimit: int = RLIMIT
@@ -161,11 +248,13 @@ class Session:
         s = self.solver
         s.push()
         try:
+            asserted, pending = [], []
             for f in extra:
-                s.add(self.tr.formula(f))
-            if self.tr.defs:
-                s.add(*self.tr.defs)  # definitions are scoped with the facts that need them
-                self.tr.defs = []
+                t, deps = self.tr.formula(f)
+                asserted.append(t)
+                self._define(deps, pending)
+            # definitions are scoped with the facts that need them
+            self._assert(asserted + pending)
             s.set("rlimit", rlimit)
             r = s.check()
             if r == z3.sat:
@@ -179,6 +268,5 @@ class Session:
             return "unknown", None, f"z3: {s.reason_unknown()}"
         finally:
             s.pop()
-            # terms translated inside the scope lost their definitions with the pop
-            self.tr.atoms, self.tr.quot = dict(self._base[0]), dict(self._base[1])
-            self.tr.defs = []
+            # quotients first defined inside the scope lost their definitions with the pop
+            self.defined = set(self._base)
