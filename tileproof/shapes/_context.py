@@ -30,7 +30,7 @@ from ._interval import INF, Interval, _Eval
 from ._normal import divisors, simplify, substitute
 from ._search import holds, points
 
-__all__ = ["Context", "flatten", "lower_bound_decl"]
+__all__ = ["Context", "clear_memo", "flatten", "lower_bound_decl"]
 
 _ROUNDS = 8
 _WITNESS_POINTS = 64
@@ -209,8 +209,8 @@ class Context:
         for _ in range(_ROUNDS):
             changed = False
             for f in facts:
-                for e, lo, hi in _ranges(f):
-                    r = _tighten(e, lo, hi, self.box, 2)
+                for e, lo, hi in _ranges_of(f):
+                    r = _tighten_memo(e, lo, hi, self.box)
                     if r is None:
                         return None
                     changed |= r
@@ -250,6 +250,52 @@ class Context:
                         self.consistent = True
                         break
         return self._witness  # type: ignore[return-value]
+
+
+_ABSENT = ("absent",)
+_RANGES: dict = {}  # fact -> its (e, lo, hi) list
+_TIGHT: dict = {}  # (e, lo, hi, bounds of e's symbols) -> (result, bounds after)
+_MEMO_SIZE = 1 << 15
+
+
+def clear_memo() -> None:
+    """Forget memoised propagation steps (for timing from a cold start)."""
+    _RANGES.clear()
+    _TIGHT.clear()
+
+
+def _ranges_of(f: Formula) -> list:
+    got = _RANGES.get(f)
+    if got is None:
+        if len(_RANGES) >= _MEMO_SIZE:
+            _RANGES.clear()
+        got = _RANGES[f] = list(_ranges(f))
+    return got
+
+
+def _tighten_memo(e: Expr, lo, hi, box: dict) -> bool | None:
+    """``_tighten(e, lo, hi, box, 2)``, memoised.
+
+    Bound propagation runs for every prepared assumption set, several rounds over
+    every fact, and the verifier's assumption sets share most facts and bounds.
+    One step reads and writes only the bounds of ``e``'s own symbols (a missing
+    one reads as ``(1, INF)`` and may be added), so those bounds before the step
+    determine the result and those after it.
+    """
+    syms = sorted(e.free_symbols())
+    key = (e, lo, hi, tuple([box.get(s, _ABSENT) for s in syms]))
+    got = _TIGHT.get(key)
+    if got is None:
+        r = _tighten(e, lo, hi, box, 2)
+        if len(_TIGHT) >= _MEMO_SIZE:
+            _TIGHT.clear()
+        got = _TIGHT[key] = (r, tuple([box.get(s, _ABSENT) for s in syms]))
+        return r
+    r, after = got
+    for s, b in zip(syms, after):  # also when empty: the box is left as the step left it
+        if b is not _ABSENT:
+            box[s] = b
+    return r
 
 
 def _ranges(f: Formula):

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from . import _known
+from ._context import clear_memo as clear_context_memo
 from ._expr import BoolConst, Expr, Formula, ShapeError, as_expr, conj, eq, lt, negate
 from ._interval import INF, formula_truth, interval
 from ._normal import canon_formula, clear_memo, divisors, has_division, side_conditions, simplify
@@ -45,6 +46,7 @@ UNBOUNDED = 2**62
 _SEARCH_POINTS = 48
 _BOUNDS_POINTS = 48
 _CACHE_SIZE = 2048
+_QUICK_RLIMIT = 300_000  # z3 resource units for the exact check tried before a relaxation
 
 VERDICTS = ("proved", "refuted", "unknown", "inconsistent")
 
@@ -104,15 +106,19 @@ def _remember(cache: OrderedDict, key, value):
 
 def clear_caches() -> None:
     """Forget every cached decision, prepared assumption set, parse and memo (for timing)."""
-    from ._expr import _CONSTS, _MONO_KEYS
+    from ._expr import _ATOMS, _CONSTS, _FREE, _MONO_KEYS, _SUBS
 
     _MONO_KEYS.clear()
     _CONSTS.clear()
+    _ATOMS.clear()
+    _FREE.clear()
+    _SUBS.clear()
     _contexts.clear()
     _proofs.clear()
     _bounds.clear()
     _known.clear()
     clear_memo()
+    clear_context_memo()
     solver = sys.modules.get(__package__ + "._solver")  # z3 is imported lazily: only if loaded
     if solver is not None:
         solver.clear()
@@ -294,6 +300,16 @@ def _solve(facts, extra: Formula | None, box, syms, divisors_of=()):
 
     Symbolic divisors of ``divisors_of`` are known non-zero where reached, and
     are asserted so.  Returns ``(status, model-or-None, reason)``.
+
+    A nonlinear problem first gets the exact check under a small budget
+    (:data:`_QUICK_RLIMIT`): most are decided there within milliseconds,
+    while building and checking the relaxation took up to a few hundred
+    (it is sat, hence useless, for most problems the exact check decides).
+    The answer is the one the relaxation-first order gives: a relaxation is
+    unsat only when the exact problem is, and z3 behaves identically up to
+    the point where a resource limit stops it, so a decisive quick answer
+    (and its model) is the full check's answer.  Only when the quick check
+    runs out does the relaxation, then the full exact check, follow as before.
     """
     from ._relax import is_linear, relax
     from ._solver import Session
@@ -301,6 +317,9 @@ def _solve(facts, extra: Formula | None, box, syms, divisors_of=()):
     fs = list(facts) + side_conditions(divisors_of)
     goal = [extra] if extra is not None else []
     if not is_linear(fs + goal):
+        quick = Session(fs, box, syms).check(*goal, rlimit=_QUICK_RLIMIT)
+        if quick[0] != "unknown":
+            return quick
         lin, lbox = relax(fs + goal, box)
         status, _m, _why = Session(lin, lbox, syms).check()
         if status == "unsat":

@@ -118,6 +118,10 @@ ExprLike = Union["Expr", int]
 
 _MONO_KEYS: dict = {}
 _CONSTS: dict = {}
+_ATOMS: dict = {}  # Expr -> frozenset of its atoms (see Expr._atoms)
+_FREE: dict = {}  # Expr -> frozenset of its symbol names
+_SUBS: dict = {}  # (Expr, replacements of its symbols) -> Expr.subs result
+_MEMO_SIZE = 1 << 15
 
 
 def _mono_key(m: Monomial) -> tuple:
@@ -216,15 +220,30 @@ class Expr:
         return a.name if isinstance(a, Sym) else None
 
     def atoms(self) -> set[Atom]:
-        """Every atom, nested ones included."""
-        out: set[Atom] = set()
-        for m, _ in self.terms:
-            for a, _p in m:
-                _collect_atoms(a, out)
-        return out
+        """Every atom, nested ones included (a fresh set: callers may change it)."""
+        return set(self._atoms())
+
+    def _atoms(self) -> frozenset:
+        # memoised by structure: the decision procedure asks for the atoms and symbols of
+        # the same (immutable) expressions many times over, and each walk rebuilt the set
+        got = _ATOMS.get(self)
+        if got is None:
+            out: set[Atom] = set()
+            for m, _ in self.terms:
+                for a, _p in m:
+                    _collect_atoms(a, out)
+            got = frozenset(out)
+            if len(_ATOMS) >= _MEMO_SIZE:
+                _ATOMS.clear()
+                _FREE.clear()
+            _ATOMS[self] = got
+        return got
 
     def free_symbols(self) -> set[str]:
-        return {a.name for a in self.atoms() if isinstance(a, Sym)}
+        got = _FREE.get(self)
+        if got is None:
+            got = _FREE[self] = frozenset(a.name for a in self._atoms() if isinstance(a, Sym))
+        return set(got)
 
     # -- arithmetic
     def __add__(self, other: ExprLike) -> Expr:
@@ -370,11 +389,25 @@ class Expr:
         return total
 
     def subs(self, mapping: Mapping[str, ExprLike]) -> Expr:
-        """Replace symbols by expressions (re-normalising)."""
+        """Replace symbols by expressions (re-normalising).
+
+        Memoised on the expression and the replacements of its own symbols (the
+        others cannot change the result): the verifier instantiates the same index
+        expressions for many programs, tags and witnesses.
+        """
         if not mapping:
             return self
-        repl = {k: as_expr(v) for k, v in mapping.items()}
-        return self._map_atoms(lambda a: _subs_atom(a, repl))
+        free = self.free_symbols()
+        rel = tuple(sorted((k, as_expr(v)) for k, v in mapping.items() if k in free))
+        key = (self, rel)
+        got = _SUBS.get(key)
+        if got is None:
+            repl = dict(rel)
+            got = self._map_atoms(lambda a: _subs_atom(a, repl))
+            if len(_SUBS) >= _MEMO_SIZE:
+                _SUBS.clear()
+            _SUBS[key] = got
+        return got
 
     def _map_atoms(self, fn) -> Expr:
         out = Expr.const(0)
@@ -397,7 +430,7 @@ def _collect_atoms(a: Atom, out: set[Atom]) -> None:
     if isinstance(a, Op):
         for arg in a.args:
             if isinstance(arg, Expr):
-                out |= arg.atoms()
+                out |= arg._atoms()
             else:  # a Formula (first argument of where)
                 out |= arg.atoms()
 
@@ -688,7 +721,12 @@ class Formula:
         raise NotImplementedError
 
     def free_symbols(self) -> set[str]:
-        return {a.name for a in self.atoms() if isinstance(a, Sym)}
+        got = _FREE.get(self)  # memoised by structure, as for Expr
+        if got is None:
+            if len(_FREE) >= _MEMO_SIZE:
+                _FREE.clear()
+            got = _FREE[self] = frozenset(a.name for a in self.atoms() if isinstance(a, Sym))
+        return set(got)
 
     def subs(self, mapping: Mapping[str, ExprLike]) -> Formula:
         raise NotImplementedError
@@ -731,7 +769,7 @@ class Cmp(Formula):
         }[self.op]
 
     def atoms(self) -> set[Atom]:
-        return self.lhs.atoms() | self.rhs.atoms()
+        return set(self.lhs._atoms() | self.rhs._atoms())
 
     def subs(self, mapping: Mapping[str, ExprLike]) -> Formula:
         return _cmp(self.op, self.lhs.subs(mapping), self.rhs.subs(mapping))

@@ -35,26 +35,28 @@ TIMEOUT_MS = 5_000  # wall-clock backstop only; rlimit is what normally stops a 
 
 
 class _Terms:
-    """Expressions, formulas and quotients translated once per process, shared by sessions.
+    """z3 terms built once per process and shared by sessions.
 
     Building z3 terms through its Python API costs far more than checking the
     small problems the verifier asks (each operation coerces, checks sorts
     and wraps a new reference), and consecutive problems share most of their
-    facts.  So every translation is memoised with the quotients it relies on:
-    ``term(x)`` is ``(z3 term, deps)``, ``deps`` the quotient keys ``(n, d)``
-    whose definitions the term needs, inner ones first, in the order a
-    depth-first translation meets them.  A session asserts the definitions
-    of the quotients it has not defined yet, in that order, exactly where a
-    fresh translator would have produced them.  A quotient has one z3
-    variable per process (``%q<k>``), so two sessions that use the same
-    ``n // d`` share a name; each still asserts its definition itself.
+    facts.  So translations are memoised, keyed by the expression *and the
+    names its quotient variables get in the session*: a session numbers its
+    quotients ``%q1, %q2, ...`` in the order a depth-first translation meets
+    them (a quotient before its operands, except ``mod``, whose operands come
+    first), and asserts their definitions innermost first.  A session that
+    uses the memo therefore hands z3 exactly the terms, names and assertion
+    order a fresh translation would, so answers and models are unchanged.
+
+    ``order(x)``: the quotient keys ``(n, d)`` of ``x`` in numbering order;
+    ``deps(x)``: the same keys in definition order (operands first).
     """
 
     def __init__(self) -> None:
         self.vars: dict[str, z3.ArithRef] = {}
         self.memo: dict = {}
-        self.quot: dict = {}  # (n, d) -> (z3 variable, definitions)
-        self.fresh = 0
+        self._order: dict = {}
+        self._deps: dict = {}
 
     def var(self, name: str) -> z3.ArithRef:
         v = self.vars.get(name)
@@ -62,109 +64,140 @@ class _Terms:
             v = self.vars[name] = z3.Int(name)
         return v
 
-    def expr(self, e: Expr):
-        got = self.memo.get(e)
+    # -- naming-independent structure
+    def order(self, x) -> tuple:
+        got = self._order.get(x)
         if got is None:
-            got = self.memo[e] = self._expr(e)
+            got = self._order[x] = _uniq(self._walk(x, pre=True))
         return got
 
-    def _expr(self, e: Expr):
-        total = None
-        deps: tuple = ()
-        for m, c in e.terms:
-            term = z3.IntVal(c) if not m or c != 1 else None
-            for a, p in m:
-                t, d = self.atom(a)
-                deps = _merge(deps, d)
-                for _ in range(p):
-                    term = t if term is None else term * t
-            total = term if total is None else total + term
-        return (total if total is not None else z3.IntVal(0)), deps
+    def deps(self, x) -> tuple:
+        got = self._deps.get(x)
+        if got is None:
+            got = self._deps[x] = _uniq(self._walk(x, pre=False))
+        return got
 
-    def atom(self, a):
-        key = ("atom", a)
+    def _walk(self, x, pre: bool) -> list:
+        out: list = []
+        if isinstance(x, Expr):
+            for m, _c in x.terms:
+                for a, _p in m:
+                    out += self._walk_atom(a, pre)
+        elif isinstance(x, Cmp):
+            out += self.order(x.lhs) if pre else self.deps(x.lhs)
+            out += self.order(x.rhs) if pre else self.deps(x.rhs)
+        elif isinstance(x, BoolOp):
+            for f in x.args:
+                out += self.order(f) if pre else self.deps(f)
+        return out
+
+    def _walk_atom(self, a, pre: bool) -> list:
+        sub = self.order if pre else self.deps
+        if isinstance(a, Sym):
+            return []
+        k = a.kind
+        if k in ("floordiv", "mod", "cdiv"):
+            n, d = a.args
+            key = (-n, d) if k == "cdiv" else (n, d)
+            inner = [*sub(n), *sub(d)]
+            if pre and k != "mod":
+                return [key, *inner]
+            return [*inner, key]
+        return [y for x in a.args for y in sub(x)]
+
+    # -- terms under a naming
+    def _names(self, x, names: dict) -> tuple:
+        return tuple([names[k] for k in self.order(x)])
+
+    def expr(self, e: Expr, names: dict):
+        key = (e, self._names(e, names))
         got = self.memo.get(key)
         if got is None:
-            got = self.memo[key] = self._atom(a)
+            total = None
+            for m, c in e.terms:
+                term = z3.IntVal(c) if not m or c != 1 else None
+                for a, p in m:
+                    t = self.atom(a, names)
+                    for _ in range(p):
+                        term = t if term is None else term * t
+                total = term if total is None else total + term
+            got = self.memo[key] = total if total is not None else z3.IntVal(0)
         return got
 
-    def _atom(self, a):
+    def atom(self, a, names: dict):
         if isinstance(a, Sym):
-            return self.var(a.name), ()
+            return self.var(a.name)
         assert isinstance(a, Op)
         k = a.kind
         if k == "where":
             c, x, y = a.args
-            (tc, dc), (tx, dx), (ty, dy) = self.formula(c), self.expr(x), self.expr(y)
-            return z3.If(tc, tx, ty), _merge(dc, dx, dy)
+            return z3.If(self.formula(c, names), self.expr(x, names), self.expr(y, names))
         if k == "floordiv":
-            return self.quotient(*a.args)
+            return self.quotient(*a.args, names)
         if k == "mod":
             n, d = a.args
-            (tn, dn), (td, dd), (tq, dq) = self.expr(n), self.expr(d), self.quotient(n, d)
-            return tn - td * tq, _merge(dn, dd, dq)
+            return self.expr(n, names) - self.expr(d, names) * self.quotient(n, d, names)
         if k == "cdiv":
             n, d = a.args
-            tq, dq = self.quotient(-n, d)
-            return -tq, dq
-        pairs = [self.expr(x) for x in a.args]
-        xs = [t for t, _ in pairs]
-        deps = _merge(*(d for _, d in pairs))
+            return -self.quotient(-n, d, names)
+        xs = [self.expr(x, names) for x in a.args]
         if k == "abs":
-            return z3.If(xs[0] >= 0, xs[0], -xs[0]), deps
+            return z3.If(xs[0] >= 0, xs[0], -xs[0])
         out = xs[0]
         for x in xs[1:]:
             out = z3.If(x < out, x, out) if k == "min" else z3.If(x > out, x, out)
-        return out, deps
+        return out
 
-    def quotient(self, n: Expr, d: Expr):
-        key = (n, d)
-        got = self.quot.get(key)
+    def quotient(self, n: Expr, d: Expr, names: dict):
+        return self.var(f"%q{names[(n, d)]}")
+
+    def definitions(self, key: tuple, names: dict) -> list:
+        """The defining inequalities of quotient ``key = (n, d)`` under ``names``."""
+        n, d = key
+        mk = (key, names[key], self._names(n, names), self._names(d, names))
+        got = self.memo.get(mk)
         if got is None:
-            (N, dn), (D, dd) = self.expr(n), self.expr(d)
-            self.fresh += 1
-            q = z3.Int(f"%q{self.fresh}")
+            q = self.quotient(n, d, names)
+            N, D = self.expr(n, names), self.expr(d, names)
             pos = z3.And(D * q <= N, N < D * q + D)
             neg = z3.And(D * q >= N, N > D * q + D)
             if d.is_const:
                 # a constant 0 divisor is unreachable (see _normal.rebuild)
-                defs = ([pos if d.const_value > 0 else neg] if d.const_value else [])
+                got = [pos if d.const_value > 0 else neg] if d.const_value else []
             else:
-                defs = [z3.Implies(D > 0, pos), z3.Implies(D < 0, neg)]
-            got = self.quot[key] = (q, defs, _merge(dn, dd, (key,)))
-        return got[0], got[2]
-
-    def formula(self, f: Formula):
-        got = self.memo.get(f)
-        if got is None:
-            got = self.memo[f] = self._formula(f)
+                got = [z3.Implies(D > 0, pos), z3.Implies(D < 0, neg)]
+            self.memo[mk] = got
         return got
 
-    def _formula(self, f: Formula):
+    def formula(self, f: Formula, names: dict):
+        key = (f, self._names(f, names))
+        got = self.memo.get(key)
+        if got is None:
+            got = self.memo[key] = self._formula(f, names)
+        return got
+
+    def _formula(self, f: Formula, names: dict):
         if isinstance(f, BoolConst):
-            return z3.BoolVal(f.value), ()
+            return z3.BoolVal(f.value)
         if isinstance(f, Cmp):
-            (a, da), (b, db) = self.expr(f.lhs), self.expr(f.rhs)
-            deps = _merge(da, db)
+            a, b = self.expr(f.lhs, names), self.expr(f.rhs, names)
             op = f.op
             if op == "==":
-                return a == b, deps
+                return a == b
             if op == "!=":
-                return a != b, deps
+                return a != b
             if op == "<":
-                return a < b, deps
+                return a < b
             if op == "<=":
-                return a <= b, deps
+                return a <= b
             if op == ">":
-                return a > b, deps
-            return a >= b, deps
+                return a > b
+            return a >= b
         assert isinstance(f, BoolOp)
-        pairs = [self.formula(x) for x in f.args]
-        args = [t for t, _ in pairs]
-        deps = _merge(*(d for _, d in pairs))
+        args = [self.formula(x, names) for x in f.args]
         if f.kind == "not":
-            return z3.Not(args[0]), deps
-        return (z3.And(*args) if f.kind == "and" else z3.Or(*args)), deps
+            return z3.Not(args[0])
+        return z3.And(*args) if f.kind == "and" else z3.Or(*args)
 
     def bound(self, name: str, lo, hi) -> list:
         key = ("bound", name, lo, hi)
@@ -176,16 +209,8 @@ class _Terms:
         return got
 
 
-def _merge(*deps: tuple) -> tuple:
-    """Concatenate dependency lists, first occurrence kept (order is definition order)."""
-    parts = [d for d in deps if d]
-    if len(parts) <= 1:
-        return parts[0] if parts else ()
-    out: dict = {}
-    for d in parts:
-        for k in d:
-            out.setdefault(k, None)
-    return tuple(out)
+def _uniq(keys: list) -> tuple:
+    return tuple(dict.fromkeys(keys))
 
 
 _TERMS = _Terms()
@@ -215,25 +240,32 @@ class Session:
         self.solver = z3.Solver()
         self.solver.set("timeout", TIMEOUT_MS)
         self.symbols = sorted(set(symbols))
-        self.defined: set = set()
+        self.names: dict = {}  # quotient key -> its number in this session
+        self.fresh = 0
         asserted = []
         for s in self.symbols:
             lo, hi = box.get(s, (1, INF))
             asserted += tr.bound(s, lo, hi)
         pending: list = []
         for f in facts:
-            t, deps = tr.formula(f)
-            asserted.append(t)
-            self._define(deps, pending)
+            asserted.append(self._translate(f, pending))
         self._assert(asserted + pending)
-        self._base = frozenset(self.defined)
+        self._base = dict(self.names)
 
-    def _define(self, deps: tuple, out: list) -> None:
-        """Queue the definitions of the quotients in ``deps`` not defined yet."""
-        for k in deps:
-            if k not in self.defined:
-                self.defined.add(k)
-                out += self.tr.quot[k][1]
+    def _translate(self, f: Formula, pending: list):
+        """``f`` as a z3 term; definitions of the quotients it introduces go to ``pending``."""
+        tr, names = self.tr, self.names
+        new = [k for k in tr.order(f) if k not in names]
+        for k in new:
+            self.fresh += 1
+            names[k] = self.fresh
+        t = tr.formula(f, names)
+        if new:
+            fresh = set(new)
+            for k in tr.deps(f):
+                if k in fresh:
+                    pending += tr.definitions(k, names)
+        return t
 
     def _assert(self, terms: list) -> None:
         s = self.solver
@@ -248,11 +280,8 @@ class Session:
         s = self.solver
         s.push()
         try:
-            asserted, pending = [], []
-            for f in extra:
-                t, deps = self.tr.formula(f)
-                asserted.append(t)
-                self._define(deps, pending)
+            pending: list = []
+            asserted = [self._translate(f, pending) for f in extra]
             # definitions are scoped with the facts that need them
             self._assert(asserted + pending)
             s.set("rlimit", rlimit)
@@ -268,5 +297,6 @@ class Session:
             return "unknown", None, f"z3: {s.reason_unknown()}"
         finally:
             s.pop()
-            # quotients first defined inside the scope lost their definitions with the pop
-            self.defined = set(self._base)
+            # quotients first met inside the scope lost their definitions with the pop;
+            # their numbers are not reused (the counter goes on, as it always has)
+            self.names = dict(self._base)
