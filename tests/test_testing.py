@@ -103,3 +103,24 @@ def test_plugin_options_and_errors(pytester):
     result.stderr.fnmatch_lines(
         ["*pyproject.toml:2: error: unknown setting ?tool.tileproof? jobz*"]
     )
+
+
+def test_sizes_strategy_draws_admissible_points_within_the_cap():
+    from hypothesis import HealthCheck, given, settings
+
+    from tileproof.catalog import paged_attention
+    from tileproof.testing import sizes
+    from tileproof.verify.numeric._sizes import CAP_ELEMENTS, cost
+
+    kernel = paged_attention.paged_attention
+    seen = []
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+    @given(sizes(kernel))
+    def check(env):
+        assert all(f.evaluate(env) for f in kernel.assume)
+        assert cost(kernel, env)[0] <= CAP_ELEMENTS
+        seen.append(env)
+
+    check()
+    assert len(seen) >= 10 and all(env["H"] % 16 == 0 for env in seen)

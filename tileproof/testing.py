@@ -16,9 +16,10 @@ proofs are cached in ``.tileproof_cache/`` like the command's.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
-__all__ = ["assert_verified"]
+__all__ = ["assert_verified", "sizes"]
 
 
 def assert_verified(
@@ -68,3 +69,38 @@ def assert_verified(
     if not report.ok:
         raise AssertionError("\n" + to_text(report))
     return report
+
+
+def sizes(kernel, *, capped: bool = True):
+    """A hypothesis strategy of admissible sizes for ``kernel`` (a dict per example).
+
+    Built from the domain: each size ranges over the bounds its single-symbol
+    assumptions give (small values weighted first, as hypothesis does), the
+    whole domain filters the draws, and by default so does the numeric
+    executor's memory cap, so every example can also be run with
+    :func:`tileproof.verify.numeric.execute`::
+
+        @given(tileproof.testing.sizes(paged))
+        def test_paged_at(sz): ...
+    """
+    from hypothesis import strategies as st
+
+    from . import shapes
+    from .verify.numeric._sizes import _bounds, admissible
+
+    def step(name: str) -> int:
+        """k when the domain says ``name % k == 0``: draw multiples instead of filtering."""
+        k = 1
+        for f in kernel.assume:
+            if isinstance(f, shapes.Cmp) and f.op == "==" and f.rhs == 0:
+                atom = f.lhs.as_atom()
+                if getattr(atom, "kind", None) == "mod" and atom.args[0].as_symbol() == name:
+                    if atom.args[1].is_const:
+                        k = math.lcm(k, atom.args[1].const_value)
+        return k
+
+    fields = {}
+    for name, (lo, hi) in _bounds(kernel).items():
+        k = step(name)
+        fields[name] = st.integers(min_value=-(-lo // k), max_value=hi // k).map(lambda m, k=k: k * m)
+    return st.fixed_dictionaries(fields).filter(lambda env: admissible(kernel, env, capped))
