@@ -104,12 +104,18 @@ def test_fused_decode_phases_and_index_formulas():
 
 
 def test_fused_decode_odd_split_differs_only_by_the_split():
+    """Only phase 2 changes: its lanes halve rows, so they share each work item (core, not
+    2*core + lane) and each stores its 5 // 2 = 2-row half of the [5, 128] result."""
     gone, new = changed(FD.fused_decode, FDB.fused_decode_odd_split)
-    assert [g.split(None, 1)[1] for g in gone] == ["lanes lane_3 in [0, 2) task-parallel:"]
-    assert [n.split(None, 1)[1] for n in new] == [
-        "lanes lane_3 in [0, 2) halving axis 0:",
-        "lane_part of tile [5, 128] along axis 0 / 2",
-    ]
+    gone_text, new_text = "\n".join(gone), "\n".join(new)
+    assert "lanes lane_3 in [0, 2) task-parallel:" in gone_text
+    assert "lanes lane_3 in [0, 2) halving axis 0:" in new_text
+    assert "lane_part of tile [5, 128] along axis 0 / 2" in new_text
+    assert "store out[ds(3*i_392 + core // 8, 1), ds(256*lane_3 + 640*(core % 8), 256)]" in new_text
+    lines = FD.fused_decode.location.line, FDB.fused_decode_odd_split.location.line
+    assert lines[0] == lines[1]
+    phase2 = int(gone[0].split()[0][1:])  # nothing before phase 2's lanes region changed
+    assert all(int(x.split()[0][1:]) >= phase2 for x in gone + new if x.split()[0][1:].isdigit())
 
 
 def test_fused_decode_wave_launch_differs_only_by_the_launch():

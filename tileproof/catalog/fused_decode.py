@@ -190,8 +190,9 @@ def make_fused_decode(
 ) -> tp.Kernel:
     """The spec, or it with one of the KERNELS.md §1 defects.
 
-    - ``odd_split``: phase 2 runs under the row-halving split of phase 1, which would
-      halve its [5, 128] reduction tile (``fused_decode_odd_split`` -> ``split``).
+    - ``odd_split``: phase 2 runs under the row-halving split of phase 1: the two lanes
+      share each work item and keep half of its [5, 128] result each, so a row is lost
+      (``fused_decode_odd_split`` -> ``split``; numerically, unwritten output rows).
     - ``wave_launch``: programs may start in waves while the unfenced zero-fill tasks
       hold cores, so 24 barrier participants need not be co-resident
       (``fused_decode_wave_launch`` -> ``barrier``).
@@ -353,17 +354,17 @@ def make_fused_decode(
 
         # ---- phase 2: online softmax across pages per (batch, kv head) (task-parallel lanes)
         with tp.lanes(2, halve=0 if odd_split else None) as lane:
-            idx = 2 * core + lane
+            # Task-parallel lanes take separate work items; the row-halving split of phase 1
+            # makes the two lanes share an item and each keep half of its rows.
+            idx, step = (core, P2_STEP // 2) if odd_split else (2 * core + lane, P2_STEP)
 
             def reduce(t, carry):
-                w = idx + P2_STEP * t
+                w = idx + step * t
                 b, kvh = w // HKV, w % HKV
                 n = (tp.load(seq_lens, (b,)) + PAGE - 1) // PAGE
                 seed = None if empty_seq else n > 0  # a sequence of length 0 has no page 0
                 r0 = tp.ds(partial_rows(b, kvh, 0), GROUP)
                 o = tp.load(part_o, (r0, _ALL), mask=seed)
-                if odd_split:  # the row-halving split hands each lane half of a 5-row tile
-                    tp.lane_part(o, axis=0)
                 acc = (tp.load(part_m, (r0,), mask=seed), tp.load(part_l, (r0,), mask=seed), o)
 
                 def page(j, acc):
@@ -377,12 +378,18 @@ def make_fused_decode(
 
                 _, l, o = lax.fori_loop(1, n, page, acc)
                 res = o / jnp.where(l > 0, l, 1.0)[:, None]  # an empty sequence gives zeros
+                if odd_split:  # each lane stores its half: 5 // 2 = 2 rows, the fifth is lost
+                    half = tp.lane_part(res, axis=0)
+                    rows = half.shape[0]
+                    cols = tp.ds(kvh * GROUP * D + lane * rows * D, rows * D)
+                    tp.store(out, (tp.ds(b, 1), cols), half.reshape(1, rows * D))
+                    return carry
                 tp.store(
                     out, (tp.ds(b, 1), tp.ds(kvh * GROUP * D, GROUP * D)), res.reshape(1, GROUP * D)
                 )
                 return carry
 
-            lax.fori_loop(0, (B * HKV - idx + P2_STEP - 1) // P2_STEP, reduce, 0)
+            lax.fori_loop(0, (B * HKV - idx + step - 1) // step, reduce, 0)
 
     return fused_decode
 
