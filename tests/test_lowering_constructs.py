@@ -96,3 +96,33 @@ def test_unsupported_is_reported_with_its_line():
 )
 def test_constructs_lower_completely(k):
     assert lower(k).unsupported == []
+
+
+def test_a_step_read_inside_the_loop_is_not_an_induction():
+    """`c += table[i]` changes by a different amount each step: no closed form, so an index
+    built from it is reported unsupported instead of being solved as c0 + s*table[...]."""
+    import jax.numpy as jnp
+    from jax import lax
+
+    import tileproof.spec as tp
+
+    @tp.kernel(
+        grid={"b": 1},
+        assume=["N <= 64"],
+        tensors=dict(
+            table=tp.Input(("N",), "int32", values="0 <= v < 4"),
+            x=tp.Input((256,)),
+            o=tp.Output((256,)),
+        ),
+    )
+    def k(table, x, o):
+        def body(i, c):
+            off = c + tp.load(table, (i,))
+            tp.store(o, (tp.ds(off, 1),), tp.load(x, (tp.ds(off, 1),)))
+            return off
+
+        lax.fori_loop(0, tp.size("N"), body, jnp.int32(0))
+
+    m = lower(k)
+    assert m.unsupported, m.listing()
+    assert "not an induction" in m.unsupported[0].what

@@ -70,6 +70,9 @@ def _classify(ctx: _Ctx, init: list[SV], outs: list[SV], loopvar: str, data=None
     entry; see :func:`_carried_data`.
     """
     phs = {f"{_PH}{i}" for i in range(len(init))}
+    # A step may only use names that exist before the loop: a value the body itself reads
+    # (a first-pass data symbol, forgotten since) changes from step to step.
+    known = ctx.names
     kinds = []
     for i, (a, b) in enumerate(zip(init, outs)):
         if a.is_int and b.is_int:
@@ -78,7 +81,7 @@ def _classify(ctx: _Ctx, init: list[SV], outs: list[SV], loopvar: str, data=None
             read = b.expr.as_symbol()
             if diff.is_const and diff.const_value == 0:
                 kinds.append(("inv",))
-            elif not (free & phs) and loopvar not in free:
+            elif free <= known and loopvar not in free:
                 kinds.append(("ind", diff))
             elif data and read in data and read not in ctx.data:
                 kinds.append(("data", data[read]))
@@ -87,7 +90,7 @@ def _classify(ctx: _Ctx, init: list[SV], outs: list[SV], loopvar: str, data=None
         elif a.prov is not None and b.prov is not None and ctx.rank_var:
             delta = b.prov - shapes.sym(ctx.rank_var)
             free = delta.free_symbols()
-            if ctx.rank_var not in free and loopvar not in free and not (free & phs):
+            if ctx.rank_var not in free and loopvar not in free and free <= known:
                 kinds.append(("shift", delta))
             else:
                 kinds.append(_shift_mod(ctx, b.prov, loopvar, phs))
@@ -104,8 +107,8 @@ def _shift_mod(ctx: _Ctx, prov: shapes.Expr, loopvar: str, phs: set) -> tuple:
         return ("var",)
     arg, m = atom.args
     d = arg - shapes.sym(ctx.rank_var)
-    bad = {ctx.rank_var, loopvar} | phs
-    if (d.free_symbols() | m.free_symbols()) & bad:
+    free = d.free_symbols() | m.free_symbols()
+    if free & ({ctx.rank_var, loopvar} | phs) or not free <= ctx.names:
         return ("var",)
     return ("shiftmod", d, m)
 
