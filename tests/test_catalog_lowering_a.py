@@ -4,13 +4,13 @@ the defect (compared on the listing, which is what the verifier reads)."""
 
 from __future__ import annotations
 
-import difflib
 import re
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from specs.listings import changed, listing
 
 from tileproof.catalog import fused_decode as FD
 from tileproof.catalog import mesh_ring_attention as MR
@@ -19,24 +19,6 @@ from tileproof.catalog.bugs import _mesh_ring_attention as MRB
 from tileproof.lowering import Fold, lower
 
 ALL = [*FD.SPECS, *MR.SPECS, *FDB.VARIANTS, *MRB.VARIANTS]
-_LISTINGS: dict[str, str] = {}
-
-
-def listing(kernel) -> str:
-    if kernel.name not in _LISTINGS:
-        _LISTINGS[kernel.name] = lower(kernel).listing()
-    return _LISTINGS[kernel.name]
-
-
-def changed(correct, variant) -> tuple[list[str], list[str]]:
-    """(lines only in the correct listing, lines only in the variant's), header aside."""
-    a = listing(correct).splitlines()[1:]
-    b = listing(variant).splitlines()[1:]
-    diff = list(difflib.ndiff(a, b))
-    return (
-        [d[2:].strip() for d in diff if d.startswith("- ")],
-        [d[2:].strip() for d in diff if d.startswith("+ ")],
-    )
 
 
 @pytest.mark.parametrize("kernel", ALL, ids=lambda k: k.name)

@@ -4,12 +4,12 @@ only at the defect (compared on the listing, which is what the verifier reads)."
 
 from __future__ import annotations
 
-import difflib
 import re
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from specs.listings import changed, listing
 
 from tileproof.catalog import compressor_pool as CP
 from tileproof.catalog import decode_split_k as DS
@@ -20,30 +20,12 @@ from tileproof.catalog.bugs import _paged_attention as PAB
 from tileproof.lowering import Loop, lower
 
 ALL = [*CP.SPECS, *PA.SPECS, *DS.SPECS, *CPB.VARIANTS, *PAB.VARIANTS, *DSB.VARIANTS]
-_LISTINGS: dict[str, str] = {}
-
-
-def listing(kernel) -> str:
-    if kernel.name not in _LISTINGS:
-        _LISTINGS[kernel.name] = lower(kernel).listing()
-    return _LISTINGS[kernel.name]
 
 
 def body(kernel) -> str:
     """The body listing without its line-number column (nesting kept)."""
     lines = listing(kernel).split("  body\n", 1)[1].splitlines()
     return "\n".join(ln[len("  L1234 ") :] for ln in lines)
-
-
-def changed(correct, variant) -> tuple[list[str], list[str]]:
-    """(lines only in the correct listing, lines only in the variant's), header aside."""
-    a = listing(correct).splitlines()[1:]
-    b = listing(variant).splitlines()[1:]
-    diff = list(difflib.ndiff(a, b))
-    return (
-        [d[2:].strip() for d in diff if d.startswith("- ")],
-        [d[2:].strip() for d in diff if d.startswith("+ ")],
-    )
 
 
 @pytest.mark.parametrize("kernel", ALL, ids=lambda k: k.name)

@@ -209,26 +209,13 @@ def apply_logs(data, written, entries: list[LogEntry], shape, ordered: bool, wri
                tensor: str):
     """Apply one phase's logged writes to a tensor; returns data, written, race record."""
     n = int(np.prod(shape, dtype=np.int64))
-    strides = [int(np.prod(shape[k + 1:], dtype=np.int64)) for k in range(len(shape))]
     lins, vals, masks, keys, seqs = [], [], [], [], []
     for e in entries:
         _t, dims = e.meta
         tshape = tile_shape(dims)
         nt = len(tshape)
         lead = e.mask.shape[: e.mask.ndim - nt]
-        st = e.starts  # lead + (ndims,)
-        lin = jnp.zeros(lead + tshape, jnp.int32)
-        j = 0
-        for k, (kind, size) in enumerate(dims):
-            s = st[..., k].reshape(lead + (1,) * nt)
-            if kind == "ds":
-                shp = [1] * nt
-                shp[j] = size
-                c = s + jnp.arange(size, dtype=jnp.int32).reshape(shp)
-                j += 1
-            else:
-                c = s
-            lin = lin + c * strides[k]
+        lin = _linear(e.starts, dims, shape, lead)
         full = lead + tshape
         lins.append(lin.reshape(-1))
         vals.append(jnp.broadcast_to(e.value, full).reshape(-1))
