@@ -1,6 +1,6 @@
-"""tileproof.shapes against jax.export's own decision procedure, on the shared corpus.
+"""tileproof.shapes against jax.export's own decision procedure, on JAX's own shape corpus.
 
-Runs every ``prove`` and ``bounds`` case of ``../shared/corpus/jax_shape_cases.json``
+Runs every ``prove`` and ``bounds`` case of ``tests/data/jax_shape_cases.json``
 through both, in this process, and prints: cases decided by each, wrong
 answers of each, median and p99 latency per case, and the latency ratio.
 
@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "jax_shape_cases.json"
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "jax_shape_cases.json"
 WANT = {
     "always": "proved",
     "never": "refuted",

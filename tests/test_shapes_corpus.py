@@ -1,7 +1,8 @@
-"""Every case of the shared JAX shape corpus gets its true answer from tileproof.shapes.
+"""Every case of the JAX shape corpus gets its true answer from tileproof.shapes.
 
-The corpus (``../shared/corpus/jax_shape_cases.json``) comes from JAX's own
-symbolic-shape tests.  JAX's dimension variables are always ``>= 1``, while
+The corpus (``tests/data/jax_shape_cases.json``, its provenance in its own
+``about`` field) comes from JAX's own symbolic-shape tests
+(``tests/shape_poly_test.py`` and ``docs/export/shape_poly.md`` of jax-ml/jax).  JAX's dimension variables are always ``>= 1``, while
 tileproof lets an assumption ``m >= 0`` declare ``m``'s domain; so a case
 that states such a literal lower bound is run with the ``m >= 1`` JAX implies
 (:func:`jax_semantics`).  That changes the answer of 8 cases (143-145,
@@ -18,7 +19,7 @@ import pytest
 from tileproof import shapes
 from tileproof.shapes._context import lower_bound_decl
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "jax_shape_cases.json"
+CORPUS = Path(__file__).resolve().parent / "data" / "jax_shape_cases.json"
 
 # Cases tileproof answers "unknown" (allowed by the issue, listed explicitly).  None today.
 KNOWN_GAPS: set[int] = set()
@@ -34,8 +35,7 @@ WANT = {
 def _load() -> list[dict]:
     if not CORPUS.exists():
         raise FileNotFoundError(
-            f"the shared shape corpus is missing: {CORPUS} (tileproof expects the checkout "
-            "next to ../shared, as the issue describes)"
+            f"the shape corpus is missing: {CORPUS} (it ships in the repository's tests/data)"
         )
     return json.loads(CORPUS.read_text())["cases"]
 
