@@ -115,12 +115,16 @@ def make_mesh_ring_attention(
     *,
     placement: str = "pe",
     s_q: int = 16,
+    s_kv: int = S_KV,
     short: bool = False,
     gated_partner: bool = False,
     stale_backward: bool = False,
     name: str | None = None,
 ) -> tp.Kernel:
     """The spec for one placement and query length; each flag adds one real defect.
+
+    ``s_kv`` is the K/V sequence shard per rank (the authors' 16; the device
+    benchmark also runs longer shards).
 
     - ``short``: the step loop runs n - 2 steps instead of n - 1, so the two far
       ends never meet (``mesh_ring_short`` -> ``ring``).
@@ -149,8 +153,8 @@ def make_mesh_ring_attention(
         defaults={"n": 4 if cube else 8},
         tensors=dict(
             q=tp.Input(("n", s_q, HEADS, HEAD_DIM)),
-            k=tp.Input(("n", S_KV, HEADS, HEAD_DIM), sharded=True),
-            v=tp.Input(("n", S_KV, HEADS, HEAD_DIM), sharded=True),
+            k=tp.Input(("n", s_kv, HEADS, HEAD_DIM), sharded=True),
+            v=tp.Input(("n", s_kv, HEADS, HEAD_DIM), sharded=True),
             out=tp.Output(("n", s_q, HEADS, HEAD_DIM)),
         ),
         reference=_reference,
