@@ -244,3 +244,21 @@ def test_loops_without_a_closed_form_are_unsupported(make):
     assert m.unsupported and "no exact model" in m.unsupported[0].what, m.listing()
     statuses = {o.status for o in _obs(k)}
     assert "unknown" in statuses
+
+
+def test_an_unmodelled_loop_hides_its_writes_from_coverage():
+    """The output is written only inside a loop with no closed form: coverage is unknown
+    (not a false "never written"), and the message names the loop's accesses."""
+
+    @tp.kernel(grid={"b": 1}, assume=["N <= 64"], tensors=dict(o=tp.Output(("N",))))
+    def hidden(o):
+        def body(i):
+            tp.store(o, (tp.ds(i, 1),), ONE)  # MARK-hidden
+            return i + 1
+
+        lax.while_loop(lambda i: i != tp.size("N"), body, jnp.int32(0))
+
+    obs = _obs(hidden)
+    assert not any(o.status in ("proved", "violated") for o in obs if o.kind == "coverage")
+    (u,) = lower(hidden).unsupported
+    assert u.tensors == ("o",) and "store o at test_lowering_while.py:" in u.what

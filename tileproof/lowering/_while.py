@@ -25,10 +25,16 @@ from __future__ import annotations
 
 from .. import shapes
 from ._lower import _Block, _Ctx
-from ._model import Access, Arith, Unsupported
+from ._model import Access, Arith, Unsupported, _children
 from ._values import SV, int_sv, opaque
 
 __all__ = ["lower_while"]
+
+
+def _walk(nodes):
+    for n in nodes:
+        yield n
+        yield from _walk(_children(n))
 
 
 def _nodes_mention(node, name: str) -> bool:
@@ -103,8 +109,14 @@ def lower_while(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
     def give_up(why: str):
         if before:
             ctx.data = before  # reads of the condition are not part of the model
-        block.add(Unsupported(f"a while loop whose trip count has no exact model: {why}; "
-                              "its loads and stores are not modelled", loc))
+        accs = [n for n in _walk(scratch.nodes) if isinstance(n, Access)]
+        shown = ", ".join(f"{a.kind} {a.tensor} at {a.loc.short}" for a in accs[:4])
+        more = f" and {len(accs) - 4} more" if len(accs) > 4 else ""
+        block.add(Unsupported(
+            f"a while loop whose trip count has no exact model: {why}; "
+            + (f"its accesses ({shown}{more}) are not modelled" if accs else
+               "its body is not modelled"),
+            loc, tuple(dict.fromkeys(a.tensor for a in accs))))
         return [opaque(sv.shape, "the result of an unmodelled while loop") for sv in init]
 
     # The condition, interpreted for real with every carry at iteration `cvar`.
