@@ -104,10 +104,10 @@ def lower_while(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
         reads = dict(ctx.data)
     kinds = _classify(ctx, init, outs, "", reads)
 
-    before: dict = {}
+    before: dict | None = None
 
     def give_up(why: str):
-        if before:
+        if before is not None:
             ctx.data = before  # reads of the condition are not part of the model
         accs = [n for n in _walk(scratch.nodes) if isinstance(n, Access)]
         shown = ", ".join(f"{a.kind} {a.tensor} at {a.loc.short}" for a in accs[:4])
