@@ -111,10 +111,11 @@ def grid_barriers(nodes: Iterable[Node]) -> shapes.Expr:
     return total
 
 
-def _bound_inside(loop: Loop) -> set[str]:
-    """Names that take a new value in every iteration of ``loop``: its index, the indices
-    of loops and lanes inside it, and the data it reads (or carries) there."""
-    out = {loop.var, *loop.carried}
+def _bound_inside(loop: Loop | Lanes) -> set[str]:
+    """Names that take a new value in every iteration of ``loop`` (or lane of a lanes
+    region): its index, the indices of loops and lanes inside it, and the data it reads (or
+    carries) there."""
+    out = {loop.var, *getattr(loop, "carried", ())}
     stack = list(loop.body)
     while stack:
         n = stack.pop()
@@ -127,20 +128,21 @@ def _bound_inside(loop: Loop) -> set[str]:
     return out
 
 
-def inexact_phase_loops(body: list[Node]) -> list[Loop]:
+def inexact_phase_loops(body: list[Node]) -> list[Loop | Lanes]:
     """Loops whose grid barriers per iteration change from one iteration to the next.
 
     Phases count grid barriers as ``(i - lo) * per_iteration`` at the start of iteration
     ``i``; that is exact only when ``per_iteration`` is the same in every iteration.  A
     barrier in an inner loop of ``i`` iterations (a triangular loop), or under a branch on
-    ``i`` or on data read in the loop, breaks it: those loops are returned, and the
+    ``i`` or on data read in the loop, breaks it (and, in a lanes region, a count that
+    differs from lane to lane): those are returned, and the
     obligations that compare phases (race, coverage) cannot be trusted for the kernel.
     """
     out = []
     stack = list(body)
     while stack:
         n = stack.pop()
-        if isinstance(n, Loop):
+        if isinstance(n, (Loop, Lanes)):  # lanes: one count for the program, whichever lane
             inner = grid_barriers(n.body)
             if inner != 0 and inner.free_symbols() & _bound_inside(n):
                 out.append(n)
