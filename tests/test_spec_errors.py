@@ -94,3 +94,67 @@ def test_cli_spec_error_exit_code_2(tmp_path):
     assert r.returncode == 2, r.stdout + r.stderr
     out = r.stdout + r.stderr
     assert "bad_spec.py:6" in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize("raised", ["SystemExit(0)", "KeyboardInterrupt()", "SystemExit(3)"])
+def test_any_exception_while_tracing_is_a_spec_error(raised):
+    @tp.kernel(grid={"i": 4}, tensors=dict(o=tp.Output((4,))))
+    def k(o):
+        raise eval(raised)  # MARK-raise
+
+    with pytest.raises(tp.SpecError) as e:
+        lower(k)
+    msg = str(e.value)
+    assert f"test_spec_errors.py:{_line_of('MARK-raise')}" in msg
+    assert raised.split("(")[0] in msg and "does not trace" in msg
+
+
+@pytest.mark.parametrize("where", ["module", "body"])
+@pytest.mark.parametrize("raised", ["SystemExit(0)", "KeyboardInterrupt"])
+def test_cli_exits_2_when_a_spec_module_raises(tmp_path, where, raised):
+    spec = tmp_path / "raising_spec.py"
+    body = f"    raise {raised}" if where == "body" else "    tp.store(o, (0,), 1.0)"
+    spec.write_text("import tileproof.spec as tp\n"
+                    + (f"raise {raised}\n" if where == "module" else "\n")
+                    + "@tp.kernel(grid={'i': 4}, tensors=dict(o=tp.Output((4,))))\n"
+                    + f"def k(o):\n{body}\n")
+    r = subprocess.run([sys.executable, "-m", "tileproof.cli", "check", "--static", str(spec)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2, r.stdout + r.stderr
+    line = 2 if where == "module" else 5
+    out = r.stdout + r.stderr
+    assert f"raising_spec.py:{line}" in out and raised.split("(")[0] in out
+
+
+def test_a_body_that_never_finishes_tracing_is_stopped():
+    @tp.kernel(grid={"i": 4}, tensors=dict(o=tp.Output((4,))))
+    def spins(o):
+        while True:  # MARK-spin
+            pass
+
+    from tileproof.lowering._lower import trace
+
+    with pytest.raises(tp.SpecError) as e:
+        trace(spins, timeout_s=0.5)
+    msg = str(e.value)
+    assert "'spins' did not finish tracing within 0.5 s" in msg
+    assert f"test_spec_errors.py:{_line_of('MARK-spin') + 1}" in msg or (
+        f"test_spec_errors.py:{_line_of('MARK-spin')}" in msg)
+
+
+def test_the_trace_timeout_is_configurable_and_reaches_worker_processes(tmp_path):
+    spec = tmp_path / "spin_spec.py"
+    spec.write_text("import tileproof.spec as tp\n\n"
+                    "@tp.kernel(grid={'i': 4}, tensors=dict(o=tp.Output((4,))))\n"
+                    "def spin_a(o):\n    while True:\n        pass\n\n"
+                    "@tp.kernel(grid={'i': 4}, tensors=dict(o=tp.Output((4,))))\n"
+                    "def spin_b(o):\n    while True:\n        pass\n")
+    import os
+
+    env = {**os.environ, "TILEPROOF_TRACE_TIMEOUT_S": "1"}
+    r = subprocess.run([sys.executable, "-m", "tileproof.cli", "check", "--static", "-j", "2",
+                        str(spec)], capture_output=True, text=True, env=env)
+    assert r.returncode == 2, r.stdout + r.stderr
+    out = r.stdout + r.stderr
+    assert "'spin_a' did not finish tracing within 1 s" in out
+    assert "'spin_b' did not finish tracing within 1 s" in out

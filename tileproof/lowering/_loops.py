@@ -217,44 +217,10 @@ def _loop(
 
 
 def _while(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
-    p = eqn.params
-    nc, nb = p["cond_nconsts"], p["body_nconsts"]
-    cconsts, bconsts, init = ins[:nc], ins[nc : nc + nb], ins[nc + nb :]
-    with _first_pass(ctx) as scratch:
-        phs = _placeholders(ctx, init)
-        cond_out = _run(ctx, p["cond_jaxpr"], cconsts + phs, scratch)[0]
-        outs = _run(ctx, p["body_jaxpr"], bconsts + phs, scratch)
-        reads = dict(ctx.data)
-    kinds = _classify(ctx, init, outs, "", reads)
-    counter, hi = None, None
-    c = cond_out.cond if cond_out.is_bool else None
-    if isinstance(c, shapes.Cmp) and c.op in ("<", ">"):
-        lhs, rhs = (c.lhs, c.rhs) if c.op == "<" else (c.rhs, c.lhs)
-        name = lhs.as_symbol()
-        if name and name.startswith(_PH):
-            i = int(name[len(_PH) :])
-            if kinds[i][0] == "ind" and kinds[i][1] == shapes.as_expr(1):
-                bound = _bind_invariants(rhs, init)
-                if not bound.free_symbols() & {f"{_PH}{j}" for j in range(len(init))}:
-                    counter, hi = i, bound
-    if counter is None or not init[counter].is_int:
-        block.add(
-            Unsupported(
-                "a while loop that is not a counted fori_loop (counter < bound, step 1)", loc
-            )
-        )
-        return [opaque(sv.shape, "the result of an unmodelled while loop") for sv in init]
-    lo = init[counter].expr
-    if any(s.startswith("_") for s in hi.free_symbols()):
-        block.add(Unsupported("a loop bound that depends on an unmodelled value", loc))
-        return [opaque(x.shape, "an unmodelled loop") for x in init]
+    """A ``while`` loop: its trip count solved from the condition (see :mod:`._while`)."""
+    from ._while import lower_while
 
-    def run_body(carries, blk):
-        _run(ctx, p["body_jaxpr"], bconsts + carries, blk)
-
-    after = _loop(ctx, run_body, init, counter, lo, hi, hi - lo, loc, block, kinds)
-    after[counter] = int_sv(shapes.maximum(lo, hi), init[counter].shape, init[counter].bits)
-    return after
+    return lower_while(ctx, eqn, ins, loc, block)
 
 
 def _scan(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):

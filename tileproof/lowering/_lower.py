@@ -10,7 +10,10 @@ carried through a loop is solved when each step shifts it by a constant.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 from dataclasses import replace
 
 import jax
@@ -69,13 +72,46 @@ _REDUCE = (
 _ARITH = ("add", "sub", "mul", "neg", "shift_left", "integer_pow")
 
 
-def trace(kernel: Kernel):
-    """The body's closed jaxpr, or a :class:`SpecError` at the user's line."""
+TRACE_TIMEOUT_S = 60.0  # default; TILEPROOF_TRACE_TIMEOUT_S or trace(timeout_s=...) override
+
+
+class _TraceTimeout(BaseException):
+    """Raised into the body by the alarm: a BaseException, so a body's `except Exception`
+    cannot swallow it."""
+
+
+def trace_timeout() -> float:
+    """The trace time limit in seconds (``TILEPROOF_TRACE_TIMEOUT_S``, default 60; 0: none)."""
+    raw = os.environ.get("TILEPROOF_TRACE_TIMEOUT_S", "")
+    try:
+        return float(raw) if raw else TRACE_TIMEOUT_S
+    except ValueError:
+        return TRACE_TIMEOUT_S
+
+
+def trace(kernel: Kernel, *, timeout_s: float | None = None):
+    """The body's closed jaxpr, or a :class:`SpecError` at the user's line.
+
+    Tracing runs the user's Python: any exception it raises (``SystemExit`` and
+    ``KeyboardInterrupt`` included) is a spec error, and a body that does not finish within
+    ``timeout_s`` seconds (default :func:`trace_timeout`) is stopped and reported.
+    """
+    limit = trace_timeout() if timeout_s is None else timeout_s
     refs = [Ref(name, decl) for name, decl in kernel.tensors.items()]
     try:
-        return jax.make_jaxpr(lambda: (kernel.body(*refs), None)[1])()
+        with _alarm(limit):
+            return jax.make_jaxpr(lambda: (kernel.body(*refs), None)[1])()
     except SpecError:
         raise
+    except _TraceTimeout as e:
+        raise SpecError(
+            f"the body of kernel {kernel.name!r} did not finish tracing within {limit:g} s "
+            "(stopped here)",
+            location_from_traceback(e.__traceback__),
+            "A loop in the body's Python code does not end: the body is traced once, so "
+            "loops over traced values must be lax.fori_loop/while_loop (set "
+            "TILEPROOF_TRACE_TIMEOUT_S to allow a slower trace).",
+        ) from None
     except shapes.ShapeError as e:
         raise SpecError(str(e), location_from_traceback(e.__traceback__)) from None
     except (
@@ -90,14 +126,42 @@ def trace(kernel: Kernel):
             "The body is traced once for all programs; use `tp.when(cond)`, `lax.cond`, "
             "`lax.fori_loop` or `jnp.where` instead of Python `if`/`for`/`int()` on it.",
         ) from None
-    except Exception as e:
+    except BaseException as e:  # SystemExit, KeyboardInterrupt too: the body raised it
         msg = str(e).splitlines()[0] if str(e) else ""
         raise SpecError(
             f"the body of kernel {kernel.name!r} does not trace with jax.make_jaxpr: "
-            f"{type(e).__name__}: {msg}",
+            f"{type(e).__name__}" + (f": {msg}" if msg else ""),
             location_from_traceback(e.__traceback__),
             "Fix the body so that it runs under jax.make_jaxpr (see the message above).",
         ) from None
+
+
+@contextlib.contextmanager
+def _alarm(seconds: float):
+    """Raise :class:`_TraceTimeout` in this thread after ``seconds`` (a real-time timer).
+
+    Signals reach the main thread only; that is where ``tileproof check`` and its worker
+    processes trace.  Elsewhere (a thread of the caller's) tracing runs without a limit.
+    A timer already set by someone else is restored afterwards.
+    """
+    usable = (seconds and seconds > 0 and hasattr(signal, "setitimer")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+
+    def fire(signum, frame):
+        raise _TraceTimeout()
+
+    old = signal.signal(signal.SIGALRM, fire)
+    prev = signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        if prev[0] > 0:
+            signal.setitimer(signal.ITIMER_REAL, *prev)
 
 
 def _loc_of(eqn) -> Location:
@@ -130,7 +194,10 @@ class _Ctx:
             self.names.add(self.rank_var)
 
     def fresh(self, base: str) -> str:
-        base = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in base) or "v"
+        base = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in base)
+        while "__" in base:  # `x__2` names a second instance, `_c0` a coordinate: never ours
+            base = base.replace("__", "_")
+        base = base.strip("_") or "t"
         if base[0].isdigit():
             base = "v" + base
         name, k = base, 1

@@ -186,6 +186,7 @@ class Arith(Node):
 class Unsupported(Node):
     what: str
     loc: Location
+    tensors: tuple[str, ...] = ()  # tensors accessed in an unmodelled region (a while loop)
 
 
 @dataclass(frozen=True)

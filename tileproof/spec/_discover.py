@@ -43,7 +43,7 @@ def _import_path(path: Path):
         spec.loader.exec_module(module)
     except SpecError:
         raise
-    except Exception as e:
+    except BaseException as e:  # SystemExit, KeyboardInterrupt too: the module raised it
         loc = location_from_traceback(e.__traceback__)
         raise SpecError(
             f"importing {path} failed: {type(e).__name__}: {e}",
@@ -71,7 +71,7 @@ def _import_module(name: str):
         ) from None
     except SpecError:
         raise
-    except Exception as e:
+    except BaseException as e:  # SystemExit, KeyboardInterrupt too: the module raised it
         raise SpecError(
             f"importing {name} failed: {type(e).__name__}: {e}",
             location_from_traceback(e.__traceback__),

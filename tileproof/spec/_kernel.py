@@ -178,6 +178,7 @@ def kernel(
             doc=inspect.getdoc(body) or "",
         )
         _check_enumerations(k.tensors, where)
+        _check_names(k, where)
         unknown = set(k.defaults) - set(k.sizes)
         if unknown:
             raise SpecError(f"defaults name unknown sizes: {', '.join(sorted(unknown))}", where)
@@ -210,3 +211,73 @@ def _check_enumerations(tensors: dict[str, Tensor], where: Location) -> None:
                     f"it has {len(src.shape)} dimensions",
                     t.where,
                 )
+
+
+def _reserved(name: str) -> str:
+    """Why ``name`` cannot be chosen by a spec ("" when it can)."""
+    if name.startswith("_"):
+        return ("names starting with '_' are the verifier's own (tile coordinates _c0, _c1, "
+                "..., loop placeholders, quotients)")
+    if "__" in name:
+        return "names containing '__' are the verifier's own (it names a second program x__2)"
+    return ""
+
+
+def _check_names(k: Kernel, where: Location) -> None:
+    """Sizes, grid axes and the rank name are one namespace of symbols: reject clashes.
+
+    A grid axis named like a size (``grid={"N": "N"}``) would make the context
+    ``0 <= N < N``, which no values satisfy, so every obligation would hold vacuously; a
+    size named like an internal symbol (``_c0``) would be confused with a tile coordinate.
+    Both are spec errors, never silent proofs.
+    """
+    sizes = set(k.sizes)
+    fix = "Rename it in the kernel declaration (and where the body uses it)."
+    for name in k.sizes:
+        why = _reserved(name)
+        if why:
+            raise SpecError(f"kernel {k.name!r}: size {name!r} is a reserved name: {why}",
+                            where, fix)
+    axes: dict[str, str] = {}
+    for g in k.grid:
+        why = _reserved(g.name)
+        if why:
+            raise SpecError(f"kernel {k.name!r}: grid axis {g.name!r} is a reserved name: {why}",
+                            where, fix)
+        if g.name in sizes:
+            raise SpecError(
+                f"kernel {k.name!r}: grid axis {g.name!r} has the name of a size of the kernel "
+                f"(grid extent {g.extent}); a program id and a size cannot share a name: the "
+                f"context {g.name} < {g.extent} would constrain the size itself, or admit no "
+                "program at all", where,
+                f"Rename the grid axis (for example {g.name.lower() + '_id'!r}) or the size.")
+        if g.name in axes:
+            raise SpecError(f"kernel {k.name!r}: two grid axes are named {g.name!r}", where, fix)
+        axes[g.name] = g.name
+    r = k.ranks
+    if r is not None:
+        why = _reserved(r.name)
+        if why:
+            raise SpecError(f"kernel {k.name!r}: rank name {r.name!r} is reserved: {why}",
+                            where, fix)
+        if r.name in sizes:
+            raise SpecError(f"kernel {k.name!r}: the rank name {r.name!r} is also a size of the "
+                            "kernel", where, "Rename the rank (Ranks(name=...)) or the size.")
+        axis = next((g for g in k.grid if g.name == r.name), None)
+        if axis is not None and axis.extent != r.size:
+            raise SpecError(
+                f"kernel {k.name!r}: grid axis {r.name!r} is the rank axis but its extent "
+                f"{axis.extent} differs from the rank count {r.size}", where,
+                "Give the rank axis the rank count as its extent, or rename one of them.")
+    placeholder = [n for n, t in k.tensors.items() if t.values is not None]
+    if "v" in sizes and placeholder:
+        raise SpecError(
+            f"kernel {k.name!r}: a size is named 'v', but 'v' stands for an element of "
+            f"{placeholder[0]} in its values=... range", where,
+            "Rename the size.")
+    for tname, t in k.tensors.items():
+        clash = sorted(set(t.read_map) & (sizes | set(axes)))
+        if clash:
+            raise SpecError(
+                f"kernel {k.name!r}: work table {tname} names a read {clash[0]!r} like a size "
+                "or grid axis of the kernel", t.where, "Rename the read.")

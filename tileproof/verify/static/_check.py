@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from ...lowering._model import Model, Unsupported
@@ -55,7 +56,46 @@ def check_static_timed(model: Model, *, timeout_ms: int = 20_000,
                 ob.seconds = time.perf_counter() - t0
         out += got
     out += [o for o in _unsupported(model) if o.kind in kinds]
+    hidden = {t: u for u in model.unsupported for t in u.tensors}
+    if hidden:
+        out = [_hidden_unknown(o, hidden) if o.kind in _BY_PHASE and o.status in (
+            "proved", "violated") else o for o in out]
+    if an.inexact_phases:
+        out = [_phases_unknown(o, an) if o.kind in _BY_PHASE and o.status in (
+            "proved", "violated") else o for o in out]
     return out, an.solver_seconds
+
+
+_BY_PHASE = ("race", "coverage")  # obligations that compare phases (grid barriers passed)
+
+
+def _hidden_unknown(ob: Obligation, hidden: dict) -> Obligation:
+    """A race or coverage verdict about a tensor that an unmodelled region (a while loop with
+    no exact trip count) also accesses: its writes are missing from the model, so unknown."""
+    t = next((t for t in hidden if re.search(rf"(?<![\w.]){re.escape(t)}(?![\w(])", ob.message)),
+             None)
+    if t is None:
+        return ob
+    u = hidden[t]
+    return Obligation(ob.kind, "unknown", ob.message if ob.status == "proved" else
+                      f"{ob.message.split(' when ')[0]} (not decided)", ob.location,
+                      reason=f"the unmodelled while loop at {u.loc.short} also accesses {t}",
+                      seconds=ob.seconds, detail=dict(ob.detail))
+
+
+def _phases_unknown(ob: Obligation, an: Analysis) -> Obligation:
+    """A race or coverage verdict that rests on phase numbers the model does not have exactly
+    (see :func:`._context.inexact_phase_loops`): unknown, naming the loop."""
+    lp = an.inexact_phases[0]
+    why = (f"the grid barriers per iteration of the loop at {lp.loc.short} change from one "
+           "iteration to the next (a barrier in a loop whose trip count depends on the outer "
+           "index, or under a branch on it): phases are not modelled exactly")
+    return Obligation(ob.kind, "unknown", ob.message if ob.status == "proved" else
+                      f"{ob.message.split(' when ')[0]} (not decided)", ob.location,
+                      reason=why, seconds=ob.seconds,
+                      hint="Hoist the barrier out of the inner loop, or give the inner loop a "
+                           "trip count that is the same in every outer iteration.",
+                      detail=dict(ob.detail))
 
 
 def _unsupported(model: Model) -> list[Obligation]:

@@ -111,6 +111,45 @@ def grid_barriers(nodes: Iterable[Node]) -> shapes.Expr:
     return total
 
 
+def _bound_inside(loop: Loop | Lanes) -> set[str]:
+    """Names that take a new value in every iteration of ``loop`` (or lane of a lanes
+    region): its index, the indices of loops and lanes inside it, and the data it reads (or
+    carries) there."""
+    out = {loop.var, *getattr(loop, "carried", ())}
+    stack = list(loop.body)
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (Loop, Lanes)):
+            out.add(n.var)
+            out.update(getattr(n, "carried", ()))
+        elif isinstance(n, Access) and n.value is not None:
+            out.add(n.value)
+        stack.extend(_children(n))
+    return out
+
+
+def inexact_phase_loops(body: list[Node]) -> list[Loop | Lanes]:
+    """Loops whose grid barriers per iteration change from one iteration to the next.
+
+    Phases count grid barriers as ``(i - lo) * per_iteration`` at the start of iteration
+    ``i``; that is exact only when ``per_iteration`` is the same in every iteration.  A
+    barrier in an inner loop of ``i`` iterations (a triangular loop), or under a branch on
+    ``i`` or on data read in the loop, breaks it (and, in a lanes region, a count that
+    differs from lane to lane): those are returned, and the
+    obligations that compare phases (race, coverage) cannot be trusted for the kernel.
+    """
+    out = []
+    stack = list(body)
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (Loop, Lanes)):  # lanes: one count for the program, whichever lane
+            inner = grid_barriers(n.body)
+            if inner != 0 and inner.free_symbols() & _bound_inside(n):
+                out.append(n)
+        stack.extend(_children(n))
+    return out
+
+
 def _sites(body: list[Node]) -> list[Site]:
     out: list[Site] = []
 
@@ -118,7 +157,7 @@ def _sites(body: list[Node]) -> list[Site]:
         for n in nodes:
             out.append(Site(n, len(out), loops, lanes, conds, branches, phase))
             if isinstance(n, Loop):
-                inner = grid_barriers(n.body)
+                inner = grid_barriers(n.body)  # exact only outside inexact_phase_loops
                 start = phase + (shapes.sym(n.var) - n.lo) * inner if inner != 0 else phase
                 walk(n.body, (*loops, n), lanes, conds, branches, start)
             elif isinstance(n, Branch):
@@ -180,6 +219,8 @@ class Analysis:
         self.model = model
         self.deadline = time.perf_counter() + timeout_ms / 1000.0
         self.sites = _sites(model.body)
+        self.inexact_phases = inexact_phase_loops(model.body)
+        self._reach: dict = {}  # site context -> Answer (is it satisfiable?)
         self.by_node = {id(s.node): s for s in self.sites}
         self.pids = [name for name, _ in model.grid]
         self.extents = dict(model.grid)
@@ -268,6 +309,31 @@ class Analysis:
             out += loop_range(lp)
         out += list(site.conds)
         return out
+
+    def reachable(self, site: Site) -> Answer:
+        """Do admissible values reach ``site``?  ``refuted``: yes (a re-checked witness),
+        ``proved``: no (its context is unsatisfiable), else ``unknown``.
+
+        The context is the domain, the ranges of program ids, lanes and enclosing loops,
+        the enclosing branch conditions (early exits included), the tile coordinates of an
+        access and the declared ranges of the data all of these mention.  One query per
+        distinct context, cached: an obligation proved at a site no values reach is
+        vacuous, and :meth:`obligation` reports it ``unknown``, never ``proved``.
+        """
+        facts = self.scope(site)
+        names: set[str] = set()
+        if isinstance(site.node, Access):
+            facts += self.coords(site.node)
+            for d in site.node.dims:
+                names |= d.start.free_symbols()
+        data = [f for n in sorted(names) if n in self.data
+                for f in (self.data[n].range, self.data[n].dtype_range())]
+        assume = self.assume(facts, data)
+        got = self._reach.get(assume)
+        if got is None:
+            got = self.decide(F, assume)
+            self._reach[assume] = got
+        return got
 
     def coords(self, acc: Access) -> list[shapes.Formula]:
         out = []
@@ -632,6 +698,17 @@ class Analysis:
         loc = node.loc if node is not None else self.model_location()
         secs = time.perf_counter() - t0 if t0 is not None else 0.0
         det = dict(detail or {})
+        site = self.by_node.get(id(node)) if node is not None else None
+        if ans.status == "proved" and site is not None:
+            reach = self.reachable(site)
+            if reach.status != "refuted":
+                det["vacuous"] = True
+                why = ("its premises admit no program/size: vacuous" if reach.proved else
+                       f"whether any program/size reaches it is unknown ({reach.reason})")
+                return Obligation(kind, "unknown", message, loc, reason=why, seconds=secs,
+                                  hint="Check the domain, the grid and the conditions around "
+                                       f"{loc.short}: no admissible values execute it.",
+                                  detail=det)
         if ans.status == "proved":
             if ans.vacuous:
                 det["vacuous"] = True
