@@ -156,8 +156,8 @@ def _carried_data(ctx: _Ctx, sv: SV, d, init, kinds, s: shapes.Expr) -> SV:
             index = tuple(shapes.where(shapes.eq(s, 0), a, b) for a, b in zip(first.index, prev))
     else:
         rng = shapes.disj(shapes.eq(v, sv.expr), declared)
-    ctx.data[name] = Data(name, d.tensor, index, rng, d.loc, d.bits)
-    return int_sv(v, sv.shape, d.bits)
+    ctx.data[name] = Data(name, d.tensor, index, rng, d.loc, d.bits, d.signed)
+    return int_sv(v, sv.shape, d.bits, d.signed)
 
 
 def _carry_values(ctx, init, kinds, s: shapes.Expr) -> list[SV]:
@@ -266,7 +266,8 @@ def _merge(cond: shapes.Formula, a: SV, b: SV) -> SV:
             a.shape,
         )
     prov = a.prov if a.prov is not None and a.prov == b.prov else None
-    return opaque(a.shape, "a value chosen by a branch", prov)
+    split = a.split_axis if a.split_axis is not None else b.split_axis  # never dropped
+    return opaque(a.shape, "a value chosen by a branch", prov, split)
 
 
 def _bool_of_index(idx: SV) -> shapes.Formula | None:

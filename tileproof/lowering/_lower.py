@@ -23,6 +23,7 @@ from .. import shapes
 from ..spec._errors import UNKNOWN, Location, SpecError, location_from_traceback
 from ..spec._kernel import Kernel
 from ..spec._ops import Ref
+from ._lanesplit import CUMULATIVE, ELEMENTWISE, REDUCE, split_axes
 from ._model import (
     Access,
     Arith,
@@ -38,9 +39,21 @@ from ._model import (
     Node,
     SplitReduce,
     Unsupported,
+    _children,
     coord,
 )
-from ._values import SV, bool_sv, elementwise, int_sv, literal, opaque, remap
+from ._values import (
+    SV,
+    bool_sv,
+    dtype_bits,
+    elementwise,
+    int_sv,
+    literal,
+    opaque,
+    remap,
+    shift_coords,
+    wrap,
+)
 
 __all__ = ["lower", "trace"]
 
@@ -56,20 +69,7 @@ _CALLS = (
     "custom_vjp_call_jaxpr",
     "custom_lin",
 )
-_REDUCE = (
-    "reduce_sum",
-    "reduce_max",
-    "reduce_min",
-    "reduce_prod",
-    "argmax",
-    "argmin",
-    "reduce_and",
-    "reduce_or",
-    "cumsum",
-    "cummax",
-    "cumlogsumexp",
-)
-_ARITH = ("add", "sub", "mul", "neg", "shift_left", "integer_pow")
+_ARITH = ("add", "sub", "mul", "neg", "shift_left", "integer_pow", "abs", "div")
 
 
 TRACE_TIMEOUT_S = 60.0  # default; TILEPROOF_TRACE_TIMEOUT_S or trace(timeout_s=...) override
@@ -187,6 +187,7 @@ class _Ctx:
         self.names: set[str] = set(kernel.sizes) | {g.name for g in kernel.grid}
         self.data: dict[str, Data] = {}
         self.lanes: list[tuple[str, int]] = []  # (lane var, lane count), innermost last
+        self.halving: list[tuple[int, int | None]] = []  # (lanes, halved axis) of halve regions
         self.depth = 0  # loops and branches around the current block
         self.exited = False  # an exit_if() was lowered: the rest is under its guard
         self.rank_var = kernel.ranks.name if kernel.ranks is not None else None
@@ -232,6 +233,7 @@ def lower(kernel: Kernel) -> Model:
             else opaque(np.shape(c), "a constant")
         )
     _interp(ctx, closed.jaxpr, env, block, top=True)
+    _unpin_written(ctx, body)
     ranks = None
     if kernel.ranks is not None:
         ranks = (ctx.rank_var, kernel.ranks.size, kernel.ranks.topology)
@@ -248,6 +250,24 @@ def lower(kernel: Kernel) -> Model:
         launch=kernel.launch,
         data=ctx.data,
     )
+
+
+def _unpin_written(ctx: _Ctx, body: list[Node]) -> None:
+    """Reads of an input the kernel itself stores into (``updated=True``) are not one value
+    per element: a read after the kernel's own write sees the new value.  Dropping their
+    index keeps the verifier from equating two reads of one element (or treating a read as
+    the same for every program); their declared range still holds, because every store into
+    a tensor with ``values=`` must write values in that range (a ``bounds`` obligation)."""
+    written: set[str] = set()
+    stack = list(body)
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Access) and n.kind == "store":
+            written.add(n.tensor)
+        stack += _children(n)
+    for name, d in list(ctx.data.items()):
+        if d.tensor in written and getattr(ctx.kernel.tensors[d.tensor], "role", "") == "input":
+            ctx.data[name] = replace(d, index=())
 
 
 # ----------------------------------------------------------------------------- walking
@@ -271,6 +291,8 @@ def _interp(ctx: _Ctx, jaxpr, env: dict, block: _Block, top: bool = False) -> li
             block.add(node)
             lanes_stack.append((node, block))
             ctx.lanes.append((var, eqn.params["n"]))
+            if eqn.params["mode"] == "halve":
+                ctx.halving.append((eqn.params["n"], eqn.params["axis"]))
             block = _Block(node.body)
             continue
         if name == "tp_lanes_end":
@@ -280,6 +302,8 @@ def _interp(ctx: _Ctx, jaxpr, env: dict, block: _Block, top: bool = False) -> li
                 )
             _node, block = lanes_stack.pop()
             ctx.lanes.pop()
+            if _node.mode == "halve":
+                ctx.halving.pop()
             continue
         outs = _eqn(ctx, eqn, name, ins, loc, block, top and not lanes_stack)
         if isinstance(outs, _Block):  # an early exit re-rooted the block
@@ -326,9 +350,11 @@ def _eqn(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Block,
         inner = p.get("jaxpr") or p.get("call_jaxpr") or p.get("fun_jaxpr")
         jname = p.get("name", "")
         if jname == "floor_divide" and all(a.is_int for a in ins):
-            return [int_sv(shapes.floordiv(ins[0].expr, ins[1].expr), _out_shape(eqn), ins[0].bits)]
+            return [int_sv(shapes.floordiv(ins[0].expr, ins[1].expr), _out_shape(eqn),
+                           ins[0].bits, ins[0].signed)]
         if jname == "remainder" and all(a.is_int for a in ins):
-            return [int_sv(shapes.mod(ins[0].expr, ins[1].expr), _out_shape(eqn), ins[0].bits)]
+            return [int_sv(shapes.mod(ins[0].expr, ins[1].expr), _out_shape(eqn),
+                           ins[0].bits, ins[0].signed)]
         closed = inner
         jx = closed.jaxpr if hasattr(closed, "jaxpr") else closed
         sub_env = dict(zip(jx.constvars, [literal(c) for c in getattr(closed, "consts", [])]))
@@ -343,56 +369,112 @@ def _eqn(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Block,
     shape = _out_shape(eqn)
     if name == "iota":
         dim = p["dimension"]
-        return [int_sv(shapes.sym(coord(dim)), shape)]
+        return [int_sv(shapes.sym(coord(dim)), shape, *dtype_bits(p["dtype"]))]
     if name == "convert_element_type":
-        x, new = ins[0], np.dtype(p["new_dtype"])
-        if np.issubdtype(new, np.integer):
-            if x.is_bool:
-                return [int_sv(shapes.where(x.cond, 1, 0), shape, new.itemsize * 8)]
-            return [replace(x, bits=new.itemsize * 8) if x.is_int else x]
-        if new == np.dtype(bool):
-            return [bool_sv(shapes.ne(x.expr, 0), shape) if x.is_int else x]
-        return [opaque(shape, x.why or "a value converted to floating point", x.prov, x.split_axis)]
-    if name == "broadcast_in_dim":
-        x = ins[0]
-        bd = p["broadcast_dimensions"]
-        mapping = {k: (bd[k] if x.shape[k] == shape[bd[k]] else None) for k in range(len(x.shape))}
-        return [remap(x, mapping, shape)]
-    if name in ("reshape", "squeeze", "expand_dims"):
-        x = ins[0]
-        src = [k for k, n in enumerate(x.shape) if n != 1]
-        dst = [k for k, n in enumerate(shape) if n != 1]
-        if [x.shape[k] for k in src] == [shape[k] for k in dst]:
-            mapping = {k: None for k in range(len(x.shape))}
-            mapping.update(dict(zip(src, dst)))
-            return [remap(x, mapping, shape)]
-        return [opaque(shape, f"a reshape {x.shape} -> {shape}", x.prov)]
-    if name == "transpose":
-        x = ins[0]
-        perm = p["permutation"]
-        return [remap(x, {old: new for new, old in enumerate(perm)}, shape)]
+        return [_convert(eqn, ins[0], np.dtype(p["new_dtype"]), shape)]
+    if name in ("broadcast_in_dim", "reshape", "squeeze", "transpose"):
+        return [_move_axes(eqn, name, ins[0], shape, loc, block)]
     if name in ("copy", "copy_p", "optimization_barrier"):
         return ins
-    if name in _REDUCE:
-        x = ins[0]
-        axes = tuple(p.get("axes", ()) or (p.get("axis"),))
-        if x.split_axis is not None and x.split_axis in axes:
-            block.add(SplitReduce(name, x.split_axis, loc))
-        split = None
-        if x.split_axis is not None and x.split_axis not in axes:
-            split = x.split_axis - sum(1 for a in axes if a is not None and a < x.split_axis)
-        return [opaque(s.aval.shape, f"{name} of a tile", x.prov, split) for s in eqn.outvars]
     if name == "dot_general":
         return [_dot(eqn, ins, loc, block)]
-    res = elementwise(name, ins, shape, p) if len(eqn.outvars) == 1 else None
+    splits = split_axes(name, eqn, ins, loc, block)
+    prov = next((a.prov for a in ins if a.prov is not None), None)
+    if name in REDUCE or name in CUMULATIVE:
+        return [
+            opaque(v.aval.shape, f"{name} of a tile", prov, sp)
+            for v, sp in zip(eqn.outvars, splits)
+        ]
+    res = None
+    if len(eqn.outvars) == 1 and name in ELEMENTWISE:
+        res = elementwise(name, ins, shape, p)
+    elif name == "slice" and all(not a.is_opaque for a in ins):
+        res = _slice(ins[0], p, shape)
     if res is not None:
-        if name in _ARITH and res.is_int and not res.expr.is_const:
+        if res.is_opaque:
+            return [replace(res, split_axis=splits[0])]
+        if name in _ARITH and res.is_int and res.signed and not res.expr.is_const:
             block.add(Arith(res.expr, res.bits, name, loc, shape))
         return [res]
-    prov = next((a.prov for a in ins if a.prov is not None), None)
     return [
-        opaque(getattr(v.aval, "shape", ()), f"the primitive {name}", prov) for v in eqn.outvars
+        opaque(getattr(v.aval, "shape", ()), f"the primitive {name}", prov, sp)
+        for v, sp in zip(eqn.outvars, splits)
     ]
+
+
+def _slice(x: SV, p, shape) -> SV:
+    """``slice`` of an integer/boolean array: coordinate ``c`` of the result is coordinate
+    ``start + stride * c`` of the operand (exact)."""
+    strides = p.get("strides") or (1,) * len(shape)
+    repl = {
+        coord(k): int(st) + int(sd) * shapes.sym(coord(k))
+        for k, (st, sd) in enumerate(zip(p["start_indices"], strides))
+    }
+    return shift_coords(x, repl, shape)
+
+
+def _move_axes(eqn, name: str, x: SV, shape, loc: Location, block: _Block) -> SV:
+    """``broadcast_in_dim``, ``reshape``, ``squeeze``, ``transpose``: rename coordinates.
+
+    Exact when axes are only permuted, inserted or dropped with extent 1; a reshape that
+    merges or splits axes (or reorders them first: ``dimensions``, as ``order="F"`` traces)
+    makes an integer array opaque, and a lane-split tile whose split axis it cannot follow
+    unsupported (never the identity)."""
+    p = eqn.params
+    mapping: dict[int, int | None] | None
+    if name == "transpose":
+        mapping = {old: new for new, old in enumerate(p["permutation"])}
+    elif name == "broadcast_in_dim":
+        bd = p["broadcast_dimensions"]
+        mapping = {k: (bd[k] if x.shape[k] == shape[bd[k]] else None) for k in range(len(x.shape))}
+    else:
+        mapping = None
+        dims = p.get("dimensions") if name == "reshape" else None
+        src = [k for k, n in enumerate(x.shape) if n != 1]
+        dst = [k for k, n in enumerate(shape) if n != 1]
+        reorders = dims is not None and tuple(dims) != tuple(range(len(x.shape)))
+        if not reorders and [x.shape[k] for k in src] == [shape[k] for k in dst]:
+            mapping = {k: None for k in range(len(x.shape))}
+            mapping.update(dict(zip(src, dst)))
+    if x.split_axis is not None and (mapping is None or mapping.get(x.split_axis) is None):
+        block.add(
+            Unsupported(
+                f"a {name} {x.shape} -> {tuple(shape)} of a tile split across lanes (split "
+                f"axis {x.split_axis}) that merges or drops the split axis: the lowering cannot "
+                "follow the lanes' shares through it",
+                loc,
+            )
+        )
+        return opaque(shape, f"a {name} of a lane-split tile", x.prov)
+    if mapping is None:
+        return opaque(shape, f"a {name} {x.shape} -> {tuple(shape)}", x.prov)
+    return remap(x, mapping, shape)
+
+
+def _convert(eqn, x: SV, new: np.dtype, shape) -> SV:
+    """``convert_element_type``: integer casts wrap exactly (see :func:`._values.wrap`).
+
+    A cast that cannot change the value (to a type of the same signedness at least as
+    wide, or unsigned to a wider signed type) keeps the expression; every other integer
+    cast reduces it modulo ``2**bits`` into the new type's range, so a narrowing cast is
+    never assumed to fit and ``x.astype(uint32) < n`` compares the wrapped value.
+    """
+    if np.issubdtype(new, np.integer):
+        bits, signed = dtype_bits(new)
+        if x.is_bool:
+            return int_sv(shapes.where(x.cond, 1, 0), shape, bits, signed)
+        if not x.is_int:
+            return replace(x, shape=tuple(shape))  # opaque stays opaque (floats to ints too)
+        old = np.dtype(getattr(eqn.invars[0].aval, "dtype", np.int32))
+        if not np.issubdtype(old, np.integer):
+            return opaque(shape, f"an integer cast from {old}")
+        obits, osigned = dtype_bits(old)
+        fits = bits >= obits if signed == osigned else (signed and bits > obits)
+        e = x.expr if fits else wrap(x.expr, bits, signed)
+        return int_sv(e, shape, bits, signed)
+    if new == np.dtype(bool):
+        return bool_sv(shapes.ne(x.expr, 0), shape) if x.is_int else x
+    return opaque(shape, x.why or "a value converted to floating point", x.prov, x.split_axis)
 
 
 def _dot(eqn, ins, loc, block) -> SV:
@@ -532,20 +614,68 @@ def _access(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Blo
     kind = "store" if name == "tp_store" else "load"
     node = Access(kind, tensor, tuple(dims), mask, loc)
     block.add(node)
+    _halved_tile(ctx, node, loc, block)
     if kind == "store":
+        if decl.is_index and decl.values is not None:
+            _stored_value(node, ins[0])
         return []
     shape = _out_shape(eqn)
     if decl.is_index:
-        dname = ctx.fresh(f"{tensor}_{loc.line}")
-        rng = (
-            decl.values.subs({"v": shapes.sym(dname)}) if decl.values is not None else shapes.conj()
-        )
-        bits = np.dtype(decl.dtype).itemsize * 8
-        ctx.data[dname] = Data(dname, tensor, tuple(d.start for d in dims), rng, loc, bits)
-        node.value = dname
-        return [int_sv(shapes.sym(dname), shape, bits)]
+        return [_index_value(ctx, node, decl, shape)]
     prov = shapes.sym(ctx.rank_var) if decl.sharded and ctx.rank_var else None
     return [opaque(shape, f"data loaded from {tensor}", prov)]
+
+
+def _index_value(ctx: _Ctx, node: Access, decl, shape) -> SV:
+    """The value a load of an index tensor reads.
+
+    One element (every tile dimension of extent 1): a data symbol constrained by the
+    declared range, bound to that element (``node.value``); where the mask is off the
+    load reads 0, so the value is ``where(mask, v, 0)`` and the range holds only for
+    ``v``.  A tile of several elements is opaque: its elements are independent values,
+    and one symbol for all of them would assume they are equal.
+    """
+    tile = [d.size for d in node.dims if not d.point]
+    if any(n != 1 for n in tile):
+        return opaque(
+            shape,
+            f"a tile of {int(np.prod(tile))} values of index tensor {node.tensor} loaded at "
+            f"{node.loc.short} (its elements may differ; load index values one element at a time)",
+        )
+    dname = ctx.fresh(f"{node.tensor}_{node.loc.line}")
+    rng = decl.values.subs({"v": shapes.sym(dname)}) if decl.values is not None else shapes.conj()
+    bits, signed = dtype_bits(decl.dtype)
+    ctx.data[dname] = Data(
+        dname, node.tensor, tuple(d.start for d in node.dims), rng, node.loc, bits, signed
+    )
+    node.value = dname
+    val = shapes.sym(dname)
+    if node.mask is not None:  # coordinates of a one-element tile are all 0
+        at0 = {coord(k): 0 for k in range(len(tile))}
+        val = shapes.where(node.mask.subs(at0), val, 0)
+    return int_sv(val, shape, bits, signed)
+
+
+def _stored_value(node: Access, value: SV) -> None:
+    """Record what a store into an index tensor with declared ``values=`` writes, for the
+    check that it stays in that range (reads of the tensor trust it)."""
+    if value.is_int:
+        node.stored = value.expr
+    elif value.is_bool:
+        node.stored = shapes.where(value.cond, 1, 0)
+    else:
+        node.stored_why = value.why or "a value the lowering cannot model"
+
+
+def _halved_tile(ctx: _Ctx, node: Access, loc: Location, block: _Block) -> None:
+    """Inside ``lanes(n, halve=axis)`` every tile the lanes load or store is halved along
+    ``axis``: that dimension must divide by ``n`` (a ``split`` obligation of its own, so a
+    declared split over an odd tile is caught without a ``lane_part`` call)."""
+    tile = tuple(d.size for d in node.dims if not d.point)
+    for n, axis in ctx.halving:
+        if axis is not None and 0 <= axis < len(tile):
+            what = f"the {node.kind} of {node.tensor}"
+            block.add(LanePart(tile[axis], n, axis, tile, loc, what))
 
 
 # ------------------------------------------------------------------------ control flow

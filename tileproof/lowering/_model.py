@@ -65,6 +65,10 @@ class Access(Node):
     mask: shapes.Formula | None
     loc: Location
     value: str | None = None  # data symbol bound by a load of an index tensor
+    # a store into an index tensor with declared values: the value written (an expression
+    # over the tile coordinates), or why it is not modelled
+    stored: shapes.Expr | None = None
+    stored_why: str | None = None
 
     def element(self) -> tuple[shapes.Expr, ...]:
         """The element index touched at tile coordinates ``_c0, _c1, ...``."""
@@ -132,13 +136,17 @@ class Lanes(Node):
 
 @dataclass(eq=False)
 class LanePart(Node):
-    """A tile halved across lanes: ``extent`` must be divisible by ``n``."""
+    """A tile halved across lanes: ``extent`` must be divisible by ``n``.
+
+    From ``lane_part`` or, inside ``lanes(n, halve=axis)``, from every tile the lanes load
+    or store (``what`` names it)."""
 
     extent: int
     n: int
     axis: int
     shape: tuple[int, ...]
     loc: Location
+    what: str = "lane_part"
 
 
 @dataclass(eq=False)
@@ -199,10 +207,14 @@ class Data:
     range: shapes.Formula  # as declared; the dtype's own range comes on top
     loc: Location
     bits: int = 32
+    signed: bool = True
 
     def dtype_range(self) -> shapes.Formula:
         v = shapes.sym(self.name)
-        lo, hi = -(2 ** (self.bits - 1)), 2 ** (self.bits - 1) - 1
+        if self.signed:
+            lo, hi = -(2 ** (self.bits - 1)), 2 ** (self.bits - 1) - 1
+        else:
+            lo, hi = 0, 2**self.bits - 1
         return shapes.conj(shapes.ge(v, lo), shapes.le(v, hi))
 
     def describe(self) -> str:

@@ -35,6 +35,8 @@ def _node(node: Node, model: Model, depth: int, out: list[str]) -> None:
             text += f"  mask {node.mask}"
         if node.value is not None:
             text += f"  -> {node.value}  ({model.data[node.value].range})"
+        if node.stored is not None or node.stored_why is not None:
+            text += f"  <- {node.stored if node.stored is not None else 'opaque'}"
         out.append(pre + text)
     elif isinstance(node, Loop):
         out.append(pre + f"for {node.var} in [{node.lo}, {node.hi}):")
@@ -60,7 +62,8 @@ def _node(node: Node, model: Model, depth: int, out: list[str]) -> None:
         for c in node.body:
             _node(c, model, depth + 1, out)
     elif isinstance(node, LanePart):
-        out.append(pre + f"lane_part of tile {list(node.shape)} along axis {node.axis} / {node.n}")
+        what = "lane_part of" if node.what == "lane_part" else f"halved ({node.what})"
+        out.append(pre + f"{what} tile {list(node.shape)} along axis {node.axis} / {node.n}")
     elif isinstance(node, SplitReduce):
         out.append(pre + f"{node.primitive} over lane-split axis {node.axis}")
     elif isinstance(node, Comm):

@@ -31,6 +31,7 @@ class SV:
     prov: shapes.Expr | None = None  # ring provenance (origin rank) of a tile
     split_axis: int | None = None  # axis shared across lanes by lane_part
     bits: int = 32
+    signed: bool = True  # an unsigned value always lies in [0, 2**bits): see wrap()
 
     @property
     def is_int(self) -> bool:
@@ -49,8 +50,26 @@ def opaque(shape, why: str, prov=None, split_axis=None) -> SV:
     return SV(tuple(shape), why=why, prov=prov, split_axis=split_axis)
 
 
-def int_sv(expr, shape=(), bits=32) -> SV:
-    return SV(tuple(shape), expr=shapes.as_expr(expr), bits=bits)
+def int_sv(expr, shape=(), bits=32, signed=True) -> SV:
+    return SV(tuple(shape), expr=shapes.as_expr(expr), bits=bits, signed=signed)
+
+
+def wrap(expr: shapes.Expr, bits: int, signed: bool) -> shapes.Expr:
+    """``expr`` reduced to a ``bits``-bit integer the way the hardware does it (two's complement).
+
+    Unsigned: ``x mod 2**b``; signed: ``((x + 2**(b-1)) mod 2**b) - 2**(b-1)``.  Exact for
+    every integer ``x``, so a narrowing cast or unsigned arithmetic never assumes the value fits.
+    """
+    m = 2**bits
+    if signed:
+        return shapes.mod(expr + m // 2, m) - m // 2
+    return shapes.mod(expr, m)
+
+
+def dtype_bits(dtype) -> tuple[int, bool]:
+    """(width in bits, signed) of an integer dtype."""
+    dt = np.dtype(dtype)
+    return dt.itemsize * 8, bool(np.issubdtype(dt, np.signedinteger))
 
 
 def bool_sv(cond, shape=()) -> SV:
@@ -62,9 +81,9 @@ def literal(val) -> SV:
     if arr.dtype == bool and arr.shape == ():
         return bool_sv(shapes.conj() if bool(arr) else shapes.disj())
     if np.issubdtype(arr.dtype, np.integer) and arr.shape == ():
-        return int_sv(int(arr), bits=arr.dtype.itemsize * 8)
+        return int_sv(int(arr), (), *dtype_bits(arr.dtype))
     if np.issubdtype(arr.dtype, np.integer) and arr.size and (arr == arr.flat[0]).all():
-        return int_sv(int(arr.flat[0]), arr.shape, bits=arr.dtype.itemsize * 8)
+        return int_sv(int(arr.flat[0]), arr.shape, *dtype_bits(arr.dtype))
     return opaque(arr.shape, f"a constant array of dtype {arr.dtype}")
 
 
@@ -79,6 +98,14 @@ def remap(sv: SV, mapping: dict[int, int | None], shape) -> SV:
         split = sv.split_axis
         new_split = mapping.get(split) if split is not None else None
         return replace(sv, shape=tuple(shape), split_axis=new_split)
+    val = _value_of(sv).subs(repl)
+    return replace(
+        sv, shape=tuple(shape), expr=val if sv.is_int else None, cond=val if sv.is_bool else None
+    )
+
+
+def shift_coords(sv: SV, repl: dict[str, shapes.Expr], shape) -> SV:
+    """Substitute coordinate expressions (``_c0 -> 2 + _c0``) into an int/bool value."""
     val = _value_of(sv).subs(repl)
     return replace(
         sv, shape=tuple(shape), expr=val if sv.is_int else None, cond=val if sv.is_bool else None
@@ -141,7 +168,7 @@ def elementwise(name: str, args: list[SV], out_shape, params) -> SV | None:
         pred, cases = args[0], args[1:]
         if len(cases) == 2 and pred.is_bool:
             if cases[0].is_int and cases[1].is_int:
-                return int_sv(shapes.where(pred.cond, e[2], e[1]), shape, bits)
+                return int_sv(shapes.where(pred.cond, e[2], e[1]), shape, bits, cases[0].signed)
             if cases[0].is_bool and cases[1].is_bool:
                 return bool_sv(
                     shapes.disj(
@@ -153,36 +180,55 @@ def elementwise(name: str, args: list[SV], out_shape, params) -> SV | None:
     if not all(a.is_int for a in args):
         return None
     bits = max(a.bits for a in args)
+    signed = all(a.signed for a in args)
+    if signed != any(a.signed for a in args):
+        return None  # mixed signedness does not occur in a jaxpr; do not guess
+    res = _int_op(name, e, params, signed)
+    if res is None:
+        return None
+    if not signed and name in _WRAPS:
+        # Unsigned arithmetic wraps modulo 2**bits by definition (no overflow to report):
+        # model it exactly, keeping every unsigned value in [0, 2**bits).
+        res = wrap(res, bits, False)
+    return int_sv(res, shape, bits, signed)
+
+
+_WRAPS = ("add", "sub", "mul", "neg", "integer_pow", "shift_left")
+
+
+def _int_op(name: str, e: list[shapes.Expr], params, signed: bool) -> shapes.Expr | None:
+    """The exact integer result of ``name`` (before any wraparound), or None if not modelled.
+
+    Unsigned operands lie in ``[0, 2**bits)``, so truncating and flooring division agree
+    and ``abs``/``sign`` act on non-negative values."""
     if name == "add":
-        return int_sv(e[0] + e[1], shape, bits)
+        return e[0] + e[1]
     if name == "sub":
-        return int_sv(e[0] - e[1], shape, bits)
+        return e[0] - e[1]
     if name == "mul":
-        return int_sv(e[0] * e[1], shape, bits)
+        return e[0] * e[1]
     if name == "neg":
-        return int_sv(-e[0], shape, bits)
+        return -e[0]
     if name == "max":
-        return int_sv(shapes.maximum(e[0], e[1]), shape, bits)
+        return shapes.maximum(e[0], e[1])
     if name == "min":
-        return int_sv(shapes.minimum(e[0], e[1]), shape, bits)
+        return shapes.minimum(e[0], e[1])
     if name == "abs":
-        return int_sv(abs(e[0]), shape, bits)
+        return abs(e[0])
     if name == "sign":
-        return int_sv(
-            shapes.where(shapes.gt(e[0], 0), 1, shapes.where(shapes.lt(e[0], 0), -1, 0)),
-            shape,
-            bits,
-        )
+        return shapes.where(shapes.gt(e[0], 0), 1, shapes.where(shapes.lt(e[0], 0), -1, 0))
     if name == "clamp":
-        return int_sv(shapes.minimum(shapes.maximum(e[1], e[0]), e[2]), shape, bits)
+        return shapes.minimum(shapes.maximum(e[1], e[0]), e[2])
     if name == "div":
-        return int_sv(_trunc_div(e[0], e[1]), shape, bits)
+        return _trunc_div(e[0], e[1])
     if name == "rem":
-        return int_sv(e[0] - e[1] * _trunc_div(e[0], e[1]), shape, bits)
+        return e[0] - e[1] * _trunc_div(e[0], e[1])
     if name == "integer_pow":
-        return int_sv(e[0] ** int(params["y"]), shape, bits)
-    if name == "shift_left" and e[1].is_const:
-        return int_sv(e[0] * (2 ** e[1].const_value), shape, bits)
-    if name == "shift_right_arithmetic" and e[1].is_const:
-        return int_sv(shapes.floordiv(e[0], 2 ** e[1].const_value), shape, bits)
+        return e[0] ** int(params["y"])
+    if name == "shift_left" and e[1].is_const and 0 <= e[1].const_value < 64:
+        return e[0] * (2 ** e[1].const_value)
+    if name == "shift_right_arithmetic" and signed and e[1].is_const and 0 <= e[1].const_value < 64:
+        return shapes.floordiv(e[0], 2 ** e[1].const_value)
+    if name == "shift_right_logical" and not signed and e[1].is_const and 0 <= e[1].const_value < 64:
+        return shapes.floordiv(e[0], 2 ** e[1].const_value)
     return None

@@ -3,7 +3,8 @@
 Formal statements (tile shapes are concrete, so both are decided exactly by
 evaluation, no solver needed):
 
-* ``lane_part`` of a tile along axis ``k`` over ``n`` lanes: ``shape_k mod n == 0``;
+* ``lane_part`` of a tile along axis ``k`` over ``n`` lanes, and every tile loaded or
+  stored inside ``lanes(n, halve=k)`` (the declared split halves it): ``shape_k mod n == 0``;
 * a reduction (or contraction) over an axis split across lanes inside the split
   region sees only each lane's share: always ``violated``.
 """
@@ -29,13 +30,14 @@ def check(an: Analysis) -> list[Obligation]:
 
 
 def _part(node: LanePart) -> Obligation:
-    name = (f"lane_part at {node.loc.short} splits axis {node.axis} of a {list(node.shape)} tile "
+    what = node.what if node.what == "lane_part" else f"{node.what} under lanes(halve=)"
+    name = (f"{what} at {node.loc.short} splits axis {node.axis} of a {list(node.shape)} tile "
             f"evenly across {node.n} lanes")
     if node.extent % node.n == 0:
         return Obligation("split", "proved", name, node.loc)
     return Obligation(
         "split", "violated",
-        f"lane_part at {node.loc.short} cannot split axis {node.axis} of a {list(node.shape)} tile "
+        f"{what} at {node.loc.short} cannot split axis {node.axis} of a {list(node.shape)} tile "
         f"across {node.n} lanes: {node.extent} is not divisible by {node.n} "
         f"({node.extent} % {node.n} = {node.extent % node.n})",
         node.loc, counterexample={"extent": node.extent, "lanes": node.n, "axis": node.axis},
