@@ -69,8 +69,8 @@ def split_axes(name: str, eqn, ins: list[SV], loc, block) -> list[int | None]:
     if len(axes) > 1:
         _unsupported(name, axis, "with operands split along different axes", loc, block)
         return [None] * len(outs)
-    if name in ELEMENTWISE:
-        if any(s != outs[0] for _, s in split):
+    if name in ELEMENTWISE:  # operands of extent 1 elsewhere are broadcast implicitly
+        if any(len(s) != len(outs[0]) or s[axis] != outs[0][axis] for _, s in split):
             _unsupported(name, axis, "broadcasting a split operand", loc, block)
             return [None] * len(outs)
         return [axis] * len(outs)

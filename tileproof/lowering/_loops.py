@@ -85,6 +85,8 @@ def _classify(ctx: _Ctx, init: list[SV], outs: list[SV], loopvar: str, data=None
                 kinds.append(("ind", diff))
             elif data and read in data and read not in ctx.data:
                 kinds.append(("data", data[read]))
+            elif data and _masked_read(b.expr) in data and _masked_read(b.expr) not in ctx.data:
+                kinds.append(("data", data[_masked_read(b.expr)], "masked"))
             else:
                 kinds.append(("var",))
         elif a.prov is not None and b.prov is not None and ctx.rank_var:
@@ -97,6 +99,14 @@ def _classify(ctx: _Ctx, init: list[SV], outs: list[SV], loopvar: str, data=None
         else:
             kinds.append(("var",))
     return kinds
+
+
+def _masked_read(e: shapes.Expr) -> str | None:
+    """``d`` when ``e`` is ``where(mask, d, 0)``: a masked load of an index tensor."""
+    atom = e.as_atom()
+    if getattr(atom, "kind", None) == "where" and atom.args[2] == 0:
+        return atom.args[1].as_symbol()
+    return None
 
 
 def _shift_mod(ctx: _Ctx, prov: shapes.Expr, loopvar: str, phs: set) -> tuple:
@@ -133,7 +143,7 @@ def _index_at(ctx: _Ctx, d, init, kinds, s: shapes.Expr):
     return index
 
 
-def _carried_data(ctx: _Ctx, sv: SV, d, init, kinds, s: shapes.Expr) -> SV:
+def _carried_data(ctx: _Ctx, sv: SV, d, init, kinds, s: shapes.Expr, masked=False) -> SV:
     """A carry that the body reloads from an index tensor: a fresh data symbol.
 
     At iteration ``s`` it holds the initial value (``s == 0``) or what the previous
@@ -156,6 +166,8 @@ def _carried_data(ctx: _Ctx, sv: SV, d, init, kinds, s: shapes.Expr) -> SV:
             index = tuple(shapes.where(shapes.eq(s, 0), a, b) for a, b in zip(first.index, prev))
     else:
         rng = shapes.disj(shapes.eq(v, sv.expr), declared)
+    if masked:  # a masked-off read gives 0, not an element: no index, and 0 is possible
+        rng, index = shapes.disj(shapes.eq(v, 0), rng), ()
     ctx.data[name] = Data(name, d.tensor, index, rng, d.loc, d.bits, d.signed)
     return int_sv(v, sv.shape, d.bits, d.signed)
 
@@ -167,7 +179,7 @@ def _carry_values(ctx, init, kinds, s: shapes.Expr) -> list[SV]:
         if kind[0] == "inv":
             vals.append(sv)
         elif kind[0] == "data":
-            vals.append(_carried_data(ctx, sv, kind[1], init, kinds, s))
+            vals.append(_carried_data(ctx, sv, kind[1], init, kinds, s, len(kind) > 2))
         elif kind[0] == "ind":
             vals.append(int_sv(sv.expr + _bind_invariants(kind[1], init) * s, sv.shape, sv.bits))
         elif kind[0] == "shift":

@@ -387,7 +387,7 @@ def _eqn(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Block,
         ]
     res = None
     if len(eqn.outvars) == 1 and name in ELEMENTWISE:
-        res = elementwise(name, ins, shape, p)
+        res = elementwise(name, [_implicit_broadcast(a, shape) for a in ins], shape, p)
     elif name == "slice" and all(not a.is_opaque for a in ins):
         res = _slice(ins[0], p, shape)
     if res is not None:
@@ -400,6 +400,15 @@ def _eqn(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Block,
         opaque(getattr(v.aval, "shape", ()), f"the primitive {name}", prov, sp)
         for v, sp in zip(eqn.outvars, splits)
     ]
+
+
+def _implicit_broadcast(x: SV, shape) -> SV:
+    """An operand of extent 1 along an axis the result spans (jaxprs broadcast those
+    implicitly): its coordinate there is 0, not the result's coordinate."""
+    if x.is_opaque or len(x.shape) != len(shape) or tuple(x.shape) == tuple(shape):
+        return x
+    repl = {coord(k): shapes.as_expr(0) for k, n in enumerate(x.shape) if n == 1 != shape[k]}
+    return shift_coords(x, repl, shape) if repl else x
 
 
 def _slice(x: SV, p, shape) -> SV:

@@ -7,7 +7,7 @@ import time
 
 from ...lowering._model import Model, Unsupported
 from .._report import KINDS, Obligation
-from . import _barrier, _bounds, _coverage, _overflow, _race, _ring, _shape, _split
+from . import _barrier, _bounds, _coverage, _overflow, _race, _ring, _shape, _split, _stored
 from ._context import Analysis
 
 __all__ = ["check_static", "check_static_timed"]
@@ -22,6 +22,7 @@ _MODULES = {
     "race": _race,
     "ring": _ring,
 }
+_EXTRA = {"bounds": (_stored,)}  # further modules of a kind: stored index values
 
 
 def check_static(model: Model, *, timeout_ms: int = 20_000,
@@ -51,6 +52,8 @@ def check_static_timed(model: Model, *, timeout_ms: int = 20_000,
             continue
         t0 = time.perf_counter()
         got = _MODULES[kind].check(an)
+        for extra in _EXTRA.get(kind, ()):
+            got += extra.check(an)
         for ob in got:
             if not ob.seconds:
                 ob.seconds = time.perf_counter() - t0
