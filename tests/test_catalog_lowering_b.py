@@ -165,9 +165,11 @@ def test_decode_split_k_splits_prefetch_and_offsets():
     # the page loop carries the prefetched entry
     loop = next(n for n in lower(DS.decode_split_k).walk() if isinstance(n, Loop) and n.carried)
     assert len(loop.carried) == 1
+    # the prefetch is masked: a masked-off read gives 0, not an element of the table, so
+    # the carried entry is pinned to no index and may also be 0
     assert re.search(
-        rf"carry page_table_\d+_carried = page_table\[b, where\(i_\d+ == 0, "
-        rf"split\*{pps}, i_\d+ \+ split\*{pps}\)\]",
+        r"carry page_table_\d+_carried = page_table\[\]  \(page_table_\d+_carried == 0 or "
+        r"\(0 <= page_table_\d+_carried and page_table_\d+_carried < NP\)\)",
         b,
     )
     # K/V at (page, t, kv_head, d) of [pages, 64, Hkv, 64]

@@ -325,7 +325,8 @@ def _split_op(op: str):
                 "argmax1": lambda a: a + jnp.argmax(a, axis=1)[:, None],
                 "cumsum1_t": lambda a: jnp.cumsum(a.T, axis=0).T,
                 "where": lambda a: jnp.where(a > 0, a, 0.0).sum(axis=1, keepdims=True) + a,
-                "reshape": lambda a: a.reshape(64).sum().reshape(1, 1) + a,
+                "reshape0": lambda a: a + a.reshape(64).sum(),  # rows merged: still split
+                "reshape": lambda a: a + a.T.reshape(64).sum(),  # split axis inside the merge
                 "pad": lambda a: jnp.pad(a, ((1, 0), (0, 0)))[1:].sum(axis=0) + a,
             }[op](part)
             tp.store(y, (tp.ds(p * 16 + lane * 8, 8), slice(None)), part)
@@ -333,7 +334,7 @@ def _split_op(op: str):
     return k
 
 
-@pytest.mark.parametrize("op", ["cumprod0", "cummax0", "sort0", "rev0", "argmax0"])
+@pytest.mark.parametrize("op", ["cumprod0", "cummax0", "sort0", "rev0", "argmax0", "reshape0"])
 def test_mixing_along_the_split_axis_is_refuted(op):
     obs = _obs(_split_op(op), "split")
     assert any(o.status == "violated" and "split across lanes" in o.message for o in obs), [

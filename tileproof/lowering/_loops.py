@@ -158,6 +158,8 @@ def _carried_data(ctx: _Ctx, sv: SV, d, init, kinds, s: shapes.Expr, masked=Fals
     v = shapes.sym(name)
     declared = decl.values.subs({"v": v}) if decl.values is not None else shapes.conj()
     first = ctx.data.get(sv.expr.as_symbol() or "")
+    if first is None and _masked_read(sv.expr) in ctx.data:  # a masked initial read
+        first, masked = ctx.data[_masked_read(sv.expr)], True
     prev = _index_at(ctx, d, init, kinds, s - 1)
     index: tuple = ()
     if first is not None and first.tensor == d.tensor:
@@ -167,6 +169,7 @@ def _carried_data(ctx: _Ctx, sv: SV, d, init, kinds, s: shapes.Expr, masked=Fals
     else:
         rng = shapes.disj(shapes.eq(v, sv.expr), declared)
     if masked:  # a masked-off read gives 0, not an element: no index, and 0 is possible
+        # (the same for a masked initial read; its own range is not pulled in for us)
         rng, index = shapes.disj(shapes.eq(v, 0), rng), ()
     ctx.data[name] = Data(name, d.tensor, index, rng, d.loc, d.bits, d.signed)
     return int_sv(v, sv.shape, d.bits, d.signed)

@@ -411,6 +411,26 @@ def _implicit_broadcast(x: SV, shape) -> SV:
     return shift_coords(x, repl, shape) if repl else x
 
 
+def _merged_split(src: tuple, dst: tuple, axis: int) -> int | None:
+    """The result axis a row-major reshape merges split axis ``axis`` into, when the lanes'
+    shares stay contiguous there: every result axis is a run of consecutive operand axes
+    (merges only) and the split axis is the outermost axis of extent > 1 in its run, so a
+    lane's block of it, times everything inside, is a block of the merged axis."""
+    i = 0
+    for j, n in enumerate(dst):
+        run, prod = [], 1
+        while i < len(src) and (prod < n or (src[i] == 1 and prod == n and not run)):
+            run.append(i)
+            prod *= src[i]
+            i += 1
+        if prod != n:
+            return None
+        if axis in run:
+            outer = [k for k in run if src[k] != 1]
+            return j if outer and outer[0] == axis else None
+    return None
+
+
 def _slice(x: SV, p, shape) -> SV:
     """``slice`` of an integer/boolean array: coordinate ``c`` of the result is coordinate
     ``start + stride * c`` of the operand (exact)."""
@@ -431,6 +451,7 @@ def _move_axes(eqn, name: str, x: SV, shape, loc: Location, block: _Block) -> SV
     unsupported (never the identity)."""
     p = eqn.params
     mapping: dict[int, int | None] | None
+    reorders = False
     if name == "transpose":
         mapping = {old: new for new, old in enumerate(p["permutation"])}
     elif name == "broadcast_in_dim":
@@ -445,6 +466,10 @@ def _move_axes(eqn, name: str, x: SV, shape, loc: Location, block: _Block) -> SV
         if not reorders and [x.shape[k] for k in src] == [shape[k] for k in dst]:
             mapping = {k: None for k in range(len(x.shape))}
             mapping.update(dict(zip(src, dst)))
+    if x.is_opaque and x.split_axis is not None and mapping is None and name == "reshape":
+        merged = _merged_split(x.shape, tuple(shape), x.split_axis)
+        if merged is not None and not reorders:
+            return opaque(shape, f"a reshape {x.shape} -> {tuple(shape)}", x.prov, merged)
     if x.split_axis is not None and (mapping is None or mapping.get(x.split_axis) is None):
         block.add(
             Unsupported(
