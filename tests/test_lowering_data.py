@@ -182,6 +182,32 @@ def test_read_of_an_unwritten_input_is_shared():
     _proved(_shared_read(False), "race")
 
 
+def _distinct_slots(role: str):
+    """``distinct=True`` on a tensor the kernel fills itself is a claim nobody checks."""
+
+    decl = (tp.Scratch((4,), "int32", values="0 <= v < 4", distinct=True) if role == "scratch"
+            else tp.Input((4,), "int32", values="0 <= v < 4", distinct=True))
+
+    @tp.kernel(grid={"p": 4}, tensors=dict(s=decl, x=tp.Input((4,)), o=tp.Output((4,))))
+    def k(s, x, o):
+        p = tp.program_id(0)
+        if role == "scratch":
+            tp.store(s, (p,), jnp.int32(0))  # every slot 0: not distinct at all
+            tp.barrier()
+        tp.store(o, (tp.load(s, (p,)),), tp.load(x, (p,)))
+
+    return k
+
+
+def test_distinct_written_tensor_is_not_trusted():
+    obs = [o for o in _obs(_distinct_slots("scratch"), "race") if " of o " in o.message]
+    assert obs and {o.status for o in obs} & {"violated", "unknown"}, [o.message for o in obs]
+
+
+def test_distinct_input_is_trusted():
+    _proved(_distinct_slots("input"), "race")
+
+
 # ------------------------------------------------------------------- 4. integer casts
 
 
@@ -328,6 +354,9 @@ def _split_op(op: str):
                 "reshape0": lambda a: a + a.reshape(64).sum(),  # rows merged: still split
                 "reshape": lambda a: a + a.T.reshape(64).sum(),  # split axis inside the merge
                 "pad": lambda a: jnp.pad(a, ((1, 0), (0, 0)))[1:].sum(axis=0) + a,
+                "dot_both": lambda a: a @ a.T,  # only each lane's own block of rows x rows
+                "dot_one": lambda a: a @ jnp.ones((8, 8)),
+                "scan": lambda a: lax.scan(lambda c, r: (c + r, c), jnp.zeros(8), a)[1],
             }[op](part)
             tp.store(y, (tp.ds(p * 16 + lane * 8, 8), slice(None)), part)
 
@@ -342,14 +371,16 @@ def test_mixing_along_the_split_axis_is_refuted(op):
     ]
 
 
-@pytest.mark.parametrize("op", ["cumprod1", "sort1", "rev1", "argmax1", "cumsum1_t", "where"])
+@pytest.mark.parametrize(
+    "op", ["cumprod1", "sort1", "rev1", "argmax1", "cumsum1_t", "where", "dot_one"]
+)
 def test_work_along_other_axes_keeps_the_split(op):
     m = lower(_split_op(op))
     assert m.unsupported == []
     _proved(_split_op(op), "split")
 
 
-@pytest.mark.parametrize("op", ["reshape", "pad"])
+@pytest.mark.parametrize("op", ["reshape", "pad", "dot_both", "scan"])
 def test_split_axis_merged_or_padded_is_unsupported(op):
     m = lower(_split_op(op))
     assert any("split across lanes" in u.what for u in m.unsupported)

@@ -246,6 +246,9 @@ def _scan(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
     x_avals = [v.aval for v in jx.invars[nconst + ncarry :]]
     assert len(x_avals) == len(xs)
     x_slices = [opaque(a.shape, "a scanned-over array") for a in x_avals]
+    if any(x.split_axis is not None for x in xs):  # the split is not followed into slices
+        block.add(Unsupported("a scan over a tile split across lanes: the lowering cannot "
+                              "follow the lanes' shares through it", loc))
     with _first_pass(ctx) as scratch:
         phs = _placeholders(ctx, init)
         outs = _run(ctx, p["jaxpr"], consts + phs + x_slices, scratch)[:ncarry]

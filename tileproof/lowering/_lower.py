@@ -257,7 +257,8 @@ def _unpin_written(ctx: _Ctx, body: list[Node]) -> None:
     per element: a read after the kernel's own write sees the new value.  Dropping their
     index keeps the verifier from equating two reads of one element (or treating a read as
     the same for every program); their declared range still holds, because every store into
-    a tensor with ``values=`` must write values in that range (a ``bounds`` obligation)."""
+    a tensor with ``values=`` must write values in that range (a ``bounds`` obligation).
+    ``distinct=True`` is not checked on stores, so it is not trusted for a written tensor."""
     written: set[str] = set()
     stack = list(body)
     while stack:
@@ -266,7 +267,8 @@ def _unpin_written(ctx: _Ctx, body: list[Node]) -> None:
             written.add(n.tensor)
         stack += _children(n)
     for name, d in list(ctx.data.items()):
-        if d.tensor in written and getattr(ctx.kernel.tensors[d.tensor], "role", "") == "input":
+        decl = ctx.kernel.tensors[d.tensor]
+        if d.tensor in written and (decl.role == "input" or decl.distinct):
             ctx.data[name] = replace(d, index=())
 
 
@@ -517,6 +519,20 @@ def _dot(eqn, ins, loc, block) -> SV:
     for x, contract in ((lhs, lc), (rhs, rc)):
         if x.split_axis is not None and x.split_axis in contract:
             block.add(SplitReduce("dot_general", x.split_axis, loc))
+    lb_split = lhs.split_axis is not None and lhs.split_axis in lb
+    rb_split = rhs.split_axis is not None and rhs.split_axis in rb
+    free_split = [x.split_axis is not None and x.split_axis not in (*c, *b)
+                  for x, c, b in ((lhs, lc, lb), (rhs, rc, rb))]
+    same_batch = (lb_split and rb_split
+                  and tuple(lb).index(lhs.split_axis) == tuple(rb).index(rhs.split_axis))
+    if all(free_split) or ((lb_split or rb_split) and not same_batch):
+        # both sides' free axes split (each lane pairs only its own shares: the cross-lane
+        # blocks are missing), or a batch axis split on one side only
+        block.add(Unsupported(
+            "a matrix product of tiles split across lanes that pairs only each lane's "
+            "shares: the lowering cannot follow the lanes' shares through it", loc))
+        return opaque(_out_shape(eqn), "a matrix product",
+                      lhs.prov if lhs.prov is not None else rhs.prov)
     split = None
     lfree = [k for k in range(len(lhs.shape)) if k not in lc and k not in lb]
     rfree = [k for k in range(len(rhs.shape)) if k not in rc and k not in rb]
