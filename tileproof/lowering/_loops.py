@@ -54,7 +54,7 @@ def _placeholders(ctx: _Ctx, init: list[SV]) -> list[SV]:
     out = []
     for i, sv in enumerate(init):
         if sv.is_int:
-            out.append(int_sv(shapes.sym(f"{_PH}{i}"), sv.shape, sv.bits))
+            out.append(int_sv(shapes.sym(f"{_PH}{i}"), sv.shape, sv.bits, sv.signed))
         elif sv.prov is not None and ctx.rank_var:
             out.append(replace(sv, prov=shapes.sym(ctx.rank_var)))
         else:
@@ -184,7 +184,8 @@ def _carry_values(ctx, init, kinds, s: shapes.Expr) -> list[SV]:
         elif kind[0] == "data":
             vals.append(_carried_data(ctx, sv, kind[1], init, kinds, s, len(kind) > 2))
         elif kind[0] == "ind":
-            vals.append(int_sv(sv.expr + _bind_invariants(kind[1], init) * s, sv.shape, sv.bits))
+            vals.append(int_sv(sv.expr + _bind_invariants(kind[1], init) * s, sv.shape, sv.bits,
+                               sv.signed))
         elif kind[0] == "shift":
             delta = _bind_invariants(kind[1], init)
             vals.append(
@@ -219,7 +220,7 @@ def _loop(
     s = v - lo
     carries = _carry_values(ctx, init, pass1_kinds, s)
     if counter is not None:
-        carries[counter] = int_sv(v, init[counter].shape, init[counter].bits)
+        carries[counter] = int_sv(v, init[counter].shape, init[counter].bits, init[counter].signed)
     node = Loop(var, lo, hi, [], loc)
     node.carried = [c.expr.as_symbol() for c, k in zip(carries, pass1_kinds) if k[0] == "data"]
     block.add(node)
@@ -277,7 +278,7 @@ def _scan(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
 
 def _merge(cond: shapes.Formula, a: SV, b: SV) -> SV:
     if a.is_int and b.is_int:
-        return int_sv(shapes.where(cond, a.expr, b.expr), a.shape, max(a.bits, b.bits))
+        return int_sv(shapes.where(cond, a.expr, b.expr), a.shape, max(a.bits, b.bits), a.signed)
     if a.is_bool and b.is_bool:
         return bool_sv(
             shapes.disj(shapes.conj(cond, a.cond), shapes.conj(shapes.negate(cond), b.cond)),
