@@ -374,9 +374,10 @@ def _split_op(op: str):
 @pytest.mark.parametrize("op", ["cumprod0", "cummax0", "sort0", "rev0", "argmax0", "reshape0"])
 def test_mixing_along_the_split_axis_is_refuted(op):
     obs = _obs(_split_op(op), "split")
-    assert any(o.status == "violated" and "split across lanes" in o.message for o in obs), [
-        (o.status, o.message) for o in obs
-    ]
+    bad = [o for o in obs if o.status == "violated" and "split across lanes" in o.message]
+    assert bad, [(o.status, o.message) for o in obs]
+    # named at the user's line, also inside jnp's own jit (jnp.sort, jnp.cumprod)
+    assert bad[0].location.file.endswith("test_lowering_data.py") and bad[0].location.line > 0
 
 
 @pytest.mark.parametrize(
@@ -392,6 +393,7 @@ def test_work_along_other_axes_keeps_the_split(op):
 def test_split_axis_merged_or_padded_is_unsupported(op):
     m = lower(_split_op(op))
     assert any("split across lanes" in u.what for u in m.unsupported)
+    assert "unknown" in _statuses(_split_op(op), "split")  # reported under its own kind
 
 
 def test_branch_keeps_the_split_axis():

@@ -193,6 +193,7 @@ class _Ctx:
         self.data: dict[str, Data] = {}
         self.lanes: list[tuple[str, int]] = []  # (lane var, lane count), innermost last
         self.halving: list[tuple[int, int | None]] = []  # (lanes, halved axis) of halve regions
+        self.call_locs: list[Location] = []  # user lines of the calls being interpreted
         self.depth = 0  # loops and branches around the current block
         self.exited = False  # an exit_if() was lowered: the rest is under its guard
         self.rank_var = kernel.ranks.name if kernel.ranks is not None else None
@@ -272,6 +273,8 @@ def _interp(ctx: _Ctx, jaxpr, env: dict, block: _Block, top: bool = False) -> li
         name = eqn.primitive.name
         ins = [_read(env, a) for a in eqn.invars]
         loc = _loc_of(eqn)
+        if loc is UNKNOWN and ctx.call_locs:  # inside jnp's own jit (jnp.sort, jnp.pad, ...)
+            loc = ctx.call_locs[-1]
         if name == "tp_lanes_begin":
             var = ctx.fresh(f"lane{'' if not ctx.lanes else len(ctx.lanes)}")
             node = Lanes(eqn.params["n"], eqn.params["mode"], eqn.params["axis"], var, [], loc)
@@ -346,7 +349,11 @@ def _eqn(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Block,
         jx = closed.jaxpr if hasattr(closed, "jaxpr") else closed
         sub_env = dict(zip(jx.constvars, [literal(c) for c in getattr(closed, "consts", [])]))
         sub_env.update(zip(jx.invars, ins))
-        return _interp(ctx, jx, sub_env, block)
+        ctx.call_locs.append(loc)
+        try:
+            return _interp(ctx, jx, sub_env, block)
+        finally:
+            ctx.call_locs.pop()
     if name == "while":
         return _while(ctx, eqn, ins, loc, block)
     if name == "scan":

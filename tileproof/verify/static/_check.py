@@ -107,7 +107,8 @@ def _unsupported(model: Model) -> list[Obligation]:
         if not isinstance(node, Unsupported):
             continue
         w = node.what.lower()
-        kind = ("ring" if any(k in w for k in ("ring", "fold", "rank", "sendrecv", "provenance"))
+        kind = ("split" if "split across lanes" in w
+                else "ring" if any(k in w for k in ("ring", "fold", "rank", "sendrecv", "provenance"))
                 else "bounds" if any(k in w for k in ("index", "mask", "load", "access"))
                 else "barrier" if "barrier" in w else "shape")
         out.append(Obligation(kind, "unknown", f"unsupported construct at {node.loc.short}: "
