@@ -34,10 +34,11 @@ from dataclasses import dataclass, field
 
 from . import _known
 from ._context import clear_memo as clear_context_memo
-from ._expr import BoolConst, Expr, Formula, ShapeError, as_expr, conj, eq, lt, negate
+from ._expr import BoolConst, Expr, Formula, ShapeError, conj, eq, lt, negate
+from ._input import expr_input, formula_input
 from ._interval import INF, formula_truth, interval
-from ._normal import canon_formula, clear_memo, divisors, has_division, side_conditions, simplify
-from ._parse import coerce_formula, parse, parse_expr, parse_formula
+from ._normal import canon_formula, clear_memo, has_division, side_conditions, simplify
+from ._parse import written
 from ._search import holds, points, probe_points, shrink
 
 __all__ = ["UNBOUNDED", "Decision", "bounds", "clear_caches", "prove"]
@@ -122,9 +123,7 @@ def clear_caches() -> None:
     solver = sys.modules.get(__package__ + "._solver")  # z3 is imported lazily: only if loaded
     if solver is not None:
         solver.clear()
-    parse.cache_clear()
-    parse_expr.cache_clear()
-    parse_formula.cache_clear()
+    written.cache_clear()
 
 
 def _context(assume: tuple[Formula, ...]):
@@ -148,32 +147,97 @@ def _as_assumptions(assume) -> tuple:
 def prove(query, assume: Sequence = ()) -> Decision:
     """Decide whether ``query`` holds for every admissible value of its symbols.
 
-    ``query`` and each assumption are strings or :class:`Formula` objects.
+    ``query`` and each assumption are strings or :class:`Formula` objects.  A
+    query that divides by zero at an admissible point (as written, before any
+    folding: ``x // x == 1`` with ``x >= 0``) is ``refuted`` there; an
+    assumption is false wherever it would divide by zero.
     """
     given = _as_assumptions(assume)
-    q = coerce_formula(query)
-    A = tuple(coerce_formula(a) for a in given)
-    key = (q, A)
+    qi = formula_input(query)
+    ais = [formula_input(a) for a in given]
+    key = (qi.key, _assumption_set(ais))
     res = _proofs.get(key)
     if res is None:
-        res = _remember(_proofs, key, _Prove(q, A).run())
+        try:
+            res = _Prove(qi, ais, key[1]).run()
+        except (OverflowError, RecursionError) as e:  # a safety net behind the input limits
+            res = ("unknown", None, f"input too large to decide ({type(e).__name__}: {e})")
+        _remember(_proofs, key, res)
     verdict, cex, reason = res
     return Decision(verdict, dict(cex) if cex is not None else None, reason, query, given)
 
 
+def _assumption_set(ais) -> tuple[Formula, ...]:
+    """The assumptions' formulas, then the side conditions of their divisors as written."""
+    A = [a.obj for a in ais]
+    for a in ais:
+        if a.text is not None:
+            for f in a.side_conditions():
+                if f not in A:
+                    A.append(f)
+    return tuple(A)
+
+
+def _admissible(ctx, A, ais, user) -> bool:
+    """``user`` satisfies the assumptions, as the caller wrote them."""
+    return holds(A, user) and all(a.outcome(user) == "true" for a in ais)
+
+
+def _zero_divisor(ctx, A, ais, names, guard: Formula, d: Expr, text: str, recheck):
+    """None when ``d`` is non-zero wherever evaluation reaches it, else a decision.
+
+    ``recheck(user)`` confirms on the caller's input that evaluation divides by
+    zero at the point found.
+    """
+    try:
+        g2, d2 = ctx.rewrite(guard), ctx.rewrite(d)
+    except ShapeError as e:
+        return ("unknown", None, f"could not rewrite divisor {text}: {e}")
+    if isinstance(g2, BoolConst) and not g2.value:
+        return None
+    lo, hi = interval(d2, ctx.box)
+    if lo > 0 or hi < 0 or formula_truth(g2, ctx.box) is False:
+        return None
+    at_zero = conj(g2, eq(d2, 0))
+    syms = ctx.symbols_for(at_zero)
+
+    def zero_here(p):
+        return holds(ctx.facts, p) and holds((at_zero,), p)
+
+    found = next((p for p in points(syms, ctx.box, _SEARCH_POINTS) if zero_here(p)), None)
+    if found is None:
+        status, found, why = _solve(ctx.facts, at_zero, ctx.box, syms)
+        if status == "unsat":
+            return None
+        if status != "sat":
+            return ("unknown", None, f"could not rule out division by zero by {text}: {why}")
+    found = shrink(found, zero_here, ctx.box)
+    user = ctx.user_point(found, names)
+    if not (_admissible(ctx, A, ais, user) and recheck(user)):
+        return ("unknown", None, f"internal: division-by-zero witness {user} failed re-check")
+    always = d.is_const or d2.is_const
+    return ("refuted", user, f"division by zero: {text} {'is' if always else 'can be'} 0")
+
+
 class _Prove:
-    def __init__(self, q: Formula, A: tuple[Formula, ...]):
-        self.q, self.A = q, A
+    def __init__(self, qi, ais, A: tuple[Formula, ...]):
+        self.qi, self.ais, self.A = qi, ais, A
+        self.q = qi.obj
         self.ctx = _context(A)
-        self.extra = q.free_symbols()
+        self.extra = set(qi.names)
+        for a in ais:
+            self.extra |= a.names
 
     def run(self):
         ctx = self.ctx
         if ctx.empty:
             return ("inconsistent", None, "the assumptions admit no values")
-        for guard, d in divisors(self.q):
-            res = self.zero_divisor(guard, d)
+        for guard, d, text in self.qi.divisors:
+            res = _zero_divisor(ctx, self.A, self.ais, self.extra, guard, d, text,
+                                lambda u: self.qi.outcome(u) == "zero")
             if res is not None:
+                if res[0] == "refuted":
+                    _known.remember(res[1])
                 return res
         try:
             g = ctx.rewrite(self.q)
@@ -241,51 +305,15 @@ class _Prove:
         ctx = self.ctx
         point = shrink(point, ok, ctx.box)
         user = ctx.user_point(point, self.extra)
-        if not holds(self.A, user):
+        if not _admissible(ctx, self.A, self.ais, user):
             return ("unknown", None, f"internal: counterexample {user} violates the assumptions")
-        try:
-            if self.q.evaluate(user):
-                return ("unknown", None, f"internal: counterexample {user} satisfies the query")
-        except ZeroDivisionError:
-            return ("unknown", None, f"internal: counterexample {user} divides by zero")
+        outcome = self.qi.outcome(user)  # on the query as written
+        if outcome == "true":
+            return ("unknown", None, f"internal: counterexample {user} satisfies the query")
         _known.remember(user)  # admissible: re-checked on the assumptions above
+        if outcome == "zero":
+            return ("refuted", user, f"division by zero at {_show(user)}")
         return ("refuted", user, reason or f"fails at {_show(user)}")
-
-    def zero_divisor(self, guard: Formula, d: Expr):
-        """None when ``d`` is non-zero wherever evaluation reaches it, else a decision."""
-        ctx = self.ctx
-        try:
-            g2, d2 = ctx.rewrite(guard), ctx.rewrite(d)
-        except ShapeError as e:
-            return ("unknown", None, f"could not rewrite divisor {d}: {e}")
-        if isinstance(g2, BoolConst) and not g2.value:
-            return None
-        lo, hi = interval(d2, ctx.box)
-        if lo > 0 or hi < 0 or formula_truth(g2, ctx.box) is False:
-            return None
-        reason = f"division by zero: {d} can be 0"
-        at_zero = conj(g2, eq(d2, 0))
-        syms = ctx.symbols_for(at_zero)
-
-        def zero_here(p):
-            return holds(ctx.facts, p) and holds((at_zero,), p)
-
-        found = next((p for p in points(syms, ctx.box, _SEARCH_POINTS) if zero_here(p)), None)
-        if found is None:
-            status, found, why = _solve(ctx.facts, at_zero, ctx.box, syms)
-            if status == "unsat":
-                return None
-            if status != "sat":
-                return ("unknown", None, f"could not rule out division by zero by {d}: {why}")
-        found = shrink(found, zero_here, ctx.box)
-        user = ctx.user_point(found, self.extra)
-        try:
-            ok = holds(self.A, user) and guard.evaluate(user) and d.evaluate(user) == 0
-        except ZeroDivisionError:
-            ok = False
-        if not ok:
-            return ("unknown", None, f"internal: division-by-zero witness {user} failed re-check")
-        return ("refuted", user, reason)
 
 
 def _show(env: dict) -> str:
@@ -333,33 +361,47 @@ def _solve(facts, extra: Formula | None, box, syms, divisors_of=()):
 def bounds(expr, assume: Sequence = ()) -> tuple[int | None, int | None]:
     """Exact ``(lower, upper)`` of ``expr`` over the admissible points where it is defined.
 
+    *Defined* means that evaluating ``expr`` as the caller wrote it divides by
+    no zero: the divisors are collected before any folding, so ``x // x``
+    under ``0 <= x <= 10`` is bounded over ``1 <= x <= 10`` and
+    ``(y // (x - 1))*0 + x`` leaves out ``x == 1`` although its normal form is
+    ``x``.  (``prove`` instead *refutes* a query that divides by zero.)
     ``None`` means unbounded (past ``±2**62``).  Raises :class:`ShapeError`
-    when the assumptions admit no value, or when an exact bound cannot be
-    established within the solver's resource limit (never a guess).
+    when the assumptions admit no value, when no admissible point defines
+    ``expr``, or when an exact bound cannot be established within the solver's
+    resource limit (never a guess).
     """
-    e = parse_expr(expr) if isinstance(expr, str) else expr
-    if not isinstance(e, Expr):
-        e = as_expr(e)
-    A = tuple(coerce_formula(a) for a in _as_assumptions(assume))
-    key = (e, A)
+    ei = expr_input(expr)
+    ais = [formula_input(a) for a in _as_assumptions(assume)]
+    key = (ei.key, _assumption_set(ais))
     res = _bounds.get(key)
     if res is None:
-        res = _remember(_bounds, key, _Bounds(e, A).run())
+        try:
+            res = _Bounds(ei, ais, key[1]).run()
+        except (OverflowError, RecursionError) as e:  # a safety net behind the input limits
+            raise ShapeError(
+                f"bounds of {ei.obj}: input too large ({type(e).__name__}: {e})"
+            ) from None
+        _remember(_bounds, key, res)
     return res
 
 
 class _Bounds:
-    def __init__(self, e: Expr, A: tuple[Formula, ...]):
+    def __init__(self, ei, ais, A: tuple[Formula, ...]):
+        e = ei.obj
         self.e0, self.A = e, A
         self.ctx = ctx = _context(A)
         if ctx.empty:
             raise ShapeError(f"bounds of {e}: the assumptions admit no values")
         try:
             self.e = ctx.rewrite(e)
+            # defined: every divisor the caller wrote is non-zero where evaluation reaches it
+            defined = [ctx.rewrite(f) for f in ei.side_conditions()]
         except ShapeError as err:
             raise ShapeError(f"bounds of {e}: {err}") from None
-        self.domain = list(ctx.facts) + side_conditions([self.e])
-        self.syms = ctx.symbols_for(self.e)
+        defined = [f for f in defined if not (isinstance(f, BoolConst) and f.value)]
+        self.domain = list(ctx.facts) + defined + side_conditions([self.e])
+        self.syms = ctx.symbols_for(self.e, *defined)
         self.sessions: dict = {}
 
     def value(self, p) -> int | None:

@@ -57,6 +57,12 @@ class ShapeError(ValueError):
     """A malformed shape expression or an operation outside the algebra."""
 
 
+# Limits of the object API's power (the parser has tighter ones, see _limits): a loop of
+# k multiplications, or one exponentiation of a constant, must end promptly.
+_POW_EXPONENT = 64
+_POW_BITS = 1 << 16
+
+
 # --------------------------------------------------------------------------- atoms
 
 
@@ -310,6 +316,15 @@ class Expr:
     def __pow__(self, k: int) -> Expr:
         if not isinstance(k, int) or isinstance(k, bool) or k < 0:
             raise ShapeError(f"only non-negative integer powers are supported, got {k!r}")
+        if self.is_const:  # one exponentiation, bounded in size (10**10**10 would never end)
+            v = self.const_value
+            if abs(v) > 1 and (abs(v).bit_length() - 1) * k >= _POW_BITS:
+                raise ShapeError(f"({v})**{k} is beyond the limit of 2**{_POW_BITS} for constants")
+            return Expr.const(v**k)
+        if k > _POW_EXPONENT:
+            raise ShapeError(
+                f"({self})**{k}: exponents of symbolic expressions are limited to {_POW_EXPONENT}"
+            )
         out = Expr.const(1)
         for _ in range(k):
             out = out * self

@@ -34,10 +34,25 @@ _SPLIT_DEPTH = 3
 
 
 def _mul(a, b):
-    """Endpoint product with ``0 * inf == 0`` (an attained 0 times anything is 0)."""
+    """Endpoint product with ``0 * inf == 0`` (an attained 0 times anything is 0).
+
+    An infinite factor gives a signed infinity without multiplying: Python's
+    ``int * inf`` converts the int to float and overflows past ``2**1024``.
+    """
     if a == 0 or b == 0:
         return 0
+    if a in (INF, -INF) or b in (INF, -INF):
+        return INF if (a > 0) == (b > 0) else -INF
     return a * b
+
+
+def _add(a, b):
+    """Endpoint sum; an infinite term wins without converting a huge int to float."""
+    if a in (INF, -INF):
+        return a
+    if b in (INF, -INF):
+        return b
+    return a + b
 
 
 def imul(x: Interval, y: Interval) -> Interval:
@@ -149,16 +164,15 @@ class _Eval:
         lo = hi = 0
         for m, c in e.terms:
             if not m:
-                lo += c
-                hi += c
+                lo, hi = _add(lo, c), _add(hi, c)
                 continue
             x = (1, 1)
             for a, p in m:
                 ai = self.atom(a)
                 x = imul(x, ai if p == 1 else ipow(ai, p))
             x = iscale(c, x)
-            lo += x[0]
-            hi += x[1]
+            lo = _add(lo, x[0])
+            hi = _add(hi, x[1])
         return (lo, hi)
 
     def atom(self, a) -> Interval:

@@ -1,8 +1,9 @@
 """The only module that imports z3: one translator from expressions to z3, and checks.
 
 Every check runs under a deterministic resource limit (z3's ``rlimit``, plus a
-wall-clock timeout as a backstop), so a hard query answers ``unknown``
-promptly and the same way on every run, instead of hanging.
+wall-clock timeout as a backstop far above it), so a hard query answers
+``unknown`` promptly and the same way on every run, instead of hanging; the
+``unknown`` says which budget ran out.
 
 Floor division ``q = n // d`` becomes a fresh integer ``q`` with
 
@@ -21,6 +22,7 @@ zero divisor means (a refutation for ``prove``, outside the domain for
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 
 import z3
@@ -31,7 +33,9 @@ from ._interval import INF, Interval
 __all__ = ["RLIMIT", "Session", "clear"]
 
 RLIMIT = 1_500_000  # z3 resource units per check: about 0.1-0.3 s on the reference machine
-TIMEOUT_MS = 5_000  # wall-clock backstop only; rlimit is what normally stops a check
+# Wall-clock backstop only, far above what RLIMIT takes even on a loaded machine, so that
+# the deterministic rlimit is what stops a check and verdicts do not depend on load.
+TIMEOUT_MS = 20_000
 
 
 class _Terms:
@@ -209,6 +213,16 @@ class _Terms:
         return got
 
 
+def _why_unknown(reason: str, rlimit: int, elapsed: float) -> str:
+    """Which budget ran out: z3 reports both the rlimit and the timeout as ``canceled``."""
+    if reason in ("canceled", "timeout", "max. resource limit exceeded"):
+        if elapsed * 1000 >= 0.9 * TIMEOUT_MS:
+            return (f"z3 stopped by the wall-clock backstop ({TIMEOUT_MS // 1000} s) before its "
+                    f"resource limit of {rlimit} units: the machine may be overloaded")
+        return f"z3 ran out of its resource limit ({rlimit} rlimit units, deterministic)"
+    return f"z3 gave up: {reason}"
+
+
 def _uniq(keys: list) -> tuple:
     return tuple(dict.fromkeys(keys))
 
@@ -284,7 +298,8 @@ class Session:
             asserted = [self._translate(f, pending) for f in extra]
             # definitions are scoped with the facts that need them
             self._assert(asserted + pending)
-            s.set("rlimit", rlimit)
+            s.set("rlimit", rlimit)  # per check: z3 counts it from the current usage
+            t0 = time.perf_counter()
             r = s.check()
             if r == z3.sat:
                 m = s.model()
@@ -294,7 +309,8 @@ class Session:
                 return "sat", model, ""
             if r == z3.unsat:
                 return "unsat", None, ""
-            return "unknown", None, f"z3: {s.reason_unknown()}"
+            return "unknown", None, _why_unknown(s.reason_unknown(), rlimit,
+                                                 time.perf_counter() - t0)
         finally:
             s.pop()
             # quotients first met inside the scope lost their definitions with the pop;
