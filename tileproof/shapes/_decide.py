@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from . import _known
 from ._context import clear_memo as clear_context_memo
 from ._expr import BoolConst, Expr, Formula, ShapeError, conj, eq, lt, negate
+from ._input import clear_memo as clear_input_memo
 from ._input import expr_input, formula_input
 from ._interval import INF, formula_truth, interval
 from ._normal import canon_formula, clear_memo, has_division, side_conditions, simplify
@@ -124,6 +125,7 @@ def clear_caches() -> None:
     if solver is not None:
         solver.clear()
     written.cache_clear()
+    clear_input_memo()
 
 
 def _context(assume: tuple[Formula, ...]):

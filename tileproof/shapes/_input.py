@@ -70,17 +70,49 @@ class Input:
                 for g, d, _t in self.divisors]
 
 
-def formula_input(x: object) -> Input:
+_MEMO: dict = {}  # (kind, text or object) -> Input: the verifier passes the same inputs often
+_MEMO_SIZE = 1 << 14
+
+
+def _memo(key, build) -> Input:
+    got = _MEMO.get(key)
+    if got is None:
+        got = build()
+        if len(_MEMO) >= _MEMO_SIZE:
+            _MEMO.clear()
+        _MEMO[key] = got
+    return got
+
+
+def _formula(x: object) -> Input:
     if isinstance(x, str):
         w = written(x, "formula")
         return Input(w.value, w)
     return Input(coerce_formula(x), None)
 
 
-def expr_input(x: object) -> Input:
+def _expr(x: object) -> Input:
     if isinstance(x, str):
         w = written(x, "expr")
         return Input(w.value, w)
     if isinstance(x, Formula):
         raise ShapeError(f"bounds takes an integer expression, got the condition {x}")
     return Input(as_expr(x), None)
+
+
+def formula_input(x: object) -> Input:
+    """A condition (string, :class:`Formula` or bool) as an :class:`Input`."""
+    if isinstance(x, (str, Formula)):
+        return _memo(("f", type(x) is str, x), lambda: _formula(x))
+    return _formula(x)
+
+
+def expr_input(x: object) -> Input:
+    """An integer expression (string, :class:`Expr`, int) as an :class:`Input`."""
+    if isinstance(x, (str, Expr)):
+        return _memo(("e", type(x) is str, x), lambda: _expr(x))
+    return _expr(x)
+
+
+def clear_memo() -> None:
+    _MEMO.clear()
