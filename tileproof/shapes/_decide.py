@@ -391,16 +391,16 @@ def bounds(expr, assume: Sequence = ()) -> tuple[int | None, int | None]:
 class _Bounds:
     def __init__(self, ei, ais, A: tuple[Formula, ...]):
         e = ei.obj
-        self.e0, self.A = e, A
+        self.e0, self.A = (ei.text.text if ei.text is not None else e), A  # e0: for messages
         self.ctx = ctx = _context(A)
         if ctx.empty:
-            raise ShapeError(f"bounds of {e}: the assumptions admit no values")
+            raise ShapeError(f"bounds of {self.e0}: the assumptions admit no values")
         try:
             self.e = ctx.rewrite(e)
             # defined: every divisor the caller wrote is non-zero where evaluation reaches it
             defined = [ctx.rewrite(f) for f in ei.side_conditions()]
         except ShapeError as err:
-            raise ShapeError(f"bounds of {e}: {err}") from None
+            raise ShapeError(f"bounds of {self.e0}: {err}") from None
         defined = [f for f in defined if not (isinstance(f, BoolConst) and f.value)]
         self.domain = list(ctx.facts) + defined + side_conditions([self.e])
         self.syms = ctx.symbols_for(self.e, *defined)
