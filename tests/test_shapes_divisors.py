@@ -41,7 +41,7 @@ _FUNCS = {"min": min, "max": max, "abs": abs, "cdiv": _cdiv,
 
 def py(text: str, env: dict):
     """Python's own evaluation of a (where-free) shape text: the independent oracle."""
-    return eval(text, {"__builtins__": {}}, {**_FUNCS, **env})  # noqa: S307 - test oracle
+    return eval(text, {"__builtins__": {}}, {**_FUNCS, **env})
 
 
 def _outcome(text: str, env: dict) -> str:

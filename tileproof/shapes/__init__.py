@@ -9,7 +9,22 @@ counterexample) / ``unknown`` (with the reason) / ``inconsistent``;
 ``bounds(expr, assume)`` gives the exact ``(lo, hi)``, ``None`` past
 ``±2**62``.  Symbols are integers ``>= 1`` unless an assumption ``NAME >= k``
 with a literal ``k`` declares another lower bound; ``//`` and ``%`` floor as in
-Python; a symbolic divisor that the assumptions allow to be 0 is reported.
+Python.
+
+Division by zero.  Divisors are collected from a string *as written*, before
+the normal form folds ``x // x`` to ``1`` or ``(y // x)*0`` to ``0``, with the
+condition under which evaluation reaches them (``where``, short-circuit
+``and``/``or``, chained comparisons).  A query that divides by zero at an
+admissible point is ``refuted`` there, an assumption is false where it would
+divide by zero, and ``bounds`` ranges over the admissible points where the
+expression is defined.  An expression *object* is its normal form: what its
+construction folded away (``floordiv(a*b, b)`` is ``a``) is not seen.
+
+Limits (:mod:`._limits`): text length, syntax-tree size and nesting, literals
+and constants below ``2**256``, exponents, terms after expansion.  Input past
+them is a :class:`ShapeError` that states the limit (the CLI exits 2); z3 runs
+under a deterministic resource limit and an ``unknown`` says which budget ran
+out.
 """
 
 from ._decide import Decision as Decision
