@@ -85,3 +85,14 @@ def test_expression_objects_with_huge_constants_do_not_crash():
         x**100
     with pytest.raises(ShapeError, match="beyond the limit"):
         shapes.as_expr(10) ** (10**10)
+
+
+def test_a_deeply_nested_object_is_unknown_or_a_shape_error_not_a_crash():
+    x, y = shapes.symbols("x y")
+    e = x
+    for _ in range(3000):
+        e = shapes.floordiv(e, y) + 1
+    d = prove(shapes.ge(e, 0))
+    assert d.verdict == "unknown" and "too large" in d.reason
+    with pytest.raises(ShapeError, match="too large"):
+        bounds(e)

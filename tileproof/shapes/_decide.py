@@ -155,18 +155,24 @@ def prove(query, assume: Sequence = ()) -> Decision:
     assumption is false wherever it would divide by zero.
     """
     given = _as_assumptions(assume)
+    try:
+        verdict, cex, reason = _prove(query, given)
+    except (OverflowError, RecursionError) as e:  # a safety net behind the input limits
+        verdict, cex, reason = (
+            "unknown", None, f"input too large to decide ({type(e).__name__}: {e}); "
+            "an expression object nested this deep or with numbers this large is past "
+            "what the decision procedure handles")
+    return Decision(verdict, dict(cex) if cex is not None else None, reason, query, given)
+
+
+def _prove(query, given: tuple):
     qi = formula_input(query)
     ais = [formula_input(a) for a in given]
     key = (qi.key, _assumption_set(ais))
     res = _proofs.get(key)
     if res is None:
-        try:
-            res = _Prove(qi, ais, key[1]).run()
-        except (OverflowError, RecursionError) as e:  # a safety net behind the input limits
-            res = ("unknown", None, f"input too large to decide ({type(e).__name__}: {e})")
-        _remember(_proofs, key, res)
-    verdict, cex, reason = res
-    return Decision(verdict, dict(cex) if cex is not None else None, reason, query, given)
+        res = _remember(_proofs, key, _Prove(qi, ais, key[1]).run())
+    return res
 
 
 def _assumption_set(ais) -> tuple[Formula, ...]:
@@ -373,19 +379,19 @@ def bounds(expr, assume: Sequence = ()) -> tuple[int | None, int | None]:
     ``expr``, or when an exact bound cannot be established within the solver's
     resource limit (never a guess).
     """
-    ei = expr_input(expr)
-    ais = [formula_input(a) for a in _as_assumptions(assume)]
-    key = (ei.key, _assumption_set(ais))
-    res = _bounds.get(key)
-    if res is None:
-        try:
-            res = _Bounds(ei, ais, key[1]).run()
-        except (OverflowError, RecursionError) as e:  # a safety net behind the input limits
-            raise ShapeError(
-                f"bounds of {ei.obj}: input too large ({type(e).__name__}: {e})"
-            ) from None
-        _remember(_bounds, key, res)
-    return res
+    try:
+        ei = expr_input(expr)
+        ais = [formula_input(a) for a in _as_assumptions(assume)]
+        key = (ei.key, _assumption_set(ais))
+        res = _bounds.get(key)
+        if res is None:
+            res = _remember(_bounds, key, _Bounds(ei, ais, key[1]).run())
+        return res
+    except (OverflowError, RecursionError) as e:  # a safety net behind the input limits
+        raise ShapeError(
+            f"bounds: input too large ({type(e).__name__}: {e}); an expression object nested "
+            "this deep or with numbers this large is past what the decision procedure handles"
+        ) from None
 
 
 class _Bounds:
