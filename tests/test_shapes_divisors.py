@@ -221,28 +221,25 @@ def _conditions(names):
 def _domains(draw):
     """Symbols with lower bound 0 (possibly-zero divisors) or -1 or 1, each bounded above."""
     names = NAMES[: draw(st.integers(2, 3))]
-    assume, ranges = [], {}
+    pairs, ranges = [], {}
     for s in names:
         lo = draw(st.sampled_from([0, 0, -1, 1]))
         hi = lo + draw(st.integers(1, 4))
-        assume += [f"{s} >= {lo}", f"{s} <= {hi}"]
+        pairs += [(f"{s} >= {lo}", f"{s} >= {lo}"), (f"{s} <= {hi}", f"{s} <= {hi}")]
         ranges[s] = range(lo, hi + 1)
     if draw(st.integers(0, 3)) == 0:
-        assume.append(draw(_conditions(names))[0])  # where-free: also a Python text
-    return names, ranges, assume
+        pairs.append(draw(_conditions(names)))
+    return names, ranges, pairs
 
 
-def _grid(names, ranges, assume):
+def _grid(names, ranges, pairs):
+    """The admissible points: every assumption true, by Python's evaluation."""
     out = []
     for vals in itertools.product(*(ranges[s] for s in names)):
         env = dict(zip(names, vals, strict=True))
-        if all(_outcome(_py_assume(a), env) == "true" for a in assume):
+        if all(_outcome(p, env) == "true" for _a, p in pairs):
             out.append(env)
     return out
-
-
-def _py_assume(a: str) -> str:
-    return a  # assumptions are drawn where-free: the shapes text is Python
 
 
 SETTINGS = dict(deadline=None, derandomize=True,
@@ -252,10 +249,11 @@ SETTINGS = dict(deadline=None, derandomize=True,
 @settings(max_examples=200, **SETTINGS)
 @given(st.data())
 def test_prove_agrees_with_brute_force_on_possibly_zero_divisors(data):
-    names, ranges, assume = data.draw(_domains())
+    names, ranges, pairs = data.draw(_domains())
+    assume = [a for a, _p in pairs]
     text, pytext = data.draw(_conditions(names))
     d = prove(text, assume)
-    grid = _grid(names, ranges, assume)
+    grid = _grid(names, ranges, pairs)
     outcomes = [_outcome(pytext, env) for env in grid]
     note = f"{text!r} under {assume}: {d}"
     assert d.verdict != "unknown", note
@@ -267,7 +265,7 @@ def test_prove_agrees_with_brute_force_on_possibly_zero_divisors(data):
         assert d.verdict == "refuted", note
         cex = d.counterexample
         assert set(cex) >= set(written(text).names), note  # every symbol of the query bound
-        assert all(_outcome(a, cex) == "true" for a in assume), note
+        assert all(_outcome(p, cex) == "true" for _a, p in pairs), note
         got = _outcome(pytext, cex)
         assert got in ("false", "zero"), note
         assert (got == "zero") == d.reason.startswith("division by zero"), note
@@ -276,10 +274,11 @@ def test_prove_agrees_with_brute_force_on_possibly_zero_divisors(data):
 @settings(max_examples=120, **SETTINGS)
 @given(st.data())
 def test_bounds_agree_with_brute_force_on_possibly_zero_divisors(data):
-    names, ranges, assume = data.draw(_domains())
+    names, ranges, pairs = data.draw(_domains())
+    assume = [a for a, _p in pairs]
     text, pytext = data.draw(_texts(names))
     values = []
-    for env in _grid(names, ranges, assume):
+    for env in _grid(names, ranges, pairs):
         try:
             values.append(py(pytext, env))
         except ZeroDivisionError:
