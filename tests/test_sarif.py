@@ -97,9 +97,16 @@ def test_sarif_of_every_finding_kind_is_valid(tmp_path):
     }
 
 
-def test_empty_run_is_valid(repo, capsys):
-    rc, out, _ = run(capsys, "check", "--static", "--format", "sarif", str(repo))
-    assert rc == 0 and errors(json.loads(out)) == [] and json.loads(out)["runs"][0]["results"] == []
+def test_a_folder_without_specs_is_a_valid_failed_run(repo, capsys):
+    """Nothing verified is no pass: exit 2, and the SARIF log (still valid) says the
+    invocation failed and why."""
+    rc, out, err = run(capsys, "check", "--static", "--format", "sarif", str(repo))
+    doc = json.loads(out)
+    assert rc == 2 and errors(doc) == [] and doc["runs"][0]["results"] == []
+    (inv,) = doc["runs"][0]["invocations"]
+    assert inv["executionSuccessful"] is False
+    assert "holds no kernel spec" in inv["toolExecutionNotifications"][0]["message"]["text"]
+    assert "holds no kernel spec" in err
 
 
 def test_the_schema_rejects_broken_logs():

@@ -188,9 +188,13 @@ def test_launch_boundary_has_no_barrier_obligation():
     assert "barrier(launch)" in lower(_two_launches()).listing()
 
 
-def test_grid_barrier_without_a_machine_is_skipped_but_a_launch_boundary_is_not():
+def test_grid_barrier_without_a_machine_is_unknown_but_a_launch_boundary_needs_none():
+    """Residency cannot be proved without a machine model, and nobody asked to skip it:
+    unknown, with the remedy as the reason (fail closed)."""
     grid = [o for o in check_static(lower(_two_launches(scope="grid"))) if o.kind == "barrier"]
-    assert any(o.status == "skipped" for o in grid)
+    (res,) = [o for o in grid if "resident" in o.message]
+    assert res.status == "unknown" and "no machine model: declare launch=tp.Launch(" in res.reason
+    assert not any(o.status == "skipped" for o in grid)
 
 
 def test_without_the_launch_boundary_the_next_tile_is_read_unwritten_or_raced():

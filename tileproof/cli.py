@@ -255,7 +255,9 @@ def _check(args) -> int:
         # the others (cuBLAS fails to initialise), so let them allocate as they go
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     targets = list(args.targets) or [config.resolve(p) for p in config.paths] or None
-    items = find_kernels(targets)
+    skipped: list[tuple[str, str]] = []
+    empty: list[tuple[str, str]] = []
+    items = find_kernels(targets, skipped=skipped, empty=empty)
     if args.verbose:
         where = config.source or "no pyproject.toml with [tool.tileproof]: defaults"
         print(
@@ -263,18 +265,24 @@ def _check(args) -> int:
             f"{config.cache_path if config.cache else 'off'}; {jobs} job(s)",
             file=sys.stderr,
         )
+        for path, why in skipped:
+            print(f"tileproof: skipped {path}: {why}", file=sys.stderr)
+    if empty:  # a path that verifies nothing must not pass: a typo, or specs not found
+        given = "given on the command line" if args.targets else f"in paths of {config.source}"
+        messages = [
+            f"tileproof: error: {target} ({given}) holds no kernel spec: {why}. "
+            "Pass files or folders that declare kernels with @tileproof.spec.kernel"
+            + ("" if args.verbose else " (--verbose lists the files passed over)")
+            + "."
+            for target, why in empty
+        ]
+        for m in messages:
+            print(m, file=sys.stderr)
+        _print_failed_run(args.format, messages)
+        return EXIT_USAGE
     if not items:
-        shown = " ".join(targets) if targets else "the bundled catalog"
-        if args.format == "json":
-            print(json.dumps({"kernels": [], "summary": {"kernels": 0, "ok": True}}))
-        elif args.format == "sarif":
-            from .verify._format import to_sarif
-            from .verify._report import Report
-
-            print(json.dumps(to_sarif(Report([])), indent=2))
-        elif not args.quiet:
-            print(f"No kernel specs found in {shown}.")
-        return EXIT_OK
+        print("tileproof: error: no kernel specs found.", file=sys.stderr)
+        return EXIT_USAGE
     numeric = not args.static
     progress = _Progress(len(items), numeric and not args.quiet and sys.stderr.isatty())
     try:
@@ -301,6 +309,21 @@ def _check(args) -> int:
     if any(k.error for k in report.kernels):
         return EXIT_USAGE
     return EXIT_OK if report.ok else EXIT_FAIL
+
+
+def _print_failed_run(fmt: str, messages: list[str]) -> None:
+    """For machine-read formats, a document that says the run failed (the errors are on
+    stderr too): JSON with ``ok: false``, SARIF with an unsuccessful invocation."""
+    from .verify._report import Report
+
+    if fmt == "json":
+        doc = Report([]).to_json()
+        doc["summary"].update(ok=False, errors=len(messages), messages=messages)
+        print(json.dumps(doc, indent=2))
+    elif fmt == "sarif":
+        from .verify._format import to_sarif
+
+        print(json.dumps(to_sarif(Report([]), failures=messages), indent=2))
 
 
 # ------------------------------------------------------------------------- lower, show
@@ -413,6 +436,12 @@ def _draw(args, kernel, model, sizes, mark, outputs) -> int:
                 mark = _pictures.element_of(ob, list(model.tensors))
     sizes = _enumerate.resolve_sizes(model, sizes, kernel.defaults, kernel.location)
     schedule = _enumerate.run(model, sizes, seed=args.seed, derive=kernel.numeric.get("derive"))
+    for node in {id(n): n for n in schedule.unsupported}.values():  # a partial model says so
+        print(
+            f"tileproof: warning: {node.loc}: unsupported construct: {node.what}; the "
+            "pictures leave out what it governs",
+            file=sys.stderr,
+        )
     for what, path in outputs:
         try:
             if what == "coverage":

@@ -251,7 +251,7 @@ def lower(kernel: Kernel) -> Model:
         grid=[(g.name, g.extent) for g in kernel.grid],
         tensors=kernel.tensors,
         body=body,
-        index_bits=kernel.index_bits,
+        index_bits=kernel.index_bits or 32,  # None: not declared, the default width
         ranks=ranks,
         launch=kernel.launch,
         data=ctx.data,

@@ -85,16 +85,58 @@ def _mentions_tileproof(path: Path) -> bool:
         return False
 
 
-def collect(targets: list[str]) -> list[Kernel]:
-    """Kernels from each target: a .py file, a folder (spec files in it), or a module name."""
+# folders a walk does not enter: hidden ones (.git, .venv, .tileproof_cache, ...) and tool output
+_SKIP_DIRS = ("__pycache__", "site-packages", "node_modules")
+
+
+def _is_test_module(name: str) -> bool:
+    """pytest's default test-module names: pytest imports and runs those, tileproof does not."""
+    return name == "conftest.py" or name.startswith("test_") or name.endswith("_test.py")
+
+
+def spec_files(folder: Path, skipped: list[tuple[str, str]] | None = None) -> list[Path]:
+    """The ``.py`` files under ``folder`` that may hold kernel specs, sorted.
+
+    Skipped, each with its reason appended to ``skipped`` (``tileproof check --verbose``
+    prints them): files that never mention tileproof (not imported), pytest test modules
+    (``test_*.py``, ``*_test.py``, ``conftest.py``: pass one by name to verify specs in it),
+    and hidden or tool folders.  A name that merely contains "test" is no reason.
+    """
+    note = skipped.append if skipped is not None else (lambda item: None)
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder):
+        keep = []
+        for d in sorted(dirs):
+            if d.startswith(".") or d in _SKIP_DIRS:
+                note((os.path.join(root, d), "a hidden or tool folder (not searched)"))
+            else:
+                keep.append(d)
+        dirs[:] = keep
+        for name in sorted(files):
+            if not name.endswith(".py"):
+                continue
+            f = Path(root) / name
+            if _is_test_module(name):
+                note((str(f), "a pytest test module (pytest runs it; name the file to verify "
+                              "specs in it)"))
+            elif not _mentions_tileproof(f):
+                note((str(f), "never mentions tileproof (not imported)"))
+            else:
+                found.append(f)
+    return sorted(found)
+
+
+def collect(targets: list[str], skipped: list[tuple[str, str]] | None = None) -> list[Kernel]:
+    """Kernels from each target: a .py file, a folder (spec files in it), or a module name.
+
+    Files of a folder that are passed over are appended to ``skipped`` with the reason
+    (see :func:`spec_files`).
+    """
     kernels: list[Kernel] = []
     for t in targets:
         p = Path(t)
         if p.is_dir():
-            files = sorted(
-                f for f in p.rglob("*.py") if _mentions_tileproof(f) and "test" not in f.name
-            )
-            mods = [_import_path(f) for f in files]
+            mods = [_import_path(f) for f in spec_files(p, skipped)]
         elif p.suffix == ".py" or os.sep in t:
             if not p.exists():
                 raise SpecError(f"no such file: {t}", None)

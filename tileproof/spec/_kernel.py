@@ -40,7 +40,7 @@ class Kernel:
     reference: Callable | None
     launch: Launch | None
     ranks: Ranks | None
-    index_bits: int
+    index_bits: int | None  # None: not declared (32, or a project's configured index-bits)
     location: Location
     numeric: dict = field(default_factory=dict)
     backward: Kernel | None = None
@@ -130,11 +130,16 @@ def kernel(
     reference: Callable | None = None,
     launch: Launch | None = None,
     ranks: Ranks | None = None,
-    index_bits: int = 32,
+    index_bits: int | None = None,
     name: str | None = None,
     numeric: Mapping[str, object] | None = None,
 ) -> Callable[[Callable], Kernel]:
-    """Declare a kernel spec; decorates the body ``def body(*refs)`` (refs in ``tensors`` order)."""
+    """Declare a kernel spec; decorates the body ``def body(*refs)`` (refs in ``tensors`` order).
+
+    ``index_bits`` (32 or 64) is the width its offsets are computed in; left out, it is 32
+    unless a project's ``[tool.tileproof] index-bits`` says otherwise (an explicit width is
+    never changed by configuration).
+    """
     where = caller_location()
     for k, t in tensors.items():
         if not isinstance(t, Tensor):
@@ -143,7 +148,7 @@ def kernel(
             )
     parsed = tuple(parse_condition(a, where, "the domain (assume=...)") for a in assume)
     texts = tuple(str(a) if not isinstance(a, str) else a for a in assume)
-    if index_bits not in (32, 64):
+    if index_bits is not None and index_bits not in (32, 64):
         raise SpecError(f"index_bits must be 32 or 64, got {index_bits}", where)
 
     def deco(body: Callable) -> Kernel:

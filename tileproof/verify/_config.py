@@ -6,7 +6,7 @@ from the working directory, that has a ``[tool.tileproof]`` table)::
     [tool.tileproof]
     paths = ["specs"]                 # what `tileproof check` verifies with no argument
     spec-patterns = ["*_spec.py", "spec_*.py"]   # files the pytest plugin collects
-    index-bits = 64                   # for kernels that keep the default int32 offsets
+    index-bits = 64                   # for kernels that declare no index_bits= (else 32)
     solver-timeout-ms = 20000         # per kernel, for the whole static check
     numeric-budget-s = 60             # per kernel
     jobs = 2                          # kernels verified in parallel
@@ -20,8 +20,9 @@ from the working directory, that has a ``[tool.tileproof]`` table)::
     barrier = "launched cooperatively by our runtime, which checks residency itself"
 
 The proof cache keys a kernel's static results by a hash of its lowered
-model, the solver options and the code that decides them, so an unchanged
-kernel is not proved again.  Results with an ``unknown`` that ran out of time or
+model, the solver options and all of tileproof's code (with the z3 and JAX
+versions), so an unchanged kernel is not proved again and an edit anywhere
+in tileproof never meets a stale verdict.  Results with an ``unknown`` that ran out of time or
 resources are not kept (the next run tries again); other unknowns (an
 unsupported construct, say) are as final as proofs.
 """
@@ -39,7 +40,7 @@ from pathlib import Path
 
 from ..spec._errors import UNKNOWN, Location, SpecError
 from ._api import verify_kernel
-from ._report import KINDS, KernelReport, Obligation
+from ._report import SKIPPABLE, KernelReport, Obligation
 
 __all__ = [
     "CACHE_DIR",
@@ -275,11 +276,18 @@ def load_config(
             line = (
                 _line_of(text, kind, "tool.tileproof.skip") if in_table else _line_of(text, "skip")
             )
-            if kind not in KINDS:
+            if kind == "unsupported":
+                raise ConfigError(
+                    "[tool.tileproof.skip] cannot skip 'unsupported': a construct the model "
+                    "cannot represent exactly leaves what depends on it unproved",
+                    Location(str(pyproject), line),
+                    "Rewrite the construct the report names, or declare what it computes.",
+                )
+            if kind not in SKIPPABLE:
                 raise ConfigError(
                     f"[tool.tileproof.skip] names {kind!r}, which is no obligation kind",
                     Location(str(pyproject), line),
-                    f"Kinds: {', '.join(KINDS)}.",
+                    f"Kinds: {', '.join(SKIPPABLE)}.",
                 )
             if not isinstance(reason, str) or not reason.strip():
                 raise ConfigError(
@@ -331,7 +339,9 @@ _CODE_HASH: str | None = None
 
 
 def _code_fingerprint() -> str:
-    """Hash of the code that turns a model into verdicts (a changed verifier misses the cache)."""
+    """Hash of all the code that can change a verdict: every module of the ``tileproof``
+    package (spec, lowering, shapes, verify, ... -- not a hand-kept list, so an edit anywhere
+    misses the cache), with the versions of z3 and JAX (whose tracing the lowering reads)."""
     global _CODE_HASH
     if _CODE_HASH is None:
         from importlib.metadata import PackageNotFoundError, version
@@ -339,16 +349,15 @@ def _code_fingerprint() -> str:
         from .. import __version__
 
         h = hashlib.sha256(f"tileproof {__version__}".encode())
-        try:
-            h.update(f" z3 {version('z3-solver')}".encode())
-        except PackageNotFoundError:
-            pass
+        for dist in ("z3-solver", "jax", "jaxlib"):
+            try:
+                h.update(f" {dist} {version(dist)}".encode())
+            except PackageNotFoundError:
+                pass
         pkg = Path(__file__).resolve().parent.parent
-        for folder in ("shapes", "verify/static"):
-            for f in sorted((pkg / folder).glob("*.py")):
-                h.update(f.name.encode())
-                h.update(f.read_bytes())
-        h.update((pkg / "verify" / "_report.py").read_bytes())
+        for f in sorted(pkg.rglob("*.py"), key=lambda q: q.relative_to(pkg).as_posix()):
+            h.update(b"\0" + f.relative_to(pkg).as_posix().encode() + b"\0")
+            h.update(f.read_bytes())
         _CODE_HASH = h.hexdigest()
     return _CODE_HASH
 
@@ -454,23 +463,29 @@ class KernelRef:
     name: str
 
 
-def _collect(target: str | None) -> list:
+def _collect(target: str | None, skipped: list[tuple[str, str]] | None = None) -> list:
     if target is None:
         from .. import catalog
 
         return list(catalog.KERNELS)
     from ..spec._discover import collect
 
-    return collect([target])
+    return collect([target], skipped)
 
 
-def find_kernels(targets: Iterable[str] | None) -> list[tuple[KernelRef, object]]:
+def find_kernels(
+    targets: Iterable[str] | None,
+    *,
+    skipped: list[tuple[str, str]] | None = None,
+    empty: list[tuple[str, str]] | None = None,
+) -> list[tuple[KernelRef, object]]:
     """The kernels of each target (``None``: the catalog).
 
-    ``.py`` files that never mention tileproof are skipped, unimported.
-
-    Skipping them unimported is what lets a pre-commit hook pass every changed
-    Python file: only spec modules are imported.
+    ``.py`` files that never mention tileproof are skipped, unimported: that is what lets
+    a pre-commit hook pass changed Python files while importing spec modules only.  Files
+    passed over are appended to ``skipped`` as ``(path, reason)``, and targets that hold no
+    kernel at all to ``empty`` as ``(target, reason)`` (the command makes that a usage error:
+    a path that verifies nothing must not pass).
     """
     found: list[tuple[KernelRef, object]] = []
     seen: set[int] = set()
@@ -483,8 +498,20 @@ def find_kernels(targets: Iterable[str] | None) -> list[tuple[KernelRef, object]
             and os.path.isfile(target)
             and not _mentions_tileproof(Path(target))
         ):
+            why = "it never mentions tileproof, so it was not imported"
+            if skipped is not None:
+                skipped.append((target, "never mentions tileproof (not imported)"))
+            if empty is not None:
+                empty.append((target, why))
             continue
-        for i, k in enumerate(_collect(target)):
+        before = len(skipped) if skipped is not None else 0
+        kernels = _collect(target, skipped)
+        if not kernels and empty is not None and target is not None:
+            passed = len(skipped) - before if skipped is not None else 0
+            why = (f"no spec file in it ({passed} file(s) passed over)" if os.path.isdir(target)
+                   else "it declares no tileproof kernel")
+            empty.append((target, why))
+        for i, k in enumerate(kernels):
             if id(k) not in seen:
                 seen.add(id(k))
                 found.append((KernelRef(target, i, k.name), k))
@@ -509,6 +536,8 @@ def _job(ref: KernelRef, config: Config, numeric: bool) -> tuple[KernelReport, b
         rep = verify_kernel(_load(ref), config=config, numeric=numeric, cache=cache)
     except SpecError as e:
         return KernelReport(ref.name, "?", error=str(e)), False
+    except Exception as e:  # loading it again failed in an unforeseen way: a bug, reported
+        return _worker_failed(ref, e), False
     try:
         pickle.dumps(rep)
     except Exception:  # details a checker left that do not travel between processes
@@ -517,6 +546,17 @@ def _job(ref: KernelRef, config: Config, numeric: bool) -> tuple[KernelReport, b
         if rep.numeric is not None:
             rep.numeric.detail = {}
     return rep, rep.cached
+
+
+def _worker_failed(ref: KernelRef, e: BaseException) -> KernelReport:
+    """The report of a kernel whose verification ended in an exception outside the checks."""
+    if os.environ.get("TILEPROOF_DEBUG"):
+        raise e
+    return KernelReport(ref.name, ref.target or "tileproof.catalog", internal=True,
+                        error=f"internal error while verifying kernel {ref.name} "
+                              f"(from {ref.target or 'the catalog'}): {type(e).__name__}: {e}. "
+                              "This is a bug in tileproof, not in your kernel: rerun with "
+                              "TILEPROOF_DEBUG=1 to see the traceback, and report it.")
 
 
 def verify_refs(
@@ -548,7 +588,10 @@ def verify_refs(
         futures = {pool.submit(_job, ref, config, numeric): i for i, (ref, _k) in enumerate(items)}
         for fut in as_completed(futures):
             i = futures[fut]
-            reports[i], hit = fut.result()
+            try:
+                reports[i], hit = fut.result()
+            except Exception as e:  # the worker died (out of memory, a crash): this kernel fails
+                reports[i], hit = _worker_failed(items[i][0], e), False
             hits += hit
             if on_done:
                 on_done(reports[i])

@@ -81,7 +81,12 @@ def kernel_text(k: KernelReport, *, verbose: bool = False) -> list[str]:
             out.append(f"    hint: {o.hint}")
     for kind, (o, n) in skipped.items():
         count = f" ({_plural(n, 'obligation')})" if n > 1 else ""
-        out.append(f"{k.source}: {kind}: skipped{count}: {o.reason or 'skipped by configuration'}")
+        why = o.reason or ("skipped by configuration" if _configured(o) else "no reason given")
+        out.append(f"{k.source}: {kind}: skipped{count}: {why}")
+    if verbose and k.index_bits is not None:
+        origin = {"kernel": "declared by the kernel", "config": "[tool.tileproof] index-bits",
+                  "default": "the default"}.get(k.index_bits_from, k.index_bits_from)
+        out.append(f"{k.source}: offsets checked in int{k.index_bits} ({origin})")
     num = k.numeric
     if num is not None and (num.status != "matched" or verbose):  # a skip says why
         errs = ""
@@ -96,6 +101,11 @@ def kernel_text(k: KernelReport, *, verbose: bool = False) -> list[str]:
                 + "; ".join(", ".join(f"{a}={b}" for a, b in s.items()) for s in num.sizes[:4])
             )
     return out
+
+
+def _configured(o: Obligation) -> bool:
+    """Was this obligation skipped because ``[tool.tileproof.skip]`` named its kind?"""
+    return o.status == "skipped" and bool((o.detail or {}).get("configured"))
 
 
 def _rows(report: Report) -> list[tuple]:
@@ -147,7 +157,7 @@ def _rich_table(rows: list[tuple]) -> str:
             f"[red]{c['violated']}[/]" if c["violated"] else "0",
             f"[yellow]{c['unknown']}[/]" if c["unknown"] else "0",
             str(c["skipped"]),
-            f"[red]{num}[/]" if num == "mismatch" else num,
+            f"[red]{num}[/]" if num in ("mismatch", "error") else num,
             secs,
             f"[{style[verdict]}]{verdict}[/]",
         )
@@ -161,17 +171,26 @@ def _closing(report: Report) -> str:
     s = report.summary()
     failed = s["failed_kernels"]
     if failed:
+        extra = ""
+        mism, runs, errs = s["numeric"]["mismatch"], s["numeric"]["error"], s["errors"]
+        extra += f", {mism} numeric mismatch{'es' * (mism != 1)}" if mism else ""
+        extra += f", {_plural(runs, 'failed numeric run')}" if runs else ""
+        extra += f", {_plural(errs, 'kernel error')}" if errs else ""
         return (
             f"Found {s['obligations']['violated']} violated and "
-            f"{s['obligations']['unknown']} unknown obligations in {_plural(failed, 'kernel')} "
-            f"(checked {_plural(s['kernels'], 'kernel')})"
+            f"{s['obligations']['unknown']} unknown obligations{extra} in "
+            f"{_plural(failed, 'kernel')} (checked {_plural(s['kernels'], 'kernel')})"
         )
     text = (
         f"Success: {s['obligations']['proved']} obligations proved in "
         f"{_plural(s['kernels'], 'kernel')}"
     )
-    if s["obligations"]["skipped"]:
-        text += f"; {s['obligations']['skipped']} skipped by configuration"
+    configured = sum(1 for k in report.kernels for o in k.obligations if _configured(o))
+    other = s["obligations"]["skipped"] - configured
+    if configured:
+        text += f"; {configured} skipped by configuration"
+    if other:
+        text += f"; {other} skipped (reasons above)"
     if s["numeric"]["matched"]:
         text += f"; numerics matched for {s['numeric']['matched']}"
     return text
@@ -213,6 +232,7 @@ _RULE_TEXT = {
     "barrier": "every participant reaches the same barriers, and all fit on the machine",
     "race": "two programs of one phase never write the same element",
     "ring": "every rank folds every chunk exactly once; sends match receives",
+    "unsupported": "every construct is modelled exactly (else what depends on it is unknown)",
     "numeric": "the tiled execution matches the reference (values and gradients)",
     "spec": "the kernel spec lowers to a schedule model",
 }
@@ -234,9 +254,14 @@ def _split_source(source: str) -> tuple[str, int]:
     return (file, int(line)) if file and line.isdigit() else (source, 1)
 
 
-def to_sarif(report: Report, *, root: str | os.PathLike | None = None) -> dict:
+def to_sarif(
+    report: Report, *, root: str | os.PathLike | None = None, failures: list[str] | None = None
+) -> dict:
     """SARIF 2.1.0: one result per violated obligation (error) and per unknown one (warning),
-    per spec error and per numeric mismatch, each at its source location."""
+    per spec error and per numeric mismatch or failed numeric run (error), each at its source
+    location.  ``failures`` (errors of the run itself, such as a path that holds no spec) make
+    the invocation unsuccessful, each as a tool notification; so does a kernel that could not
+    be verified (a spec or internal error)."""
     from .. import __version__
     from ._report import KINDS
 
@@ -308,18 +333,20 @@ def to_sarif(report: Report, *, root: str | os.PathLike | None = None) -> dict:
             }
             result(
                 o.kind,
-                "error" if o.status == "violated" else "warning",
+                # an unsupported construct is no inconclusive proof but a model that is not exact
+                "error" if o.status == "violated" or o.kind == "unsupported" else "warning",
                 text,
                 file,
                 line,
                 k.name,
                 props,
             )
-        if k.numeric is not None and k.numeric.status == "mismatch":
+        if k.numeric is not None and k.numeric.status in ("mismatch", "error"):
+            what = "mismatch" if k.numeric.status == "mismatch" else "run failed"
             result(
                 "numeric",
                 "error",
-                f"{k.name}: numeric mismatch: {k.numeric.message or 'see the report'}",
+                f"{k.name}: numeric {what}: {k.numeric.message or 'see the report'}",
                 kfile,
                 kline,
                 k.name,
@@ -339,7 +366,21 @@ def to_sarif(report: Report, *, root: str | os.PathLike | None = None) -> dict:
                     }
                 },
                 "originalUriBaseIds": {"%SRCROOT%": {"uri": base.as_uri() + "/"}},
-                "invocations": [{"executionSuccessful": True}],
+                "invocations": [
+                    {
+                        "executionSuccessful": not failures
+                        and not any(k.error for k in report.kernels),
+                        **(
+                            {
+                                "toolExecutionNotifications": [
+                                    {"level": "error", "message": {"text": m}} for m in failures
+                                ]
+                            }
+                            if failures
+                            else {}
+                        ),
+                    }
+                ],
                 "results": results,
             }
         ],

@@ -11,11 +11,27 @@ from typing import Any
 
 from ..spec._errors import UNKNOWN, Location
 
-__all__ = ["KINDS", "KernelReport", "NumericResult", "Obligation", "Report"]
+__all__ = [
+    "KINDS",
+    "NUMERIC_STATUSES",
+    "SKIPPABLE",
+    "STATUSES",
+    "KernelReport",
+    "NumericResult",
+    "Obligation",
+    "Report",
+]
 
-KINDS = ("shape", "bounds", "coverage", "overflow", "split", "barrier", "race", "ring")
+KINDS = ("shape", "bounds", "coverage", "overflow", "split", "barrier", "race", "ring",
+         "unsupported")
+# kinds a ``[tool.tileproof.skip]`` may name: an unsupported construct is never skipped (it
+# stays ``unknown`` and fails the run: fail closed)
+SKIPPABLE = tuple(k for k in KINDS if k != "unsupported")
 STATUSES = ("proved", "violated", "unknown", "skipped")
-NUMERIC_STATUSES = ("matched", "mismatch", "skipped")
+# ``error``: the numeric run itself failed (the reference or the body raised, the outputs do
+# not fit the declaration, no inputs could be drawn, a construct the executor does not run):
+# nothing was compared, so it fails the kernel.  ``skipped`` is only what the user asked for.
+NUMERIC_STATUSES = ("matched", "mismatch", "error", "skipped")
 
 
 @dataclass
@@ -89,16 +105,23 @@ class KernelReport:
     numeric: NumericResult | None = None
     lowering_seconds: float = 0.0
     solver_seconds: float = 0.0
-    error: str | None = None  # a spec error that stopped verification
+    error: str | None = None  # a spec error (or an internal error) that stopped verification
     cached: bool = False  # the static results came from the proof cache
+    internal: bool = False  # ``error`` is a bug in tileproof, not in the spec
+    # the index width offsets were checked in, and where it came from: "kernel" (declared
+    # index_bits=...), "config" ([tool.tileproof] index-bits) or "default" (32)
+    index_bits: int | None = None
+    index_bits_from: str = ""
 
     @property
     def ok(self) -> bool:
+        """Fails closed: only proved (or configured-skipped) obligations and a numeric run that
+        matched, or was skipped on request, pass."""
         if self.error:
             return False
-        if any(o.status in ("violated", "unknown") for o in self.obligations):
+        if any(o.status not in ("proved", "skipped") for o in self.obligations):
             return False
-        return self.numeric is None or self.numeric.status != "mismatch"
+        return self.numeric is None or self.numeric.status in ("matched", "skipped")
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -115,6 +138,9 @@ class KernelReport:
                 "gradients": None,
             },
         }
+        if self.index_bits is not None:
+            out["index_bits"] = self.index_bits
+            out["index_bits_from"] = self.index_bits_from
         if self.error:
             out["error"] = self.error
         return out

@@ -96,9 +96,13 @@ def check_numeric(
     ``"derive"`` (inputs computed from others, see :func:`draw_inputs`).
     """
     t0 = time.perf_counter()
+    opts = kernel.numeric
+    if opts.get("skip"):  # the one skip a user asks for: numeric={"skip": "why"}
+        return NumericResult("skipped", message=f"numeric={{'skip': ...}}: {opts['skip']}")
     if kernel.reference is None:
-        return NumericResult("skipped", message=f"kernel {kernel.name} declares no reference")
-    opts = kernel.numeric  # the spec's own numeric settings come first, call arguments on top
+        return NumericResult("error", message=f"kernel {kernel.name} declares no reference, so "
+                             "nothing can be compared (declare reference=..., or skip numerics "
+                             "with numeric={'skip': 'why'})")  # the spec's own numeric settings come first, call arguments on top
     extra: list = []
     for group in (opts.get("sizes"), sizes, extra_sizes):
         if group is None:
@@ -113,10 +117,13 @@ def check_numeric(
     try:
         points = choose_sizes(kernel, extra=extra, budget=budget, seed=seed, dropped=dropped)
     except NumericUnsupported as e:
-        return NumericResult("skipped", message=str(e), seconds=time.perf_counter() - t0)
-    if not points:
-        return NumericResult("skipped", message="no admissible sizes within the numeric cap",
+        return NumericResult("error", message=f"no size points: {e}",
                              seconds=time.perf_counter() - t0)
+    if not points:
+        return NumericResult("error", message="no admissible sizes within the numeric cap of "
+                             f"{CAP_ELEMENTS} elements per tensor and {CAP_PROGRAMS} programs: "
+                             "nothing was run", seconds=time.perf_counter() - t0,
+                             detail={"over_cap": dropped})
     rng = np.random.default_rng(seed)
     tried, runs = [], []
     worst_abs = worst_rel = 0.0
@@ -138,12 +145,13 @@ def check_numeric(
             tried.pop()
             runs.append({"sizes": env, "skipped": str(e)})
             continue
-        except NumericUnsupported as e:
-            return NumericResult("skipped", tried, message=str(e), seconds=time.perf_counter() - t0,
-                                 detail={"runs": runs})
+        except NumericUnsupported as e:  # a construct the executor does not run: not a pass
+            return NumericResult("error", tried, message=f"at sizes {_fmt(env)}: not run: {e}",
+                                 seconds=time.perf_counter() - t0, detail={"runs": runs})
         except Exception as e:  # a report, not a crash: the reference or the body failed here
-            msg = f"at sizes {_fmt(env)}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-            return NumericResult("skipped", tried, message=msg, seconds=time.perf_counter() - t0,
+            first = str(e).splitlines()[0] if str(e) else ""
+            msg = f"at sizes {_fmt(env)}: the run failed: {type(e).__name__}: {first}"
+            return NumericResult("error", tried, message=msg, seconds=time.perf_counter() - t0,
                                  detail={"runs": runs})
         run["seconds"] = time.perf_counter() - t1
         runs.append(run)
@@ -161,7 +169,7 @@ def check_numeric(
                 message += f"; and {len(run['problems']) - 3} more"
             break
     if not tried:
-        return NumericResult("skipped", message="no inputs could be drawn at any chosen size: "
+        return NumericResult("error", message="no inputs could be drawn at any chosen size: "
                              + "; ".join(r["skipped"] for r in runs), seconds=time.perf_counter() - t0,
                              detail={"runs": runs})
     grads = None

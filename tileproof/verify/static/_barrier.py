@@ -171,11 +171,14 @@ def _residency(an: Analysis, site: Site) -> Obligation:
     loc = site.loc
     title = f"all programs waiting at the grid barrier at {loc.short} are resident together"
     if launch is None or getattr(launch, "cores", None) is None:
-        return Obligation("barrier", "skipped", title, loc,
-                          reason="no machine model declared: residency is not checked (a grid "
-                                 "barrier inside one launch needs every program resident; "
-                                 "declare launch=Launch(cores=..., start=...))",
-                          hint="Declare the machine with launch=tp.Launch(cores=N, ...).",
+        # nobody asked for this to be skipped: without a machine it cannot be proved (fail closed)
+        return Obligation("barrier", "unknown", title, loc,
+                          reason="no machine model: declare launch=tp.Launch(...) (a grid "
+                                 "barrier inside one launch needs every program resident at "
+                                 "once, which depends on the machine's cores and how it starts "
+                                 "programs)",
+                          hint="Declare the machine with launch=tp.Launch(cores=N, ...), or "
+                               "skip barrier obligations in [tool.tileproof.skip] with a reason.",
                           seconds=time.perf_counter() - t0)
     programs = shapes.as_expr(1)
     for _, e in an.model.grid:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 
-from ...lowering._model import Model, Unsupported
+from ...lowering._model import Model
 from .._report import KINDS, Obligation
 from . import _barrier, _bounds, _coverage, _overflow, _race, _ring, _shape, _split, _stored
 from ._context import Analysis
@@ -37,7 +37,12 @@ def check_static(model: Model, *, timeout_ms: int = 20_000,
 
 def check_static_timed(model: Model, *, timeout_ms: int = 20_000,
                        kinds: tuple[str, ...] = KINDS) -> tuple[list[Obligation], float]:
-    """:func:`check_static` and the seconds spent in the solver."""
+    """:func:`check_static` and the seconds spent in the solver.
+
+    Unsupported constructs are reported whatever ``kinds`` selects (fail closed), and while
+    a model has one, no obligation that may depend on it is ``proved``: see
+    :func:`_unsupported`.
+    """
     an = Analysis(model, timeout_ms=timeout_ms)
     shape = _shape.check(an)  # always: it establishes that the domain admits sizes
     out = shape if "shape" in kinds else [o for o in shape if o.status != "proved"][:1]
@@ -45,10 +50,10 @@ def check_static_timed(model: Model, *, timeout_ms: int = 20_000,
         if an.domain_status == "unknown":  # nothing can be trusted to be non-vacuous
             out += [Obligation(k, "unknown", f"{k} obligations", an.model_location(),
                                reason="whether the domain admits any sizes is unknown")
-                    for k in kinds if k != "shape"]
-        return out, an.solver_seconds
+                    for k in kinds if k not in ("shape", "unsupported")]
+        return out + _unsupported(model, out), an.solver_seconds
     for kind in kinds:
-        if kind == "shape":
+        if kind in ("shape", "unsupported"):
             continue
         t0 = time.perf_counter()
         got = _MODULES[kind].check(an)
@@ -58,7 +63,6 @@ def check_static_timed(model: Model, *, timeout_ms: int = 20_000,
             if not ob.seconds:
                 ob.seconds = time.perf_counter() - t0
         out += got
-    out += [o for o in _unsupported(model) if o.kind in kinds]
     hidden = {t: u for u in model.unsupported for t in u.tensors}
     if hidden:
         out = [_hidden_unknown(o, hidden) if o.kind in _BY_PHASE and o.status in (
@@ -66,7 +70,7 @@ def check_static_timed(model: Model, *, timeout_ms: int = 20_000,
     if an.inexact_phases:
         out = [_phases_unknown(o, an) if o.kind in _BY_PHASE and o.status in (
             "proved", "violated") else o for o in out]
-    return out, an.solver_seconds
+    return out + _unsupported(model, out), an.solver_seconds
 
 
 _BY_PHASE = ("race", "coverage")  # obligations that compare phases (grid barriers passed)
@@ -101,17 +105,107 @@ def _phases_unknown(ob: Obligation, an: Analysis) -> Obligation:
                       detail=dict(ob.detail))
 
 
-def _unsupported(model: Model) -> list[Obligation]:
-    out = []
-    for node in model.walk():
-        if not isinstance(node, Unsupported):
+
+
+# shape obligations about the declarations alone (the domain, tensor and grid extents, divisors
+# in them): no construct of the body can change them.  Matched by message, so a reworded
+# message only makes them fail closed (demoted with the rest), never wrongly kept.
+_DECLARATION_ONLY = re.compile(
+    r"^(the domain admits|tensor \w+ .*has non-negative extents|grid .*has non-negative extents|"
+    r"no divisor of (the grid extents|the shape of \w+|the value range of \w+) is zero)"
+)
+
+
+# an access left out because its index or mask is unmodelled (the lowering's wording); a
+# reworded message only loses the narrowing below (everything is demoted), never soundness
+_ONE_ACCESS = re.compile(r"^(?:an index of|the mask of an access to) (\w+) depends on ")
+# kinds whose obligations are each about the accesses of one tensor (``detail["tensor"]``)
+_PER_TENSOR = ("bounds", "overflow", "race", "coverage", "reads")
+# kinds that a left-out access cannot change: barriers and splits are other nodes, and a
+# left-out access takes its divisors with it (the unsupported item stands for them)
+_NOT_ACCESS = ("shape", "split", "barrier")
+
+
+def _scope(model: Model, node) -> set[str] | None:
+    """The tensors whose obligations an unsupported construct can change, or None: all.
+
+    Only an access left out on its own (its index or mask unmodelled) is scoped, to its
+    tensor -- and only when that tensor holds floating data: a left-out store into an index
+    tensor could break the value range that other tensors' proofs assume for its reads.
+    Anything else (a loop bound, a branch or exit condition, a rank) drops or ungates a
+    whole region, and may change every verdict.
+    """
+    m = _ONE_ACCESS.match(node.what)
+    affects = (m.group(1),) if m else None
+    if not affects:  # e.g. a while loop with no exact model (``node.tensors``): barriers or
+        return None  # ring steps in it may change phases and traffic for every tensor
+    for t in affects:
+        decl = model.tensors.get(t)
+        if decl is None or getattr(decl, "is_index", True):
+            return None
+    return set(affects)
+
+
+def _depends(o: Obligation, tensors: set[str] | None) -> bool:
+    """May obligation ``o`` be changed by unsupported constructs scoped to ``tensors``?"""
+    if o.kind == "shape" and _DECLARATION_ONLY.match(o.message):
+        return False
+    if tensors is None:
+        return True
+    if o.kind in _NOT_ACCESS:
+        return False
+    if o.kind in _PER_TENSOR:
+        t = (o.detail or {}).get("tensor")
+        return t is None or t in tensors
+    return True  # ring and any kind added later: not scoped
+
+
+def _unsupported(model: Model, obligations: list[Obligation]) -> list[Obligation]:
+    """Fail closed on constructs the lowering could not model exactly.
+
+    Each :class:`~tileproof.lowering._model.Unsupported` item becomes its own ``unsupported``
+    obligation (``unknown``, at the construct's line, naming it).  The model then lacks what
+    the construct governs -- an access whose index or mask is unmodelled is left out, and so
+    is everything under an unmodelled loop bound, branch condition or early exit -- so the
+    verdicts that may depend on it may be wrong both ways: a ``proved`` one may have missed
+    an access, a ``violated`` one may rest on a store that was dropped ("never written") or
+    on programs that should have left early.  Those become ``unknown`` with the construct as
+    their reason (a would-be counterexample is kept in the reason).  Which ones: see
+    :func:`_scope` -- the obligations about the tensor of a left-out access, else all but
+    the declaration-only shape facts.  (Rewrites the obligations in place; returns the new
+    ones.)
+    """
+    items = model.unsupported
+    if not items:
+        return []
+    scopes = [_scope(model, n) for n in items]
+    tensors: set[str] | None = set()
+    for sc in scopes:
+        tensors = None if sc is None or tensors is None else tensors | sc
+    for o in obligations:
+        if o.status not in ("proved", "violated") or not _depends(o, tensors):
             continue
-        w = node.what.lower()
-        kind = ("split" if "split across lanes" in w
-                else "ring" if any(k in w for k in ("ring", "fold", "rank", "sendrecv", "provenance"))
-                else "bounds" if any(k in w for k in ("index", "mask", "load", "access"))
-                else "barrier" if "barrier" in w else "shape")
-        out.append(Obligation(kind, "unknown", f"unsupported construct at {node.loc.short}: "
-                              f"{node.what}", node.loc,
-                              reason=f"the lowering could not model it: {node.what}"))
+        t = (o.detail or {}).get("tensor")
+        node = next((n for n, sc in zip(items, scopes) if sc is None or t in sc), items[0])
+        more = f" (and {len(items) - 1} more unsupported construct(s))" if len(items) > 1 else ""
+        why = (f"it may depend on a construct the model cannot represent exactly: "
+               f"{node.what} at {node.loc.short}{more}")
+        if o.status == "violated":
+            ce = ", ".join(f"{k}={v}" for k, v in (o.counterexample or {}).items())
+            why += " (this finding holds on the model without it" + (f": {ce})" if ce else ")")
+            o.message = f"unconfirmed: {o.message}"
+        o.status, o.reason, o.counterexample = "unknown", why, None
+        o.detail = {**(o.detail or {}), "unsupported": True}
+    out = []
+    for node, sc in zip(items, scopes):
+        scope = (f"the obligations about {', '.join(sorted(sc))}" if sc is not None
+                 else "every obligation that may depend on it")
+        out.append(Obligation(
+            "unsupported", "unknown",
+            f"unsupported construct at {node.loc.short}: {node.what}", node.loc,
+            reason=f"the lowering cannot model it exactly: {node.what}; {scope} are unknown",
+            hint="Rewrite it with constructs tileproof models (see the report's other "
+                 "unknowns for what it affects).",
+            detail={"construct": node.what,
+                    "affects": sorted(sc) if sc is not None else None}))
     return out

@@ -698,6 +698,8 @@ class Analysis:
         loc = node.loc if node is not None else self.model_location()
         secs = time.perf_counter() - t0 if t0 is not None else 0.0
         det = dict(detail or {})
+        if isinstance(node, Access):  # the tensor it is about: scopes unsupported constructs
+            det.setdefault("tensor", node.tensor)
         site = self.by_node.get(id(node)) if node is not None else None
         if ans.status == "proved" and site is not None:
             reach = self.reachable(site)
