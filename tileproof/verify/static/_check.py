@@ -51,7 +51,7 @@ def check_static_timed(model: Model, *, timeout_ms: int = 20_000,
             out += [Obligation(k, "unknown", f"{k} obligations", an.model_location(),
                                reason="whether the domain admits any sizes is unknown")
                     for k in kinds if k not in ("shape", "unsupported")]
-        return out + _unsupported(model, out), an.solver_seconds
+        return out + _unsupported(model, out, kinds), an.solver_seconds
     for kind in kinds:
         if kind in ("shape", "unsupported"):
             continue
@@ -70,7 +70,7 @@ def check_static_timed(model: Model, *, timeout_ms: int = 20_000,
     if an.inexact_phases:
         out = [_phases_unknown(o, an) if o.kind in _BY_PHASE and o.status in (
             "proved", "violated") else o for o in out]
-    return out + _unsupported(model, out), an.solver_seconds
+    return out + _unsupported(model, out, kinds), an.solver_seconds
 
 
 _BY_PHASE = ("race", "coverage")  # obligations that compare phases (grid barriers passed)
@@ -126,41 +126,51 @@ _PER_TENSOR = ("bounds", "overflow", "race", "coverage", "reads")
 _NOT_ACCESS = ("shape", "split", "barrier")
 
 
-def _scope(model: Model, node) -> set[str] | None:
-    """The tensors whose obligations an unsupported construct can change, or None: all.
+_LANE_SPLIT = "split across lanes"  # the lanes' shares of a floating tile are not followed
 
-    Only an access left out on its own (its index or mask unmodelled) is scoped, to its
-    tensor -- and only when that tensor holds floating data: a left-out store into an index
-    tensor could break the value range that other tensors' proofs assume for its reads.
-    Anything else (a loop bound, a branch or exit condition, a rank) drops or ungates a
-    whole region, and may change every verdict.
+
+def _scope(model: Model, node) -> tuple[str, set[str]] | None:
+    """What an unsupported construct can change: ``("tensors", names)``, ``("kind", {k})``
+    or None (everything).
+
+    An access left out on its own (its index or mask unmodelled) is scoped to its tensor --
+    only when that tensor holds floating data: a left-out store into an index tensor could
+    break the value range that other tensors' proofs assume for its reads.  A floating tile
+    whose lanes' shares are not followed (``split across lanes``) only hides ``split``
+    facts: data values are abstract everywhere else.  Anything else (a loop bound, a branch
+    or exit condition, a rank, a while loop that may hold barriers) drops or ungates a whole
+    region, and may change every verdict.
     """
+    if _LANE_SPLIT in node.what:
+        return ("kind", {"split"})
     m = _ONE_ACCESS.match(node.what)
-    affects = (m.group(1),) if m else None
-    if not affects:  # e.g. a while loop with no exact model (``node.tensors``): barriers or
-        return None  # ring steps in it may change phases and traffic for every tensor
-    for t in affects:
-        decl = model.tensors.get(t)
-        if decl is None or getattr(decl, "is_index", True):
-            return None
-    return set(affects)
+    if not m:
+        return None
+    decl = model.tensors.get(m.group(1))
+    if decl is None or getattr(decl, "is_index", True):
+        return None
+    return ("tensors", {m.group(1)})
 
 
-def _depends(o: Obligation, tensors: set[str] | None) -> bool:
-    """May obligation ``o`` be changed by unsupported constructs scoped to ``tensors``?"""
+def _depends(o: Obligation, scope: tuple[str, set[str]] | None) -> bool:
+    """May obligation ``o`` be changed by an unsupported construct of this scope?"""
     if o.kind == "shape" and _DECLARATION_ONLY.match(o.message):
         return False
-    if tensors is None:
+    if scope is None:
         return True
+    what, names = scope
+    if what == "kind":
+        return o.kind in names
     if o.kind in _NOT_ACCESS:
         return False
     if o.kind in _PER_TENSOR:
         t = (o.detail or {}).get("tensor")
-        return t is None or t in tensors
+        return t is None or t in names
     return True  # ring and any kind added later: not scoped
 
 
-def _unsupported(model: Model, obligations: list[Obligation]) -> list[Obligation]:
+def _unsupported(model: Model, obligations: list[Obligation],
+                 kinds: tuple[str, ...] = KINDS) -> list[Obligation]:
     """Fail closed on constructs the lowering could not model exactly.
 
     Each :class:`~tileproof.lowering._model.Unsupported` item becomes its own ``unsupported``
@@ -172,21 +182,21 @@ def _unsupported(model: Model, obligations: list[Obligation]) -> list[Obligation
     on programs that should have left early.  Those become ``unknown`` with the construct as
     their reason (a would-be counterexample is kept in the reason).  Which ones: see
     :func:`_scope` -- the obligations about the tensor of a left-out access, else all but
-    the declaration-only shape facts.  (Rewrites the obligations in place; returns the new
-    ones.)
+    the declaration-only shape facts.  A left-out access also gets its own ``bounds`` and
+    ``overflow`` obligations (of the selected ``kinds``), ``unknown``, so that no kind
+    reads as all proved while one of its accesses was never checked.  (Rewrites the
+    obligations in place; returns the new ones.)
     """
     items = model.unsupported
     if not items:
         return []
     scopes = [_scope(model, n) for n in items]
-    tensors: set[str] | None = set()
-    for sc in scopes:
-        tensors = None if sc is None or tensors is None else tensors | sc
     for o in obligations:
-        if o.status not in ("proved", "violated") or not _depends(o, tensors):
+        if o.status not in ("proved", "violated"):
             continue
-        t = (o.detail or {}).get("tensor")
-        node = next((n for n, sc in zip(items, scopes) if sc is None or t in sc), items[0])
+        node = next((n for n, sc in zip(items, scopes) if _depends(o, sc)), None)
+        if node is None:
+            continue
         more = f" (and {len(items) - 1} more unsupported construct(s))" if len(items) > 1 else ""
         why = (f"it may depend on a construct the model cannot represent exactly: "
                f"{node.what} at {node.loc.short}{more}")
@@ -198,8 +208,9 @@ def _unsupported(model: Model, obligations: list[Obligation]) -> list[Obligation
         o.detail = {**(o.detail or {}), "unsupported": True}
     out = []
     for node, sc in zip(items, scopes):
-        scope = (f"the obligations about {', '.join(sorted(sc))}" if sc is not None
-                 else "every obligation that may depend on it")
+        scope = ("every obligation that may depend on it" if sc is None else
+                 f"the obligations about {', '.join(sorted(sc[1]))}" if sc[0] == "tensors" else
+                 f"the {', '.join(sorted(sc[1]))} obligations")
         out.append(Obligation(
             "unsupported", "unknown",
             f"unsupported construct at {node.loc.short}: {node.what}", node.loc,
@@ -207,5 +218,14 @@ def _unsupported(model: Model, obligations: list[Obligation]) -> list[Obligation
             hint="Rewrite it with constructs tileproof models (see the report's other "
                  "unknowns for what it affects).",
             detail={"construct": node.what,
-                    "affects": sorted(sc) if sc is not None else None}))
+                    "affects": sorted(sc[1]) if sc is not None and sc[0] == "tensors" else None,
+                    "kinds": sorted(sc[1]) if sc is not None and sc[0] == "kind" else None}))
+        if sc is not None and sc[0] == "tensors":
+            (t,) = sc[1]
+            for kind, what in (("bounds", "stays in bounds"), ("overflow", "offsets fit")):
+                if kind in kinds:
+                    out.append(Obligation(
+                        kind, "unknown", f"the access to {t} at {node.loc.short} {what}",
+                        node.loc, reason=f"not checked: {node.what} at {node.loc.short}",
+                        detail={"tensor": t, "unsupported": True}))
     return out
