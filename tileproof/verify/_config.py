@@ -7,7 +7,7 @@ from the working directory, that has a ``[tool.tileproof]`` table)::
     paths = ["specs"]                 # what `tileproof check` verifies with no argument
     spec-patterns = ["*_spec.py", "spec_*.py"]   # files the pytest plugin collects
     index-bits = 64                   # for kernels that declare no index_bits= (else 32)
-    solver-timeout-ms = 20000         # per kernel, for the whole static check
+    solver-timeout-ms = 20000         # opt-in wall-clock cap per kernel (verdicts then may depend on load)
     numeric-budget-s = 60             # per kernel
     jobs = 2                          # kernels verified in parallel
     cache = true                      # the proof cache in .tileproof_cache/

@@ -25,17 +25,21 @@ _MODULES = {
 _EXTRA = {"bounds": (_stored,)}  # further modules of a kind: stored index values
 
 
-def check_static(model: Model, *, timeout_ms: int = 20_000,
+def check_static(model: Model, *, timeout_ms: int | None = None,
                  kinds: tuple[str, ...] = KINDS) -> list[Obligation]:
     """Every static obligation of ``model`` with its verdict.
 
-    ``timeout_ms`` bounds the whole check: once spent, the remaining queries
-    answer ``unknown`` (never ``proved``).  ``kinds`` selects obligation kinds.
+    The budget that bounds the check is deterministic (a number of solver checks, each
+    under z3's resource limit; see :class:`._context.Analysis`): verdicts do not depend
+    on machine load.  ``timeout_ms`` adds an opt-in wall-clock cap for the whole check
+    (the ``solver-timeout-ms`` setting); once spent, the remaining queries answer
+    ``unknown`` (never ``proved``), so with it set a loaded machine may answer ``unknown``
+    where an idle one proves.  ``kinds`` selects obligation kinds.
     """
     return check_static_timed(model, timeout_ms=timeout_ms, kinds=kinds)[0]
 
 
-def check_static_timed(model: Model, *, timeout_ms: int = 20_000,
+def check_static_timed(model: Model, *, timeout_ms: int | None = None,
                        kinds: tuple[str, ...] = KINDS) -> tuple[list[Obligation], float]:
     """:func:`check_static` and the seconds spent in the solver.
 

@@ -46,13 +46,16 @@ from ...lowering._model import (
     Node,
     _children,
 )
+from ...shapes._solver import RLIMIT
 from .._report import Obligation
 
 __all__ = ["Analysis", "Answer", "Instance", "Site"]
 
+CHECK_BUDGET = 20_000  # shapes.prove calls per kernel (the catalog needs a few hundred)
 T = shapes.conj()  # True
 F = shapes.disj()  # False
 INT64_MIN = -(2**63)
+_ZERO = shapes.as_expr(0)
 _COORD = re.compile(r"^_c\d+$")
 
 
@@ -78,6 +81,8 @@ class Site:
     conds: tuple[shapes.Formula, ...]  # enclosing branch conditions (already negated for else)
     branches: tuple[tuple[Branch, bool], ...]  # enclosing branches and the side taken
     phase: shapes.Expr  # grid barriers passed before the node
+    # lanes barriers passed before the node since the start of its innermost lanes region
+    lane_phase: shapes.Expr = _ZERO
 
     @property
     def loc(self):
@@ -150,26 +155,88 @@ def inexact_phase_loops(body: list[Node]) -> list[Loop | Lanes]:
     return out
 
 
+def lane_barriers(nodes: Iterable[Node]) -> shapes.Expr:
+    """How many ``lanes`` barriers of the enclosing lanes region executing ``nodes`` passes
+    (those of a nested lanes region synchronise its own lanes only: not counted)."""
+    total = shapes.as_expr(0)
+    for n in nodes:
+        if isinstance(n, Barrier):
+            if n.scope == "lanes":
+                total = total + 1
+        elif isinstance(n, Loop):
+            inner = lane_barriers(n.body)
+            if inner != 0:
+                total = total + shapes.maximum(n.hi - n.lo, 0) * inner
+        elif isinstance(n, Branch):
+            a, b = lane_barriers(n.then), lane_barriers(n.orelse)
+            if a != 0 or b != 0:
+                total = total + shapes.where(n.cond, a, b)
+    return total
+
+
 def _sites(body: list[Node]) -> list[Site]:
     out: list[Site] = []
 
-    def walk(nodes, loops, lanes, conds, branches, phase):
+    def walk(nodes, loops, lanes, conds, branches, phase, lph):
         for n in nodes:
-            out.append(Site(n, len(out), loops, lanes, conds, branches, phase))
+            out.append(Site(n, len(out), loops, lanes, conds, branches, phase, lph))
             if isinstance(n, Loop):
                 inner = grid_barriers(n.body)  # exact only outside inexact_phase_loops
                 start = phase + (shapes.sym(n.var) - n.lo) * inner if inner != 0 else phase
-                walk(n.body, (*loops, n), lanes, conds, branches, start)
+                linner = lane_barriers(n.body)
+                lstart = lph + (shapes.sym(n.var) - n.lo) * linner if linner != 0 else lph
+                walk(n.body, (*loops, n), lanes, conds, branches, start, lstart)
             elif isinstance(n, Branch):
-                walk(n.then, loops, lanes, (*conds, n.cond), (*branches, (n, True)), phase)
+                walk(n.then, loops, lanes, (*conds, n.cond), (*branches, (n, True)), phase, lph)
                 walk(n.orelse, loops, lanes, (*conds, shapes.negate(n.cond)),
-                     (*branches, (n, False)), phase)
+                     (*branches, (n, False)), phase, lph)
             elif isinstance(n, Lanes):
-                walk(n.body, loops, (*lanes, n), conds, branches, phase)
+                walk(n.body, loops, (*lanes, n), conds, branches, phase, shapes.as_expr(0))
             phase = phase + grid_barriers([n])
+            if not isinstance(n, Lanes):
+                lph = lph + lane_barriers([n])
 
-    walk(body, (), (), (), (), shapes.as_expr(0))
+    walk(body, (), (), (), (), shapes.as_expr(0), shapes.as_expr(0))
     return out
+
+
+def inexact_lane_phases(region: Lanes) -> bool:
+    """Lane phases count lanes barriers as ``(i - lo) * per_iteration`` in a loop, exact
+    only when ``per_iteration`` is the same in every iteration (and every lane): a lanes
+    barrier in a triangular loop, or under a branch on a loop index or on data read in the
+    loop or on the lane id, breaks it, and no lane ordering is then claimed."""
+    stack = list(region.body)
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Lanes):
+            continue  # its barriers order its own lanes only
+        if isinstance(n, Loop):
+            inner = lane_barriers(n.body)
+            if inner != 0 and inner.free_symbols() & (_bound_inside(n) | {region.var}):
+                return True
+        stack.extend(_children(n))
+    return bool(lane_barriers(region.body).free_symbols() & {region.var})
+
+
+def lane_order(an: Analysis, a: Site, x: Instance, b: Site, y: Instance,
+               strict: bool) -> shapes.Formula:
+    """Lanes barriers order instance ``x`` of ``a`` against instance ``y`` of ``b`` (two lanes
+    of one program, whose ids the caller equates): both in one instance of the same innermost
+    lanes region (its enclosing loops at equal indices) and separated by a lanes barrier —
+    ``x`` first when ``strict`` (lane phase of ``x`` below ``y``'s), else in either order.
+    False where the regions differ: no ordering is claimed (fail closed).  That the lanes
+    reach the barriers alike is the ``barrier`` obligation's part."""
+    if not a.lanes or not b.lanes or a.lanes[-1] is not b.lanes[-1]:
+        return F
+    if a.lane_phase == 0 and b.lane_phase == 0:
+        return F
+    if inexact_lane_phases(a.lanes[-1]):
+        return F
+    region = an.by_node[id(a.lanes[-1])]
+    outer = [shapes.sym(lp.var) for lp in region.loops]
+    same = all_eq([x(v) for v in outer], [y(v) for v in outer])
+    pa, pb = x(a.lane_phase), y(b.lane_phase)
+    return shapes.conj(same, shapes.lt(pa, pb) if strict else shapes.ne(pa, pb))
 
 
 # ------------------------------------------------------------------------- instances
@@ -215,9 +282,17 @@ class Answer:
 class Analysis:
     """The model, its sites and names, and the solver door shared by all obligation kinds."""
 
-    def __init__(self, model: Model, *, timeout_ms: int = 20_000):
+    def __init__(self, model: Model, *, timeout_ms: int | None = None,
+                 budget: int = CHECK_BUDGET):
         self.model = model
-        self.deadline = time.perf_counter() + timeout_ms / 1000.0
+        # The budget that decides verdicts is deterministic: at most ``budget`` solver
+        # checks per kernel, each under z3's rlimit (see :mod:`tileproof.shapes._solver`),
+        # so a loaded machine answers exactly as an idle one.  ``timeout_ms`` is an opt-in
+        # wall-clock cap on top (the ``solver-timeout-ms`` setting): only a user who sets it
+        # trades determinism for a bounded wall time.
+        self.budget = budget
+        self.deadline = (time.perf_counter() + timeout_ms / 1000.0
+                         if timeout_ms is not None else None)
         self.sites = _sites(model.body)
         self.inexact_phases = inexact_phase_loops(model.body)
         self._reach: dict = {}  # site context -> Answer (is it satisfiable?)
@@ -252,6 +327,7 @@ class Analysis:
         self.log: list[tuple[float, shapes.Formula, str]] = []  # (seconds, query, status)
         self.memo: dict = {}  # results one obligation kind computes and another reuses
         self._splitting = False  # inside the divisor checks of a division split
+        self.checks = 0  # calls of shapes.prove: what the deterministic budget counts
 
     # -- names
     def is_size(self, name: str) -> bool:
@@ -434,8 +510,9 @@ class Analysis:
         got = self._cache.get(key)
         if got is not None:
             return got
-        if time.perf_counter() > self.deadline:
-            return Answer("unknown", reason="time budget of the static check exhausted")
+        spent = self._spent()
+        if spent:
+            return Answer("unknown", reason=spent)
         ren = _equal_symbols(assume)
         if ren:  # x == y assumed: decide the equivalent problem with y replaced by x
             low = _literal_lower(assume)
@@ -489,7 +566,7 @@ class Analysis:
             if ans is None:
                 ans = self._local_first(query, assume)
             if ans is None:
-                ans = self._answer(shapes.prove(query, assume), query, assume)
+                ans = self._answer(self._prove(query, assume), query, assume)
         except shapes.ShapeError as e:
             ans = Answer("unknown", reason=f"the solver rejected the query: {e}")
         dt = time.perf_counter() - t0
@@ -499,13 +576,28 @@ class Analysis:
         self._cache[key] = ans
         return ans
 
+    def _prove(self, query, assume) -> shapes.Decision:
+        """:func:`tileproof.shapes.prove`, counted against the budget (cached answers too, so
+        the count does not depend on what an earlier kernel left in the cache)."""
+        self.checks += 1
+        return shapes.prove(query, assume)
+
+    def _spent(self) -> str:
+        """Why no further query may be asked (empty while the budgets last)."""
+        if self.checks >= self.budget:
+            return (f"solver budget of the static check exhausted ({self.budget} checks of at "
+                    f"most {RLIMIT} z3 resource units each, per kernel)")
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            return "time budget of the static check exhausted (the solver-timeout-ms setting)"
+        return ""
+
     def _linear_first(self, query, assume) -> Answer | None:
         """Try the query under the linear assumptions only (fewer hypotheses: a proof there is
         a proof).  A refutation counts only if it satisfies every assumption as well."""
         linear = tuple(f for f in assume if not _nonlinear(f))
         if len(linear) == len(assume):
             return None
-        d = shapes.prove(query, linear)
+        d = self._prove(query, linear)
         if d.verdict == "proved":
             return Answer("proved")
         if d.verdict == "refuted":
@@ -555,7 +647,7 @@ class Analysis:
             if len(local) == len(parts) or len(local) in tried:
                 return None
             tried.add(len(local))
-            if shapes.prove(query, local).verdict == "proved":
+            if self._prove(query, local).verdict == "proved":
                 return Answer("proved")
             near = [f.free_symbols() for f in parts if f.free_symbols() & names]
             names = names.union(*(fs for fs in near if len(fs) <= 4))
@@ -568,7 +660,7 @@ class Analysis:
         got = atomise(query, assume)
         if got is None:
             return None
-        d = shapes.prove(*got)
+        d = self._prove(*got)
         return Answer("proved") if d.verdict == "proved" else None
 
     def _answer(self, d, query, assume) -> Answer:
@@ -597,14 +689,15 @@ class Analysis:
         return Answer("refuted", cex=cex)
 
     def minimise(self, query: shapes.Formula, assume: Sequence[shapes.Formula],
-                 cex: dict[str, int], *, seconds: float = 0.6) -> dict[str, int]:
+                 cex: dict[str, int], *, steps: int = 64) -> dict[str, int]:
         """Smallest sizes (one after the other, in declaration order), then smallest data
         values, that still refute: a binary search of refutable ``NAME <= v`` queries.
 
         Every returned counterexample is a refutation re-checked by :meth:`decide`; the
-        search stops after ``seconds`` with the best one found so far.
+        search stops after ``steps`` queries (a count, not a time: the counterexample a
+        user sees must not depend on machine load) with the best one found so far.
         """
-        stop = min(time.perf_counter() + seconds, self.deadline)
+        left = steps
         best = dict(cex)
         fixed: list[shapes.Formula] = []
         lower = _literal_lower(assume)
@@ -613,7 +706,8 @@ class Analysis:
                 continue
             v = shapes.sym(name)
             lo, hi = lower.get(name, 1 if name in self.sizes else best[name]), best[name]
-            while lo < hi and time.perf_counter() < stop:
+            while lo < hi and left > 0 and not self._spent():
+                left -= 1
                 mid = (lo + hi) // 2
                 ans = self.decide(query, (*assume, *fixed, shapes.le(v, mid)))
                 if ans.status == "refuted" and ans.cex and ans.cex.get(name, hi) <= mid:

@@ -16,7 +16,8 @@ see :mod:`._witness` — is reached, in range, unmasked and touches ``e``):
 * scratch read, load ``L`` of scratch ``t``:
   ``forall x. Dom /\\ Ctx_L(x) /\\ Mask_L(x) => \\/_S \\/_w W_S,w(e_L(x)) /\\ Before(w, x)``
   with ``Before``: an earlier phase (grid barriers passed), or the same program
-  earlier in program order.
+  earlier in program order, or another lane of the same program before a
+  ``lanes`` barrier the reader has passed.
 
 The witness is a candidate only: if the disjunction is refuted the verifier
 evaluates the model concretely at the counterexample's sizes and reports
@@ -36,7 +37,17 @@ from ... import shapes
 from ...lowering._model import Access
 from .._report import Obligation
 from . import _concrete
-from ._context import INT64_MIN, Analysis, Answer, Instance, Site, _conjuncts, all_eq, plain
+from ._context import (
+    INT64_MIN,
+    Analysis,
+    Answer,
+    Instance,
+    Site,
+    _conjuncts,
+    all_eq,
+    lane_order,
+    plain,
+)
 from ._digits import split as split_digits
 from ._witness import Dim, Quotients, solve
 
@@ -634,8 +645,10 @@ def before(an: Analysis, s: Site, w: Instance, ld: Site, r: Instance) -> shapes.
     """The store instance ``w`` of ``s`` happens before the load instance ``r`` of ``ld``."""
     earlier = shapes.lt(w(s.phase), r(ld.phase))
     ids = list(an.pids) + ([an.rank_var] if an.rank_var and an.rank_var not in an.extents else [])
-    ids += [ln.var for ln in s.lanes if any(ln is m for m in ld.lanes)]
-    same = all_eq([w(shapes.sym(p)) for p in ids], [r(shapes.sym(p)) for p in ids])
+    lanes = [ln.var for ln in s.lanes if any(ln is m for m in ld.lanes)]
+    same_prog = all_eq([w(shapes.sym(p)) for p in ids], [r(shapes.sym(p)) for p in ids])
+    same = shapes.conj(same_prog, all_eq([w(shapes.sym(v)) for v in lanes],
+                                         [r(shapes.sym(v)) for v in lanes]))
     common = [lp.var for lp in s.loops if any(lp is m for m in ld.loops)]
     ws = [w(shapes.sym(v)) for v in common]
     rs = [r(shapes.sym(v)) for v in common]
@@ -643,7 +656,10 @@ def before(an: Analysis, s: Site, w: Instance, ld: Site, r: Instance) -> shapes.
     if s.order < ld.order:
         lex.append(all_eq(ws, rs))
     program_order = shapes.conj(shapes.eq(w(s.phase), r(ld.phase)), same, shapes.disj(*lex))
-    return shapes.disj(earlier, program_order)
+    # another lane of the same program, before a lanes barrier the reader has passed
+    lane_barrier = shapes.conj(shapes.eq(w(s.phase), r(ld.phase)), same_prog,
+                               lane_order(an, s, w, ld, r, strict=True))
+    return shapes.disj(earlier, program_order, lane_barrier)
 
 
 def _scratch_read(an: Analysis, ld: Site, stores: list[Site]) -> Obligation:

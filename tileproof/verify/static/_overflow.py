@@ -96,7 +96,7 @@ def _access(an: Analysis, site: Site) -> Obligation:
         assume = an.assume(scope, query=q)
         ans = an.decide(q, assume)
         if ans.status == "refuted":
-            cex = an.minimise(q, assume, ans.cex, seconds=2.0)
+            cex = an.minimise(q, assume, ans.cex, steps=128)
             if acc.mask is None:
                 cex = {**cex, **{c: n - 1 for c, n in acc.coord_ranges()}}
             el = [e.evaluate(cex) for e in acc.element()]
@@ -137,7 +137,7 @@ def _arith(an: Analysis, site: Site) -> Obligation:
     name = f"int{node.bits} arithmetic {text} ({node.op}) at {node.loc.short} does not overflow"
     if ans.status != "refuted":
         return an.obligation("overflow", site, name, ans, t0=t0)
-    cex = an.minimise(q, assume, ans.cex, seconds=2.0)
+    cex = an.minimise(q, assume, ans.cex, steps=128)
     val = node.expr.evaluate(cex)
     vals = an.relevant(cex, node.expr)
     side = f"above the maximum {hi:,}" if val > hi else f"below the minimum {lo:,}"

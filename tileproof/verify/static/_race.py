@@ -13,7 +13,9 @@ Phases are counted by grid barriers passed (an expression; usually a
 constant, so pairs in different phases are never queried).  Accesses by the
 same program are ordered by program order and are not races; lanes of one
 task-parallel region are concurrent, so they count as different
-participants there.  Reads of one input-tensor entry agree across instances
+participants there — unless a ``lanes`` barrier separates the two accesses
+(different lane phases of one instance of the region, see
+:func:`._context.lane_order`).  Reads of one input-tensor entry agree across instances
 (functional consistency), the only link between their data values.
 """
 
@@ -24,7 +26,7 @@ import time
 from ... import shapes
 from ...lowering._model import Access
 from .._report import Obligation
-from ._context import Analysis, Answer, Site, all_eq
+from ._context import Analysis, Answer, Site, all_eq, lane_order
 from ._coverage import pair
 
 __all__ = ["check"]
@@ -55,8 +57,11 @@ def _store(an: Analysis, a: Site, others: list[Site]) -> Obligation:
             continue
         i1, i2, hyps = pair(an, a, b)
         hyps.append(shapes.eq(i1(pa), i2(pb)))
-        ids = list(an.pids) + [ln.var for ln in a.lanes if any(ln is m for m in b.lanes)]
-        q = all_eq([i1(shapes.sym(p)) for p in ids], [i2(shapes.sym(p)) for p in ids])
+        lanes = [ln.var for ln in a.lanes if any(ln is m for m in b.lanes)]
+        same = all_eq([i1(shapes.sym(p)) for p in an.pids], [i2(shapes.sym(p)) for p in an.pids])
+        q = shapes.conj(same, shapes.disj(
+            all_eq([i1(shapes.sym(v)) for v in lanes], [i2(shapes.sym(v)) for v in lanes]),
+            lane_order(an, a, i1, b, i2, strict=False)))
         assume = an.assume(hyps, query=q)
         ans = an.decide(q, assume)
         if ans.status == "refuted":
