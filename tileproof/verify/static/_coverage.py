@@ -1,4 +1,4 @@
-"""``coverage``: outputs written exactly once; scratch read only where written before.
+"""``coverage``: outputs written exactly once; outputs and scratch read only where written before.
 
 Formal statements (``W_S(e)``: store ``S`` at a *witness* — program ids, lane
 ids and loop indices obtained from the element by inverting the index map,
@@ -13,7 +13,7 @@ see :mod:`._witness` — is reached, in range, unmasked and touches ``e``):
   store's index uses: the same program rewriting the same tile on iterations
   of a loop whose index its index does not use is an accumulation, not a
   double write.  Different stores writing one element are a double write.
-* scratch read, load ``L`` of scratch ``t``:
+* scratch (or output) read, load ``L`` of scratch or output ``t``:
   ``forall x. Dom /\\ Ctx_L(x) /\\ Mask_L(x) => \\/_S \\/_w W_S,w(e_L(x)) /\\ Before(w, x)``
   with ``Before``: an earlier phase (grid barriers passed), or the same program
   earlier in program order, or another lane of the same program before a
@@ -65,7 +65,9 @@ def check(an: Analysis) -> list[Obligation]:
             out.append(_exists(an, name, stores))
             for s in stores:
                 out.append(_unique(an, s, [b for b in stores if b.order >= s.order]))
-        elif t.role == "scratch":
+        if t.role in ("output", "scratch"):
+            # an output starts undefined like scratch (a tensor the kernel reads back before
+            # writing is an ``updated`` input): every read must follow a write
             loads = [s for s in an.sites if isinstance(s.node, Access) and s.node.tensor == name
                      and s.node.kind == "load"]
             for ld in loads:

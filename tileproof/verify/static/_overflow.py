@@ -10,7 +10,10 @@ tensor's declared shape; ``s`` the itemsize):
   (element offset and byte offset; without a mask ``c`` is the tile's last
   element, where ``off`` is largest since every stride is non-negative);
 * intermediate ``x`` computed in ``b``-bit integer arithmetic on the way to an
-  index: ``forall ... . Dom /\\ Ctx(x) => -2**(b-1) <= x <= 2**(b-1) - 1``.
+  index: ``forall ... . Dom /\\ Ctx(x) => -2**(b-1) <= x <= 2**(b-1) - 1``;
+  only for intermediates that may reach an index, a mask, a loop bound, a branch
+  or a ring step (see :func:`_steering_symbols`): integer *data* arithmetic has
+  no offset to overflow.
 
 Sizes range over the whole domain: a size without a declared maximum makes
 an offset that grows with it ``violated``, reported at the smallest size that
@@ -42,6 +45,7 @@ def linear_offset(elem, shape) -> shapes.Expr:
 def check(an: Analysis) -> list[Obligation]:
     out = []
     seen = set()
+    steering = _steering_symbols(an)
     for site in an.sites:
         if isinstance(site.node, Access):
             out.append(_access(an, site))
@@ -49,12 +53,71 @@ def check(an: Analysis) -> list[Obligation]:
             node = site.node
             if node.expr.is_const:
                 continue
+            if steering is not None and not node.expr.free_symbols() & steering:
+                continue  # data arithmetic: its value reaches no index, mask, bound or branch
             key = (node.expr, node.bits, node.loc, tuple(an.scope(site)))
             if key in seen:
                 continue
             seen.add(key)
             out.append(_arith(an, site))
     return out
+
+
+def _steering_symbols(an: Analysis) -> set[str] | None:
+    """Names free in whatever steers the schedule: indices and masks of accesses, loop bounds,
+    branch and exit conditions, ring steps and folds, the indices of index-tensor reads, the
+    grid; or None (keep every arithmetic obligation) where that is not the whole story.
+
+    An integer intermediate none of whose names occurs there never reaches an index: it is
+    data (an int32 sum stored back, say), whose wrap-around is the kernel's arithmetic, not
+    an offset, so it gets no ``overflow`` obligation.  Dropping it is sound because ``+ - *``
+    wrap as a ring homomorphism mod ``2**bits``: an expression the lowering simplified so
+    that some names cancel equals the wrapped computation anyway; every other operation
+    (``// % min max`` and comparisons) keeps its operands' names in the atom.  Conservative
+    cases keep every obligation: an integer tensor that the kernel both writes and reads (a
+    value stored and later used as an index), and any unsupported construct (an index the
+    model could not represent may use anything).
+    """
+    from ...lowering._model import Branch, Comm, Fold, Loop, Unsupported
+
+    names: set[str] = set()
+    stored = {s.node.tensor for s in an.sites
+              if isinstance(s.node, Access) and s.node.kind == "store"}
+    loaded = {s.node.tensor for s in an.sites
+              if isinstance(s.node, Access) and s.node.kind == "load"}
+    for t in stored & loaded:
+        decl = an.model.tensors.get(t)
+        if decl is None or getattr(decl, "is_index", True):
+            return None
+
+    def add(*xs) -> None:
+        for x in xs:
+            if x is not None:
+                names.update(x.free_symbols())
+
+    for site in an.sites:
+        n = site.node
+        if isinstance(n, Unsupported):
+            return None
+        if isinstance(n, Access):
+            add(*(d.start for d in n.dims), n.mask)
+        elif isinstance(n, Loop):
+            add(n.lo, n.hi)
+        elif isinstance(n, Branch):
+            add(n.cond)
+        elif isinstance(n, Comm):
+            add(n.dst, n.src, n.send, n.recv, n.prov)
+        elif isinstance(n, Fold):
+            add(n.cond, n.prov)
+    for d in an.data.values():
+        add(*d.index)
+    for _p, ext in an.model.grid:
+        add(ext)
+    if an.model.ranks:
+        add(an.rank_size)
+    # a data symbol read at an index that steers pulls in nothing more: its value is what
+    # steers, and it is a name of its own (already in ``names`` where it is used)
+    return names
 
 
 def _whole_tensor(an: Analysis, name: str, bits: int) -> Answer:
