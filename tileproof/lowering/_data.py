@@ -116,7 +116,8 @@ def move_axes(eqn, name: str, x: SV, shape, loc: Location, block) -> SV:
     if x.is_opaque and x.split_axis is not None and mapping is None and name == "reshape":
         merged = _merged_split(x.shape, tuple(shape), x.split_axis)
         if merged is not None and not reorders:
-            return opaque(shape, f"a reshape {x.shape} -> {tuple(shape)}", x.prov, merged)
+            return opaque(shape, f"a reshape {x.shape} -> {tuple(shape)}", x.prov, merged,
+                          x.valid)
     if x.split_axis is not None and (mapping is None or mapping.get(x.split_axis) is None):
         block.add(
             Unsupported(
@@ -126,9 +127,9 @@ def move_axes(eqn, name: str, x: SV, shape, loc: Location, block) -> SV:
                 loc,
             )
         )
-        return opaque(shape, f"a {name} of a lane-split tile", x.prov)
+        return opaque(shape, f"a {name} of a lane-split tile", x.prov, valid=x.valid)
     if mapping is None:
-        return opaque(shape, f"a {name} {x.shape} -> {tuple(shape)}", x.prov)
+        return opaque(shape, f"a {name} {x.shape} -> {tuple(shape)}", x.prov, valid=x.valid)
     return remap(x, mapping, shape)
 
 
@@ -155,7 +156,8 @@ def convert(eqn, x: SV, new: np.dtype, shape) -> SV:
         return int_sv(e, shape, bits, signed)
     if new == np.dtype(bool):
         return bool_sv(shapes.ne(x.expr, 0), shape) if x.is_int else x
-    return opaque(shape, x.why or "a value converted to floating point", x.prov, x.split_axis)
+    return opaque(shape, x.why or "a value converted to floating point", x.prov, x.split_axis,
+                  x.valid)
 
 
 def index_value(ctx, node: Access, decl, shape) -> SV:

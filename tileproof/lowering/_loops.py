@@ -17,7 +17,7 @@ from .. import shapes
 from ._jaxcompat import scan_operands
 from ._lower import _Block, _Ctx, _interp, _need_cond, _need_int
 from ._model import Branch, Loop, Unsupported
-from ._values import SV, bool_sv, int_sv, opaque
+from ._values import MIXED, SV, bool_sv, int_sv, opaque
 
 __all__ = ["_cond", "_scan", "_while"]
 
@@ -96,6 +96,8 @@ def _classify(ctx: _Ctx, init: list[SV], outs: list[SV], loopvar: str, data=None
                 kinds.append(("shift", delta))
             else:
                 kinds.append(_shift_mod(ctx, b.prov, loopvar, phs))
+        elif a.is_opaque and (a.prov is None) != (b.prov is None):
+            kinds.append(("mixed",))  # an origin on some iterations only: not one chunk
         else:
             kinds.append(("var",))
     return kinds
@@ -197,6 +199,9 @@ def _carry_values(ctx, init, kinds, s: shapes.Expr) -> list[SV]:
             vals.append(replace(sv, prov=sv.prov.subs({ctx.rank_var: shapes.mod(r + d * s, m)})))
         elif sv.is_int or sv.is_bool:
             vals.append(opaque(sv.shape, "a loop-carried value that is not an induction"))
+        elif kind[0] == "mixed" or sv.prov is not None:
+            # its origin changes in a way not modelled: not one chunk (a fold is unsupported)
+            vals.append(replace(sv, prov=MIXED, valid=None))
         else:
             vals.append(replace(sv, prov=None))
     return vals
@@ -284,9 +289,20 @@ def _merge(cond: shapes.Formula, a: SV, b: SV) -> SV:
             shapes.disj(shapes.conj(cond, a.cond), shapes.conj(shapes.negate(cond), b.cond)),
             a.shape,
         )
-    prov = a.prov if a.prov is not None and a.prov == b.prov else None
     split = a.split_axis if a.split_axis is not None else b.split_axis  # never dropped
-    return opaque(a.shape, "a value chosen by a branch", prov, split)
+    if a.prov is None and b.prov is None:
+        return opaque(a.shape, "a value chosen by a branch", None, split)
+    if a.prov is not None and b.prov is not None and a.prov != b.prov:
+        return opaque(a.shape, "a value chosen by a branch", MIXED, split)
+    # the origin exists where the side taken carries it (and is valid there)
+    truth, false = shapes.conj(), shapes.disj()
+
+    def side(x: SV) -> shapes.Formula:
+        return false if x.prov is None else (x.valid if x.valid is not None else truth)
+
+    valid = shapes.disj(shapes.conj(cond, side(a)), shapes.conj(shapes.negate(cond), side(b)))
+    prov = a.prov if a.prov is not None else b.prov
+    return opaque(a.shape, "a value chosen by a branch", prov, split, valid=valid)
 
 
 def _bool_of_index(idx: SV) -> shapes.Formula | None:

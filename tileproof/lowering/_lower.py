@@ -56,8 +56,10 @@ from ._values import (
     dtype_bits,
     elementwise,
     int_sv,
+    is_mixed,
     literal,
     opaque,
+    ring_origin,
 )
 
 __all__ = ["lower", "trace"]
@@ -373,10 +375,10 @@ def _eqn(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Block,
     if name == "dot_general":
         return [_dot(eqn, ins, loc, block)]
     splits = split_axes(name, eqn, ins, loc, block)
-    prov = next((a.prov for a in ins if a.prov is not None), None)
     if name in REDUCE or name in CUMULATIVE:
+        prov, valid = ring_origin(ins)
         return [
-            opaque(v.aval.shape, f"{name} of a tile", prov, sp)
+            opaque(v.aval.shape, f"{name} of a tile", prov, sp, valid)
             for v, sp in zip(eqn.outvars, splits)
         ]
     res = None
@@ -390,8 +392,9 @@ def _eqn(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Block,
         if name in _ARITH and res.is_int and res.signed and not res.expr.is_const:
             block.add(Arith(res.expr, res.bits, name, loc, shape))
         return [res]
+    prov, valid = ring_origin(ins)
     return [
-        opaque(getattr(v.aval, "shape", ()), f"the primitive {name}", prov, sp)
+        opaque(getattr(v.aval, "shape", ()), f"the primitive {name}", prov, sp, valid)
         for v, sp in zip(eqn.outvars, splits)
     ]
 
@@ -414,8 +417,7 @@ def _dot(eqn, ins, loc, block) -> SV:
         block.add(Unsupported(
             "a matrix product of tiles split across lanes that pairs only each lane's "
             "shares: the lowering cannot follow the lanes' shares through it", loc))
-        return opaque(_out_shape(eqn), "a matrix product",
-                      lhs.prov if lhs.prov is not None else rhs.prov)
+        return opaque(_out_shape(eqn), "a matrix product", *ring_origin([lhs, rhs]))
     split = None
     lfree = [k for k in range(len(lhs.shape)) if k not in lc and k not in lb]
     rfree = [k for k in range(len(rhs.shape)) if k not in rc and k not in rb]
@@ -424,8 +426,8 @@ def _dot(eqn, ins, loc, block) -> SV:
         x = lhs if side == "l" else rhs
         if x.split_axis == k:
             split = pos
-    prov = lhs.prov if lhs.prov is not None else rhs.prov
-    return opaque(_out_shape(eqn), "a matrix product", prov, split)
+    prov, valid = ring_origin([lhs, rhs])
+    return opaque(_out_shape(eqn), "a matrix product", prov, split, valid)
 
 
 # ----------------------------------------------------------------------- kernel ops
@@ -492,7 +494,7 @@ def _kernel_op(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _
         if not 0 <= axis < len(tile.shape):
             raise SpecError(f"lane_part(axis={axis}) of a tile of shape {tile.shape}", loc)
         block.add(LanePart(tile.shape[axis], n, axis, tile.shape, loc))
-        return [opaque(_out_shape(eqn), "a lane's share of a tile", tile.prov, axis)]
+        return [opaque(_out_shape(eqn), "a lane's share of a tile", tile.prov, axis, tile.valid)]
     if name == "tp_sendrecv":
         value, dst, src, send, recv = ins
         d = _need_int(dst, "the destination rank", loc, block)
@@ -502,20 +504,34 @@ def _kernel_op(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _
         if None in (d, s, cs, cr):
             return [opaque(value.shape, "an unmodelled ring step")]
         block.add(Comm(d, s, cs, cr, value.prov, loc))
-        prov = value.prov.subs({ctx.rank_var: s}) if value.prov is not None else None
-        return [replace(value, prov=prov)]
+        if value.prov is None:
+            return [replace(value, valid=None)]
+        # What arrives is the sender's value: its origin and validity seen from rank ``s``;
+        # and it arrives only where this rank receives (elsewhere the tile is poison, and
+        # has no origin).  That the sender does send is the ring's send/recv matching.
+        at_src = {ctx.rank_var: s}
+        sent = value.valid.subs(at_src) if value.valid is not None else shapes.conj()
+        return [replace(value, prov=value.prov.subs(at_src), valid=shapes.conj(cr, sent))]
     if name == "tp_fold":
         value, when = ins
         cond = _need_cond(when, "the fold condition", loc, block)
-        if value.prov is None:
+        prov = value.prov
+        if prov is None or is_mixed(prov):
             block.add(
                 Unsupported(
                     "fold() of a value whose ring provenance is unknown "
-                    "(load it from a sharded tensor and move it with sendrecv)",
+                    "(load it from a sharded tensor and move it with sendrecv)"
+                    if prov is None else
+                    "fold() of a value that combines chunks of different ring provenance "
+                    "(fold each received chunk on its own)",
                     loc,
                 )
             )
-        block.add(Fold(value.prov, cond if cond is not None else shapes.conj(), loc))
+            prov = None
+        cond = cond if cond is not None else shapes.conj()
+        if value.valid is not None:  # a received tile folds a chunk only where it arrived
+            cond = shapes.conj(cond, value.valid)
+        block.add(Fold(prov, cond, loc))
         return [value]
     raise SpecError(f"unknown kernel operation {name}", loc)
 

@@ -17,7 +17,29 @@ import numpy as np
 from .. import shapes
 from ._model import coord
 
-__all__ = ["SV", "elementwise", "opaque"]
+__all__ = ["MIXED", "SV", "elementwise", "is_mixed", "opaque", "ring_origin"]
+
+#: Provenance of a value whose origin is not one chunk: it combines chunks of different
+#: origins (``cur + received``), or a loop or branch gives it different origins.  Folding
+#: it is unsupported (the ring obligations become ``unknown``), never "one chunk".
+MIXED = shapes.sym("_mixed_provenance")
+
+
+def is_mixed(prov: shapes.Expr | None) -> bool:
+    return prov is not None and "_mixed_provenance" in prov.free_symbols()
+
+
+def ring_origin(args) -> tuple[shapes.Expr | None, shapes.Formula | None]:
+    """Provenance and validity of a value computed from ``args``: the common origin of the
+    operands that have one (values without one — a query tile, a constant — add none), or
+    :data:`MIXED` when two differ; valid where every operand's origin is."""
+    provs = [a.prov for a in args if a.prov is not None]
+    prov = None
+    if provs:
+        prov = provs[0] if all(p == provs[0] for p in provs) else MIXED
+    valids = [a.valid for a in args if a.valid is not None]
+    valid = shapes.conj(*valids) if valids else None
+    return prov, valid
 
 
 @dataclass(frozen=True)
@@ -32,6 +54,8 @@ class SV:
     split_axis: int | None = None  # axis shared across lanes by lane_part
     bits: int = 32
     signed: bool = True  # an unsigned value always lies in [0, 2**bits): see wrap()
+    # where the provenance is real (a received tile: where it was received); None: everywhere
+    valid: shapes.Formula | None = None
 
     @property
     def is_int(self) -> bool:
@@ -46,8 +70,9 @@ class SV:
         return self.expr is None and self.cond is None
 
 
-def opaque(shape, why: str, prov=None, split_axis=None) -> SV:
-    return SV(tuple(shape), why=why, prov=prov, split_axis=split_axis)
+def opaque(shape, why: str, prov=None, split_axis=None, valid=None) -> SV:
+    return SV(tuple(shape), why=why, prov=prov, split_axis=split_axis,
+              valid=valid if prov is not None else None)
 
 
 def int_sv(expr, shape=(), bits=32, signed=True) -> SV:
@@ -130,16 +155,54 @@ _CMP = {
 }
 
 
+def _select_origin(args: list[SV], shape) -> SV:
+    """``select_n(pred, *cases)`` of tiles of which some carry a ring origin: the origin
+    exists only where the case chosen carries it (``where(got, chunk, 0)`` is the chunk
+    where ``got``, and nothing elsewhere).  A predicate that varies across the tile, or
+    cases of different origins, make the origin :data:`MIXED`."""
+    pred, cases = args[0], args[1:]
+    split = next((a.split_axis for a in args if a.split_axis is not None and a.shape == shape),
+                 None)
+    provs = {c.prov for c in cases if c.prov is not None}
+    prov = next(iter(provs)) if len(provs) == 1 else MIXED
+    why = next((a.why for a in cases if a.is_opaque), "")
+    if pred.is_bool:
+        pc = pred.cond
+    elif pred.is_int and len(cases) == 2:
+        pc = shapes.ne(pred.expr, 0)
+    else:
+        return opaque(shape, why, prov=MIXED, split_axis=split)
+    if is_mixed(prov) or any(n.startswith("_c") for n in pc.free_symbols()):
+        return opaque(shape, why, prov=MIXED, split_axis=split)
+    truth = shapes.conj()
+
+    def where_case(c: SV) -> shapes.Formula:
+        if c.prov is None:
+            return shapes.disj()
+        return c.valid if c.valid is not None else truth
+
+    if len(cases) == 1:
+        valid = where_case(cases[0])
+    elif len(cases) == 2:  # select_n(p, on_false, on_true)
+        valid = shapes.disj(shapes.conj(shapes.negate(pc), where_case(cases[0])),
+                            shapes.conj(pc, where_case(cases[1])))
+    else:
+        return opaque(shape, why, prov=MIXED, split_axis=split)
+    return opaque(shape, why, prov=prov, split_axis=split, valid=valid)
+
+
 def elementwise(name: str, args: list[SV], out_shape, params) -> SV | None:
     """Symbolic result of an integer/boolean elementwise primitive, or None if not one."""
     shape = tuple(out_shape)
+    if name == "select_n" and any(a.prov is not None for a in args[1:]):
+        return _select_origin(args, shape)
     if any(a.is_opaque for a in args):
         split = next(
             (a.split_axis for a in args if a.split_axis is not None and a.shape == shape), None
         )
-        prov = next((a.prov for a in args if a.prov is not None), None)
+        prov, valid = ring_origin(args)
         why = next((a.why for a in args if a.is_opaque), "")
-        return opaque(shape, why, prov=prov, split_axis=split)
+        return opaque(shape, why, prov=prov, split_axis=split, valid=valid)
     e = [a.expr for a in args]
     c = [a.cond for a in args]
     bits = max((a.bits for a in args if a.is_int), default=32)
