@@ -105,7 +105,12 @@ def _access(an: Analysis, site: Site) -> Obligation:
         return an.obligation("bounds", site, f"{name} stays in bounds", combine(answers), t0=t0)
     k, q, ans = failed
     assume = an.assume(scope, query=q)
-    cex = an.minimise(q, assume, ans.cex)
+    cex = an.complete(q, assume, an.minimise(q, assume, ans.cex),
+                      [*(d.start for d in acc.dims), *shape])
+    if cex is None:  # every value a message shows comes from a re-checked assignment
+        return an.obligation("bounds", site, f"{name} stays in bounds", Answer(
+            "unknown", reason="refuted, but no complete counterexample could be re-checked "
+            "for the message"), t0=t0)
     element = _element(acc, cex, k, shape)
     env = {**cex, **{f"_c{j}": v for j, v in element["coords"].items()}}
     el = tuple(e.evaluate(env) for e in acc.element())

@@ -688,6 +688,69 @@ class Analysis:
                           reason="a divisor can be zero here (see the shape obligations)")
         return Answer("refuted", cex=cex)
 
+    def complete(self, query: shapes.Formula, assume: Sequence[shapes.Formula],
+                 cex: Mapping[str, int], show: Iterable) -> dict[str, int] | None:
+        """``cex`` extended to every name the expressions in ``show`` use, re-checked.
+
+        A solver's model binds the names of the query it decided; a message evaluates more
+        (the whole element, a phase), and a name the decided query no longer mentions (a
+        shared term cancelled from both sides of an equation, say) has no value.  So the
+        missing names get their ranges (declared data ranges, id, lane and loop ranges,
+        tile coordinates), every value already found is pinned, and the refutation is
+        decided again: the answer is a complete assignment that still refutes ``query``
+        under ``assume``, or None when there is none to be had.
+        """
+        full = dict(cex)
+        need: set[str] = set()
+        for e in show:
+            if e is not None:
+                need |= e.free_symbols()
+        facts: list[shapes.Formula] = []
+        seen: set[str] = set()
+        todo = sorted(need - set(full))
+        while todo:
+            n = todo.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            got = self._range_of(n)
+            facts += got
+            for f in got:
+                todo += sorted(f.free_symbols() - set(full) - seen)
+        missing = sorted(need - set(full))
+        if not missing:
+            return full
+        # mention every missing name so that the model binds it
+        facts += [shapes.ge(shapes.sym(n), INT64_MIN) for n in missing]
+        pins = [shapes.eq(shapes.sym(k), v) for k, v in full.items()]
+        ans = self.decide(query, (*assume, *facts, *pins))
+        if ans.status != "refuted" or ans.cex is None:
+            return None
+        full.update(ans.cex)
+        try:
+            if query.evaluate(full) or not all(f.evaluate(full) for f in assume):
+                return None
+        except (shapes.ShapeError, ZeroDivisionError):
+            return None
+        return full if not (need - set(full)) else None
+
+    def _range_of(self, name: str) -> list[shapes.Formula]:
+        """The range facts of one (possibly renamed) name: ids, lanes, loops, data, coords."""
+        base, sep, tag = name.partition("__")
+        ren = (lambda f: f.subs({m: shapes.sym(f"{m}__{tag}") for m in f.free_symbols()
+                                 if m in self.per_instance or _COORD.match(m)})) if sep else (
+            lambda f: f)
+        v = shapes.sym(name)
+        if base in self.pids or base == self.rank_var:
+            return [ren(f) for f in self.ranges([base])]
+        if base in self.lane_vars:
+            return [shapes.ge(v, 0), shapes.lt(v, self.lane_vars[base].n)]
+        if base in self.loop_vars:
+            return [ren(f) for f in loop_range(self.loop_vars[base])]
+        if base in self.data:
+            return self.data_facts([v])
+        return []
+
     def minimise(self, query: shapes.Formula, assume: Sequence[shapes.Formula],
                  cex: dict[str, int], *, steps: int = 64) -> dict[str, int]:
         """Smallest sizes (one after the other, in declaration order), then smallest data

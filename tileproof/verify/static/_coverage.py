@@ -624,7 +624,12 @@ def _unique(an: Analysis, a: Site, others: list[Site]) -> Obligation:
         assume = an.assume(hyps, query=q)
         ans = an.decide(q, assume)
         if ans.status == "refuted":
-            cex = an.minimise(q, assume, ans.cex)
+            cex = an.complete(q, assume, an.minimise(q, assume, ans.cex),
+                              [i1(x) for x in acc.element()])
+            if cex is None:  # every value a message shows comes from a re-checked assignment
+                answers.append(Answer("unknown", reason="refuted, but no complete "
+                                      "counterexample could be re-checked for the message"))
+                continue
             sizes, (x1, x2) = an.split(cex, "1", "2")
             el = [x.subs(i1.mapping).evaluate(cex) for x in acc.element()]
             second = "" if b is a else f" (store at {b.loc.short})"

@@ -159,7 +159,12 @@ def _access(an: Analysis, site: Site) -> Obligation:
         assume = an.assume(scope, query=q)
         ans = an.decide(q, assume)
         if ans.status == "refuted":
-            cex = an.minimise(q, assume, ans.cex, steps=128)
+            cex = an.complete(q, assume, an.minimise(q, assume, ans.cex, steps=128),
+                              [*acc.element(), *t.shape])
+            if cex is None:  # every value a message shows comes from a re-checked assignment
+                answers.append(Answer("unknown", reason="refuted, but no complete "
+                                      "counterexample could be re-checked for the message"))
+                continue
             if acc.mask is None:
                 cex = {**cex, **{c: n - 1 for c, n in acc.coord_ranges()}}
             el = [e.evaluate(cex) for e in acc.element()]
@@ -200,7 +205,11 @@ def _arith(an: Analysis, site: Site) -> Obligation:
     name = f"int{node.bits} arithmetic {text} ({node.op}) at {node.loc.short} does not overflow"
     if ans.status != "refuted":
         return an.obligation("overflow", site, name, ans, t0=t0)
-    cex = an.minimise(q, assume, ans.cex, steps=128)
+    cex = an.complete(q, assume, an.minimise(q, assume, ans.cex, steps=128), [node.expr])
+    if cex is None:  # every value a message shows comes from a re-checked assignment
+        return an.obligation("overflow", site, name, Answer(
+            "unknown", reason="refuted, but no complete counterexample could be re-checked "
+            "for the message"), t0=t0)
     val = node.expr.evaluate(cex)
     vals = an.relevant(cex, node.expr)
     side = f"above the maximum {hi:,}" if val > hi else f"below the minimum {lo:,}"

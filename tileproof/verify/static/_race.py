@@ -31,6 +31,8 @@ from ._coverage import pair
 
 __all__ = ["check"]
 
+_INCOMPLETE = "refuted, but no complete counterexample could be re-checked for the message"
+
 
 def check(an: Analysis) -> list[Obligation]:
     out = []
@@ -65,7 +67,11 @@ def _store(an: Analysis, a: Site, others: list[Site]) -> Obligation:
         assume = an.assume(hyps, query=q)
         ans = an.decide(q, assume)
         if ans.status == "refuted":
-            cex = an.minimise(q, assume, ans.cex)
+            cex = an.complete(q, assume, an.minimise(q, assume, ans.cex),
+                              [i1(x) for x in acc.element()] + [i1(pa)])
+            if cex is None:  # every value a message shows comes from a re-checked assignment
+                answers.append(Answer("unknown", reason=_INCOMPLETE))
+                continue
             sizes, (x1, x2) = an.split(cex, "1", "2")
             el = [x.subs(i1.mapping).evaluate(cex) for x in acc.element()]
             phase = i1(pa).evaluate(cex)
