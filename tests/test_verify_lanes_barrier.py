@@ -1,0 +1,86 @@
+"""A ``lanes`` barrier orders the accesses of two lanes of one program (issue 10, class 12).
+
+Two lanes exchange tiles through scratch: each writes its half, waits at a lanes barrier,
+and reads the other lane's half.  With the barrier that is no race and no read of an
+unwritten element; without it, it is both.  In a loop the exchange needs a second barrier
+(before the next iteration overwrites what the other lane may still read).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import pytest
+from jax import lax
+
+import tileproof.spec as tp
+from tileproof.lowering import lower
+from tileproof.verify.static import check_static
+
+TENSORS = dict(x=tp.Input(("P*16",)), s=tp.Scratch(("P*16",)), y=tp.Output(("P*16",)))
+
+
+def _exchange(barrier: bool):
+    @tp.kernel(grid={"p": "P"}, assume=["P <= 4096"], tensors=dict(TENSORS))
+    def exchange(x, s, y):
+        p = tp.program_id(0)
+        with tp.lanes(2) as lane:
+            mine, other = tp.ds(p * 16 + lane * 8, 8), tp.ds(p * 16 + (1 - lane) * 8, 8)
+            tp.store(s, (mine,), tp.load(x, (mine,)))
+            if barrier:
+                tp.barrier("lanes")
+            tp.store(y, (mine,), tp.load(s, (other,)))
+
+    return exchange
+
+
+def _looped(barriers: int):
+    """M rounds of the exchange, accumulated; ``barriers``: 2 (correct), 1 (the next round
+    overwrites the half the other lane is still reading), 0."""
+
+    @tp.kernel(grid={"p": "P"}, assume=["P <= 4096", "M <= 64"], tensors=dict(TENSORS))
+    def looped(x, s, y):
+        p, M = tp.program_id(0), tp.size("M")
+        with tp.lanes(2) as lane:
+            mine, other = tp.ds(p * 16 + lane * 8, 8), tp.ds(p * 16 + (1 - lane) * 8, 8)
+
+            def round_(j, acc):
+                tp.store(s, (mine,), tp.load(x, (mine,)) * j)
+                if barriers >= 1:
+                    tp.barrier("lanes")
+                got = tp.load(s, (other,))
+                if barriers >= 2:
+                    tp.barrier("lanes")
+                return acc + got
+
+            acc = lax.fori_loop(0, M, round_, jnp.zeros((8,)))
+            tp.store(y, (mine,), acc)
+
+    return looped
+
+
+def _by_kind(kernel) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for o in check_static(lower(kernel), kinds=("shape", "race", "coverage", "barrier")):
+        out.setdefault(o.kind, set()).add(o.status)
+    return out
+
+
+def test_exchange_across_a_lanes_barrier_is_proved():
+    got = _by_kind(_exchange(True))
+    assert got["race"] == {"proved"} and got["coverage"] == {"proved"}, got
+
+
+def test_exchange_without_the_barrier_races_and_reads_unwritten():
+    got = _by_kind(_exchange(False))
+    assert "violated" in got["race"] and "violated" in got["coverage"], got
+
+
+def test_looped_exchange_with_both_barriers_is_proved():
+    got = _by_kind(_looped(2))
+    assert got["race"] == {"proved"} and got["coverage"] == {"proved"}, got
+
+
+@pytest.mark.parametrize("barriers", [0, 1])
+def test_looped_exchange_missing_a_barrier_races(barriers):
+    got = _by_kind(_looped(barriers))
+    assert "violated" in got["race"], got
