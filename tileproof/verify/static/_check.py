@@ -8,7 +8,7 @@ import time
 from ...lowering._model import Model
 from .._report import KINDS, Obligation
 from . import _barrier, _bounds, _coverage, _overflow, _race, _ring, _shape, _split, _stored
-from ._context import Analysis
+from ._context import CHECK_BUDGET, Analysis
 
 __all__ = ["check_static", "check_static_timed"]
 
@@ -26,7 +26,7 @@ _EXTRA = {"bounds": (_stored,)}  # further modules of a kind: stored index value
 
 
 def check_static(model: Model, *, timeout_ms: int | None = None,
-                 kinds: tuple[str, ...] = KINDS) -> list[Obligation]:
+                 kinds: tuple[str, ...] = KINDS, budget: int = CHECK_BUDGET) -> list[Obligation]:
     """Every static obligation of ``model`` with its verdict.
 
     The budget that bounds the check is deterministic (a number of solver checks, each
@@ -34,20 +34,22 @@ def check_static(model: Model, *, timeout_ms: int | None = None,
     on machine load.  ``timeout_ms`` adds an opt-in wall-clock cap for the whole check
     (the ``solver-timeout-ms`` setting); once spent, the remaining queries answer
     ``unknown`` (never ``proved``), so with it set a loaded machine may answer ``unknown``
-    where an idle one proves.  ``kinds`` selects obligation kinds.
+    where an idle one proves.  ``kinds`` selects obligation kinds; ``budget`` is the number
+    of solver checks (``unknown`` past it, with the budget named in the reason).
     """
-    return check_static_timed(model, timeout_ms=timeout_ms, kinds=kinds)[0]
+    return check_static_timed(model, timeout_ms=timeout_ms, kinds=kinds, budget=budget)[0]
 
 
 def check_static_timed(model: Model, *, timeout_ms: int | None = None,
-                       kinds: tuple[str, ...] = KINDS) -> tuple[list[Obligation], float]:
+                       kinds: tuple[str, ...] = KINDS,
+                       budget: int = CHECK_BUDGET) -> tuple[list[Obligation], float]:
     """:func:`check_static` and the seconds spent in the solver.
 
     Unsupported constructs are reported whatever ``kinds`` selects (fail closed), and while
     a model has one, no obligation that may depend on it is ``proved``: see
     :func:`_unsupported`.
     """
-    an = Analysis(model, timeout_ms=timeout_ms)
+    an = Analysis(model, timeout_ms=timeout_ms, budget=budget)
     shape = _shape.check(an)  # always: it establishes that the domain admits sizes
     out = shape if "shape" in kinds else [o for o in shape if o.status != "proved"][:1]
     if an.domain_status != "consistent":
