@@ -84,3 +84,17 @@ def test_looped_exchange_with_both_barriers_is_proved():
 def test_looped_exchange_missing_a_barrier_races(barriers):
     got = _by_kind(_looped(barriers))
     assert "violated" in got["race"], got
+
+
+@pytest.mark.parametrize("barrier", [True, False])
+def test_the_concrete_run_orders_lanes_by_their_barriers(barrier):
+    """The concrete fallback (used where no witness exists) runs lanes one after the other;
+    it must still see lane 0 read lane 1's half only across the barrier."""
+    from tileproof.verify.static._context import Analysis
+    from tileproof.verify.static._coverage import _events, _unwritten_reads
+
+    an = Analysis(lower(_exchange(barrier)))
+    load = next(s.node for s in an.sites
+                if getattr(s.node, "kind", "") == "load" and s.node.tensor == "s")
+    unwritten = _unwritten_reads(load, _events(an, {"P": 2}))
+    assert (unwritten == []) is barrier, unwritten

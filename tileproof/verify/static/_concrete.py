@@ -37,6 +37,9 @@ class Event:
     phase: int  # grid barriers this program passed before the event
     seq: int  # position of the event in its program's run
     program: tuple[int, ...]  # program ids (and the rank when it is no grid axis)
+    # (lanes region instance, lane, lanes barriers that lane passed there) inside lanes(),
+    # else None: lanes run one after the other here, a lanes barrier orders them
+    lane: tuple[int, int, int] | None = None
 
 
 def programs(an: Analysis, sizes: Mapping[str, int]) -> list[dict[str, int]]:
@@ -273,22 +276,30 @@ def events(an: Analysis, sizes: Mapping[str, int], *, data: Mapping[str, int] | 
                     return False
                 continue
             if isinstance(n, Lanes):
+                outer = state[2]
+                regions[0] += 1
                 for lane in range(n.n):
+                    state[2] = [regions[0], lane, 0]
                     run(n.body, {**env, n.var: lane}, state, prog)
+                state[2] = outer
                 continue
             if isinstance(n, Access) and n.value is not None:
                 idx = tuple(d.start.evaluate(env) for d in n.dims)
                 env[n.value] = oracle(n.value, idx)
             if want(n):
-                out.append(Event(an.by_node[id(n)], dict(env), state[0], state[1], prog))
+                out.append(Event(an.by_node[id(n)], dict(env), state[0], state[1], prog,
+                                 tuple(state[2]) if state[2] else None))
                 state[1] += 1
             if isinstance(n, Barrier) and n.ends_phase:
                 state[0] += 1
+            if isinstance(n, Barrier) and n.scope == "lanes" and state[2]:
+                state[2][2] += 1
         return True
 
+    regions = [0]
     for p in programs(an, sizes):
         env = {**sizes, **p}
-        run(an.model.body, env, [0, 0], tuple(p.values()))
+        run(an.model.body, env, [0, 0, None], tuple(p.values()))
     return out
 
 

@@ -797,6 +797,15 @@ def _run_data(an: Analysis, ld: Site, stores: list[Site], env: dict) -> dict[str
     return out
 
 
+def _before(seq: int, lane, ev) -> bool:
+    """A write (its position ``seq`` and lane mark) of the reader's program precedes the read
+    ``ev``: another lane of the same lanes region only across a lanes barrier (the concrete
+    run executes lanes one after the other), otherwise in program order."""
+    if lane is not None and ev.lane is not None and lane[0] == ev.lane[0] and lane[1] != ev.lane[1]:
+        return lane[2] < ev.lane[2]
+    return seq < ev.seq
+
+
 def _unwritten_reads(acc: Access, evs, limit: int = 2_000_000) -> list[tuple[int, ...]]:
     """Elements some execution of ``acc`` reads that no earlier write touched."""
     written: dict[tuple, list] = {}
@@ -808,14 +817,14 @@ def _unwritten_reads(acc: Access, evs, limit: int = 2_000_000) -> list[tuple[int
                 budget[0] += 1
                 if budget[0] > limit:
                     raise _concrete.TooLarge("too many elements")
-                written.setdefault(el, []).append((ev.phase, ev.program, ev.seq))
+                written.setdefault(el, []).append((ev.phase, ev.program, ev.seq, ev.lane))
     out = set()
     for ev in evs:
         if ev.site.node is not acc:
             continue
         for el in _concrete.touched(acc, ev.env):
-            ok = any(ph < ev.phase or (prog == ev.program and seq < ev.seq)
-                     for ph, prog, seq in written.get(el, ()))
+            ok = any(ph < ev.phase or (prog == ev.program and _before(seq, lane, ev))
+                     for ph, prog, seq, lane in written.get(el, ()))
             if not ok:
                 out.add(el)
     return sorted(out)
