@@ -13,6 +13,7 @@ import pytest
 from jax import lax
 
 import tileproof.spec as tp
+from tileproof import shapes
 from tileproof.lowering import lower
 from tileproof.verify.static import check_static
 
@@ -98,3 +99,43 @@ def test_the_concrete_run_orders_lanes_by_their_barriers(barrier):
                 if getattr(s.node, "kind", "") == "load" and s.node.tensor == "s")
     unwritten = _unwritten_reads(load, _events(an, {"P": 2}))
     assert (unwritten == []) is barrier, unwritten
+
+
+def _uneven(parity: bool):
+    """Rounds of the exchange; ``parity``: the barrier only on even rounds (its count per
+    round varies), else on every round."""
+
+    @tp.kernel(grid={"p": "P"}, assume=["P <= 4096", "M <= 64"], tensors=dict(TENSORS))
+    def uneven(x, s, y):
+        p, M = tp.program_id(0), tp.size("M")
+        with tp.lanes(2) as lane:
+            mine, other = tp.ds(p * 16 + lane * 8, 8), tp.ds(p * 16 + (1 - lane) * 8, 8)
+
+            def round_(j, acc):
+                tp.store(s, (mine,), tp.load(x, (mine,)) * j)
+
+                @tp.when((j % 2 == 0) if parity else (M > 0))
+                def _():
+                    tp.barrier("lanes")
+
+                return acc + tp.load(s, (other,))
+
+            tp.store(y, (mine,), lax.fori_loop(0, M, round_, jnp.zeros((8,))))
+
+    return uneven
+
+
+@pytest.mark.parametrize("parity", [True, False])
+def test_a_lanes_barrier_count_that_varies_per_iteration_orders_nothing(parity):
+    """Lane phases count ``(j - lo) * per_iteration``: wrong when the count per round
+    depends on the round.  Then no lane ordering is claimed at all (fail closed)."""
+    from tileproof.verify.static._context import Analysis, inexact_lane_phases, lane_order
+
+    an = Analysis(lower(_uneven(parity)))
+    region = next(s.node for s in an.sites if type(s.node).__name__ == "Lanes")
+    assert inexact_lane_phases(region) is parity
+    store, load = (next(s for s in an.sites if getattr(s.node, "kind", "") == k
+                        and getattr(s.node, "tensor", "") == "s") for k in ("store", "load"))
+    w, r = an.instance(store, "w"), an.instance(load, "r")
+    ordered = lane_order(an, store, w, load, r, strict=True)
+    assert (ordered == shapes.disj()) is parity
