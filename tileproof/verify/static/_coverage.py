@@ -423,7 +423,11 @@ def _exists(an: Analysis, name: str, stores: list[Site]) -> Obligation:
     ans = decide_witnesses(an, cands, q, assume)
     if ans.status != "refuted":
         return _at(an.obligation("coverage", stores[0], title, _why_unknown(ans), t0=t0), loc)
-    cex = an.minimise(q, assume, ans.cex)
+    cex = an.complete(q, assume, an.minimise(q, assume, ans.cex), es)
+    if cex is None:  # every value a message shows comes from a re-checked assignment
+        return _at(an.obligation("coverage", stores[0], title, Answer("unknown", reason=(
+            "refuted, but no complete counterexample could be re-checked for the message")),
+            t0=t0), loc)
     sizes = {k: v for k, v in cex.items() if an.is_size(k)}
     element = tuple(e.evaluate(cex) for e in es)
     return _at(_confirm_unwritten(an, stores, title, t0, name, sizes, element, cex), loc)
@@ -697,7 +701,11 @@ def _scratch_read(an: Analysis, ld: Site, stores: list[Site]) -> Obligation:
         if ans.status != "refuted":
             return an.obligation("coverage", ld, title, ans, t0=t0)
         q = F
-    cex = an.minimise(q, assume, ans.cex)
+    cex = an.complete(q, assume, an.minimise(q, assume, ans.cex), element)
+    if cex is None:  # every value a message shows comes from a re-checked assignment
+        return an.obligation("coverage", ld, title, Answer("unknown", reason=(
+            "refuted, but no complete counterexample could be re-checked for the message")),
+            t0=t0)
     return _confirm_reads(an, ld, stores, title, t0, cex, element)
 
 
