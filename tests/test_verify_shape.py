@@ -72,3 +72,40 @@ def test_inconsistent_domain_is_reported_and_stops_the_check():
     obs = check_static(lower(empty_domain))
     assert len(obs) == 1 and obs[0].status == "violated"
     assert "admits no sizes" in obs[0].message
+
+
+# ------------------------------------------------- distinct declarations must be satisfiable
+
+
+def _distinct_scatter(values: str):
+    @tp.kernel(grid={"p": "N"}, assume=["N <= 16", "N >= 2"],
+               tensors=dict(t=tp.Input(("N",), "int32", values=values, distinct=True),
+                            x=tp.Input(("N", 8)), y=tp.Output(("N", 8))))
+    def distinct_scatter(t, x, y):
+        p = tp.program_id(0)
+        tp.store(y, (p + tp.load(t, (p,)), slice(None)), tp.load(x, (p, slice(None))))
+
+    return distinct_scatter
+
+
+def _fill(values: str):
+    obs = check_static(lower(_distinct_scatter(values)), kinds=("shape",))
+    return next(o for o in obs if "distinct" in o.message)
+
+
+def test_distinct_table_larger_than_its_range_is_refuted():
+    """N >= 2 pairwise different values cannot come from [0, 1): every other proof is vacuous."""
+    ob = _fill("0 <= v < 1")
+    assert ob.status == "violated"
+    assert ob.counterexample == {"N": 2}
+    assert "2 > 1 when N=2" in ob.message and "vacuously" in ob.message
+
+
+def test_distinct_table_that_fits_its_range_is_proved():
+    assert _fill("0 <= v < N").status == "proved"
+    assert _fill("N - 1 >= v and v >= 0").status == "proved"
+
+
+def test_distinct_table_with_a_range_that_is_not_an_interval_is_unknown():
+    ob = _fill("0 <= v < 2*N and v % 2 == 0")
+    assert ob.status == "unknown" and "not counted" in ob.reason

@@ -103,6 +103,8 @@ def check(an: Analysis) -> list[Obligation]:
                            else None))
     if m.grid:
         out.append(_nonneg(an, "grid", [e for _, e in m.grid], None))
+    out += [_distinct_fill(an, name, t) for name, t in m.tensors.items()
+            if getattr(t, "distinct", False) and t.values is not None]
     host = [("the grid extents", [e for _, e in m.grid])]
     host += [(f"the shape of {n}", list(t.shape)) for n, t in m.tensors.items()]
     host += [(f"the value range of {n}", [t.values]) for n, t in m.tensors.items()
@@ -161,6 +163,73 @@ def _domain(an: Analysis) -> Obligation:
     an.domain_status = "unknown"
     return Obligation("shape", "unknown", "the domain admits sizes", where,
                       reason=d.reason or "undecided", seconds=time.perf_counter() - t0)
+
+
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "=="}
+
+
+def _value_interval(values: shapes.Formula):
+    """``(los, his)`` with ``values`` exactly ``max(los) <= v < min(his)``, or None.
+
+    Exact only when ``values`` is a conjunction of comparisons of ``v`` alone with
+    ``v``-free bounds: then the number of admissible values is ``min(his) - max(los)``.
+    Any other conjunct (``v % 2 == 0``, ``v != 3``) makes the count unknown.
+    """
+    los, his, stack = [], [], [values]
+    while stack:
+        f = stack.pop()
+        if isinstance(f, shapes.BoolOp) and f.kind == "and":
+            stack.extend(f.args)
+            continue
+        if not isinstance(f, shapes.Cmp) or f.op == "!=":
+            return None
+        for a, op, b in ((f.lhs, f.op, f.rhs), (f.rhs, _FLIP[f.op], f.lhs)):
+            if a.as_symbol() == "v" and "v" not in b.free_symbols():
+                if op in (">=", ">", "=="):
+                    los.append(b + 1 if op == ">" else b)
+                if op in ("<=", "<", "=="):
+                    his.append(b if op == "<" else b + 1)
+                break
+        else:
+            return None
+    return (los, his) if los and his else None
+
+
+def _distinct_fill(an: Analysis, name: str, t) -> Obligation:
+    """``forall sizes. Dom => numel(t) <= |{v : values(v)}|`` for a ``distinct`` index tensor.
+
+    Every proof about the kernel may use "two elements of ``t`` differ"; at sizes where
+    ``t`` has more elements than its range has values, no input satisfies the
+    declaration and those proofs would hold vacuously.  So the declaration itself
+    must be satisfiable at every admissible size (or the domain must exclude them).
+    """
+    t0 = time.perf_counter()
+    where = getattr(t, "where", None) or an.model_location()
+    numel = shapes.as_expr(1)
+    for d in t.shape:
+        numel = numel * d
+    what = f"the {numel} distinct values of {name} fit its range {t.values}"
+    iv = _value_interval(t.values)
+    if iv is None:
+        ob = Obligation("shape", "unknown", what, where,
+                        reason="the range is not an interval of v, so the number of values it "
+                        "admits is not counted", seconds=time.perf_counter() - t0,
+                        hint="Declare values='lo <= v < hi' on a distinct tensor.")
+        return ob
+    los, his = iv
+    lo = los[0] if len(los) == 1 else shapes.maximum(*los)
+    hi = his[0] if len(his) == 1 else shapes.minimum(*his)
+    ans = an.decide(shapes.le(numel, hi - lo), an.domain)
+    ob = an.obligation("shape", None, what, ans, t0=t0)
+    ob.location = where
+    if ans.status == "refuted":
+        cex = an.values({k: v for k, v in ans.cex.items() if an.is_size(k)})
+        ob.message = (f"{name} declares distinct values in [{lo}, {hi}) but has {numel} elements: "
+                      f"{numel.evaluate(cex)} > {(hi - lo).evaluate(cex)} when {an.show(cex)}, so "
+                      "no input satisfies its declaration and every proof would hold vacuously there")
+        ob.counterexample = cex
+        ob.hint = f"Add an assumption such as '{numel} <= {hi - lo}' or widen the range."
+    return ob
 
 
 def _nonneg(an: Analysis, what: str, dims: list, loc) -> Obligation:
