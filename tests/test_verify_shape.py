@@ -109,3 +109,32 @@ def test_distinct_table_that_fits_its_range_is_proved():
 def test_distinct_table_with_a_range_that_is_not_an_interval_is_unknown():
     ob = _fill("0 <= v < 2*N and v % 2 == 0")
     assert ob.status == "unknown" and "not counted" in ob.reason
+
+
+# ------------------------------------- a divisor that normalisation folds away is still checked
+
+
+def _folded_division(lowest_m: int):
+    @tp.kernel(grid={"p": "N"}, assume=["N <= 16", f"M >= {lowest_m}", "M <= 8"],
+               tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))))
+    def folded_division(x, y):
+        p, m = tp.program_id(0), tp.size("M")
+        q = (p * m) // m  # normalises to p: the division by M leaves no trace in the index
+        r = lax.rem(p * m, m)  # C remainder, normalises to 0
+        tp.store(y, (q + r,), tp.load(x, (p,)))
+
+    return folded_division
+
+
+def test_division_by_a_size_that_may_be_zero_is_refuted_though_it_folds_away():
+    obs = check_static(lower(_folded_division(0)), kinds=("shape",))
+    bad = [o for o in obs if o.status == "violated"]
+    assert len(bad) == 2  # the floor division (line of q) and the C remainder (line of r)
+    assert all(o.counterexample["M"] == 0 and "division by zero" in o.message for o in bad)
+    assert not any("_dividend" in o.message for o in bad)
+
+
+def test_division_by_a_size_that_is_at_least_one_is_proved():
+    obs = check_static(lower(_folded_division(1)), kinds=("shape",))
+    assert all(o.status == "proved" for o in obs if o.status != "skipped"), obs
+    assert any("integer division" in o.message for o in obs)

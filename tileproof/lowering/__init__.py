@@ -9,6 +9,7 @@ from ._model import Branch as Branch
 from ._model import Comm as Comm
 from ._model import Data as Data
 from ._model import Dim as Dim
+from ._model import Divide as Divide
 from ._model import Fold as Fold
 from ._model import LanePart as LanePart
 from ._model import Lanes as Lanes

@@ -42,6 +42,7 @@ from ._model import (
     Comm,
     Data,
     Dim,
+    Divide,
     Fold,
     LanePart,
     Lanes,
@@ -330,6 +331,12 @@ def _need_cond(sv: SV, what: str, loc: Location, block: _Block) -> shapes.Formul
     return None
 
 
+def _divide(divisor: SV, loc: Location, block: _Block, shape) -> None:
+    """Record a division by a non-constant integer divisor (see :class:`Divide`)."""
+    if not divisor.expr.is_const:
+        block.add(Divide(divisor.expr, loc, tuple(shape)))
+
+
 def _out_shape(eqn, k=0):
     return tuple(getattr(eqn.outvars[k].aval, "shape", ()))
 
@@ -341,6 +348,8 @@ def _eqn(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Block,
     if name in _CALLS:
         inner = p.get("jaxpr") or p.get("call_jaxpr") or p.get("fun_jaxpr")
         jname = p.get("name", "")
+        if jname in ("floor_divide", "remainder") and all(a.is_int for a in ins):
+            _divide(ins[1], loc, block, _out_shape(eqn))
         if jname == "floor_divide" and all(a.is_int for a in ins):
             return [int_sv(shapes.floordiv(ins[0].expr, ins[1].expr), _out_shape(eqn),
                            ins[0].bits, ins[0].signed)]
@@ -389,6 +398,8 @@ def _eqn(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Block,
     if res is not None:
         if res.is_opaque:
             return [replace(res, split_axis=splits[0])]
+        if name in ("div", "rem") and len(ins) == 2 and ins[1].is_int:
+            _divide(ins[1], loc, block, shape)
         if name in _ARITH and res.is_int and res.signed and not res.expr.is_const:
             block.add(Arith(res.expr, res.bits, name, loc, shape))
         return [res]

@@ -24,6 +24,7 @@ __all__ = [
     "Comm",
     "Data",
     "Dim",
+    "Divide",
     "Fold",
     "LanePart",
     "Lanes",
@@ -188,6 +189,20 @@ class Arith(Node):
     op: str
     loc: Location
     shape: tuple[int, ...] = ()  # coordinates _c<k> in expr range over [0, shape[k])
+
+
+@dataclass(eq=False)
+class Divide(Node):
+    """An integer division (or remainder) by ``divisor``, as the body wrote it.
+
+    Shape expressions normalise when built — ``(a*b) // b`` becomes ``a`` — so a divisor
+    can vanish from every index it feeds; this node keeps it, so the ``shape``
+    obligation "no divisor is zero" is stated for every division the body performs.
+    """
+
+    divisor: shapes.Expr
+    loc: Location
+    shape: tuple[int, ...] = ()  # coordinates _c<k> in divisor range over [0, shape[k])
 
 
 @dataclass(eq=False)

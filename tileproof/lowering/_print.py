@@ -8,6 +8,7 @@ from ._model import (
     Barrier,
     Branch,
     Comm,
+    Divide,
     Fold,
     LanePart,
     Lanes,
@@ -73,7 +74,7 @@ def _node(node: Node, model: Model, depth: int, out: list[str]) -> None:
         )
     elif isinstance(node, Fold):
         out.append(pre + f"fold chunk of rank {node.prov} if {node.cond}")
-    elif isinstance(node, Arith):
+    elif isinstance(node, (Arith, Divide)):
         pass  # intermediate arithmetic is checked, not listed
     elif isinstance(node, Unsupported):
         out.append(pre + f"UNSUPPORTED: {node.what}")

@@ -49,7 +49,7 @@ def check(an: Analysis) -> list[Obligation]:
     for site in an.sites:
         if isinstance(site.node, Access):
             out.append(_access(an, site))
-        elif isinstance(site.node, Arith) and site.node.loc.line:
+        elif isinstance(site.node, Arith):  # unlocated arithmetic too: it is still computed
             node = site.node
             if node.expr.is_const:
                 continue

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 
 from ... import shapes
-from ...lowering._model import Access, Arith, Branch, Comm, Fold, Loop
+from ...lowering._model import Access, Arith, Branch, Comm, Divide, Fold, Loop
 from .._report import Obligation
 from ._context import Analysis, Answer, implies
 
@@ -90,7 +90,12 @@ def _node_exprs(node) -> tuple[str, list]:
         return "the fold", [node.prov, node.cond]
     if isinstance(node, Arith):
         return "the integer arithmetic", [node.expr]
+    if isinstance(node, Divide):  # the division as written, before normalisation folded it
+        return "the integer division", [shapes.floordiv(_WITNESS, node.divisor)]
     return "", []
+
+
+_WITNESS = shapes.sym("_dividend")  # a free dividend: x // d keeps d whatever x is
 
 
 def check(an: Analysis) -> list[Obligation]:
@@ -114,14 +119,17 @@ def check(an: Analysis) -> list[Obligation]:
         if ob is not None:
             out.append(ob)
     seen = set()
-    for site in an.sites:
+    # divisions as written last: a zero divisor is reported where it is used (a loop bound,
+    # an index) when it is, and at the bare division only when it was folded away everywhere
+    sites = sorted(an.sites, key=lambda s: isinstance(s.node, Divide))
+    for site in sites:
         what, xs = _node_exprs(site.node)
         if not xs:
             continue
         scope = an.scope(site)
         if isinstance(site.node, Access):
             scope += an.coords(site.node)
-        if isinstance(site.node, Arith):
+        if isinstance(site.node, (Arith, Divide)):
             scope += _arith_coords(site.node)
         key = (tuple(x for x in xs if x is not None), tuple(scope))
         if key in seen:
@@ -282,6 +290,8 @@ def _divisors_at(an: Analysis, site, what: str, xs: list, scope: list) -> Obliga
         cex = ans.cex
         bad = next(((g, d) for g, d in divs if g.evaluate(cex) and d.evaluate(cex) == 0), divs[0])
         expr = _first_use(xs, bad[1])
+        if _WITNESS.as_symbol() in expr:  # a Divide node: the divisor is the whole story
+            expr = ""
         vals = an.relevant(cex, bad[1], *(x for x in xs if x is not None))
         ob.message = (f"division by zero in {what}{at}: {bad[1]} = 0"
                       f"{f' in {expr}' if expr else ''} when {an.show(vals)}")
