@@ -13,10 +13,12 @@ try:
 except _NotFound:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
-_LAZY = ("shapes", "spec", "lowering", "verify", "catalog")
+_LAZY = ("shapes", "spec", "lowering", "verify", "catalog", "pallas")
 
 
 def __getattr__(name: str):
     if name in _LAZY:
         return _import_module(f".{name}", __name__)
+    if name == "Arg":  # tp.Arg(shape, dtype): an argument of a Pallas function (tp.pallas)
+        return _import_module(".pallas", __name__).Arg
     raise AttributeError(f"module 'tileproof' has no attribute {name!r}")

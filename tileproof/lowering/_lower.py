@@ -474,6 +474,9 @@ def _kernel_op(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _
         return [int_sv(shapes.sym(ctx.rank_var) if name == "tp_rank_id" else k.ranks.size)]
     if name in ("tp_load", "tp_store"):
         return _access(ctx, eqn, name, ins, loc, block)
+    if name == "tp_unsupported":  # a front end's construct with no exact model (fail closed)
+        block.add(Unsupported(p["what"], loc))
+        return []
     if name == "tp_barrier":
         if p["scope"] == "launch" and (not top or ctx.depth or ctx.exited):
             raise SpecError(

@@ -99,6 +99,9 @@ def _same_abstract(x, *rest, **kw):
 sendrecv_p = _effectful("tp_sendrecv", out=_same_abstract)
 # fold: operands = value, when; result = value (identity), records a fold event
 fold_p = _effectful("tp_fold", out=_same_abstract)
+# unsupported: no operands; params: what, site.  A front end (tileproof.pallas) marks a construct
+# it cannot model exactly; the lowering makes it an Unsupported node (fail closed)
+unsupported_p = _effectful("tp_unsupported")
 
 PRIMITIVES = {
     p.name: p
@@ -119,5 +122,6 @@ PRIMITIVES = {
         lane_part_p,
         sendrecv_p,
         fold_p,
+        unsupported_p,
     )
 }

@@ -344,6 +344,8 @@ def _kernel_op(e, name: str, vals, ctx: Ctx) -> list:
         return [vals[0]]
     if name == "tp_sendrecv":
         return [_sendrecv(e, vals, ctx)]
+    if name == "tp_unsupported":
+        raise NumericUnsupported(p["what"], loc_of(e))
     raise NumericUnsupported(f"unknown kernel operation {name}", loc_of(e))
 
 

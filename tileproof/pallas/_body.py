@@ -1,0 +1,381 @@
+"""Re-play a Pallas kernel body as a tileproof kernel body (tile accesses on whole arrays).
+
+The kernel jaxpr of a ``pallas_call`` works on *block refs*; the Triton
+lowering turns every ref access into pointer arithmetic on the whole array:
+the block's start is ``index_map(*program_ids) * block_size`` per dimension
+(``Squeezed`` and ``Element`` dimensions take the index map's value itself;
+``jax/_src/pallas/triton/lowering.py`` ``_eval_index_map``), and an indexer's
+offsets are added to it with no clamping or masking of its own
+(``_compute_offsets_from_indices``).  So a block ref access is exactly a
+tileproof access to the whole array at ``block start + indexer start``, and
+tileproof's array-bounds obligation is Triton's rule "unmasked accesses must
+stay inside the array".
+
+:func:`replay` interprets the body equation by equation *while being traced by
+tileproof*: ref accesses become ``tp_load``/``tp_store`` (with the mask of a
+masked ``pl.load``/``pl.store``), ``program_id``/``num_programs`` the grid's,
+control flow is rebuilt with ``lax`` (refs are closed over), and every other
+primitive is bound again under the original equation's source information so
+findings name the kernel's own lines.  Whatever is not modelled exactly is
+bound as a ``tp_unsupported`` operation at its line (fail closed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from ..spec import _primitives as P
+from ..spec._errors import Location
+from ._read import BlockRead, CallRead, loc_of
+
+try:
+    from jax._src import source_info_util as _siu
+except ImportError:  # pragma: no cover
+    _siu = None
+
+__all__ = ["replay"]
+
+_CALLS = ("pjit", "jit", "closed_call", "core_call", "remat", "checkpoint", "custom_jvp_call",
+          "custom_vjp_call", "custom_vjp_call_jaxpr")
+# Pallas primitives whose semantics the model does not hold exactly (fail closed)
+_UNSUPPORTED_REF = ("atomic_rmw", "atomic_cas", "dma_start", "dma_wait", "semaphore_signal",
+                    "semaphore_wait", "semaphore_read", "run_scoped", "get_barrier_semaphore",
+                    "device_id", "delay", "prng_seed", "prng_random_bits", "run_state")
+
+
+@dataclass(frozen=True)
+class _View:
+    """A view of a whole array: per array dimension ``("point", i)`` or ``("range", start, n)``."""
+
+    tensor: object  # the tileproof Ref
+    block: BlockRead
+    dims: tuple
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(d[2] for d in self.dims if d[0] == "range")
+
+
+class _Unmodelled(Exception):
+    def __init__(self, what: str, loc: Location):
+        super().__init__(what)
+        self.what, self.loc = what, loc
+
+
+def _unsupported(what: str, loc: Location) -> None:
+    P.unsupported_p.bind(what=what, site=loc)
+
+
+@contextlib.contextmanager
+def _at(eqn):
+    if _siu is None:
+        yield
+        return
+    with _siu.user_context(eqn.source_info.traceback, name_stack=eqn.source_info.name_stack):
+        yield
+
+
+def _i32(x):
+    if isinstance(x, (int, np.integer)):
+        return jnp.int32(int(x))
+    x = jnp.asarray(x)
+    return x.astype(jnp.int32) if x.dtype != jnp.int32 else x
+
+
+def _index_view(view: _View, indexer, loc: Location) -> _View:
+    """Apply one NDIndexer to the visible dimensions of a view."""
+    visible = [k for k, d in enumerate(view.dims) if d[0] == "range"]
+    idx = list(indexer.indices)
+    if len(idx) != len(visible):
+        raise _Unmodelled(f"an indexer with {len(idx)} indices on a ref of rank {len(visible)}", loc)
+    dims = list(view.dims)
+    for k, ix in zip(visible, idx):
+        start = dims[k][1]
+        if type(ix).__name__ == "Slice":
+            size = ix.size
+            if not isinstance(size, (int, np.integer)):
+                raise _Unmodelled("a ref slice of symbolic size", loc)
+            if ix.stride != 1 and size > 1:
+                raise _Unmodelled(f"a strided ref slice (stride {ix.stride})", loc)
+            dims[k] = ("range", _i32(start) + _i32(ix.start), int(size))
+        else:
+            v = jnp.asarray(ix) if not isinstance(ix, (int, np.integer)) else ix
+            if getattr(v, "shape", ()) != ():
+                raise _Unmodelled("an array (gather) indexer on a ref", loc)
+            dims[k] = ("point", _i32(start) + _i32(v))
+    return _View(view.tensor, view.block, tuple(dims))
+
+
+def _apply_transforms(view: _View, transforms, loc: Location) -> _View:
+    for t in transforms or ():
+        if type(t).__name__ != "NDIndexer":
+            raise _Unmodelled(f"the ref transform {type(t).__name__}", loc)
+        view = _index_view(view, t, loc)
+    return view
+
+
+def _dims_operands(view: _View, loc: Location):
+    dims, ops = [], []
+    for d in view.dims:
+        if d[0] == "range" and d[2] is None:
+            raise _Unmodelled(f"a whole-dimension access to {view.tensor.name}, whose extent "
+                              "is symbolic", loc)
+        if d[0] == "point":
+            dims.append(("point", 1))
+            ops.append(_i32(d[1]))
+        else:
+            dims.append(("ds", d[2]))
+            ops.append(_i32(d[1]))
+    return tuple(dims), ops
+
+
+def _jdtype(name: str):
+    return jnp.bfloat16 if name == "bfloat16" else jnp.dtype(name)
+
+
+def _load(view: _View, mask, other, loc: Location):
+    dims, ops = _dims_operands(view, loc)
+    tile = view.shape
+    if mask is not None:
+        ops.append(jnp.broadcast_to(jnp.asarray(mask, bool), tile))
+    out = P.load_p.bind(*ops, tensor=view.tensor.name, dims=dims, tile_shape=tile,
+                        dtype=_jdtype(view.block.dtype), has_mask=mask is not None, site=loc)
+    if mask is not None and other is not None:
+        out = jnp.where(mask, out, jnp.asarray(other, out.dtype))
+    return out
+
+
+def _store(view: _View, value, mask, loc: Location) -> None:
+    dims, ops = _dims_operands(view, loc)
+    tile = view.shape
+    value = jnp.broadcast_to(jnp.asarray(value), tile).astype(_jdtype(view.block.dtype))
+    if mask is not None:
+        ops.append(jnp.broadcast_to(jnp.asarray(mask, bool), tile))
+    P.store_p.bind(value, *ops, tensor=view.tensor.name, dims=dims, has_mask=mask is not None,
+                   site=loc)
+
+
+class _Replay:
+    def __init__(self, call: CallRead, pids: list, nums: list, sizes):
+        self.call = call
+        local = [a for a in range(len(call.grid)) if a not in call.vmapped]
+        self.local = local  # body program_id(axis) is the axis-th grid dim that is not vmapped
+        self.pids, self.nums, self.sizes = pids, nums, sizes
+
+    # ------------------------------------------------------------------ evaluation
+    def run(self, jaxpr, consts, args) -> list:
+        env = {}
+        for v, c in zip(jaxpr.constvars, consts):
+            env[v] = c
+        for v, a in zip(jaxpr.invars, args):
+            env[v] = a
+        used = set()
+        for e in jaxpr.eqns:
+            used.update(x for x in e.invars if not hasattr(x, "val"))
+        used.update(x for x in jaxpr.outvars if not hasattr(x, "val"))
+        for eqn in jaxpr.eqns:
+            vals = [x.val if hasattr(x, "val") else env[x] for x in eqn.invars]
+            loc = loc_of(eqn)
+            try:
+                outs = self.eqn(eqn, vals, loc, used)
+            except _Unmodelled as u:
+                _unsupported(u.what, u.loc)
+                outs = [_poison(v.aval) for v in eqn.outvars]
+            for v, o in zip(eqn.outvars, outs):
+                env[v] = o
+        return [x.val if hasattr(x, "val") else env[x] for x in jaxpr.outvars]
+
+    def eqn(self, eqn, vals, loc: Location, used: set) -> list:
+        name = eqn.primitive.name
+        p = eqn.params
+        if name == "program_id":
+            return [self.pid(p["axis"], loc)]
+        if name == "num_programs":
+            return [self.num(p["axis"], loc)]
+        if name == "dim_as_value":
+            return [self.dim(p["dim"])]
+        if name in ("get", "swap", "addupdate"):
+            return self.state_op(eqn, name, vals, loc, used)
+        if name in ("masked_load", "load"):
+            ref, transforms, mask, other = p["args_tree"].unflatten(vals)
+            view = self.view(ref, transforms, loc)
+            return [_load(view, mask, other, loc)]
+        if name in ("masked_swap", "swap_masked"):
+            ref, transforms, val, mask = p["args_tree"].unflatten(vals)
+            view = self.view(ref, transforms, loc)
+            old = None
+            if eqn.outvars[0] in used:
+                old = _load(view, mask, None, loc)
+            _store(view, val, mask, loc)
+            return [old if old is not None else jnp.zeros(view.shape, _jdtype(view.block.dtype))]
+        if name == "multiple_of":
+            # a hint about the value; the value itself is unchanged (the claim is not proved)
+            return [vals[0]]
+        if name in _CALLS:
+            inner = p.get("jaxpr") or p.get("call_jaxpr") or p.get("fun_jaxpr")
+            jx = inner.jaxpr if hasattr(inner, "jaxpr") else inner
+            return self.run(jx, getattr(inner, "consts", []), vals)
+        if name == "cond":
+            return self.cond(eqn, vals, loc)
+        if name == "while":
+            return self.while_(eqn, vals, loc)
+        if name == "scan":
+            return self.scan(eqn, vals, loc)
+        if any(isinstance(v, _View) for v in vals) or name in _UNSUPPORTED_REF:
+            raise _Unmodelled(f"the Pallas operation {name}", loc)
+        with _at(eqn):
+            out = eqn.primitive.bind(*vals, **p)
+        return list(out) if eqn.primitive.multiple_results else [out]
+
+    def pid(self, axis: int, loc: Location):
+        if not 0 <= axis < len(self.local):
+            raise _Unmodelled(f"program_id({axis}) on a grid of {len(self.local)} axes", loc)
+        return self.pids[self.local[axis]]
+
+    def num(self, axis: int, loc: Location):
+        if not 0 <= axis < len(self.local):
+            raise _Unmodelled(f"num_programs({axis}) on a grid of {len(self.local)} axes", loc)
+        return self.nums[self.local[axis]]
+
+    def dim(self, d):
+        if isinstance(d, (int, np.integer)):
+            return jnp.int32(int(d))
+        return _i32(self.sizes(d))
+
+    def view(self, ref, transforms, loc: Location) -> _View:
+        if not isinstance(ref, _View):
+            raise _Unmodelled("a memory access to a ref that is not a kernel operand", loc)
+        return _apply_transforms(ref, transforms, loc)
+
+    def state_op(self, eqn, name, vals, loc, used) -> list:
+        tree = eqn.params["tree"]
+        if name == "get":
+            ref, flat = vals[0], vals[1:]
+            view = self.view(ref, tree.unflatten(flat), loc)
+            return [_load(view, None, None, loc)]
+        ref, val, flat = vals[0], vals[1], vals[2:]
+        view = self.view(ref, tree.unflatten(flat), loc)
+        if name == "addupdate":
+            old = _load(view, None, None, loc)
+            _store(view, old + val, None, loc)
+            return []
+        old = _load(view, None, None, loc) if eqn.outvars[0] in used else None
+        _store(view, val, None, loc)
+        return [old if old is not None else jnp.zeros(view.shape, _jdtype(view.block.dtype))]
+
+    # ------------------------------------------------------------------ control flow
+    def cond(self, eqn, vals, loc):
+        branches = eqn.params["branches"]
+        idx, ops = vals[0], vals[1:]
+        keep = [k for k, v in enumerate(ops) if not isinstance(v, _View)]
+
+        def make(br):
+            def f(*xs):
+                full = list(ops)
+                for k, x in zip(keep, xs):
+                    full[k] = x
+                return tuple(self.run(br.jaxpr, br.consts, full))
+
+            return f
+
+        with _at(eqn):
+            out = lax.switch(idx, [make(b) for b in branches], *[ops[k] for k in keep])
+        return list(out)
+
+    def while_(self, eqn, vals, loc):
+        p = eqn.params
+        cn, bn = p["cond_nconsts"], p["body_nconsts"]
+        cc, bc, init = vals[:cn], vals[cn : cn + bn], vals[cn + bn :]
+        if any(isinstance(v, _View) for v in init):
+            raise _Unmodelled("a ref carried through a loop", loc)
+        cj, bj = p["cond_jaxpr"], p["body_jaxpr"]
+
+        def cf(carry):
+            return self.run(cj.jaxpr, cj.consts, list(cc) + list(carry))[0]
+
+        def bf(carry):
+            return tuple(self.run(bj.jaxpr, bj.consts, list(bc) + list(carry)))
+
+        with _at(eqn):
+            out = lax.while_loop(cf, bf, tuple(init))
+        return list(out)
+
+    def scan(self, eqn, vals, loc):
+        p = eqn.params
+        nc, ncar = p["num_consts"], p["num_carry"]
+        consts, init, xs = vals[:nc], vals[nc : nc + ncar], vals[nc + ncar :]
+        if any(isinstance(v, _View) for v in list(init) + list(xs)):
+            raise _Unmodelled("a ref carried or scanned through a loop", loc)
+        j = p["jaxpr"]
+
+        def step(carry, x):
+            out = self.run(j.jaxpr, j.consts, list(consts) + list(carry) + list(x))
+            return tuple(out[:ncar]), tuple(out[ncar:])
+
+        with _at(eqn):
+            carry, ys = lax.scan(step, tuple(init), tuple(xs), length=p["length"],
+                                 reverse=p["reverse"], unroll=p.get("unroll", 1))
+        return list(carry) + list(ys)
+
+
+def _poison(aval):
+    shape = getattr(aval, "shape", ())
+    dtype = getattr(aval, "dtype", jnp.float32)
+    try:
+        if np.issubdtype(dtype, np.floating):
+            return jnp.full(shape, jnp.nan, dtype)
+        return jnp.zeros(shape, dtype)
+    except TypeError:  # a ref or token type
+        return jnp.zeros((), jnp.int32)
+
+
+def replay(call: CallRead, refs: dict, pids: list, nums: list, sizes) -> None:
+    """Run ``call``'s index maps and body on tileproof refs (inside a tileproof body trace).
+
+    ``refs`` maps operand names to tileproof Refs; ``pids``/``nums`` are the grid's
+    program ids and extents (traced scalars); ``sizes(expr)`` evaluates a symbolic size.
+    """
+    r = _Replay(call, pids, nums, sizes)
+    whole = {}
+    for b in call.blocks:
+        if b.role == "prefetch":
+            whole[b.name] = _View(refs[b.name], b, tuple(("range", jnp.int32(0), _const(d, b))
+                                                        for d in b.shape))
+    prefetch = [whole[b.name] for b in call.blocks if b.role == "prefetch"]
+    views = []
+    for b in call.blocks:
+        if b.role == "prefetch":
+            views.append(whole[b.name])
+            continue
+        loc = call.loc
+        ij = b.index_map
+        try:
+            idx = r.run(ij.jaxpr, ij.consts, list(pids) + prefetch)
+        except _Unmodelled as u:
+            _unsupported(u.what, u.loc)
+            idx = [jnp.int32(0)] * len(b.block)
+        dims = []
+        for (kind, n), i in zip(b.block, idx):
+            i = _i32(i)
+            if kind == "squeezed":
+                dims.append(("point", i))
+            elif kind == "element":
+                dims.append(("range", i, n))
+            else:
+                dims.append(("range", i * n, n))
+        del loc
+        views.append(_View(refs[b.name], b, tuple(dims)))
+    for s in call.scratch:
+        _unsupported(f"scratch memory {s} is not modelled", call.loc)
+        views.append(None)
+    r.run(call.body, [], views)
+
+
+def _const(d, b: BlockRead) -> int | None:
+    """A whole-array view's extent: None when symbolic (only point indexing is modelled then)."""
+    return d.const_value if d.is_const else None

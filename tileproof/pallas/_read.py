@@ -1,0 +1,337 @@
+"""Read the ``pallas_call`` equations of a traced function (the only module that knows Pallas' internals).
+
+JAX's Pallas internals move between releases, so everything that touches
+``jax._src.pallas`` lives here: the rest of :mod:`tileproof.pallas` sees the
+plain data classes below.  Written against jax 0.10.x (``GridMapping`` with
+``vmapped_dims``, ``BlockMapping.block_shape`` of ``Blocked``/``Squeezed``/
+``Element``, the kernel body as an open ``Jaxpr`` whose invars are refs in the
+order ``*scalar_prefetch, *inputs, *outputs, *scratch``; see
+``jax/_src/pallas/core.py`` class ``GridMapping``).
+
+The user's function is traced with ``jax.make_jaxpr`` on ``jax.export``
+symbolic shapes; the pallas_call's own operand list is
+``*dynamic_grid_sizes, *scalar_prefetch, *inputs`` (``GridMapping``'s
+docstring), so dynamic grid extents (a ``vmap`` over a symbolic batch) are read
+back from the ``dim_as_value`` equations that feed them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import jax
+import numpy as np
+
+from .. import shapes
+from ..spec._errors import UNKNOWN, Location
+
+__all__ = ["BlockRead", "CallRead", "loc_of", "read_calls", "user_location"]
+
+try:  # JAX's own Pallas kernels live inside jax/: count their files as user code for locations
+    from jax._src import source_info_util as _siu
+
+    _OPS = os.path.join(os.path.dirname(jax.__file__), "experimental", "pallas", "ops") + os.sep
+    _siu.register_inclusion(_OPS)
+except (ImportError, AttributeError):  # pragma: no cover - locations only
+    _siu = None
+
+try:
+    from jax._src.pallas import core as _pcore
+except ImportError as e:  # pragma: no cover - a JAX without Pallas
+    raise ImportError(f"tileproof.pallas needs jax with Pallas (jax._src.pallas): {e}") from None
+
+
+def user_location(traceback) -> Location:
+    """The innermost user frame of a JAX traceback (kernel files under jax/ count as user code)."""
+    if _siu is None or traceback is None:
+        return UNKNOWN
+    try:
+        fr = _siu.user_frame(traceback)
+    except Exception:  # pragma: no cover
+        return UNKNOWN
+    if fr is None:
+        return UNKNOWN
+    return Location(os.path.abspath(fr.file_name), fr.start_line)
+
+
+def loc_of(eqn) -> Location:
+    return user_location(getattr(eqn.source_info, "traceback", None))
+
+
+@dataclass(frozen=True)
+class BlockRead:
+    """One operand of the kernel: the whole array and how a program's block sits in it.
+
+    ``block`` holds, per array dimension, ``("blocked", n)`` (block index times
+    ``n`` elements), ``("element", n)`` (the index map returns an element offset),
+    or ``("squeezed", 1)`` (a single index, the dimension is absent in the kernel).
+    """
+
+    name: str
+    role: str  # "prefetch" | "input" | "output"
+    shape: tuple[shapes.Expr, ...]
+    dtype: str
+    block: tuple[tuple[str, int], ...]
+    index_map: object  # ClosedJaxpr: (*grid ids, *prefetch refs) -> block indices
+    origin: str
+
+
+@dataclass
+class CallRead:
+    """One ``pallas_call`` of the traced function."""
+
+    name: str
+    loc: Location
+    kernel_loc: Location
+    grid: tuple[shapes.Expr, ...]
+    vmapped: tuple[int, ...]
+    blocks: list[BlockRead]
+    body: object  # the kernel's open Jaxpr
+    scratch: tuple
+    aliases: tuple
+    backend: str  # "triton" | "mosaic" | "mosaic_gpu" | "unknown"
+    semantics: tuple[str, ...] | None
+    problems: list[tuple[str, Location]] = field(default_factory=list)
+    operand_args: list[int | None] = field(default_factory=list)  # outer arg feeding each input
+    output_results: list[int | None] = field(default_factory=list)
+
+
+def _dim(d) -> shapes.Expr:
+    if isinstance(d, (int, np.integer)):
+        return shapes.as_expr(int(d))
+    return shapes.from_jax(d)
+
+
+def _dtype(aval) -> str:
+    dt = np.dtype(aval.dtype)
+    return "bfloat16" if dt.name == "bfloat16" else dt.name
+
+
+def _block_dims(bm, where: Location, problems: list) -> tuple[tuple[str, int], ...]:
+    out = []
+    for b in bm.block_shape:
+        if isinstance(b, _pcore.Squeezed):
+            out.append(("squeezed", 1))
+            continue
+        if isinstance(b, _pcore.Blocked):
+            kind, n = "blocked", b.block_size
+        elif isinstance(b, _pcore.Element):
+            kind, n = "element", b.block_size
+            if tuple(getattr(b, "padding", (0, 0))) != (0, 0):
+                problems.append((f"{bm.origin}: Element block dimension with padding", where))
+        else:
+            problems.append((f"{bm.origin}: block dimension {b!r} is not modelled", where))
+            kind, n = "blocked", 1
+        if not isinstance(n, (int, np.integer)):
+            problems.append(
+                (f"{bm.origin}: block size {n} is symbolic (Triton needs static blocks)", where)
+            )
+            n = 1
+        out.append((kind, int(n)))
+    return tuple(out)
+
+
+def _backend(params) -> tuple[str, tuple[str, ...] | None]:
+    cp = params.get("compiler_params")
+    mod = type(cp).__module__ if cp is not None else ""
+    sem = None
+    if cp is not None and hasattr(cp, "dimension_semantics"):
+        ds = cp.dimension_semantics
+        sem = tuple(str(getattr(s, "name", s)).lower() for s in ds) if ds is not None else None
+    if "triton" in mod:
+        return "triton", sem
+    if "mosaic_gpu" in mod:
+        return "mosaic_gpu", sem
+    if "mosaic" in mod or "tpu" in mod:
+        return "mosaic", sem
+    if isinstance(cp, dict):  # older JAX: {"triton": {...}} / {"mosaic": {...}}
+        for k in ("triton", "mosaic_gpu", "mosaic"):
+            if k in cp:
+                return k, sem
+    return "unknown", sem
+
+
+def _names(body, n: int, fallback: list[str]) -> list[str]:
+    names = list(getattr(getattr(body, "debug_info", None), "arg_names", None) or [])
+    out, seen = [], set()
+    for k in range(n):
+        raw = names[k] if k < len(names) and names[k] else fallback[k]
+        nm = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in str(raw)) or fallback[k]
+        if nm[0].isdigit():
+            nm = "t" + nm
+        base, j = nm, 1
+        while nm in seen:
+            j += 1
+            nm = f"{base}_{j}"
+        seen.add(nm)
+        out.append(nm)
+    return out
+
+
+def _read_one(eqn, outer_vals: list) -> CallRead:
+    p = eqn.params
+    gm = p["grid_mapping"]
+    loc = loc_of(eqn)
+    body = p["jaxpr"]
+    kloc = loc
+    dbg = getattr(body, "debug_info", None)
+    src = getattr(dbg, "func_src_info", None) or ""
+    if " at " in src and ":" in src:
+        f, _, line = src.rsplit(" at ", 1)[1].rpartition(":")
+        if line.isdigit():
+            kloc = Location(os.path.abspath(f), int(line))
+    problems: list[tuple[str, Location]] = []
+    # operands: *dynamic grid sizes, *scalar prefetch, *inputs
+    dyn_vals = list(outer_vals)
+    grid = []
+    dyn_k = 0
+    for g in gm.grid:
+        if isinstance(g, (int, np.integer)):
+            grid.append(shapes.as_expr(int(g)))
+        elif type(g).__name__ == "DynamicGridDim":
+            v = dyn_vals[dyn_k] if dyn_k < len(dyn_vals) else None
+            dyn_k += 1
+            if isinstance(v, shapes.Expr):
+                grid.append(v)
+            else:
+                problems.append(("a dynamic grid extent that is not a symbolic size", loc))
+                grid.append(shapes.as_expr(1))
+        else:
+            grid.append(_dim(g))
+    nidx, nin, nout = gm.num_index_operands, gm.num_inputs, gm.num_outputs
+    fallback = (
+        [f"prefetch{k}" for k in range(nidx)]
+        + [f"in{k}" for k in range(nin)]
+        + [f"out{k}" for k in range(nout)]
+    )
+    names = _names(body, nidx + nin + nout, fallback)
+    blocks: list[BlockRead] = []
+    for k in range(nidx):
+        aval = gm.index_map_avals[len(gm.grid) + k]
+        shape = tuple(_dim(d) for d in getattr(aval, "shape", ()))
+        blocks.append(
+            BlockRead(names[k], "prefetch", shape, _dtype(aval), tuple(("blocked", 0) for _ in shape),
+                      None, f"scalar prefetch {k}")
+        )
+    for k, bm in enumerate(gm.block_mappings):
+        role = "input" if k < nin else "output"
+        if bm.transforms:
+            problems.append((f"{bm.origin}: block transforms {bm.transforms} are not modelled", loc))
+        if getattr(bm, "pipeline_mode", None) is not None:
+            problems.append((f"{bm.origin}: pipeline_mode is not modelled", loc))
+        blocks.append(
+            BlockRead(
+                names[nidx + k],
+                role,
+                tuple(_dim(d) for d in bm.array_aval.shape),
+                _dtype(bm.array_aval),
+                _block_dims(bm, loc, problems),
+                bm.index_map_jaxpr,
+                str(bm.origin),
+            )
+        )
+    backend, sem = _backend(p)
+    call = CallRead(
+        name=(p.get("name") or getattr(dbg, "func_name", None) or "pallas_kernel"),
+        loc=loc,
+        kernel_loc=kloc,
+        grid=tuple(grid),
+        vmapped=tuple(gm.vmapped_dims),
+        blocks=blocks,
+        body=body,
+        scratch=tuple(gm.scratch_avals),
+        aliases=tuple(p.get("input_output_aliases") or ()),
+        backend=backend,
+        semantics=sem,
+        problems=problems,
+    )
+    if dyn_k != len([g for g in gm.grid if type(g).__name__ == "DynamicGridDim"]):
+        problems.append(("could not match the dynamic grid operands", loc))
+    if getattr(p.get("mesh"), "shape", None):
+        problems.append(("pallas_call over a device mesh (core_map) is not modelled", loc))
+    return call
+
+
+_CALLS = ("pjit", "jit", "closed_call", "core_call", "remat", "checkpoint", "custom_jvp_call",
+          "custom_vjp_call", "custom_vjp_call_jaxpr")
+
+
+class _Walk:
+    """Find pallas_call equations, tracking symbolic sizes (``dim_as_value``), which outer
+    argument feeds a variable, and which inner variable an outer result is (through calls)."""
+
+    def __init__(self):
+        self.found: list = []  # (eqn, operand values, operand arg indices)
+        self.alias: dict = {}  # outer result var -> the inner var it is
+
+    def walk(self, jaxpr, env: dict, arg_of: dict) -> None:
+        for eqn in jaxpr.eqns:
+            name = eqn.primitive.name
+            ins = [env.get(v) if not hasattr(v, "val") else _lit(v.val) for v in eqn.invars]
+            if name == "pallas_call":
+                self.found.append((eqn, ins, [arg_of.get(v) for v in eqn.invars]))
+                continue
+            if name == "dim_as_value":
+                env[eqn.outvars[0]] = _dim(eqn.params["dim"])
+                continue
+            if name in ("convert_element_type", "copy", "copy_p") and isinstance(ins[0], shapes.Expr):
+                env[eqn.outvars[0]] = ins[0]
+                continue
+            inner = None
+            if name in _CALLS:
+                inner = (eqn.params.get("jaxpr") or eqn.params.get("call_jaxpr")
+                         or eqn.params.get("fun_jaxpr"))
+            if inner is not None:
+                jx = inner.jaxpr if hasattr(inner, "jaxpr") else inner
+                sub = {iv: x for iv, x in zip(jx.invars, ins) if x is not None}
+                sub_arg = {iv: arg_of[ov] for iv, ov in zip(jx.invars, eqn.invars)
+                           if not hasattr(ov, "val") and ov in arg_of}
+                self.walk(jx, sub, sub_arg)
+                for ov, iv in zip(eqn.outvars, jx.outvars):
+                    if not hasattr(iv, "val"):
+                        self.alias[ov] = self.alias.get(iv, iv)
+                continue
+            for subj in _subjaxprs(eqn):
+                self.walk(subj, {}, {})
+
+
+def _subjaxprs(eqn):
+    for v in eqn.params.values():
+        for x in v if isinstance(v, (tuple, list)) else (v,):
+            j = getattr(x, "jaxpr", None)
+            if j is not None and hasattr(j, "eqns"):
+                yield j
+            elif hasattr(x, "eqns"):
+                yield x
+
+
+def _lit(v):
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return shapes.as_expr(int(v))
+    return None
+
+
+def read_calls(closed) -> list[CallRead]:
+    """Every pallas_call of a traced function (a ClosedJaxpr), in program order.
+
+    ``operand_args[k]`` is the index of the function argument that *is* the call's
+    k-th input (through jit boundaries, no other op in between), else None;
+    ``output_results[k]`` likewise for the function's results.
+    """
+    jx = closed.jaxpr
+    w = _Walk()
+    w.walk(jx, {}, {v: k for k, v in enumerate(jx.invars)})
+    result_of = {}
+    for k, v in enumerate(jx.outvars):
+        if not hasattr(v, "val"):
+            result_of.setdefault(w.alias.get(v, v), k)
+    calls = []
+    for eqn, ins, args in w.found:
+        call = _read_one(eqn, ins)
+        gm = eqn.params["grid_mapping"]
+        ndyn = sum(1 for g in gm.grid if type(g).__name__ == "DynamicGridDim")
+        call.operand_args = list(args[ndyn:])
+        call.output_results = [result_of.get(v) for v in eqn.outvars]
+        calls.append(call)
+    return calls
