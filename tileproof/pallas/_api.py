@@ -139,7 +139,7 @@ def _build(call: CallRead, fn_name: str, args, arg_exprs, assume, texts, where, 
            defaults, numeric, backend: str, index: int, count: int) -> Kernel:
     tensors = {}
     for k, b in enumerate(call.blocks):
-        ai = call.operand_args[k] if k < len(call.operand_args) else None
+        ai = call.operand_values[k] if k < len(call.operand_values) else None
         spec_arg = args[ai] if ai is not None else None
         kw: dict = {"index_bits": _index_bits(b, assume)}
         if spec_arg is not None and spec_arg.values is not None:

@@ -87,7 +87,7 @@ def _i32(x):
     return x.astype(jnp.int32) if x.dtype != jnp.int32 else x
 
 
-def _index_view(view: _View, indexer, loc: Location) -> _View:
+def _index_view(view: _View, indexer, loc: Location, affine: dict | None = None) -> _View:
     """Apply one NDIndexer to the visible dimensions of a view."""
     visible = [k for k, d in enumerate(view.dims) if d[0] == "range"]
     idx = list(indexer.indices)
@@ -103,19 +103,32 @@ def _index_view(view: _View, indexer, loc: Location) -> _View:
             if ix.stride != 1 and size > 1:
                 raise _Unmodelled(f"a strided ref slice (stride {ix.stride})", loc)
             dims[k] = ("range", _i32(start) + _i32(ix.start), int(size))
+        elif getattr(ix, "shape", ()) != ():
+            # an array indexer is modelled when it is exactly base + arange(n) (a contiguous run)
+            aff = affine.get(id(ix)) if affine is not None else None
+            if aff is None and tuple(ix.shape) == (1,):  # one data-dependent index: exact
+                aff = (jnp.reshape(ix, ()), 1)
+            if aff is None or len(ix.shape) != 1 or not _is_one(aff[1]):
+                raise _Unmodelled("an array (gather) indexer on a ref that is not "
+                                  "`start + jnp.arange(n)`", loc)
+            if any(dims[j][0] == "range" for j in visible if j < k):
+                raise _Unmodelled("an array indexer after a sliced dimension (NumPy moves "
+                                  "its axis first)", loc)
+            dims[k] = ("range", _i32(start) + _i32(aff[0]), int(ix.shape[0]))
         else:
-            v = jnp.asarray(ix) if not isinstance(ix, (int, np.integer)) else ix
-            if getattr(v, "shape", ()) != ():
-                raise _Unmodelled("an array (gather) indexer on a ref", loc)
-            dims[k] = ("point", _i32(start) + _i32(v))
+            dims[k] = ("point", _i32(start) + _i32(ix))
     return _View(view.tensor, view.block, tuple(dims))
 
 
-def _apply_transforms(view: _View, transforms, loc: Location) -> _View:
+def _is_one(x) -> bool:
+    return isinstance(x, (int, np.integer)) and int(x) == 1
+
+
+def _apply_transforms(view: _View, transforms, loc: Location, affine=None) -> _View:
     for t in transforms or ():
         if type(t).__name__ != "NDIndexer":
             raise _Unmodelled(f"the ref transform {type(t).__name__}", loc)
-        view = _index_view(view, t, loc)
+        view = _index_view(view, t, loc, affine)
     return view
 
 
@@ -166,6 +179,61 @@ class _Replay:
         local = [a for a in range(len(call.grid)) if a not in call.vmapped]
         self.local = local  # body program_id(axis) is the axis-th grid dim that is not vmapped
         self.pids, self.nums, self.sizes = pids, nums, sizes
+        # id(value) -> (value, base, stride): integer vectors known to be base + stride * arange(n)
+        self._aff: dict = {}
+
+    @property
+    def affine(self) -> dict:
+        return {k: (b, st) for k, (_v, b, st) in self._aff.items()}
+
+    def _note_affine(self, eqn, vals, outs) -> None:
+        """Track ``base + stride * iota`` through the integer ops an index vector is built with.
+
+        The base is computed (as the kernel computes it) under the equation's own source
+        information, so its arithmetic is reported at the kernel's line."""
+        with _at(eqn):
+            self._note_affine_at(eqn, vals, outs)
+
+    def _note_affine_at(self, eqn, vals, outs) -> None:
+        name = eqn.primitive.name
+        if len(outs) != 1 or not hasattr(outs[0], "shape") or len(outs[0].shape) > 1:
+            return
+        out = outs[0]
+        if not jnp.issubdtype(out.dtype, jnp.integer):
+            return
+
+        def form(x):
+            if isinstance(x, (int, np.integer)):
+                return (int(x), 0)
+            if hasattr(x, "shape") and x.shape == () and jnp.issubdtype(x.dtype, jnp.integer):
+                return (x, 0)
+            got = self._aff.get(id(x))
+            return (got[1], got[2]) if got is not None and got[0] is x else None
+
+        res = None
+        if name == "iota" and len(out.shape) == 1:
+            res = (0, 1)
+        elif name in ("broadcast_in_dim", "convert_element_type", "copy", "copy_p", "reshape"):
+            if getattr(vals[0], "shape", ()) in ((), out.shape):  # not a (1,) -> (n,) broadcast
+                res = form(vals[0])
+        elif name in ("add", "sub"):
+            a, b = form(vals[0]), form(vals[1])
+            if a is not None and b is not None:
+                if name == "add":
+                    res = (a[0] + b[0], _lin(a[1], b[1], 1))
+                else:
+                    res = (a[0] - b[0], _lin(a[1], b[1], -1))
+        elif name == "mul":
+            a, b = form(vals[0]), form(vals[1])
+            if a is not None and b is not None:
+                if b[1] == 0 and isinstance(b[0], int):
+                    a, b = b, a
+                if a[1] == 0 and isinstance(a[0], int) and isinstance(b[1], int):
+                    res = (b[0] * a[0], b[1] * a[0])
+                elif a[1] == 0 and b[1] == 0:
+                    res = (a[0] * b[0], 0)
+        if res is not None and isinstance(res[1], int) and len(out.shape) == 1:
+            self._aff[id(out)] = (out, res[0], res[1])
 
     # ------------------------------------------------------------------ evaluation
     def run(self, jaxpr, consts, args) -> list:
@@ -186,6 +254,8 @@ class _Replay:
             except _Unmodelled as u:
                 _unsupported(u.what, u.loc)
                 outs = [_poison(v.aval) for v in eqn.outvars]
+            if outs and isinstance(outs, list):
+                self._note_affine(eqn, vals, outs)
             for v, o in zip(eqn.outvars, outs):
                 env[v] = o
         return [x.val if hasattr(x, "val") else env[x] for x in jaxpr.outvars]
@@ -250,7 +320,7 @@ class _Replay:
     def view(self, ref, transforms, loc: Location) -> _View:
         if not isinstance(ref, _View):
             raise _Unmodelled("a memory access to a ref that is not a kernel operand", loc)
-        return _apply_transforms(ref, transforms, loc)
+        return _apply_transforms(ref, transforms, loc, self.affine)
 
     def state_op(self, eqn, name, vals, loc, used) -> list:
         tree = eqn.params["tree"]
@@ -321,6 +391,13 @@ class _Replay:
             carry, ys = lax.scan(step, tuple(init), tuple(xs), length=p["length"],
                                  reverse=p["reverse"], unroll=p.get("unroll", 1))
         return list(carry) + list(ys)
+
+
+def _lin(a, b, sign: int):
+    """stride of a sum/difference: None unless both strides are Python ints."""
+    if isinstance(a, int) and isinstance(b, int):
+        return a + sign * b
+    return None
 
 
 def _poison(aval):

@@ -94,6 +94,7 @@ class CallRead:
     semantics: tuple[str, ...] | None
     problems: list[tuple[str, Location]] = field(default_factory=list)
     operand_args: list[int | None] = field(default_factory=list)  # outer arg feeding each input
+    operand_values: list[int | None] = field(default_factory=list)  # arg whose elements it holds
     output_results: list[int | None] = field(default_factory=list)
 
 
@@ -257,6 +258,11 @@ _CALLS = ("pjit", "jit", "closed_call", "core_call", "remat", "checkpoint", "cus
           "custom_vjp_call", "custom_vjp_call_jaxpr")
 
 
+# primitives whose result holds only elements of their first operand (value ranges carry over)
+_SAME_ELEMENTS = ("reshape", "squeeze", "expand_dims", "transpose", "copy", "copy_p", "slice",
+                  "dynamic_slice", "broadcast_in_dim", "convert_element_type", "rev")
+
+
 class _Walk:
     """Find pallas_call equations, tracking symbolic sizes (``dim_as_value``), which outer
     argument feeds a variable, and which inner variable an outer result is (through calls)."""
@@ -264,14 +270,21 @@ class _Walk:
     def __init__(self):
         self.found: list = []  # (eqn, operand values, operand arg indices)
         self.alias: dict = {}  # outer result var -> the inner var it is
+        self.elems_of: dict = {}  # var -> argument whose elements (a subset of) it holds
 
     def walk(self, jaxpr, env: dict, arg_of: dict) -> None:
         for eqn in jaxpr.eqns:
             name = eqn.primitive.name
             ins = [env.get(v) if not hasattr(v, "val") else _lit(v.val) for v in eqn.invars]
             if name == "pallas_call":
-                self.found.append((eqn, ins, [arg_of.get(v) for v in eqn.invars]))
+                self.found.append((eqn, ins, [arg_of.get(v) for v in eqn.invars],
+                                   [self.elems_of.get(v) for v in eqn.invars]))
                 continue
+            if name in _SAME_ELEMENTS and eqn.invars and not hasattr(eqn.invars[0], "val"):
+                src = arg_of.get(eqn.invars[0], self.elems_of.get(eqn.invars[0]))
+                if src is not None and (name != "convert_element_type" or np.dtype(
+                        eqn.params["new_dtype"]) == np.dtype(eqn.invars[0].aval.dtype)):
+                    self.elems_of[eqn.outvars[0]] = src
             if name == "dim_as_value":
                 env[eqn.outvars[0]] = _dim(eqn.params["dim"])
                 continue
@@ -287,6 +300,9 @@ class _Walk:
                 sub = {iv: x for iv, x in zip(jx.invars, ins) if x is not None}
                 sub_arg = {iv: arg_of[ov] for iv, ov in zip(jx.invars, eqn.invars)
                            if not hasattr(ov, "val") and ov in arg_of}
+                for iv, ov in zip(jx.invars, eqn.invars):
+                    if not hasattr(ov, "val") and ov in self.elems_of:
+                        self.elems_of[iv] = self.elems_of[ov]
                 self.walk(jx, sub, sub_arg)
                 for ov, iv in zip(eqn.outvars, jx.outvars):
                     if not hasattr(iv, "val"):
@@ -327,11 +343,12 @@ def read_calls(closed) -> list[CallRead]:
         if not hasattr(v, "val"):
             result_of.setdefault(w.alias.get(v, v), k)
     calls = []
-    for eqn, ins, args in w.found:
+    for eqn, ins, args, elems in w.found:
         call = _read_one(eqn, ins)
         gm = eqn.params["grid_mapping"]
         ndyn = sum(1 for g in gm.grid if type(g).__name__ == "DynamicGridDim")
         call.operand_args = list(args[ndyn:])
+        call.operand_values = [a if a is not None else e for a, e in zip(args[ndyn:], elems[ndyn:])]
         call.output_results = [result_of.get(v) for v in eqn.outvars]
         calls.append(call)
     return calls
