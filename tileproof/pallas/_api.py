@@ -11,6 +11,7 @@ JSON/SARIF, the pytest plugin) treats it exactly like a native spec.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -27,7 +28,7 @@ from ..spec._decl import Input, Output, parse_condition
 from ..spec._errors import Location, SpecError, caller_location
 from ..spec._kernel import GridAxis, Kernel
 from ._body import replay
-from ._read import _OPS, CallRead, read_calls
+from ._read import _OPS, CallRead, _pcore, read_calls
 
 __all__ = ["Arg", "pallas"]
 
@@ -107,7 +108,8 @@ def _symbolic_args(args: Sequence[Arg], assume: Sequence[str], where: Location):
 def _trace(fn, sds, static, where: Location):
     f = functools.partial(fn, **dict(static or {}))
     try:
-        return jax.make_jaxpr(f)(*sds)
+        with _dynamic_shapes():
+            return jax.make_jaxpr(f)(*sds)
     except SpecError:
         raise
     except Exception as e:
@@ -120,6 +122,13 @@ def _trace(fn, sds, static, where: Location):
             "Make the failing size concrete in args=, or state the fact the function checks "
             "(a divisibility as a shape like '16*k', a bound in assume=).",
         ) from None
+
+
+def _dynamic_shapes():
+    """Pallas' own switch for symbolic block shapes and grids (whole-array refs of a symbolic
+    array); ``jax/_src/pallas/core.py`` ``pallas_export_experimental``."""
+    ctx = getattr(_pcore, "pallas_export_experimental", None)
+    return ctx(dynamic_shapes=True) if ctx is not None else contextlib.nullcontext()
 
 
 def _index_bits(b, assume) -> int:

@@ -101,7 +101,7 @@ def _index_view(view: _View, indexer, loc: Location, affine: dict | None = None)
             if not isinstance(size, (int, np.integer)):
                 raise _Unmodelled("a ref slice of symbolic size", loc)
             if ix.stride != 1 and size > 1:
-                raise _Unmodelled(f"a strided ref slice (stride {ix.stride})", loc)
+                raise _Unmodelled(f"a strided ref slice (stride {ix.stride}): an access the model does not hold", loc)
             dims[k] = ("range", _i32(start) + _i32(ix.start), int(size))
         elif getattr(ix, "shape", ()) != ():
             # an array indexer is modelled when it is exactly base + arange(n) (a contiguous run)
@@ -297,7 +297,7 @@ class _Replay:
         if name == "scan":
             return self.scan(eqn, vals, loc)
         if any(isinstance(v, _View) for v in vals) or name in _UNSUPPORTED_REF:
-            raise _Unmodelled(f"the Pallas operation {name}", loc)
+            raise _Unmodelled(f"the Pallas operation {name} (a memory access or effect the model does not hold)", loc)
         with _at(eqn):
             out = eqn.primitive.bind(*vals, **p)
         return list(out) if eqn.primitive.multiple_results else [out]
@@ -439,12 +439,13 @@ def replay(call: CallRead, refs: dict, pids: list, nums: list, sizes) -> None:
         dims = []
         for (kind, n), i in zip(b.block, idx):
             i = _i32(i)
+            static = isinstance(n, (int, np.integer))
             if kind == "squeezed":
                 dims.append(("point", i))
             elif kind == "element":
-                dims.append(("range", i, n))
-            else:
-                dims.append(("range", i * n, n))
+                dims.append(("range", i, n if static else None))
+            else:  # Triton: start = block index * block size, in i32 (_eval_index_map)
+                dims.append(("range", i * (n if static else _i32(sizes(n))), n if static else None))
         del loc
         views.append(_View(refs[b.name], b, tuple(dims)))
     for s in call.scratch:

@@ -72,7 +72,7 @@ class BlockRead:
     role: str  # "prefetch" | "input" | "output"
     shape: tuple[shapes.Expr, ...]
     dtype: str
-    block: tuple[tuple[str, int], ...]
+    block: tuple[tuple[str, object], ...]  # (kind, int or a JAX symbolic dimension)
     index_map: object  # ClosedJaxpr: (*grid ids, *prefetch refs) -> block indices
     origin: str
 
@@ -124,12 +124,10 @@ def _block_dims(bm, where: Location, problems: list) -> tuple[tuple[str, int], .
         else:
             problems.append((f"{bm.origin}: block dimension {b!r} is not modelled", where))
             kind, n = "blocked", 1
-        if not isinstance(n, (int, np.integer)):
-            problems.append(
-                (f"{bm.origin}: block size {n} is symbolic (Triton needs static blocks)", where)
-            )
-            n = 1
-        out.append((kind, int(n)))
+        # a symbolic block size stays a JAX dimension expression: a whole-array block of a
+        # symbolic array (traced with Pallas' dynamic shapes); accesses through it must slice
+        # static tiles, as Triton's would
+        out.append((kind, int(n) if isinstance(n, (int, np.integer)) else n))
     return tuple(out)
 
 
@@ -170,6 +168,12 @@ def _names(body, n: int, fallback: list[str]) -> list[str]:
     return out
 
 
+def _num_dynamic(gm) -> int:
+    """Operands before the scalar prefetch: one per grid extent that is not a Python int
+    (``jax/_src/pallas/core.py`` ``unzip_dynamic_grid_bounds``)."""
+    return sum(1 for g in gm.grid if not isinstance(g, (int, np.integer)))
+
+
 def _read_one(eqn, outer_vals: list) -> CallRead:
     p = eqn.params
     gm = p["grid_mapping"]
@@ -198,7 +202,8 @@ def _read_one(eqn, outer_vals: list) -> CallRead:
             else:
                 problems.append(("a dynamic grid extent that is not a symbolic size", loc))
                 grid.append(shapes.as_expr(1))
-        else:
+        else:  # a symbolic extent (Pallas' dynamic shapes): its value is an operand too
+            dyn_k += 1
             grid.append(_dim(g))
     nidx, nin, nout = gm.num_index_operands, gm.num_inputs, gm.num_outputs
     fallback = (
@@ -247,8 +252,6 @@ def _read_one(eqn, outer_vals: list) -> CallRead:
         semantics=sem,
         problems=problems,
     )
-    if dyn_k != len([g for g in gm.grid if type(g).__name__ == "DynamicGridDim"]):
-        problems.append(("could not match the dynamic grid operands", loc))
     if getattr(p.get("mesh"), "shape", None):
         problems.append(("pallas_call over a device mesh (core_map) is not modelled", loc))
     return call
@@ -346,7 +349,7 @@ def read_calls(closed) -> list[CallRead]:
     for eqn, ins, args, elems in w.found:
         call = _read_one(eqn, ins)
         gm = eqn.params["grid_mapping"]
-        ndyn = sum(1 for g in gm.grid if type(g).__name__ == "DynamicGridDim")
+        ndyn = _num_dynamic(gm)
         call.operand_args = list(args[ndyn:])
         call.operand_values = [a if a is not None else e for a, e in zip(args[ndyn:], elems[ndyn:])]
         call.output_results = [result_of.get(v) for v in eqn.outvars]
