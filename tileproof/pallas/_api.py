@@ -28,7 +28,8 @@ from ..spec._decl import Input, Output, parse_condition
 from ..spec._errors import Location, SpecError, caller_location
 from ..spec._kernel import GridAxis, Kernel
 from ._body import replay
-from ._read import _OPS, CallRead, _pcore, read_calls
+from ._numeric import interpret_reference
+from ._read import _OPS, CallRead, _pcore, _read_one, read_calls
 
 __all__ = ["Arg", "pallas"]
 
@@ -145,7 +146,7 @@ def _index_bits(b, assume) -> int:
 
 
 def _build(call: CallRead, fn_name: str, args, arg_exprs, assume, texts, where, reference,
-           defaults, numeric, backend: str, index: int, count: int) -> Kernel:
+           defaults, numeric, backend: str, index: int, count: int, traced=None) -> Kernel:
     tensors = {}
     for k, b in enumerate(call.blocks):
         ai = call.operand_values[k] if k < len(call.operand_values) else None
@@ -191,6 +192,15 @@ def _build(call: CallRead, fn_name: str, args, arg_exprs, assume, texts, where, 
     body.__name__ = call.name
     name = fn_name if count == 1 else f"{fn_name}[{index}]"
     ref_fn = _reference(call, reference, len(args)) if reference is not None else None
+    numeric = dict(numeric or {})
+    if ref_fn is None and traced is not None:
+        # the call's operands are not the function's arguments (the function reshapes, pads or
+        # splits them): compare with the same call in Pallas' interpret mode instead
+        fn, static = traced
+        outs = [b for b in call.blocks if b.role == "output"]
+        ref_fn = interpret_reference(fn, static, args, index, [b.name for b in outs],
+                                     [b.shape for b in outs])
+        numeric.setdefault("gradients", False)
     k = Kernel(
         name=name,
         body=body,
@@ -204,7 +214,7 @@ def _build(call: CallRead, fn_name: str, args, arg_exprs, assume, texts, where, 
         ranks=None,
         index_bits=32,
         location=call.loc if call.loc.line else where,
-        numeric=dict(numeric or {}),
+        numeric=numeric,
         doc=f"pallas_call {call.name} of {fn_name} (kernel at {call.kernel_loc})",
     )
     unknown = set(k.defaults) - set(k.sizes)
@@ -267,10 +277,19 @@ def pallas(
         raise SpecError(f"{fn_name} calls no pl.pallas_call (traced on the given args)", where)
     ks = tuple(
         _build(c, fn_name, list(args), exprs, parsed, texts, where, reference, defaults, numeric,
-               BACKENDS[backend], i, len(calls))
+               BACKENDS[backend], i, len(calls), traced=(fn, static))
         for i, c in enumerate(calls)
     )
     return ks[0] if len(ks) == 1 else ks
+
+
+def _build_concrete(eqn, name: str) -> Kernel:
+    """A kernel for one pallas_call equation traced at concrete shapes (no sizes, no reference)."""
+    call = _read_one(eqn, [])
+    nin = len([b for b in call.blocks if b.role != "output"])
+    call.operand_args = [None] * nin
+    call.operand_values = [None] * nin
+    return _build(call, name, [], [], (), (), call.loc, None, None, None, call.backend, 0, 1)
 
 
 class _CallableModule(type(sys)):
