@@ -125,6 +125,26 @@ def _trace(fn, sds, static, where: Location):
         ) from None
 
 
+def _grad_of(fn, argnums: list[int], static):
+    """The gradient of ``sum(fn(*args))`` with respect to ``argnums``, as a function of all args."""
+    import jax.numpy as jnp
+
+    f = functools.partial(fn, **dict(static or {}))
+
+    def grad_fn(*args):
+        def loss(*xs):
+            full = list(args)
+            for i, x in zip(argnums, xs):
+                full[i] = x
+            out = f(*full)
+            return sum(jnp.sum(leaf.astype(jnp.float32)) for leaf in jax.tree.leaves(out))
+
+        return jax.grad(loss, argnums=tuple(range(len(argnums))))(*[args[i] for i in argnums])
+
+    grad_fn.__name__ = f"grad_{getattr(fn, '__name__', 'fn')}"
+    return grad_fn
+
+
 def _dynamic_shapes():
     """Pallas' own switch for symbolic block shapes and grids (whole-array refs of a symbolic
     array); ``jax/_src/pallas/core.py`` ``pallas_export_experimental``."""
@@ -190,7 +210,7 @@ def _build(call: CallRead, fn_name: str, args, arg_exprs, assume, texts, where, 
         replay(call, named, pids, nums, sizes)
 
     body.__name__ = call.name
-    name = fn_name if count == 1 else f"{fn_name}[{index}]"
+    name = fn_name if count == 1 else f"{fn_name}[{index}:{call.name}]"
     ref_fn = _reference(call, reference, len(args)) if reference is not None else None
     numeric = dict(numeric or {})
     if ref_fn is None and traced is not None:
@@ -255,6 +275,7 @@ def pallas(
     name: str | None = None,
     defaults: Mapping[str, int] | None = None,
     numeric: Mapping[str, object] | None = None,
+    grad: bool = False,
 ) -> Kernel | tuple[Kernel, ...]:
     """Verify the unmodified ``fn`` (a function that calls ``pl.pallas_call``) for every shape.
 
@@ -262,7 +283,9 @@ def pallas(
     keyword arguments are held concrete; ``assume`` is the domain of the sizes;
     ``reference`` a plain JAX function of the same arguments.  Returns the kernel of
     the function's one ``pallas_call`` (a tuple of kernels when it has several; put
-    them in the module's ``KERNELS``).
+    them in the module's ``KERNELS``).  ``grad=True`` traces the gradient of the sum of
+    the function's outputs with respect to its floating-point arguments instead, so the
+    forward *and* backward kernels of a ``custom_vjp`` are verified.
     """
     where = caller_location()
     if backend not in BACKENDS:
@@ -270,6 +293,9 @@ def pallas(
     parsed = tuple(parse_condition(a, where, "the domain (assume=...)") for a in assume)
     texts = tuple(str(a) for a in assume)
     sds, exprs = _symbolic_args(args, texts, where)
+    if grad:
+        fn = _grad_of(fn, [k for k, a in enumerate(args) if "float" in a.dtype], static)
+        static = None
     closed = _trace(fn, sds, static, where)
     calls = read_calls(closed)
     fn_name = name or getattr(fn, "__name__", None) or "pallas_fn"

@@ -88,11 +88,21 @@ def _i32(x):
 
 
 def _index_view(view: _View, indexer, loc: Location, affine: dict | None = None) -> _View:
-    """Apply one NDIndexer to the visible dimensions of a view."""
+    """Apply one NDIndexer to the visible dimensions of a view.
+
+    Array (gather) indexers are modelled when they are contiguous runs
+    ``base + arange(n)`` laid along distinct axes of their broadcast shape in the
+    order of the dimensions they index (``x_ref.at[rows[:, None], cols[None]]``): the
+    gather then *is* a rectangular tile.  A single one-element index array (a page id
+    read from a table) is the element it holds.  Anything else is unsupported.
+    """
     visible = [k for k, d in enumerate(view.dims) if d[0] == "range"]
     idx = list(indexer.indices)
     if len(idx) != len(visible):
         raise _Unmodelled(f"an indexer with {len(idx)} indices on a ref of rank {len(visible)}", loc)
+    arrays = [(k, ix) for k, ix in zip(visible, idx)
+              if type(ix).__name__ != "Slice" and getattr(ix, "shape", ()) != ()]
+    runs = _array_runs(arrays, affine, loc)
     dims = list(view.dims)
     for k, ix in zip(visible, idx):
         start = dims[k][1]
@@ -101,23 +111,44 @@ def _index_view(view: _View, indexer, loc: Location, affine: dict | None = None)
             if not isinstance(size, (int, np.integer)):
                 raise _Unmodelled("a ref slice of symbolic size", loc)
             if ix.stride != 1 and size > 1:
-                raise _Unmodelled(f"a strided ref slice (stride {ix.stride}): an access the model does not hold", loc)
+                raise _Unmodelled(f"a strided ref slice (stride {ix.stride}): an access the model "
+                                  "does not hold", loc)
+            if arrays and k < arrays[0][0]:
+                raise _Unmodelled("an array indexer after a sliced dimension (NumPy moves its "
+                                  "axis first): an access the model does not hold", loc)
             dims[k] = ("range", _i32(start) + _i32(ix.start), int(size))
-        elif getattr(ix, "shape", ()) != ():
-            # an array indexer is modelled when it is exactly base + arange(n) (a contiguous run)
-            aff = affine.get(id(ix)) if affine is not None else None
-            if aff is None and tuple(ix.shape) == (1,):  # one data-dependent index: exact
-                aff = (jnp.reshape(ix, ()), 1)
-            if aff is None or len(ix.shape) != 1 or not _is_one(aff[1]):
-                raise _Unmodelled("an array (gather) indexer on a ref that is not "
-                                  "`start + jnp.arange(n)`", loc)
-            if any(dims[j][0] == "range" for j in visible if j < k):
-                raise _Unmodelled("an array indexer after a sliced dimension (NumPy moves "
-                                  "its axis first)", loc)
-            dims[k] = ("range", _i32(start) + _i32(aff[0]), int(ix.shape[0]))
+        elif k in runs:
+            base, n = runs[k]
+            dims[k] = ("range", _i32(start) + _i32(base), n)
         else:
             dims[k] = ("point", _i32(start) + _i32(ix))
     return _View(view.tensor, view.block, tuple(dims))
+
+
+def _array_runs(arrays, affine, loc) -> dict:
+    """dimension -> (base, length) for the array indexers of one NDIndexer, or unsupported."""
+    if not arrays:
+        return {}
+    if len(arrays) == 1 and int(np.prod(arrays[0][1].shape)) == 1:  # one data-dependent index
+        k, ix = arrays[0]
+        return {k: (jnp.reshape(ix, ()), 1)}
+    shape = np.broadcast_shapes(*[tuple(ix.shape) for _, ix in arrays])
+    runs, axes = {}, []
+    for k, ix in arrays:
+        aff = affine.get(id(ix)) if affine is not None else None
+        if aff is None or not _is_one(aff[1]):
+            raise _Unmodelled("an array (gather) indexer on a ref that is not `start + "
+                              "jnp.arange(n)` along one axis: an access the model does not hold",
+                              loc)
+        axis = aff[2] + len(shape) - len(ix.shape)
+        axes.append(axis)
+        runs[k] = (aff[0], int(shape[axis]))
+    covered = sorted(axes)
+    if axes != covered or len(set(axes)) != len(axes) or any(
+            n != 1 for a, n in enumerate(shape) if a not in axes):
+        raise _Unmodelled("array indexers whose axes do not follow the dimensions they index: "
+                          "an access the model does not hold", loc)
+    return runs
 
 
 def _is_one(x) -> bool:
@@ -184,7 +215,7 @@ class _Replay:
 
     @property
     def affine(self) -> dict:
-        return {k: (b, st) for k, (_v, b, st) in self._aff.items()}
+        return {k: (b, st, ax) for k, (_v, b, st, ax) in self._aff.items()}
 
     def _note_affine(self, eqn, vals, outs) -> None:
         """Track ``base + stride * iota`` through the integer ops an index vector is built with.
@@ -195,8 +226,9 @@ class _Replay:
             self._note_affine_at(eqn, vals, outs)
 
     def _note_affine_at(self, eqn, vals, outs) -> None:
+        """Annotate ``out[i] = base + stride * i[axis]`` (constant along the other axes)."""
         name = eqn.primitive.name
-        if len(outs) != 1 or not hasattr(outs[0], "shape") or len(outs[0].shape) > 1:
+        if len(outs) != 1 or not hasattr(outs[0], "shape") or outs[0].shape == ():
             return
         out = outs[0]
         if not jnp.issubdtype(out.dtype, jnp.integer):
@@ -204,36 +236,71 @@ class _Replay:
 
         def form(x):
             if isinstance(x, (int, np.integer)):
-                return (int(x), 0)
+                return (int(x), 0, None)
             if hasattr(x, "shape") and x.shape == () and jnp.issubdtype(x.dtype, jnp.integer):
-                return (x, 0)
+                return (x, 0, None)
             got = self._aff.get(id(x))
-            return (got[1], got[2]) if got is not None and got[0] is x else None
+            return got[1:] if got is not None and got[0] is x else None
+
+        def aligned(x, f):
+            """f's axis in out's numbering (NumPy right-aligned broadcasting), or None."""
+            if f[1] == 0:
+                return None
+            shp = tuple(getattr(x, "shape", ()))
+            ax = f[2] + len(out.shape) - len(shp)
+            return ax if out.shape[ax] == shp[f[2]] else -1
 
         res = None
-        if name == "iota" and len(out.shape) == 1:
-            res = (0, 1)
-        elif name in ("broadcast_in_dim", "convert_element_type", "copy", "copy_p", "reshape"):
-            if getattr(vals[0], "shape", ()) in ((), out.shape):  # not a (1,) -> (n,) broadcast
-                res = form(vals[0])
-        elif name in ("add", "sub"):
-            a, b = form(vals[0]), form(vals[1])
-            if a is not None and b is not None:
-                if name == "add":
-                    res = (a[0] + b[0], _lin(a[1], b[1], 1))
+        if name == "iota":
+            res = (0, 1, eqn.params["dimension"])
+        elif name in ("convert_element_type", "copy", "copy_p"):
+            res = form(vals[0])
+        elif name == "broadcast_in_dim":
+            f = form(vals[0])
+            if f is not None:
+                if f[1] == 0:
+                    res = f
                 else:
-                    res = (a[0] - b[0], _lin(a[1], b[1], -1))
-        elif name == "mul":
-            a, b = form(vals[0]), form(vals[1])
-            if a is not None and b is not None:
-                if b[1] == 0 and isinstance(b[0], int):
-                    a, b = b, a
-                if a[1] == 0 and isinstance(a[0], int) and isinstance(b[1], int):
-                    res = (b[0] * a[0], b[1] * a[0])
-                elif a[1] == 0 and b[1] == 0:
-                    res = (a[0] * b[0], 0)
-        if res is not None and isinstance(res[1], int) and len(out.shape) == 1:
-            self._aff[id(out)] = (out, res[0], res[1])
+                    ax = eqn.params["broadcast_dimensions"][f[2]]
+                    if out.shape[ax] == vals[0].shape[f[2]]:
+                        res = (f[0], f[1], ax)
+        elif name in ("broadcast_to", "reshape", "squeeze", "expand_dims"):
+            f = form(vals[0])
+            if f is not None:
+                if f[1] == 0:
+                    res = f
+                elif name == "broadcast_to":
+                    ax = aligned(vals[0], f)
+                    res = (f[0], f[1], ax) if ax is not None and ax >= 0 else None
+                else:
+                    src = [a for a, n in enumerate(vals[0].shape) if n != 1]
+                    dst = [a for a, n in enumerate(out.shape) if n != 1]
+                    if ([vals[0].shape[a] for a in src] == [out.shape[a] for a in dst]
+                            and f[2] in src):
+                        res = (f[0], f[1], dst[src.index(f[2])])
+        elif name in ("add", "sub", "mul"):
+            fa, fb = form(vals[0]), form(vals[1])
+            if fa is not None and fb is not None:
+                aa, ab = aligned(vals[0], fa), aligned(vals[1], fb)
+                if -1 in (aa, ab) or (aa is not None and ab is not None and aa != ab):
+                    return
+                axis = aa if aa is not None else ab
+                if name in ("add", "sub"):
+                    sign = 1 if name == "add" else -1
+                    st = _lin(fa[1], fb[1], sign)
+                    base = fa[0] + fb[0] if sign == 1 else fa[0] - fb[0]
+                    res = (base, st, axis) if st is not None else None
+                else:
+                    if fb[1] == 0 and isinstance(fb[0], int):
+                        fa, fb = fb, fa
+                    if fa[1] == 0 and isinstance(fa[0], int) and isinstance(fb[1], int):
+                        res = (fb[0] * fa[0], fb[1] * fa[0], axis)
+                    elif fa[1] == 0 and fb[1] == 0:
+                        res = (fa[0] * fb[0], 0, None)
+        if res is not None and isinstance(res[1], int):
+            if res[1] != 0 and (res[2] is None or not 0 <= res[2] < len(out.shape)):
+                return
+            self._aff[id(out)] = (out, res[0], res[1], res[2] if res[1] != 0 else None)
 
     # ------------------------------------------------------------------ evaluation
     def run(self, jaxpr, consts, args) -> list:

@@ -33,6 +33,8 @@ try:  # JAX's own Pallas kernels live inside jax/: count their files as user cod
 
     _OPS = os.path.join(os.path.dirname(jax.__file__), "experimental", "pallas", "ops") + os.sep
     _siu.register_inclusion(_OPS)
+    # tileproof.pallas re-binds the kernel's equations: its own frames are never the user's
+    _siu.register_exclusion(os.path.dirname(os.path.abspath(__file__)) + os.sep)
 except (ImportError, AttributeError):  # pragma: no cover - locations only
     _siu = None
 
