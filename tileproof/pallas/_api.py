@@ -210,7 +210,7 @@ def _build(call: CallRead, fn_name: str, args, arg_exprs, assume, texts, where, 
         replay(call, named, pids, nums, sizes)
 
     body.__name__ = call.name
-    name = fn_name if count == 1 else f"{fn_name}[{index}:{call.name}]"
+    name = fn_name if count == 1 else f"{fn_name}/{index}.{call.name}"  # no ':' (MODULE:KERNEL)
     ref_fn = _reference(call, reference, len(args)) if reference is not None else None
     numeric = dict(numeric or {})
     if ref_fn is None and traced is not None:
@@ -233,7 +233,7 @@ def _build(call: CallRead, fn_name: str, args, arg_exprs, assume, texts, where, 
         launch=None,
         ranks=None,
         index_bits=32,
-        location=call.loc if call.loc.line else where,
+        location=call.loc if call.loc.line else (call.kernel_loc if call.kernel_loc.line else where),
         numeric=numeric,
         doc=f"pallas_call {call.name} of {fn_name} (kernel at {call.kernel_loc})",
     )

@@ -71,12 +71,38 @@ def _unsupported(what: str, loc: Location) -> None:
     P.unsupported_p.bind(what=what, site=loc)
 
 
+_FALLBACK: list[Location] = []  # the kernel function's line, for equations that lost theirs
+_SHIMS: dict = {}
+
+
+def _traceback_at(loc: Location):
+    """A JAX traceback whose innermost frame is ``loc`` (a one-line shim compiled there).
+
+    JAX traces a ``custom_vjp`` backward kernel lazily, and its equations carry only the
+    call site of the ``custom_vjp`` (frames inside JAX and tileproof): with no user frame
+    a finding would have no line (and an int arithmetic check no site).  Those equations
+    are re-bound under a traceback pointing at the kernel function's definition instead.
+    """
+    from jax._src.lib import xla_client
+
+    key = (loc.file, loc.line)
+    if key not in _SHIMS:
+        ns: dict = {}
+        src = "\n" * max(loc.line - 1, 0) + "def _shim(get): return get()\n"
+        exec(compile(src, loc.file, "exec"), ns)
+        _SHIMS[key] = ns["_shim"]
+    return _SHIMS[key](xla_client.Traceback.get_traceback)
+
+
 @contextlib.contextmanager
 def _at(eqn):
     if _siu is None:
         yield
         return
-    with _siu.user_context(eqn.source_info.traceback, name_stack=eqn.source_info.name_stack):
+    tb = eqn.source_info.traceback
+    if (tb is None or _siu.user_frame(tb) is None) and _FALLBACK and _FALLBACK[-1].line:
+        tb = _traceback_at(_FALLBACK[-1])
+    with _siu.user_context(tb, name_stack=eqn.source_info.name_stack):
         yield
 
 
@@ -316,6 +342,8 @@ class _Replay:
         for eqn in jaxpr.eqns:
             vals = [x.val if hasattr(x, "val") else env[x] for x in eqn.invars]
             loc = loc_of(eqn)
+            if not loc.line:
+                loc = self.call.kernel_loc
             try:
                 outs = self.eqn(eqn, vals, loc, used)
             except _Unmodelled as u:
@@ -484,6 +512,14 @@ def replay(call: CallRead, refs: dict, pids: list, nums: list, sizes) -> None:
     ``refs`` maps operand names to tileproof Refs; ``pids``/``nums`` are the grid's
     program ids and extents (traced scalars); ``sizes(expr)`` evaluates a symbolic size.
     """
+    _FALLBACK.append(call.kernel_loc)
+    try:
+        _replay(call, refs, pids, nums, sizes)
+    finally:
+        _FALLBACK.pop()
+
+
+def _replay(call: CallRead, refs: dict, pids: list, nums: list, sizes) -> None:
     r = _Replay(call, pids, nums, sizes)
     whole = {}
     for b in call.blocks:

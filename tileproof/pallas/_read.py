@@ -188,6 +188,8 @@ def _read_one(eqn, outer_vals: list) -> CallRead:
         f, _, line = src.rsplit(" at ", 1)[1].rpartition(":")
         if line.isdigit():
             kloc = Location(os.path.abspath(f), int(line))
+    if not loc.line:  # a lazily traced custom_vjp backward: only the kernel's own line is known
+        loc = kloc
     problems: list[tuple[str, Location]] = []
     # operands: *dynamic grid sizes, *scalar prefetch, *inputs
     dyn_vals = list(outer_vals)
