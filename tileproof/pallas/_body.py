@@ -378,6 +378,9 @@ class _Replay:
                 old = _load(view, mask, None, loc)
             _store(view, val, mask, loc)
             return [old if old is not None else jnp.zeros(view.shape, _jdtype(view.block.dtype))]
+        if name == "broadcast_to":  # Pallas' own primitive has no batching rule: use lax's
+            with _at(eqn):
+                return [jnp.broadcast_to(vals[0], tuple(p["shape"]))]
         if name == "multiple_of":
             # a hint about the value; the value itself is unchanged (the claim is not proved)
             return [vals[0]]
