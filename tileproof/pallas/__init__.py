@@ -11,7 +11,9 @@ import sys as _sys
 from ._api import Arg as Arg
 from ._api import _CallableModule
 from ._api import pallas as pallas
+from ._numeric import check_function as check_function
+from ._numeric import function_runner as function_runner
 
-__all__ = ["Arg", "pallas"]
+__all__ = ["Arg", "check_function", "function_runner", "pallas"]
 
 _sys.modules[__name__].__class__ = _CallableModule

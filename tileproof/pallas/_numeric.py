@@ -25,7 +25,8 @@ import numpy as np
 from .. import shapes
 from ._read import _CALLS, _num_dynamic
 
-__all__ = ["check_function", "concrete_call", "interpret_reference", "run_function"]
+__all__ = ["check_function", "concrete_call", "function_runner", "interpret_reference",
+           "run_function"]
 
 
 def _concrete_args(args, env: Mapping[str, int]):
@@ -101,25 +102,20 @@ def interpret_reference(fn, static, args, index: int, out_names: Sequence[str],
     return unsized
 
 
-def run_function(fn, static, args, env: Mapping[str, int], values: Sequence, *, jit: bool = True):
-    """``fn(*values)`` with each pallas_call executed by tileproof's executor.
-
-    Returns ``(outputs, findings)``: the function's results and the executor's
-    run-time findings (poisoned reads, out-of-bounds accesses, races) of every call.
-    """
+def function_runner(fn, static, args, env: Mapping[str, int], *, jit: bool = True) -> Callable:
+    """``run(*values) -> (outputs, findings)``: ``fn`` at sizes ``env`` with each pallas_call
+    executed by tileproof's executor (built and jit-compiled once, reused across calls)."""
     from ..verify.numeric import _execute
     from ._api import _build_concrete
 
     f = functools.partial(fn, **dict(static or {}))
     closed = jax.make_jaxpr(f)(*_concrete_args(args, env))
-    calls = _pallas_eqns(closed.jaxpr, [])
     runners = {}
-    for k, eqn in enumerate(calls):
+    for k, eqn in enumerate(_pallas_eqns(closed.jaxpr, [])):
         kernel = _build_concrete(eqn, f"call{k}")
         runners[id(eqn)] = (kernel, _execute.executor(kernel, {}, jit=jit))
-    findings: list = []
 
-    def ev(jaxpr, consts, vals):
+    def ev(jaxpr, consts, vals, findings):
         env_ = dict(zip(jaxpr.constvars, consts))
         env_.update(zip(jaxpr.invars, vals))
         for eqn in jaxpr.eqns:
@@ -127,16 +123,13 @@ def run_function(fn, static, args, env: Mapping[str, int], values: Sequence, *, 
             name = eqn.primitive.name
             if name == "pallas_call":
                 kernel, run = runners[id(eqn)]
-                gm = eqn.params["grid_mapping"]
-                ops = ins[_num_dynamic(gm):]
-                named = dict(zip([n for n in kernel.tensors if kernel.tensors[n].role == "input"],
-                                 ops))
-                outs, flags = run(named)
-                findings.extend(flags.findings())
+                ops = ins[_num_dynamic(eqn.params["grid_mapping"]):]
+                outs, flags = run(dict(zip(kernel.inputs, ops)))
+                findings.append(flags)
                 res = [outs[n] for n in kernel.outputs]
-            elif name in _CALLS and any(c for c in _pallas_eqns(_inner(eqn), [])):
+            elif name in _CALLS and _pallas_eqns(_inner(eqn), []):
                 inner = _inner_closed(eqn)
-                res = ev(inner.jaxpr, inner.consts, ins)
+                res = ev(inner.jaxpr, inner.consts, ins, findings)
             else:
                 res = eqn.primitive.bind(*ins, **eqn.params)
                 res = res if eqn.primitive.multiple_results else [res]
@@ -144,8 +137,23 @@ def run_function(fn, static, args, env: Mapping[str, int], values: Sequence, *, 
                 env_[v] = r
         return [x.val if hasattr(x, "val") else env_[x] for x in jaxpr.outvars]
 
-    outs = ev(closed.jaxpr, closed.consts, list(values))
-    return outs, findings
+    def run(*values, findings: bool = True):
+        flags: list = []
+        outs = ev(closed.jaxpr, closed.consts, list(values), flags)
+        if not findings:
+            return outs, flags
+        return outs, [m for fl in flags for m in fl.findings()]
+
+    return run
+
+
+def run_function(fn, static, args, env: Mapping[str, int], values: Sequence, *, jit: bool = True):
+    """``fn(*values)`` with each pallas_call executed by tileproof's executor.
+
+    Returns ``(outputs, findings)``: the function's results and the executor's
+    run-time findings (poisoned reads, out-of-bounds accesses, races) of every call.
+    """
+    return function_runner(fn, static, args, env, jit=jit)(*values)
 
 
 def _inner_closed(eqn):
