@@ -233,7 +233,7 @@ def _build(call: CallRead, fn_name: str, args, arg_exprs, assume, texts, where, 
         launch=None,
         ranks=None,
         index_bits=32,
-        location=call.loc if call.loc.line else (call.kernel_loc if call.kernel_loc.line else where),
+        location=call.kernel_loc if call.kernel_loc.line else (call.loc if call.loc.line else where),
         numeric=numeric,
         doc=f"pallas_call {call.name} of {fn_name} (kernel at {call.kernel_loc})",
     )

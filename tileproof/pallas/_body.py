@@ -94,13 +94,32 @@ def _traceback_at(loc: Location):
     return _SHIMS[key](xla_client.Traceback.get_traceback)
 
 
+def _reaches(tb, file: str) -> bool:
+    """Whether a traceback has a user frame in the kernel's file (a lazily traced backward
+    kernel's equations carry the custom_vjp call site only)."""
+    if tb is None:
+        return False
+    import os
+
+    return any(os.path.abspath(f.file_name) == file for f in _siu.user_frames(tb))
+
+
+def eqn_location(eqn, kernel_loc: Location) -> Location:
+    """The equation's line in the kernel, or the kernel function's when the trace lost it."""
+    tb = getattr(eqn.source_info, "traceback", None)
+    if kernel_loc.line and not _reaches(tb, kernel_loc.file):
+        return kernel_loc
+    loc = loc_of(eqn)
+    return loc if loc.line else kernel_loc
+
+
 @contextlib.contextmanager
 def _at(eqn):
     if _siu is None:
         yield
         return
     tb = eqn.source_info.traceback
-    if (tb is None or _siu.user_frame(tb) is None) and _FALLBACK and _FALLBACK[-1].line:
+    if _FALLBACK and _FALLBACK[-1].line and not _reaches(tb, _FALLBACK[-1].file):
         tb = _traceback_at(_FALLBACK[-1])
     with _siu.user_context(tb, name_stack=eqn.source_info.name_stack):
         yield
@@ -341,9 +360,7 @@ class _Replay:
         used.update(x for x in jaxpr.outvars if not hasattr(x, "val"))
         for eqn in jaxpr.eqns:
             vals = [x.val if hasattr(x, "val") else env[x] for x in eqn.invars]
-            loc = loc_of(eqn)
-            if not loc.line:
-                loc = self.call.kernel_loc
+            loc = eqn_location(eqn, self.call.kernel_loc)
             try:
                 outs = self.eqn(eqn, vals, loc, used)
             except _Unmodelled as u:
