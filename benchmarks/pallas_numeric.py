@@ -8,6 +8,7 @@ All jit-compiled and warmed up; median wall time of ``--reps`` interleaved runs,
 results of (a) are checked against (b) and the flags must be clean.
 
     python benchmarks/pallas_numeric.py [--reps 5] [--grids 64,128,256,512] [--device cpu|gpu]
+    python benchmarks/pallas_numeric.py --table   # the README's per-kernel table (static + numeric)
 """
 
 from __future__ import annotations
@@ -53,13 +54,43 @@ def _times(fns, args, reps):
     return [statistics.median(t) for t in ts]
 
 
+def table(budget: int = 2) -> None:
+    """Static verdicts, static time and numeric result of every kernel of examples/pallas/jax_gpu.py."""
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), "..", "examples", "pallas", "jax_gpu.py")
+    spec = importlib.util.spec_from_file_location("pallas_jax_gpu", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    print("| kernel | proved | violated | unknown | static s | numeric (sizes) | numeric s |")
+    print("| --- | ---: | ---: | ---: | ---: | --- | ---: |")
+    for k in mod.KERNELS:
+        t0 = time.perf_counter()
+        (st,) = tp.verify.verify(k).kernels
+        t_static = time.perf_counter() - t0
+        count = {s: sum(o.status == s for o in st.obligations) for s in ("proved", "violated", "unknown")}
+        (nm,) = tp.verify.verify(k, numeric=True, numeric_options={"budget": budget}).kernels
+        res = nm.numeric
+        versus = "interpret" if getattr(k.reference, "interpret_mode", False) else "reference"
+        sizes = "; ".join(",".join(f"{a}={b}" for a, b in env.items()) for env in res.sizes)
+        err = f", err {res.max_abs_err:.1e}" if res.max_abs_err is not None else ""
+        print(f"| {k.name} | {count['proved']} | {count['violated']} | {count['unknown']} | "
+              f"{t_static:.2f} | {res.status} vs {versus}{err} ({sizes}) | {res.seconds:.0f} |",
+              flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--grids", default="64,128,256,512")
     ap.add_argument("--device", default=None)
     ap.add_argument("--only", default="", help="substring of the kernel names to run")
+    ap.add_argument("--table", action="store_true", help="the per-kernel table of the README")
     args = ap.parse_args(argv)
+    if args.table:
+        table()
+        return 0
     if args.device:
         jax.config.update("jax_platforms", {"gpu": "cuda"}.get(args.device, args.device))
     dev = jax.devices()[0]

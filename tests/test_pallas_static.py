@@ -98,6 +98,7 @@ def test_four_byte_arrays_use_wide_offsets_but_the_kernels_i32_arithmetic_is_che
 @pytest.mark.parametrize("fn,args,assume,what", [
     (ps.strided, [tp.Arg((256,))], [], "strided"),
     (ps.atomic_sum, [tp.Arg(("128*K",))], ["K <= 64"], "atomic_rmw"),
+    (ps.hinted, [tp.Arg(("128*K",))], ["K <= 64"], "multiple_of"),
 ])
 def test_constructs_without_an_exact_model_are_unknown_never_proved(fn, args, assume, what):
     k, obs = _verify(fn, args, assume)
@@ -106,10 +107,22 @@ def test_constructs_without_an_exact_model_are_unknown_never_proved(fn, args, as
     assert any(what in u.what for u in lower(k).unsupported)
 
 
-def test_tpu_backend_is_not_claimed():
-    # the call is lowered for Triton; declaring TPU (Mosaic rules, not modelled) is unknown
-    _k, obs = _verify(ps.scale, N, ["N <= 2**20"], backend="tpu")
-    assert any(o.status == "unknown" and "mosaic" in o.message for o in obs)
+def test_a_backend_whose_rules_are_not_modelled_is_refused_not_proved():
+    # the call is lowered for Triton; declaring TPU is refused at the call's line
+    k = tp.pallas(ps.scale, args=N, assume=["N <= 2**20"], backend="tpu")
+    (rep,) = tp.verify.verify(k).kernels
+    assert rep.error and "triton" in rep.error and "pallas_small.py" in rep.error
+    assert not any(o.status == "proved" for o in rep.obligations)
+
+
+def test_tpu_kernels_are_refused_until_mosaic_rules_are_modelled():
+    from jax.experimental.pallas.ops.tpu import matmul as mm
+
+    k = tp.pallas(mm.matmul, args=[tp.Arg(("128*M", "128*K")), tp.Arg(("128*K", "128*N"))],
+                  static=dict(block_shape=(128, 128)), assume=["M <= 64", "N <= 64", "K <= 64"],
+                  backend="tpu")
+    (rep,) = tp.verify.verify(k).kernels
+    assert rep.error and "mosaic" in rep.error and "matmul.py" in rep.error
 
 
 def test_trace_errors_name_the_kernels_line():
@@ -121,3 +134,13 @@ def test_trace_errors_name_the_kernels_line():
     assert "softmax.py:" in str(e.value)
     with pytest.raises(tp.spec.SpecError, match=r"calls no pl\.pallas_call"):
         tp.pallas(lambda x: x + 1, args=N)
+
+
+def test_the_supported_jax_range_is_declared_and_checked():
+    from tileproof.pallas._read import jax_supported
+
+    assert jax_supported()  # the installed one
+    assert jax_supported("0.11.2") and not jax_supported("0.9.0") and not jax_supported("0.12.0")
+    with open(os.path.join(_HERE, "..", "pyproject.toml")) as f:
+        text = f.read()
+    assert 'pallas = ["jax>=0.10,<0.12"]' in text

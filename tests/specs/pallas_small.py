@@ -85,3 +85,18 @@ def atomic_sum(x):
         grid=(x.shape[0] // BLOCK,),
         compiler_params=plgpu.CompilerParams(num_warps=4),
     )(x)
+
+
+def _hinted_kernel(x_ref, o_ref):
+    start = pl.multiple_of(pl.program_id(0) * BLOCK, BLOCK)
+    o_ref[pl.ds(start, BLOCK)] = x_ref[pl.ds(start, BLOCK)] + 1
+
+
+def hinted(x):
+    """A pl.multiple_of hint: a claim the model does not prove yet (fail closed)."""
+    return pl.pallas_call(
+        _hinted_kernel,
+        out_shape=jax.ShapeDtypeStruct(x.shape, x.dtype),
+        grid=(x.shape[0] // BLOCK,),
+        compiler_params=plgpu.CompilerParams(num_warps=4),
+    )(x)

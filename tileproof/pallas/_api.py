@@ -185,16 +185,23 @@ def _build(call: CallRead, fn_name: str, args, arg_exprs, assume, texts, where, 
         tensors[b.name] = decl
     grid = tuple(GridAxis(f"pid{a}", e) for a, e in enumerate(call.grid))
     problems = list(call.problems)
-    if call.backend != backend:
-        problems.append((f"the call is lowered for {call.backend!r}, not the declared backend "
-                         f"{backend!r}", call.loc))
+    # A backend whose rules are not modelled gets no schedule at all: its semantics differ
+    # (TPU blocks are padded copies, outputs may be revisited along "arbitrary" axes), so
+    # replaying it with Triton's rules would report wrong violations.  Tracing the kernel
+    # raises a spec error at the call instead (the kernel is reported, never proved).
+    refusal = None
     if call.backend != "triton":
-        problems.append((f"the {call.backend} backend's rules are not modelled yet (GPU/Triton only)",
-                         call.loc))
+        refusal = (f"pallas_call {call.name} is lowered for {call.backend!r}, whose rules are not "
+                   "modelled yet (tileproof.pallas models the GPU/Triton lowering only)")
+    elif BACKENDS.get(backend, backend) != call.backend:
+        refusal = (f"pallas_call {call.name} is lowered for {call.backend!r}, not the declared "
+                   f"backend {backend!r}")
     if call.aliases:
         problems.append((f"input_output_aliases {call.aliases} are not modelled", call.loc))
 
     def body(*refs):
+        if refusal is not None:
+            raise SpecError(refusal, call.loc, "Verify it with backend='gpu' on a Triton call.")
         named = dict(zip(tensors, refs))
         for what, loc in problems:
             tpo.P.unsupported_p.bind(what=what, site=loc)

@@ -399,7 +399,10 @@ class _Replay:
             with _at(eqn):
                 return [jnp.broadcast_to(vals[0], tuple(p["shape"]))]
         if name == "multiple_of":
-            # a hint about the value; the value itself is unchanged (the claim is not proved)
+            # the value is unchanged, but the hint is a claim Triton relies on (divisibility
+            # attributes): not proved yet, so it is reported (fail closed)
+            _unsupported(f"pl.multiple_of(..., {p.get('values')}): a divisibility claim the "
+                         "model does not prove yet", loc)
             return [vals[0]]
         if name in _CALLS:
             inner = p.get("jaxpr") or p.get("call_jaxpr") or p.get("fun_jaxpr")

@@ -44,6 +44,20 @@ except ImportError as e:  # pragma: no cover - a JAX without Pallas
     raise ImportError(f"tileproof.pallas needs jax with Pallas (jax._src.pallas): {e}") from None
 
 
+# the JAX releases whose Pallas internals this module is written against (pyproject.toml, the
+# `pallas` extra): [0.10, 0.12).  Outside it every call is read with an unsupported item.
+SUPPORTED_JAX = ((0, 10), (0, 12))
+
+
+def jax_supported(version: str | None = None) -> bool:
+    parts = []
+    for p in (version or jax.__version__).split(".")[:2]:
+        digits = "".join(ch for ch in p if ch.isdigit())
+        parts.append(int(digits or 0))
+    lo, hi = SUPPORTED_JAX
+    return lo <= tuple(parts) < hi
+
+
 def user_location(traceback) -> Location:
     """The innermost user frame of a JAX traceback (kernel files under jax/ count as user code)."""
     if _siu is None or traceback is None:
@@ -256,6 +270,9 @@ def _read_one(eqn, outer_vals: list) -> CallRead:
         semantics=sem,
         problems=problems,
     )
+    if not jax_supported():
+        problems.append((f"jax {jax.__version__} is outside the range tileproof.pallas reads "
+                         f"({SUPPORTED_JAX[0]}..{SUPPORTED_JAX[1]}, exclusive)", loc))
     if getattr(p.get("mesh"), "shape", None):
         problems.append(("pallas_call over a device mesh (core_map) is not modelled", loc))
     return call
