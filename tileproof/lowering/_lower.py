@@ -448,6 +448,12 @@ def _kernel_op(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _
     k = ctx.kernel
     p = eqn.params
     if name == "tp_size":
+        if p.get("expr") is not None:  # a front end's exact size expression (no int32 arithmetic)
+            unknown = set(p["expr"].free_symbols()) - set(k.sizes)
+            if unknown:
+                raise SpecError(f"a size expression {p['expr']} names unknown sizes "
+                                f"{', '.join(sorted(unknown))}", loc)
+            return [int_sv(p["expr"])]
         if p["name"] not in k.sizes:
             raise SpecError(
                 f"size({p['name']!r}) names no size of kernel {k.name!r} "

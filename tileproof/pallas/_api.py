@@ -207,12 +207,8 @@ def _build(call: CallRead, fn_name: str, args, arg_exprs, assume, texts, where, 
             tpo.P.unsupported_p.bind(what=what, site=loc)
         pids = [tpo.program_id(a) for a in range(len(grid))]
         nums = [tpo.num_programs(a) for a in range(len(grid))]
-        env = {}
-
-        def sizes(d):
-            for n in d._get_vars() if hasattr(d, "_get_vars") else ():
-                env.setdefault(n, tpo.size(n))
-            return d._evaluate(env)
+        def sizes(d):  # a symbolic block size: an exact size expression
+            return tpo.P.size_p.bind(name="", expr=shapes.from_jax(d))
 
         replay(call, named, pids, nums, sizes)
 

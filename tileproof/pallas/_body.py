@@ -125,7 +125,75 @@ def _at(eqn):
         yield
 
 
+@dataclass(frozen=True)
+class _Sym:
+    """A scalar computed from sizes only (``x_ref.shape[0]``, ``pl.cdiv(n, 16)``).
+
+    Triton sees these as compile-time constants (Python ints at lowering time), so they
+    are kept as exact size expressions instead of being replayed as int32 arithmetic
+    (which would report host arithmetic as a device overflow); they become one
+    ``tp_size`` value when a traced value is needed."""
+
+    expr: object  # shapes.Expr
+
+
+def _materialize(x):
+    if isinstance(x, _Sym):
+        if x.expr.is_const:
+            return jnp.int32(x.expr.const_value)
+        return P.size_p.bind(name="", expr=x.expr)
+    return x
+
+
+_SYM_OPS = ("add", "sub", "mul", "neg", "max", "min", "convert_element_type", "copy", "copy_p")
+
+
+def _sym_int(x):
+    """A size expression for a _Sym or an integer literal, else None."""
+    from .. import shapes
+
+    if isinstance(x, _Sym):
+        return x.expr
+    if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
+        return shapes.as_expr(int(x))
+    if isinstance(x, np.ndarray) and x.shape == () and np.issubdtype(x.dtype, np.integer):
+        return shapes.as_expr(int(x))
+    return None
+
+
+def _sym_eval(name: str, params, vals):
+    """Exact size arithmetic for an equation whose operands are all sizes or literals."""
+    from .. import shapes
+
+    xs = [_sym_int(v) for v in vals]
+    if any(x is None for x in xs):
+        return None
+    if name == "add":
+        return xs[0] + xs[1]
+    if name == "sub":
+        return xs[0] - xs[1]
+    if name == "mul":
+        return xs[0] * xs[1]
+    if name == "neg":
+        return -xs[0]
+    if name == "max":
+        return shapes.maximum(xs[0], xs[1])
+    if name == "min":
+        return shapes.minimum(xs[0], xs[1])
+    if name in ("convert_element_type", "copy", "copy_p"):
+        if name == "convert_element_type" and not np.issubdtype(np.dtype(params["new_dtype"]),
+                                                                np.integer):
+            return None
+        return xs[0]
+    if name == "floor_divide":
+        return shapes.floordiv(xs[0], xs[1])
+    if name == "remainder":
+        return shapes.mod(xs[0], xs[1])
+    return None
+
+
 def _i32(x):
+    x = _materialize(x)
     if isinstance(x, (int, np.integer)):
         return jnp.int32(int(x))
     x = jnp.asarray(x)
@@ -231,6 +299,7 @@ def _load(view: _View, mask, other, loc: Location):
     dims, ops = _dims_operands(view, loc)
     tile = view.shape
     if mask is not None:
+        mask = _materialize(mask)
         ops.append(jnp.broadcast_to(jnp.asarray(mask, bool), tile))
     out = P.load_p.bind(*ops, tensor=view.tensor.name, dims=dims, tile_shape=tile,
                         dtype=_jdtype(view.block.dtype), has_mask=mask is not None, site=loc)
@@ -242,7 +311,8 @@ def _load(view: _View, mask, other, loc: Location):
 def _store(view: _View, value, mask, loc: Location) -> None:
     dims, ops = _dims_operands(view, loc)
     tile = view.shape
-    value = jnp.broadcast_to(jnp.asarray(value), tile).astype(_jdtype(view.block.dtype))
+    value = jnp.broadcast_to(jnp.asarray(_materialize(value)), tile).astype(
+        _jdtype(view.block.dtype))
     if mask is not None:
         ops.append(jnp.broadcast_to(jnp.asarray(mask, bool), tile))
     P.store_p.bind(value, *ops, tensor=view.tensor.name, dims=dims, has_mask=mask is not None,
@@ -381,6 +451,13 @@ class _Replay:
             return [self.num(p["axis"], loc)]
         if name == "dim_as_value":
             return [self.dim(p["dim"])]
+        if any(isinstance(v, _Sym) for v in vals):
+            key = p.get("name", "") if name in _CALLS else name
+            if key in _SYM_OPS or key in ("floor_divide", "remainder"):
+                e = _sym_eval(key, p, vals)
+                if e is not None:
+                    return [_Sym(e)]
+            vals = [_materialize(v) for v in vals]
         if name in ("get", "swap", "addupdate"):
             return self.state_op(eqn, name, vals, loc, used)
         if name in ("masked_load", "load"):
@@ -431,9 +508,11 @@ class _Replay:
         return self.nums[self.local[axis]]
 
     def dim(self, d):
+        from .. import shapes
+
         if isinstance(d, (int, np.integer)):
-            return jnp.int32(int(d))
-        return _i32(self.sizes(d))
+            return _Sym(shapes.as_expr(int(d)))
+        return _Sym(shapes.from_jax(d))
 
     def view(self, ref, transforms, loc: Location) -> _View:
         if not isinstance(ref, _View):
@@ -459,6 +538,7 @@ class _Replay:
     # ------------------------------------------------------------------ control flow
     def cond(self, eqn, vals, loc):
         branches = eqn.params["branches"]
+        vals = [_materialize(v) for v in vals]
         idx, ops = vals[0], vals[1:]
         keep = [k for k, v in enumerate(ops) if not isinstance(v, _View)]
 
@@ -467,7 +547,7 @@ class _Replay:
                 full = list(ops)
                 for k, x in zip(keep, xs):
                     full[k] = x
-                return tuple(self.run(br.jaxpr, br.consts, full))
+                return tuple(_materialize(o) for o in self.run(br.jaxpr, br.consts, full))
 
             return f
 
@@ -478,16 +558,18 @@ class _Replay:
     def while_(self, eqn, vals, loc):
         p = eqn.params
         cn, bn = p["cond_nconsts"], p["body_nconsts"]
+        vals = [_materialize(v) for v in vals]
         cc, bc, init = vals[:cn], vals[cn : cn + bn], vals[cn + bn :]
         if any(isinstance(v, _View) for v in init):
             raise _Unmodelled("a ref carried through a loop", loc)
         cj, bj = p["cond_jaxpr"], p["body_jaxpr"]
 
         def cf(carry):
-            return self.run(cj.jaxpr, cj.consts, list(cc) + list(carry))[0]
+            return _materialize(self.run(cj.jaxpr, cj.consts, list(cc) + list(carry))[0])
 
         def bf(carry):
-            return tuple(self.run(bj.jaxpr, bj.consts, list(bc) + list(carry)))
+            return tuple(_materialize(o) for o in self.run(bj.jaxpr, bj.consts,
+                                                           list(bc) + list(carry)))
 
         with _at(eqn):
             out = lax.while_loop(cf, bf, tuple(init))
@@ -496,13 +578,15 @@ class _Replay:
     def scan(self, eqn, vals, loc):
         p = eqn.params
         nc, ncar = p["num_consts"], p["num_carry"]
+        vals = [_materialize(v) for v in vals]
         consts, init, xs = vals[:nc], vals[nc : nc + ncar], vals[nc + ncar :]
         if any(isinstance(v, _View) for v in list(init) + list(xs)):
             raise _Unmodelled("a ref carried or scanned through a loop", loc)
         j = p["jaxpr"]
 
         def step(carry, x):
-            out = self.run(j.jaxpr, j.consts, list(consts) + list(carry) + list(x))
+            out = [_materialize(o) for o in self.run(j.jaxpr, j.consts,
+                                                     list(consts) + list(carry) + list(x))]
             return tuple(out[:ncar]), tuple(out[ncar:])
 
         with _at(eqn):

@@ -59,7 +59,15 @@ def _effectful(name: str, out=None) -> Primitive:
     return p
 
 
-size_p = _scalar_int("tp_size")  # params: name
+size_p = _scalar_int("tp_size")  # params: name (a size); or expr (a front end's size expression)
+
+
+def size_value(params, sizes) -> int:
+    """The value of a ``tp_size`` operation at concrete sizes: the named size, or the value of
+    its ``expr`` (exact host arithmetic on sizes, as a front end reads it from JAX's shapes)."""
+    expr = params.get("expr")
+    return expr.evaluate(sizes) if expr is not None else sizes[params["name"]]
+
 program_id_p = _scalar_int("tp_program_id")  # params: axis
 num_programs_p = _scalar_int("tp_num_programs")  # params: axis
 lane_id_p = _scalar_int("tp_lane_id")

@@ -31,6 +31,7 @@ import numpy as np
 from jax import lax
 
 from ...lowering._jaxcompat import scan_operands
+from ...spec._primitives import size_value
 from ._flags import ITER, Info, Record, first_true, make_record, set_ids, unravel
 from ._jaxpr import (
     NumericUnsupported,
@@ -307,7 +308,7 @@ def _kernel_op(e, name: str, vals, ctx: Ctx) -> list:
     p = e.params
     plan = ctx.plan
     if name == "tp_size":
-        return [jnp.int32(plan.sizes[p["name"]])]
+        return [jnp.int32(size_value(p, plan.sizes))]
     if name == "tp_program_id":
         return [ctx.pids[p["axis"]]]
     if name == "tp_num_programs":

@@ -33,6 +33,7 @@ from ...lowering import Lanes as MLanes
 from ...lowering import Loop as MLoop
 from ...lowering import lower, trace
 from ...spec._errors import UNKNOWN, Location
+from ...spec._primitives import size_value
 from ._jaxpr import (
     NumericUnsupported,
     bind_eqn,
@@ -257,7 +258,7 @@ class Plan:
                 vals = [v.val if hasattr(v, "val") else env[v] for v in e.invars]
                 name = e.primitive.name
                 if name == "tp_size":
-                    out = jnp.int32(plan.sizes[e.params["name"]])
+                    out = jnp.int32(size_value(e.params, plan.sizes))
                 elif name == "tp_program_id":
                     out = pids[e.params["axis"]]
                 elif name == "tp_num_programs":
