@@ -74,3 +74,15 @@ def test_function_runner_is_jittable_and_equals_pallas_interpret_mode():
     got = jax.jit(lambda v: run(v, findings=False)[0])(x)[0]
     want = softmax.softmax(x, interpret=True)
     assert np.allclose(got, want, atol=1e-6)
+
+
+def test_masked_lanes_without_other_are_undefined_and_poisoned():
+    args = [tp.Arg(("B", 100))]
+    ref = lambda x: jnp.sum(x, axis=1)  # noqa: E731
+    ok = tp.pallas(ps.row_sum, args=args, assume=["B <= 64"], reference=ref)
+    bad = tp.pallas(functools.partial(ps.row_sum, other=None), args=args, assume=["B <= 64"],
+                    reference=ref)
+    opts = {"budget": 1, "gradients": False}
+    assert tp.verify.verify(ok, numeric=True, numeric_options=opts).kernels[0].numeric.status == "matched"
+    res = tp.verify.verify(bad, numeric=True, numeric_options=opts).kernels[0].numeric
+    assert res.status == "mismatch"  # Triton leaves those lanes undefined; the sum reads them

@@ -100,3 +100,22 @@ def hinted(x):
         grid=(x.shape[0] // BLOCK,),
         compiler_params=plgpu.CompilerParams(num_warps=4),
     )(x)
+
+
+def _row_sum_kernel(x_ref, o_ref, *, other):
+    """o[row] = sum(x[row, :n]) over a power-of-two block of 128 lanes, the tail masked."""
+    n = x_ref.shape[0]
+    mask = jnp.arange(BLOCK) < n
+    row = plgpu.load(x_ref.at[pl.ds(0, BLOCK)], mask=mask, other=other)
+    o_ref[...] = jnp.sum(row)
+
+
+def row_sum(x, *, other=0.0):
+    """A row sum whose masked-off lanes hold ``other``; without one they are undefined."""
+    f = pl.pallas_call(
+        functools.partial(_row_sum_kernel, other=other),
+        out_shape=jax.ShapeDtypeStruct((), x.dtype),
+        grid=(),
+        compiler_params=plgpu.CompilerParams(num_warps=4),
+    )
+    return jax.vmap(f)(x)

@@ -303,9 +303,20 @@ def _load(view: _View, mask, other, loc: Location):
         ops.append(jnp.broadcast_to(jnp.asarray(mask, bool), tile))
     out = P.load_p.bind(*ops, tensor=view.tensor.name, dims=dims, tile_shape=tile,
                         dtype=_jdtype(view.block.dtype), has_mask=mask is not None, site=loc)
-    if mask is not None and other is not None:
-        out = jnp.where(mask, out, jnp.asarray(other, out.dtype))
+    if mask is not None:
+        # Triton: masked-off lanes hold `other`, or undefined values without one: poisoned
+        # (NaN / the integer minimum) so that a kernel relying on them shows numerically
+        fill = other if other is not None else _undefined(out.dtype)
+        out = jnp.where(mask, out, jnp.asarray(_materialize(fill), out.dtype))
     return out
+
+
+def _undefined(dtype):
+    if jnp.issubdtype(dtype, jnp.floating):
+        return jnp.nan
+    if jnp.issubdtype(dtype, jnp.integer):
+        return jnp.iinfo(dtype).min
+    return False
 
 
 def _store(view: _View, value, mask, loc: Location) -> None:
