@@ -144,3 +144,14 @@ def test_the_supported_jax_range_is_declared_and_checked():
     with open(os.path.join(_HERE, "..", "pyproject.toml")) as f:
         text = f.read()
     assert 'pallas = ["jax>=0.10,<0.12"]' in text
+
+
+def test_size_arithmetic_is_exact_host_math_but_device_index_math_is_i32():
+    # `n * 8` overflows int32 from N = 2**28, but it is a Python int at lowering time: no finding
+    _k, obs = _verify(ps.looped, N, ["N <= 2**31 - 128"])
+    _all_proved(obs)
+    # the device's `i * BLOCK + arange` does wrap once the array passes 2**31 - 127 elements
+    _k, obs = _verify(ps.looped, N, ["N <= 2**31 + 128"])
+    bad = _by(obs, "overflow", "violated")
+    assert bad and all(o.location.file == SRC for o in bad)
+    assert all(o.counterexample["N"] > 2**31 - 128 for o in bad)

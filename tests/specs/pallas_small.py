@@ -119,3 +119,24 @@ def row_sum(x, *, other=0.0):
         compiler_params=plgpu.CompilerParams(num_warps=4),
     )
     return jax.vmap(f)(x)
+
+
+def _looped_kernel(x_ref, o_ref):
+    """One program walks the whole array in BLOCK tiles; the trip count is host arithmetic."""
+    n = x_ref.shape[0]
+
+    @pl.loop(0, pl.cdiv(n * 8, 8 * BLOCK))  # n * 8 is exact on the host (a Python int)
+    def _(i):
+        idx = i * BLOCK + jnp.arange(BLOCK)  # device i32 arithmetic
+        mask = idx < n
+        x = plgpu.load(x_ref.at[idx], mask=mask, other=0.0)
+        plgpu.store(o_ref.at[idx], x + 1, mask=mask)
+
+
+def looped(x):
+    return pl.pallas_call(
+        _looped_kernel,
+        out_shape=jax.ShapeDtypeStruct(x.shape, x.dtype),
+        grid=(1,),
+        compiler_params=plgpu.CompilerParams(num_warps=4),
+    )(x)

@@ -181,9 +181,10 @@ def _sym_eval(name: str, params, vals):
     if name == "min":
         return shapes.minimum(xs[0], xs[1])
     if name in ("convert_element_type", "copy", "copy_p"):
-        if name == "convert_element_type" and not np.issubdtype(np.dtype(params["new_dtype"]),
-                                                                np.integer):
-            return None
+        if name == "convert_element_type":
+            dt = np.dtype(params["new_dtype"])
+            if not np.issubdtype(dt, np.integer) or dt.itemsize < 4:  # a narrowing cast wraps
+                return None
         return xs[0]
     if name == "floor_divide":
         return shapes.floordiv(xs[0], xs[1])
