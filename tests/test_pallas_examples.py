@@ -53,3 +53,15 @@ def test_paged_attention_reads_pages_through_the_table_with_its_declared_range()
     data = {d.tensor for d in m.data.values()}
     assert "block_tables_ref" in data and "lengths_ref" in data
     assert "k_pages_ref[pid1, ds(block_tables_ref_" in m.listing()
+
+
+def test_paged_attention_needs_every_table_entry_to_be_a_page_even_past_the_length():
+    # the last compute block gathers all 8 of its table entries, also those past the
+    # sequence's length: a table padded with -1 (as serving stacks do) reads page -1
+    padded = tp.pallas(EX.paged_attention.paged_attention,
+                       args=EX._paged_args(f"-1 <= v < {EX._PAGES}"),
+                       assume=["B <= 256", "G <= 16"], name="padded")
+    (rep,) = tp.verify.verify(padded).kernels
+    viol = [o for o in rep.obligations if o.kind == "bounds" and o.status == "violated"]
+    assert viol and all("paged_attention.py" in o.location.file for o in viol)
+    assert all(-1 in o.counterexample.values() for o in viol)

@@ -129,8 +129,10 @@ gqa_gpu = tp.pallas(
 
 # --------------------------------------------------------------------------- paged attention
 # the K/V page pools are whole blocks of the call (BlockSpec((None, total_pages, ...))): the
-# pool is concrete (64 pages of 16 rows); 16 table entries per sequence (k_splits=16 divides it)
-_PAGES, _PAGE, _PER_SEQ = 64, 16, 16
+# pool is concrete (256 pages of 16 rows); 128 table entries per sequence, so with k_splits=16
+# each program walks 8 pages and gathers them 8 at a time (pages_per_compute_block=8, the
+# default): `k_pages_ref[block_tables]` reads 8 table entries, one data symbol each
+_PAGES, _PAGE, _PER_SEQ = 256, 16, 128
 
 
 def _paged_reference(q, k_pages, v_pages, block_tables, lengths):
@@ -143,11 +145,15 @@ def _paged_reference(q, k_pages, v_pages, block_tables, lengths):
     return paged_attention.paged_attention_reference(q, dense(k_pages), dense(v_pages), lengths)
 
 
+def _paged_args(table_values: str):
+    return [A(("B", "4*G", 64)), A((4, _PAGES, _PAGE, 64)), A((4, _PAGES, _PAGE, 64)),
+            A(("B", _PER_SEQ), "int32", values=table_values),
+            A(("B",), "int32", values=f"0 <= v <= {_PER_SEQ * _PAGE}")]
+
+
 paged_attention_gpu = tp.pallas(
     paged_attention.paged_attention,
-    args=[A(("B", "4*G", 64)), A((4, _PAGES, _PAGE, 64)), A((4, _PAGES, _PAGE, 64)),
-          A(("B", _PER_SEQ), "int32", values=f"0 <= v < {_PAGES}"),
-          A(("B",), "int32", values=f"0 <= v <= {_PER_SEQ * _PAGE}")],
+    args=_paged_args(f"0 <= v < {_PAGES}"),
     assume=["B <= 256", "G <= 16"],
     reference=_paged_reference,
     name="gpu.paged_attention",

@@ -61,6 +61,25 @@ class _View:
         return tuple(d[2] for d in self.dims if d[0] == "range")
 
 
+@dataclass(frozen=True)
+class _Gather:
+    """A gather through a table read in the kernel (``k_pages_ref[block_tables]``): one
+    tile per table element, each at the element's value (a data symbol of its own)."""
+
+    views: tuple  # of _View, each with the gathered dimension as a range of 1
+    pos: int  # the gathered axis in the loaded tile
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        s = list(self.views[0].shape)
+        s[self.pos] = len(self.views)
+        return tuple(s)
+
+    @property
+    def block(self):
+        return self.views[0].block
+
+
 class _Unmodelled(Exception):
     def __init__(self, what: str, loc: Location):
         super().__init__(what)
@@ -296,7 +315,16 @@ def _jdtype(name: str):
     return jnp.bfloat16 if name == "bfloat16" else jnp.dtype(name)
 
 
-def _load(view: _View, mask, other, loc: Location):
+def _load(view, mask, other, loc: Location):
+    if isinstance(view, _Gather):
+        if mask is not None:
+            raise _Unmodelled("a masked gather through a table: an access the model does not "
+                              "hold", loc)
+        return jnp.concatenate([_load(v, None, None, loc) for v in view.views], axis=view.pos)
+    return _load_view(view, mask, other, loc)
+
+
+def _load_view(view: _View, mask, other, loc: Location):
     dims, ops = _dims_operands(view, loc)
     tile = view.shape
     if mask is not None:
@@ -320,7 +348,9 @@ def _undefined(dtype):
     return False
 
 
-def _store(view: _View, value, mask, loc: Location) -> None:
+def _store(view, value, mask, loc: Location) -> None:
+    if isinstance(view, _Gather):
+        raise _Unmodelled("a scatter through a table: an access the model does not hold", loc)
     dims, ops = _dims_operands(view, loc)
     tile = view.shape
     value = jnp.broadcast_to(jnp.asarray(_materialize(value)), tile).astype(
@@ -339,6 +369,7 @@ class _Replay:
         self.pids, self.nums, self.sizes = pids, nums, sizes
         # id(value) -> (value, base, stride): integer vectors known to be base + stride * arange(n)
         self._aff: dict = {}
+        self._tables: dict = {}  # id(value) -> (value, view): integer tiles read from memory
 
     @property
     def affine(self) -> dict:
@@ -475,7 +506,10 @@ class _Replay:
         if name in ("masked_load", "load"):
             ref, transforms, mask, other = p["args_tree"].unflatten(vals)
             view = self.view(ref, transforms, loc)
-            return [_load(view, mask, other, loc)]
+            out = _load(view, mask, other, loc)
+            if mask is None:
+                self._note_table(view, out)
+            return [out]
         if name in ("masked_swap", "swap_masked"):
             ref, transforms, val, mask = p["args_tree"].unflatten(vals)
             view = self.view(ref, transforms, loc)
@@ -526,17 +560,66 @@ class _Replay:
             return _Sym(shapes.as_expr(int(d)))
         return _Sym(shapes.from_jax(d))
 
-    def view(self, ref, transforms, loc: Location) -> _View:
+    def view(self, ref, transforms, loc: Location):
         if not isinstance(ref, _View):
             raise _Unmodelled("a memory access to a ref that is not a kernel operand", loc)
+        transforms = list(transforms or ())
+        if len(transforms) == 1 and type(transforms[0]).__name__ == "NDIndexer":
+            g = self._table_gather(ref, transforms[0], loc)
+            if g is not None:
+                return g
         return _apply_transforms(ref, transforms, loc, self.affine)
+
+    def _note_table(self, view, out) -> None:
+        """An unmasked 1-D tile read from an integer operand: a table a later gather may use."""
+        if (isinstance(view, _View) and hasattr(out, "dtype") and len(out.shape) == 1
+                and jnp.issubdtype(out.dtype, jnp.integer)
+                and sum(d[0] == "range" for d in view.dims) == 1):
+            self._tables[id(out)] = (out, view)
+
+    def _table_gather(self, ref: _View, indexer, loc: Location):
+        """``ref[table]`` with ``table`` a tile of n > 1 entries read from an index operand:
+        each entry is read again on its own (one data symbol each, with the operand's
+        declared range) and addresses one slice of ``ref``; exact, since a gather of n
+        entries is n reads."""
+        visible = [k for k, d in enumerate(ref.dims) if d[0] == "range"]
+        idx = list(indexer.indices)
+        if len(idx) != len(visible) or not idx:
+            return None
+        first = idx[0]
+        if type(first).__name__ == "Slice" or getattr(first, "shape", ()) in ((), (1,)):
+            return None
+        hit = self._tables.get(id(first))
+        if hit is None or hit[0] is not first or id(first) in self._aff:
+            return None
+        if any(type(ix).__name__ != "Slice" and getattr(ix, "shape", ()) != () for ix in idx[1:]):
+            return None
+        _tile, table = hit
+        k_tab = next(k for k, d in enumerate(table.dims) if d[0] == "range")
+        t0 = table.dims[k_tab][1]
+        views = []
+        for j in range(int(first.shape[0])):
+            tdims = list(table.dims)
+            tdims[k_tab] = ("point", _i32(t0) + j)
+            entry = jnp.reshape(_load(_View(table.tensor, table.block, tuple(tdims)), None, None,
+                                      loc), ())
+            rest = _index_view(ref, type(indexer)(indices=(entry, *idx[1:]),
+                                                  shape=indexer.shape,
+                                                  int_indexer_shape=()), loc, self.affine)
+            k0 = visible[0]
+            dims = list(rest.dims)
+            dims[k0] = ("range", dims[k0][1], 1)  # the entry's slice, kept as an axis of 1
+            views.append(_View(rest.tensor, rest.block, tuple(dims)))
+        return _Gather(tuple(views), 0)
 
     def state_op(self, eqn, name, vals, loc, used) -> list:
         tree = eqn.params["tree"]
         if name == "get":
             ref, flat = vals[0], vals[1:]
             view = self.view(ref, tree.unflatten(flat), loc)
-            return [_load(view, None, None, loc)]
+            out = _load(view, None, None, loc)
+            self._note_table(view, out)
+            return [out]
         ref, val, flat = vals[0], vals[1], vals[2:]
         view = self.view(ref, tree.unflatten(flat), loc)
         if name == "addupdate":
