@@ -65,3 +65,18 @@ def test_paged_attention_needs_every_table_entry_to_be_a_page_even_past_the_leng
     viol = [o for o in rep.obligations if o.kind == "bounds" and o.status == "violated"]
     assert viol and all("paged_attention.py" in o.location.file for o in viol)
     assert all(-1 in o.counterexample.values() for o in viol)
+
+
+@pytest.mark.parametrize("kernel", [k for k in EX.KERNELS if ".grad/" in k.name],
+                         ids=[k.name for k in EX.KERNELS if ".grad/" in k.name])
+def test_lazily_traced_backward_kernels_keep_kernel_lines(kernel):
+    # JAX traces custom_vjp backward kernels lazily (their equations only know the call
+    # site); every node still names a line of the kernel's file, so no integer arithmetic
+    # goes unchecked for want of a site (the overflow check needs one)
+    from tileproof.lowering import Arith
+
+    m = lower(kernel)
+    nodes = list(m.walk())
+    assert nodes and any(isinstance(n, Arith) for n in nodes)
+    for n in nodes:
+        assert n.loc.line > 0 and n.loc.file == kernel.location.file, (n, n.loc)

@@ -45,7 +45,7 @@ from ._access import (
     _View,
 )
 from ._read import BlockRead, CallRead
-from ._where import _FALLBACK, _at, eqn_location
+from ._where import _FALLBACK, _at, at_location, eqn_location
 
 __all__ = ["replay"]
 
@@ -171,7 +171,8 @@ class _Replay:
             vals = [x.val if hasattr(x, "val") else env[x] for x in eqn.invars]
             loc = eqn_location(eqn, self.call.kernel_loc)
             try:
-                outs = self.eqn(eqn, vals, loc, used)
+                with _at(eqn):  # view arithmetic (block start + indexer start) sits here too
+                    outs = self.eqn(eqn, vals, loc, used)
             except _Unmodelled as u:
                 _unsupported(u.what, u.loc)
                 outs = [_poison(v.aval) for v in eqn.outvars]
@@ -423,7 +424,6 @@ def _replay(call: CallRead, refs: dict, pids: list, nums: list, sizes) -> None:
         if b.role == "prefetch":
             views.append(whole[b.name])
             continue
-        loc = call.loc
         ij = b.index_map
         try:
             idx = r.run(ij.jaxpr, ij.consts, list(pids) + prefetch)
@@ -431,21 +431,26 @@ def _replay(call: CallRead, refs: dict, pids: list, nums: list, sizes) -> None:
             _unsupported(u.what, u.loc)
             idx = [jnp.int32(0)] * len(b.block)
         dims = []
-        for (kind, n), i in zip(b.block, idx):
-            i = _i32(i)
-            static = isinstance(n, (int, np.integer))
-            if kind == "squeezed":
-                dims.append(("point", i))
-            elif kind == "element":
-                dims.append(("range", i, n if static else None))
-            else:  # Triton: start = block index * block size, in i32 (_eval_index_map)
-                dims.append(("range", i * (n if static else _i32(sizes(n))), n if static else None))
-        del loc
+        with at_location(call.loc):  # Triton's block start arithmetic, at the pallas_call
+            _block_dims(b, idx, dims, sizes)
         views.append(_View(refs[b.name], b, tuple(dims)))
     for s in call.scratch:
         _unsupported(f"scratch memory {s} is not modelled", call.loc)
         views.append(None)
     r.run(call.body, [], views)
+
+
+def _block_dims(b: BlockRead, idx, dims: list, sizes) -> None:
+    """Per array dimension of ``b``: a point (squeezed) or a range at the block's start."""
+    for (kind, n), i in zip(b.block, idx):
+        i = _i32(i)
+        static = isinstance(n, (int, np.integer))
+        if kind == "squeezed":
+            dims.append(("point", i))
+        elif kind == "element":
+            dims.append(("range", i, n if static else None))
+        else:  # Triton: start = block index * block size, in i32 (_eval_index_map)
+            dims.append(("range", i * (n if static else _i32(sizes(n))), n if static else None))
 
 
 def _const(d, b: BlockRead) -> int | None:

@@ -71,6 +71,13 @@ def user_location(traceback) -> Location:
     return Location(os.path.abspath(fr.file_name), fr.start_line)
 
 
+def _reaches(eqn, file: str) -> bool:
+    tb = getattr(eqn.source_info, "traceback", None)
+    if _siu is None or tb is None:
+        return False
+    return any(os.path.abspath(f.file_name) == file for f in _siu.user_frames(tb))
+
+
 def loc_of(eqn) -> Location:
     return user_location(getattr(eqn.source_info, "traceback", None))
 
@@ -202,7 +209,9 @@ def _read_one(eqn, outer_vals: list) -> CallRead:
         f, _, line = src.rsplit(" at ", 1)[1].rpartition(":")
         if line.isdigit():
             kloc = Location(os.path.abspath(f), int(line))
-    if not loc.line:  # a lazily traced custom_vjp backward: only the kernel's own line is known
+    if kloc.line and (not loc.line or not _reaches(eqn, kloc.file)):
+        # a lazily traced custom_vjp backward: its trace lost the kernel's file (it knows the
+        # custom_vjp call site only); the kernel's own line is the best site for it
         loc = kloc
     problems: list[tuple[str, Location]] = []
     # operands: *dynamic grid sizes, *scalar prefetch, *inputs

@@ -63,3 +63,13 @@ def _at(eqn):
         tb = _traceback_at(_FALLBACK[-1])
     with _siu.user_context(tb, name_stack=eqn.source_info.name_stack):
         yield
+
+
+@contextlib.contextmanager
+def at_location(loc: Location):
+    """Bind what follows at ``loc`` (arithmetic of no equation: a block's start)."""
+    if _siu is None or not loc.line:
+        yield
+        return
+    with _siu.user_context(_traceback_at(loc)):
+        yield
