@@ -61,6 +61,7 @@ from ._values import (
     literal,
     opaque,
     ring_origin,
+    wrap,
 )
 
 __all__ = ["lower", "trace"]
@@ -337,6 +338,33 @@ def _divide(divisor: SV, loc: Location, block: _Block, shape) -> None:
         block.add(Divide(divisor.expr, loc, tuple(shape)))
 
 
+def _iota(p, shape) -> SV:
+    """``iota``: the coordinate, wrapped into the dtype's range.
+
+    XLA's iota counts in its own dtype, so ``lax.iota(uint8, 300)`` is ``0..255, 0..43``:
+    a coordinate that may exceed the dtype's largest value is reduced exactly as the
+    hardware does (see :func:`._values.wrap`), never assumed to fit.
+    """
+    dim = p["dimension"]
+    bits, signed = dtype_bits(p["dtype"])
+    c = shapes.sym(coord(dim))
+    top = 2 ** (bits - 1) - 1 if signed else 2**bits - 1
+    extent = shape[dim] if dim < len(shape) else 1
+    return int_sv(c if extent - 1 <= top else wrap(c, bits, signed), shape, bits, signed)
+
+
+def _zero_divisor(name: str, ins: list[SV], loc: Location, block: _Block, shape) -> SV | None:
+    """A division whose divisor is the literal 0: its result (XLA gives -1 or the dividend,
+    per dtype) is not modelled, so it is an explicit :class:`Unsupported` and the result is
+    opaque — every obligation depending on it is ``unknown``, and lowering does not crash on
+    a shape expression ``x // 0``."""
+    if len(ins) == 2 and ins[1].is_int and ins[1].expr.is_const and ins[1].expr.const_value == 0:
+        block.add(Unsupported(f"an integer {name} by the constant 0 (the result is not "
+                              "modelled; the divisor must not be zero)", loc))
+        return opaque(shape, f"an integer {name} by the constant 0")
+    return None
+
+
 def _out_shape(eqn, k=0):
     return tuple(getattr(eqn.outvars[k].aval, "shape", ()))
 
@@ -349,6 +377,9 @@ def _eqn(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Block,
         inner = p.get("jaxpr") or p.get("call_jaxpr") or p.get("fun_jaxpr")
         jname = p.get("name", "")
         if jname in ("floor_divide", "remainder") and all(a.is_int for a in ins):
+            zero = _zero_divisor(jname, ins, loc, block, _out_shape(eqn))
+            if zero is not None:
+                return [zero]
             _divide(ins[1], loc, block, _out_shape(eqn))
         if jname == "floor_divide" and all(a.is_int for a in ins):
             return [int_sv(shapes.floordiv(ins[0].expr, ins[1].expr), _out_shape(eqn),
@@ -373,8 +404,7 @@ def _eqn(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Block,
         return _cond(ctx, eqn, ins, loc, block)
     shape = _out_shape(eqn)
     if name == "iota":
-        dim = p["dimension"]
-        return [int_sv(shapes.sym(coord(dim)), shape, *dtype_bits(p["dtype"]))]
+        return [_iota(p, shape)]
     if name == "convert_element_type":
         return [convert(eqn, ins[0], np.dtype(p["new_dtype"]), shape)]
     if name in ("broadcast_in_dim", "reshape", "squeeze", "transpose"):
@@ -391,6 +421,10 @@ def _eqn(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Block,
             for v, sp in zip(eqn.outvars, splits)
         ]
     res = None
+    if name in ("div", "rem") and all(a.is_int for a in ins):
+        zero = _zero_divisor(name, ins, loc, block, shape)
+        if zero is not None:
+            return [zero]
     if len(eqn.outvars) == 1 and name in ELEMENTWISE:
         res = elementwise(name, [implicit_broadcast(a, shape) for a in ins], shape, p)
     elif name == "slice" and all(not a.is_opaque for a in ins):
