@@ -164,17 +164,33 @@ def _carried_data(ctx: _Ctx, sv: SV, d, init, kinds, s: shapes.Expr, masked=Fals
         first, masked = ctx.data[_masked_read(sv.expr)], True
     prev = _index_at(ctx, d, init, kinds, s - 1)
     index: tuple = ()
+    value = v
+    rng = declared
     if first is not None and first.tensor == d.tensor:
-        rng = declared
         if prev is not None and len(prev) == len(first.index):
             index = tuple(shapes.where(shapes.eq(s, 0), a, b) for a, b in zip(first.index, prev))
     else:
-        rng = shapes.disj(shapes.eq(v, sv.expr), declared)
+        # The initial value is not a read of this tensor: the carry is exactly that value at
+        # iteration 0 and a read afterwards.  Say so in the value, not in the symbol's range:
+        # a range ``v == init`` would mention program ids or loop indices that a
+        # two-program query renames in the value but not inside a data range (program B's
+        # read would be tied to program A's id, hiding a race).
+        value = shapes.where(shapes.eq(s, 0), sv.expr, v)
     if masked:  # a masked-off read gives 0, not an element: no index, and 0 is possible
         # (the same for a masked initial read; its own range is not pulled in for us)
         rng, index = shapes.disj(shapes.eq(v, 0), rng), ()
     ctx.data[name] = Data(name, d.tensor, index, rng, d.loc, d.bits, d.signed)
-    return int_sv(v, sv.shape, d.bits, d.signed)
+    return int_sv(value, sv.shape, d.bits, d.signed)
+
+
+def _carried_name(e: shapes.Expr) -> str | None:
+    """The data symbol of a carried read: ``v`` itself, or ``where(s == 0, init, v)``."""
+    name = e.as_symbol()
+    if name is None:
+        atom = e.as_atom()
+        if getattr(atom, "kind", None) == "where":
+            name = atom.args[2].as_symbol()
+    return name
 
 
 def _carry_values(ctx, init, kinds, s: shapes.Expr) -> list[SV]:
@@ -227,7 +243,7 @@ def _loop(
     if counter is not None:
         carries[counter] = int_sv(v, init[counter].shape, init[counter].bits, init[counter].signed)
     node = Loop(var, lo, hi, [], loc)
-    node.carried = [c.expr.as_symbol() for c, k in zip(carries, pass1_kinds) if k[0] == "data"]
+    node.carried = [_carried_name(c.expr) for c, k in zip(carries, pass1_kinds) if k[0] == "data"]
     block.add(node)
     ctx.depth += 1
     try:
