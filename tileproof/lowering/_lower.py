@@ -382,8 +382,11 @@ def _eqn(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Block,
                 return [zero]
             _divide(ins[1], loc, block, _out_shape(eqn))
         if jname == "floor_divide" and all(a.is_int for a in ins):
-            return [int_sv(shapes.floordiv(ins[0].expr, ins[1].expr), _out_shape(eqn),
-                           ins[0].bits, ins[0].signed)]
+            res = int_sv(shapes.floordiv(ins[0].expr, ins[1].expr), _out_shape(eqn),
+                         ins[0].bits, ins[0].signed)
+            if res.signed and not res.expr.is_const:  # INT_MIN // -1 overflows, as `div`
+                block.add(Arith(res.expr, res.bits, "floor_divide", loc, res.shape))
+            return [res]
         if jname == "remainder" and all(a.is_int for a in ins):
             return [int_sv(shapes.mod(ins[0].expr, ins[1].expr), _out_shape(eqn),
                            ins[0].bits, ins[0].signed)]
