@@ -4,11 +4,12 @@ static verifier used to prove, each with a correct twin that must stay proved.
 Classes: an ``iota`` longer than its dtype's range wraps; an integer division by the literal 0
 is not modelled (unknown, not a crash); a loop carry reloaded from an index tensor keeps its
 initial value in the value, not in a data range naming program ids (two-program queries); a
-floor division ``INT_MIN // -1`` overflows.
+floor division ``INT_MIN // -1`` overflows; a user function named ``floor_divide`` is not jnp's.
 """
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -159,3 +160,37 @@ def test_floor_division_overflow_is_refuted():
 
 def test_floor_division_in_range_stays_proved():
     _proved(_floordiv_by_minus_one(False), "overflow")
+
+
+# ------------------------------- 5. jnp's floor division is recognised by body, not name
+
+
+@jax.jit
+def floor_divide(a, b):  # the user's own function, with jnp's name: a product
+    return a * b
+
+
+@jax.jit
+def remainder(a, b):  # the user's own function, with jnp's name: a sum
+    return a + b
+
+
+def _named_call(fn):
+    @tp.kernel(grid={"p": "N"}, assume=["N <= 64"],
+               tensors=dict(x=tp.Input(("N",)), o=tp.Output(("N",))))
+    def k(x, o):
+        p = tp.program_id(0)
+        tp.store(o, (p,), tp.load(x, (fn(p, 2),)))
+
+    return k
+
+
+@pytest.mark.parametrize("fn", [floor_divide, remainder], ids=["floor_divide", "remainder"])
+def test_a_function_named_like_jnp_division_is_not_a_division(fn):
+    _caught(_named_call(fn), "bounds", want=("violated",))
+
+
+@pytest.mark.parametrize("fn", [lambda a, b: a // b, lambda a, b: a % b, jnp.floor_divide],
+                         ids=["floordiv", "mod", "jnp.floor_divide"])
+def test_jnp_division_stays_proved(fn):
+    _proved(_named_call(fn), "bounds")

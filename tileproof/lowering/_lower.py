@@ -23,6 +23,7 @@ from .. import shapes
 from ..spec._errors import UNKNOWN, Location, SpecError, location_from_traceback
 from ..spec._kernel import Kernel
 from ..spec._ops import Ref
+from ._arith import iota, is_jnp_call, zero_divisor
 from ._data import (
     convert,
     halved_tile,
@@ -50,18 +51,15 @@ from ._model import (
     Node,
     SplitReduce,
     Unsupported,
-    coord,
 )
 from ._values import (
     SV,
-    dtype_bits,
     elementwise,
     int_sv,
     is_mixed,
     literal,
     opaque,
     ring_origin,
-    wrap,
 )
 
 __all__ = ["lower", "trace"]
@@ -338,33 +336,6 @@ def _divide(divisor: SV, loc: Location, block: _Block, shape) -> None:
         block.add(Divide(divisor.expr, loc, tuple(shape)))
 
 
-def _iota(p, shape) -> SV:
-    """``iota``: the coordinate, wrapped into the dtype's range.
-
-    XLA's iota counts in its own dtype, so ``lax.iota(uint8, 300)`` is ``0..255, 0..43``:
-    a coordinate that may exceed the dtype's largest value is reduced exactly as the
-    hardware does (see :func:`._values.wrap`), never assumed to fit.
-    """
-    dim = p["dimension"]
-    bits, signed = dtype_bits(p["dtype"])
-    c = shapes.sym(coord(dim))
-    top = 2 ** (bits - 1) - 1 if signed else 2**bits - 1
-    extent = shape[dim] if dim < len(shape) else 1
-    return int_sv(c if extent - 1 <= top else wrap(c, bits, signed), shape, bits, signed)
-
-
-def _zero_divisor(name: str, ins: list[SV], loc: Location, block: _Block, shape) -> SV | None:
-    """A division whose divisor is the literal 0: its result (XLA gives -1 or the dividend,
-    per dtype) is not modelled, so it is an explicit :class:`Unsupported` and the result is
-    opaque — every obligation depending on it is ``unknown``, and lowering does not crash on
-    a shape expression ``x // 0``."""
-    if len(ins) == 2 and ins[1].is_int and ins[1].expr.is_const and ins[1].expr.const_value == 0:
-        block.add(Unsupported(f"an integer {name} by the constant 0 (the result is not "
-                              "modelled; the divisor must not be zero)", loc))
-        return opaque(shape, f"an integer {name} by the constant 0")
-    return None
-
-
 def _out_shape(eqn, k=0):
     return tuple(getattr(eqn.outvars[k].aval, "shape", ()))
 
@@ -376,8 +347,11 @@ def _eqn(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Block,
     if name in _CALLS:
         inner = p.get("jaxpr") or p.get("call_jaxpr") or p.get("fun_jaxpr")
         jname = p.get("name", "")
+        if (jname in ("floor_divide", "remainder") and all(a.is_int for a in ins)
+                and not is_jnp_call(jname, eqn, inner)):
+            jname = ""  # a function of the user's that only has jnp's name: interpret it
         if jname in ("floor_divide", "remainder") and all(a.is_int for a in ins):
-            zero = _zero_divisor(jname, ins, loc, block, _out_shape(eqn))
+            zero = zero_divisor(jname, ins, loc, block, _out_shape(eqn))
             if zero is not None:
                 return [zero]
             _divide(ins[1], loc, block, _out_shape(eqn))
@@ -407,7 +381,7 @@ def _eqn(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Block,
         return _cond(ctx, eqn, ins, loc, block)
     shape = _out_shape(eqn)
     if name == "iota":
-        return [_iota(p, shape)]
+        return [iota(p, shape)]
     if name == "convert_element_type":
         return [convert(eqn, ins[0], np.dtype(p["new_dtype"]), shape)]
     if name in ("broadcast_in_dim", "reshape", "squeeze", "transpose"):
@@ -425,7 +399,7 @@ def _eqn(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Block,
         ]
     res = None
     if name in ("div", "rem") and all(a.is_int for a in ins):
-        zero = _zero_divisor(name, ins, loc, block, shape)
+        zero = zero_divisor(name, ins, loc, block, shape)
         if zero is not None:
             return [zero]
     if len(eqn.outvars) == 1 and name in ELEMENTWISE:
