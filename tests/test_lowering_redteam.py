@@ -194,3 +194,37 @@ def test_a_function_named_like_jnp_division_is_not_a_division(fn):
                          ids=["floordiv", "mod", "jnp.floor_divide"])
 def test_jnp_division_stays_proved(fn):
     _proved(_named_call(fn), "bounds")
+
+
+# ---------------------------------------- 6. arithmetic JAX adds inside loops is located
+
+
+def _walk(nodes):
+    from tileproof.lowering._model import _children
+
+    for node in nodes:
+        yield node
+        yield from _walk(_children(node))
+
+
+def test_arithmetic_inside_loops_and_branches_names_a_line():
+    """A fori_loop's own counter increment has no user frame; it is located at the loop, so
+    the overflow check and its message name the file and line (none is left at line 0)."""
+
+    @tp.kernel(grid={"p": "N"}, assume=["N <= 64"],
+               tensors=dict(x=tp.Input(("N",)), o=tp.Output(("N",))))
+    def k(x, o):
+        p = tp.program_id(0)
+
+        def body(i, c):
+            tp.store(o, (p,), tp.load(x, (lax.cond(i > 0, lambda: p, lambda: p * 1),)))
+            return c + 1
+
+        lax.fori_loop(0, 2, body, 0)
+        lax.scan(lambda c, _: (c + 1, None), p, None, length=2)
+
+    model = lower(k)
+    located = [getattr(n, "loc", None) for n in _walk(model.body)]
+    assert located and all(loc.line > 0 for loc in located if loc is not None)
+    overflow = [o for o in check_static(model, kinds=("overflow",)) if o.kind == "overflow"]
+    assert overflow and all(o.status == "proved" for o in overflow)

@@ -373,12 +373,15 @@ def _eqn(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Block,
             return _interp(ctx, jx, sub_env, block)
         finally:
             ctx.call_locs.pop()
-    if name == "while":
-        return _while(ctx, eqn, ins, loc, block)
-    if name == "scan":
-        return _scan(ctx, eqn, ins, loc, block)
-    if name == "cond":
-        return _cond(ctx, eqn, ins, loc, block)
+    if name in ("while", "scan", "cond"):
+        # what JAX itself adds inside (a fori_loop's counter increment) has no user frame:
+        # it is located at the loop or branch, so no node (an overflow check) is unlocated
+        ctx.call_locs.append(loc)
+        try:
+            return {"while": _while, "scan": _scan, "cond": _cond}[name](ctx, eqn, ins, loc,
+                                                                        block)
+        finally:
+            ctx.call_locs.pop()
     shape = _out_shape(eqn)
     if name == "iota":
         return [iota(p, shape)]
