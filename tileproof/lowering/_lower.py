@@ -358,8 +358,12 @@ def _eqn(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Block,
         if jname == "floor_divide" and all(a.is_int for a in ins):
             res = int_sv(shapes.floordiv(ins[0].expr, ins[1].expr), _out_shape(eqn),
                          ins[0].bits, ins[0].signed)
-            if res.signed and not res.expr.is_const:  # INT_MIN // -1 overflows, as `div`
-                block.add(Arith(res.expr, res.bits, "floor_divide", loc, res.shape))
+            if res.signed and not res.expr.is_const:
+                # INT_MIN // -1 overflows (as `div`); the only quotient that can: -a where the
+                # divisor is -1.  Stated without the division, so a zero divisor is still
+                # reported where the quotient is used (a loop bound, an index), not here.
+                neg = shapes.where(shapes.eq(ins[1].expr, -1), -ins[0].expr, 0)
+                block.add(Arith(neg, res.bits, "floor_divide", loc, res.shape))
             return [res]
         if jname == "remainder" and all(a.is_int for a in ins):
             return [int_sv(shapes.mod(ins[0].expr, ins[1].expr), _out_shape(eqn),
