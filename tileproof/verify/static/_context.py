@@ -418,20 +418,35 @@ class Analysis:
         return out
 
     def data_facts(self, formulas: Iterable) -> list[shapes.Formula]:
-        """Declared and dtype ranges of every data symbol free in ``formulas`` (renamed ones too)."""
-        names: set[str] = set()
+        """Declared and dtype ranges of every data symbol free in ``formulas`` (renamed ones too).
+
+        A renamed symbol ``v__a`` (instance ``a`` of a two-program query) gets its range with
+        *every* per-instance name in it renamed the same way — a range that mentions a program
+        id, loop variable or another data value speaks of that instance's, never of the
+        un-renamed one — and the ranges of the data symbols a range mentions are added too.
+        """
+        todo: list[str] = []
         for f in formulas:
             if f is not None:
-                names |= f.free_symbols()
-        out = []
-        for n in sorted(names):
-            base, sep, _tag = n.partition("__")
+                todo += sorted(f.free_symbols())
+        out, done = [], set()
+        while todo:
+            n = todo.pop()
+            if n in done:
+                continue
+            done.add(n)
+            base, sep, tag = n.partition("__")
             d = self.data.get(base)
             if d is None:
                 continue
-            ren = {base: shapes.sym(n)} if sep else {}
-            out.append(d.range.subs(ren) if ren else d.range)
+            ren = {}
+            if sep:
+                ren = {s: shapes.sym(f"{s}__{tag}")
+                       for s in d.range.free_symbols() | {base} if not self.is_shared(s) or s == base}
+            rng = d.range.subs(ren) if ren else d.range
+            out.append(rng)
             out.append(d.dtype_range().subs(ren) if ren else d.dtype_range())
+            todo += sorted(rng.free_symbols() - done)
         return out
 
     def assume(self, *parts: Iterable[shapes.Formula], query=None) -> tuple[shapes.Formula, ...]:
