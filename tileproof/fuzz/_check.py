@@ -161,7 +161,7 @@ def differential(desc: KernelDesc, *, executor: bool | int = False, seed: int = 
             rep.points += 1
             runs.append((sz, idx, out))
             for k, b in out.bad.items():
-                if b and (not out.tainted or k[0] == "bounds"):
+                if b:
                     bad_at[k].append((sz, idx))
     for o, k in keyed:
         if k is None:
@@ -200,7 +200,7 @@ def _reproduces(desc, lines, sizes, key, rng) -> bool:
         return False
     for idx in fills:
         out = run(desc, lines, sizes, idx)
-        if out.bad.get(key) and (not out.tainted or key[0] == "bounds"):
+        if out.bad.get(key):
             return True
     return False
 

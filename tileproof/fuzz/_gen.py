@@ -40,6 +40,69 @@ _DIMS = {
 
 @st.composite
 def kernels(draw, constructs=CONSTRUCTS, box: int = 6) -> KernelDesc:
+    """A random kernel: half of them a correct tiling skeleton with a few extra statements."""
+    if draw(st.booleans()):
+        return draw(skeletons(constructs, box))
+    return draw(free_kernels(constructs, box))
+
+
+def _cdiv(e, t: int):
+    return e if t == 1 else ("//", ("+", e, c(t - 1)), c(t))
+
+
+@st.composite
+def skeletons(draw, constructs=CONSTRUCTS, box: int = 6) -> KernelDesc:
+    """``y[tile p] = f(x[tile p])`` over ``cdiv(N, t)`` programs, masked, in one of several
+    correct shapes (a loop accumulating into one tile, lanes sharing the tile, a scratch
+    round trip through a grid barrier to the neighbour's tile), plus a few random statements.
+    Correct as drawn except where a drawn choice says otherwise (no barrier, no mask)."""
+    cs = set(constructs)
+    d = draw
+    t = d(st.sampled_from([1, 2, 3, 4]))
+    assume = [f"N <= {box}"] + d(st.lists(st.sampled_from(["N % 2 == 0", "N >= 2"]), max_size=1))
+    p = ("p", 0)
+    start = ("*", c(t), p)
+    tile = (("ds", start, t),)
+    masked = "mask" not in cs or d(st.integers(0, 4)) > 0
+    m = (0, "<", N) if masked else None
+    tensors = [TensorDesc("x", "input", ("N",))]
+    body = [("load", "x", tile, m)]
+    scratch = "scratch" in cs and "barrier" in cs and d(st.booleans())
+    if scratch:
+        tensors.append(TensorDesc("s", "scratch", ("N",)))
+        body.append(("store", "s", tile, m))
+        if d(st.integers(0, 3)):
+            body.append(("barrier", "grid"))
+        nxt = ("*", c(t), ("%", ("+", p, c(d(st.sampled_from([1, 0])))), _cdiv(N, t)))
+        body.append(("load", "s", (("ds", nxt, t),), m))
+    tensors.append(TensorDesc("y", "output", ("N",)))
+    shape = d(st.sampled_from(["plain", "loop", "lanes", "when"]))
+    store = ("store", "y", tile, m)
+    if shape == "loop" and "loop" in cs:
+        body.append(("loop", c(0), d(st.sampled_from([c(2), N])), (store,)))
+    elif shape == "lanes" and "lanes" in cs and t in (2, 4):
+        nl = d(st.sampled_from([2] if t == 2 else [2, 4]))
+        part = t // nl
+        ls = ("+", start, ("*", c(part), ("lane",)))
+        body.append(("lanes", nl, (("store", "y", (("ds", ls, part),), (0, "<", N) if masked else None),)))
+    elif shape == "when" and "when" in cs:
+        body.append(("when", (">=", p, c(0)), (store,)))
+    else:
+        body.append(store)
+    ctx = _Ctx(d, cs - {"barrier", "exit", "lanes", "halve"}, t, 1, {tn.name: tn.shape for tn in tensors},
+               False, False, scratch, list(_DIMS))
+    for _ in range(d(st.integers(0, 2))):
+        stmt = ctx.stmt(0, True, False)
+        if not (stmt[0] == "store" or any(x[0] == "store" for x in _flat([stmt]))):
+            body.insert(d(st.integers(0, len(body))), stmt)
+    if "exit" in cs and d(st.integers(0, 5)) == 0:
+        body.insert(d(st.integers(0, len(body))), ("exit", ctx.cond()))
+    return KernelDesc(("N",), tuple(assume), (f"cdiv(N, {t})",), tuple(tensors), tuple(body), box)
+
+
+@st.composite
+def free_kernels(draw, constructs=CONSTRUCTS, box: int = 6) -> KernelDesc:
+    """Kernels assembled statement by statement from the constructs (mostly defective)."""
     cs = set(constructs)
     two = draw(st.booleans())
     sizes = ("N", "M") if two else ("N",)

@@ -28,8 +28,10 @@ access touches, then states per obligation key whether the property fails:
 It is deliberately *lenient* where the statement of a property leaves room
 (lanes ordering, accumulation): a ``True`` here is a violation under every
 reading, so a ``proved`` obligation meeting one is unsound.  An access whose
-index reads the index tensor out of bounds *taints* the run (the value read is
-not in its declared range); tainted runs only judge the bounds of the data load.
+index reads the index tensor out of bounds *taints* the run: the oracle goes on
+with the least value of the declared range (what the static reasoning assumes
+of every value read), but the numeric executor reads 0 there, so a tainted run
+is compared with the executor on bounds only.
 """
 
 from __future__ import annotations
@@ -129,6 +131,7 @@ class _Prog:
         self.events: list[Event] = []
         self.barriers: dict[int, dict] = defaultdict(lambda: defaultdict(int))
         self.seq = 0
+        self.oob_value = _least_value(desc, sizes)
 
     def run(self, pid: int, env: dict) -> None:
         self.pid, self.phase = pid, 0
@@ -181,10 +184,10 @@ class _Prog:
                 self.out.reached.add(("bounds", line))
                 if 0 <= e < len(self.idx):
                     env[f"d{k}"] = int(self.idx[e])
-                else:
+                else:  # static reasoning assumes the declared range even here: take its least value
                     self.out.bad[("bounds", line)] = True
                     self.out.tainted = True
-                    env[f"d{k}"] = 0
+                    env[f"d{k}"] = self.oob_value
             elif tag == "loop":
                 _, lo, hi, body = s
                 a, b = eval_expr(lo, env), eval_expr(hi, env)
@@ -227,6 +230,16 @@ class _Prog:
                     self.out.bad[("split", pline)] = True
             else:
                 raise ValueError(s)
+
+
+def _least_value(desc: KernelDesc, sizes: dict) -> int:
+    from .. import shapes as S
+
+    t = next((t for t in desc.tensors if t.role == "index"), None)
+    if t is None:
+        return 0
+    f = S.parse_formula(t.values)
+    return next((v for v in range(-8, 64) if f.evaluate({**sizes, "v": v})), 0)
 
 
 def _grid_points(extents: list[int]):
@@ -290,26 +303,22 @@ def _analyse(desc: KernelDesc, prog: _Prog, shp: dict, out: Outcome, nprog: int)
                 out.bad[("exists", name)] = True
     for (tensor, _el), es in by_el.items():
         stores = [e for e in es if e.kind == "store"]
-        for a in stores:
-            out.reached.add(("race", a.line))
-            if roles[tensor] == "output":
-                out.reached.add(("unique", a.line))
-            for b in es:
-                if b is a:
-                    continue
-                if b.kind == "store" and b.line < a.line:
-                    continue
-                if roles[tensor] == "output" and b.kind == "store" and b.inst != a.inst:
-                    out.bad[("unique", a.line)] = True
-                if b.phase == a.phase and _concurrent(a, b):
-                    out.bad[("race", a.line)] = True
+        loads = [e for e in es if e.kind == "load"]
+        if stores and roles[tensor] == "output":
+            _unique(stores, out)
+        if stores:
+            _races(stores, loads, out)
         if roles[tensor] == "scratch":
-            for r in es:
-                if r.kind != "load":
-                    continue
+            first_phase = min((w.phase for w in stores), default=None)
+            first_seq: dict = {}
+            for w in stores:
+                k = (w.phase, w.pid)
+                first_seq[k] = min(first_seq.get(k, w.seq), w.seq)
+            for r in loads:
                 out.reached.add(("read", r.line))
-                if not any(w.phase < r.phase or (w.phase == r.phase and w.pid == r.pid and w.seq < r.seq)
-                           for w in stores):
+                seen = (first_phase is not None and first_phase < r.phase) or \
+                    first_seq.get((r.phase, r.pid), r.seq) < r.seq
+                if not seen:
                     out.bad[("read", r.line)] = True
     for line, counts in prog.barriers.items():
         out.reached.add(("barrier", line))
@@ -328,11 +337,49 @@ def _analyse(desc: KernelDesc, prog: _Prog, shp: dict, out: Outcome, nprog: int)
                     out.bad[("barrier", line)] = True
 
 
-def _concurrent(a: Event, b: Event) -> bool:
-    if a.pid != b.pid:
+def _unique(stores: list[Event], out: Outcome) -> None:
+    """Store line L double-writes the element: two instances at L, or any store after L."""
+    insts: dict = defaultdict(set)
+    for e in stores:
+        insts[e.line].add(e.inst)
+    lines = sorted(insts)
+    for k, ln in enumerate(lines):
+        out.reached.add(("unique", ln))
+        if len(insts[ln]) > 1 or k + 1 < len(lines):
+            out.bad[("unique", ln)] = True
+
+
+def _races(stores: list[Event], loads: list[Event], out: Outcome) -> None:
+    """Store line L races: in one phase, another program (or another lane of one lanes region,
+    between the same lanes barriers) writes the element at a line >= L or reads it anywhere."""
+    by_phase: dict = defaultdict(lambda: (defaultdict(list), []))
+    for e in stores:
+        by_phase[e.phase][0][e.line].append(e)
+    for e in loads:
+        by_phase[e.phase][1].append(e)
+    for ln in {e.line for e in stores}:
+        out.reached.add(("race", ln))
+    for _phase, (st, lds) in by_phase.items():
+        lines = sorted(st)
+        for k, ln in enumerate(lines):
+            a_set = st[ln]
+            b_set = [e for later in lines[k:] for e in st[later]] + lds
+            if _concurrent_pair(a_set, b_set):
+                out.bad[("race", ln)] = True
+
+
+def _concurrent_pair(a_set: list[Event], b_set: list[Event]) -> bool:
+    pa, pb = {e.pid for e in a_set}, {e.pid for e in b_set}
+    if pa and pb and len(pa | pb) > 1:
         return True
-    return (a.region is not None and a.region == b.region and a.lane != b.lane
-            and a.epoch == b.epoch)
+    la, lb = defaultdict(set), defaultdict(set)
+    for e in a_set:
+        if e.region is not None:
+            la[(e.pid, e.region, e.epoch)].add(e.lane)
+    for e in b_set:
+        if e.region is not None:
+            lb[(e.pid, e.region, e.epoch)].add(e.lane)
+    return any(k in lb and len(v | lb[k]) > 1 for k, v in la.items())
 
 
 def _count(shape) -> int:
