@@ -65,7 +65,7 @@ class Report:
     def text(self) -> str:
         lines = [str(p) for p in self.problems]
         obs = [f"  {o.kind:9} {o.status:9} L{o.location.line}: {o.message}" for o in self.obligations]
-        return "\n".join(lines + ["obligations:"] + obs + ["spec:", self.source])
+        return "\n".join([*lines, "obligations:", *obs, "spec:", self.source])
 
 
 def key_of(ob, tensors: dict) -> tuple | None:

@@ -159,7 +159,7 @@ def _render_body(w: _Writer, stmts, ind: int, acc: int, path: tuple = ()) -> Non
     a = f"a{acc}"
     for n, s in enumerate(stmts):
         tag = s[0]
-        here = path + (n,)
+        here = (*path, n)
         if tag not in ("loop", "when", "halve"):
             w.mark(here)
         if tag == "load":
@@ -206,9 +206,9 @@ def _render_body(w: _Writer, stmts, ind: int, acc: int, path: tuple = ()) -> Non
             _, n, t, index = s
             w.mark(here)
             w.emit(ind, f"with tp.lanes({n}, halve=0) as lane:")
-            w.mark(here + ("load",))
+            w.mark((*here, "load"))
             w.emit(ind + 1, f"tile = tp.load(x, {_render_index(index)})")
-            w.mark(here + ("part",))
+            w.mark((*here, "part"))
             w.emit(ind + 1, f"{a} = {a} + jnp.sum(tp.lane_part(tile, axis=0))")
         else:
             raise ValueError(f"unknown statement {s!r}")

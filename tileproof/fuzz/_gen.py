@@ -59,7 +59,7 @@ def skeletons(draw, constructs=CONSTRUCTS, box: int = 6) -> KernelDesc:
     cs = set(constructs)
     d = draw
     t = d(st.sampled_from([1, 2, 3, 4]))
-    assume = [f"N <= {box}"] + d(st.lists(st.sampled_from(["N % 2 == 0", "N >= 2"]), max_size=1))
+    assume = [f"N <= {box}", *d(st.lists(st.sampled_from(["N % 2 == 0", "N >= 2"]), max_size=1))]
     p = ("p", 0)
     start = ("*", c(t), p)
     tile = (("ds", start, t),)
@@ -327,6 +327,6 @@ class _Ctx:
         if kind == "halve":
             nl = d(st.sampled_from([2, 3]))
             t = d(st.sampled_from([2, 3, 4, 6]))
-            index = (("ds", self.start(t), t),) + tuple(("all", int(k)) for k in self.shapes["x"][1:])
+            index = (("ds", self.start(t), t), *tuple(("all", int(k)) for k in self.shapes["x"][1:]))
             return ("halve", nl, t, index)
         raise AssertionError(kind)

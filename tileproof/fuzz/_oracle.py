@@ -40,7 +40,7 @@ import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from ._desc import KernelDesc, tile_dims
+from ._desc import KernelDesc
 
 __all__ = ["Outcome", "eval_expr", "run"]
 
@@ -167,7 +167,7 @@ class _Prog:
         for n, s in enumerate(stmts):
             if not self.alive:
                 return
-            here = path + (n,)
+            here = (*path, n)
             line = self.lines[here]
             tag = s[0]
             if tag in ("load", "store"):
@@ -219,7 +219,7 @@ class _Prog:
                 self.lane, self.region, self.epoch, self.alive = None, None, 0, alive
             elif tag == "halve":
                 _, nl, t, index = s
-                lline, pline = self.lines[here + ("load",)], self.lines[here + ("part",)]
+                lline, pline = self.lines[(*here, "load")], self.lines[(*here, "part")]
                 for ln in range(nl):
                     self.lane, self.region, self.epoch = ln, line, 0
                     inst = (lline, self.pid, ln, ())
@@ -332,7 +332,7 @@ def _analyse(desc: KernelDesc, prog: _Prog, shp: dict, out: Outcome, nprog: int)
             for (p, ln), c in counts.items():
                 by_pid[p][ln] = c
             n = _lanes_of(desc, prog.lines, line)
-            for p, d in by_pid.items():
+            for d in by_pid.values():
                 if len({d.get(ln, 0) for ln in range(n)}) > 1:
                     out.bad[("barrier", line)] = True
 
@@ -391,11 +391,11 @@ def _count(shape) -> int:
 
 def _walk(stmts, path=()):
     for n, s in enumerate(stmts):
-        yield path + (n,), s
+        yield (*path, n), s
         if s[0] in ("loop",):
-            yield from _walk(s[3], path + (n,))
+            yield from _walk(s[3], (*path, n))
         elif s[0] in ("when", "lanes"):
-            yield from _walk(s[2], path + (n,))
+            yield from _walk(s[2], (*path, n))
 
 
 def _stmt_at(desc, lines, line):
