@@ -14,7 +14,8 @@ Integer expressions (``Ex``) are tuples:
   grid axis ``k``; ``("i", d)`` the index of the enclosing loop at depth ``d``;
   ``("lane",)`` the lane id; ``("d", k)`` a value read from the index tensor;
 * ``(op, a, b)`` with ``op`` in ``+ - * // %`` (``//`` and ``%`` by a positive
-  constant: Python floor semantics, which ``jnp`` keeps), ``min`` or ``max``.
+  constant: Python floor semantics, which ``jnp`` keeps), ``min`` or ``max``;
+  ``("sel", cond, a, b)`` is ``jnp.where(cond, a, b)``.
 
 Conditions (``Cond``) are ``(cmp, a, b)`` with ``cmp`` in ``< <= == != >=``
 or ``("and", c1, c2)``.  Index dimensions are ``("pt", e)``, ``("ds", e, t)``
@@ -26,7 +27,8 @@ Statements:
 * ``("load", tensor, index, mask)`` adds the sum of the tile to the running
   value; ``("store", tensor, index, mask)`` writes the running value;
 * ``("data", k, index)`` reads ``d<k>`` from the index tensor ``idx``;
-* ``("loop", lo, hi, body)`` a ``lax.fori_loop``; ``("when", cond, body)``;
+* ``("loop", lo, hi, body)`` a ``lax.fori_loop``; ``("wloop", lo, hi, body)`` the same
+  loop as a ``lax.while_loop`` over an ``(i, value)`` carry; ``("when", cond, body)``;
 * ``("barrier", scope)``; ``("exit", cond)`` (``tp.exit_if``);
 * ``("lanes", n, body)`` task-parallel lanes; ``("halve", n, t, index)``
   a ``lanes(n, halve=0)`` region loading ``x[index]`` (a ``t`` tile first)
@@ -95,6 +97,8 @@ def render_expr(e: Ex) -> str:
         return f"({render_expr(e[1])} {tag} {render_expr(e[2])})"
     if tag in ("min", "max"):
         return f"jnp.{tag}imum({render_expr(e[1])}, {render_expr(e[2])})"
+    if tag == "sel":
+        return f"jnp.where({render_cond(e[1])}, {render_expr(e[2])}, {render_expr(e[3])})"
     raise ValueError(f"unknown expression {e!r}")
 
 
@@ -160,7 +164,7 @@ def _render_body(w: _Writer, stmts, ind: int, acc: int, path: tuple = ()) -> Non
     for n, s in enumerate(stmts):
         tag = s[0]
         here = (*path, n)
-        if tag not in ("loop", "when", "halve"):
+        if tag not in ("loop", "wloop", "when", "halve"):
             w.mark(here)
         if tag == "load":
             _, t, index, mask = s
@@ -181,6 +185,17 @@ def _render_body(w: _Writer, stmts, ind: int, acc: int, path: tuple = ()) -> Non
             w.emit(ind + 1, f"return a{depth}")
             w.mark(here)
             w.emit(ind, f"{a} = lax.fori_loop({render_expr(lo)}, {render_expr(hi)}, {name}, {a})")
+        elif tag == "wloop":
+            _, lo, hi, body = s
+            w.nfun += 1
+            depth, name = acc + 1, f"body{w.nfun}"
+            w.emit(ind, f"def {name}(carry):")
+            w.emit(ind + 1, f"i{depth}, a{depth} = carry")
+            _render_body(w, body, ind + 1, depth, here)
+            w.emit(ind + 1, f"return i{depth} + 1, a{depth}")
+            w.mark(here)
+            w.emit(ind, f"_, {a} = lax.while_loop(lambda carry: carry[0] < {render_expr(hi)}, "
+                        f"{name}, (jnp.int32({render_expr(lo)}), {a}))")
         elif tag == "when":
             _, cond, body = s
             w.nfun += 1

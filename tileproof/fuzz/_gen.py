@@ -22,6 +22,7 @@ __all__ = ["CONSTRUCTS", "kernels"]
 CONSTRUCTS = frozenset({
     "grid2", "grid3", "mask", "floordiv", "mod", "minmax", "data", "loop", "dataloop", "when",
     "barrier", "exit", "lanes", "lanes_barrier", "halve", "scratch", "point", "twod",
+    "while", "select", "negdiv", "barrier_when",
 })
 
 N, M = ("s", "N"), ("s", "M")
@@ -147,7 +148,7 @@ def free_kernels(draw, constructs=CONSTRUCTS, box: int = 6) -> KernelDesc:
 def _flat(stmts):
     for s in stmts:
         yield s
-        if s[0] == "loop":
+        if s[0] in ("loop", "wloop"):
             yield from _flat(s[3])
         elif s[0] in ("when", "lanes"):
             yield from _flat(s[2])
@@ -161,6 +162,7 @@ class _Ctx:
         self.data: list[int] = []  # data vars in scope
         self.ndata = 0
         self.lane = None  # lane count in scope
+        self.when_top = False  # drawing the body of a top-level when
         self.phase_ok = True
 
     # -- expressions
@@ -185,7 +187,9 @@ class _Ctx:
             e = ("d", d(st.sampled_from(self.data)))
         else:
             e = ("lane",)
-        if "floordiv" in self.cs and d(st.integers(0, 5)) == 0:
+        if "negdiv" in self.cs and d(st.integers(0, 7)) == 0:  # floor of a negative operand
+            e = (d(st.sampled_from(["//", "%"])), ("-", e, c(1)), c(d(st.sampled_from([2, 3]))))
+        elif "floordiv" in self.cs and d(st.integers(0, 5)) == 0:
             e = ("//", e, c(d(st.sampled_from([2, 3]))))
         elif "mod" in self.cs and d(st.integers(0, 5)) == 0:
             e = ("%", e, c(d(st.sampled_from([2, 3]))))
@@ -204,6 +208,8 @@ class _Ctx:
             e = ("min", e, ("-", N, c(t)))
         if "minmax" in self.cs and d(st.integers(0, 9)) == 0:
             e = ("max", e, c(0))
+        if "select" in self.cs and d(st.integers(0, 9)) == 0:
+            e = ("sel", self.cond(), e, d(st.sampled_from([c(0), ("*", c(t), self.atom())])))
         return e
 
     def bound(self, dimtext: str):
@@ -286,6 +292,8 @@ class _Ctx:
                 opts += ["halve"]
         if in_lanes and "lanes_barrier" in cs:
             opts += ["lbarrier"]
+        if depth == 1 and self.when_top and "barrier_when" in cs:
+            opts += ["barrier"]
         kind = d(st.sampled_from(opts))
         if kind == "store_y":
             return self.access("store", "y")
@@ -300,6 +308,8 @@ class _Ctx:
             self.data.append(k)
             return s
         if kind == "loop":
+            if "while" in cs and d(st.booleans()):
+                kind = "wloop"
             lo = c(d(st.sampled_from([0, 0, 1])))
             his = [N, c(2), ("//", ("+", N, c(1)), c(2)), ("-", N, c(1))]
             if self.data and "dataloop" in cs:
@@ -308,10 +318,13 @@ class _Ctx:
             self.loops.append(depth + 1)
             body = self.block(depth + 1, False, 2, in_lanes)
             self.loops.pop()
-            return ("loop", lo, hi, tuple(body))
+            return (kind, lo, hi, tuple(body))
         if kind == "when":
             cond = self.cond()
-            return ("when", cond, tuple(self.block(depth + 1, False, 2, in_lanes)))
+            self.when_top = top and not in_lanes
+            body = tuple(self.block(depth + 1, False, 2, in_lanes))
+            self.when_top = False
+            return ("when", cond, body)
         if kind == "barrier":
             return ("barrier", "grid")
         if kind == "lbarrier":

@@ -63,6 +63,8 @@ def eval_expr(e, env: dict) -> int:
         return env["lane"]
     if tag == "d":
         return env[f"d{e[1]}"]
+    if tag == "sel":
+        return eval_expr(e[2], env) if eval_cond(e[1], env) else eval_expr(e[3], env)
     a, b = eval_expr(e[1], env), eval_expr(e[2], env)
     if tag == "+":
         return a + b
@@ -93,6 +95,9 @@ def loops_used(e, out: set | None = None) -> set:
     out = set() if out is None else out
     if e[0] == "i":
         out.add(e[1])
+    elif e[0] == "sel":
+        for x in (e[1][1], e[1][2], e[2], e[3]):
+            loops_used(x, out)
     elif e[0] not in ("c", "s", "p", "lane", "d"):
         loops_used(e[1], out)
         loops_used(e[2], out)
@@ -188,7 +193,7 @@ class _Prog:
                     self.out.bad[("bounds", line)] = True
                     self.out.tainted = True
                     env[f"d{k}"] = self.oob_value
-            elif tag == "loop":
+            elif tag in ("loop", "wloop"):
                 _, lo, hi, body = s
                 a, b = eval_expr(lo, env), eval_expr(hi, env)
                 for i in range(a, b):
@@ -392,7 +397,7 @@ def _count(shape) -> int:
 def _walk(stmts, path=()):
     for n, s in enumerate(stmts):
         yield (*path, n), s
-        if s[0] in ("loop",):
+        if s[0] in ("loop", "wloop"):
             yield from _walk(s[3], (*path, n))
         elif s[0] in ("when", "lanes"):
             yield from _walk(s[2], (*path, n))
