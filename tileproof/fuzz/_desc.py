@@ -28,7 +28,8 @@ Statements:
   value; ``("store", tensor, index, mask)`` writes the running value;
 * ``("data", k, index)`` reads ``d<k>`` from the index tensor ``idx``;
 * ``("loop", lo, hi, body)`` a ``lax.fori_loop``; ``("wloop", lo, hi, body)`` the same
-  loop as a ``lax.while_loop`` over an ``(i, value)`` carry; ``("when", cond, body)``;
+  loop as a ``lax.while_loop`` over an ``(i, value)`` carry; ``("scan", lo, hi, step,
+  body)`` a ``lax.scan`` over ``jnp.arange(lo, hi, step)`` (constants); ``("when", cond, body)``;
 * ``("barrier", scope)``; ``("exit", cond)`` (``tp.exit_if``);
 * ``("lanes", n, body)`` task-parallel lanes; ``("halve", n, t, index)``
   a ``lanes(n, halve=0)`` region loading ``x[index]`` (a ``t`` tile first)
@@ -164,7 +165,7 @@ def _render_body(w: _Writer, stmts, ind: int, acc: int, path: tuple = ()) -> Non
     for n, s in enumerate(stmts):
         tag = s[0]
         here = (*path, n)
-        if tag not in ("loop", "wloop", "when", "halve"):
+        if tag not in ("loop", "wloop", "scan", "when", "halve"):
             w.mark(here)
         if tag == "load":
             _, t, index, mask = s
@@ -196,6 +197,15 @@ def _render_body(w: _Writer, stmts, ind: int, acc: int, path: tuple = ()) -> Non
             w.mark(here)
             w.emit(ind, f"_, {a} = lax.while_loop(lambda carry: carry[0] < {render_expr(hi)}, "
                         f"{name}, (jnp.int32({render_expr(lo)}), {a}))")
+        elif tag == "scan":
+            _, lo, hi, step, body = s
+            w.nfun += 1
+            depth, name = acc + 1, f"scan{w.nfun}"
+            w.emit(ind, f"def {name}(a{depth}, i{depth}):")
+            _render_body(w, body, ind + 1, depth, here)
+            w.emit(ind + 1, f"return a{depth}, None")
+            w.mark(here)
+            w.emit(ind, f"{a}, _ = lax.scan({name}, {a}, jnp.arange({lo}, {hi}, {step}))")
         elif tag == "when":
             _, cond, body = s
             w.nfun += 1

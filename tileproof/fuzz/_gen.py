@@ -22,7 +22,7 @@ __all__ = ["CONSTRUCTS", "kernels"]
 CONSTRUCTS = frozenset({
     "grid2", "grid3", "mask", "floordiv", "mod", "minmax", "data", "loop", "dataloop", "when",
     "barrier", "exit", "lanes", "lanes_barrier", "halve", "scratch", "point", "twod",
-    "while", "select", "negdiv", "barrier_when",
+    "while", "select", "negdiv", "barrier_when", "scan",
 })
 
 N, M = ("s", "N"), ("s", "M")
@@ -150,6 +150,8 @@ def _flat(stmts):
         yield s
         if s[0] in ("loop", "wloop"):
             yield from _flat(s[3])
+        elif s[0] == "scan":
+            yield from _flat(s[4])
         elif s[0] in ("when", "lanes"):
             yield from _flat(s[2])
 
@@ -307,6 +309,13 @@ class _Ctx:
             s, k = self.data_stmt()
             self.data.append(k)
             return s
+        if kind == "loop" and "scan" in cs and d(st.integers(0, 3)) == 0:
+            lo, step = d(st.sampled_from([0, 0, 1])), d(st.sampled_from([1, 1, 2]))
+            hi = d(st.sampled_from([2, 3, 4, 6]))
+            self.loops.append(depth + 1)
+            body = self.block(depth + 1, False, 2, in_lanes)
+            self.loops.pop()
+            return ("scan", lo, hi, step, tuple(body))
         if kind == "loop":
             if "while" in cs and d(st.booleans()):
                 kind = "wloop"

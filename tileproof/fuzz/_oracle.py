@@ -200,6 +200,12 @@ class _Prog:
                     self._body(body, here, {**env, f"i{depth + 1}": i}, depth + 1)
                     if not self.alive:
                         return
+            elif tag == "scan":
+                _, lo, hi, step, body = s
+                for i in range(lo, hi, step):
+                    self._body(body, here, {**env, f"i{depth + 1}": i}, depth + 1)
+                    if not self.alive:
+                        return
             elif tag == "when":
                 _, cond, body = s
                 if eval_cond(cond, env):
@@ -399,6 +405,8 @@ def _walk(stmts, path=()):
         yield (*path, n), s
         if s[0] in ("loop", "wloop"):
             yield from _walk(s[3], (*path, n))
+        elif s[0] == "scan":
+            yield from _walk(s[4], (*path, n))
         elif s[0] in ("when", "lanes"):
             yield from _walk(s[2], (*path, n))
 
