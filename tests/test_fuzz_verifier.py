@@ -11,6 +11,8 @@ is ``benchmarks/fuzz_soak.py``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
@@ -108,3 +110,23 @@ def test_render_is_the_spec_that_runs():
         assert f.read() == src
     obs = check_static(lower(kern))
     assert all(o.location.file == path for o in obs if o.kind == "bounds")
+
+
+def test_locations_name_the_kernel_line_whatever_the_import_path(tmp_path):
+    """Found by the soak: with `..` in the path tileproof was imported from, every node
+    pointed at tileproof's own ``_ops.py``; frames are compared after normalising."""
+    import subprocess
+    import sys
+
+    desc = _tiles("cdiv(N, 4)", True)
+    (tmp_path / "spec_k.py").write_text(render(desc))
+    root = str(Path(tp.__file__).resolve().parents[2])
+    code = (f"import sys; sys.path[:0] = [{root + '/tests/..'!r}, {str(tmp_path)!r}]\n"
+            "import spec_k, tileproof\n"
+            "from tileproof.lowering import lower\n"
+            "assert '/..' in tileproof.__file__\n"
+            "print(sorted({n.loc.file.rsplit('/', 1)[-1] for n in lower(spec_k.fuzz_kernel).walk()}))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['spec_k.py']"
