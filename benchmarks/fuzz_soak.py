@@ -60,6 +60,8 @@ def _rings(n: int, seed: int, quiet: bool) -> dict:
     from tileproof.fuzz._ring import differential_ring, ring_kernels
 
     tally = {"kernels": 0, "obligations": 0, "judged": 0, "unsound": 0, "other": 0, "points": 0}
+    if n <= 0:
+        return tally
 
     @hseed(seed)
     @settings(max_examples=n, deadline=None, database=None, derandomize=False,
@@ -77,8 +79,7 @@ def _rings(n: int, seed: int, quiet: bool) -> dict:
             print("=" * 78)
             print(rep.text(), flush=True)
 
-    if n:
-        soak()
+    soak()
     return tally
 
 

@@ -202,6 +202,10 @@ def _reproduces(desc, lines, sizes, key, rng) -> bool:
         out = run(desc, lines, sizes, idx)
         if out.bad.get(key):
             return True
+        if out.tainted:  # an index read out of bounds: the counterexample may take any value
+            vals = sorted(set(idx))
+            if any(run(desc, lines, sizes, idx, v).bad.get(key) for v in range(vals[0], vals[-1] + 1)):
+                return True
     return False
 
 

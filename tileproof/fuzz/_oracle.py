@@ -273,8 +273,11 @@ def shapes_at(desc: KernelDesc, sizes: dict) -> dict | None:
     return out
 
 
-def run(desc: KernelDesc, lines: dict, sizes: dict, idx) -> Outcome:
-    """Execute ``desc`` at ``sizes`` with index tensor contents ``idx`` (a flat list)."""
+def run(desc: KernelDesc, lines: dict, sizes: dict, idx, oob_value: int | None = None) -> Outcome:
+    """Execute ``desc`` at ``sizes`` with index tensor contents ``idx`` (a flat list).
+
+    ``oob_value``: what a read of the index tensor out of its bounds gives (by default the
+    least value of the declared range)."""
     from .. import shapes as S
 
     out = Outcome()
@@ -288,6 +291,8 @@ def run(desc: KernelDesc, lines: dict, sizes: dict, idx) -> Outcome:
         out.skipped = "a negative extent"
         return out
     prog = _Prog(desc, lines, sizes, shp, idx, out)
+    if oob_value is not None:
+        prog.oob_value = oob_value
     env0 = dict(sizes)
     try:
         for pid, point in enumerate(_grid_points(extents)):
