@@ -50,6 +50,8 @@ _CONTEXTLIB = contextlib.__file__  # frames of @contextmanager's machinery are n
 
 
 def _is_internal(filename: str) -> bool:
+    if not filename.startswith("<"):  # imported through a path with `..` or a relative one
+        filename = os.path.abspath(filename)
     if filename.startswith(_INTERNAL) or filename == _CONTEXTLIB:  # `with tp.lanes(...)`
         return True
     return any(
