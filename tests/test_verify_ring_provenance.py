@@ -87,3 +87,51 @@ def test_folding_what_was_never_received_is_no_chunk():
 def test_a_receive_whose_sender_does_not_send_is_a_violation():
     bad = [o for o in _ring(_closed(send_gate=True)) if o.status == "violated"]
     assert bad
+
+
+# ------------------------------------------- fuzz findings 2 and 3 (tests/fuzz_findings.md)
+
+
+def _unsent(topology: str, send, recv, frm_wraps: bool, fold_always: bool = False):
+    @tp.kernel(grid={"one": 1}, ranks=tp.Ranks(size="n", topology=topology, name="r"),
+               assume=["n <= 6"],
+               tensors=dict(x=tp.Input(("n", 4), sharded=True), y=tp.Output(("n", 4))))
+    def unsent(x, y):
+        r, n = tp.rank_id(), tp.num_ranks()
+        own = tp.load(x, (r, slice(None)))
+        acc = tp.fold(own)
+
+        def step(i, carry):
+            cur, acc = carry
+            cur = tp.sendrecv(cur, to=(r - 1) % n, frm=(r + 1) % n if frm_wraps else r + 1,
+                              send=send(r, n), recv=recv(r, n))
+            return cur, acc + tp.fold(cur, when=True if fold_always else recv(r, n))
+
+        _, acc = lax.fori_loop(1, n, step, (own, acc))
+        tp.store(y, (r, slice(None)), acc)
+
+    return unsent
+
+
+def _ring_status(k):
+    return [(o.status, o.message) for o in check_static(lower(k)) if o.kind == "ring"]
+
+
+def test_a_chunk_the_source_never_sends_is_not_credited():
+    """Ring: rank n-1 does not send, so rank n-2 folds poison and misses chunk n-1."""
+    k = _unsent("ring", lambda r, n: r < n - 1, lambda r, n: r >= 0, True)
+    obs = _ring_status(k)
+    assert any(s == "violated" and "never folds the chunk" in m for s, m in obs), obs
+    assert any(s == "violated" and "never sent to this rank" in m for s, m in obs), obs
+
+
+def test_a_fold_of_nothing_received_is_refuted_on_the_open_mesh():
+    k = _unsent("mesh", lambda r, n: r > 0, lambda r, n: r < n - 1, True, fold_always=True)
+    obs = _ring_status(k)
+    assert any(s == "violated" and "never sent to this rank" in m for s, m in obs), obs
+
+
+def test_matched_closed_ring_twin_stays_proved():
+    k = _unsent("ring", lambda r, n: r >= 0, lambda r, n: r >= 0, True)
+    obs = _ring_status(k)
+    assert obs and all(s == "proved" for s, _ in obs), obs

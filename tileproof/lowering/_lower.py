@@ -545,11 +545,15 @@ def _kernel_op(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _
         if value.prov is None:
             return [replace(value, valid=None)]
         # What arrives is the sender's value: its origin and validity seen from rank ``s``;
-        # and it arrives only where this rank receives (elsewhere the tile is poison, and
-        # has no origin).  That the sender does send is the ring's send/recv matching.
+        # it arrives only where this rank receives AND rank ``s`` sends at this step, to this
+        # rank (elsewhere the tile is poison, and has no origin).  The send/recv matching
+        # obligation reports the mismatch too, but the fold coverage proof must not lean on it.
         at_src = {ctx.rank_var: s}
         sent = value.valid.subs(at_src) if value.valid is not None else shapes.conj()
-        return [replace(value, prov=value.prov.subs(at_src), valid=shapes.conj(cr, sent))]
+        sends_here = shapes.conj(cs.subs(at_src), shapes.eq(d.subs(at_src),
+                                                            shapes.sym(ctx.rank_var)))
+        return [replace(value, prov=value.prov.subs(at_src),
+                        valid=shapes.conj(cr, sends_here, sent))]
     if name == "tp_fold":
         value, when = ins
         cond = _need_cond(when, "the fold condition", loc, block)
@@ -566,10 +570,11 @@ def _kernel_op(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _
                 )
             )
             prov = None
-        cond = cond if cond is not None else shapes.conj()
+        when_ = cond if cond is not None else shapes.conj()
+        cond = when_
         if value.valid is not None:  # a received tile folds a chunk only where it arrived
             cond = shapes.conj(cond, value.valid)
-        block.add(Fold(prov, cond, loc))
+        block.add(Fold(prov, cond, loc, when_))
         return [value]
     raise SpecError(f"unknown kernel operation {name}", loc)
 

@@ -173,11 +173,17 @@ class Comm(Node):
 
 @dataclass(eq=False)
 class Fold(Node):
-    """This rank folds the chunk that originated at rank ``prov`` where ``cond``."""
+    """This rank folds the chunk that originated at rank ``prov`` where ``cond``.
+
+    ``when`` is the fold's own condition as the body wrote it; ``cond`` adds that the
+    value really arrived (a received tile is a chunk only where it was sent and received).
+    Where ``when`` holds but ``cond`` does not, the rank folds poison.
+    """
 
     prov: shapes.Expr | None
     cond: shapes.Formula
     loc: Location
+    when: shapes.Formula | None = None
 
 
 @dataclass(eq=False)

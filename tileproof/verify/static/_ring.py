@@ -52,8 +52,10 @@ def check(an: Analysis) -> list[Obligation]:
     if folds and len(usable) == len(folds):
         out.append(_fold_exists(an, usable))
         out.append(_fold_unique(an, usable))
-        if an.topology == "mesh":
-            out += [_chunk_exists(an, f) for f in usable]
+        # on a closed ring every rank's chunk exists, but a fold of a value that never
+        # arrived folds poison on either topology
+        out += [_chunk_exists(an, f) for f in usable
+                if an.topology == "mesh" or (f.node.when is not None and f.node.when != f.node.cond)]
     elif folds:
         out.append(Obligation("ring", "unknown", "every rank folds every chunk exactly once",
                               folds[0].loc, reason="a fold's provenance is unknown (see the "
@@ -229,16 +231,25 @@ def _at(an: Analysis, vals) -> str:
 def _chunk_exists(an: Analysis, f: Site) -> Obligation:
     t0 = time.perf_counter()
     node: Fold = f.node
-    title = f"the fold at {f.loc.short} folds only chunks of existing ranks"
-    q = shapes.conj(shapes.ge(node.prov, 0), shapes.lt(node.prov, _n(an)))
-    assume = an.assume(an.scope(f), [node.cond], query=q)
+    title = (f"the fold at {f.loc.short} folds only chunks of existing ranks"
+             if an.topology == "mesh" else f"the fold at {f.loc.short} folds only chunks that arrived")
+    # forall ... . when => (arrived /\ 0 <= prov < n): where the body folds, a chunk of an
+    # existing rank really arrived (``cond`` is ``when`` and the arrival condition)
+    when = node.when if node.when is not None else node.cond
+    q = shapes.conj(node.cond, shapes.ge(node.prov, 0), shapes.lt(node.prov, _n(an)))
+    assume = an.assume(an.scope(f), [when], query=q)
     ans = an.decide(q, assume)
     if ans.status != "refuted":
         return an.obligation("ring", f, title, ans, t0=t0)
     cex = an.minimise(q, assume, ans.cex)
-    vals = an.relevant(cex, node.prov, node.cond)
-    text = (f"the fold at {f.loc.short} folds the chunk of rank {node.prov.evaluate(cex)}, which "
-            f"does not exist on the open mesh (nothing was received), when {an.show(vals)}")
+    vals = an.relevant(cex, node.prov, node.cond, when)
+    if not node.cond.evaluate(cex):
+        text = (f"the fold at {f.loc.short} folds a value that was never sent to this rank "
+                f"(it holds poison), when {an.show(vals)}")
+    else:
+        text = (f"the fold at {f.loc.short} folds the chunk of rank {node.prov.evaluate(cex)}, "
+                f"which does not exist on the open mesh (nothing was received), when "
+                f"{an.show(vals)}")
     return an.obligation("ring", f, title, ans, violated=text,
                          cex={**vals, "chunk": node.prov.evaluate(cex)}, t0=t0,
                          hint="Guard the fold with the condition under which the chunk arrived.")
