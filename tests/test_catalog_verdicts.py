@@ -26,6 +26,7 @@ EXPECTED = {
     "decode_unmasked_prefetch": ({"bounds"}, ["page_table"]),
     "decode_offsets_int32": ({"overflow"}, ["int32"]),
     "decode_zero_splits": ({"shape"}, ["division by zero"]),
+    "decode_split_k_floor_pages": ({"reads"}, ["page_table", "never read"]),
 }
 NUMERIC_ONLY = {"mesh_ring_stale_backward", "paged_unmasked_partial"}
 

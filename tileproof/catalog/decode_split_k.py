@@ -76,6 +76,7 @@ def make_decode_split_k(
     unmasked_prefetch: bool = False,
     offsets_int32: bool = False,
     zero_splits: bool = False,
+    floor_pages: bool = False,
     name: str | None = None,
 ) -> tp.Kernel:
     """The spec, or one of its KERNELS.md §5 defects.
@@ -108,7 +109,10 @@ def make_decode_split_k(
             q=tp.Input(("B", "Hkv*GS", D), "float16"),
             k_cache=tp.Input(("NP", PAGE, "Hkv", D), "float16", index_bits=cache_bits),
             v_cache=tp.Input(("NP", PAGE, "Hkv", D), "float16", index_bits=cache_bits),
-            page_table=tp.Input(("B", "M"), "int32", values="0 <= v < NP"),
+            # the reduction folds every page of a sequence: entries [0, cdiv(len, 64)) of
+            # its page-table row are all read (the `reads` obligation)
+            page_table=tp.Input(("B", "M"), "int32", values="0 <= v < NP",
+                                reduced=tp.Region("i1 < cdiv(n, 64)", n=("cache_seqlens", "i0"))),
             cache_seqlens=tp.Input(("B",), "int32", values=f"{min_len} <= v <= MAXLEN"),
             mid_o=tp.Scratch(("B", "Hkv*GS", "NS", D), "float32"),
             mid_lse=tp.Scratch(("B", "Hkv*GS", "NS"), "float32"),
@@ -126,7 +130,7 @@ def make_decode_split_k(
             """AttentionProgram.create: the split's token range [split_start, split_end)."""
             end_page = (cache_len + PAGE - 1) // PAGE
             num_pages = end_page
-            pages_per_split = (num_pages + NS - 1) // NS
+            pages_per_split = num_pages // NS if floor_pages else (num_pages + NS - 1) // NS
             split_start_page = split * pages_per_split
             split_end_page = jnp.minimum(split_start_page + pages_per_split, end_page)
             return split_start_page * PAGE, jnp.minimum(split_end_page * PAGE, cache_len)

@@ -10,6 +10,7 @@ from ._decl import Input as Input
 from ._decl import Launch as Launch
 from ._decl import Output as Output
 from ._decl import Ranks as Ranks
+from ._decl import Region as Region
 from ._decl import Scratch as Scratch
 from ._decl import Task as Task
 from ._decl import Tensor as Tensor

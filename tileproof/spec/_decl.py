@@ -18,6 +18,7 @@ from ._errors import Location, SpecError, caller_location
 __all__ = [
     "Launch",
     "Ranks",
+    "Region",
     "Task",
     "Tensor",
     "build_enumeration",
@@ -41,6 +42,107 @@ def parse_condition(x: object, where: Location, what: str) -> shapes.Formula:
         return shapes.coerce_formula(x)
     except shapes.ShapeError as e:
         raise SpecError(f"in {what}: {e}", where, "Fix the condition.") from None
+
+
+def index_names(rank: int) -> tuple[str, ...]:
+    """The names a :class:`Region` gives the element index of a ``rank``-D tensor."""
+    return tuple(f"i{k}" for k in range(rank))
+
+
+@dataclass(frozen=True)
+class Region:
+    """A set of elements of a tensor: a condition over its element index ``i0, i1, ...``.
+
+    It says which elements a kernel must *write* (``writes=`` of an input updated in
+    place) or must *read* (``reduced=`` of an input a reduction folds).  The condition may
+    use sizes and elements of other index tensors, named in ``at`` as ``name=(tensor,
+    index)`` with the index over ``i0, i1, ...`` and sizes (like a work table's reads).
+    The tokens of sequence ``i0`` in a paged cache's page table::
+
+        Region("i1 < cdiv(n, 64)", n=("cache_seqlens", "i0"))
+
+    ``"all"`` (or ``True``) is every element.  A region is a promise the verifier checks
+    (``coverage`` for writes, ``reads`` for reads), never an assumption.
+    """
+
+    cond: object = "all"
+    at: object = None
+    where: Location = field(default_factory=caller_location, compare=False, repr=False)
+
+    def __init__(self, cond: object = "all", where: Location | None = None, /,
+                 **at: tuple) -> None:
+        where = where if where is not None else caller_location()
+        object.__setattr__(self, "where", where)
+        if cond is True or cond == "all":
+            formula = shapes.conj()
+        else:
+            formula = parse_condition(cond, where, "a region of elements")
+        reads: dict[str, tuple[str, tuple]] = {}
+        for name, spec in at.items():
+            if (not isinstance(spec, (tuple, list)) or len(spec) != 2
+                    or not isinstance(spec[0], str)):
+                raise SpecError(f"element {name!r} of a region must be (tensor name, index), "
+                                f"got {spec!r}", where,
+                                "For example Region('i1 < n', n=('seq_lens', 'i0')).")
+            idx = spec[1] if isinstance(spec[1], (tuple, list)) else (spec[1],)
+            reads[name] = (spec[0], tuple(parse_size(x, where, f"the index of {name}")
+                                          for x in idx))
+        for name, (_t, idx) in reads.items():
+            if any(set(reads) & x.free_symbols() for x in idx):
+                raise SpecError(f"the index of {name!r} uses another read; index a region's "
+                                "reads by i0, i1, ... and sizes", where)
+        object.__setattr__(self, "cond", formula)
+        object.__setattr__(self, "at", tuple(reads.items()))
+
+    @classmethod
+    def of(cls, x: object, where: Location, what: str) -> Region | None:
+        """``x`` as a region (None stays None; a condition string or ``"all"`` is wrapped)."""
+        if x is None or x is False:
+            return None
+        if isinstance(x, Region):
+            return x
+        if isinstance(x, (str, bool, shapes.Formula)):
+            return cls(x, where)
+        raise SpecError(f"{what} must be a condition over i0, i1, ..., 'all' or a "
+                        f"tp.Region, not {x!r}", where)
+
+    @property
+    def read_map(self) -> dict[str, tuple[str, tuple]]:
+        return dict(self.at or ())
+
+    @property
+    def is_all(self) -> bool:
+        return self.cond == shapes.conj() and not self.at
+
+    def condition(self, rank: int) -> shapes.Formula:
+        """The condition with its element index as given (names ``i0, ...``)."""
+        return self.cond
+
+    def sizes_used(self, rank: int) -> set[str]:
+        names = set(index_names(rank)) | set(self.read_map)
+        out = self.cond.free_symbols() - names
+        for _t, idx in self.read_map.values():
+            for x in idx:
+                out |= x.free_symbols() - names
+        return out
+
+    def check(self, tensors: dict, owner: str, rank: int) -> None:
+        """Spec errors: a read of an unknown or non-index tensor, an index of the wrong
+        length, a name ``i<k>`` beyond the tensor's rank."""
+        idx = set(index_names(rank))
+        extra = {n for n in self.cond.free_symbols()
+                 if n.startswith("i") and n[1:].isdigit() and n not in idx}
+        if extra:
+            raise SpecError(f"the region of {owner} names {', '.join(sorted(extra))}, but "
+                            f"{owner} has {rank} dimension{'s' * (rank != 1)}", self.where)
+        for name, (tensor, at) in self.read_map.items():
+            src = tensors.get(tensor)
+            if src is None or not src.is_index:
+                raise SpecError(f"the region of {owner} reads {name} from {tensor!r}, which is "
+                                "no index tensor of the kernel", self.where)
+            if len(at) != len(src.shape):
+                raise SpecError(f"the region of {owner} reads {tensor} with {len(at)} indices;"
+                                f" it has {len(src.shape)} dimensions", self.where)
 
 
 @dataclass(frozen=True)
@@ -94,6 +196,8 @@ class Tensor:
     enumerates: object = None
     reads: object = None
     count: object = None
+    writes: object = None
+    reduced: object = None
     where: Location = field(default_factory=caller_location, compare=False, repr=False)
 
     def __post_init__(self):
@@ -120,6 +224,20 @@ class Tensor:
             raise SpecError("distinct=True declares an index tensor's values; "
                             f"this tensor's dtype is {self.dtype}", self.where)
         self._parse_enumeration()
+        self._parse_regions()
+
+    def _parse_regions(self) -> None:
+        writes = Region.of(self.writes, self.where, "writes=")
+        if writes is not None and not self.updated:
+            raise SpecError("writes= declares the elements an input updated in place must "
+                            "write; add updated=True (an output must be written everywhere)",
+                            self.where)
+        reduced = Region.of(self.reduced, self.where, "reduced=")
+        if reduced is not None and self.role != "input":
+            raise SpecError(f"reduced= declares an input a reduction reads; this tensor is "
+                            f"{self.role}", self.where)
+        object.__setattr__(self, "writes", writes)
+        object.__setattr__(self, "reduced", reduced)
 
     def _parse_enumeration(self) -> None:
         if self.enumerates is None:
@@ -182,6 +300,9 @@ class Tensor:
             for _t, idx in self.read_map.values():
                 for x in idx:
                     out |= x.free_symbols() - {"v"}
+        for region in (self.writes, self.reduced):
+            if isinstance(region, Region):
+                out |= region.sizes_used(len(self.shape))
         return out
 
     @property

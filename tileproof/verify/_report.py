@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 KINDS = ("shape", "bounds", "coverage", "overflow", "split", "barrier", "race", "ring",
-         "unsupported")
+         "reads", "unsupported")
 # kinds a ``[tool.tileproof.skip]`` may name: an unsupported construct is never skipped (it
 # stays ``unknown`` and fails the run: fail closed)
 SKIPPABLE = tuple(k for k in KINDS if k != "unsupported")

@@ -8,6 +8,9 @@
 - ``decode_zero_splits``: a maximum sequence length of 0 is admitted; the host formula
   then picks 0 splits and the reduce divides by zero (``cdiv(num_pages, 0)``) and
   writes NaN -> ``shape``.
+- ``decode_split_k_floor_pages``: pages per split ``num_pages // num_splits`` (floor): the
+  tail pages of a sequence whose page count is no multiple of the split count are never
+  folded, though every output element is written -> ``reads``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from ..decode_split_k import make_decode_split_k
 __all__ = [
     "VARIANTS",
     "decode_offsets_int32",
+    "decode_split_k_floor_pages",
     "decode_unmasked_prefetch",
     "decode_zero_splits",
 ]
@@ -26,5 +30,8 @@ decode_unmasked_prefetch = make_decode_split_k(
 )
 decode_offsets_int32 = make_decode_split_k(offsets_int32=True, name="decode_offsets_int32")
 decode_zero_splits = make_decode_split_k(zero_splits=True, name="decode_zero_splits")
+decode_split_k_floor_pages = make_decode_split_k(floor_pages=True,
+                                                 name="decode_split_k_floor_pages")
 
-VARIANTS = (decode_unmasked_prefetch, decode_offsets_int32, decode_zero_splits)
+VARIANTS = (decode_unmasked_prefetch, decode_offsets_int32, decode_zero_splits,
+            decode_split_k_floor_pages)

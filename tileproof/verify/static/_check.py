@@ -7,7 +7,18 @@ import time
 
 from ...lowering._model import Model
 from .._report import KINDS, Obligation
-from . import _barrier, _bounds, _coverage, _overflow, _race, _ring, _shape, _split, _stored
+from . import (
+    _barrier,
+    _bounds,
+    _coverage,
+    _overflow,
+    _race,
+    _reads,
+    _ring,
+    _shape,
+    _split,
+    _stored,
+)
 from ._context import CHECK_BUDGET, Analysis
 
 __all__ = ["check_static", "check_static_timed"]
@@ -21,8 +32,10 @@ _MODULES = {
     "barrier": _barrier,
     "race": _race,
     "ring": _ring,
+    "reads": _reads,
 }
-_EXTRA = {"bounds": (_stored,)}  # further modules of a kind: stored index values
+# further modules of a kind: stored index values; the declared writes of updated inputs
+_EXTRA = {"bounds": (_stored,), "coverage": (_reads.WRITES,)}
 
 
 def check_static(model: Model, *, timeout_ms: int | None = None,
@@ -71,7 +84,7 @@ def check_static_timed(model: Model, *, timeout_ms: int | None = None,
         out += got
     hidden = {t: u for u in model.unsupported for t in u.tensors}
     if hidden:
-        out = [_hidden_unknown(o, hidden) if o.kind in _BY_PHASE and o.status in (
+        out = [_hidden_unknown(o, hidden) if o.kind in (*_BY_PHASE, "reads") and o.status in (
             "proved", "violated") else o for o in out]
     if an.inexact_phases:
         out = [_phases_unknown(o, an) if o.kind in _BY_PHASE and o.status in (

@@ -1,0 +1,492 @@
+"""``reads`` (a reduction reads all of its input) and the declared writes of updated inputs.
+
+Both ask whether every element of a declared *region* of a tensor is touched by some
+access, the way ``coverage`` asks it of an output:
+
+* ``reads``, input ``t`` declared ``reduced=R``:
+  ``forall sizes, e, data. Dom /\\ 0 <= e < shape(t) /\\ R(e) => \\/_L \\/_w W_L,w(e)``
+  over the loads ``L`` of ``t``.  A floor-divided split of a reduction
+  (``pages_per_split = n_pages // num_splits``) leaves tail elements that no program
+  folds, even though every output element is written: only this obligation sees it.
+* ``coverage``, input ``t`` declared ``updated=True, writes=R``: the same over the
+  stores of ``t`` (an in-place update that skips a row leaves the old value there,
+  which no output obligation notices).
+
+``W_L,w(e)``: the access ``L`` at the *witness* ``w`` (program ids, lane ids and loop
+indices obtained from ``e`` by inverting the index map, :mod:`._witness`) is reached,
+unmasked, and touches ``e``.  Unlike an output's coverage, the witness may depend on
+data its program reads (a split's page count from the sequence length): those values
+are universally quantified, tied to the region's own reads of the same entries
+(functional consistency), so a proof holds for every admissible input.
+
+A region may read index tensors (``Region("i1 < cdiv(n, 64)", n=("cache_seqlens",
+"i0"))``); each read is a fresh name with its declared and dtype ranges (the declared
+range only where the read is in bounds).  A refutation is re-checked by running the
+model concretely at the counterexample's sizes and data: ``violated`` only when no
+execution touches the element, else ``unknown``.  An access whose index map cannot be
+inverted gives no witness: a concrete run at small sizes may still find an element
+never touched (``violated``); otherwise the verdict is ``unknown`` — never ``proved``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ... import shapes
+from ...lowering._model import Access
+from ...spec._decl import Region, index_names
+from .._report import Obligation
+from . import _concrete
+from ._context import (
+    INT64_MIN,
+    Analysis,
+    Answer,
+    Site,
+    _equal_symbols,
+    _literal_lower,
+    _nonlinear,
+    all_eq,
+    plain,
+)
+from ._coverage import decide_witnesses, reach, unknown_ranges
+from ._witness import Dim, Quotients, replace_atoms, solve
+
+__all__ = ["WRITES", "check", "check_writes"]
+
+
+def check(an: Analysis) -> list[Obligation]:
+    """``reads``: every element of a ``reduced=`` region is read by some program."""
+    out = []
+    for name, t in an.model.tensors.items():
+        region = getattr(t, "reduced", None)
+        if isinstance(region, Region):
+            out.append(_region(an, name, region, "load", "reads"))
+    return out
+
+
+def check_writes(an: Analysis) -> list[Obligation]:
+    """``coverage``: every element of an updated input's ``writes=`` region is written."""
+    out = []
+    for name, t in an.model.tensors.items():
+        region = getattr(t, "writes", None)
+        if isinstance(region, Region) and getattr(t, "updated", False):
+            out.append(_region(an, name, region, "store", "coverage"))
+    return out
+
+
+class _Writes:
+    """The writes check as a module-like object (``check(an)``) for the coverage kind."""
+
+    check = staticmethod(check_writes)
+
+
+WRITES = _Writes()
+
+
+# ----------------------------------------------------------------------------- regions
+
+
+def _region_facts(an: Analysis, name: str, region: Region):
+    """``(element, facts, reads, shown)``: the element symbols, the facts that put it in
+    the region (ranges, the condition, the ranges of the region's reads), the reads as
+    ``(name, tensor, index)`` and, per read, ``(symbol, tensor, index)`` for messages."""
+    t = an.model.tensors[name]
+    rank = len(t.shape)
+    es = [shapes.sym(f"_e{k}") for k in range(rank)]
+    ren = dict(zip(index_names(rank), es))
+    facts: list[shapes.Formula] = []
+    for e, n in zip(es, t.shape):
+        facts += [shapes.ge(e, 0), shapes.lt(e, n)]
+    reads, shown = [], []
+    rsym = {}
+    for r, (tensor, idx) in region.read_map.items():
+        v = shapes.sym(f"_rg_{r}")
+        rsym[r] = v
+        src = an.model.tensors[tensor]
+        index = tuple(x.subs(ren) for x in idx)
+        reads.append((v.as_symbol(), tensor, index))
+        shown.append((v.as_symbol(), tensor, index))
+        bits = 8 * src.itemsize
+        facts += [shapes.ge(v, -(2 ** (bits - 1))), shapes.le(v, 2 ** (bits - 1) - 1)]
+        inside = shapes.conj(*(shapes.conj(shapes.ge(x, 0), shapes.lt(x, n_))
+                               for x, n_ in zip(index, src.shape)))
+        facts.append(inside)  # a region reads its tensors in bounds (else it names nothing)
+        if src.values is not None:
+            facts.append(src.values.subs({"v": v}))
+    facts.append(region.cond.subs({**ren, **rsym}))
+    return es, facts, reads, shown
+
+
+def _candidates(an: Analysis, site: Site, element, tag: str) -> tuple[list, list, str]:
+    """``(formulas, consistency, why)``: the witness formulas of ``site`` for ``element``,
+    facts tying their data reads to each other, and why there are none (if so)."""
+    inst = an.instance(site, tag)
+    acc: Access = site.node
+    unknowns = unknown_ranges(an, site, inst)
+    base = [inst(f) for f in reach(an, site)]
+    equal = all_eq([inst(x) for x in acc.element()], element)
+    quot = Quotients.find([inst(d.start) for d in acc.dims], unknowns,
+                          lambda g: an.decide(shapes.ge(g, 1), an.assume(an.scope(site),
+                                                                         query=shapes.ge(g, 1))
+                                              ).proved)
+    coords = iter(acc.coord_ranges())
+    dims = [Dim(quot.rewrite(inst(d.start)), e, None if d.point else inst.name(next(coords)[0]),
+                d.size) for d, e in zip(acc.dims, element)]
+    equal = quot.rewrite(equal)
+    base = [quot.rewrite(f) for f in base] + quot.facts()
+    unknowns = quot.unknowns(unknowns)
+    stuck: list = []
+    cands = [quot.complete(w) for w in solve(dims, unknowns, stuck)]
+    if stuck:
+        d = stuck[0]
+        return [], [], (f"the index map of the {acc.kind} at {acc.loc.short} cannot be inverted"
+                        f" (an index {plain(d.start, an)} of {acc.tensor} mixes program and "
+                        "loop indices non-linearly)")
+    out = []
+    for w in cands:
+        f = shapes.conj(*(x.subs(w) for x in base), equal.subs(w))
+        if f.free_symbols() & set(unknowns):
+            continue  # an unknown left undetermined: no candidate
+        out.append((f, inst, w, quot))
+    if not out:
+        return [], [], f"no candidate for the {acc.kind} at {acc.loc.short}"
+    return out, [], ""
+
+
+def _region(an: Analysis, name: str, region: Region, kind: str, ob_kind: str) -> Obligation:
+    t0 = time.perf_counter()
+    t = an.model.tensors[name]
+    verb = "read" if kind == "load" else "written"
+    where = "" if region.is_all else f" in its declared region ({_text(region)})"
+    title = (f"every element of {name}{where} is {verb}"
+             + (" (the reduction reads all of it)" if ob_kind == "reads" else ""))
+    loc = getattr(region, "where", None)
+    if loc is None or not getattr(loc, "line", 0):
+        loc = getattr(t, "where", None) or an.model_location()
+    try:
+        region.check(an.model.tensors, name, len(t.shape))
+    except Exception as e:  # a malformed region proves nothing
+        return _at(Obligation(ob_kind, "unknown", title, loc, reason=str(e)), loc)
+    sites = [s for s in an.sites if isinstance(s.node, Access) and s.node.tensor == name
+             and s.node.kind == kind]
+    es, facts, reads, shown = _region_facts(an, name, region)
+    cands, hyps, whys = [], list(facts), []
+    for i, s in enumerate(sites):
+        got, _c, why = _candidates(an, s, es, f"w{i}")
+        if why:
+            whys.append(why)
+        for k, (f, inst, w, quot) in enumerate(got):
+            if k:  # each candidate its own execution: rename its instance apart
+                f, inst, w, quot = _renamed(an, s, f"w{i}", k, f, inst, w, quot)
+            cands.append(f)
+            cons = an.data_consistency(inst, inst, [f], extra=reads)
+            hyps += [quot.rewrite(c).subs(w) for c in cons]
+    q = shapes.disj(*cands)
+    assume = an.assume(hyps, query=q)
+    if whys and len(whys) == len(sites):
+        return _at(_search(an, name, region, sites, title, ob_kind, whys[0], t0), loc)
+    if not cands:
+        ans = an.decide(shapes.disj(), assume)
+        if ans.status != "refuted":
+            return _at(an.obligation(ob_kind, None, title, ans, t0=t0), loc)
+        q = shapes.disj()
+    elif _abstract_proves(an, q, assume):
+        ans = Answer("proved")
+    else:
+        ans = decide_witnesses(an, cands, q, assume)
+    if ans.status == "unknown" and ans.cex:  # e.g. a witness divides by a zero split size
+        ob = _confirm(an, name, sites, title, ob_kind, t0, ans.cex, es, shown, kind)
+        if ob.status == "violated":  # the concrete run at those values misses the element
+            return _at(ob, loc)
+    if ans.status != "refuted":
+        if ans.status == "unknown":
+            ans = Answer("unknown", reason=f"the witness method could not decide: {ans.reason}")
+        return _at(an.obligation(ob_kind, sites[0] if sites else None, title, ans, t0=t0), loc)
+    cex = an.minimise(q, assume, ans.cex)
+    return _at(_confirm(an, name, sites, title, ob_kind, t0, cex, es, shown, kind), loc)
+
+
+# ------------------------------------------------------------------------- abstraction
+
+
+def _abstract_proves(an: Analysis, q: shapes.Formula, assume) -> bool:
+    """A proof of ``q`` through an equivalent problem free of divisions, or False.
+
+    A witness that splits a reduction (``split = e // pages_per_split``) nests divisions
+    by sizes and data that the solver rarely decides as they are.  Each division atom,
+    innermost first, becomes a fresh name ``a`` with its definition as facts (for a
+    divisor ``G`` proved ``>= 1``: ``G*a <= n <= G*a + G - 1`` for ``n // G``,
+    ``G*a - G + 1 <= n <= G*a`` for ``cdiv(n, G)``; ``n % G`` is ``n - G*(n // G)``): an
+    equivalent problem.  Non-linear domain assumptions (a split count's host formula) are
+    dropped, with ``s >= 1`` added for each size the full domain proves positive: fewer
+    hypotheses, so a proof is still a proof.  Only ``proved`` is used.
+    """
+    if _spent(an):
+        return False
+    dom = set(an.domain)
+    kept = [f for f in assume if not (f in dom and _nonlinear(f))]
+    if len(kept) < len(assume):
+        names: set[str] = set(q.free_symbols())
+        for f in kept:
+            names |= f.free_symbols()
+        for n in sorted(names):
+            if n in an.sizes:
+                one = shapes.ge(shapes.sym(n), 1)
+                if an.decide(one, tuple(assume), quick=False).proved:
+                    kept.append(one)
+    ren = _equal_symbols(kept)  # x == y between names: one name (fewer atoms to abstract)
+    if ren:
+        low = _literal_lower(kept)
+        kept = [f.subs(ren) for f in kept] + [
+            shapes.ge(x, min(low.get(y, 1), low.get(x.as_symbol(), 1))) for y, x in ren.items()]
+        kept = [f for f in kept if f != shapes.conj() and not (
+            isinstance(f, shapes.Cmp) and f.op in ("==", "<=", ">=") and f.lhs == f.rhs)]
+        q = q.subs(ren)
+    forms = [q, *kept]
+    facts: list[shapes.Formula] = []
+    back: dict[str, shapes.Expr] = {}
+    made: dict = {}
+    for _round in range(64):
+        atom = _innermost(forms)
+        if atom is None:
+            break
+        n, g = atom.args
+        if not g.is_const:
+            g_orig = g.subs(back) if back else g
+            if not an.decide(shapes.ge(g_orig, 1), tuple(assume)).proved:
+                return False
+        elif g.const_value < 1:
+            return False
+        kind = atom.kind
+        split = _split_of(n, g) if kind in ("floordiv", "mod") and not g.is_const else None
+        if split is not None:  # x = G*q + r: (x + k) // G is q plus a where() of r
+            x = split[0]
+            qs, rs = shapes.sym(f"_ab{len(made)}q"), shapes.sym(f"_ab{len(made)}r")
+            made[("split", x, g)] = (qs, rs)
+            table = {}
+            for f in forms + facts:
+                for b in _div_atoms(f):
+                    if b.kind in ("floordiv", "mod") and b.args[1] == g:
+                        got = _split_of(b.args[0], g)
+                        if got is not None and got[0] == x:
+                            table[b] = _quotient(b, qs, rs, g, got[1])
+            facts += [shapes.ge(qs, INT64_MIN), shapes.ge(rs, 0), shapes.lt(rs, g)]
+            g_orig = g.subs(back) if back else g
+            back[qs.as_symbol()] = shapes.floordiv(shapes.sym(x), g_orig)
+            back[rs.as_symbol()] = shapes.mod(shapes.sym(x), g_orig)
+            sub = {x: g * qs + rs}
+            forms = [replace_atoms(f, table, {}).subs(sub) for f in forms]
+            facts = [replace_atoms(f, table, {}).subs(sub) for f in facts]
+            continue
+        key = ("floordiv" if kind == "mod" else kind, n, g)
+        a = made.get(key)
+        if a is None:
+            a = shapes.sym(f"_ab{len(made)}")
+            made[key] = a
+            back[a.as_symbol()] = (shapes.floordiv(n, g) if key[0] == "floordiv"
+                                   else shapes.cdiv(n, g)).subs(back)
+            facts.append(shapes.ge(a, INT64_MIN))
+            if key[0] == "floordiv":
+                facts += [shapes.le(g * a, n), shapes.le(n, g * a + g - 1)]
+            else:
+                facts += [shapes.le(g * a - g + 1, n), shapes.le(n, g * a)]
+        repl = a if kind != "mod" else n - g * a
+        forms = [replace_atoms(f, {atom: repl}, {}) for f in forms]
+        facts = [replace_atoms(f, {atom: repl}, {}) for f in facts]
+    else:
+        return False
+    if _innermost(forms + facts) is not None:
+        return False
+    d = an._prove(forms[0], [*forms[1:], *facts]) if hasattr(an, "_prove") else shapes.prove(
+        forms[0], [*forms[1:], *facts])  # counted against the check's solver budget
+    return d.verdict == "proved"
+
+
+
+def _quotient(atom, qs, rs, g, k: int) -> shapes.Expr:
+    """``(x + k) // G`` (or ``%``) for ``x = G*q + r``, ``0 <= r < G``, ``k`` in ``{-1, 0, 1}``
+    (``G >= 1``): exact."""
+    quo = qs + (shapes.as_expr(0) if k == 0 else
+                shapes.where(shapes.eq(rs, 0), -1, 0) if k == -1 else
+                shapes.where(shapes.eq(rs, g - 1), 1, 0))
+    if atom.kind == "floordiv":
+        return quo
+    return g * qs + rs + k - g * quo
+
+
+def _split_of(n: shapes.Expr, g: shapes.Expr):
+    """``(x, k)`` when ``n`` is a symbol ``x`` plus ``k`` in ``{-1, 0, 1}``, ``x`` not in ``g``."""
+    for k in (0, -1, 1):
+        x = (n - k).as_symbol()
+        if x is not None and x not in g.free_symbols():
+            return x, k
+    return None
+
+
+def _spent(an: Analysis) -> bool:
+    """The static check's budget (solver checks, opt-in wall clock) is used up."""
+    spent = getattr(an, "_spent", None)
+    if spent is not None:
+        return bool(spent())
+    deadline = getattr(an, "deadline", None)
+    return deadline is not None and time.perf_counter() > deadline
+
+
+def _innermost(forms):
+    """A division atom (``//``, ``%``, ``cdiv``) whose arguments hold no division, or None."""
+    for f in forms:
+        for a in _div_atoms(f):
+            if not any(_div_atoms(x) for x in a.args):
+                return a
+    return None
+
+
+def _div_atoms(x) -> list:
+    out: list = []
+    if isinstance(x, shapes.Expr):
+        for m, _c in x.terms:
+            for a, _p in m:
+                if getattr(a, "name", None) is not None:
+                    continue
+                if a.kind in ("floordiv", "mod", "cdiv"):
+                    out.append(a)
+                for arg in a.args:
+                    out += _div_atoms(arg)
+    elif isinstance(x, shapes.Cmp):
+        out += _div_atoms(x.lhs) + _div_atoms(x.rhs)
+    elif isinstance(x, shapes.BoolOp):
+        for arg in x.args:
+            out += _div_atoms(arg)
+    return out
+
+
+def _renamed(an, site, tag, k, f, inst, w, quot):
+    new = f"{tag}_{k}"
+    suffix = f"__{tag}"
+    names = set(f.free_symbols())
+    for key, val in w.items():
+        names.add(key)
+        names |= val.free_symbols()
+    ren = {n: shapes.sym(n[: -len(tag)] + new) for n in names if n.endswith(suffix)}
+    inst2 = an.instance(site, new)
+    w2 = {(ren[key].as_symbol() if key in ren else key): val.subs(ren) for key, val in w.items()}
+    return f.subs(ren), inst2, w2, quot.renamed(ren)
+
+
+def _text(region: Region) -> str:
+    text = str(region.cond)
+    for r, (tensor, idx) in region.read_map.items():
+        text += f", {r} = {tensor}[{', '.join(map(str, idx))}]"
+    return text
+
+
+def _at(ob: Obligation, loc) -> Obligation:
+    ob.location = loc
+    return ob
+
+
+# ------------------------------------------------------------------------ confirmation
+
+
+def _touching(evs, name: str, kind: str, element) -> bool:
+    return any(isinstance(ev.site.node, Access) and ev.site.node.tensor == name
+               and ev.site.node.kind == kind and _concrete.covers(ev.site.node, ev.env, element)
+               for ev in evs)
+
+
+def _data_of(an: Analysis, cex: dict) -> dict[str, int]:
+    out = {}
+    for k, v in cex.items():
+        base = k.partition("__")[0]
+        if base in an.data:
+            out.setdefault(base, int(v))
+    return out
+
+
+def _confirm(an, name, sites, title, ob_kind, t0, cex, es, shown, kind) -> Obligation:
+    """Re-run the model concretely at the counterexample: violated only if no access of
+    that kind touches the element there."""
+    sizes = {k: int(v) for k, v in cex.items() if an.is_size(k)}
+    try:
+        element = tuple(int(e.evaluate(cex)) for e in es)
+        cells = {}
+        shown_vals = {}
+        for sym, tensor, index in shown:
+            at = tuple(int(x.evaluate(cex)) for x in index)
+            cells[(tensor, at)] = int(cex[sym])
+            shown_vals[f"{tensor}[{', '.join(map(str, at))}]"] = int(cex[sym])
+        evs = _concrete.events(an, sizes, data=_data_of(an, cex), cells=cells)
+        # the run must have used the region's values: else the counterexample is not this run
+        used = {(ev.site.node.tensor, tuple(d.start.evaluate(ev.env) for d in ev.site.node.dims)):
+                ev.env[ev.site.node.value] for ev in evs
+                if isinstance(ev.site.node, Access) and ev.site.node.value is not None}
+        if any(used.get(key, val) != val for key, val in cells.items()):
+            raise _concrete.TooLarge("the run read other values than the counterexample's")
+    except (_concrete.TooLarge, ZeroDivisionError, shapes.ShapeError, KeyError) as e:
+        return an.obligation(ob_kind, sites[0] if sites else None, title, Answer(
+            "unknown", reason=f"no witness found for an element of {name} at "
+            f"{an.show(an.values(sizes))}; a concrete check was not possible ({e})"), t0=t0)
+    return _verdict(an, name, sites, title, ob_kind, t0, sizes, element, evs, shown_vals, kind,
+                    cex)
+
+
+def _verdict(an, name, sites, title, ob_kind, t0, sizes, element, evs, shown_vals, kind, cex):
+    if _touching(evs, name, kind, element):
+        return an.obligation(ob_kind, sites[0] if sites else None, title, Answer(
+            "unknown", reason=f"the witness method found no access to element {list(element)} "
+            f"of {name} at {an.show(an.values(sizes))}, but a concrete run touches it"), t0=t0)
+    vals = {**an.values(sizes), **shown_vals}
+    text_vals = ", ".join(f"{k}={v}" for k, v in vals.items())
+    runs = "; ".join(f"the {s.node.kind} at {s.loc.short} runs "
+                     f"{sum(1 for ev in evs if ev.site is s)} times" for s in sites)
+    if kind == "load":
+        text = (f"element {list(element)} of {name} is never read when {text_vals}: the "
+                f"reduction over it drops it (no program or loop iteration reads it)"
+                + (f"; {runs}" if runs else "; nothing loads it"))
+    else:
+        text = (f"element {list(element)} of updated input {name} is never written when "
+                f"{text_vals}, though its declared region says it must be"
+                + (f"; {runs}" if runs else "; nothing stores to it"))
+    cx = {**vals, **{f"element[{k}]": v for k, v in enumerate(element)}}
+    return an.obligation(ob_kind, sites[0] if sites else None, title, Answer("refuted", cex),
+                         violated=text, cex=cx, t0=t0, detail={"element": list(element)})
+
+
+def _search(an, name, region, sites, title, ob_kind, why, t0) -> Obligation:
+    """No witness at all: look, in one concrete run at small sizes, for an element of the
+    region that no access touches (then violated), else unknown."""
+    import itertools
+
+    sizes = dict(an.example)
+    kind = sites[0].node.kind
+    t = an.model.tensors[name]
+    try:
+        oracle = _concrete._Data(an, sizes, {})
+        dims = [d.evaluate(sizes) for d in t.shape]
+        total = 1
+        for d in dims:
+            total *= max(d, 0)
+        if total > 1 << 16:
+            raise _concrete.TooLarge(f"{total} elements")
+        rank = len(dims)
+        cells, found = {}, None
+        for el in itertools.product(*(range(d) for d in dims)):
+            env = {**sizes, **dict(zip(index_names(rank), el))}
+            for r, (tensor, idx) in region.read_map.items():
+                at = tuple(x.evaluate(env) for x in idx)
+                env[r] = oracle.cell(tensor, at)
+                cells[(tensor, at)] = env[r]
+            if region.cond.evaluate(env):
+                found = found or []
+                found.append(el)
+        evs = _concrete.events(an, sizes, cells=cells)
+        missing = [el for el in found or [] if not _touching(evs, name, kind, el)]
+    except (_concrete.TooLarge, ZeroDivisionError, shapes.ShapeError) as e:
+        return an.obligation(ob_kind, sites[0], title, Answer("unknown", reason=f"{why} ({e})"),
+                             t0=t0)
+    if not missing:
+        return an.obligation(ob_kind, sites[0], title, Answer(
+            "unknown", reason=f"{why}; a concrete run at {an.show(an.values(sizes))} touches "
+            "every element of the region"), t0=t0)
+    return _verdict(an, name, sites, title, ob_kind, t0, sizes, missing[0], evs, {}, kind,
+                    dict(sizes))
