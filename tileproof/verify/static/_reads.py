@@ -158,7 +158,8 @@ def _region(an: Analysis, name: str, region: Region, kind: str, ob_kind: str) ->
     t = an.model.tensors[name]
     verb = "read" if kind == "load" else "written"
     where = "" if region.is_all else f" in its declared region ({_text(region)})"
-    title = (f"every element of {name}{where} is {verb}"
+    what = name if kind == "load" else f"updated input {name}"
+    title = (f"every element of {what}{where} is {verb}"
              + (" (the reduction reads all of it)" if ob_kind == "reads" else ""))
     loc = getattr(region, "where", None)
     if loc is None or not getattr(loc, "line", 0):
