@@ -44,6 +44,7 @@ def test_variant_names_are_the_catalog_names():
         "decode_unmasked_prefetch",
         "decode_offsets_int32",
         "decode_zero_splits",
+        "decode_split_k_floor_pages",
     ]
     assert [k.name for k in (*CP.SPECS, *PA.SPECS, *DS.SPECS)] == [
         "compressor_pool",

@@ -94,6 +94,7 @@ class NumericResult:
             "max_rel_err": self.max_rel_err,
             "gradients": self.gradients,
             **({"message": self.message} if self.message else {}),
+            **({"conditions": self.detail["conditions"]} if self.detail.get("conditions") else {}),
         }
 
 

@@ -115,8 +115,10 @@ def check_numeric(
     if "budget" in opts and budget == _DEFAULT_BUDGET:
         budget = int(opts["budget"])
     dropped: list = []
+    pins: dict = {}
     try:
-        points = choose_sizes(kernel, extra=extra, budget=budget, seed=seed, dropped=dropped)
+        points = choose_sizes(kernel, extra=extra, budget=budget, seed=seed, dropped=dropped,
+                              pins=pins)
     except NumericUnsupported as e:
         return NumericResult("error", message=f"no size points: {e}",
                              seconds=time.perf_counter() - t0)
@@ -126,6 +128,7 @@ def check_numeric(
                              "nothing was run", seconds=time.perf_counter() - t0,
                              detail={"over_cap": dropped})
     rng = np.random.default_rng(seed)
+    cover = _Coverage(kernel)
     tried, runs = [], []
     worst_abs = worst_rel = 0.0
     grad_worst = [0.0, 0.0]
@@ -141,7 +144,8 @@ def check_numeric(
             # gradients cost a second compilation of the executor (and its transpose): compare
             # them at the first points only (the given ones, the authors' sizes, the smallest);
             # values and run-time flags are checked at every point
-            run = _one(kernel, env, rng, i, tol, gradients and grad_points < GRADIENT_POINTS)
+            run = _one(kernel, env, rng, i, tol, gradients and grad_points < GRADIENT_POINTS,
+                       pins.get(tuple(sorted(env.items()))), cover)
         except NoInputs as e:  # e.g. more distinct values wanted than the range has: next point
             tried.pop()
             runs.append({"sizes": env, "skipped": str(e)})
@@ -184,7 +188,48 @@ def check_numeric(
                          f"per tensor and {CAP_PROGRAMS} programs" for e in dropped[:2])
         message = f"{message}; {note}" if message else note
     return NumericResult(status, tried, _finite(worst_abs), _finite(worst_rel), grads, message,
-                         time.perf_counter() - t0, {"runs": runs, "over_cap": dropped})
+                         time.perf_counter() - t0, {"runs": runs, "over_cap": dropped,
+                                                    "conditions": cover.report()})
+
+
+class _Coverage:
+    """Which sides of the model's conditions the runs exercised (:mod:`._conditions`)."""
+
+    def __init__(self, kernel):
+        from ._conditions import conditions
+        from ._plan import traced
+
+        self.an, self.conds, self.seen, self.partial = None, [], {}, False
+        try:
+            model = traced(kernel).model
+            if model is not None:
+                from ..static._context import Analysis
+
+                self.an = Analysis(model)
+                self.conds = conditions(self.an)
+        except Exception:  # the report is a help: no model, no conditions
+            self.an = None
+
+    def add(self, env, inputs) -> None:
+        if self.an is None or not self.conds:
+            return
+        from ._conditions import covered
+
+        got = covered(self.an, self.conds, env, inputs=inputs)
+        if got is None:
+            self.partial = True
+            return
+        for i, sides in got.items():
+            self.seen.setdefault(i, set()).update(sides)
+
+    def report(self) -> list[dict]:
+        out = []
+        for c in self.conds:
+            row = c.describe(self.seen.get(c.index, set()))
+            if self.partial:  # a run too large to replay: what it missed is unknown
+                row = {k: (None if v is False else v) for k, v in row.items()}
+            out.append(row)
+        return out
 
 
 def _finite(x: float) -> float | None:
@@ -196,11 +241,13 @@ def _fmt(env) -> str:
     return ", ".join(f"{k}={v}" for k, v in env.items()) or "(none)"
 
 
-def _one(kernel, env, rng, variant, tol, gradients) -> dict:
+def _one(kernel, env, rng, variant, tol, gradients, pins=None, cover=None) -> dict:
     at_sizes = getattr(kernel.reference, "at_sizes", None)  # a front end's size-specific reference
     if at_sizes is not None:
         kernel = replace(kernel, reference=at_sizes(env))
-    inputs = draw_inputs(kernel, env, rng, variant)
+    inputs = draw_inputs(kernel, env, rng, variant, pins)
+    if cover is not None:
+        cover.add(env, inputs)
     names = kernel.inputs
     run: dict = {"sizes": env, "problems": [], "findings": [], "max_abs_err": 0.0, "max_rel_err": 0.0}
     ref_fn = _jitted_reference(kernel)

@@ -14,7 +14,10 @@ and in both, the smallest and the largest admissible value (the last page;
 ragged lengths 1 and the maximum) placed at random positions (a one-element
 tensor gets the largest in even variants, the smallest in odd ones).  Index tensors
 with no declared range get small non-negative values; ``distinct=True`` ones
-get pairwise different values.  Then ``kernel.numeric["derive"](inputs, sizes)``,
+get pairwise different values.  ``pins`` (``{(tensor, index): value}``, from a
+condition point: a sequence length that makes a split empty) then set single
+elements, where the value is admissible (kept pairwise different in ``distinct``
+tensors by a swap).  Then ``kernel.numeric["derive"](inputs, sizes)``,
 if declared, recomputes inputs the host derives from others (a work table from
 the sequence lengths).
 """
@@ -65,7 +68,8 @@ def _admissible_values(decl, sizes, lo, hi, rng) -> np.ndarray:
     return vals
 
 
-def draw_inputs(kernel, sizes, rng: np.random.Generator, variant: int = 0) -> dict[str, np.ndarray]:
+def draw_inputs(kernel, sizes, rng: np.random.Generator, variant: int = 0,
+                pins: dict | None = None) -> dict[str, np.ndarray]:
     from ._plan import get_plan
 
     plan = get_plan(kernel, dict(sizes))
@@ -105,6 +109,8 @@ def draw_inputs(kernel, sizes, rng: np.random.Generator, variant: int = 0) -> di
         else:
             x = rng.standard_normal(shape).astype(np.float32)
             out[name] = np.asarray(x.astype(np_dtype(decl.dtype)))
+    for (name, at), value in dict(pins or {}).items():
+        _pin(kernel, out, name, tuple(at), int(value), sizes)
     derive = kernel.numeric.get("derive")
     if derive is not None:  # inputs the host computes from other inputs (a work table, ...)
         for k, v in dict(derive(out, dict(sizes))).items():
@@ -112,3 +118,26 @@ def draw_inputs(kernel, sizes, rng: np.random.Generator, variant: int = 0) -> di
                 raise ValueError(f"numeric['derive'] of {kernel.name} returns {k!r}, not an input")
             out[k] = np.asarray(v).reshape(plan.shapes[k]).astype(out[k].dtype)
     return out
+
+
+def _pin(kernel, out: dict, name: str, at: tuple, value: int, sizes) -> None:
+    """Set ``out[name][at] = value`` where admissible (a swap keeps ``distinct`` values apart)."""
+    decl = kernel.tensors.get(name)
+    arr = out.get(name)
+    if decl is None or arr is None or not decl.is_index or len(at) != arr.ndim:
+        return
+    if not all(0 <= i < n for i, n in zip(at, arr.shape)):
+        return
+    try:
+        if decl.values is not None and not decl.values.evaluate({**dict(sizes), "v": value}):
+            return
+    except ZeroDivisionError:
+        return
+    info = np.iinfo(arr.dtype)
+    if not info.min <= value <= info.max:
+        return
+    if decl.distinct:
+        hit = np.argwhere(arr == value)
+        if hit.size:
+            arr[tuple(hit[0])] = arr[at]
+    arr[at] = value

@@ -10,7 +10,11 @@ Order of :func:`choose_sizes`:
 3. the smallest admissible point;
 4. the admissible point that makes the most divisions (in the grid, the
    shapes and the lowered model) inexact — tails, ``//`` dropping rows;
-5. seeded random admissible points.
+5. points from the model's conditions (:mod:`._conditions`): for each branch,
+   ``when`` and mask, solver points making it true, false and sitting on its
+   boundary, with the index values they need (``pins``); the few that together
+   cover the most sides the points above leave uncovered;
+6. seeded random admissible points.
 
 A point is admissible when every assumption holds (a division by zero makes
 it inadmissible), every extent is non-negative, and it fits the numeric cap:
@@ -224,13 +228,16 @@ def _complete(kernel, partial: Mapping[str, int], cands, bounds) -> dict[str, in
 
 
 def choose_sizes(kernel, *, extra: Iterable[Mapping[str, int]] = (), budget: int = 6, seed: int = 0,
-                 tries: int = 4000, dropped: list | None = None) -> list[dict[str, int]]:
+                 tries: int = 4000, dropped: list | None = None, pins: dict | None = None,
+                 condition_points: int = 3) -> list[dict[str, int]]:
     """Sizes to run ``kernel`` at (see the module docstring), at most ``budget`` plus ``extra``.
 
     Every point, given ones included, respects the memory cap: a given point
     beyond it (a static counterexample at production sizes, say) is appended
     to ``dropped`` instead of being run, so a numeric check never tries to
-    allocate what the machine does not have.
+    allocate what the machine does not have.  ``pins``, when given, receives for each
+    condition point (by ``tuple(sorted(sizes.items()))``) the index-tensor values it
+    needs, ``{(tensor, index): value}``, for :func:`draw_inputs`.
     """
     syms = kernel.sizes
     bounds = _bounds(kernel)
@@ -285,6 +292,8 @@ def choose_sizes(kernel, *, extra: Iterable[Mapping[str, int]] = (), budget: int
             best = max(pts, key=lambda t: (inexact(t[1]), -t[0][0]))
             if inexact(best[1]):
                 add(best[1])
+    if condition_points > 0:
+        _add_condition_points(kernel, out, add, pins, condition_points)
     rng = random.Random(seed)
     attempts = 0
     while len(out) - n_extra < budget and attempts < tries:
@@ -302,3 +311,26 @@ def choose_sizes(kernel, *, extra: Iterable[Mapping[str, int]] = (), budget: int
                 env[s] = max(lo, round(math.exp(rng.uniform(0.0, math.log(max(top, 2))))))
         add(_derive(env, derived))
     return out[: n_extra + budget]
+
+
+def _add_condition_points(kernel, out: list, add, pins: dict | None, limit: int) -> None:
+    """Points that exercise the sides of the model's conditions the chosen ones miss."""
+    from ._conditions import condition_points
+    from ._plan import traced
+
+    try:
+        model = traced(kernel).model
+    except Exception:
+        model = None
+    if model is None:
+        return
+    try:
+        got = condition_points(kernel, model, list(out), limit=limit,
+                               is_admissible=lambda env: admissible(kernel, env))
+    except Exception:
+        return
+    for env, pin in got:
+        before = len(out)
+        add(env)
+        if len(out) > before and pins is not None and pin:
+            pins[tuple(sorted(out[-1].items()))] = pin
