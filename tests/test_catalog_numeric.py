@@ -26,6 +26,7 @@ OBSERVABLE = {
     "paged_unmasked_partial": "the reference gives",
     "decode_unmasked_prefetch": "out-of-bounds load of page_table",
     "decode_zero_splits": "NaN",
+    "decode_split_k_floor_pages": "NaN",
 }
 # Not observable numerically, by nature: int32 offsets overflow only at sizes far beyond any
 # numeric run; a wave launch hangs hardware but computes the same numbers.

@@ -229,7 +229,7 @@ def _complete(kernel, partial: Mapping[str, int], cands, bounds) -> dict[str, in
 
 def choose_sizes(kernel, *, extra: Iterable[Mapping[str, int]] = (), budget: int = 6, seed: int = 0,
                  tries: int = 4000, dropped: list | None = None, pins: dict | None = None,
-                 condition_points: int = 3) -> list[dict[str, int]]:
+                 condition_points: int = 2) -> list[dict[str, int]]:
     """Sizes to run ``kernel`` at (see the module docstring), at most ``budget`` plus ``extra``.
 
     Every point, given ones included, respects the memory cap: a given point
@@ -261,6 +261,9 @@ def choose_sizes(kernel, *, extra: Iterable[Mapping[str, int]] = (), budget: int
                 dropped.append(env)
             continue
         add(env)
+        pinned = _pins_of(kernel, e)  # a counterexample's index values ("seq_lens[0]": 0)
+        if env is not None and pinned and pins is not None:
+            pins.setdefault(tuple(sorted({s: int(env[s]) for s in syms}.items())), pinned)
     n_extra = len(out)
     if not syms:
         add({})
@@ -292,11 +295,16 @@ def choose_sizes(kernel, *, extra: Iterable[Mapping[str, int]] = (), budget: int
             best = max(pts, key=lambda t: (inexact(t[1]), -t[0][0]))
             if inexact(best[1]):
                 add(best[1])
+    n_cond = 0
     if condition_points > 0:
+        before = len(out)
         _add_condition_points(kernel, out, add, pins, condition_points)
+        n_cond = len(out) - before
     rng = random.Random(seed)
     attempts = 0
-    while len(out) - n_extra < budget and attempts < tries:
+    # a condition point takes the place of a random one besides its own slot: the runs stay
+    # as few as before (the numeric check is the slow part of `tileproof check`)
+    while len(out) - n_extra + n_cond < budget and attempts < tries:
         attempts += 1
         env = {}
         for s in free:
@@ -330,7 +338,25 @@ def _add_condition_points(kernel, out: list, add, pins: dict | None, limit: int)
     except Exception:
         return
     for env, pin in got:
-        before = len(out)
         add(env)
-        if len(out) > before and pins is not None and pin:
-            pins[tuple(sorted(out[-1].items()))] = pin
+        key = {s: int(env[s]) for s in kernel.sizes}
+        if key in out and pins is not None and pin:  # a point chosen already runs pinned
+            pins.setdefault(tuple(sorted(key.items())), pin)
+
+
+def _pins_of(kernel, point: Mapping) -> dict:
+    """``{(tensor, index): value}`` from a counterexample's ``"tensor[i, j]": value`` entries
+    (index tensors of the kernel only)."""
+    out = {}
+    for k, v in point.items():
+        name, sep, rest = str(k).partition("[")
+        t = kernel.tensors.get(name)
+        if not sep or t is None or not t.is_index or not rest.endswith("]"):
+            continue
+        try:
+            idx = tuple(int(x) for x in rest[:-1].split(","))
+        except ValueError:
+            continue
+        if len(idx) == len(t.shape):
+            out[(name, idx)] = int(v)
+    return out

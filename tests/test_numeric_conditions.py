@@ -1,0 +1,101 @@
+"""Numeric points chosen from the model's conditions, and the conditions a run covered."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+import tileproof.spec as tp
+from tileproof.lowering import lower
+from tileproof.verify.numeric import check_numeric
+from tileproof.verify.numeric._conditions import condition_points, conditions, covered
+from tileproof.verify.numeric._inputs import draw_inputs
+from tileproof.verify.numeric._sizes import choose_sizes
+from tileproof.verify.static._context import Analysis
+
+
+def _rare_reference(x, code):
+    return {"y": jnp.where(code[:, None] == 37, 2.0 * x, x)}
+
+
+@tp.kernel(
+    grid={"p": "cdiv(N, 8)", "r": 8},
+    assume=["N <= 64"],
+    defaults={"N": 16},
+    tensors=dict(x=tp.Input(("N", 4)), code=tp.Input(("N",), "int32", values="0 <= v < 1000"),
+                 y=tp.Output(("N", 4))),
+    reference=_rare_reference,
+)
+def rare(x, code, y):
+    """Rows whose code is exactly 37 are doubled: random codes (0..999) almost never hit it."""
+    row = tp.program_id(0) * 8 + tp.program_id(1)
+
+    @tp.when(row < tp.size("N"))
+    def _():
+        c = tp.load(code, (row,))
+        v = tp.load(x, (row, tp.ds(0, 4)))
+
+        @tp.when(c == 37)
+        def _():
+            tp.store(y, (row, tp.ds(0, 4)), 2.0 * v)
+
+        @tp.when(c != 37)
+        def _():
+            tp.store(y, (row, tp.ds(0, 4)), v)
+
+
+def _rare_conds():
+    an = Analysis(lower(rare))
+    return an, conditions(an)
+
+
+def test_conditions_name_their_source_line_and_text():
+    _an, conds = _rare_conds()
+    texts = [c.text for c in conds]
+    assert any("== 37" in t for t in texts) and any("< N" in t for t in texts)
+    assert all(c.site.loc.line > 0 and c.location.endswith(str(c.site.loc.line)) for c in conds)
+
+
+def test_points_from_the_model_make_a_rare_condition_true_and_false():
+    an, conds = _rare_conds()
+    eq37 = [c for c in conds if "== 37" in c.text]
+    got = condition_points(rare, lower(rare), [{"N": 16}], limit=3)
+    assert got, "the solver finds a point where some code is 37"
+    sides = set()
+    for sizes, pins in got:
+        assert any(v == 37 for v in pins.values()), pins
+        seen = covered(an, conds, sizes, pins=pins)
+        for c in eq37:
+            sides |= seen[c.index]
+    assert {"true"} <= sides
+
+
+def test_pins_reach_the_inputs_and_stay_in_range():
+    rng = np.random.default_rng(0)
+    inp = draw_inputs(rare, {"N": 16}, rng, 0, pins={("code", (3,)): 37, ("code", (4,)): 5000})
+    assert inp["code"][3] == 37
+    assert inp["code"][4] != 5000  # outside the declared range: not pinned
+
+
+def test_choose_sizes_hands_out_the_pins_of_condition_points():
+    pins: dict = {}
+    pts = choose_sizes(rare, pins=pins, budget=3)
+    assert pts and pins
+    assert all(key in {tuple(sorted(p.items())) for p in pts} for key in pins)
+    # a counterexample's index values are pinned too
+    pins2: dict = {}
+    choose_sizes(rare, extra=[{"N": 9, "code[2]": 37}], pins=pins2, budget=1,
+                 condition_points=0)
+    assert pins2 == {(("N", 9),): {("code", (2,)): 37}}
+
+
+def test_numeric_report_lists_the_conditions_and_their_sides():
+    res = check_numeric(rare, budget=2, gradients=False)
+    assert res.status == "matched", res.message
+    js = res.to_json()
+    assert {"status", "sizes", "max_abs_err", "max_rel_err", "gradients"} <= set(js)
+    rows = js["conditions"]
+    assert rows and all({"location", "condition", "true", "false", "boundary"} <= set(r)
+                        for r in rows)
+    eq37 = [r for r in rows if "== 37" in r["condition"]]
+    assert eq37 and all(r["true"] and r["false"] for r in eq37), eq37
