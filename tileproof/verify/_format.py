@@ -232,6 +232,7 @@ _RULE_TEXT = {
     "barrier": "every participant reaches the same barriers, and all fit on the machine",
     "race": "two programs of one phase never write the same element",
     "ring": "every rank folds every chunk exactly once; sends match receives",
+    "reads": "a reduction reads every element of the input region it declares",
     "unsupported": "every construct is modelled exactly (else what depends on it is unknown)",
     "numeric": "the tiled execution matches the reference (values and gradients)",
     "spec": "the kernel spec lowers to a schedule model",

@@ -117,9 +117,9 @@ def _region_facts(an: Analysis, name: str, region: Region):
     return es, facts, reads, shown
 
 
-def _candidates(an: Analysis, site: Site, element, tag: str) -> tuple[list, list, str]:
-    """``(formulas, consistency, why)``: the witness formulas of ``site`` for ``element``,
-    facts tying their data reads to each other, and why there are none (if so)."""
+def _candidates(an: Analysis, site: Site, element, tag: str) -> tuple[list, str]:
+    """``(candidates, why)``: ``(formula, instance, witness, quotients)`` per candidate of
+    ``site`` touching ``element``, and why there are none (if so)."""
     inst = an.instance(site, tag)
     acc: Access = site.node
     unknowns = unknown_ranges(an, site, inst)
@@ -139,7 +139,7 @@ def _candidates(an: Analysis, site: Site, element, tag: str) -> tuple[list, list
     cands = [quot.complete(w) for w in solve(dims, unknowns, stuck)]
     if stuck:
         d = stuck[0]
-        return [], [], (f"the index map of the {acc.kind} at {acc.loc.short} cannot be inverted"
+        return [], (f"the index map of the {acc.kind} at {acc.loc.short} cannot be inverted"
                         f" (an index {plain(d.start, an)} of {acc.tensor} mixes program and "
                         "loop indices non-linearly)")
     out = []
@@ -149,8 +149,8 @@ def _candidates(an: Analysis, site: Site, element, tag: str) -> tuple[list, list
             continue  # an unknown left undetermined: no candidate
         out.append((f, inst, w, quot))
     if not out:
-        return [], [], f"no candidate for the {acc.kind} at {acc.loc.short}"
-    return out, [], ""
+        return [], f"no candidate for the {acc.kind} at {acc.loc.short}"
+    return out, ""
 
 
 def _region(an: Analysis, name: str, region: Region, kind: str, ob_kind: str) -> Obligation:
@@ -173,7 +173,7 @@ def _region(an: Analysis, name: str, region: Region, kind: str, ob_kind: str) ->
     es, facts, reads, shown = _region_facts(an, name, region)
     cands, hyps, whys = [], list(facts), []
     for i, s in enumerate(sites):
-        got, _c, why = _candidates(an, s, es, f"w{i}")
+        got, why = _candidates(an, s, es, f"w{i}")
         if why:
             whys.append(why)
         for k, (f, inst, w, quot) in enumerate(got):
@@ -438,8 +438,10 @@ def _verdict(an, name, sites, title, ob_kind, t0, sizes, element, evs, shown_val
             f"of {name} at {an.show(an.values(sizes))}, but a concrete run touches it"), t0=t0)
     vals = {**an.values(sizes), **shown_vals}
     text_vals = ", ".join(f"{k}={v}" for k, v in vals.items())
-    runs = "; ".join(f"the {s.node.kind} at {s.loc.short} runs "
-                     f"{sum(1 for ev in evs if ev.site is s)} times" for s in sites)
+    runs = "; ".join(f"the {s.node.kind} at {s.loc.short} touches {acc} element"
+                     f"{'s' * (acc != 1)}" for s in sites
+                     for acc in [sum(1 for ev in evs if ev.site is s
+                                     for _el in _concrete.touched(s.node, ev.env))])
     if kind == "load":
         text = (f"element {list(element)} of {name} is never read when {text_vals}: the "
                 f"reduction over it drops it (no program or loop iteration reads it)"
