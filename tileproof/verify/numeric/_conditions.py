@@ -4,7 +4,8 @@ A numeric run only finds what its sizes and index values exercise: a tail mask t
 never false, a ``when`` that is never taken, a split that is never empty.  The static
 model knows every such condition (branch and ``when`` conditions, access masks), so:
 
-* :func:`conditions` lists them (source line, text);
+* :func:`conditions` lists them (source line, text), with each loop whose trip count
+  varies (``lo < hi``: a split or a page loop that may run zero times);
 * :func:`condition_points` asks the solver, for each condition, for admissible sizes and
   index values that make it true, false, and sit on its boundary (``lhs == rhs`` of its
   first comparison), within the numeric cap, and keeps a few that together cover the
@@ -41,7 +42,7 @@ class Condition:
     """A branch/``when`` condition or an access mask, where it is in the source."""
 
     index: int
-    kind: str  # "branch" | "mask"
+    kind: str  # "branch" | "mask" | "loop" (its trip count is positive)
     formula: shapes.Formula
     site: object
     text: str
@@ -65,7 +66,8 @@ def _analysis(model):
 
 
 def conditions(an) -> list[Condition]:
-    """Every branch condition (``when``, ``if``, early exits) and access mask of the model."""
+    """Every branch condition (``when``, ``if``, early exits), loop with a variable trip count
+    (``lo < hi``: it runs at all) and access mask of the model."""
     from ..static._context import plain
 
     out: list[Condition] = []
@@ -73,6 +75,10 @@ def conditions(an) -> list[Condition]:
         n = s.node
         if isinstance(n, Branch) and not _trivial(n.cond):
             out.append(Condition(len(out), "branch", n.cond, s, plain(n.cond, an)))
+        elif isinstance(n, Loop) and not (n.hi - n.lo).is_const:
+            runs = shapes.lt(n.lo, n.hi)  # true: the loop runs; false: no iteration
+            out.append(Condition(len(out), "loop", runs, s,
+                                 f"loop {plain(shapes.sym(n.var), an)} runs: {plain(runs, an)}"))
         elif isinstance(n, Access) and n.mask is not None and not _trivial(n.mask):
             out.append(Condition(len(out), "mask", n.mask, s,
                                  f"{n.kind} {n.tensor}: {plain(n.mask, an)}"))
@@ -152,6 +158,9 @@ def covered(an, conds: list[Condition], sizes: Mapping[str, int], *,
             if steps[0] > _REPLAY_STEPS:
                 raise TooLarge("replay budget")
             if isinstance(n, Loop):
+                c = by_node.get(id(n))
+                if c is not None:
+                    note(c, env)
                 lo, hi = n.lo.evaluate(env), n.hi.evaluate(env)
                 for i in range(lo, hi):
                     if not run(n.body, {**env, n.var: i}):
