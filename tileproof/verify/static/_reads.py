@@ -196,7 +196,7 @@ def _region(an: Analysis, name: str, region: Region, kind: str, ob_kind: str) ->
     else:
         ans = decide_witnesses(an, cands, q, assume)
     if ans.status == "unknown" and ans.cex:  # e.g. a witness divides by a zero split size
-        ob = _confirm(an, name, sites, title, ob_kind, t0, ans.cex, es, shown, kind)
+        ob = _confirm(an, name, sites, title, ob_kind, t0, ans.cex, es, shown, kind, facts)
         if ob.status == "violated":  # the concrete run at those values misses the element
             return _at(ob, loc)
     if ans.status != "refuted":
@@ -204,7 +204,7 @@ def _region(an: Analysis, name: str, region: Region, kind: str, ob_kind: str) ->
             ans = Answer("unknown", reason=f"the witness method could not decide: {ans.reason}")
         return _at(an.obligation(ob_kind, sites[0] if sites else None, title, ans, t0=t0), loc)
     cex = an.minimise(q, assume, ans.cex)
-    return _at(_confirm(an, name, sites, title, ob_kind, t0, cex, es, shown, kind), loc)
+    return _at(_confirm(an, name, sites, title, ob_kind, t0, cex, es, shown, kind, facts), loc)
 
 
 # ------------------------------------------------------------------------- abstraction
@@ -404,11 +404,14 @@ def _data_of(an: Analysis, cex: dict) -> dict[str, int]:
     return out
 
 
-def _confirm(an, name, sites, title, ob_kind, t0, cex, es, shown, kind) -> Obligation:
-    """Re-run the model concretely at the counterexample: violated only if no access of
-    that kind touches the element there."""
+def _confirm(an, name, sites, title, ob_kind, t0, cex, es, shown, kind, facts) -> Obligation:
+    """Re-run the model concretely at the counterexample: violated only if its sizes are
+    admissible, its element lies in the region, and no access of that kind touches it."""
     sizes = {k: int(v) for k, v in cex.items() if an.is_size(k)}
     try:
+        if not (all(f.evaluate(sizes) for f in an.domain)
+                and all(f.evaluate(cex) for f in facts)):
+            raise _concrete.TooLarge("the counterexample is not admissible")
         element = tuple(int(e.evaluate(cex)) for e in es)
         cells = {}
         shown_vals = {}
