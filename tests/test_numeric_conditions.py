@@ -99,3 +99,21 @@ def test_numeric_report_lists_the_conditions_and_their_sides():
                         for r in rows)
     eq37 = [r for r in rows if "== 37" in r["condition"]]
     assert eq37 and all(r["true"] and r["false"] for r in eq37), eq37
+
+
+def test_sides_no_admissible_point_reaches_are_told_apart():
+    from jax import lax
+
+    from tileproof.verify.numeric._conditions import impossible_sides
+
+    @tp.kernel(grid={"p": "P"}, assume=["P <= 8", "K <= 64"],
+               tensors=dict(x=tp.Input(("P", "K")), y=tp.Output(("P",))))
+    def rows(x, y):
+        p = tp.program_id(0)
+        s = lax.fori_loop(0, tp.size("K"), lambda k, a: a + tp.load(x, (p, k)), jnp.float32(0))
+        tp.store(y, (p,), s)
+
+    an = Analysis(lower(rows))
+    (loop,) = [c for c in conditions(an) if c.kind == "loop"]
+    # K >= 1: the loop always runs (false is impossible), and K == 1 is its boundary
+    assert impossible_sides(an, loop, ["true", "false", "boundary"]) == ["false"]

@@ -223,9 +223,17 @@ class _Coverage:
             self.seen.setdefault(i, set()).update(sides)
 
     def report(self) -> list[dict]:
+        from ._conditions import impossible_sides
+
         out = []
         for c in self.conds:
-            row = c.describe(self.seen.get(c.index, set()))
+            seen = self.seen.get(c.index, set())
+            missed = [s for s in ("true", "false", "boundary") if s not in seen]
+            try:  # a side no admissible point reaches is no gap of the run
+                gone = impossible_sides(self.an, c, missed) if missed else []
+            except Exception:  # the report is a help
+                gone = []
+            row = c.describe(seen, gone)
             if self.partial:  # a run too large to replay: what it missed is unknown
                 row = {k: (None if v is False else v) for k, v in row.items()}
             out.append(row)

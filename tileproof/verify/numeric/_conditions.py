@@ -7,9 +7,10 @@ model knows every such condition (branch and ``when`` conditions, access masks),
 * :func:`conditions` lists them (source line, text), with each loop whose trip count
   varies (``lo < hi``: a split or a page loop that may run zero times);
 * :func:`condition_points` asks the solver, for each condition, for admissible sizes and
-  index values that make it true, false, and sit on its boundary (``lhs == rhs`` of its
-  first comparison), within the numeric cap, and keeps a few that together cover the
-  most sides not covered yet (a greedy cover: the numeric check stays quick);
+  index values that make it true, false, and sit on its boundary (the sides of its first
+  comparison at most 1 apart), within the numeric cap, and keeps a few that together cover the
+  most sides not covered yet (a greedy cover: the numeric check stays quick), and proves
+  the sides no admissible point reaches (a loop over ``B >= 1`` items always runs);
 * :func:`covered` replays the model concretely at a run's sizes on the run's own index
   inputs and says, per condition, whether some program evaluated it true, false, or at
   its boundary (a comparison whose sides differ by at most 1, or a mask that changes
@@ -30,7 +31,7 @@ import numpy as np
 from ... import shapes
 from ...lowering._model import Access, Branch, Lanes, Loop
 
-__all__ = ["Condition", "condition_points", "conditions", "covered"]
+__all__ = ["Condition", "condition_points", "conditions", "covered", "impossible_sides"]
 
 SIDES = ("true", "false", "boundary")
 _REPLAY_STEPS = 200_000
@@ -51,12 +52,29 @@ class Condition:
     def location(self) -> str:
         return str(self.site.loc)
 
-    def describe(self, seen: set[str] | None) -> dict:
-        """JSON: source line, text, and per side whether the run covered it (None: unknown)."""
+    def describe(self, seen: set[str] | None, impossible: list[str] = ()) -> dict:
+        """JSON: source line, text, per side whether the run covered it (None: unknown), and
+        the sides no admissible point reaches (``impossible``: proved by the solver)."""
         out = {"location": self.location, "kind": self.kind, "condition": self.text}
         for s in SIDES:
             out[s] = None if seen is None else (s in seen)
+        if impossible:
+            out["impossible"] = list(impossible)
         return out
+
+
+def impossible_sides(an, c: Condition, sides) -> list[str]:
+    """The ``sides`` of ``c`` that no admissible execution reaches (a proof each; a side the
+    solver cannot decide is left out: it may be reachable)."""
+    out = []
+    for side, q in _queries(c):
+        if side not in sides:
+            continue
+        scope = an.scope(c.site) + (an.coords(c.site.node) if c.kind == "mask" else [])
+        ans = an.decide(q, an.assume(scope, query=q))
+        if ans.status == "proved":
+            out.append(side)
+    return out
 
 
 def _analysis(model):
@@ -236,7 +254,8 @@ def _queries(c: Condition) -> list[tuple[str, shapes.Formula]]:
     out = [("true", shapes.negate(c.formula)), ("false", c.formula)]
     cmps = _cmps(c.formula)
     if cmps:
-        out.append(("boundary", shapes.ne(cmps[0].lhs, cmps[0].rhs)))
+        # the boundary as the replay sees it: the sides of a comparison at most 1 apart
+        out.append(("boundary", shapes.gt(abs(cmps[0].lhs - cmps[0].rhs), 1)))
     return out
 
 
