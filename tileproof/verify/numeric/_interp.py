@@ -32,7 +32,7 @@ from jax import lax
 
 from ...lowering._jaxcompat import scan_operands
 from ...spec._primitives import size_value
-from ._flags import ITER, Info, Record, first_true, make_record, set_ids, unravel
+from ._flags import ITER, Info, Record, first_true, make_record, set_ids
 from ._jaxpr import (
     NumericUnsupported,
     bind_eqn,
@@ -357,10 +357,11 @@ def _no_elem(_k):
 def _access_record(kind: str, t: str, site, bad, starts, dims, ctx: Ctx):
     """A record of a tile access: the element of flat tile position k is start + offset."""
 
-    def elem_at(k):
-        idx = iter(unravel(k, tile_shape(dims)))
+    def elem_at(ix):
+        idx = iter(ix)
         return [s + next(idx) if kind_ == "ds" else s for s, (kind_, _n) in zip(starts, dims)]
 
+    bad = jnp.broadcast_to(bad, tile_shape(dims))
     return make_record(Info(kind, t, site, len(dims)), bad, elem_at, ctx.ids())
 
 
