@@ -131,3 +131,41 @@ def test_extent_beyond_int32_is_refused():
 
     with pytest.raises(NumericUnsupported, match="beyond 2\\*\\*31"):
         get_plan(huge, {"N": 1 << 31})
+
+
+# ----------------------------------------------------------------------------- the device's cap
+
+
+class _FakeDevice:
+    def __init__(self, platform, stats):
+        self.platform, self._stats = platform, stats
+
+    def memory_stats(self):
+        return self._stats
+
+
+def test_cap_follows_the_devices_free_memory():
+    from tileproof.verify.numeric._sizes import BYTES_PER_ELEMENT, CAP_ELEMENTS, device_cap_elements
+
+    h200 = _FakeDevice("gpu", {"bytes_limit": 139 << 30, "bytes_in_use": 1 << 30})
+    cap = device_cap_elements(h200)
+    assert cap == int((138 << 30) * 0.8) // BYTES_PER_ELEMENT
+    assert cap >= 40 * 512 * 1024 * 128  # fused_decode's stacked cache fits
+    small = _FakeDevice("gpu", {"bytes_limit": 8 << 30, "bytes_in_use": 6 << 30})
+    assert CAP_ELEMENTS < device_cap_elements(small) < 40 * 512 * 1024 * 128
+    assert device_cap_elements(_FakeDevice("cpu", {})) == CAP_ELEMENTS
+    assert device_cap_elements(_FakeDevice("gpu", None)) == CAP_ELEMENTS  # no statistics
+    assert device_cap_elements(jax.devices("cpu")[0]) == CAP_ELEMENTS
+
+
+def test_defaults_run_where_the_device_has_the_memory():
+    from tileproof.verify.numeric._sizes import choose_sizes
+
+    k = fd.fused_decode
+    dropped: list = []
+    on_gpu = choose_sizes(k, budget=1, cap=1 << 33, extra=[dict(B=8)], dropped=dropped)
+    assert on_gpu[1] == k.defaults and not dropped  # given point, then the authors' sizes
+    on_gpu_given = on_gpu[0]
+    assert on_gpu_given["B"] == 8 and on_gpu_given["L"] == 40  # completed from the defaults
+    on_cpu = choose_sizes(k, budget=1, extra=[dict(k.defaults)], dropped=dropped)
+    assert k.defaults not in on_cpu and dropped == [k.defaults]
