@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax import lax
 
 import tileproof.spec as tp
 from tileproof.catalog import fused_decode as fd
@@ -169,3 +170,73 @@ def test_defaults_run_where_the_device_has_the_memory():
     assert on_gpu_given["B"] == 8 and on_gpu_given["L"] == 40  # completed from the defaults
     on_cpu = choose_sizes(k, budget=1, extra=[dict(k.defaults)], dropped=dropped)
     assert k.defaults not in on_cpu and dropped == [k.defaults]
+
+
+# ----------------------------------------------------------------------------- while conditions
+
+
+def _cond_load(offset: int = 0, cond_tensor: str = "lens"):
+    """`while i < lens[b + offset]`: copies a row prefix of each sequence (the bound is read
+    from memory at every evaluation of the condition)."""
+
+    def ref(lens, x, o, s):
+        keep = jnp.arange(x.shape[1])[None, :] < lens[:, None]
+        return {"o": jnp.where(keep, x, o)}
+
+    @tp.kernel(grid={"b": "B"}, assume=["B <= 64", "L <= 64"],
+               tensors=dict(lens=tp.Input(("B",), "int32", values="0 <= v <= L"),
+                            x=tp.Input(("B", "L")), o=tp.Input(("B", "L"), updated=True),
+                            s=tp.Input(("B",), "int32", values="0 <= v <= L")),
+               reference=ref)
+    def cond_load(lens, x, o, s):
+        b = tp.program_id(0)
+        bound = lens if cond_tensor == "lens" else s
+
+        def body(i):
+            tp.store(o, (b, tp.ds(i, 1)), tp.load(x, (b, tp.ds(i, 1))))
+            return i + 1
+
+        lax.while_loop(lambda i: i < tp.load(bound, (b + offset,)), body, jnp.int32(0))
+
+    return cond_load
+
+
+def test_a_load_in_a_while_condition_runs_and_matches():
+    k = _cond_load(0)
+    lens = np.array([0, 3, 5, 1], np.int32)
+    x = np.arange(20, dtype=np.float32).reshape(4, 5)
+    o = -np.ones((4, 5), np.float32)
+    out, flags = execute(k, {"B": 4, "L": 5}, {"lens": lens, "x": x, "o": o, "s": lens})
+    assert flags.ok, flags.findings()
+    want = np.where(np.arange(5)[None, :] < lens[:, None], x, o)
+    np.testing.assert_array_equal(np.asarray(out["o"]), want)
+    from tileproof.verify.numeric import check_numeric
+
+    res = check_numeric(k, budget=2)
+    assert res.status == "matched", res.message
+
+
+def test_an_overrunning_load_in_a_while_condition_is_flagged():
+    """`lens[b + 1]`: the last program's condition reads past the end of lens."""
+    k = _cond_load(1)
+    lens = np.array([2, 3, 5, 1], np.int32)
+    x = np.zeros((4, 5), np.float32)
+    _out, flags = execute(k, {"B": 4, "L": 5}, {"lens": lens, "x": x, "o": x, "s": lens})
+    (f,) = [f for f in flags.findings() if f.kind == "oob_load"]
+    assert f.tensor == "lens" and f.element == (4,) and f.program == {"b": 3}
+    assert "test_numeric_scale.py" in str(f.location)
+
+
+def test_a_store_in_a_while_condition_is_refused():
+    @tp.kernel(grid={"b": 1}, tensors=dict(x=tp.Input((4,)), o=tp.Output((4,))))
+    def storing_cond(x, o):
+        def cond(i):
+            tp.store(o, (tp.ds(0, 1),), tp.load(x, (tp.ds(0, 1),)))
+            return i < 4
+
+        lax.while_loop(cond, lambda i: i + 1, jnp.int32(0))
+
+    from tileproof.verify.numeric import NumericUnsupported
+
+    with pytest.raises(NumericUnsupported):
+        execute(storing_cond, {}, {"x": np.zeros(4, np.float32)})
