@@ -36,7 +36,7 @@ from ._compare import Comparison, compare, merge_tolerances
 from ._execute import executor
 from ._inputs import NoInputs, draw_inputs
 from ._jaxpr import NumericUnsupported
-from ._sizes import CAP_PROGRAMS, choose_sizes, device_cap_elements
+from ._sizes import CAP_ELEMENTS, CAP_PROGRAMS, choose_sizes, device_cap_elements
 
 __all__ = ["check_numeric"]
 
