@@ -32,8 +32,9 @@ scatters (``benchmarks/numeric_vs_pallas.py``: within noise of XLA).
 ``check_numeric(kernel)`` chooses sizes from the domain (:func:`choose_sizes`:
 given points such as a static counterexample first, the authors' defaults, the
 smallest point, one that makes divisions inexact, then seeded random points; each
-tensor at most :data:`CAP_ELEMENTS` elements and at most :data:`CAP_PROGRAMS`
-programs), draws inputs (:func:`draw_inputs`), and compares the outputs and the
+tensor at most :data:`CAP_ELEMENTS` elements — the given points and the defaults at
+most :func:`device_cap_elements`, from the device's free memory — and at most
+:data:`CAP_PROGRAMS` programs), draws inputs (:func:`draw_inputs`), and compares the outputs and the
 ``jax.vjp`` gradients with ``kernel.reference`` under per-dtype tolerances
 (:data:`TOLERANCES`), and a declared backward spec with the reference's vjp.
 """
@@ -50,3 +51,4 @@ from ._jaxpr import NumericUnsupported as NumericUnsupported
 from ._sizes import CAP_ELEMENTS as CAP_ELEMENTS
 from ._sizes import CAP_PROGRAMS as CAP_PROGRAMS
 from ._sizes import choose_sizes as choose_sizes
+from ._sizes import device_cap_elements as device_cap_elements

@@ -36,7 +36,7 @@ from ._compare import Comparison, compare, merge_tolerances
 from ._execute import executor
 from ._inputs import NoInputs, draw_inputs
 from ._jaxpr import NumericUnsupported
-from ._sizes import CAP_ELEMENTS, CAP_PROGRAMS, choose_sizes
+from ._sizes import CAP_ELEMENTS, CAP_PROGRAMS, choose_sizes, device_cap_elements
 
 __all__ = ["check_numeric"]
 
@@ -184,7 +184,7 @@ def check_numeric(
                  "max_abs_err": _finite(grad_worst[0]) if grad_checked else None,
                  "max_rel_err": _finite(grad_worst[1]) if grad_checked else None}
     if dropped:
-        note = "; ".join(f"not run at {_fmt(e)}: over the numeric cap of {CAP_ELEMENTS} elements "
+        note = "; ".join(f"not run at {_fmt(e)}: over the numeric cap of {device_cap_elements()} elements "
                          f"per tensor and {CAP_PROGRAMS} programs" for e in dropped[:2])
         message = f"{message}; {note}" if message else note
     return NumericResult(status, tried, _finite(worst_abs), _finite(worst_rel), grads, message,

@@ -133,7 +133,7 @@ def _run(plan: Plan, inputs: dict, mesh, poison: str = "nan"):
         if w is not None:
             shape = plan.shapes[name]
             records.append(_element_record(Info("unwritten", name, None, len(shape)),
-                                           ~w.reshape(-1), shape, lambda _k: [-1] * 6))
+                                           ~w, lambda _ix: [-1] * 6))
     meta = (plan.grid_names, plan.grid, plan.has_ranks,
             tuple((n, s) for n, s in plan.shapes.items()))
     return {n: state[n][0] for n in k.outputs}, Flags(records, meta)

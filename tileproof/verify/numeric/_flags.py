@@ -87,21 +87,73 @@ def empty_record(info: Info) -> Record:
 
 
 def make_record(info: Info, bad, elem_at, ids) -> Record:
-    """A record from a boolean array ``bad``.
+    """A record from a boolean array ``bad`` (any shape, any size).
 
-    ``elem_at(k)`` gives the element (``info.ndim`` int scalars) of flat
-    position ``k`` of ``bad``; ``ids`` is a list of 6 int scalars (``-1`` where
-    not applicable) or a function of ``k`` giving them.
+    ``elem_at(ix)`` gives the element (``info.ndim`` int scalars) at multi-index
+    ``ix`` of ``bad`` (a tuple of int32 scalars, one per axis of ``bad``); ``ids``
+    is a list of 6 int scalars (``-1`` where not applicable) or a function of
+    ``ix`` giving them.  Indices stay per-axis so that no flat position of a tensor
+    of 2**31 elements or more is ever formed in 32-bit arithmetic.
     """
     bad = jnp.asarray(bad, bool)
-    flat = bad.reshape(-1)
-    if flat.size == 0:
+    if bad.size == 0:
         return empty_record(info)
-    count = jnp.sum(flat, dtype=jnp.int32)
-    k = first_true(flat)
-    elem = tuple(_i32(c) for c in elem_at(k)) if info.ndim else ()
-    ids = ids(k) if callable(ids) else ids
+    count = count_true(bad)
+    ix = first_true_nd(bad)
+    elem = tuple(_i32(c) for c in elem_at(ix)) if info.ndim else ()
+    ids = ids(ix) if callable(ids) else ids
     return Record(info, count, tuple(_i32(i) for i in ids), elem)
+
+
+# counts and flat positions of at most this many elements are exact in int32
+_FLAT_MAX = (1 << 31) - 1
+# a count at or above this is reported as "at least COUNT_SATURATED" (no int64 without x64)
+COUNT_SATURATED = 1 << 30
+
+
+def _split(shape) -> int:
+    """The first axis ``k`` with ``prod(shape[k:])`` below 2**30 (a chunk countable in int32)."""
+    k = len(shape)
+    while k > 0 and int(np.prod(shape[k - 1:], dtype=object)) < COUNT_SATURATED:
+        k -= 1
+    return k
+
+
+def saturating_sum(counts):
+    """Sum of non-negative int32 counts, saturated at :data:`COUNT_SATURATED` (never wraps).
+
+    The int32 sum is exact while the true total is below 2**31; a float32 sum of the
+    same non-negative terms (relative error far below 1/2) tells when it may not be."""
+    counts = jnp.asarray(counts, jnp.int32)
+    exact = jnp.sum(jnp.minimum(counts, COUNT_SATURATED), dtype=jnp.int32)
+    approx = jnp.sum(counts.astype(jnp.float32))
+    return jnp.where(approx >= COUNT_SATURATED, _i32(COUNT_SATURATED), exact)
+
+
+_FOLD = 1 << 15
+
+
+def _fold_last(bad):
+    """``bad`` with a last axis of 2**30 elements or more folded into ``[rows, 2**15]``
+    (padded with False), so that every chunk counted or searched is below 2**30."""
+    n = bad.shape[-1]
+    if n < COUNT_SATURATED:
+        return bad, False
+    if n > _FLAT_MAX:
+        raise ValueError(f"an axis of {n} elements is beyond the executor's int32 indices")
+    rows = -(-n // _FOLD)
+    widths = [(0, 0)] * (bad.ndim - 1) + [(0, rows * _FOLD - n)]
+    return jnp.pad(bad, widths).reshape((*bad.shape[:-1], rows, _FOLD)), True
+
+
+def count_true(bad):
+    """How many elements of ``bad`` are True: exact below 2**30, saturated above."""
+    if bad.size < COUNT_SATURATED:
+        return jnp.sum(bad.reshape(-1), dtype=jnp.int32)
+    bad, _ = _fold_last(bad)
+    k = _split(bad.shape)
+    rows = jnp.sum(bad, axis=tuple(range(k, bad.ndim)), dtype=jnp.int32)
+    return saturating_sum(rows)
 
 
 def first_true(flat):
@@ -110,8 +162,32 @@ def first_true(flat):
     n = flat.shape[0]
     if n == 1:
         return _i32(0)
+    if n > _FLAT_MAX:
+        raise ValueError(f"a flat axis of {n} elements is beyond the executor's int32 indices")
     k = jnp.min(jnp.where(flat, jnp.arange(n, dtype=jnp.int32), _i32(n)))
     return jnp.where(k == n, _i32(0), k)
+
+
+def first_true_nd(bad) -> tuple:
+    """Multi-index (row-major first) of the first True of ``bad``; all zeros if none.
+
+    Below 2**31 elements: one flat min-reduction (as :func:`first_true`).  Above, the
+    leading axes are searched first (any True in their rows), then the chosen row:
+    every index is per axis, so no flat position needs more than 32 bits."""
+    if bad.ndim == 0:
+        return ()
+    if bad.size <= _FLAT_MAX:
+        return tuple(unravel(first_true(bad.reshape(-1)), bad.shape))
+    bad, folded = _fold_last(bad)
+    shape = bad.shape
+    k = _split(shape)
+    row_any = jnp.any(bad, axis=tuple(range(k, bad.ndim)))
+    lead = first_true_nd(row_any)
+    row = bad[lead]
+    ix = (*lead, *unravel(first_true(row.reshape(-1)), shape[k:]))
+    if folded:  # (row, column) of the folded last axis: below its extent, so below 2**31
+        ix = (*ix[:-2], ix[-2] * _i32(_FOLD) + ix[-1])
+    return ix
 
 
 def unravel(k, shape) -> list:
@@ -140,7 +216,7 @@ def reduce_record(rec: Record) -> Record:
         return empty_record(rec.info)
     k = jnp.argmax(count > 0)
     pick = [jnp.broadcast_to(x, rec.count.shape).reshape(-1)[k] for x in (*rec.ids, *rec.elem)]
-    return Record(rec.info, jnp.sum(count, dtype=jnp.int32), pick[:NIDS], pick[NIDS:])
+    return Record(rec.info, saturating_sum(count), pick[:NIDS], pick[NIDS:])
 
 
 @dataclass(frozen=True)
@@ -229,6 +305,8 @@ def _finding(info: Info, count, ids, elem, names, extents, has_ranks, shapes) ->
     shape = shapes.get(info.tensor)
     shp = f" (shape {list(shape)})" if shape is not None else ""
     more = f"; {count} elements in all" if count > 1 else ""
+    if count >= COUNT_SATURATED:
+        more = f"; at least {count} elements in all"
     k = info.kind
     if k == "oob_load":
         msg = f"out-of-bounds load of {el}{shp} by {who}{it}{at}{more}"

@@ -68,8 +68,14 @@ def _admissible_values(decl, sizes, lo, hi, rng) -> np.ndarray:
     return vals
 
 
+_BIG_FLOAT = 1 << 24  # floating tensors above this many elements are drawn in float32 directly
+
+
 def draw_inputs(kernel, sizes, rng: np.random.Generator, variant: int = 0,
-                pins: dict | None = None) -> dict[str, np.ndarray]:
+                pins: dict | None = None, floats: bool = True) -> dict[str, np.ndarray]:
+    """Inputs at ``sizes`` (see the module docstring).  ``pins``: index-tensor values a
+    condition point needs, ``{(tensor, index): value}``; ``floats=False`` leaves the
+    floating tensors out (a caller that draws them on the device, at production sizes)."""
     from ._plan import get_plan
 
     plan = get_plan(kernel, dict(sizes))
@@ -106,6 +112,11 @@ def draw_inputs(kernel, sizes, rng: np.random.Generator, variant: int = 0,
                 if n >= 2:
                     flat[pos[1]] = second
             out[name] = flat.reshape(shape).astype(np.dtype(decl.dtype))
+        elif not floats:
+            continue
+        elif n > _BIG_FLOAT:  # production sizes: no float64 temporary of the whole tensor
+            x = rng.standard_normal(shape, dtype=np.float32)
+            out[name] = np.asarray(x.astype(np_dtype(decl.dtype)))
         else:
             x = rng.standard_normal(shape).astype(np.float32)
             out[name] = np.asarray(x.astype(np_dtype(decl.dtype)))

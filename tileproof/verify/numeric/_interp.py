@@ -32,13 +32,14 @@ from jax import lax
 
 from ...lowering._jaxcompat import scan_operands
 from ...spec._primitives import size_value
-from ._flags import ITER, Info, Record, first_true, make_record, set_ids, unravel
+from ._flags import ITER, Info, Record, first_true, make_record, set_ids
 from ._jaxpr import (
     NumericUnsupported,
     bind_eqn,
     consts_of,
     eqn_has_kernel_ops,
     has_kernel_ops,
+    kernel_eqns,
     lanes_regions,
     unwrap,
 )
@@ -181,33 +182,63 @@ def _select(pred, new, old):
 
 
 def _while(e, vals, ctx: Ctx) -> list:
+    """A ``while`` as a ``scan`` of the static trip bound with an ``active`` mask.
+
+    Kernel operations in the condition (a bound loaded from memory, ``i < lens[b]``) are
+    ordinary reads at each evaluation: bounds-checked, poison-checked and logged for
+    read-write races like any load, under the predicate that the condition is evaluated
+    at all — once per iteration while the loop runs, plus the evaluation that ends it.
+    Stores in a condition are refused."""
     p = e.params
     nc, nb = p["cond_nconsts"], p["body_nconsts"]
     cconsts, bconsts, init = vals[:nc], vals[nc:nc + nb], vals[nc + nb:]
-    if has_kernel_ops(p["cond_jaxpr"]):
-        raise NumericUnsupported("kernel operations in a while loop's condition", loc_of(e))
+    cond_ops = has_kernel_ops(p["cond_jaxpr"])
+    if cond_ops and any(k.primitive.name not in _COND_OPS for k, _ in kernel_eqns(p["cond_jaxpr"])):
+        raise NumericUnsupported("kernel operations other than loads in a while loop's condition "
+                                 "(a store or a barrier there) are not supported", loc_of(e))
     trips = ctx.plan.trip_bound(e)
     init = [jnp.asarray(v) for v in init]
 
+    def cond(carry, active, priv, clock):
+        """The condition's value and the context its loads ran in (None: no kernel ops)."""
+        if not cond_ops:
+            return _pure(p["cond_jaxpr"], [*cconsts, *carry])[0], None
+        sub = ctx.fork(pred=ctx.pred & active, priv=priv, clock=clock)
+        return interp(p["cond_jaxpr"], [*cconsts, *carry], sub)[0], sub
+
     def step(state, t):
         carry, active, priv, clock = state
-        act = active & _pure(p["cond_jaxpr"], [*cconsts, *carry])[0]
+        c, csub = cond(carry, active, priv, clock)
+        act = active & c
+        if csub is not None:
+            priv, clock = csub.priv, csub.clock
         sub = ctx.fork(pred=ctx.pred & act, priv=priv, clock=clock)
         new = interp(p["body_jaxpr"], [*bconsts, *carry], sub)
         carry = [_select(act, n, o) for n, o in zip(new, carry)]
-        recs = [set_ids(r, ITER, t) for r in sub.flags]
-        return (carry, act, sub.priv, sub.clock), (sub.logs, recs)
+        logs = sub.logs if csub is None else csub.logs + sub.logs
+        flags = sub.flags if csub is None else csub.flags + sub.flags
+        recs = [set_ids(r, ITER, t) for r in flags]
+        return (carry, act, sub.priv, sub.clock), (logs, recs)
 
     state = (init, jnp.bool_(True), ctx.priv, ctx.clock)
     (carry, active, priv, clock), (logs, recs) = lax.scan(
         step, state, jnp.arange(trips, dtype=jnp.int32))
-    still = ctx.pred & active & _pure(p["cond_jaxpr"], [*cconsts, *carry])[0]
+    c, csub = cond(carry, active, priv, clock)  # the evaluation after the last iteration
+    still = ctx.pred & active & c
     ctx.flags.append(make_record(Info("loop_bound", None, loc_of(e), 0, str(trips)), still,
                                  _no_elem, ctx.ids()))
     ctx.priv, ctx.clock = priv, clock
     ctx.logs += logs
     ctx.flags += recs
+    if csub is not None:
+        ctx.priv, ctx.clock = csub.priv, csub.clock
+        ctx.logs += csub.logs
+        ctx.flags += [set_ids(r, ITER, trips) for r in csub.flags]
     return carry
+
+
+_COND_OPS = ("tp_load", "tp_size", "tp_program_id", "tp_num_programs", "tp_lane_id", "tp_num_lanes",
+             "tp_rank_id", "tp_num_ranks")
 
 
 def _scan(e, vals, ctx: Ctx) -> list:
@@ -357,10 +388,11 @@ def _no_elem(_k):
 def _access_record(kind: str, t: str, site, bad, starts, dims, ctx: Ctx):
     """A record of a tile access: the element of flat tile position k is start + offset."""
 
-    def elem_at(k):
-        idx = iter(unravel(k, tile_shape(dims)))
+    def elem_at(ix):
+        idx = iter(ix)
         return [s + next(idx) if kind_ == "ds" else s for s, (kind_, _n) in zip(starts, dims)]
 
+    bad = jnp.broadcast_to(bad, tile_shape(dims))
     return make_record(Info(kind, t, site, len(dims)), bad, elem_at, ctx.ids())
 
 

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ._flags import LANE, LANE2, NIDS, PID, PID2, RANK, Info, Record, make_record, unravel
+from ._flags import LANE, LANE2, NIDS, PID, PID2, RANK, Info, Record, make_record
 
 __all__ = ["LogEntry", "apply_logs", "merge_private", "pad", "poison_value", "unpad", "window"]
 
@@ -115,12 +115,18 @@ class ReadEntry:
         return cls(meta, *ch)
 
 
-def _linear(starts, dims, shape, lead):
-    """Flat element indices ``lead + tile`` of tiles at ``starts`` (``lead + (ndim,)``)."""
-    strides = [int(np.prod(shape[k + 1:], dtype=np.int64)) for k in range(len(shape))]
+def element_coords(starts, dims, shape, lead):
+    """Per tensor dimension, the element coordinates of tiles at ``starts`` (``lead + (ndim,)``),
+    each an int32 array of shape ``lead + tile``.
+
+    Coordinates stay per dimension (each below its extent, so below 2**31 for any
+    tensor the executor accepts): a flat element index of a tensor of 2**31 elements
+    or more would not fit the 32 bits JAX computes in without x64.
+    """
     tshape = tile_shape(dims)
     nt = len(tshape)
-    lin = jnp.zeros(lead + tshape, jnp.int32)
+    full = lead + tshape
+    out = []
     j = 0
     for k, (kind, size) in enumerate(dims):
         s = starts[..., k].reshape(lead + (1,) * nt)
@@ -131,8 +137,22 @@ def _linear(starts, dims, shape, lead):
             j += 1
         else:
             c = s
-        lin = lin + c * strides[k]
-    return lin
+        out.append(jnp.broadcast_to(c, full))
+    return out
+
+
+def _dropped(cs, mask, shape) -> tuple:
+    """Scatter indices: masked-off elements get an out-of-range first coordinate
+    (the dimension's extent), which ``mode="drop"`` discards; the others are in range."""
+    if not cs:
+        return ()
+    first = jnp.where(mask, cs[0], jnp.int32(shape[0]))
+    return (first, *(jnp.where(mask, c, 0) for c in cs[1:]))
+
+
+def _clipped(cs, shape) -> tuple:
+    """Gather indices clipped into range (the caller masks what was out of range)."""
+    return tuple(jnp.clip(c, 0, max(n - 1, 0)) for c, n in zip(cs, shape))
 
 
 def read_write_races(entries: list[ReadEntry], wmap, shape, G: int, L: int) -> list[Record]:
@@ -142,28 +162,27 @@ def read_write_races(entries: list[ReadEntry], wmap, shape, G: int, L: int) -> l
     none: ``(BIG, -1)``).  The read sees the value before the phase on this executor, but on
     hardware it races with the write.
     """
-    wmin, wmax = (w.reshape(-1) for w in wmap)
-    n = wmin.shape[0]
+    wmin, wmax = wmap
     out = []
     for e in entries:
         t, dims, site = e.meta
         nt = len(tile_shape(dims))
         lead = e.mask.shape[: e.mask.ndim - nt]
-        lin = _linear(e.starts, dims, shape, lead)
+        cs = element_coords(e.starts, dims, shape, lead)
         full = lead + tile_shape(dims)
-        reader = jnp.broadcast_to((e.reader // L).reshape(lead + (1,) * nt), full).reshape(-1)
-        mask = jnp.broadcast_to(e.mask, full).reshape(-1)
-        idx = jnp.clip(lin.reshape(-1), 0, max(n - 1, 0))
+        reader = jnp.broadcast_to((e.reader // L).reshape(lead + (1,) * nt), full)
+        mask = jnp.broadcast_to(e.mask, full)
+        idx = _clipped(cs, shape)
         lo, hi = wmin[idx], wmax[idx]
         other = jnp.where(lo != reader, lo, hi)
         bad = mask & (hi >= 0) & ((lo != reader) | (hi != reader))
 
-        def ids(k, reader=reader, other=other):
-            r, o = reader[k], other[k]
+        def ids(ix, reader=reader, other=other):
+            r, o = reader[ix], other[ix]
             return [r // G, r % G, -1, -1, o % G, -1]
 
         out.append(make_record(Info("rw_race", t, site, len(shape)), bad,
-                               lambda k, idx=idx: unravel(idx[k], shape), ids))
+                               lambda ix, idx=idx: [c[ix] for c in idx], ids))
     return out
 
 
@@ -201,47 +220,59 @@ class Writers:
         return ids
 
 
-def _element_record(info: Info, bad_flat, shape, ids_fn) -> Record:
-    return make_record(info, bad_flat, lambda k: unravel(k, shape), ids_fn)
+def _element_record(info: Info, bad, ids_fn) -> Record:
+    """A record over a tensor-shaped boolean: the element is the multi-index itself."""
+    return make_record(info, bad, lambda ix: ix, ids_fn)
 
 
 def apply_logs(data, written, entries: list[LogEntry], shape, ordered: bool, writers: Writers,
                tensor: str):
-    """Apply one phase's logged writes to a tensor; returns data, written, race record."""
-    n = int(np.prod(shape, dtype=np.int64))
-    lins, vals, masks, keys, seqs = [], [], [], [], []
+    """Apply one phase's logged writes to a tensor; returns data, written, race record, and
+    per element the first and last writing program (for read-write races).
+
+    Scatters use per-dimension coordinates (masked-off writes dropped), so a tensor of
+    any size — a stacked KV cache of 2.68e9 elements — is addressed exactly."""
+    nd = len(shape)
+    cols: list[list] = [[] for _ in range(nd)]
+    vals, masks, keys, seqs = [], [], [], []
     for e in entries:
         _t, dims = e.meta
         tshape = tile_shape(dims)
         nt = len(tshape)
         lead = e.mask.shape[: e.mask.ndim - nt]
-        lin = _linear(e.starts, dims, shape, lead)
         full = lead + tshape
-        lins.append(lin.reshape(-1))
+        for k, c in enumerate(element_coords(e.starts, dims, shape, lead)):
+            cols[k].append(c.reshape(-1))
         vals.append(jnp.broadcast_to(e.value, full).reshape(-1))
         masks.append(jnp.broadcast_to(e.mask, full).reshape(-1))
         keys.append(jnp.broadcast_to(e.writer.reshape(lead + (1,) * nt), full).reshape(-1))
         seqs.append(jnp.broadcast_to(e.seq.reshape(lead + (1,) * nt), full).reshape(-1))
-    lin = jnp.concatenate(lins)
     val = jnp.concatenate(vals).astype(data.dtype)
     mask = jnp.concatenate(masks)
     key = jnp.concatenate(keys)
-    lin_m = jnp.where(mask, lin, n)
-    kmin = jnp.full((n + 1,), _BIG, jnp.int32).at[lin_m].min(key)[:n]
-    kmax = jnp.full((n + 1,), -1, jnp.int32).at[lin_m].max(key)[:n]
+    cs = [jnp.concatenate(c) for c in cols]
+    scalar = nd == 0
+    if scalar:  # a 0-d tensor: one element, addressed as [0] of a [1]
+        shape, cs = (1,), [jnp.zeros(mask.shape, jnp.int32)]
+        data = data.reshape(shape)
+        written = None if written is None else written.reshape(shape)
+    at = _dropped(cs, mask, shape)
+    kmin = jnp.full(shape, _BIG, jnp.int32).at[at].min(key, mode="drop")
+    kmax = jnp.full(shape, -1, jnp.int32).at[at].max(key, mode="drop")
     race = (kmax >= 0) & (kmin < kmax)
     if ordered:
         seq = jnp.concatenate(seqs)
-        smax = jnp.full((n + 1,), -1, jnp.int32).at[lin_m].max(seq)
-        win = mask & (seq == smax[lin_m])
-        lin_m = jnp.where(win, lin, n)
-    flat = jnp.concatenate([data.reshape(-1), jnp.zeros((1,), data.dtype)])
-    data = flat.at[lin_m].set(val)[:n].reshape(shape)
+        smax = jnp.full(shape, -1, jnp.int32).at[at].max(seq, mode="drop")
+        win = mask & (seq == smax[_clipped(cs, shape)])
+        at = _dropped(cs, win, shape)
+    data = data.at[at].set(val, mode="drop")
     if written is not None:
-        w = jnp.concatenate([written.reshape(-1), jnp.zeros((1,), bool)])
-        written = w.at[lin_m].set(True)[:n].reshape(shape)
-    rec = _element_record(Info("race", tensor, None, len(shape)), race, shape,
-                          lambda k: writers.ids(kmin[k], kmax[k]))
+        written = written.at[at].set(True, mode="drop")
+    if scalar:
+        data, race, kmin, kmax = data.reshape(()), race.reshape(()), kmin.reshape(()), kmax.reshape(())
+        written = None if written is None else written.reshape(())
+    rec = _element_record(Info("race", tensor, None, nd), race,
+                          lambda ix: writers.ids(kmin[ix], kmax[ix]))
     return data, written, rec, (kmin // writers.L, jnp.where(kmax >= 0, kmax // writers.L, -1))
 
 
@@ -258,15 +289,14 @@ def merge_private(data, written, views, shape, writers: Writers, tensor: str):
     data = jnp.where(cnt > 0, chosen, data)
     if written is not None:
         written = written | (cnt > 0)
-    race = (cnt > 1).reshape(-1)
-    firstf, lastf = first.reshape(-1), last.reshape(-1)
+    race = cnt > 1
     G = writers.G
 
-    def ids(k):
-        a, b = firstf[k], lastf[k]  # writer = rank * G + pid (lanes merged already)
+    def ids(ix):
+        a, b = first[ix], last[ix]  # writer = rank * G + pid (lanes merged already)
         return [a // G, a % G, -1, -1, b % G, -1]
 
-    rec = _element_record(Info("race", tensor, None, len(shape)), race, shape, ids)
+    rec = _element_record(Info("race", tensor, None, len(shape)), race, ids)
     wmin = jnp.where(cnt > 0, first, _BIG).astype(jnp.int32)
     wmax = jnp.where(cnt > 0, last, -1).astype(jnp.int32)
     return data, written, rec, (wmin, wmax)
@@ -284,24 +314,24 @@ def merge_lanes(view, lane_views, lane_ids, tensor: str, ndim: int, base_ids):
     d = jnp.where(anyw, chosen, d)
     w = w | anyw
     dirty = dirty | anyw
-    race = (cnt > 1).reshape(-1)
-    shape = cnt.shape
+    race = cnt > 1
 
-    def ids(k):
+    def ids(ix):
         out = list(base_ids)
-        out[LANE] = jnp.take(lane_ids, first.reshape(-1)[k])
-        out[LANE2] = jnp.take(lane_ids, last.reshape(-1)[k])
+        out[LANE] = jnp.take(lane_ids, first[ix])
+        out[LANE2] = jnp.take(lane_ids, last[ix])
         out[PID2] = out[PID]
         return out
 
-    rec = _element_record(Info("race", tensor, None, ndim), race, shape, ids)
+    rec = _element_record(Info("race", tensor, None, ndim), race, ids)
     return (d, w, dirty), rec
 
 
 def first_false_record(info: Info, ok, writers_shape) -> Record:
     """A record over a ``[R, G]`` boolean: the first program where ``ok`` is False."""
     _R, G = writers_shape
-    return make_record(info, ~ok.reshape(-1), lambda k: (), lambda k: (k // G, k % G, -1, -1, -1, -1))
+    del G
+    return make_record(info, ~ok.reshape(writers_shape), lambda ix: (), lambda ix: (*ix, -1, -1, -1, -1))
 
 
 assert NIDS == 6 and RANK == 0

@@ -50,6 +50,7 @@ __all__ = ["Phase", "Plan", "get_plan", "np_dtype"]
 
 PHASE_SCOPES = ("grid", "launch")  # barriers that end a phase: writes visible after them
 PRIVATE_LIMIT = 1 << 27  # elements in all per-program private views of one tensor
+INDEX_MAX = (1 << 31) - 1  # largest extent (per dimension) and writer id the executor indexes
 
 
 def np_dtype(name: str):
@@ -140,6 +141,10 @@ class Plan:
             if any(x < 0 for x in s):
                 raise NumericUnsupported(f"tensor {n} has a negative extent {s} at {self.sizes}",
                                          kernel.location)
+            if any(x > INDEX_MAX for x in s):  # coordinates are int32 per dimension
+                raise NumericUnsupported(f"tensor {n} has an extent beyond 2**31 - 1 ({s}) at "
+                                         f"{self.sizes}; the executor indexes each dimension in 32 bits",
+                                         kernel.location)
         self.grid = tuple(int(g.extent.evaluate(env)) for g in kernel.grid)
         self.grid_names = tuple(g.name for g in kernel.grid)
         self.G = int(np.prod(self.grid, dtype=np.int64)) if self.grid else 1
@@ -150,6 +155,10 @@ class Plan:
         self.launch = (self.R, *self.grid)
         self.tracked = {n for n, d in kernel.tensors.items() if d.role != "input"}
         self.lanes_max = max(1, _lanes_product(unwrap(self.closed).eqns))
+        if self.R * self.G * self.lanes_max > INDEX_MAX:  # writer keys are int32
+            raise NumericUnsupported(f"{self.R} ranks x {self.G} programs x {self.lanes_max} lanes "
+                                     f"at {self.sizes} is beyond the executor's 32-bit writer ids",
+                                     kernel.location)
         self.pads = self._pads()
         self.trip: dict[int, int] = {}
         self.phases = self._phases()

@@ -20,7 +20,9 @@ A point is admissible when every assumption holds (a division by zero makes
 it inadmissible), every extent is non-negative, and it fits the numeric cap:
 each tensor at most :data:`CAP_ELEMENTS` elements and at most
 :data:`CAP_PROGRAMS` programs (ranks times grid) — numeric runs are meant to
-be quick on a CPU.
+be quick on a CPU.  The points given and the authors' defaults (1 and 2) are
+held to the *device's* cap instead (:func:`device_cap_elements`): on a GPU
+with the memory, the numerics run at the authors' production sizes too.
 """
 
 from __future__ import annotations
@@ -34,9 +36,34 @@ import numpy as np
 
 from ... import shapes
 
-__all__ = ["CAP_ELEMENTS", "CAP_PROGRAMS", "admissible", "choose_sizes", "cost"]
+__all__ = ["CAP_ELEMENTS", "CAP_PROGRAMS", "admissible", "choose_sizes", "cost", "device_cap_elements"]
 
 CAP_ELEMENTS = 1 << 20  # per tensor
+# bytes of device memory budgeted per element of the largest tensor: its data and a
+# padded snapshot, the written mask, the int32 writer maps of a scatter (first, last),
+# the reference's own copies; a tensor of N elements runs where N * this fits in the
+# free memory (with a margin for XLA's temporaries)
+BYTES_PER_ELEMENT = 24
+_FREE_FRACTION = 0.8
+
+
+def device_cap_elements(device=None) -> int:
+    """Elements per tensor the device runs: from its free memory where JAX reports it (GPUs),
+    else :data:`CAP_ELEMENTS` (CPUs: numeric runs stay quick in CI)."""
+    try:
+        import jax
+
+        dev = device if device is not None else jax.devices()[0]
+        if dev.platform == "cpu":
+            return CAP_ELEMENTS
+        stats = dev.memory_stats() or {}
+    except Exception:  # no backend, or one without memory statistics
+        return CAP_ELEMENTS
+    limit = stats.get("bytes_limit") or stats.get("bytes_reservable_limit")
+    if not limit:
+        return CAP_ELEMENTS
+    free = int(limit) - int(stats.get("bytes_in_use", 0))
+    return max(CAP_ELEMENTS, int(free * _FREE_FRACTION) // BYTES_PER_ELEMENT)
 CAP_PROGRAMS = 1 << 12  # ranks x grid
 _DIV_KINDS = ("floordiv", "cdiv", "mod")
 _GRID_POINTS = 4000  # candidate points searched for the smallest and most-inexact sizes
@@ -91,7 +118,9 @@ def cost(kernel, env: Mapping[str, int]) -> tuple[int, int] | None:
         return None
 
 
-def admissible(kernel, env: Mapping[str, int], capped: bool = True) -> bool:
+def admissible(kernel, env: Mapping[str, int], capped: bool = True, cap: int | None = None) -> bool:
+    """``env`` satisfies the domain and fits ``cap`` elements per tensor (default
+    :data:`CAP_ELEMENTS`) and :data:`CAP_PROGRAMS` programs (``capped=False``: any size)."""
     try:
         if not all(f.evaluate(env) for f in kernel.assume):
             return False
@@ -100,7 +129,7 @@ def admissible(kernel, env: Mapping[str, int], capped: bool = True) -> bool:
     c = cost(kernel, env)
     if c is None:
         return False
-    return not capped or (c[0] <= CAP_ELEMENTS and c[1] <= CAP_PROGRAMS)
+    return not capped or (c[0] <= (CAP_ELEMENTS if cap is None else cap) and c[1] <= CAP_PROGRAMS)
 
 
 def _division_atoms(kernel) -> list:
@@ -206,14 +235,14 @@ def _candidates(kernel, bounds, divs) -> dict[str, list[int]]:
     return out
 
 
-def _complete(kernel, partial: Mapping[str, int], cands, bounds) -> dict[str, int] | None:
+def _complete(kernel, partial: Mapping[str, int], cands, bounds, cap: int | None = None) -> dict[str, int] | None:
     """Fill the symbols ``partial`` leaves out: defaults first, then small candidates."""
     env = {k: int(v) for k, v in partial.items() if k in kernel.sizes}
     rest = [s for s in kernel.sizes if s not in env]
     if not rest:
         return env if admissible(kernel, env, capped=False) else None
     base = {s: kernel.defaults[s] for s in rest if s in kernel.defaults}
-    if base and len(base) == len(rest) and admissible(kernel, {**env, **base}):
+    if base and len(base) == len(rest) and admissible(kernel, {**env, **base}, cap=cap):
         return {**env, **base}
     derived = {s: e for s, e in _derived(kernel).items() if s in rest}
     rest = [s for s in rest if s not in derived]
@@ -229,7 +258,7 @@ def _complete(kernel, partial: Mapping[str, int], cands, bounds) -> dict[str, in
 
 def choose_sizes(kernel, *, extra: Iterable[Mapping[str, int]] = (), budget: int = 6, seed: int = 0,
                  tries: int = 4000, dropped: list | None = None, pins: dict | None = None,
-                 condition_points: int = 2) -> list[dict[str, int]]:
+                 condition_points: int = 2, cap: int | None = None) -> list[dict[str, int]]:
     """Sizes to run ``kernel`` at (see the module docstring), at most ``budget`` plus ``extra``.
 
     Every point, given ones included, respects the memory cap: a given point
@@ -237,30 +266,34 @@ def choose_sizes(kernel, *, extra: Iterable[Mapping[str, int]] = (), budget: int
     to ``dropped`` instead of being run, so a numeric check never tries to
     allocate what the machine does not have.  ``pins``, when given, receives for each
     condition point (by ``tuple(sorted(sizes.items()))``) the index-tensor values it
-    needs, ``{(tensor, index): value}``, for :func:`draw_inputs`.
+    needs, ``{(tensor, index): value}``, for :func:`draw_inputs`.  ``cap`` is the
+    per-tensor cap for the given points and the defaults (default:
+    :func:`device_cap_elements`); the points chosen here (smallest, inexact, conditions,
+    random) keep :data:`CAP_ELEMENTS`.
     """
+    big = device_cap_elements() if cap is None else cap
     syms = kernel.sizes
     bounds = _bounds(kernel)
     divs = _division_atoms(kernel)
     cands = _candidates(kernel, bounds, divs)
     out: list[dict[str, int]] = []
 
-    def add(env, capped=True) -> None:
+    def add(env, capped=True, cap=None) -> None:
         if env is None:
             return
         env = {s: int(env[s]) for s in syms}
-        if env not in out and admissible(kernel, env, capped):
+        if env not in out and admissible(kernel, env, capped, cap):
             out.append(env)
 
     if isinstance(extra, Mapping):
         extra = [extra]
     for e in extra:
-        env = _complete(kernel, e, cands, bounds)
-        if env is not None and not admissible(kernel, env):
+        env = _complete(kernel, e, cands, bounds, big)
+        if env is not None and not admissible(kernel, env, cap=big):
             if dropped is not None:
                 dropped.append(env)
             continue
-        add(env)
+        add(env, cap=big)
         pinned = _pins_of(kernel, e)  # a counterexample's index values ("seq_lens[0]": 0)
         if env is not None and pinned and pins is not None:
             pins.setdefault(tuple(sorted({s: int(env[s]) for s in syms}.items())), pinned)
@@ -269,7 +302,7 @@ def choose_sizes(kernel, *, extra: Iterable[Mapping[str, int]] = (), budget: int
         add({})
         return out
     if all(s in kernel.defaults for s in syms):
-        add(dict(kernel.defaults))
+        add(dict(kernel.defaults), cap=big)
     # smallest and most-inexact points over the candidate grid
     derived = _derived(kernel)
     free = [s for s in syms if s not in derived]
