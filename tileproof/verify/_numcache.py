@@ -208,7 +208,7 @@ class NumericCache:
             d = json.loads(self._file(key).read_text())
             res = NumericResult(d["status"], [dict(s) for s in d["sizes"]], d["max_abs_err"],
                                 d["max_rel_err"], d["gradients"], d["message"], d["seconds"],
-                                {"placements": d["placements"]} if d.get("placements") else {})
+                                {k: d[k] for k in ("placements", "conditions") if d.get(k)})
         except (OSError, ValueError, KeyError, TypeError, AssertionError):
             return None
         return res if res.status == "matched" else None
@@ -226,7 +226,8 @@ class NumericCache:
                 "status": res.status, "sizes": res.sizes, "max_abs_err": res.max_abs_err,
                 "max_rel_err": res.max_rel_err, "gradients": res.gradients,
                 "message": res.message, "seconds": res.seconds,
-                "placements": (res.detail or {}).get("placements")}, default=repr))
+                "placements": (res.detail or {}).get("placements"),
+                "conditions": (res.detail or {}).get("conditions")}, default=repr))
             os.replace(tmp, target)
         except (OSError, TypeError, ValueError):
             pass  # a read-only checkout just runs again
