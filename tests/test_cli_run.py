@@ -173,14 +173,15 @@ def test_rerun_of_an_index_tensor_defect_shows_the_table_and_reproduces():
     assert res.status == "mismatch"
     rerun = res.rerun
     assert rerun and isinstance(rerun["seed"], int) and rerun["sizes"]
-    again = check_numeric(k, sizes=rerun["sizes"], seed=rerun["seed"], only=True, gradients=False)
+    point = {**rerun["sizes"], **rerun["pins"]}  # pinned index values travel with the sizes
+    again = check_numeric(k, sizes=point, seed=rerun["seed"], only=True, gradients=False)
     assert again.status == "mismatch" and again.sizes == [rerun["sizes"]]
     assert again.message == res.message
     assert again.rerun["index"] == rerun["index"]
     assert rerun_target(k) == "tileproof.catalog.bugs:paged_pair_contiguous"
     # the correct twin at the same point and seed matches
     twin_kernel = importlib.import_module("tileproof.catalog.paged_attention").paged_attention
-    twin = check_numeric(twin_kernel, sizes=rerun["sizes"], seed=rerun["seed"], only=True,
+    twin = check_numeric(twin_kernel, sizes=point, seed=rerun["seed"], only=True,
                          gradients=False)
     assert twin.status == "matched"
 
