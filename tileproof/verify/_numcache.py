@@ -136,7 +136,9 @@ def _sources(kernel, seen: set[int] | None = None) -> set[str | None]:
         return set()
     seen.add(id(kernel))
     files = {kernel.location.file}
-    files |= _closure_files([kernel.body, kernel.reference, kernel.numeric.get("derive")])
+    files |= _closure_files([kernel.body, kernel.reference, kernel.numeric.get("derive"),
+                             # a front end's size-specific reference (the Pallas one)
+                             getattr(kernel.reference, "at_sizes", None)])
     if kernel.backward is not None:
         files |= _sources(kernel.backward, seen)
     return files
