@@ -37,6 +37,16 @@ def _jobs(text: str) -> int:
     return n or (os.cpu_count() or 1)
 
 
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of devices, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("--devices must be 1 or more")
+    return n
+
+
 def _cpu_backend() -> bool:
     import jax
 
@@ -57,7 +67,12 @@ def _build() -> argparse.ArgumentParser:
         "[tool.tileproof] paths of pyproject.toml, else the bundled catalog. "
         ".py files that never mention tileproof are skipped unimported.",
     )
-    c.add_argument("targets", nargs="*", metavar="PATH_OR_MODULE")
+    c.add_argument(
+        "targets",
+        nargs="*",
+        metavar="PATH_OR_MODULE",
+        help="files, folders, modules, or one kernel as FILE:KERNEL or MODULE:KERNEL",
+    )
     c.add_argument("--format", choices=("text", "json", "sarif"), default="text")
     c.add_argument(
         "--static", action="store_true", help="z3 obligations only, no numeric run (pre-commit)"
@@ -78,6 +93,23 @@ def _build() -> argparse.ArgumentParser:
         "--no-cache", action="store_true", help="prove again instead of reading .tileproof_cache"
     )
     c.add_argument("--config", metavar="PYPROJECT", help="read [tool.tileproof] from this file")
+    c.add_argument(
+        "--sizes",
+        action="append",
+        default=[],
+        metavar="B=1,S=48",
+        help="run numerics at exactly these sizes (with --seed: a mismatch's rerun command)",
+    )
+    c.add_argument(
+        "--seed", type=int, default=None, help="seed of the numeric inputs (of the first point)"
+    )
+    c.add_argument(
+        "--devices",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="run ranked kernels' numerics with ranks on the first N devices",
+    )
     c.add_argument(
         "-q", "--quiet", action="store_true", help="print findings only, no table or summary"
     )
@@ -181,15 +213,49 @@ def _shapes(args) -> int:
 
 
 class _Progress:
-    """A rich progress bar on stderr that appears only once a run has taken a second."""
+    """Progress on stderr: a rich bar on a terminal (once a run has taken a second), else one
+    line per kernel (``lines``); a numeric run still going after a few seconds says once
+    that ``--static`` proves without running numerics."""
 
-    def __init__(self, total: int, enabled: bool):
+    NOTE_AFTER_S = 3.0
+
+    def __init__(
+        self,
+        total: int,
+        enabled: bool = False,
+        *,
+        bar: bool | None = None,
+        lines: bool = False,
+        numeric: bool = False,
+    ):
+        bar = enabled if bar is None else bar  # ``enabled``: the bar alone (older callers)
         self.total, self.done, self.bar = total, 0, None
+        self.lines, self.numeric = lines, numeric
         self.lock = threading.Lock()
-        self.timer = threading.Timer(1.0, self._show) if enabled else None
+        self.timer = threading.Timer(1.0, self._show) if bar else None
         if self.timer:
             self.timer.daemon = True
             self.timer.start()
+        self.note = (
+            threading.Timer(self.NOTE_AFTER_S, self._note) if numeric and (bar or lines) else None
+        )
+        if self.note:
+            self.note.daemon = True
+            self.note.start()
+
+    def _note(self) -> None:
+        with self.lock:
+            if self.note is None:
+                return
+            msg = (
+                f"tileproof: running numerics for {self.total} kernel(s): compiling and running "
+                "each at several sizes takes a while the first time (later runs are answered "
+                "from .tileproof_cache); `tileproof check --static` proves without running them"
+            )
+            if self.bar is not None:
+                self.bar.console.print(msg, markup=False, highlight=False)
+            else:
+                print(msg, file=sys.stderr, flush=True)
 
     def _show(self) -> None:
         from rich.console import Console
@@ -221,15 +287,30 @@ class _Progress:
             self.done += 1
             if self.bar is not None:
                 self.bar.update(self.task, completed=self.done, description=report.name)
+            if self.lines:
+                print(_kernel_line(report, self.done, self.total), file=sys.stderr, flush=True)
 
     def close(self) -> None:
         with self.lock:
-            if self.timer is not None:
-                self.timer.cancel()
-                self.timer = None
+            for t in (self.timer, self.note):
+                if t is not None:
+                    t.cancel()
+            self.timer = self.note = None
             if self.bar is not None:
                 self.bar.stop()
                 self.bar = None
+
+
+def _kernel_line(k, done: int, total: int) -> str:
+    """``tileproof: [3/12] paged_decode: ok (lowering 0.1s, static 0.4s, numeric 6.0s)``."""
+    verdict = "error" if k.error else ("ok" if k.ok else "FAIL")
+    t = k.timings()
+    parts = [f"lowering {t['lowering_s']:.1f}s",
+             f"static {t['static_s']:.1f}s" + (" (cached)" if k.cached else "")]
+    if k.numeric is not None:
+        num = f"numeric {k.numeric.status} {t['numeric_s']:.1f}s"
+        parts.append(num + (" (cached)" if k.numeric_cached else ""))
+    return f"tileproof: [{done}/{total}] {k.name}: {verdict} ({', '.join(parts)})"
 
 
 def _check(args) -> int:
@@ -243,7 +324,34 @@ def _check(args) -> int:
         over["timeout_ms"] = args.timeout_ms
     if args.no_cache:
         over["cache"] = False
+    if args.devices is not None:
+        over["devices"] = args.devices
     config = replace(config, **over)
+    sizes = _parse_point(args.sizes)
+    if isinstance(sizes, str):
+        return _usage(
+            f"--sizes: cannot read {sizes!r}.",
+            "Write sizes as NAME=INT, e.g. --sizes B=1,S=48 (pinned index values as "
+            "lens[0]=5).",
+        )
+    if (sizes or args.seed is not None) and args.static:
+        return _usage("--sizes and --seed choose numeric inputs;", "drop --static to run them.")
+    if config.devices is not None and not args.static:
+        import jax
+
+        have = len(jax.devices())
+        if have < config.devices:
+            return _usage(
+                f"--devices {config.devices}: JAX sees only {have} {jax.default_backend()} "
+                f"device(s).",
+                "Ask for at most that many, or, on a CPU, start with "
+                f"XLA_FLAGS=--xla_force_host_platform_device_count={config.devices}.",
+            )
+    numeric_options: dict = {}
+    if sizes:
+        numeric_options.update(sizes=sizes, only=True)
+    if args.seed is not None:
+        numeric_options["seed"] = args.seed
     jobs = args.jobs if args.jobs is not None else config.jobs
     if args.jobs is None and config.jobs == 1 and not args.static and _cpu_backend():
         # numeric runs on the CPU are compile-bound and single-threaded: use the cores we have
@@ -284,10 +392,23 @@ def _check(args) -> int:
         print("tileproof: error: no kernel specs found.", file=sys.stderr)
         return EXIT_USAGE
     numeric = not args.static
-    progress = _Progress(len(items), numeric and not args.quiet and sys.stderr.isatty())
+    tty = sys.stderr.isatty()
+    progress = _Progress(
+        len(items),
+        bar=numeric and not args.quiet and tty,
+        lines=not tty and ((numeric and not args.quiet) or args.verbose),
+        numeric=numeric and not args.quiet,
+    )
     try:
         reports, hits = verify_refs(
-            items, config, numeric=numeric, jobs=jobs, on_done=progress.advance
+            items,
+            config,
+            numeric=numeric,
+            jobs=jobs,
+            on_done=progress.advance,
+            points=args.verbose and numeric,
+            numeric_options=numeric_options or None,
+            compile_cache=True,
         )
     finally:
         progress.close()
@@ -356,6 +477,26 @@ def _parse_sizes(items: list[str]) -> dict[str, int] | str:
             except ValueError:
                 return part
     return sizes
+
+
+def _parse_point(items: list[str]) -> dict[str, int] | str:
+    """``--sizes`` of ``check``: ``NAME=INT`` and pinned index values ``NAME[i,j]=INT``
+    (what a rerun command carries), separated by commas or spaces."""
+    import re
+
+    point: dict[str, int] = {}
+    item = re.compile(r"\s*([A-Za-z_]\w*(?:\[\s*\d+(?:\s*,\s*\d+)*\s*\])?)\s*=\s*(-?\d+)\s*")
+    for text in items:
+        pos = 0
+        while pos < len(text):
+            m = item.match(text, pos)
+            if not m:
+                return text[pos:].split(",")[0] or text
+            point[m[1].replace(" ", "")] = int(m[2])
+            pos = m.end()
+            if pos < len(text) and text[pos] in ", ":
+                pos += 1
+    return point
 
 
 def _show(args) -> int:

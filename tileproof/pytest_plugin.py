@@ -115,6 +115,7 @@ class KernelItem(pytest.Item):
         from .verify._api import verify_kernel
         from .verify._config import ProofCache
         from .verify._format import to_text
+        from .verify._numcache import NumericCache
         from .verify._report import Report
 
         settings = _settings(self.config)
@@ -124,6 +125,7 @@ class KernelItem(pytest.Item):
             config=settings,
             numeric=numeric,
             cache=ProofCache(settings.cache_path, settings.cache),
+            numeric_cache=NumericCache(settings.cache_path, settings.cache),
         )
         if not rep.ok:
             raise KernelFailed(to_text(Report([rep])))

@@ -43,6 +43,7 @@ def assert_verified(
     from .verify._api import verify_kernel
     from .verify._config import ProofCache, load_config
     from .verify._format import to_text
+    from .verify._numcache import NumericCache
     from .verify._report import Report
 
     kernels = (
@@ -58,10 +59,17 @@ def assert_verified(
     if timeout_ms is not None:
         cfg = replace(cfg, timeout_ms=timeout_ms)
     store = ProofCache(cfg.cache_path, cfg.cache and cache)
+    # matched numeric results of unchanged kernels are reused too (never a mismatch)
+    numeric_store = NumericCache(cfg.cache_path, cfg.cache and cache)
     report = Report(
         [
             verify_kernel(
-                k, config=cfg, numeric=numeric, cache=store, numeric_options=numeric_options or None
+                k,
+                config=cfg,
+                numeric=numeric,
+                cache=store,
+                numeric_cache=numeric_store,
+                numeric_options=numeric_options or None,
             )
             for k in kernels
         ]

@@ -28,13 +28,19 @@ def verify_kernel(
     numeric_options: dict | None = None,
     config=None,
     cache=None,
-) -> KernelReport:
+    numeric_cache=None,
+    cached_only: bool = False,
+) -> KernelReport | None:
     """Verify one kernel; spec errors become the report's ``error`` instead of escaping.
 
     ``config`` applies a project's settings (index width, solver budget, skipped
     kinds with their reasons, numeric budget and tolerances); ``cache`` (a
     :class:`~tileproof.verify._config.ProofCache`) reuses the static results of
-    an unchanged lowered model — ``report.cached`` says whether it did.
+    an unchanged lowered model — ``report.cached`` says whether it did; ``numeric_cache``
+    (a :class:`~tileproof.verify._numcache.NumericCache`) reuses a ``matched`` numeric
+    result of an unchanged kernel, reference and run (``report.numeric_cached``).
+    ``cached_only``: answer from the caches alone, or return None (nothing is proved or
+    run): the runner asks this first so that a warm run starts no worker process.
 
     Nothing escapes as a pass: a spec error is the report's ``error``; any other exception
     (a bug in tileproof) too, worded as an internal error naming the kernel (re-raised
@@ -42,19 +48,30 @@ def verify_kernel(
     """
     rep = KernelReport(name=kernel.name, source=str(kernel.location))
     try:
-        return _verify(rep, kernel, numeric, timeout_ms, numeric_options, config, cache)
+        return _verify(rep, kernel, numeric, timeout_ms, numeric_options, config, cache,
+                       numeric_cache, cached_only)
+    except _Miss:
+        return None
     except SpecError as e:
+        if cached_only:  # reported by the real run
+            return None
         rep.error = str(e)
     except SystemExit as e:  # the body or the reference (or what they call) exited
         rep.error = (f"{kernel.location}: error: verifying kernel {kernel.name} raised "
                      f"SystemExit({e.code!r}): the body, the reference or something they call "
                      "exited. Kernel code must not call sys.exit().")
     except Exception as e:
+        if cached_only:
+            return None
         if os.environ.get("TILEPROOF_DEBUG"):
             raise
         rep.error = internal_error(kernel, e)
         rep.internal = True
     return rep
+
+
+class _Miss(Exception):
+    """``cached_only`` and a cache does not hold the answer."""
 
 
 def internal_error(kernel: Kernel, e: BaseException) -> str:
@@ -81,7 +98,8 @@ def index_width(kernel: Kernel, config=None) -> tuple[int, str]:
     return 32, "default"
 
 
-def _verify(rep, kernel, numeric, timeout_ms, numeric_options, config, cache) -> KernelReport:
+def _verify(rep, kernel, numeric, timeout_ms, numeric_options, config, cache,
+            numeric_cache=None, cached_only=False) -> KernelReport:
     bits, rep.index_bits_from = index_width(kernel, config)
     rep.index_bits = bits
     if timeout_ms is None and config is not None:
@@ -97,6 +115,8 @@ def _verify(rep, kernel, numeric, timeout_ms, numeric_options, config, cache) ->
     key = cache.key(model, options) if cache is not None and cache.enabled else None
     obligations = cache.get(key) if key else None
     rep.cached = obligations is not None
+    if obligations is None and cached_only:
+        raise _Miss
     if obligations is None:
         from .static import check_static
 
@@ -113,13 +133,76 @@ def _verify(rep, kernel, numeric, timeout_ms, numeric_options, config, cache) ->
                    detail={"configured": True})
         for kind, why in skip.items()
     ]
+    rep.sizes = list(model.sizes)
     if numeric:
         extra = [o.counterexample for o in rep.obligations if o.status == "violated" and o.counterexample]
-        rep.numeric = _numeric(kernel, config, extra, numeric_options)
+        t2 = time.perf_counter()
+        rep.numeric, rep.numeric_cached = _numeric(kernel, config, extra, numeric_options, model,
+                                                   numeric_cache, cached_only)
+        if rep.numeric_cached:  # the time this run spent, not the cached run's
+            rep.numeric.seconds = time.perf_counter() - t2
+        rerun = (rep.numeric.detail or {}).get("rerun")
+        if rerun is not None:
+            rerun["command"] = rerun_command(kernel, {**rerun["sizes"], **rerun.get("pins", {})},
+                                             rerun["seed"])
     return rep
 
 
-def _numeric(kernel: Kernel, config, extra: list[dict], options: dict | None) -> NumericResult:
+def rerun_target(kernel: Kernel) -> str:
+    """``MODULE:KERNEL`` (or ``FILE:KERNEL``) that ``tileproof check`` loads this kernel from:
+    a loaded module where the name resolves to this very kernel object (the body's module
+    first, then public module names, shortest first), else the spec's file."""
+    import sys
+
+    from ..spec._discover import _kernels_in
+
+    def resolves(mod) -> bool:
+        value = getattr(mod, kernel.name, None)
+        if isinstance(value, Kernel):
+            return value is kernel
+        found = [k for k in _kernels_in(mod) if k.name == kernel.name]
+        return bool(found) and found[0] is kernel
+
+    home = getattr(kernel.body, "__module__", "") or ""
+    mods = [(name, m) for name, m in list(sys.modules.items()) if m is not None]
+    holders = [(name, m) for name, m in mods
+               if name == home or any(v is kernel for v in list(vars(m).values()))
+               or any(v is kernel for v in (getattr(m, "VARIANTS", ()) or ()))]
+    holders.sort(key=lambda nm: (nm[0] != home, any(p.startswith("_") for p in nm[0].split(".")),
+                                 len(nm[0])))
+    for name, mod in holders:
+        if not resolves(mod):
+            continue
+        if not name.startswith("tileproof_user_") and name != "__main__":
+            return f"{name}:{kernel.name}"
+        if getattr(mod, "__file__", None):
+            return f"{_rel(mod.__file__)}:{kernel.name}"
+    return f"{_rel(kernel.location.file)}:{kernel.name}"
+
+
+def _rel(path: str) -> str:
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive
+        return path
+    return path if rel.startswith(".." + os.sep + "..") else rel
+
+
+def rerun_command(kernel: Kernel, sizes: dict, seed: int) -> str:
+    """One command that runs exactly this numeric point again (same sizes, same inputs):
+    ``sizes`` may hold pinned index values too (``"seq_lens[0]": 0``)."""
+    import shlex
+
+    cmd = ["tileproof", "check", rerun_target(kernel)]
+    if sizes:
+        cmd += ["--sizes", ",".join(f"{k}={v}" for k, v in sizes.items())]
+    cmd += ["--seed", str(seed)]
+    return " ".join(shlex.quote(c) for c in cmd)
+
+
+def _numeric(kernel: Kernel, config, extra: list[dict], options: dict | None, model=None,
+             numeric_cache=None, cached_only=False) -> tuple[NumericResult, bool]:
+    """The numeric result and whether it came from ``numeric_cache``."""
     from .numeric import check_numeric
 
     kw: dict = {"extra_sizes": extra}
@@ -127,7 +210,27 @@ def _numeric(kernel: Kernel, config, extra: list[dict], options: dict | None) ->
         # project tolerances are defaults: a kernel's own numeric={"tolerances": ...} wins
         tol = {**config.tolerances, **dict(kernel.numeric.get("tolerances") or {})}
         kw.update(budget_s=config.numeric_budget_s, tolerances=tol or None)
+        if config.devices is not None:
+            kw["devices"] = config.devices
     kw.update(options or {})
+    on_point = kw.pop("on_point", None)  # progress only: not part of what is computed
+    key = None
+    if numeric_cache is not None and model is not None:
+        key = numeric_cache.key(kernel, model, kw)
+        hit = numeric_cache.get(key)
+        if hit is not None:
+            return hit, True
+    if cached_only:
+        raise _Miss
+    if on_point is not None:
+        kw["on_point"] = on_point
+    res = _run_numeric(kernel, check_numeric, kw)
+    if key is not None:
+        numeric_cache.put(key, res)
+    return res, False
+
+
+def _run_numeric(kernel: Kernel, check_numeric, kw: dict) -> NumericResult:
     try:
         return check_numeric(kernel, **kw)
     except SpecError as e:  # the run could not be set up: nothing was compared

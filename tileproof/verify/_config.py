@@ -10,7 +10,8 @@ from the working directory, that has a ``[tool.tileproof]`` table)::
     solver-timeout-ms = 20000         # opt-in wall-clock cap per kernel (verdicts then may depend on load)
     numeric-budget-s = 60             # per kernel
     jobs = 2                          # kernels verified in parallel
-    cache = true                      # the proof cache in .tileproof_cache/
+    devices = 4                       # ranked kernels' numerics with ranks on the first 4 devices
+    cache = true                      # proof, numeric and compilation caches in .tileproof_cache/
     pytest-numeric = true             # the pytest plugin runs numerics too
 
     [tool.tileproof.tolerances]       # per dtype, for numeric matching
@@ -24,7 +25,10 @@ model, the solver options and all of tileproof's code (with the z3 and JAX
 versions), so an unchanged kernel is not proved again and an edit anywhere
 in tileproof never meets a stale verdict.  Results with an ``unknown`` that ran out of time or
 resources are not kept (the next run tries again); other unknowns (an
-unsupported construct, say) are as final as proofs.
+unsupported construct, say) are as final as proofs.  The environment variable
+``TILEPROOF_CACHE_DIR`` overrides the cache folder (benchmarks and CI point it at
+a scratch folder); the numeric result cache and JAX's compilation cache live in
+it too (:mod:`._numcache`).
 """
 
 from __future__ import annotations
@@ -83,6 +87,7 @@ class Config:
     cache: bool = True
     cache_dir: str = CACHE_DIR
     jobs: int = 1
+    devices: int | None = None  # ranked kernels' numerics: ranks on the first N devices
     pytest_numeric: bool = True
     root: str = "."
     source: str | None = None  # the pyproject.toml read, if any
@@ -93,6 +98,11 @@ class Config:
 
     @property
     def cache_path(self) -> Path:
+        """The cache folder: ``TILEPROOF_CACHE_DIR`` if set, else ``cache-dir`` (relative to
+        the pyproject.toml's folder)."""
+        env = os.environ.get("TILEPROOF_CACHE_DIR")
+        if env:
+            return Path(env).expanduser().resolve()
         return Path(self.resolve(self.cache_dir))
 
 
@@ -158,6 +168,7 @@ _KEYS = {
     "cache": "true or false",
     "cache-dir": "a folder name",
     "jobs": "a positive integer",
+    "devices": "a positive integer (ranks on the first N devices)",
     "pytest-numeric": "true or false",
 }
 
@@ -235,6 +246,8 @@ def load_config(
         kw["numeric_budget_s"] = float(positive("numeric-budget-s", float))
     if "jobs" in table:
         kw["jobs"] = positive("jobs", int)
+    if "devices" in table:
+        kw["devices"] = positive("devices", int)
     for key, attr in (("cache", "cache"), ("pytest-numeric", "pytest_numeric")):
         if key in table:
             kw[attr] = flag(key)
@@ -463,11 +476,21 @@ class KernelRef:
     name: str
 
 
+def kernel_target(target: str) -> bool:
+    """Is ``target`` a ``FILE:KERNEL`` or ``MODULE:KERNEL`` (one kernel), not a path?"""
+    where, colon, name = target.rpartition(":")
+    return bool(colon and where and name.isidentifier() and not os.path.exists(target))
+
+
 def _collect(target: str | None, skipped: list[tuple[str, str]] | None = None) -> list:
     if target is None:
         from .. import catalog
 
         return list(catalog.KERNELS)
+    if kernel_target(target):
+        from ..spec._discover import find_kernel
+
+        return [find_kernel(target)]
     from ..spec._discover import collect
 
     return collect([target], skipped)
@@ -527,13 +550,15 @@ def _load(ref: KernelRef):
     return _LOADED[ref.target][ref.index]
 
 
-def _job(ref: KernelRef, config: Config, numeric: bool) -> tuple[KernelReport, bool]:
+def _job(ref: KernelRef, config: Config, numeric: bool, points: bool = False,
+         options: dict | None = None, compile_cache: bool = False) -> tuple[KernelReport, bool]:
     """One kernel in a worker process: load it again, verify, return a picklable report."""
     import pickle
 
-    cache = ProofCache(config.cache_path, config.cache)
+    if compile_cache:
+        _setup_compile_cache(config, numeric)
     try:
-        rep = verify_kernel(_load(ref), config=config, numeric=numeric, cache=cache)
+        rep = _verify_one(_load(ref), config, numeric, points, options)
     except SpecError as e:
         return KernelReport(ref.name, "?", error=str(e)), False
     except Exception as e:  # loading it again failed in an unforeseen way: a bug, reported
@@ -544,8 +569,47 @@ def _job(ref: KernelRef, config: Config, numeric: bool) -> tuple[KernelReport, b
         for o in rep.obligations:
             o.detail = {}
         if rep.numeric is not None:
-            rep.numeric.detail = {}
+            rep.numeric.detail = {k: v for k, v in rep.numeric.detail.items() if k == "rerun"}
     return rep, rep.cached
+
+
+_CACHES_SET = False
+
+
+def _setup_compile_cache(config: Config, numeric: bool) -> None:
+    """JAX's persistent compilation cache beside the proof cache (once per process, and only
+    in the command's own processes: a test session importing tileproof keeps its JAX as is)."""
+    global _CACHES_SET
+    if numeric and config.cache and not _CACHES_SET:
+        from ._numcache import enable_compilation_cache
+
+        _CACHES_SET = enable_compilation_cache(config.cache_path)
+
+
+def _point_line(name: str):
+    """``--verbose``: one stderr line per numeric size point (printed by whichever process
+    runs the kernel: workers share the command's stderr)."""
+
+    def on_point(env: dict, run: dict) -> None:
+        sizes = ", ".join(f"{k}={v}" for k, v in env.items()) or "(no sizes)"
+        what = "mismatch" if run.get("problems") else "ok"
+        print(f"tileproof: {name}: numeric at {sizes} (seed {run.get('seed')}): {what} "
+              f"({run.get('seconds', 0.0):.1f}s)", file=sys.stderr, flush=True)
+
+    return on_point
+
+
+def _verify_one(kernel, config: Config, numeric: bool, points: bool,
+                options: dict | None, cached_only: bool = False) -> KernelReport | None:
+    from ._numcache import NumericCache
+
+    opts = dict(options or {})
+    if points:
+        opts["on_point"] = _point_line(kernel.name)
+    return verify_kernel(kernel, config=config, numeric=numeric,
+                         cache=ProofCache(config.cache_path, config.cache),
+                         numeric_cache=NumericCache(config.cache_path, config.cache),
+                         numeric_options=opts or None, cached_only=cached_only)
 
 
 def _worker_failed(ref: KernelRef, e: BaseException) -> KernelReport:
@@ -566,14 +630,36 @@ def verify_refs(
     numeric: bool,
     jobs: int = 1,
     on_done: Callable[[KernelReport], None] | None = None,
+    points: bool = False,
+    numeric_options: dict | None = None,
+    compile_cache: bool = False,
 ) -> tuple[list[KernelReport], int]:
-    """Verify kernels (in ``jobs`` processes if more than 1): reports in order, and cache hits."""
-    cache = ProofCache(config.cache_path, config.cache)
+    """Verify kernels (in ``jobs`` processes if more than 1): reports in order, and cache hits.
+
+    ``points``: print a line per numeric size point on stderr; ``numeric_options`` go to
+    :func:`~tileproof.verify.numeric.check_numeric` (``sizes``, ``seed``, ``only``);
+    ``compile_cache``: keep JAX's compilations in the cache folder (the command does).
+    """
     reports: list[KernelReport | None] = [None] * len(items)
     hits = 0
-    if jobs <= 1 or len(items) <= 1:
-        for i, (_ref, kernel) in enumerate(items):
-            reports[i] = verify_kernel(kernel, config=config, numeric=numeric, cache=cache)
+    if compile_cache:
+        _setup_compile_cache(config, numeric)
+    pending = list(range(len(items)))
+    if jobs > 1 and len(items) > 1 and config.cache:
+        # answer what the caches hold here first: a warm run then starts no worker at all
+        # (each would import JAX again and trace the kernels again)
+        for i in list(pending):
+            rep = _verify_one(items[i][1], config, numeric, False, numeric_options,
+                              cached_only=True)
+            if rep is not None:
+                reports[i] = rep
+                hits += rep.cached
+                pending.remove(i)
+                if on_done:
+                    on_done(rep)
+    if jobs <= 1 or len(pending) <= 1:
+        for i in pending:
+            reports[i] = _verify_one(items[i][1], config, numeric, points, numeric_options)
             hits += reports[i].cached
             if on_done:
                 on_done(reports[i])
@@ -583,9 +669,11 @@ def verify_refs(
 
     # spawn: JAX runs threads, so forking a process that imported it is unsafe
     with ProcessPoolExecutor(
-        max_workers=min(jobs, len(items)), mp_context=multiprocessing.get_context("spawn")
+        max_workers=min(jobs, len(pending)), mp_context=multiprocessing.get_context("spawn")
     ) as pool:
-        futures = {pool.submit(_job, ref, config, numeric): i for i, (ref, _k) in enumerate(items)}
+        futures = {pool.submit(_job, items[i][0], config, numeric, points, numeric_options,
+                               compile_cache): i
+                   for i in pending}
         for fut in as_completed(futures):
             i = futures[fut]
             try:

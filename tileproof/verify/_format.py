@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from pathlib import Path
 from urllib.parse import quote
 
@@ -59,12 +60,68 @@ def _where(o: Obligation, k: KernelReport) -> str:
     return str(o.location) if o.location is not UNKNOWN and o.location.line else k.source
 
 
+_MAXIMA_HINT = "Declare maxima for the sizes"
+
+
+def _size_overflows(k: KernelReport) -> list[Obligation]:
+    """Violated overflow findings that declaring maxima for sizes answers: the static check
+    hints so, and the counterexample names sizes.  Two or more are printed as one."""
+    group = [
+        o
+        for o in k.obligations
+        if o.kind == "overflow"
+        and o.status == "violated"
+        and o.hint.startswith(_MAXIMA_HINT)
+        and any(s in (o.counterexample or {}) for s in k.sizes)
+    ]
+    return group if len(group) >= 2 else []
+
+
+def _overflow_summary(k: KernelReport, group: list[Obligation], verbose: bool) -> list[str]:
+    """One finding for many size-driven overflows: which maxima to declare, and where."""
+    names = [s for s in k.sizes if any(s in (o.counterexample or {}) for o in group)]
+    least = {s: min(o.counterexample[s] for o in group if s in (o.counterexample or {}))
+             for s in names}
+    sites = sorted({_where(o, k) for o in group},
+                   key=lambda w: (w.rpartition(":")[0], int(w.rpartition(":")[2] or 0)
+                                  if w.rpartition(":")[2].isdigit() else 0))
+    widths = sorted({f"int{b}" for o in group
+                     for b in re.findall(r"\bint(\d+)\b", o.message)}, key=lambda w: int(w[3:]))
+    past = f"past {' / '.join(widths)} " if widths else ""
+    out = [
+        f"{k.source}: overflow: {len(group)} offsets and values in kernel {k.name} go {past}when "
+        f"sizes are large ({len(sites)} site{'s' * (len(sites) != 1)}): declare maxima for "
+        f"{', '.join(names)} (assume=[...])",
+        "    smallest sizes in the counterexamples: "
+        + ", ".join(f"{s}={v:,}" for s, v in least.items()),
+        f"    sites: {', '.join(sites[:6])}" + (f" and {len(sites) - 6} more" if len(sites) > 6
+                                               else ""),
+        "    hint: declare maxima for these sizes, or compute the offsets in 64 bits "
+        "(index_bits=64); --verbose lists each finding",
+    ]
+    if verbose:
+        for o in group:
+            out.append(f"    {_where(o, k)}: {o.message}")
+    return out
+
+
+def _named(text: str, k: KernelReport) -> str:
+    """Every finding names its kernel (several kernels share a file)."""
+    return text if f"kernel {k.name}" in text else f"{text} (in kernel {k.name})"
+
+
 def kernel_text(k: KernelReport, *, verbose: bool = False) -> list[str]:
-    """One kernel's findings: violated and unknown, skipped once per kind, proved if verbose."""
+    """One kernel's findings: violated and unknown, skipped once per kind, proved if verbose.
+
+    Each finding names its kernel; two or more overflow findings that only need maxima for
+    sizes are printed as one that names the sizes; a numeric mismatch ends with the command
+    that runs exactly that point again.
+    """
     if k.error:
-        return [k.error]
+        return [_named(k.error, k)]
     out: list[str] = []
     skipped: dict[str, tuple[Obligation, int]] = {}
+    collapsed = _size_overflows(k)
     for o in k.obligations:
         if o.status == "skipped":
             first, n = skipped.get(o.kind, (o, 0))
@@ -72,8 +129,12 @@ def kernel_text(k: KernelReport, *, verbose: bool = False) -> list[str]:
             continue
         if o.status == "proved" and not verbose:
             continue
+        if collapsed and o is collapsed[0]:
+            out.extend(_overflow_summary(k, collapsed, verbose))
+        if any(o is c for c in collapsed):
+            continue
         status = "" if o.status == "violated" else f"{o.status}: "
-        out.append(f"{_where(o, k)}: {o.kind}: {status}{o.message}")
+        out.append(_named(f"{_where(o, k)}: {o.kind}: {status}{o.message}", k))
         out.extend(_ce_lines(o.counterexample))
         if o.reason and o.status != "violated":
             out.append(f"    reason: {o.reason}")
@@ -82,11 +143,11 @@ def kernel_text(k: KernelReport, *, verbose: bool = False) -> list[str]:
     for kind, (o, n) in skipped.items():
         count = f" ({_plural(n, 'obligation')})" if n > 1 else ""
         why = o.reason or ("skipped by configuration" if _configured(o) else "no reason given")
-        out.append(f"{k.source}: {kind}: skipped{count}: {why}")
+        out.append(_named(f"{k.source}: {kind}: skipped{count}: {why}", k))
     if verbose and k.index_bits is not None:
         origin = {"kernel": "declared by the kernel", "config": "[tool.tileproof] index-bits",
                   "default": "the default"}.get(k.index_bits_from, k.index_bits_from)
-        out.append(f"{k.source}: offsets checked in int{k.index_bits} ({origin})")
+        out.append(_named(f"{k.source}: offsets checked in int{k.index_bits} ({origin})", k))
     num = k.numeric
     if num is not None and (num.status != "matched" or verbose):  # a skip says why
         errs = ""
@@ -94,12 +155,20 @@ def kernel_text(k: KernelReport, *, verbose: bool = False) -> list[str]:
             rel = f", max rel err {num.max_rel_err:.3g}" if num.max_rel_err is not None else ""
             errs = f" (max abs err {num.max_abs_err:.3g}{rel})"
         line = f"{k.source}: numeric: {num.status}{errs}"
-        out.append(f"{line}: {num.message}" if num.message else line)
+        out.append(_named(f"{line}: {num.message}" if num.message else line, k))
         if num.sizes and (num.status == "mismatch" or verbose):
             out.append(
                 "    sizes: "
                 + "; ".join(", ".join(f"{a}={b}" for a, b in s.items()) for s in num.sizes[:4])
             )
+        rerun = num.rerun
+        if rerun:
+            point = ", ".join(f"{a}={b}" for a, b in rerun["sizes"].items()) or "(no sizes)"
+            out.append(f"    failing point: {point}, inputs drawn with seed {rerun['seed']}")
+            for name, values in (rerun.get("index") or {}).items():
+                out.append(f"    {name} = {values}")
+            if rerun.get("command"):
+                out.append(f"    rerun: {rerun['command']}")
     return out
 
 

@@ -95,7 +95,18 @@ class NumericResult:
             "gradients": self.gradients,
             **({"message": self.message} if self.message else {}),
             **({"conditions": self.detail["conditions"]} if self.detail.get("conditions") else {}),
+            **({"rerun": self.rerun} if self.rerun else {}),
+            # with --devices: how many points ran with ranks on devices, how many vmapped
+            **({"placements": dict(self.detail["placements"])}
+               if (self.detail or {}).get("placements") else {}),
         }
+
+    @property
+    def rerun(self) -> dict[str, Any] | None:
+        """For a mismatch: the size point, its seed, the small index tensors' values and
+        the command that runs exactly that point again."""
+        r = (self.detail or {}).get("rerun")
+        return dict(r) if r else None
 
 
 @dataclass
@@ -108,6 +119,8 @@ class KernelReport:
     solver_seconds: float = 0.0
     error: str | None = None  # a spec error (or an internal error) that stopped verification
     cached: bool = False  # the static results came from the proof cache
+    numeric_cached: bool = False  # the numeric result came from the numeric cache
+    sizes: list[str] = field(default_factory=list)  # the kernel's size symbols (for messages)
     internal: bool = False  # ``error`` is a bug in tileproof, not in the spec
     # the index width offsets were checked in, and where it came from: "kernel" (declared
     # index_bits=...), "config" ([tool.tileproof] index-bits) or "default" (32)
@@ -124,6 +137,15 @@ class KernelReport:
             return False
         return self.numeric is None or self.numeric.status in ("matched", "skipped")
 
+    def timings(self) -> dict[str, float]:
+        """Seconds this run spent lowering, proving (0 when answered from the proof cache)
+        and running numerics (0 when not run)."""
+        return {
+            "lowering_s": round(self.lowering_seconds, 4),
+            "static_s": round(self.solver_seconds, 4),
+            "numeric_s": round(self.numeric.seconds, 4) if self.numeric is not None else 0.0,
+        }
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "name": self.name,
@@ -139,6 +161,7 @@ class KernelReport:
                 "gradients": None,
             },
         }
+        out["timings"] = self.timings()
         if self.index_bits is not None:
             out["index_bits"] = self.index_bits
             out["index_bits_from"] = self.index_bits_from

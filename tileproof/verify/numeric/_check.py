@@ -36,7 +36,7 @@ from ._compare import Comparison, compare, merge_tolerances
 from ._execute import executor
 from ._inputs import NoInputs, draw_inputs
 from ._jaxpr import NumericUnsupported
-from ._sizes import CAP_ELEMENTS, CAP_PROGRAMS, choose_sizes, device_cap_elements
+from ._sizes import CAP_ELEMENTS, CAP_PROGRAMS, _bounds, choose_sizes, device_cap_elements
 
 __all__ = ["check_numeric"]
 
@@ -82,6 +82,9 @@ def check_numeric(
     seed: int = 0,
     tolerances: Mapping | None = None,
     gradients: bool | None = None,
+    devices: int | None = None,
+    only: bool = False,
+    on_point=None,
 ) -> NumericResult:
     """Run ``kernel``'s tiled schedule against its reference (values and gradients).
 
@@ -90,7 +93,15 @@ def check_numeric(
     ``budget``: further points chosen from the domain; ``budget_s``: stop
     starting new points after this many seconds; ``tolerances``: per-dtype
     ``(rtol, atol)`` overrides (see :mod:`._compare`); ``gradients``: compare
-    gradients too (default: yes).
+    gradients too (default: yes); ``devices``: run a ranked kernel's ranks on the first
+    ``devices`` devices (``shard_map``) at every point whose rank count fits, vmapped at
+    the others; ``only``: run exactly the given ``sizes`` (no chosen points, not the
+    spec's own): what the rerun command of a mismatch does; ``on_point(sizes, run)``:
+    called after each point (progress).
+
+    Point ``i`` draws its inputs from seed ``seed + i`` alone (see :func:`point_seed`), so
+    ``--sizes P --seed S`` with ``only`` reproduces any point exactly; a mismatch's
+    ``detail["rerun"]`` holds that point, its seed and the small index tensors' values.
 
     A spec sets its own defaults with ``numeric={...}``: ``"sizes"`` (points
     tried first), ``"budget"``, ``"gradients"``, ``"tolerances"`` and
@@ -105,7 +116,7 @@ def check_numeric(
                              "nothing can be compared (declare reference=..., or skip numerics "
                              "with numeric={'skip': 'why'})")  # the spec's own numeric settings come first, call arguments on top
     extra: list = []
-    for group in (opts.get("sizes"), sizes, extra_sizes):
+    for group in ((sizes,) if only else (opts.get("sizes"), sizes, extra_sizes)):
         if group is None:
             continue
         extra += [group] if isinstance(group, Mapping) else list(group)
@@ -117,17 +128,36 @@ def check_numeric(
     dropped: list = []
     pins: dict = {}
     try:
-        points = choose_sizes(kernel, extra=extra, budget=budget, seed=seed, dropped=dropped,
-                              pins=pins)
+        points = choose_sizes(kernel, extra=extra, budget=0 if only else budget, seed=seed,
+                              dropped=dropped, pins=pins)
     except NumericUnsupported as e:
         return NumericResult("error", message=f"no size points: {e}",
                              seconds=time.perf_counter() - t0)
+    if only:  # sizes below a symbol's lower bound (1 unless assumed) are no point of the domain
+        bounds = _bounds(kernel)
+        points = [p for p in points[:len(extra)] if all(_within(bounds.get(k), v)
+                                                         for k, v in p.items())]
+        # exactly the pins the given point names ("seq_lens[0]": 0), none chosen here
+        from ._sizes import _pins_of
+
+        given = {}
+        for e in extra:
+            pe = _pins_of(kernel, e)
+            at = {k: int(v) for k, v in e.items() if k in kernel.sizes}
+            for p in points:
+                if pe and all(p.get(k) == v for k, v in at.items()):
+                    given.setdefault(tuple(sorted(p.items())), pe)
+        pins = given
+        if not points and not dropped:
+            return NumericResult("error", message=f"sizes {', '.join(_fmt(e) for e in extra)} "
+                                 "are not admissible (the kernel's assumptions exclude them)",
+                                 seconds=time.perf_counter() - t0)
+    devs = _devices(kernel, devices)
     if not points:
         return NumericResult("error", message="no admissible sizes within the numeric cap of "
                              f"{CAP_ELEMENTS} elements per tensor and {CAP_PROGRAMS} programs: "
                              "nothing was run", seconds=time.perf_counter() - t0,
                              detail={"over_cap": dropped})
-    rng = np.random.default_rng(seed)
     cover = _Coverage(kernel)
     tried, runs = [], []
     worst_abs = worst_rel = 0.0
@@ -135,6 +165,7 @@ def check_numeric(
     grad_checked = False
     grad_points = 0
     status, message = "matched", ""
+    rerun = None
     for i, env in enumerate(points):
         if budget_s is not None and tried and time.perf_counter() - t0 > budget_s:
             break
@@ -144,8 +175,13 @@ def check_numeric(
             # gradients cost a second compilation of the executor (and its transpose): compare
             # them at the first points only (the given ones, the authors' sizes, the smallest);
             # values and run-time flags are checked at every point
-            run = _one(kernel, env, rng, i, tol, gradients and grad_points < GRADIENT_POINTS,
-                       pins.get(tuple(sorted(env.items()))), cover)
+            rng = np.random.default_rng(point_seed(seed, i))
+            pin = pins.get(tuple(sorted(env.items())))
+            run = _one(kernel, env, rng, point_seed(seed, i), tol,
+                       gradients and grad_points < GRADIENT_POINTS, pin, cover,
+                       _fit(kernel, env, devs))
+            run["pins"] = {f"{n}[{','.join(map(str, at))}]": int(v)
+                           for (n, at), v in (pin or {}).items()}
         except NoInputs as e:  # e.g. more distinct values wanted than the range has: next point
             tried.pop()
             runs.append({"sizes": env, "skipped": str(e)})
@@ -159,7 +195,10 @@ def check_numeric(
             return NumericResult("error", tried, message=msg, seconds=time.perf_counter() - t0,
                                  detail={"runs": runs})
         run["seconds"] = time.perf_counter() - t1
+        run["seed"] = point_seed(seed, i)
         runs.append(run)
+        if on_point is not None:
+            on_point(env, run)
         worst_abs = max(worst_abs, run["max_abs_err"])  # NaN-free: compare() maps NaN to inf
         worst_rel = max(worst_rel, run["max_rel_err"])
         if run.get("grad") is not None:
@@ -172,6 +211,8 @@ def check_numeric(
             message = f"at sizes {_fmt(env)}: " + "; ".join(run["problems"][:3])
             if len(run["problems"]) > 3:
                 message += f"; and {len(run['problems']) - 3} more"
+            rerun = {"sizes": dict(env), "seed": run["seed"], "index": run.get("index", {}),
+                     "pins": run.get("pins", {})}
             break
     if not tried:
         return NumericResult("error", message="no inputs could be drawn at any chosen size: "
@@ -187,9 +228,14 @@ def check_numeric(
         note = "; ".join(f"not run at {_fmt(e)}: over the numeric cap of {device_cap_elements()} elements "
                          f"per tensor and {CAP_PROGRAMS} programs" for e in dropped[:2])
         message = f"{message}; {note}" if message else note
+    detail = {"runs": runs, "over_cap": dropped, "conditions": cover.report()}
+    if devs is not None:
+        detail["placements"] = {p: sum(1 for r in runs if r.get("placement") == p)
+                                for p in ("devices", "vmapped")}
+    if rerun is not None:
+        detail["rerun"] = rerun
     return NumericResult(status, tried, _finite(worst_abs), _finite(worst_rel), grads, message,
-                         time.perf_counter() - t0, {"runs": runs, "over_cap": dropped,
-                                                    "conditions": cover.report()})
+                         time.perf_counter() - t0, detail)
 
 
 class _Coverage:
@@ -240,6 +286,51 @@ class _Coverage:
         return out
 
 
+def _within(bound, v: int) -> bool:
+    lo, hi = bound if bound is not None else (None, None)
+    return (lo is None or lo <= v) and (hi is None or v <= hi)
+
+
+def point_seed(seed: int, i: int) -> int:
+    """The seed of point ``i``'s inputs (and cotangents): the rerun command passes it as
+    ``--seed`` with that point alone, which is point 0 there, so it must depend on nothing
+    else.  Its parity picks the index-tensor variant (shuffled or with replacement)."""
+    return seed + i
+
+
+_INDEX_SHOWN = 16  # index tensors up to this many elements are printed in a mismatch
+
+
+def _index_values(kernel, inputs) -> dict:
+    """The index tensors a mismatch depends on (lengths, starts, page tables), when small."""
+    out = {}
+    for n in kernel.inputs:
+        decl = kernel.tensors[n]
+        if decl.is_index and np.size(inputs[n]) <= _INDEX_SHOWN:
+            out[n] = np.asarray(inputs[n]).tolist()
+    return out
+
+
+def _devices(kernel, devices: int | None) -> list | None:
+    """The first ``devices`` devices for a ranked kernel (None: ranks stay a vmapped axis)."""
+    if devices is None or kernel.ranks is None:
+        return None
+    have = jax.devices()
+    if len(have) < devices:
+        raise NumericUnsupported(
+            f"--devices {devices} asks for {devices} devices, but JAX sees {len(have)} "
+            f"({jax.default_backend()})", kernel.location)
+    return list(have[:devices])
+
+
+def _fit(kernel, env, devs) -> list | None:
+    """``devs`` when this point's rank count fits on them, else None (ranks vmapped)."""
+    if devs is None:
+        return None
+    ranks = int(kernel.ranks.size.evaluate(dict(env)))
+    return devs if ranks <= len(devs) else None
+
+
 def _finite(x: float) -> float | None:
     """Errors for the JSON report: a NaN or infinite error (poison in the output) is None."""
     return float(x) if np.isfinite(x) else None
@@ -249,7 +340,7 @@ def _fmt(env) -> str:
     return ", ".join(f"{k}={v}" for k, v in env.items()) or "(none)"
 
 
-def _one(kernel, env, rng, variant, tol, gradients, pins=None, cover=None) -> dict:
+def _one(kernel, env, rng, variant, tol, gradients, pins=None, cover=None, devs=None) -> dict:
     at_sizes = getattr(kernel.reference, "at_sizes", None)  # a front end's size-specific reference
     if at_sizes is not None:
         kernel = replace(kernel, reference=at_sizes(env))
@@ -257,10 +348,12 @@ def _one(kernel, env, rng, variant, tol, gradients, pins=None, cover=None) -> di
     if cover is not None:
         cover.add(env, inputs)
     names = kernel.inputs
-    run: dict = {"sizes": env, "problems": [], "findings": [], "max_abs_err": 0.0, "max_rel_err": 0.0}
+    run: dict = {"sizes": env, "problems": [], "findings": [], "max_abs_err": 0.0, "max_rel_err": 0.0,
+                 "index": _index_values(kernel, inputs),
+                 "placement": "devices" if devs is not None else "vmapped"}
     ref_fn = _jitted_reference(kernel)
     with jax.default_matmul_precision("highest"):
-        fn = executor(kernel, env)
+        fn = executor(kernel, env, devices=devs)
         outs, flags = fn(inputs)
         findings = flags.findings()
         run["findings"] = [f.message for f in findings]
@@ -284,7 +377,7 @@ def _one(kernel, env, rng, variant, tol, gradients, pins=None, cover=None) -> di
     rest = {n: jnp.asarray(inputs[n]) for n in names if n not in float_in}
     primal = {n: jnp.asarray(inputs[n]) for n in float_in}
 
-    fn0 = executor(kernel, env, poison="zero")
+    fn0 = executor(kernel, env, poison="zero", devices=devs)
 
     def exec_out(d, rest):
         out = fn0({**rest, **d})[0]
