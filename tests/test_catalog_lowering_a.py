@@ -1,5 +1,5 @@
 """The `fused_decode` and `mesh_ring_attention` catalog specs lower completely, to the model
-KERNELS.md §1-2 describe, and each defect variant differs from its correct spec only at
+docs/catalog.md §1-2 describe, and each defect variant differs from its correct spec only at
 the defect (compared on the listing, which is what the verifier reads)."""
 
 from __future__ import annotations

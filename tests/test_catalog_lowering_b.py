@@ -1,5 +1,5 @@
 """The `compressor_pool`, `paged_attention` and `decode_split_k` catalog specs lower completely,
-to the model KERNELS.md §3-5 describe, and each defect variant differs from its correct spec
+to the model docs/catalog.md §3-5 describe, and each defect variant differs from its correct spec
 only at the defect (compared on the listing, which is what the verifier reads)."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The catalog's verdicts, kernel by kernel and variant by variant (issue 6's 'done means').
 
 Correct specs: every obligation proved.  Defect variants: flagged with the
-kind KERNELS.md names, with a counterexample in the kernel's own terms that
+kind docs/catalog.md names, with a counterexample in the kernel's own terms that
 re-evaluates to a violation.
 """
 

@@ -1,4 +1,4 @@
-"""`tileproof shapes prove|bounds`: the shell contract of DESIGN.md (JSON shape and exit codes)."""
+"""`tileproof shapes prove|bounds`: the shell contract of docs/contracts.md (JSON shape and exit codes)."""
 
 import json
 

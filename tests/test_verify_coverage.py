@@ -33,7 +33,7 @@ def _tiles(grid: str):
 
 
 def _compressor(fixed: bool):
-    """Stage 1 fills a scratch in programs of 64 rows, stage 2 reads every row (KERNELS.md §3)."""
+    """Stage 1 fills a scratch in programs of 64 rows, stage 2 reads every row (docs/catalog.md §3)."""
 
     @tp.kernel(
         grid={"p": "cdiv(B*S, 64)"}, assume=["B <= 64", "S <= 16"],
@@ -149,7 +149,7 @@ def test_two_stores_of_one_tile_are_a_double_write():
 
 
 def _groups(*, groups: str, use_mod: bool, scratch: bool):
-    """GQA head blocks (KERNELS.md §5): axis ``hb = kvh*G + g`` with ``G`` groups of 16 query
+    """GQA head blocks (docs/catalog.md §5): axis ``hb = kvh*G + g`` with ``G`` groups of 16 query
     rows per KV head; program ``hb`` writes rows ``GS*kvh + 16*g + c`` where ``16*g + c < GS``.
     ``groups`` is the host's ``G``; ``scratch`` puts the rows in a scratch read back by row."""
 
@@ -225,7 +225,7 @@ def test_flattened_axis_without_the_row_mask_writes_rows_twice():
 def _paged(*, declared: bool = True, seed_unmasked: bool = False, extra_page: bool = False):
     """Phase 1 grid-strides over a host-built table of (sequence, page) keys ``b*M + page``
     and writes one partial row per key; phase 2 reads the partials of every page of every
-    sequence (KERNELS.md §1).  ``seed_unmasked``: phase 2 reads page 0 even for an empty
+    sequence (docs/catalog.md §1).  ``seed_unmasked``: phase 2 reads page 0 even for an empty
     sequence; ``extra_page``: it reads one page past the sequence's last."""
     table = dict(values="0 <= v < B*M", distinct=True)
     if declared:

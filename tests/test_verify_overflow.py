@@ -18,7 +18,7 @@ def _overflow(kernel):
 
 
 def _stacked(bits):
-    """A paged KV cache stacked over 40 layers (KERNELS.md §1): 2.68e9 elements."""
+    """A paged KV cache stacked over 40 layers (docs/catalog.md §1): 2.68e9 elements."""
 
     @tp.kernel(
         grid={"b": "B"}, assume=["B <= 16", "L <= 40", "NP <= 512", "M <= 32"],
@@ -41,7 +41,7 @@ def _stacked(bits):
 
 
 def _page_offset(np_max):
-    """``page * 64 * Hkv * 64`` computed in int32 with 8 KV heads (decode_split_k, KERNELS.md §5)."""
+    """``page * 64 * Hkv * 64`` computed in int32 with 8 KV heads (decode_split_k, docs/catalog.md §5)."""
 
     @tp.kernel(
         grid={"b": "B"}, assume=["B <= 64", "Hkv == 8", f"NP <= {np_max}"],

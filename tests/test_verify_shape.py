@@ -16,7 +16,7 @@ def _shape(kernel):
 
 def _splits(zero_allowed: bool):
     """Split-K over pages: pages_per_split = cdiv(pages, NS) with NS chosen from the longest
-    sequence (KERNELS.md §5); a maximum length of 0 gives 0 splits."""
+    sequence (docs/catalog.md §5); a maximum length of 0 gives 0 splits."""
     domain = ["MAXLEN <= 8192", "NS == min(8, cdiv(MAXLEN, 64))", "NS >= 0"]
     domain.append("MAXLEN >= 0" if zero_allowed else "MAXLEN >= 1")
 

@@ -1,4 +1,4 @@
-"""Spec of `compressor_pool`: DeepSeek-V4 KV compressor, ratio 128, one decode step (KERNELS.md §3).
+"""Spec of `compressor_pool`: DeepSeek-V4 KV compressor, ratio 128, one decode step (docs/catalog.md §3).
 
 From pypto-lib PR #359 (`decode_compressor_ratio128.py`, its four `pl.spmd` sites):
 
@@ -79,7 +79,7 @@ def make_compressor_pool(
     cache_row: bool = False,
     name: str | None = None,
 ) -> tp.Kernel:
-    """The spec, or one of its KERNELS.md §3 defects.
+    """The spec, or one of its docs/catalog.md §3 defects.
 
     ``floor_div``: the projection is dispatched as ``spmd(B*S // 64)``.
     ``cache_row``: ``start_pos`` may be any position of a 1M-token context, past the

@@ -1,4 +1,4 @@
-"""Spec of `decode_split_k`: split-K paged decode, fp16, page 64, page-table prefetch (KERNELS.md §5).
+"""Spec of `decode_split_k`: split-K paged decode, fp16, page 64, page-table prefetch (docs/catalog.md §5).
 
 From the gfx950 Gluon decode kernel (tokenspeed PR #313, `_mha_decode_fp16` and
 `_mha_decode_reduce_fp16`). Program (b, head block, split) takes 16 query rows of one
@@ -79,7 +79,7 @@ def make_decode_split_k(
     floor_pages: bool = False,
     name: str | None = None,
 ) -> tp.Kernel:
-    """The spec, or one of its KERNELS.md §5 defects.
+    """The spec, or one of its docs/catalog.md §5 defects.
 
     ``unmasked_prefetch``: the next page-table entry is loaded without its mask.
     ``offsets_int32``: the K/V element offsets are computed in 32 bits.

@@ -1,4 +1,4 @@
-"""Spec of `fused_decode`: Qwen3-14B decode attention in one launch (KERNELS.md §1).
+"""Spec of `fused_decode`: Qwen3-14B decode attention in one launch (docs/catalog.md §1).
 
 From pypto-lib PR #656 (``fa_fused`` in ``models/qwen3/14b/decode_layer.py``): RoPE +
 QK-norm, paged attention and the cross-page online softmax of one decode step fused
@@ -188,7 +188,7 @@ def make_fused_decode(
     empty_seq: bool = False,
     name: str | None = None,
 ) -> tp.Kernel:
-    """The spec, or it with one of the KERNELS.md §1 defects.
+    """The spec, or it with one of the docs/catalog.md §1 defects.
 
     - ``odd_split``: phase 2 runs under the row-halving split of phase 1: the two lanes
       share each work item and keep half of its [5, 128] result each, so a row is lost

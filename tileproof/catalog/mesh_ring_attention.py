@@ -1,4 +1,4 @@
-"""Spec of `mesh_ring_attention` (KERNELS.md §2; seed PR 222815d374, ADR-0059).
+"""Spec of `mesh_ring_attention` (docs/catalog.md §2; seed PR 222815d374, ADR-0059).
 
 Bidirectional ring K/V attention on an *open* mesh: n ranks in a line, no
 wrap-around link.  Rank r holds its queries and the r-th of n sequence chunks
@@ -160,7 +160,7 @@ def make_mesh_ring_attention(
         reference=_reference,
     )
     def body(q, k, v, out):
-        """Open-mesh bidirectional ring K/V attention (KERNELS.md §2)."""
+        """Open-mesh bidirectional ring K/V attention (docs/catalog.md §2)."""
         if cube:  # static: the placement, not a traced value
             # Only the element with an E/W link (element 0 of each cube) takes part.
             tp.exit_if((tp.rank_id() if gated_partner else tp.program_id(0)) != 0)

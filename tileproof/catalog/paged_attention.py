@@ -1,4 +1,4 @@
-"""Spec of `paged_attention`: paged decode attention with a two-page fast path (KERNELS.md §4).
+"""Spec of `paged_attention`: paged decode attention with a two-page fast path (docs/catalog.md §4).
 
 From pypto PR #470 (`build_paged_attention_multitier_program`): one query tile of 16
 heads per (batch b, tile q), rows ``b*H + q*16 .. +16`` of the flat ``[B*H, D]`` query;
@@ -74,7 +74,7 @@ def make_paged_attention(
     unmasked_partial: bool = False,
     name: str | None = None,
 ) -> tp.Kernel:
-    """The spec, or one of its KERNELS.md §4 defects.
+    """The spec, or one of its docs/catalog.md §4 defects.
 
     ``pair_contiguous``: the pair tier slices 256 contiguous rows from page
     ``block_table[b, j]`` (the authors' `assume_contiguous_blocks`).

@@ -1,7 +1,7 @@
 """Findings are data: obligation results, numeric results, per-kernel and whole reports.
 
 Checks produce these; formatters (text, JSON, SARIF) render them; nothing
-here prints.  The JSON shape is a stable contract (DESIGN.md).
+here prints.  The JSON shape is a stable contract (docs/contracts.md).
 """
 
 from __future__ import annotations

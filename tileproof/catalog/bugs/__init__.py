@@ -1,6 +1,6 @@
 """The real defects of the catalog kernels, each a spec differing from the correct one by the mistake.
 
-``tileproof check tileproof.catalog.bugs`` reports each under its KERNELS.md name.
+``tileproof check tileproof.catalog.bugs`` reports each under its docs/catalog.md name.
 """
 
 from . import (

@@ -1,4 +1,4 @@
-"""Defect variants of `compressor_pool` (KERNELS.md §3, pypto-lib PR #359), one real mistake each.
+"""Defect variants of `compressor_pool` (docs/catalog.md §3, pypto-lib PR #359), one real mistake each.
 
 - ``compressor_floor_div``: the projection is dispatched as ``spmd(B*S // 64)``; when
   ``B*S`` is not a multiple of 64 the tail rows of the scratch tensors are never written

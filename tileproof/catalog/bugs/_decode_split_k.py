@@ -1,4 +1,4 @@
-"""Defect variants of `decode_split_k` (KERNELS.md §5, gfx950 decode PR #313), one real mistake each.
+"""Defect variants of `decode_split_k` (docs/catalog.md §5, gfx950 decode PR #313), one real mistake each.
 
 - ``decode_unmasked_prefetch``: the next page-table entry is prefetched at ``start + 64``
   without the mask ``start + 64 < split_end``: the last iteration of a split that ends

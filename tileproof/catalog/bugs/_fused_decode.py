@@ -1,4 +1,4 @@
-"""Defect variants of `fused_decode` (KERNELS.md §1, pypto-lib PR #656), one real mistake each.
+"""Defect variants of `fused_decode` (docs/catalog.md §1, pypto-lib PR #656), one real mistake each.
 
 - ``fused_decode_odd_split``: phase 2 under the row-halving split of phase 1 (what a
   function-level ``pl.split`` does): its [5, 128] reduction tile cannot be halved

@@ -1,4 +1,4 @@
-"""Defect variants of `mesh_ring_attention` (KERNELS.md §2), each one real mistake away.
+"""Defect variants of `mesh_ring_attention` (docs/catalog.md §2), each one real mistake away.
 
 - ``mesh_ring_short``: n - 2 ring steps, so the far ends never meet -> ``ring``
   (rank 0 never folds the chunk of rank n - 1, and vice versa).

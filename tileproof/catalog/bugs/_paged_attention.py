@@ -1,4 +1,4 @@
-"""Defect variants of `paged_attention` (KERNELS.md §4, pypto PR #470), one real mistake each.
+"""Defect variants of `paged_attention` (docs/catalog.md §4, pypto PR #470), one real mistake each.
 
 - ``paged_pair_contiguous``: the two-page tier slices ``2*128`` contiguous rows from page
   ``block_table[b, j]`` (the authors' `assume_contiguous_blocks`), as if page j+1 were

@@ -1,4 +1,4 @@
-"""Reference of `compressor_pool` (KERNELS.md §3): DeepSeek-V4 KV compressor, decode step."""
+"""Reference of `compressor_pool` (docs/catalog.md §3): DeepSeek-V4 KV compressor, decode step."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def compressor_pool(
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """One decode step of the ratio-R KV compressor: project, fill the window, pool it.
 
-    Mirrors `compressor_pool` (KERNELS.md §3: B=64, S=2, dim 4096, head_dim 512, R=128,
+    Mirrors `compressor_pool` (docs/catalog.md §3: B=64, S=2, dim 4096, head_dim 512, R=128,
     L=32 compressed rows per sequence), following the torch golden of the authors' kernel
     (`decode_compressor_ratio128.py`, pypto-lib PR #359). The token at position p lands in
     window slot p % R; the step that fills slot R - 1 pools the window into cache row

@@ -1,4 +1,4 @@
-"""Reference of `decode_split_k` (KERNELS.md §5)."""
+"""Reference of `decode_split_k` (docs/catalog.md §5)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def decode_split_k(
 ) -> jax.Array:
     """Grouped-query paged decode attention, as the split-K kernel must compute it.
 
-    Mirrors `decode_split_k` (KERNELS.md §5: fp16, head dim 64, page 64, K/V cache
+    Mirrors `decode_split_k` (docs/catalog.md §5: fp16, head dim 64, page 64, K/V cache
     `[pages, 64, Hkv, 64]`). Splitting the pages over `num_splits` programs and merging
     them by log-sum-exp is schedule: the merged result is plain softmax attention over the
     first seq_lens[b] tokens, which is what this returns.

@@ -1,4 +1,4 @@
-"""Reference of `fused_decode` (KERNELS.md §1): Qwen3 QK-norm + RoPE + cache write + attention."""
+"""Reference of `fused_decode` (docs/catalog.md §1): Qwen3 QK-norm + RoPE + cache write + attention."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def fused_decode(
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """One Qwen3 attention decode step: what the three phases of the fused kernel compute.
 
-    Mirrors `fused_decode` (KERNELS.md §1: batch 16, Hkv=8, 5 query heads per KV head,
+    Mirrors `fused_decode` (docs/catalog.md §1: batch 16, Hkv=8, 5 query heads per KV head,
     D=128, page 128, 32 pages per sequence). Phase 0 is the per-head RMS QK-norm followed
     by RoPE (Qwen3's order: norm, then rotate) and the write of the new k/v at position
     seq_lens[b] - 1; phases 1-2 are paged attention over the updated cache, whose page split

@@ -1,4 +1,4 @@
-"""Reference of `mesh_ring_attention` (KERNELS.md §2), and its step-by-step second golden."""
+"""Reference of `mesh_ring_attention` (docs/catalog.md §2), and its step-by-step second golden."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def mesh_ring_attention(
 ) -> jax.Array:
     """What ring attention computes: each rank's queries over the whole K/V sequence.
 
-    Mirrors `mesh_ring_attention` (KERNELS.md §2: n=8 along processing elements or n=4
+    Mirrors `mesh_ring_attention` (docs/catalog.md §2: n=8 along processing elements or n=4
     along cubes; S_q = 1 decode, 16 prefill). The ring only moves K/V chunks; with every
     chunk folded exactly once the result is full attention over their concatenation, so no
     ring appears here (see `ring_attention_steps` for the step order).

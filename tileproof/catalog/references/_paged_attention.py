@@ -1,4 +1,4 @@
-"""Reference of `paged_attention` (KERNELS.md §4), and the paged-decode core it shares."""
+"""Reference of `paged_attention` (docs/catalog.md §4), and the paged-decode core it shares."""
 
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ def paged_attention(
 ) -> jax.Array:
     """Decode attention of one query per sequence over a paged KV cache.
 
-    Mirrors `paged_attention` (KERNELS.md §4: B=64, H=16, D=128, page 128, context up to
+    Mirrors `paged_attention` (docs/catalog.md §4: B=64, H=16, D=128, page 128, context up to
     8192); its pair/single-page tiers and 16-head query tiles are schedule, not math, so
     this is the single-pass result every tier must reproduce.
 
