@@ -240,3 +240,34 @@ def test_a_store_in_a_while_condition_is_refused():
 
     with pytest.raises(NumericUnsupported):
         execute(storing_cond, {}, {"x": np.zeros(4, np.float32)})
+
+
+def test_logged_writes_to_an_empty_tensor_run_and_flag_nothing_that_did_not_happen():
+    """A tensor with a zero extent (``N - 1`` at N=1) whose stores are all guarded off:
+    applying the phase's write log must not gather from the empty array (fuzz regression)."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    import tileproof.spec as tp
+    from tileproof.verify.numeric import execute
+
+    @tp.kernel(grid={"p0": 2, "p1": 2}, assume=["N <= 6"],
+               tensors=dict(x=tp.Input(("N", 4)), y=tp.Output(("N - 1",))))
+    def empty_tail(x, y):
+        p0, p1, n = tp.program_id(0), tp.program_id(1), tp.size("N")
+
+        @tp.when(p0 < n - 1)
+        def _():
+            tp.store(y, (tp.ds(p1, 1),), jnp.float32(0))
+
+            @tp.when(p1 == 0)
+            def _():
+                start = jnp.minimum(2 * p1, n - 2)
+                tp.store(y, (tp.ds(start, 2),), jnp.float32(0),
+                         mask=start + jnp.arange(2) < n - 1)
+
+    _, flags = execute(empty_tail, {"N": 1}, {"x": np.ones((1, 4), np.float32)})
+    assert flags.findings() == []
+    _, flags = execute(empty_tail, {"N": 3}, {"x": np.ones((3, 4), np.float32)})
+    assert any("race" in f.kind or "twice" in f.message or "written by" in f.message
+               for f in flags.findings()), [f.message for f in flags.findings()]

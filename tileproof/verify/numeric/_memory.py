@@ -256,6 +256,11 @@ def apply_logs(data, written, entries: list[LogEntry], shape, ordered: bool, wri
         shape, cs = (1,), [jnp.zeros(mask.shape, jnp.int32)]
         data = data.reshape(shape)
         written = None if written is None else written.reshape(shape)
+    if 0 in shape:  # an empty tensor: every write was out of bounds (flagged at the store)
+        kmin, kmax = jnp.full(shape, _BIG, jnp.int32), jnp.full(shape, -1, jnp.int32)
+        rec = _element_record(Info("race", tensor, None, nd), jnp.zeros(shape, bool),
+                              lambda ix: writers.ids(kmin[ix], kmax[ix]))
+        return data, written, rec, (kmin, kmax)
     at = _dropped(cs, mask, shape)
     kmin = jnp.full(shape, _BIG, jnp.int32).at[at].min(key, mode="drop")
     kmax = jnp.full(shape, -1, jnp.int32).at[at].max(key, mode="drop")
