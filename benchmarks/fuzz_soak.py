@@ -25,39 +25,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _one_process(n: int, seed: int, executor: int, constructs, quiet: bool) -> dict:
+def _soak(n: int, seed: int, strategy, check, quiet: bool) -> dict:
+    """Draw ``n`` descriptions from ``strategy``, run ``check`` on each, tally the reports."""
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as hseed
-
-    from tileproof.fuzz import differential, kernels
-
-    tally = {"kernels": 0, "obligations": 0, "judged": 0, "unsound": 0, "other": 0, "points": 0}
-
-    @hseed(seed)
-    @settings(max_examples=n, deadline=None, database=None, derandomize=False,
-              suppress_health_check=list(HealthCheck), phases=[Phase.generate])
-    @given(kernels(constructs))
-    def soak(desc):
-        rep = differential(desc, executor=executor or False, seed=seed)
-        tally["kernels"] += 1
-        tally["obligations"] += len(rep.obligations)
-        tally["judged"] += rep.judged
-        tally["points"] += rep.points
-        tally["unsound"] += len(rep.unsound)
-        tally["other"] += len(rep.problems) - len(rep.unsound)
-        if rep.problems and not quiet:
-            print("=" * 78)
-            print(rep.text(), flush=True)
-
-    soak()
-    return tally
-
-
-def _rings(n: int, seed: int, quiet: bool) -> dict:
-    from hypothesis import HealthCheck, Phase, given, settings
-    from hypothesis import seed as hseed
-
-    from tileproof.fuzz._ring import differential_ring, ring_kernels
 
     tally = {"kernels": 0, "obligations": 0, "judged": 0, "unsound": 0, "other": 0, "points": 0}
     if n <= 0:
@@ -66,9 +37,9 @@ def _rings(n: int, seed: int, quiet: bool) -> dict:
     @hseed(seed)
     @settings(max_examples=n, deadline=None, database=None, derandomize=False,
               suppress_health_check=list(HealthCheck), phases=[Phase.generate])
-    @given(ring_kernels())
+    @given(strategy)
     def soak(desc):
-        rep = differential_ring(desc)
+        rep = check(desc)
         tally["kernels"] += 1
         tally["obligations"] += len(rep.obligations)
         tally["judged"] += rep.judged
@@ -99,8 +70,13 @@ def main(argv=None) -> int:
 
     constructs = CONSTRUCTS - {c for c in args.without.split(",") if c}
     t0 = time.perf_counter()
-    t = _one_process(args.kernels, args.seed, args.executor, constructs, args.quiet)
-    r = _rings(args.ring, args.seed, args.quiet)
+    from tileproof.fuzz import differential, kernels
+    from tileproof.fuzz._ring import differential_ring, ring_kernels
+
+    t = _soak(args.kernels, args.seed, kernels(constructs),
+              lambda d: differential(d, executor=args.executor or False, seed=args.seed),
+              args.quiet)
+    r = _soak(args.ring, args.seed, ring_kernels(), differential_ring, args.quiet)
     for k in t:
         t[k] += r[k]
     secs = time.perf_counter() - t0
