@@ -96,24 +96,31 @@ class Site:
         return next((lp for lp in self.loops if lp.var == var), None)
 
 
-def grid_barriers(nodes: Iterable[Node]) -> shapes.Expr:
-    """How many grid barriers executing ``nodes`` passes (an expression)."""
+def _barrier_count(nodes: Iterable[Node], counts, into_lanes: bool) -> shapes.Expr:
+    """How many barriers that ``counts`` executing ``nodes`` passes (an expression): loops
+    multiply by their trip count, branches choose; lanes regions only if ``into_lanes``."""
     total = shapes.as_expr(0)
     for n in nodes:
         if isinstance(n, Barrier):
-            if n.ends_phase:  # grid barriers and launch boundaries
+            if counts(n):
                 total = total + 1
         elif isinstance(n, Loop):
-            inner = grid_barriers(n.body)
+            inner = _barrier_count(n.body, counts, into_lanes)
             if inner != 0:
                 total = total + shapes.maximum(n.hi - n.lo, 0) * inner
         elif isinstance(n, Branch):
-            a, b = grid_barriers(n.then), grid_barriers(n.orelse)
+            a = _barrier_count(n.then, counts, into_lanes)
+            b = _barrier_count(n.orelse, counts, into_lanes)
             if a != 0 or b != 0:
                 total = total + shapes.where(n.cond, a, b)
-        elif isinstance(n, Lanes):
-            total = total + grid_barriers(n.body)
+        elif isinstance(n, Lanes) and into_lanes:
+            total = total + _barrier_count(n.body, counts, into_lanes)
     return total
+
+
+def grid_barriers(nodes: Iterable[Node]) -> shapes.Expr:
+    """How many grid barriers (and launch boundaries) executing ``nodes`` passes."""
+    return _barrier_count(nodes, lambda n: n.ends_phase, True)
 
 
 def _bound_inside(loop: Loop | Lanes) -> set[str]:
@@ -158,20 +165,7 @@ def inexact_phase_loops(body: list[Node]) -> list[Loop | Lanes]:
 def lane_barriers(nodes: Iterable[Node]) -> shapes.Expr:
     """How many ``lanes`` barriers of the enclosing lanes region executing ``nodes`` passes
     (those of a nested lanes region synchronise its own lanes only: not counted)."""
-    total = shapes.as_expr(0)
-    for n in nodes:
-        if isinstance(n, Barrier):
-            if n.scope == "lanes":
-                total = total + 1
-        elif isinstance(n, Loop):
-            inner = lane_barriers(n.body)
-            if inner != 0:
-                total = total + shapes.maximum(n.hi - n.lo, 0) * inner
-        elif isinstance(n, Branch):
-            a, b = lane_barriers(n.then), lane_barriers(n.orelse)
-            if a != 0 or b != 0:
-                total = total + shapes.where(n.cond, a, b)
-    return total
+    return _barrier_count(nodes, lambda n: n.scope == "lanes", False)
 
 
 def _sites(body: list[Node]) -> list[Site]:
