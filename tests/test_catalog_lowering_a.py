@@ -16,7 +16,8 @@ from tileproof.catalog import fused_decode as FD
 from tileproof.catalog import mesh_ring_attention as MR
 from tileproof.catalog.bugs import _fused_decode as FDB
 from tileproof.catalog.bugs import _mesh_ring_attention as MRB
-from tileproof.lowering import Fold, lower
+from tileproof.lowering import lower
+from tileproof.model import Fold
 
 ALL = [*FD.SPECS, *MR.SPECS, *FDB.VARIANTS, *MRB.VARIANTS]
 

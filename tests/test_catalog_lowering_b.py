@@ -17,7 +17,8 @@ from tileproof.catalog import paged_attention as PA
 from tileproof.catalog.bugs import _compressor_pool as CPB
 from tileproof.catalog.bugs import _decode_split_k as DSB
 from tileproof.catalog.bugs import _paged_attention as PAB
-from tileproof.lowering import Loop, lower
+from tileproof.lowering import lower
+from tileproof.model import Loop
 
 ALL = [*CP.SPECS, *PA.SPECS, *DS.SPECS, *CPB.VARIANTS, *PAB.VARIANTS, *DSB.VARIANTS]
 

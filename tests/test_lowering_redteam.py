@@ -200,11 +200,9 @@ def test_jnp_division_stays_proved(fn):
 
 
 def _walk(nodes):
-    from tileproof.lowering._model import _children
+    from tileproof.model import walk
 
-    for node in nodes:
-        yield node
-        yield from _walk(_children(node))
+    return walk(nodes)
 
 
 def test_arithmetic_inside_loops_and_branches_names_a_line():

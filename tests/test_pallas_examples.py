@@ -73,7 +73,7 @@ def test_lazily_traced_backward_kernels_keep_kernel_lines(kernel):
     # JAX traces custom_vjp backward kernels lazily (their equations only know the call
     # site); every node still names a line of the kernel's file, so no integer arithmetic
     # goes unchecked for want of a site (the overflow check needs one)
-    from tileproof.lowering import Arith
+    from tileproof.model import Arith
 
     m = lower(kernel)
     nodes = list(m.walk())

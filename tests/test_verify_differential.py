@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import pytest
 
 import tileproof.spec as tp
-from tileproof.lowering import Access, Branch, Loop, lower
+from tileproof.lowering import lower
+from tileproof.model import Access, Branch, Loop
 from tileproof.verify.static import check_static
 
 

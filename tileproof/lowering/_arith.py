@@ -11,8 +11,8 @@ import jax
 import jax.numpy as jnp
 
 from .. import shapes
+from ..model import Unsupported, coord
 from ..spec._errors import Location
-from ._model import Unsupported, coord
 from ._values import SV, dtype_bits, int_sv, opaque, wrap
 
 __all__ = ["iota", "is_jnp_call", "zero_divisor"]

@@ -13,8 +13,8 @@ from dataclasses import replace
 import numpy as np
 
 from .. import shapes
+from ..model import Access, Data, LanePart, Node, Unsupported, coord, walk
 from ..spec._errors import Location
-from ._model import Access, Data, LanePart, Node, Unsupported, _children, coord
 from ._values import SV, bool_sv, dtype_bits, int_sv, opaque, remap, shift_coords, wrap
 
 __all__ = [
@@ -36,13 +36,7 @@ def unpin_written(ctx, body: list[Node]) -> None:
     the same for every program); their declared range still holds, because every store into
     a tensor with ``values=`` must write values in that range (a ``bounds`` obligation).
     ``distinct=True`` is not checked on stores, so it is not trusted for a written tensor."""
-    written: set[str] = set()
-    stack = list(body)
-    while stack:
-        n = stack.pop()
-        if isinstance(n, Access) and n.kind == "store":
-            written.add(n.tensor)
-        stack += _children(n)
+    written = {n.tensor for n in walk(body) if isinstance(n, Access) and n.kind == "store"}
     for name, d in list(ctx.data.items()):
         decl = ctx.kernel.tensors[d.tensor]
         if d.tensor in written and (decl.role == "input" or decl.distinct):

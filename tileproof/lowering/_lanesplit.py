@@ -12,7 +12,7 @@ not listed here — is :class:`Unsupported`: the split is never silently dropped
 
 from __future__ import annotations
 
-from ._model import SplitReduce, Unsupported
+from ..model import SplitReduce, Unsupported
 from ._values import SV
 
 __all__ = ["CUMULATIVE", "ELEMENTWISE", "REDUCE", "split_axes"]

@@ -14,9 +14,9 @@ import contextlib
 from dataclasses import replace
 
 from .. import shapes
+from ..model import Branch, Loop, Unsupported
 from ._jaxcompat import scan_operands
 from ._lower import _Block, _Ctx, _interp, _need_cond, _need_int
-from ._model import Branch, Loop, Unsupported
 from ._values import MIXED, SV, bool_sv, int_sv, opaque
 
 __all__ = ["_cond", "_scan", "_while"]
@@ -153,7 +153,7 @@ def _carried_data(ctx: _Ctx, sv: SV, d, init, kinds, s: shapes.Expr, masked=Fals
     initial value, when that is not a read of the same tensor); its index is known when
     both reads' indices are, so reads of the same element agree.
     """
-    from ._model import Data
+    from ..model import Data
 
     decl = ctx.kernel.tensors[d.tensor]
     name = ctx.fresh(f"{d.tensor}_{d.loc.line}_carried")

@@ -20,22 +20,7 @@ import jax
 import numpy as np
 
 from .. import shapes
-from ..spec._errors import UNKNOWN, Location, SpecError, location_from_traceback
-from ..spec._kernel import Kernel
-from ..spec._ops import Ref
-from ._arith import iota, is_jnp_call, zero_divisor
-from ._data import (
-    convert,
-    halved_tile,
-    implicit_broadcast,
-    index_value,
-    move_axes,
-    slice_of,
-    stored_value,
-    unpin_written,
-)
-from ._lanesplit import CUMULATIVE, ELEMENTWISE, REDUCE, split_axes
-from ._model import (
+from ..model import (
     Access,
     Arith,
     Barrier,
@@ -52,6 +37,21 @@ from ._model import (
     SplitReduce,
     Unsupported,
 )
+from ..spec._errors import UNKNOWN, Location, SpecError, location_from_traceback
+from ..spec._kernel import Kernel
+from ..spec._ops import Ref
+from ._arith import iota, is_jnp_call, zero_divisor
+from ._data import (
+    convert,
+    halved_tile,
+    implicit_broadcast,
+    index_value,
+    move_axes,
+    slice_of,
+    stored_value,
+    unpin_written,
+)
+from ._lanesplit import CUMULATIVE, ELEMENTWISE, REDUCE, split_axes
 from ._values import (
     SV,
     elementwise,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .. import shapes
-from ._model import coord
+from ..model import coord
 
 __all__ = ["MIXED", "SV", "elementwise", "is_mixed", "opaque", "ring_origin"]
 

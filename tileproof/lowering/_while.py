@@ -24,8 +24,8 @@ verdict is ``unknown``, never ``proved``.
 from __future__ import annotations
 
 from .. import shapes
+from ..model import Access, Arith, Unsupported
 from ._lower import _Block, _Ctx
-from ._model import Access, Arith, Unsupported, _children
 from ._values import SV, int_sv, opaque
 
 __all__ = ["lower_while"]
@@ -34,7 +34,7 @@ __all__ = ["lower_while"]
 def _walk(nodes):
     for n in nodes:
         yield n
-        yield from _walk(_children(n))
+        yield from _walk(n.children())
 
 
 def _nodes_mention(node, name: str) -> bool:

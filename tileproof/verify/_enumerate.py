@@ -7,7 +7,7 @@ program ids, rank, lane and loop indices — held as numpy arrays, so a tile of
 ``16 x 128`` elements over a few hundred programs is a handful of array
 operations rather than a Python loop per element.
 
-Semantics (the model's, see :mod:`tileproof.lowering._model`):
+Semantics (the model's, see :mod:`tileproof.model`):
 
 - expressions use Python floor semantics (``//``, ``%``, ``cdiv``) on int64
   arrays; a division by zero is reported, never silently 0;
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import shapes
-from ..lowering._model import (
+from ..model import (
     Access,
     Barrier,
     Branch,

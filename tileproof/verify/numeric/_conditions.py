@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ... import shapes
-from ...lowering._model import Access, Branch, Lanes, Loop
+from ...model import Access, Branch, Lanes, Loop
 
 __all__ = ["Condition", "condition_points", "conditions", "covered", "impossible_sides"]
 

@@ -29,9 +29,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ... import shapes
-from ...lowering import Lanes as MLanes
-from ...lowering import Loop as MLoop
 from ...lowering import lower, trace
+from ...model import Lanes as MLanes
+from ...model import Loop as MLoop
 from ...spec._errors import UNKNOWN, Location
 from ...spec._primitives import size_value
 from ._jaxpr import (
@@ -507,7 +507,7 @@ def _walk_loops(jx, out: list) -> None:
 
 
 def _model_loops(nodes, outer: list, out: list, lanes: tuple = ()) -> None:
-    from ...lowering import Branch
+    from ...model import Branch
 
     for n in nodes:
         if isinstance(n, MLoop):

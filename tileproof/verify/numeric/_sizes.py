@@ -142,7 +142,7 @@ def _division_atoms(kernel) -> list:
     except Exception:  # the model only adds candidates
         model = None
     if model is not None:
-        from ...lowering import Access, Loop
+        from ...model import Access, Loop
 
         for n in model.walk():
             if isinstance(n, Access):

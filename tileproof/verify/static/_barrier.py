@@ -31,7 +31,7 @@ from __future__ import annotations
 import time
 
 from ... import shapes
-from ...lowering._model import Access, Barrier
+from ...model import Access, Barrier
 from .._report import Obligation
 from ._context import Analysis, Answer, Instance, Site, loop_range
 

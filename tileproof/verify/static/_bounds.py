@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 
 from ... import shapes
-from ...lowering._model import Access
+from ...model import Access
 from .._report import Obligation
 from ._context import INT64_MIN, Analysis, Answer, Site, plain
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 
-from ...lowering._model import Model
+from ...model import Model
 from .._report import KINDS, Obligation
 from . import (
     _barrier,
@@ -192,7 +192,7 @@ def _unsupported(model: Model, obligations: list[Obligation],
                  kinds: tuple[str, ...] = KINDS) -> list[Obligation]:
     """Fail closed on constructs the lowering could not model exactly.
 
-    Each :class:`~tileproof.lowering._model.Unsupported` item becomes its own ``unsupported``
+    Each :class:`~tileproof.model.Unsupported` item becomes its own ``unsupported``
     obligation (``unknown``, at the construct's line, naming it).  The model then lacks what
     the construct governs -- an access whose index or mask is unmodelled is left out, and so
     is everything under an unmodelled loop bound, branch condition or early exit -- so the

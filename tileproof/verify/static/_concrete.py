@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ... import shapes
-from ...lowering._model import Access, Barrier, Branch, Comm, Fold, Lanes, Loop, Node
+from ...model import Access, Barrier, Branch, Comm, Fold, Lanes, Loop, Node
 from ...spec._decl import count_cell
 from ...spec._errors import SpecError
 from ._context import Analysis, Site

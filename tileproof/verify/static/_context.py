@@ -36,7 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ... import shapes
-from ...lowering._model import (
+from ...model import (
     Access,
     Barrier,
     Branch,
@@ -44,7 +44,7 @@ from ...lowering._model import (
     Loop,
     Model,
     Node,
-    _children,
+    walk,
 )
 from ...shapes._solver import RLIMIT
 from .._report import Obligation
@@ -128,15 +128,12 @@ def _bound_inside(loop: Loop | Lanes) -> set[str]:
     region): its index, the indices of loops and lanes inside it, and the data it reads (or
     carries) there."""
     out = {loop.var, *getattr(loop, "carried", ())}
-    stack = list(loop.body)
-    while stack:
-        n = stack.pop()
+    for n in walk(loop.body):
         if isinstance(n, (Loop, Lanes)):
             out.add(n.var)
             out.update(getattr(n, "carried", ()))
         elif isinstance(n, Access) and n.value is not None:
             out.add(n.value)
-        stack.extend(_children(n))
     return out
 
 
@@ -158,7 +155,7 @@ def inexact_phase_loops(body: list[Node]) -> list[Loop | Lanes]:
             inner = grid_barriers(n.body)
             if inner != 0 and inner.free_symbols() & _bound_inside(n):
                 out.append(n)
-        stack.extend(_children(n))
+        stack.extend(n.children())
     return out
 
 
@@ -208,7 +205,7 @@ def inexact_lane_phases(region: Lanes) -> bool:
             inner = lane_barriers(n.body)
             if inner != 0 and inner.free_symbols() & (_bound_inside(n) | {region.var}):
                 return True
-        stack.extend(_children(n))
+        stack.extend(n.children())
     return bool(lane_barriers(region.body).free_symbols() & {region.var})
 
 
@@ -983,6 +980,3 @@ def plain(e, an: Analysis) -> str:
             text = re.sub(rf"\b{re.escape(n)}\b", f"pos{n[2:]}", text)
     return text
 
-
-def node_children(node: Node) -> list[Node]:
-    return _children(node)

@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass
 
 from ... import shapes
-from ...lowering._model import Access
+from ...model import Access
 from .._report import Obligation
 from . import _concrete
 from ._context import (

@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 
 from ... import shapes
-from ...lowering._model import Access, Arith
+from ...model import Access, Arith
 from .._report import Obligation
 from ._bounds import in_bounds
 from ._context import Analysis, Answer, Site, plain
@@ -78,7 +78,7 @@ def _steering_symbols(an: Analysis) -> set[str] | None:
     value stored and later used as an index), and any unsupported construct (an index the
     model could not represent may use anything).
     """
-    from ...lowering._model import Branch, Comm, Fold, Loop, Unsupported
+    from ...model import Branch, Comm, Fold, Loop, Unsupported
 
     names: set[str] = set()
     stored = {s.node.tensor for s in an.sites

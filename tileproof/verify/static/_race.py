@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 
 from ... import shapes
-from ...lowering._model import Access
+from ...model import Access
 from .._report import Obligation
 from ._context import Analysis, Answer, Site, all_eq, lane_order
 from ._coverage import pair

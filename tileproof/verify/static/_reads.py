@@ -33,7 +33,7 @@ from __future__ import annotations
 import time
 
 from ... import shapes
-from ...lowering._model import Access
+from ...model import Access
 from ...spec._decl import Region, index_names
 from .._report import Obligation
 from . import _concrete

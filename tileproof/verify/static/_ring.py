@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 
 from ... import shapes
-from ...lowering._model import Comm, Fold
+from ...model import Comm, Fold
 from .._report import Obligation
 from . import _concrete
 from ._barrier import reach_sub

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 
 from ... import shapes
-from ...lowering._model import Access, Arith, Branch, Comm, Divide, Fold, Loop
+from ...model import Access, Arith, Branch, Comm, Divide, Fold, Loop
 from .._report import Obligation
 from ._context import Analysis, Answer, implies
 

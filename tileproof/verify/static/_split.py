@@ -11,7 +11,7 @@ evaluation, no solver needed):
 
 from __future__ import annotations
 
-from ...lowering._model import LanePart, SplitReduce
+from ...model import LanePart, SplitReduce
 from .._report import Obligation
 from ._context import Analysis
 

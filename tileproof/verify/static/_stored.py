@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 
 from ... import shapes
-from ...lowering._model import Access
+from ...model import Access
 from .._report import Obligation
 from ._context import Analysis, Answer, Site, plain
 

@@ -10,10 +10,14 @@ user's source location.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .. import shapes
-from ..spec._errors import Location
+
+if TYPE_CHECKING:  # annotations only: the model imports neither JAX nor the spec layer
+    from ..spec._errors import Location
 
 __all__ = [
     "PHASE_SCOPES",
@@ -34,6 +38,7 @@ __all__ = [
     "SplitReduce",
     "Unsupported",
     "coord",
+    "walk",
 ]
 
 
@@ -43,7 +48,13 @@ def coord(k: int) -> str:
 
 
 class Node:
+    """A statement of the schedule.  ``children()`` is the one traversal of the tree: the
+    nodes a node runs, in program order (empty for leaves)."""
+
     loc: Location
+
+    def children(self) -> list[Node]:
+        return []
 
 
 @dataclass(frozen=True)
@@ -97,6 +108,9 @@ class Loop(Node):
     loc: Location
     carried: list[str] = field(default_factory=list)  # data symbols the loop carries (prefetches)
 
+    def children(self) -> list[Node]:
+        return list(self.body)
+
 
 @dataclass(eq=False)
 class Branch(Node):
@@ -105,6 +119,9 @@ class Branch(Node):
     orelse: list[Node]
     loc: Location
     exit: bool = False  # the continuation after an early exit (cond = not exit condition)
+
+    def children(self) -> list[Node]:
+        return list(self.then) + list(self.orelse)
 
 
 PHASE_SCOPES = ("grid", "launch")
@@ -133,6 +150,9 @@ class Lanes(Node):
     var: str
     body: list[Node]
     loc: Location
+
+    def children(self) -> list[Node]:
+        return list(self.body)
 
 
 @dataclass(eq=False)
@@ -254,22 +274,15 @@ class Model:
     tensors: dict  # name -> spec Tensor
     body: list[Node]
     index_bits: int = 32
-    ranks: tuple[str, str, shapes.Expr, str] | None = (
-        None  # (rank var, count symbol, size, topology)
-    )
+    ranks: tuple[str, shapes.Expr, str] | None = None  # (rank var, rank count, topology)
     launch: object = None
     data: dict[str, Data] = field(default_factory=dict)
     lower_bounds: dict[str, int] = field(default_factory=dict)  # symbols whose minimum is not 1
 
     # -- traversal helpers
-    def walk(self):
+    def walk(self) -> Iterator[Node]:
         """Every node, depth first, in program order."""
-        stack = list(reversed(self.body))
-        while stack:
-            node = stack.pop()
-            yield node
-            for child in reversed(_children(node)):
-                stack.append(child)
+        return walk(self.body)
 
     @property
     def unsupported(self) -> list[Unsupported]:
@@ -281,9 +294,10 @@ class Model:
         return listing(self)
 
 
-def _children(node: Node) -> list[Node]:
-    if isinstance(node, (Loop, Lanes)):
-        return list(node.body)
-    if isinstance(node, Branch):
-        return list(node.then) + list(node.orelse)
-    return []
+def walk(nodes: list[Node]) -> Iterator[Node]:
+    """Every node of ``nodes`` and below, depth first, in program order."""
+    stack = list(reversed(nodes))
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(reversed(node.children()))
