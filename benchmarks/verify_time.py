@@ -24,7 +24,8 @@ from jax import lax
 
 import tileproof.spec as tp
 from tileproof.lowering import lower
-from tileproof.verify.static import _concrete, check_static_timed
+from tileproof.model import _interp as interp
+from tileproof.verify.static import check_static_timed
 from tileproof.verify.static._context import Analysis
 
 
@@ -162,10 +163,10 @@ def brute_force_bounds(limit: int) -> float:
     t0 = time.perf_counter()
     for n in range(1, limit + 1):
         sizes = {"N": n}
-        for ev in _concrete.events(an, sizes, budget=10**9):
-            acc = ev.site.node
+        for ev in interp.events(an.model, sizes, budget=10**9):
+            acc = ev.node
             shape = [d.evaluate(sizes) for d in model.tensors[acc.tensor].shape]
-            for el in _concrete.touched(acc, ev.env):
+            for el in interp.touched(acc, ev.env):
                 assert all(0 <= e < s for e, s in zip(el, shape)), (n, el)
     return time.perf_counter() - t0
 

@@ -13,7 +13,7 @@ try:
 except _NotFound:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
-_LAZY = ("shapes", "model", "spec", "lowering", "verify", "catalog", "pallas")
+_LAZY = ("shapes", "model", "spec", "lowering", "verify", "catalog", "pallas", "show")
 
 
 def __getattr__(name: str):

@@ -531,20 +531,21 @@ def _show(args) -> int:
                 f"--mark: cannot read {args.mark!r}.", "Give the element as I,J,... integers."
             )
     from .lowering import lower
+    from .model import RunError
     from .spec._discover import find_kernel
-    from .verify import _enumerate
+    from .spec._errors import SpecError
 
     kernel = find_kernel(args.target)
     try:
         return _draw(args, kernel, lower(kernel), sizes, mark, outputs)
-    except _enumerate.EnumerateError as e:
-        if not e.location.line:  # name the kernel when the run itself has no better line
-            e.location = kernel.location
-        raise
+    except RunError as e:  # a spec error (exit 2), at the kernel when the run has no line
+        where = e.location if e.location is not None and e.location.line else kernel.location
+        raise SpecError(e.message, where, e.hint) from None
 
 
 def _draw(args, kernel, model, sizes, mark, outputs) -> int:
-    from .verify import _enumerate, _pictures
+    from . import model as interp
+    from . import show
 
     if args.violation is not None:
         from .verify.static import check_static
@@ -574,9 +575,9 @@ def _draw(args, kernel, model, sizes, mark, outputs) -> int:
                 )
             sizes.update(ce_sizes)
             if mark is None:
-                mark = _pictures.element_of(ob, list(model.tensors))
-    sizes = _enumerate.resolve_sizes(model, sizes, kernel.defaults, kernel.location)
-    schedule = _enumerate.run(model, sizes, seed=args.seed, derive=kernel.numeric.get("derive"))
+                mark = show.element_of(ob, list(model.tensors))
+    sizes = interp.resolve_sizes(model, sizes, kernel.defaults, kernel.location)
+    schedule = interp.run(model, sizes, seed=args.seed, derive=kernel.numeric.get("derive"))
     for node in {id(n): n for n in schedule.unsupported}.values():  # a partial model says so
         print(
             f"tileproof: warning: {node.loc}: unsupported construct: {node.what}; the "
@@ -586,11 +587,11 @@ def _draw(args, kernel, model, sizes, mark, outputs) -> int:
     for what, path in outputs:
         try:
             if what == "coverage":
-                info = _pictures.coverage(schedule, path, tensors=args.tensor, mark=mark)
+                info = show.coverage(schedule, path, tensors=args.tensor, mark=mark)
             elif what == "ring":
-                info = _pictures.ring(schedule, path)
+                info = show.ring(schedule, path)
             else:
-                info = _pictures.timeline(schedule, path, max_programs=max(args.programs, 1))
+                info = show.timeline(schedule, path, max_programs=max(args.programs, 1))
         except OSError as e:
             return _usage(
                 f"cannot write {path}: {e.strerror or e}.", "Choose a writable file name."

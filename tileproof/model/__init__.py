@@ -7,6 +7,12 @@ interpreter.  It imports neither JAX nor z3: front ends (``spec`` +
 ``lowering``, ``pallas``) build it, ``verify`` and ``show`` read it.
 """
 
+from ._data import RunError as RunError
+from ._data import TooLarge as TooLarge
+from ._interp import Event as Event
+from ._interp import Schedule as Schedule
+from ._interp import events as events
+from ._interp import run as run
 from ._nodes import PHASE_SCOPES as PHASE_SCOPES
 from ._nodes import Access as Access
 from ._nodes import Arith as Arith
@@ -27,3 +33,5 @@ from ._nodes import Unsupported as Unsupported
 from ._nodes import coord as coord
 from ._nodes import walk as walk
 from ._print import listing as listing
+from ._sample import resolve_sizes as resolve_sizes
+from ._sample import sample_data as sample_data

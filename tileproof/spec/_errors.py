@@ -16,7 +16,7 @@ __all__ = ["Location", "SpecError", "caller_location"]
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Frames inside these folders are tileproof's machinery, never the user's code.
 _INTERNAL = tuple(
-    os.path.join(_PKG_DIR, d) + os.sep for d in ("spec", "lowering", "verify", "shapes")
+    os.path.join(_PKG_DIR, d) + os.sep for d in ("spec", "lowering", "verify", "shapes", "model")
 )
 
 

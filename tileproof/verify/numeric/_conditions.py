@@ -122,10 +122,10 @@ class _Cells:
     """Index values of a replay: the run's own inputs where given, else the static oracle."""
 
     def __init__(self, an, sizes, inputs: Mapping | None, pins: Mapping | None):
-        from ..static._concrete import _Data
+        from ...model._data import Oracle
 
         self.inputs = {k: np.asarray(v) for k, v in (inputs or {}).items()}
-        self.oracle = _Data(an, sizes, {}, dict(pins or {}))
+        self.oracle = Oracle(an.model, sizes, {}, dict(pins or {}))
         self.an = an
 
     def __call__(self, name: str, idx: tuple[int, ...]) -> int:
@@ -141,7 +141,7 @@ class _Cells:
 def covered(an, conds: list[Condition], sizes: Mapping[str, int], *,
             inputs: Mapping | None = None, pins: Mapping | None = None) -> dict[int, set[str]] | None:
     """Per condition index, the sides evaluated at ``sizes`` (None: the replay was too large)."""
-    from ..static._concrete import TooLarge, programs
+    from ...model._interp import TooLarge, programs
 
     by_node = {id(c.site.node): c for c in conds}
     seen: dict[int, set[str]] = {c.index: set() for c in conds}
@@ -209,7 +209,7 @@ def covered(an, conds: list[Condition], sizes: Mapping[str, int], *,
         return True
 
     try:
-        for p in programs(an, env0):
+        for p in programs(an.model, env0):
             run(an.model.body, {**env0, **p})
     except (TooLarge, ZeroDivisionError, shapes.ShapeError, IndexError, KeyError):
         return None

@@ -35,8 +35,8 @@ from dataclasses import dataclass
 
 from ... import shapes
 from ...model import Access
+from ...model import _interp as interp
 from .._report import Obligation
-from . import _concrete
 from ._context import (
     INT64_MIN,
     Analysis,
@@ -443,10 +443,10 @@ def _search(an: Analysis, site: Site, title: str, why: str, t0: float, name: str
         dims = [d.evaluate(sizes) for d in t.shape]
         missing = None
         for el in _all_elements(dims):
-            if not any(_concrete.covers(ev.site.node, ev.env, el) for ev in writes):
+            if not any(interp.covers(ev.node, ev.env, el) for ev in writes):
                 missing = el
                 break
-    except (_concrete.TooLarge, ZeroDivisionError, shapes.ShapeError) as e:
+    except (interp.RunError, ZeroDivisionError, shapes.ShapeError) as e:
         return an.obligation("coverage", site, title, Answer("unknown", reason=f"{why} ({e})"),
                              t0=t0)
     if missing is None:
@@ -465,7 +465,7 @@ def _all_elements(dims, limit: int = 1 << 20):
     for d in dims:
         total *= max(d, 0)
     if total > limit:
-        raise _concrete.TooLarge(f"{total} elements")
+        raise interp.TooLarge(f"{total} elements")
     return itertools.product(*(range(d) for d in dims))
 
 
@@ -474,12 +474,12 @@ def _confirm_unwritten(an, stores, title, t0, name, sizes, element, cex, evs=Non
     try:
         if evs is None:
             evs = _events(an, sizes, _data_of(an, cex), _cells_of(an, cex))
-    except (_concrete.TooLarge, ZeroDivisionError, shapes.ShapeError) as e:
+    except (interp.RunError, ZeroDivisionError, shapes.ShapeError) as e:
         return an.obligation("coverage", stores[0], title, Answer(
             "unknown", reason=f"no witness found for element {list(element)} at "
             f"{an.show(an.values(sizes))} and a concrete check was not possible ({e})"), t0=t0)
     writes = _stores_of(evs, name)
-    if any(_concrete.covers(ev.site.node, ev.env, element) for ev in writes):
+    if any(interp.covers(ev.node, ev.env, element) for ev in writes):
         return an.obligation("coverage", stores[0], title, Answer(
             "unknown", reason=f"the witness method found no writer of element {list(element)} at "
             f"{an.show(an.values(sizes))}, but a concrete run writes it"), t0=t0)
@@ -502,7 +502,7 @@ def _events(an: Analysis, sizes: dict, data: dict | None = None,
            tuple(sorted((cells or {}).items())))
     got = an.memo.get(key)
     if got is None:
-        got = an.memo[key] = _concrete.events(an, sizes, data=data, cells=cells)
+        got = an.memo[key] = interp.events(an.model, sizes, data=data, cells=cells)
     return got
 
 
@@ -526,8 +526,8 @@ def _cells_of(an: Analysis, cex: dict, tag: str | None = None) -> dict:
 
 
 def _stores_of(evs, name: str) -> list:
-    return [ev for ev in evs if isinstance(ev.site.node, Access) and ev.site.node.kind == "store"
-            and ev.site.node.tensor == name]
+    return [ev for ev in evs if isinstance(ev.node, Access) and ev.node.kind == "store"
+            and ev.node.tensor == name]
 
 
 def _at(ob: Obligation, loc) -> Obligation:
@@ -547,7 +547,7 @@ def _unwritten_rows(t, sizes, element, writes, limit: int = 4096) -> list[int]:
     rows = []
     for x in range(min(n0, limit)):
         el = (x, *element[1:])
-        if not any(_concrete.covers(ev.site.node, ev.env, el) for ev in writes):
+        if not any(interp.covers(ev.node, ev.env, el) for ev in writes):
             rows.append(x)
     return rows or [element[0]]
 
@@ -555,7 +555,7 @@ def _unwritten_rows(t, sizes, element, writes, limit: int = 4096) -> list[int]:
 def _store_counts(an: Analysis, stores: list[Site], writes, sizes) -> str:
     parts = []
     for s in stores:
-        n = sum(1 for ev in writes if ev.site is s)
+        n = sum(1 for ev in writes if ev.node is s.node)
         parts.append(f"the store at {s.loc.short} runs {n} time{'s' * (n != 1)}")
     grid = ", ".join(f"{p} < {an.extents[p]} = {an.extents[p].evaluate(sizes)}" for p in an.pids)
     return f"; {'; '.join(parts)}" + (f" (grid {grid})" if grid else "")
@@ -715,7 +715,7 @@ def _search_reads(an: Analysis, ld: Site, stores, title: str, why: str, t0: floa
     try:
         evs = _events(an, sizes)
         unwritten = _unwritten_reads(ld.node, evs)
-    except (_concrete.TooLarge, ZeroDivisionError, shapes.ShapeError) as e:
+    except (interp.RunError, ZeroDivisionError, shapes.ShapeError) as e:
         return an.obligation("coverage", ld, title, Answer("unknown", reason=f"{why} ({e})"),
                              t0=t0)
     if not unwritten:
@@ -738,7 +738,7 @@ def _confirm_reads(an, ld, stores, title, t0, cex, element, el=None, evs=None, u
             evs = _events(an, sizes, _data_of(an, cex, "r"), _cells_of(an, cex, "r"))
         if unwritten is None:
             unwritten = _unwritten_reads(acc, evs)
-    except (_concrete.TooLarge, ZeroDivisionError, shapes.ShapeError) as e:
+    except (interp.RunError, ZeroDivisionError, shapes.ShapeError) as e:
         return an.obligation("coverage", ld, title, Answer(
             "unknown", reason=f"no earlier write found for element {list(el)} read by "
             f"{an.who(reader)} at {an.show(an.values(sizes))}; concrete check not possible ({e})"),
@@ -756,7 +756,7 @@ def _confirm_reads(an, ld, stores, title, t0, cex, element, el=None, evs=None, u
     verb = "are" if len(set(rows)) > 1 else "is"
     writes = _stores_of(evs, acc.tensor)
     counts = _store_counts(an, stores, writes, sizes) if stores else "; nothing stores to it"
-    ev = next((e for e in evs if e.site is ld and el in set(_concrete.touched(acc, e.env))),
+    ev = next((e for e in evs if e.node is ld.node and el in set(interp.touched(acc, e.env))),
               None)
     if ev is not None:  # the reading program and the index-tensor values of this run
         vals = an.values(sizes)
@@ -819,18 +819,18 @@ def _unwritten_reads(acc: Access, evs, limit: int = 2_000_000) -> list[tuple[int
     written: dict[tuple, list] = {}
     budget = [0]
     for ev in evs:
-        n = ev.site.node
+        n = ev.node
         if isinstance(n, Access) and n.kind == "store" and n.tensor == acc.tensor:
-            for el in _concrete.touched(n, ev.env):
+            for el in interp.touched(n, ev.env):
                 budget[0] += 1
                 if budget[0] > limit:
-                    raise _concrete.TooLarge("too many elements")
+                    raise interp.TooLarge("too many elements")
                 written.setdefault(el, []).append((ev.phase, ev.program, ev.seq, ev.lane))
     out = set()
     for ev in evs:
-        if ev.site.node is not acc:
+        if ev.node is not acc:
             continue
-        for el in _concrete.touched(acc, ev.env):
+        for el in interp.touched(acc, ev.env):
             ok = any(ph < ev.phase or (prog == ev.program and _before(seq, lane, ev))
                      for ph, prog, seq, lane in written.get(el, ()))
             if not ok:

@@ -34,9 +34,10 @@ import time
 
 from ... import shapes
 from ...model import Access
+from ...model import _interp as interp
+from ...model._data import Oracle
 from ...spec._decl import Region, index_names
 from .._report import Obligation
-from . import _concrete
 from ._context import (
     INT64_MIN,
     Analysis,
@@ -390,8 +391,8 @@ def _at(ob: Obligation, loc) -> Obligation:
 
 
 def _touching(evs, name: str, kind: str, element) -> bool:
-    return any(isinstance(ev.site.node, Access) and ev.site.node.tensor == name
-               and ev.site.node.kind == kind and _concrete.covers(ev.site.node, ev.env, element)
+    return any(isinstance(ev.node, Access) and ev.node.tensor == name
+               and ev.node.kind == kind and interp.covers(ev.node, ev.env, element)
                for ev in evs)
 
 
@@ -411,7 +412,7 @@ def _confirm(an, name, sites, title, ob_kind, t0, cex, es, shown, kind, facts) -
     try:
         if not (all(f.evaluate(sizes) for f in an.domain)
                 and all(f.evaluate(cex) for f in facts)):
-            raise _concrete.TooLarge("the counterexample is not admissible")
+            raise interp.TooLarge("the counterexample is not admissible")
         element = tuple(int(e.evaluate(cex)) for e in es)
         cells = {}
         shown_vals = {}
@@ -419,14 +420,14 @@ def _confirm(an, name, sites, title, ob_kind, t0, cex, es, shown, kind, facts) -
             at = tuple(int(x.evaluate(cex)) for x in index)
             cells[(tensor, at)] = int(cex[sym])
             shown_vals[f"{tensor}[{', '.join(map(str, at))}]"] = int(cex[sym])
-        evs = _concrete.events(an, sizes, data=_data_of(an, cex), cells=cells)
+        evs = interp.events(an.model, sizes, data=_data_of(an, cex), cells=cells)
         # the run must have used the region's values: else the counterexample is not this run
-        used = {(ev.site.node.tensor, tuple(d.start.evaluate(ev.env) for d in ev.site.node.dims)):
-                ev.env[ev.site.node.value] for ev in evs
-                if isinstance(ev.site.node, Access) and ev.site.node.value is not None}
+        used = {(ev.node.tensor, tuple(d.start.evaluate(ev.env) for d in ev.node.dims)):
+                ev.env[ev.node.value] for ev in evs
+                if isinstance(ev.node, Access) and ev.node.value is not None}
         if any(used.get(key, val) != val for key, val in cells.items()):
-            raise _concrete.TooLarge("the run read other values than the counterexample's")
-    except (_concrete.TooLarge, ZeroDivisionError, shapes.ShapeError, KeyError) as e:
+            raise interp.TooLarge("the run read other values than the counterexample's")
+    except (interp.RunError, ZeroDivisionError, shapes.ShapeError, KeyError) as e:
         return an.obligation(ob_kind, sites[0] if sites else None, title, Answer(
             "unknown", reason=f"no witness found for an element of {name} at "
             f"{an.show(an.values(sizes))}; a concrete check was not possible ({e})"), t0=t0)
@@ -443,8 +444,8 @@ def _verdict(an, name, sites, title, ob_kind, t0, sizes, element, evs, shown_val
     text_vals = ", ".join(f"{k}={v}" for k, v in vals.items())
     runs = "; ".join(f"the {s.node.kind} at {s.loc.short} touches {acc} element"
                      f"{'s' * (acc != 1)}" for s in sites
-                     for acc in [sum(1 for ev in evs if ev.site is s
-                                     for _el in _concrete.touched(s.node, ev.env))])
+                     for acc in [sum(1 for ev in evs if ev.node is s.node
+                                     for _el in interp.touched(s.node, ev.env))])
     if kind == "load":
         text = (f"element {list(element)} of {name} is never read when {text_vals}: the "
                 f"reduction over it drops it (no program or loop iteration reads it)"
@@ -467,13 +468,13 @@ def _search(an, name, region, sites, title, ob_kind, why, t0) -> Obligation:
     kind = sites[0].node.kind
     t = an.model.tensors[name]
     try:
-        oracle = _concrete._Data(an, sizes, {})
+        oracle = Oracle(an.model, sizes, {})
         dims = [d.evaluate(sizes) for d in t.shape]
         total = 1
         for d in dims:
             total *= max(d, 0)
         if total > 1 << 16:
-            raise _concrete.TooLarge(f"{total} elements")
+            raise interp.TooLarge(f"{total} elements")
         rank = len(dims)
         cells, found = {}, None
         for el in itertools.product(*(range(d) for d in dims)):
@@ -485,9 +486,9 @@ def _search(an, name, region, sites, title, ob_kind, why, t0) -> Obligation:
             if region.cond.evaluate(env):
                 found = found or []
                 found.append(el)
-        evs = _concrete.events(an, sizes, cells=cells)
+        evs = interp.events(an.model, sizes, cells=cells)
         missing = [el for el in found or [] if not _touching(evs, name, kind, el)]
-    except (_concrete.TooLarge, ZeroDivisionError, shapes.ShapeError) as e:
+    except (interp.RunError, ZeroDivisionError, shapes.ShapeError) as e:
         return an.obligation(ob_kind, sites[0], title, Answer("unknown", reason=f"{why} ({e})"),
                              t0=t0)
     if not missing:

@@ -30,8 +30,8 @@ import time
 
 from ... import shapes
 from ...model import Comm, Fold
+from ...model import _interp as interp
 from .._report import Obligation
-from . import _concrete
 from ._barrier import reach_sub
 from ._context import Analysis, Answer, Instance, Site, all_eq
 from ._witness import Dim, solve
@@ -175,13 +175,13 @@ def _concrete_folds(an: Analysis, cex):
     """``(True, {program: [chunks folded]})`` at the counterexample's sizes, or ``(None, {})``."""
     sizes = {k: v for k, v in cex.items() if an.is_size(k)}
     try:
-        evs = _concrete.events(an, sizes, want=lambda n: isinstance(n, Fold))
-    except (_concrete.TooLarge, ZeroDivisionError, shapes.ShapeError):
+        evs = interp.events(an.model, sizes, want=lambda n: isinstance(n, Fold))
+    except (interp.RunError, ZeroDivisionError, shapes.ShapeError):
         return None, {}
     out: dict = {}
     n = _n(an).evaluate(sizes)
     for ev in evs:
-        node = ev.site.node
+        node = ev.node
         if node.cond.evaluate(ev.env):
             p = node.prov.evaluate(ev.env)
             out.setdefault(ev.program, []).append(p % n if an.topology == "ring" else p)
@@ -387,8 +387,8 @@ def _bounded(an: Analysis, obs: list[Obligation], comms: list[Site], folds: list
         try:
             if not all(f.evaluate(sizes) for f in an.domain):
                 continue
-            evs = _concrete.events(an, sizes, want=lambda x: isinstance(x, (Comm, Fold)))
-        except (_concrete.TooLarge, ZeroDivisionError, shapes.ShapeError):
+            evs = interp.events(an.model, sizes, want=lambda x: isinstance(x, (Comm, Fold)))
+        except (interp.RunError, ZeroDivisionError, shapes.ShapeError):
             return
         checked = n
         problems += _concrete_ring(an, evs, n, folds)
@@ -410,30 +410,30 @@ def _concrete_ring(an: Analysis, evs, n: int, folds: list[Site]) -> list[str]:
     folded: dict = {}
     key_of = {}
     for ev in evs:
-        node = ev.site.node
+        node = ev.node
         if isinstance(node, Fold) and node.cond.evaluate(ev.env):
             p = node.prov.evaluate(ev.env)
             folded.setdefault(ev.program, []).append(p % n if an.topology == "ring" else p)
         if isinstance(node, Comm):
-            t = tuple(ev.env[lp.var] - lp.lo.evaluate(ev.env) for lp in ev.site.loops)
+            t = tuple(ev.env[lp.var] - lp.lo.evaluate(ev.env) for lp in an.by_node[id(node)].loops)
             key_of[(id(node), ev.env[an.rank_var], t)] = ev
     for prog, got in folded.items():
         if sorted(got) != list(range(n)):
             out.append(f"n={n}: program {prog} folds chunks {sorted(got)}")
     for (nid, r, t), ev in key_of.items():
-        node = ev.site.node
+        node = ev.node
         for way in ("send", "recv"):
             if not (node.send if way == "send" else node.recv).evaluate(ev.env):
                 continue
             d = (node.dst if way == "send" else node.src).evaluate(ev.env)
             d = d % n if an.topology == "ring" else d
             peer = key_of.get((nid, d, t))
-            ok = peer is not None and (peer.site.node.recv if way == "send" else
-                                       peer.site.node.send).evaluate(peer.env)
+            ok = peer is not None and (peer.node.recv if way == "send" else
+                                       peer.node.send).evaluate(peer.env)
             if ok:
                 back = (node.src if way == "send" else node.dst).evaluate(peer.env)
                 ok = (back % n if an.topology == "ring" else back) == r
             if not ok:
-                out.append(f"n={n}: rank {r}'s {way} at {ev.site.loc.short} has no partner")
+                out.append(f"n={n}: rank {r}'s {way} at {node.loc.short} has no partner")
     return out
 

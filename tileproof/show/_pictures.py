@@ -1,6 +1,6 @@
 """Pictures of a schedule at concrete sizes: coverage heat map, ring chart, phase timeline.
 
-Each picture is drawn from one :func:`tileproof.verify._enumerate.run` of the
+Each picture is drawn from one :func:`tileproof.model.run` of the
 model, with matplotlib's Agg backend (files only, no display):
 
 - :func:`coverage` — how many times each element of an output (or scratch)
@@ -22,7 +22,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._enumerate import EnumerateError, Schedule
+from ..model._data import RunError
+from ..model._interp import Schedule
 
 __all__ = ["COVERAGE_COLORS", "coverage", "element_of", "ring", "timeline"]
 
@@ -105,13 +106,13 @@ def coverage(
     names = list(tensors) if tensors else [n for n, t in model.tensors.items() if t.role != "input"]
     for n in names:
         if n not in model.tensors:
-            raise EnumerateError(
+            raise RunError(
                 f"{model.name} has no tensor {n!r} (tensors: {', '.join(model.tensors)})",
                 None,
                 "Fix --tensor.",
             )
     if not names:
-        raise EnumerateError(
+        raise RunError(
             f"{model.name} declares no output or scratch tensor to draw",
             None,
             "Name one with --tensor.",
@@ -179,7 +180,7 @@ def ring(s: Schedule, out: str, *, dpi: int = 110) -> dict:
     """Rank x step chart; returns what it found: duplicates, missing chunks, off-edge sends."""
     model = s.model
     if model.ranks is None:
-        raise EnumerateError(
+        raise RunError(
             f"{model.name} has no ranks (ranks=Ranks(...)), so it has no ring to draw",
             None,
             "Draw --coverage or --timeline instead.",
@@ -304,7 +305,7 @@ def timeline(s: Schedule, out: str, *, max_programs: int = 64, dpi: int = 110) -
     model = s.model
     count = s.n_programs
     if count == 0:
-        raise EnumerateError(
+        raise RunError(
             f"{model.name} launches no program at {_title_sizes(s)}",
             None,
             "Choose sizes for which the grid is not empty.",

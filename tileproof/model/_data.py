@@ -1,57 +1,45 @@
-"""Concrete execution of the model at given sizes: the events each program produces.
+"""The values of index tensors in a concrete run: one oracle that honours every declaration.
 
-Used to *confirm* what the witness method cannot conclude (that no program
-writes an element), for bounded ring checks, and by tests and benchmarks as
-the brute-force oracle the symbolic verdicts are compared with.  It never
-proves anything for all sizes.
-
-Data values (reads of index tensors) come from an oracle: a table keyed by
-``(tensor, index)`` so that two reads of one entry agree, filled from the
-values a caller proposes (by data symbol) when they are admissible, else with
-the admissible value nearest 0.
+A run of the model (:mod:`._interp`) reads index-tensor elements through a data
+source.  :class:`Oracle` fills them lazily, one element at a time, so that two
+reads of one entry agree: from the values a caller proposes (by data symbol, or
+by ``(tensor, index)`` -- a counterexample's), when they are admissible, else
+with the admissible value nearest 0.  Every value honours the dtype, ``values``,
+``distinct`` and work tables (``enumerates=``, with their count); when none can,
+the run raises :class:`TooLarge` and the caller answers ``unknown``, never
+``violated``.  The static layer confirms counterexamples on it.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 
-from ... import shapes
-from ...model import Access, Barrier, Branch, Comm, Fold, Lanes, Loop, Node
-from ...spec._decl import count_cell
-from ...spec._errors import SpecError
-from ._context import Analysis, Site
+from .. import shapes
+from ._nodes import Model
 
-__all__ = ["Event", "TooLarge", "events", "programs"]
+__all__ = ["Oracle", "RunError", "TooLarge"]
 
 
-class TooLarge(Exception):
-    """The concrete run would exceed its budget."""
+class RunError(Exception):
+    """The concrete run cannot proceed (sizes outside the domain, a division by zero, too
+    large); printed like a spec error: ``file:line: error: message hint``."""
+
+    def __init__(self, message: str, location=None, hint: str = ""):
+        if hint and not message.endswith((".", "?", "!")):
+            message += "."
+        self.message, self.location, self.hint = message, location, hint
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f"{self.location}: " if self.location is not None and self.location.line else ""
+        return f"{where}error: {self.message}" + (f" {self.hint}" if self.hint else "")
 
 
-@dataclass
-class Event:
-    site: Site
-    env: dict[str, int]
-    phase: int  # grid barriers this program passed before the event
-    seq: int  # position of the event in its program's run
-    program: tuple[int, ...]  # program ids (and the rank when it is no grid axis)
-    # (lanes region instance, lane, lanes barriers that lane passed there) inside lanes(),
-    # else None: lanes run one after the other here, a lanes barrier orders them
-    lane: tuple[int, int, int] | None = None
+class TooLarge(RunError):
+    """The concrete run would exceed its budget, or no admissible data exists for it."""
 
 
-def programs(an: Analysis, sizes: Mapping[str, int]) -> list[dict[str, int]]:
-    axes = list(an.pids)
-    extents = [an.extents[p].evaluate(sizes) for p in axes]
-    if an.rank_var and an.rank_var not in an.extents:
-        axes.append(an.rank_var)
-        extents.append(an.rank_size.evaluate(sizes))
-    return [dict(zip(axes, vals)) for vals in itertools.product(*(range(max(e, 0)) for e in extents))]
-
-
-class _Data:
+class Oracle:
     """Values of index-tensor elements, one per element (reads of one entry agree).
 
     A read takes the value proposed for its data symbol, else the one proposed for its
@@ -70,16 +58,18 @@ class _Data:
 
     _SCAN = 1 << 18  # candidate values tried when checking that a tensor can be completed
 
-    def __init__(self, an: Analysis, sizes: Mapping[str, int], proposed: Mapping[str, int],
+    def __init__(self, model: Model, sizes: Mapping[str, int], proposed: Mapping[str, int],
                  cells: Mapping | None = None):
-        self.an, self.sizes, self.proposed = an, dict(sizes), dict(proposed)
+        self.model, self.sizes, self.proposed = model, dict(sizes), dict(proposed)
         self.cells = dict(cells or {})
         self.table: dict = {}
         self.used: dict[str, set[int]] = {}  # values taken, per distinct tensor
         self.checked: set[str] = set()
-        self.tables = {n: t for n, t in an.model.tensors.items()
+        self.tables = {n: t for n, t in model.tensors.items()
                        if getattr(t, "enumerates", None) is not None}
         self.counts: dict = {}
+        if self.tables:  # work tables are spec declarations: their semantics live there
+            from ..spec._decl import count_cell
         for n, t in self.tables.items():
             try:
                 cell = count_cell(t, self.sizes)
@@ -89,11 +79,11 @@ class _Data:
                 self.counts[cell] = n
 
     def __call__(self, name: str, index: tuple[int, ...]) -> int:
-        return self.cell(self.an.data[name].tensor, index, name)
+        return self.cell(self.model.data[name].tensor, index, name)
 
     def admissible(self, tensor: str, v: int) -> bool:
         """Does ``v`` fit the tensor's dtype and ``values`` (distinctness aside)?"""
-        decl = self.an.model.tensors[tensor]
+        decl = self.model.tensors[tensor]
         bits = 8 * decl.itemsize
         if not -(2 ** (bits - 1)) <= v < 2 ** (bits - 1):
             return False
@@ -105,7 +95,7 @@ class _Data:
     def _candidates(self, tensor: str, limit: int):
         """Values nearest 0 first, then upward (from the declared lower bound where it is
         above 64), within the declared bounds, ``limit`` of them at most."""
-        lo, hi = _bounds(self.an.model.tensors[tensor], self.sizes)
+        lo, hi = _bounds(self.model.tensors[tensor], self.sizes)
         lo = -(2 ** 63) if lo is None else lo
         hi = 2 ** 63 if hi is None else hi
         n = 0
@@ -121,7 +111,7 @@ class _Data:
             v += 1
 
     def _elements(self, tensor: str) -> int:
-        decl = self.an.model.tensors[tensor]
+        decl = self.model.tensors[tensor]
         total = 1
         for d in decl.shape:
             total *= max(d.evaluate(self.sizes), 0)
@@ -133,7 +123,7 @@ class _Data:
         if tensor in self.checked:
             return
         self.checked.add(tensor)
-        decl = self.an.model.tensors[tensor]
+        decl = self.model.tensors[tensor]
         n = self._elements(tensor)
         need = n if getattr(decl, "distinct", False) else min(n, 1)
         if need == 0:
@@ -153,7 +143,7 @@ class _Data:
 
     def _take(self, tensor: str, key, v: int) -> int:
         self.table[key] = v
-        if getattr(self.an.model.tensors[tensor], "distinct", False):
+        if getattr(self.model.tensors[tensor], "distinct", False):
             self.used.setdefault(tensor, set()).add(v)
         return v
 
@@ -166,7 +156,7 @@ class _Data:
             self._build(owner)
             if key in self.table:
                 return self.table[key]
-        decl = self.an.model.tensors[tensor]
+        decl = self.model.tensors[tensor]
         self._completable(tensor)
         used = self.used.get(tensor, set()) if getattr(decl, "distinct", False) else set()
         cands = []
@@ -183,11 +173,12 @@ class _Data:
         raise TooLarge(f"no small admissible value for {tensor}{list(index)}")
 
     def _build(self, name: str) -> None:
-        from ...spec._decl import enumerate_keys
+        from ..spec._decl import count_cell, enumerate_keys
+        from ..spec._errors import SpecError
 
         t = self.tables[name]
         try:
-            live, tail = enumerate_keys(self.an.model.tensors, name, self.sizes,
+            live, tail = enumerate_keys(self.model.tensors, name, self.sizes,
                                         lambda tensor, at: self.cell(tensor, at))
         except SpecError as e:
             raise TooLarge(f"work table {name}: {e.message}") from None
@@ -241,93 +232,3 @@ def _bounds(decl, sizes) -> tuple[int | None, int | None]:
             if op in ("<=", "<", "=="):
                 hi = min(hi, k + (op != "<")) if hi is not None else k + (op != "<")
     return lo, hi
-
-
-def events(an: Analysis, sizes: Mapping[str, int], *, data: Mapping[str, int] | None = None,
-           cells: Mapping | None = None, budget: int = 50_000,
-           want: Callable[[Node], bool] | None = None) -> list[Event]:
-    """Every event (accesses, barriers, ring steps, folds) of every program, in program order.
-
-    Index-tensor values come from ``data`` (by data symbol) and ``cells`` (by
-    ``(tensor, index)``) where admissible, see :class:`_Data`."""
-    oracle = _Data(an, sizes, data or {}, cells)
-    want = want or (lambda n: isinstance(n, (Access, Barrier, Comm, Fold)))
-    out: list[Event] = []
-    steps = [0]
-
-    def run(nodes, env, state, prog):
-        for n in nodes:
-            steps[0] += 1
-            if steps[0] > budget:
-                raise TooLarge(f"more than {budget} steps")
-            if isinstance(n, Loop):
-                lo, hi = n.lo.evaluate(env), n.hi.evaluate(env)
-                if hi - lo > budget:
-                    raise TooLarge(f"a loop of {hi - lo} iterations")
-                for i in range(lo, hi):
-                    if not run(n.body, {**env, n.var: i}, state, prog):
-                        return False
-                continue
-            if isinstance(n, Branch):
-                taken = n.cond.evaluate(env)
-                if n.exit and not taken:
-                    return False  # the program left early
-                if not run(n.then if taken else n.orelse, env, state, prog):
-                    return False
-                continue
-            if isinstance(n, Lanes):
-                outer = state[2]
-                regions[0] += 1
-                for lane in range(n.n):
-                    state[2] = [regions[0], lane, 0]
-                    run(n.body, {**env, n.var: lane}, state, prog)
-                state[2] = outer
-                continue
-            if isinstance(n, Access) and n.value is not None:
-                idx = tuple(d.start.evaluate(env) for d in n.dims)
-                env[n.value] = oracle(n.value, idx)
-            if want(n):
-                out.append(Event(an.by_node[id(n)], dict(env), state[0], state[1], prog,
-                                 tuple(state[2]) if state[2] else None))
-                state[1] += 1
-            if isinstance(n, Barrier) and n.ends_phase:
-                state[0] += 1
-            if isinstance(n, Barrier) and n.scope == "lanes" and state[2]:
-                state[2][2] += 1
-        return True
-
-    regions = [0]
-    for p in programs(an, sizes):
-        env = {**sizes, **p}
-        run(an.model.body, env, [0, 0, None], tuple(p.values()))
-    return out
-
-
-def covers(acc: Access, env: Mapping[str, int], element: tuple[int, ...]) -> bool:
-    """Does this access (at ``env``) touch ``element`` under its mask?"""
-    coords = {}
-    k = 0
-    for d, e in zip(acc.dims, element):
-        s = d.start.evaluate(env)
-        if d.point:
-            if e != s:
-                return False
-        else:
-            if not s <= e < s + d.size:
-                return False
-            coords[f"_c{k}"] = e - s
-            k += 1
-    if acc.mask is None:
-        return True
-    return bool(acc.mask.evaluate({**env, **coords}))
-
-
-def touched(acc: Access, env: Mapping[str, int]):
-    """Every element the access touches at ``env`` (under its mask)."""
-    ranges = []
-    for d in acc.dims:
-        s = d.start.evaluate(env)
-        ranges.append([s] if d.point else range(s, s + d.size))
-    for el in itertools.product(*ranges):
-        if acc.mask is None or covers(acc, env, el):
-            yield el
