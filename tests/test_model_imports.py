@@ -41,6 +41,10 @@ def test_model_imports_and_lists_without_jax_and_z3():
         loop = Loop("i", S.as_expr(0), S.sym("N"), [acc], None)
         assert [type(n).__name__ for n in M.walk([loop])] == ["Loop", "Access"]
         assert loop.children() == [acc] and acc.children() == []
+        model = M.Model("k", "k.py", ["N"], [], [("p", S.sym("N"))], {}, [loop])
+        evs = M.events(model, {"N": 3})  # the concrete interpreter needs numpy only
+        assert [(e.program, e.env["i"]) for e in evs][:3] == [((0,), 0), ((0,), 1), ((0,), 2)]
+        assert sorted(M.touched(evs[-1].node, evs[-1].env)) == [(8,), (9,), (10,), (11,)]
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("jax", "jaxlib", "z3"))
         assert not loaded, loaded
         print("ok")

@@ -2,9 +2,9 @@
 
 A ``proved`` must never meet a concrete violation at any enumerated size, and
 a ``violated`` counterexample must really violate the property.  The brute
-force here is written independently of the verifier: it walks the model's
-loops and branches for every program and collects the elements each access
-touches.
+force is the model's concrete interpreter (:func:`tileproof.model.events`), which
+shares nothing with the symbolic reasoning: it runs the model's loops and branches
+for every program and collects the elements each access touches.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 
 import tileproof.spec as tp
 from tileproof.lowering import lower
-from tileproof.model import Access, Branch, Loop
+from tileproof.model import Access, events, touched
 from tileproof.verify.static import check_static
 
 
@@ -59,33 +59,11 @@ KERNELS = [
 
 
 def _run(model, sizes):
-    """(access node, element) for every element every program touches, in program order."""
+    """(access node, element, program) for every element every program touches, in program
+    order: the model's one concrete interpreter, which shares nothing with the solver."""
     out = []
-    axes = [(name, ext.evaluate(sizes)) for name, ext in model.grid]
-
-    def walk(nodes, env):
-        for n in nodes:
-            if isinstance(n, Loop):
-                for i in range(n.lo.evaluate(env), n.hi.evaluate(env)):
-                    walk(n.body, {**env, n.var: i})
-            elif isinstance(n, Branch):
-                walk(n.then if n.cond.evaluate(env) else n.orelse, env)
-            elif isinstance(n, Access):
-                ranges = []
-                for d in n.dims:
-                    s = d.start.evaluate(env)
-                    ranges.append([s] if d.point else range(s, s + d.size))
-                for el in itertools.product(*ranges):
-                    coords, j = {}, 0
-                    for d, e in zip(n.dims, el):
-                        if not d.point:
-                            coords[f"_c{j}"] = e - d.start.evaluate(env)
-                            j += 1
-                    if n.mask is None or n.mask.evaluate({**env, **coords}):
-                        out.append((n, el, tuple(env[a] for a, _ in axes)))
-
-    for prog in itertools.product(*(range(e) for _, e in axes)):
-        walk(model.body, {**sizes, **dict(zip((a for a, _ in axes), prog))})
+    for ev in events(model, sizes, want=lambda n: isinstance(n, Access)):
+        out.extend((ev.node, el, ev.program) for el in touched(ev.node, ev.env))
     return out
 
 

@@ -11,8 +11,10 @@ from ._data import RunError as RunError
 from ._data import TooLarge as TooLarge
 from ._interp import Event as Event
 from ._interp import Schedule as Schedule
+from ._interp import covers as covers
 from ._interp import events as events
 from ._interp import run as run
+from ._interp import touched as touched
 from ._nodes import PHASE_SCOPES as PHASE_SCOPES
 from ._nodes import Access as Access
 from ._nodes import Arith as Arith

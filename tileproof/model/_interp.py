@@ -216,10 +216,11 @@ class _Run:
 
     def __init__(self, model: Model, sizes: dict, sched: Schedule | None, *, budget: int,
                  read: Callable | None = None, want: Callable | None = None,
-                 steps: int | None = None):
+                 steps: int | None = None, masked_zero: bool = False):
         self.model, self.sizes, self.s = model, sizes, sched
         self.budget, self.spent = budget, 0
         self.read, self.want, self.steps, self.taken = read, want, steps, 0
+        self.masked_zero = masked_zero
         self.dt = np.int64 if sched is not None else object
         self.order = {id(node): k for k, node in enumerate(model.walk())}
         self.rows: list = []  # events: (node, env, phase, path)
@@ -255,6 +256,8 @@ class _Run:
                 self.taken += n
                 if self.taken > self.steps:
                     raise TooLarge(f"more than {self.steps} steps")
+            if self.s is None and isinstance(node, (Loop, Branch)):
+                self.record(node, env, phase, path)  # where a caller watches its condition
             if isinstance(node, Loop):
                 phase = self.loop(node, env, phase, loops, lanes, path)
             elif isinstance(node, Branch):
@@ -347,9 +350,10 @@ class _Run:
         if self.s is None:  # events: bind the data symbol first, as the program does
             if node.value is not None:
                 idx = [np.broadcast_to(evaluate(d.start, env), (n,)) for d in node.dims]
+                on = self.any_on(node, env, n) if self.masked_zero else np.ones(n, bool)
                 env[node.value] = np.array(
-                    [self.read(node.value, tuple(int(i[r]) for i in idx)) for r in range(n)],
-                    dtype=self.dt)
+                    [self.read(node.value, tuple(int(i[r]) for i in idx)) if on[r] else 0
+                     for r in range(n)], dtype=self.dt)
             self.record(node, env, phase, path)
             return
         extents = [d.size for d in node.dims if not d.point]
@@ -399,6 +403,18 @@ class _Run:
             # an out-of-bounds read yields the lowest admissible value (the bounds
             # obligation reports the read itself; the picture shows where it went)
             env[node.value] = np.where(ok, data[safe], data.min(initial=0))
+
+    @staticmethod
+    def any_on(node: Access, env: dict, n: int) -> np.ndarray:
+        """Per row: does the access's mask let any element of its tile through?"""
+        if node.mask is None:
+            return np.ones(n, dtype=bool)
+        extents = [d.size for d in node.dims if not d.point]
+        grids = (np.indices(extents).reshape(len(extents), -1) if extents
+                 else np.zeros((0, 1), np.int64))
+        cenv = {**{k: (v[:, None] if isinstance(v, np.ndarray) else v) for k, v in env.items()},
+                **{f"_c{k}": grids[k][None, :].astype(object) for k in range(len(extents))}}
+        return np.broadcast_to(holds(node.mask, cenv), (n, grids.shape[1])).any(axis=1)
 
     def comm(self, node: Comm, env: dict, phase: np.ndarray, loops: tuple, lanes: tuple) -> None:
         n = len(phase)
@@ -503,20 +519,27 @@ def run(
 
 def events(model: Model, sizes: Mapping[str, int], *, data: Mapping[str, int] | None = None,
            cells: Mapping | None = None, budget: int = DEFAULT_STEPS,
-           want: Callable[[Node], bool] | None = None) -> list[Event]:
+           want: Callable[[Node], bool] | None = None,
+           read: Callable[[str, tuple[int, ...]], int] | None = None,
+           masked_zero: bool = False) -> list[Event]:
     """Every execution of the nodes ``want`` selects (accesses, barriers, ring steps and
     folds by default) by every program, per program in program order, on Python ints.
 
     Index-tensor values come from one :class:`._data.Oracle`: ``data`` (by data symbol)
     and ``cells`` (by ``(tensor, index)``) where admissible, else the admissible value
-    nearest 0, honouring every declaration.  Raises :class:`TooLarge` past ``budget``
-    node executions, :class:`RunError` on a division by zero."""
+    nearest 0, honouring every declaration -- or from ``read(symbol, index)`` where the
+    caller has the run's own inputs (the numeric replay); ``masked_zero``: a load whose
+    mask is off on its whole tile yields 0, as the numeric executor reads it.  ``want`` may
+    select loops and branches too: they are recorded before they run.  Raises
+    :class:`TooLarge` past ``budget`` node executions, :class:`RunError` on a division by
+    zero."""
     sizes = {k: int(v) for k, v in sizes.items()}
-    oracle = Oracle(model, sizes, data or {}, cells)
+    oracle = read or Oracle(model, sizes, data or {}, cells)
     want = want or (lambda n: isinstance(n, (Access, Barrier, Comm, Fold)))
     axes = _axes(model, sizes)
     programs = _programs(axes, object)
-    walker = _Run(model, sizes, None, budget=1 << 62, read=oracle, want=want, steps=budget)
+    walker = _Run(model, sizes, None, budget=1 << 62, read=oracle, want=want, steps=budget,
+                  masked_zero=masked_zero)
     walker.block(model.body, {**sizes, **programs},
                  np.zeros((len(programs[PROG]), 2), dtype=np.int64), (), ())
     return walker.events(axes)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ... import shapes
-from ...model import Access, Branch, Lanes, Loop
+from ...model import Access, Branch, Loop
 
 __all__ = ["Condition", "condition_points", "conditions", "covered", "impossible_sides"]
 
@@ -141,7 +141,7 @@ class _Cells:
 def covered(an, conds: list[Condition], sizes: Mapping[str, int], *,
             inputs: Mapping | None = None, pins: Mapping | None = None) -> dict[int, set[str]] | None:
     """Per condition index, the sides evaluated at ``sizes`` (None: the replay was too large)."""
-    from ...model._interp import TooLarge, programs
+    from ...model._interp import RunError, events
 
     by_node = {id(c.site.node): c for c in conds}
     seen: dict[int, set[str]] = {c.index: set() for c in conds}
@@ -150,7 +150,6 @@ def covered(an, conds: list[Condition], sizes: Mapping[str, int], *,
         data = _Cells(an, env0, inputs, pins)
     except Exception:
         return None
-    steps = [0]
 
     def note(c: Condition, env) -> None:
         got = seen[c.index]
@@ -170,58 +169,13 @@ def covered(an, conds: list[Condition], sizes: Mapping[str, int], *,
         if len(set(vals)) > 1:
             got.add("boundary")  # the mask changes inside one tile: its edge is crossed
 
-    def run(nodes, env) -> bool:
-        for n in nodes:
-            steps[0] += 1
-            if steps[0] > _REPLAY_STEPS:
-                raise TooLarge("replay budget")
-            if isinstance(n, Loop):
-                c = by_node.get(id(n))
-                if c is not None:
-                    note(c, env)
-                lo, hi = n.lo.evaluate(env), n.hi.evaluate(env)
-                for i in range(lo, hi):
-                    if not run(n.body, {**env, n.var: i}):
-                        return False
-                continue
-            if isinstance(n, Branch):
-                c = by_node.get(id(n))
-                if c is not None:
-                    note(c, env)
-                taken = n.cond.evaluate(env)
-                if n.exit and not taken:
-                    return False
-                if not run(n.then if taken else n.orelse, env):
-                    return False
-                continue
-            if isinstance(n, Lanes):
-                for lane in range(n.n):
-                    run(n.body, {**env, n.var: lane})
-                continue
-            if isinstance(n, Access):
-                c = by_node.get(id(n))
-                if c is not None:
-                    note(c, env)
-                if n.value is not None:
-                    idx = tuple(d.start.evaluate(env) for d in n.dims)
-                    masked_off = n.mask is not None and not _any_on(n, env)
-                    env[n.value] = 0 if masked_off else data(n.value, idx)
-        return True
-
-    try:
-        for p in programs(an.model, env0):
-            run(an.model.body, {**env0, **p})
-    except (TooLarge, ZeroDivisionError, shapes.ShapeError, IndexError, KeyError):
+    try:  # the model's one interpreter, on this run's index values (masked-off loads read 0)
+        for ev in events(an.model, env0, budget=_REPLAY_STEPS, read=data, masked_zero=True,
+                         want=lambda n: id(n) in by_node):
+            note(by_node[id(ev.node)], ev.env)
+    except (RunError, ZeroDivisionError, shapes.ShapeError, IndexError, KeyError):
         return None
     return seen
-
-
-def _any_on(acc: Access, env) -> bool:
-    ranges = acc.coord_ranges()
-    for vals in itertools.product(*(range(n) for _c, n in ranges)):
-        if acc.mask.evaluate({**env, **dict(zip([r[0] for r in ranges], vals))}):
-            return True
-    return False
 
 
 # --------------------------------------------------------------------------- points
