@@ -24,17 +24,11 @@ verdict is ``unknown``, never ``proved``.
 from __future__ import annotations
 
 from .. import shapes
-from ..model import Access, Arith, Unsupported
+from ..model import Access, Arith, Unsupported, walk
 from ._lower import _Block, _Ctx
 from ._values import SV, int_sv, opaque
 
 __all__ = ["lower_while"]
-
-
-def _walk(nodes):
-    for n in nodes:
-        yield n
-        yield from _walk(n.children())
 
 
 def _nodes_mention(node, name: str) -> bool:
@@ -109,7 +103,7 @@ def lower_while(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
     def give_up(why: str):
         if before is not None:
             ctx.data = before  # reads of the condition are not part of the model
-        accs = [n for n in _walk(scratch.nodes) if isinstance(n, Access)]
+        accs = [n for n in walk(scratch.nodes) if isinstance(n, Access)]
         shown = ", ".join(f"{a.kind} {a.tensor} at {a.loc.short}" for a in accs[:4])
         more = f" and {len(accs) - 4} more" if len(accs) > 4 else ""
         block.add(Unsupported(
