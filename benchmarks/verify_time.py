@@ -23,10 +23,9 @@ import jax.numpy as jnp
 from jax import lax
 
 import tileproof.spec as tp
+from tileproof import model as interp
 from tileproof.lowering import lower
-from tileproof.model import _interp as interp
 from tileproof.verify.static import check_static_timed
-from tileproof.verify.static._context import Analysis
 
 
 def _clear_caches() -> None:
@@ -159,11 +158,10 @@ def time_kernel(kernel, runs: int) -> tuple[float, float, float, dict]:
 def brute_force_bounds(limit: int) -> float:
     """Every access of ``tiles`` checked element by element for every N in [1, limit]."""
     model = lower(tiles(str(limit)))
-    an = Analysis(model)
     t0 = time.perf_counter()
     for n in range(1, limit + 1):
         sizes = {"N": n}
-        for ev in interp.events(an.model, sizes, budget=10**9):
+        for ev in interp.events(model, sizes, budget=10**9):
             acc = ev.node
             shape = [d.evaluate(sizes) for d in model.tensors[acc.tensor].shape]
             for el in interp.touched(acc, ev.env):

@@ -1,5 +1,5 @@
-"""``tileproof.model`` is the pipeline's middle: it must import (and list a model) without
-JAX and z3, so that tools reading models need neither."""
+"""``tileproof.model`` is the pipeline's middle: it must import, walk and run a model without
+JAX and z3 (and ``tileproof.show`` with it), so that tools reading models need neither."""
 
 from __future__ import annotations
 
@@ -30,11 +30,12 @@ def test_the_blocker_blocks():
     assert r.returncode != 0 and "blocked" in r.stderr
 
 
-def test_model_imports_and_lists_without_jax_and_z3():
+def test_model_and_show_import_and_run_without_jax_and_z3():
     r = _run("""
         import sys
         from tileproof import model as M
         from tileproof import shapes as S
+        from tileproof import show  # pictures sit on the model alone
         from tileproof.model._nodes import Access, Dim, Loop
 
         acc = Access("store", "y", (Dim(S.sym("p") * 4, 4),), None, None)
@@ -47,6 +48,7 @@ def test_model_imports_and_lists_without_jax_and_z3():
         assert sorted(M.touched(evs[-1].node, evs[-1].env)) == [(8,), (9,), (10,), (11,)]
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("jax", "jaxlib", "z3"))
         assert not loaded, loaded
+        assert callable(show.coverage)
         print("ok")
     """)
     assert r.returncode == 0, r.stderr
