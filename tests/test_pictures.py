@@ -48,7 +48,9 @@ def test_division_by_zero_is_an_error_not_zero():
 
 
 def scalar_writes(kernel, sizes, tensor):
-    """Store counts by a plain per-program Python walk of the model (no numpy, no batching)."""
+    """Store counts by a plain per-program Python walk of the model (no numpy, no batching):
+    the interpreter's own test oracle, an independent re-statement of the semantics for
+    kernels without index tensors -- nothing else uses it."""
     model = lower(kernel)
     shape = tuple(int(d.evaluate(sizes)) for d in model.tensors[tensor].shape)
     counts = np.zeros(shape, dtype=int)
