@@ -28,6 +28,7 @@ from ..model import (
     Comm,
     Data,
     Dim,
+    Claim,
     Divide,
     Fold,
     LanePart,
@@ -500,6 +501,11 @@ def _kernel_op(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _
         return _access(ctx, eqn, name, ins, loc, block)
     if name == "tp_unsupported":  # a front end's construct with no exact model (fail closed)
         block.add(Unsupported(p["what"], loc))
+        return []
+    if name == "tp_claim":  # a front end's divisibility hint: proved, never assumed
+        x = _need_int(ins[0], f"the value of {p['what']}", loc, block)
+        if x is not None:
+            block.add(Claim(x, int(p["modulus"]), p["what"], loc, tuple(ins[0].shape)))
         return []
     if name == "tp_barrier":
         if p["scope"] == "launch" and (not top or ctx.depth or ctx.exited):

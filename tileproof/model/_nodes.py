@@ -25,6 +25,7 @@ __all__ = [
     "Arith",
     "Barrier",
     "Branch",
+    "Claim",
     "Comm",
     "Data",
     "Dim",
@@ -229,6 +230,23 @@ class Divide(Node):
     divisor: shapes.Expr
     loc: Location
     shape: tuple[int, ...] = ()  # coordinates _c<k> in divisor range over [0, shape[k])
+
+
+@dataclass(eq=False)
+class Claim(Node):
+    """A fact the kernel states about an integer value (``pl.multiple_of(x, m)``: ``x % m == 0``).
+
+    Compilers act on such hints without checking them (Triton's divisibility attributes),
+    so a false one is undefined behaviour: the ``shape`` obligation proves ``expr % modulus
+    == 0`` wherever the claim is reached.  Nothing else in the model relies on it: the
+    value ``expr`` is kept exactly, so a proof never leans on an unproved claim.
+    """
+
+    expr: shapes.Expr
+    modulus: int
+    what: str
+    loc: Location
+    shape: tuple[int, ...] = ()  # coordinates _c<k> in expr range over [0, shape[k])
 
 
 @dataclass(eq=False)

@@ -7,6 +7,7 @@ from ..model._nodes import (
     Arith,
     Barrier,
     Branch,
+    Claim,
     Comm,
     Divide,
     Fold,
@@ -76,6 +77,8 @@ def _node(node: Node, model: Model, depth: int, out: list[str]) -> None:
         out.append(pre + f"fold chunk of rank {node.prov} if {node.cond}")
     elif isinstance(node, (Arith, Divide)):
         pass  # intermediate arithmetic is checked, not listed
+    elif isinstance(node, Claim):
+        out.append(pre + f"claim {node.expr} % {node.modulus} == 0  ({node.what})")
     elif isinstance(node, Unsupported):
         out.append(pre + f"UNSUPPORTED: {node.what}")
 

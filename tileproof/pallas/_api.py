@@ -30,6 +30,7 @@ from ..spec._kernel import GridAxis, Kernel
 from ._body import replay
 from ._numeric import interpret_reference
 from ._read import _OPS, CallRead, _pcore, _read_one, read_calls
+from ._reduced import Traversed
 
 __all__ = ["Arg", "pallas"]
 
@@ -179,6 +180,8 @@ def _build(call: CallRead, fn_name: str, args, arg_exprs, assume, texts, where, 
             kw["values"] = f"{-(2 ** 31)} <= v < 2**31" if b.dtype == "int32" else None
             if kw["values"] is None:
                 kw.pop("values")
+        if b.role == "input":  # a reduction over it must read all of it (see _reduced)
+            kw["reduced"] = Traversed(call.loc)
         shape = tuple(b.shape)
         decl = Output(shape, b.dtype, **kw) if b.role == "output" else Input(shape, b.dtype, **kw)
         object.__setattr__(decl, "where", call.loc)

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from ..spec import _primitives as P
 from ..spec._errors import Location
 from ._access import (
     _SYM_OPS,
@@ -219,11 +220,7 @@ class _Replay:
             with _at(eqn):
                 return [jnp.broadcast_to(vals[0], tuple(p["shape"]))]
         if name == "multiple_of":
-            # the value is unchanged, but the hint is a claim Triton relies on (divisibility
-            # attributes): not proved yet, so it is reported (fail closed)
-            _unsupported(f"pl.multiple_of(..., {p.get('values')}): a divisibility claim the "
-                         "model does not prove yet", loc)
-            return [vals[0]]
+            return [self.multiple_of(eqn, vals[0], tuple(p.get("values") or ()), loc)]
         if name in _CALLS:
             inner = p.get("jaxpr") or p.get("call_jaxpr") or p.get("fun_jaxpr")
             jx = inner.jaxpr if hasattr(inner, "jaxpr") else inner
@@ -239,6 +236,28 @@ class _Replay:
         with _at(eqn):
             out = eqn.primitive.bind(*vals, **p)
         return list(out) if eqn.primitive.multiple_results else [out]
+
+    def multiple_of(self, eqn, x, values: tuple, loc: Location):
+        """``pl.multiple_of(x, m)``: a claim Triton acts on unchecked (it becomes a divisibility
+        attribute of the value, ``jax/_src/pallas/triton/lowering.py``
+        ``_multiple_of_rule``), so it is bound as a ``tp_claim`` the ``shape`` obligation
+        proves.  The value itself is replayed unchanged: nothing relies on the claim."""
+        if len(values) != 1 or not isinstance(values[0], (int, np.integer)):
+            raise _Unmodelled(f"pl.multiple_of(..., {values}): a claim of several divisors "
+                              "is not modelled", loc)
+        if isinstance(x, _Sym):  # a size expression: Triton sees a constant; still a claim
+            xv = _materialize(x)
+        else:
+            xv = x
+        if not jnp.issubdtype(jnp.asarray(xv).dtype, jnp.integer) or jnp.shape(xv) != ():
+            # on a tensor, Triton's divisibility is a per-dimension property of contiguous
+            # runs (its axis analysis), not of each element: not modelled (fail closed)
+            raise _Unmodelled("pl.multiple_of of a non-scalar or non-integer value (Triton's "
+                              "divisibility of a tensor is not modelled)", loc)
+        with _at(eqn):
+            P.claim_p.bind(xv, modulus=int(values[0]),
+                           what=f"pl.multiple_of(..., {int(values[0])})", site=loc)
+        return x
 
     def pid(self, axis: int, loc: Location):
         if not 0 <= axis < len(self.local):

@@ -110,6 +110,9 @@ fold_p = _effectful("tp_fold", out=_same_abstract)
 # unsupported: no operands; params: what, site.  A front end (tileproof.pallas) marks a construct
 # it cannot model exactly; the lowering makes it an Unsupported node (fail closed)
 unsupported_p = _effectful("tp_unsupported")
+# claim: operands = an integer value; params: modulus, what, site.  A front end's hint that
+# the value is a multiple of ``modulus`` (``pl.multiple_of``): a claim the verifier proves
+claim_p = _effectful("tp_claim")
 
 PRIMITIVES = {
     p.name: p
@@ -131,5 +134,6 @@ PRIMITIVES = {
         sendrecv_p,
         fold_p,
         unsupported_p,
+        claim_p,
     )
 }

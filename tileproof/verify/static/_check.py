@@ -10,6 +10,7 @@ from .._report import KINDS, Obligation
 from . import (
     _barrier,
     _bounds,
+    _claim,
     _coverage,
     _overflow,
     _race,
@@ -71,6 +72,8 @@ def check_static_timed(model: Model, *, timeout_ms: int | None = None,
                                reason="whether the domain admits any sizes is unknown")
                     for k in kinds if k not in ("shape", "unsupported")]
         return out + _unsupported(model, out, kinds), an.solver_seconds
+    if "shape" in kinds:  # the kernel's own divisibility claims (pl.multiple_of)
+        out += _claim.check(an)
     for kind in kinds:
         if kind in ("shape", "unsupported"):
             continue

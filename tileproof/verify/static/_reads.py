@@ -60,7 +60,9 @@ def check(an: Analysis) -> list[Obligation]:
     out = []
     for name, t in an.model.tensors.items():
         region = getattr(t, "reduced", None)
-        if isinstance(region, Region):
+        # a front end's inferred region (tileproof.pallas) says itself where it applies
+        applies = getattr(region, "applies", None)
+        if isinstance(region, Region) and (applies is None or applies(an.model, name)):
             out.append(_region(an, name, region, "load", "reads"))
     return out
 
