@@ -98,7 +98,6 @@ def test_four_byte_arrays_use_wide_offsets_but_the_kernels_i32_arithmetic_is_che
 @pytest.mark.parametrize("fn,args,assume,what", [
     (ps.strided, [tp.Arg((256,))], [], "strided"),
     (ps.atomic_sum, [tp.Arg(("128*K",))], ["K <= 64"], "atomic_rmw"),
-    (ps.hinted, [tp.Arg(("128*K",))], ["K <= 64"], "multiple_of"),
 ])
 def test_constructs_without_an_exact_model_are_unknown_never_proved(fn, args, assume, what):
     k, obs = _verify(fn, args, assume)

@@ -93,7 +93,7 @@ def _hinted_kernel(x_ref, o_ref):
 
 
 def hinted(x):
-    """A pl.multiple_of hint: a claim the model does not prove yet (fail closed)."""
+    """A pl.multiple_of hint: a claim the ``shape`` obligation proves (tests/test_pallas_claims.py)."""
     return pl.pallas_call(
         _hinted_kernel,
         out_shape=jax.ShapeDtypeStruct(x.shape, x.dtype),

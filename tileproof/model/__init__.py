@@ -20,6 +20,7 @@ from ._nodes import Access as Access
 from ._nodes import Arith as Arith
 from ._nodes import Barrier as Barrier
 from ._nodes import Branch as Branch
+from ._nodes import Claim as Claim
 from ._nodes import Comm as Comm
 from ._nodes import Data as Data
 from ._nodes import Dim as Dim
