@@ -27,6 +27,7 @@ from ._flags import Flags, Info, Record, reduce_record
 from ._interp import RANK_AXIS, Ctx, run_eqns
 from ._jaxpr import NumericUnsupported
 from ._memory import (
+    _BIG,
     ReadEntry,
     Writers,
     _element_record,
@@ -216,12 +217,23 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
     wmaps = {}  # tensor -> per element (first, last) writing program of this phase
     for k, value in zip(store_keys, stores):
         t, til = ph.fast_store[k]
-        d, _ = state[t]
-        state[t] = (til.untile(value.astype(d.dtype)), None)
+        d, w = state[t]
+        m = None
+        if isinstance(value, tuple):  # masked: each tile placed where its mask holds
+            value, m = value
+            put = til.place(m, False)
+            d = jnp.where(put, til.place(value.astype(d.dtype), jnp.zeros((), d.dtype)), d)
+            state[t] = (d, None if w is None else w | put)
+        else:
+            state[t] = (til.untile(value.astype(d.dtype)), None)
         if t in reads:
             who = jnp.broadcast_to(jnp.arange(plan.R * plan.G, dtype=jnp.int32).reshape(
                 (plan.R, plan.G) + (1,) * len(til.tile)), value.shape)
-            wmaps[t] = (til.untile(who), til.untile(who))
+            if m is None:
+                wmaps[t] = (til.untile(who), til.untile(who))
+            else:
+                wmaps[t] = (til.place(jnp.where(m, who, _BIG), _BIG),
+                            til.place(jnp.where(m, who, -1), -1))
     for t in sorted(ph.private):
         d, w = state[t]
         pads = plan.pads[t]

@@ -453,12 +453,12 @@ def _load(e, vals, ctx: Ctx):
         ctx.logs.append(ReadEntry((t, dims, site), st, jnp.broadcast_to(m_read & inb_r, tile_shape(dims)),
                                   jnp.asarray(ctx.writer(), jnp.int32)))
     fast = ctx.fast_in.get(id(e))
-    if fast is not None:
+    mask = jnp.asarray(vals[nd], bool) if p["has_mask"] else None
+    if fast is not None and mask is None:
         tiles, wt = fast
         if wt is not None:
             ctx.flags.append(_access_record("poison", t, site, ctx.pred & ~wt, starts, dims, ctx))
         return tiles
-    mask = jnp.asarray(vals[nd], bool) if p["has_mask"] else None
     cs = coords(starts, dims)
     inb = in_bounds(cs, shape, dims)
     m = inb if mask is None else mask & inb
@@ -467,6 +467,11 @@ def _load(e, vals, ctx: Ctx):
         ctx.flags.append(_oob_record("oob_load", t, site, ctx.pred, starts, dims, shape, ctx))
     else:
         ctx.flags.append(_access_record("oob_load", t, site, want & ~inb, starts, dims, ctx))
+    if fast is not None:  # a masked tile of a reshape: the same mask, bounds and flags
+        tiles, wt = fast
+        if wt is not None:
+            ctx.flags.append(_access_record("poison", t, site, want & m & ~wt, starts, dims, ctx))
+        return jnp.where(m, tiles, jnp.zeros((), tiles.dtype))
     if t in ctx.priv:
         d, w, _ = ctx.priv[t]
     else:
@@ -476,6 +481,11 @@ def _load(e, vals, ctx: Ctx):
     if w is not None:
         wv = window(w, starts, pads, dims)
         ctx.flags.append(_access_record("poison", t, site, want & m & ~wv, starts, dims, ctx))
+    if mask is None:
+        # an unmasked tile is either wholly in bounds (the window is exact) or flagged out of
+        # bounds from its true start above: the values of a flagged run are not compared, so
+        # no select (it made the gather an element-wise loop, the executor's slowest op)
+        return val
     return jnp.where(m, val, jnp.zeros((), val.dtype))
 
 
@@ -484,7 +494,7 @@ def _store(e, vals, ctx: Ctx) -> None:
     t, dims = p["tensor"], p["dims"]
     nd = len(dims)
     value, starts = vals[0], vals[1:1 + nd]
-    if id(e) in ctx.phase.fast_store:
+    if id(e) in ctx.phase.fast_store and not p["has_mask"]:
         ctx.fast_out[id(e)] = value
         return
     shape = ctx.plan.shapes[t]
@@ -497,6 +507,12 @@ def _store(e, vals, ctx: Ctx) -> None:
     else:
         ctx.flags.append(_access_record("oob_store", t, loc_of(e), want & ~inb, starts, dims, ctx))
     m = want & inb
+    if id(e) in ctx.phase.fast_store:  # a masked store of a disjoint tiling: placed after the
+        # phase (no two programs share a tile: no race, no scatter)
+        tshape = tile_shape(dims)
+        ctx.fast_out[id(e)] = (jnp.broadcast_to(jnp.asarray(value), tshape),
+                               jnp.broadcast_to(m, tshape))
+        return
     value = jnp.asarray(value)
     if t in ctx.priv:
         pads = ctx.plan.pads[t]

@@ -11,7 +11,9 @@ every execution:
   (its own writes visible to it, others' not until the barrier); every other
   written tensor gets a *write log* applied after the phase.
 * **Fast paths.**  Top-level accesses whose starts are data-independent and
-  form a disjoint affine tiling (:mod:`._tiling`) become reshapes.
+  form a disjoint affine tiling (:mod:`._tiling`) become reshapes; masked ones
+  too (their tiles may overhang the tensor: the mask and bounds are applied to
+  the reshaped tiles, with the same flags as the general path).
 * **Trip bounds.**  A ``while`` loop (``fori_loop`` with traced bounds) runs
   as a ``scan`` of a static length: the largest trip count over the launch
   and the declared value ranges, bounded soundly by interval arithmetic on
@@ -167,12 +169,29 @@ class Plan:
 
     # -- tensors
     def _pads(self) -> dict[str, tuple[int, ...]]:
+        """Per tensor dimension, the padding its windows are cut from (both sides).
+
+        A window is a ``dynamic_slice``, which clamps a start that overruns; padding keeps
+        an overrunning tile in place, so its in-bounds elements hold the right values.
+        That matters only where an overrun is legitimate: a *masked* access's range
+        dimension (its masked-off lanes may lie outside).  A point index outside the
+        tensor puts every lane of the tile outside (each is then flagged or masked off,
+        and reads 0), and an unmasked tile that overruns is an out-of-bounds access,
+        flagged from its true start whatever the window holds: neither needs padding,
+        beyond what keeps a tile longer than its dimension sliceable.  Padding every
+        dimension by its tile extent copied a 4-D cache of 64-row tiles into an array 11x
+        its size on every run.
+        """
         pads = {n: [0] * len(s) for n, s in self.shapes.items()}
         for e, _ in kernel_eqns(self.closed):
             if e.primitive.name in ("tp_load", "tp_store"):
-                p = pads[e.params["tensor"]]
-                for k, (_kind, size) in enumerate(e.params["dims"]):
-                    p[k] = max(p[k], size)
+                t = e.params["tensor"]
+                p = pads[t]
+                for k, (kind, size) in enumerate(e.params["dims"]):
+                    if kind == "point":
+                        continue
+                    need = size if e.params["has_mask"] else max(0, size - self.shapes[t][k])
+                    p[k] = max(p[k], need)
         return {n: tuple(p) for n, p in pads.items()}
 
     # -- phases
@@ -303,8 +322,9 @@ class Plan:
                 name = e.primitive.name
                 if name == "tp_exit":
                     exited = True
-                if name not in ("tp_load", "tp_store") or i in inside_lanes or e.params["has_mask"]:
+                if name not in ("tp_load", "tp_store") or i in inside_lanes:
                     continue
+                masked = e.params["has_mask"]
                 t = e.params["tensor"]
                 if t in ph.private:
                     continue
@@ -324,9 +344,11 @@ class Plan:
                         break
                 else:
                     starts = np.stack(cols, axis=-1) if cols else np.zeros((self.R, self.G, 0), np.int64)
+                    # a masked access may overhang the tensor (its masked-off lanes); a masked
+                    # store need not cover it, but two programs must never share a tile
                     til = fit_tiling(starts, self.launch, e.params["dims"], self.shapes[t],
-                                     exact=name == "tp_store")
-                    if til is None:
+                                     exact=name == "tp_store" and not masked, overhang=masked)
+                    if til is None or (name == "tp_store" and masked and not til.disjoint):
                         continue
                     if name == "tp_load":
                         ph.fast_load[id(e)] = til

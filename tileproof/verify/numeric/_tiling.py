@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 __all__ = ["Tiling", "fit_tiling"]
 
@@ -50,6 +51,17 @@ class Tiling:
                 and sorted(used) == [a for a, n in enumerate(self.launch) if n > 1])
 
     @property
+    def disjoint(self) -> bool:
+        """No two programs share a tile: every launch axis of more than one moves it."""
+        used = [a for d in self.dims for a, _ in d.axes]
+        return sorted(used) == [a for a, n in enumerate(self.launch) if n > 1]
+
+    @property
+    def box(self) -> tuple[int, ...]:
+        """The extent the tiles span per tensor dimension, from their offset."""
+        return tuple(d.span for d in self.dims)
+
+    @property
     def tile(self) -> tuple[int, ...]:
         return tuple(d.size for d in self.dims if not d.point)
 
@@ -66,6 +78,9 @@ class Tiling:
 
     def tiles(self, x):
         """``x`` -> ``[ranks, programs, *tile]`` (axes that do not move the tile broadcast)."""
+        over = [max(0, d.offset + d.span - n) for d, n in zip(self.dims, self.shape)]
+        if any(over):  # tiles overhanging the tensor (masked accesses): zeros past its end
+            x = jnp.pad(x, [(0, k) for k in over])
         idx = tuple(slice(d.offset, d.offset + d.span) for d in self.dims)
         x = x[idx]
         labels, sizes = self._layout()
@@ -88,22 +103,33 @@ class Tiling:
         ranks, progs = self.launch[0], int(np.prod(self.launch[1:], dtype=np.int64))
         return x.reshape((ranks, progs, *self.tile))
 
-    def untile(self, t):
-        """``[ranks, programs, *tile]`` -> the tensor (exact tilings only)."""
+    def place(self, t, fill):
+        """``[ranks, programs, *tile]`` of a disjoint tiling -> a tensor-shaped array: each
+        tile at its place, ``fill`` where no tile lies, what overhangs the tensor cut off."""
+        box = self.untile(t, box=True)
+        cfg = [(d.offset, n - d.offset - d.span, 0) for d, n in zip(self.dims, self.shape)]
+        return lax.pad(box, jnp.asarray(fill, box.dtype), cfg)
+
+    def untile(self, t, box: bool = False):
+        """``[ranks, programs, *tile]`` -> the tensor (exact tilings only), or with ``box`` the
+        array of extent :attr:`box` the tiles span (disjoint tilings)."""
         labels, _sizes = self._layout()
         # the launch axes in order; size-1 axes that no dim uses are dropped
         launch_labels = [("a", a) for a in range(len(self.launch)) if ("a", a) in labels]
         t = t.reshape([self.launch[a] for _, a in launch_labels] + [d.size for d in self.dims])
         have = launch_labels + [("t", k) for k in range(len(self.dims))]
         t = jnp.transpose(t, [have.index(lb) for lb in labels])
-        return t.reshape(self.shape)
+        return t.reshape(self.box if box else self.shape)
 
 
-def fit_tiling(starts: np.ndarray, launch: tuple[int, ...], dims, shape, exact: bool) -> Tiling | None:
+def fit_tiling(starts: np.ndarray, launch: tuple[int, ...], dims, shape, exact: bool,
+               overhang: bool = False) -> Tiling | None:
     """The tiling of an access whose start operands are ``starts[ranks, programs, ndim]``.
 
     ``dims`` is the access's ``(("ds", size) | ("point", 1), ...)``.  ``exact``
-    demands the stores' form (the tiles partition the tensor).
+    demands the stores' form (the tiles partition the tensor).  ``overhang`` lets the
+    tiles run past the tensor's end (a masked access: its lanes there are masked off
+    or flagged out of bounds).
     """
     starts = np.asarray(starts, dtype=np.int64).reshape(-1, len(dims))
     npts = starts.shape[0]
@@ -140,7 +166,7 @@ def fit_tiling(starts: np.ndarray, launch: tuple[int, ...], dims, shape, exact: 
             span = axes[0][1] * launch[axes[0][0]]
         else:
             span = t
-        if c0 < 0 or c0 + span > ext:
+        if c0 < 0 or c0 > ext or (c0 + span > ext and not overhang):
             return None
         out.append(DimMap(c0, tuple(axes), t, kind == "point", span))
     tiling = Tiling(tuple(launch), tuple(shape), tuple(out))
