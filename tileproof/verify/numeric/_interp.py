@@ -481,11 +481,6 @@ def _load(e, vals, ctx: Ctx):
     if w is not None:
         wv = window(w, starts, pads, dims)
         ctx.flags.append(_access_record("poison", t, site, want & m & ~wv, starts, dims, ctx))
-    if mask is None:
-        # an unmasked tile is either wholly in bounds (the window is exact) or flagged out of
-        # bounds from its true start above: the values of a flagged run are not compared, so
-        # no select (it made the gather an element-wise loop, the executor's slowest op)
-        return val
     return jnp.where(m, val, jnp.zeros((), val.dtype))
 
 

@@ -261,6 +261,18 @@ def apply_logs(data, written, entries: list[LogEntry], shape, ordered: bool, wri
         rec = _element_record(Info("race", tensor, None, nd), jnp.zeros(shape, bool),
                               lambda ix: writers.ids(kmin[ix], kmax[ix]))
         return data, written, rec, (kmin, kmax)
+    orig = shape
+    if len(shape) >= 2 and int(np.prod(shape, dtype=np.int64)) <= _BIG:
+        # below 2**31 elements one flat int32 index per element is exact: a 1-column scatter
+        # instead of an [elements, ndim] index matrix (whose assembly cost more than the
+        # scatters themselves)
+        lin = jnp.zeros(mask.shape, jnp.int32)
+        for c, st in zip(cs, np.cumprod((1, *shape[:0:-1]))[::-1]):
+            lin = lin + jnp.where(mask, c, 0) * jnp.int32(st)
+        shape = (int(np.prod(shape, dtype=np.int64)),)
+        cs = [lin]
+        data = data.reshape(shape)
+        written = None if written is None else written.reshape(shape)
     at = _dropped(cs, mask, shape)
     kmin = jnp.full(shape, _BIG, jnp.int32).at[at].min(key, mode="drop")
     kmax = jnp.full(shape, -1, jnp.int32).at[at].max(key, mode="drop")
@@ -273,6 +285,9 @@ def apply_logs(data, written, entries: list[LogEntry], shape, ordered: bool, wri
     data = data.at[at].set(val, mode="drop")
     if written is not None:
         written = written.at[at].set(True, mode="drop")
+    if shape != orig:
+        data, race, kmin, kmax = (x.reshape(orig) for x in (data, race, kmin, kmax))
+        written = None if written is None else written.reshape(orig)
     if scalar:
         data, race, kmin, kmax = data.reshape(()), race.reshape(()), kmin.reshape(()), kmax.reshape(())
         written = None if written is None else written.reshape(())

@@ -171,27 +171,18 @@ class Plan:
     def _pads(self) -> dict[str, tuple[int, ...]]:
         """Per tensor dimension, the padding its windows are cut from (both sides).
 
-        A window is a ``dynamic_slice``, which clamps a start that overruns; padding keeps
-        an overrunning tile in place, so its in-bounds elements hold the right values.
-        That matters only where an overrun is legitimate: a *masked* access's range
-        dimension (its masked-off lanes may lie outside).  A point index outside the
-        tensor puts every lane of the tile outside (each is then flagged or masked off,
-        and reads 0), and an unmasked tile that overruns is an out-of-bounds access,
-        flagged from its true start whatever the window holds: neither needs padding,
-        beyond what keeps a tile longer than its dimension sliceable.  Padding every
-        dimension by its tile extent copied a 4-D cache of 64-row tiles into an array 11x
-        its size on every run.
+        A window is a ``dynamic_slice``, which clamps a start that overruns; padding by the
+        tile extent keeps an overrunning tile in place, so its in-bounds elements hold the
+        right values (out-of-bounds ones are flagged or masked off, and read 0).  A point
+        index needs none: outside the tensor it puts *every* lane of the tile outside.
         """
         pads = {n: [0] * len(s) for n, s in self.shapes.items()}
         for e, _ in kernel_eqns(self.closed):
             if e.primitive.name in ("tp_load", "tp_store"):
-                t = e.params["tensor"]
-                p = pads[t]
+                p = pads[e.params["tensor"]]
                 for k, (kind, size) in enumerate(e.params["dims"]):
-                    if kind == "point":
-                        continue
-                    need = size if e.params["has_mask"] else max(0, size - self.shapes[t][k])
-                    p[k] = max(p[k], need)
+                    if kind != "point":
+                        p[k] = max(p[k], size)
         return {n: tuple(p) for n, p in pads.items()}
 
     # -- phases
