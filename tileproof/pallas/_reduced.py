@@ -22,7 +22,7 @@ it never makes another one proved.
 
 from __future__ import annotations
 
-from ..lowering._model import Access, Branch, Lanes, Loop, Model, Node
+from ..model import Access, Branch, Lanes, Loop, Model, Node
 from ..spec._decl import Region
 from ..spec._errors import Location
 

@@ -1,6 +1,6 @@
 """``shape``: a divisibility claim the kernel states holds (``pl.multiple_of(x, m)``).
 
-For every :class:`~tileproof.lowering._model.Claim` node:
+For every :class:`~tileproof.model.Claim` node:
 ``forall sizes, ids, loop indices, coordinates, data. Dom /\\ scope => expr % m == 0``.
 
 A compiler acts on such a hint without checking it (Triton attaches divisibility
@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 
 from ... import shapes
-from ...lowering._model import Claim
+from ...model import Claim
 from .._report import Obligation
 from ._context import Analysis, plain
 
