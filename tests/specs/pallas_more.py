@@ -142,3 +142,24 @@ def loop_hinted(x, *, stride: int = BK):
         grid=(1,),
         compiler_params=_GPU,
     )(x)
+
+
+# ----------------------------------------------------------------------------- size casts
+def _wrap_kernel(x_ref, o_ref):
+    """Copies the first BK elements when ``n - BK`` is below ``n`` *as uint32*: for n < BK
+    the cast wraps on the device, the guard is false and nothing is written."""
+    n = x_ref.shape[0]
+    ok = jnp.asarray(n - BK).astype(jnp.uint32) < jnp.uint32(n)
+
+    @pl.when(ok)
+    def _():
+        o_ref[pl.ds(0, BK)] = x_ref[pl.ds(0, BK)]
+
+
+def unsigned_guard(x):
+    return pl.pallas_call(
+        _wrap_kernel,
+        out_shape=jax.ShapeDtypeStruct((BK,), x.dtype),
+        grid=(1,),
+        compiler_params=_GPU,
+    )(x)

@@ -119,7 +119,9 @@ def _sym_eval(name: str, params, vals):
     if name in ("convert_element_type", "copy", "copy_p"):
         if name == "convert_element_type":
             dt = np.dtype(params["new_dtype"])
-            if not np.issubdtype(dt, np.integer) or dt.itemsize < 4:  # a narrowing cast wraps
+            # a narrowing or unsigned cast wraps (``n - 128`` as uint32 is 2**32 - 127 for
+            # n = 1): the value is materialised and the lowering models the cast exactly
+            if not np.issubdtype(dt, np.signedinteger) or dt.itemsize < 4:
                 return None
         return xs[0]
     if name == "floor_divide":
