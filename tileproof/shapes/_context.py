@@ -30,7 +30,7 @@ from ._interval import INF, Interval, _Eval
 from ._normal import divisors, simplify, substitute
 from ._search import holds, points
 
-__all__ = ["Context", "clear_memo", "flatten", "lower_bound_decl"]
+__all__ = ["Context", "clear_memo", "declared_lower_bounds", "flatten", "lower_bound_decl"]
 
 _ROUNDS = 8
 _WITNESS_POINTS = 64
@@ -61,6 +61,18 @@ def lower_bound_decl(f: Formula) -> tuple[str, int] | None:
     return name, rhs.const_value + (op == ">")
 
 
+def declared_lower_bounds(fs: Iterable[Formula]) -> dict[str, int]:
+    """``{NAME: k}`` for the literal declarations ``NAME >= k`` among the conjuncts of ``fs``
+    (the largest ``k`` where a name has several): the shapes convention for a symbol's
+    lower bound, ``1`` for a name not in the result."""
+    declared: dict[str, int] = {}
+    for f in flatten(fs):
+        d = lower_bound_decl(f)
+        if d is not None:
+            declared[d[0]] = max(declared.get(d[0], d[1]), d[1])
+    return declared
+
+
 def _ceil_div(x, k):
     return x if x in (INF, -INF) else -((-x) // k)
 
@@ -79,11 +91,7 @@ class Context:
         self.user_symbols: set[str] = (
             set().union(*(f.free_symbols() for f in flat)) if flat else set()
         )
-        declared: dict[str, int] = {}
-        for f in flat:
-            d = lower_bound_decl(f)
-            if d is not None:
-                declared[d[0]] = max(declared.get(d[0], d[1]), d[1])
+        declared = declared_lower_bounds(flat)
         self.lower = {s: declared.get(s, 1) for s in self.user_symbols}
         self.subst: dict[str, Expr] = {}
         self.box: dict[str, Interval] = {s: (lo, INF) for s, lo in self.lower.items()}

@@ -108,13 +108,9 @@ def _remember(cache: OrderedDict, key, value):
 
 def clear_caches() -> None:
     """Forget every cached decision, prepared assumption set, parse and memo (for timing)."""
-    from ._expr import _ATOMS, _CONSTS, _FREE, _MONO_KEYS, _SUBS
+    from ._atom import clear_memo as clear_algebra_memo
 
-    _MONO_KEYS.clear()
-    _CONSTS.clear()
-    _ATOMS.clear()
-    _FREE.clear()
-    _SUBS.clear()
+    clear_algebra_memo()
     _contexts.clear()
     _proofs.clear()
     _bounds.clear()

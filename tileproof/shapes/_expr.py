@@ -12,8 +12,11 @@ Division and modulo use Python's floor semantics throughout.  Simplification
 rules are only those that hold for *every* integer value of the symbols, so
 no assumption is baked into an expression.
 
-Boolean conditions (:class:`Formula`) keep the comparison as the user wrote
-it (``<=`` stays ``<=``) so that messages can quote it.
+The algebra is layered without import cycles: :mod:`._print` (text, a leaf)
+<- :mod:`._atom` (atoms, memo tables) <- :mod:`._formula` (conditions) <- this
+module (expressions, the opaque operations, comparisons).  This module is the
+algebra's facade: it re-exports the atoms and conditions, so callers import
+everything from here.
 """
 
 from __future__ import annotations
@@ -21,7 +24,25 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Union
 
+from ._atom import (
+    _ATOMS,
+    _CONSTS,
+    _FREE,
+    _MEMO_SIZE,
+    _MONO_KEYS,
+    _SUBS,
+    Atom,
+    Monomial,
+    Op,
+    ShapeError,
+    Sym,
+)
+from ._formula import FALSE, TRUE, BoolConst, BoolOp, Cmp, Formula, compare, conj, disj, negate
+from ._print import _expr_str
+
 __all__ = [
+    "FALSE",
+    "TRUE",
     "Atom",
     "BoolConst",
     "BoolOp",
@@ -29,6 +50,7 @@ __all__ = [
     "Expr",
     "ExprLike",
     "Formula",
+    "Monomial",
     "Op",
     "ShapeError",
     "Sym",
@@ -47,14 +69,11 @@ __all__ = [
     "mod",
     "ne",
     "negate",
+    "split_by_monomial",
     "sym",
     "symbols",
     "where",
 ]
-
-
-class ShapeError(ValueError):
-    """A malformed shape expression or an operation outside the algebra."""
 
 
 # Limits of the object API's power (the parser has tighter ones, see _limits): a loop of
@@ -63,71 +82,9 @@ _POW_EXPONENT = 64
 _POW_BITS = 1 << 16
 
 
-# --------------------------------------------------------------------------- atoms
-
-
-class Atom:
-    """A factor the polynomial layer treats as opaque."""
-
-    __slots__ = ("_hash", "_key")
-    _key: tuple
-    _hash: int
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Atom) and self._key == other._key
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __lt__(self, other: Atom) -> bool:
-        return self._key < other._key
-
-
-class Sym(Atom):
-    """A named integer: a size, a program/lane/rank id, a loop index or a data value."""
-
-    __slots__ = ("name",)
-
-    def __init__(self, name: str):
-        self.name = name
-        self._key = (0, name)
-        self._hash = hash(self._key)
-
-    def __repr__(self) -> str:
-        return self.name
-
-
-_OP_KINDS = ("floordiv", "mod", "cdiv", "min", "max", "abs", "where")
-
-
-class Op(Atom):
-    """An opaque operation on expressions; ``where`` has a Formula first."""
-
-    __slots__ = ("args", "kind")
-
-    def __init__(self, kind: str, args: tuple):
-        assert kind in _OP_KINDS, kind
-        self.kind = kind
-        self.args = args
-        self._key = (1, _OP_KINDS.index(kind), tuple(a._key for a in args))
-        self._hash = hash(self._key)
-
-    def __repr__(self) -> str:
-        return _atom_str(self)
-
-
 # ------------------------------------------------------------------------ expressions
 
-Monomial = tuple  # tuple[tuple[Atom, int], ...] sorted by atom; () is the constant
 ExprLike = Union["Expr", int]
-
-
-_MONO_KEYS: dict = {}
-_CONSTS: dict = {}
-_ATOMS: dict = {}  # Expr -> frozenset of its atoms (see Expr._atoms)
-_FREE: dict = {}  # Expr -> frozenset of its symbol names
-_SUBS: dict = {}  # (Expr, replacements of its symbols) -> Expr.subs result
-_MEMO_SIZE = 1 << 15
 
 
 def _mono_key(m: Monomial) -> tuple:
@@ -510,24 +467,41 @@ def _split_multiple(n: Expr, d: int) -> tuple[Expr, Expr]:
     return Expr(q_terms), Expr(r_terms)
 
 
+def split_by_monomial(e: Expr, h: Expr) -> tuple[Expr, Expr]:
+    """``(X, L)`` with ``e == h*X + L``, ``h`` one monomial (a constant times atoms).
+
+    ``X`` gathers the non-constant terms of ``e`` that ``h`` divides exactly (the
+    coefficient by ``h``'s constant, every atom to at least ``h``'s power), ``L`` the
+    rest.  Term arithmetic only, true for every value of the atoms: the exact quotient
+    below, the digits of an index (``static._digits``) and the structural witnesses
+    (``static._witness``) all read place values this way.
+    """
+    (hm, hc), = h.terms
+    x_terms, l_terms = [], []
+    for m, c in e.terms:
+        acc = dict(m)
+        ok = m != () and c % hc == 0
+        if ok:
+            for a, p in hm:
+                if acc.get(a, 0) < p:
+                    ok = False
+                    break
+                acc[a] -= p
+        if ok:
+            mono = tuple(sorted(((a, p) for a, p in acc.items() if p), key=lambda t: t[0]._key))
+            x_terms.append((mono, c // hc))
+        else:
+            l_terms.append((m, c))
+    return Expr(x_terms), Expr(l_terms)
+
+
 def _monomial_quotient(n: Expr, d: Expr) -> Expr | None:
-    """``n / d`` when ``d`` is a single monomial (times a constant) that divides every term of n."""
+    """``n / d`` when ``d`` is a single non-constant monomial (times a constant) that
+    divides every term of ``n``."""
     if len(d.terms) != 1:
         return None
-    dm, dc = d.terms[0]
-    out = []
-    for m, c in n.terms:
-        if c % dc:
-            return None
-        acc = dict(m)
-        for a, p in dm:
-            if acc.get(a, 0) < p:
-                return None
-            acc[a] -= p
-        out.append(
-            (tuple(sorted(((a, p) for a, p in acc.items() if p), key=lambda t: t[0]._key)), c // dc)
-        )
-    return Expr(out)
+    quotient, rest = split_by_monomial(n, d)
+    return quotient if not rest.terms else None
 
 
 def floordiv(n: ExprLike, d: ExprLike) -> Expr:
@@ -696,205 +670,12 @@ def _rebuild(kind: str, args: list) -> Expr:
         return abs(args[0])
     if kind == "where":
         return where(*args)
-    raise AssertionError(kind)
 
-
-# --------------------------------------------------------------------- formulas
-
-
-class Formula:
-    """A boolean condition over expressions."""
-
-    __slots__ = ()
-    _key: tuple
-
-    def __and__(self, other: Formula | bool) -> Formula:
-        return conj(self, other)
-
-    def __rand__(self, other: Formula | bool) -> Formula:
-        return conj(other, self)
-
-    def __or__(self, other: Formula | bool) -> Formula:
-        return disj(self, other)
-
-    def __ror__(self, other: Formula | bool) -> Formula:
-        return disj(other, self)
-
-    def __invert__(self) -> Formula:
-        return negate(self)
-
-    def __bool__(self) -> bool:
-        raise ShapeError(
-            f"the truth of the symbolic condition {self} is not known here; "
-            "decide it with shapes.prove(...), or in a kernel use `when`/`jnp.where` instead of `if`"
-        )
-
-    def evaluate(self, env: Mapping[str, int]) -> bool:
-        raise NotImplementedError
-
-    def atoms(self) -> set[Atom]:
-        raise NotImplementedError
-
-    def free_symbols(self) -> set[str]:
-        got = _FREE.get(self)  # memoised by structure, as for Expr
-        if got is None:
-            if len(_FREE) >= _MEMO_SIZE:
-                _FREE.clear()
-            got = _FREE[self] = frozenset(a.name for a in self.atoms() if isinstance(a, Sym))
-        return set(got)
-
-    def subs(self, mapping: Mapping[str, ExprLike]) -> Formula:
-        raise NotImplementedError
-
-
-_CMP_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
-_CMP_NEG = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "==": "!=", "!=": "=="}
-
-
-class Cmp(Formula):
-    """``lhs OP rhs`` as written; OP in ``== != < <= > >=``."""
-
-    __slots__ = ("_hash", "_key", "lhs", "op", "rhs")
-
-    def __init__(self, op: str, lhs: Expr, rhs: Expr):
-        assert op in _CMP_FLIP, op
-        self.op, self.lhs, self.rhs = op, lhs, rhs
-        self._key = ("cmp", op, lhs._key, rhs._key)
-        self._hash = hash(self._key)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Cmp) and (self.op, self.lhs, self.rhs) == (
-            other.op,
-            other.lhs,
-            other.rhs,
-        )
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def evaluate(self, env: Mapping[str, int]) -> bool:
-        a, b = self.lhs.evaluate(env), self.rhs.evaluate(env)
-        return {
-            "==": a == b,
-            "!=": a != b,
-            "<": a < b,
-            "<=": a <= b,
-            ">": a > b,
-            ">=": a >= b,
-        }[self.op]
-
-    def atoms(self) -> set[Atom]:
-        return set(self.lhs._atoms() | self.rhs._atoms())
-
-    def subs(self, mapping: Mapping[str, ExprLike]) -> Formula:
-        return _cmp(self.op, self.lhs.subs(mapping), self.rhs.subs(mapping))
-
-    def difference(self) -> Expr:
-        """``lhs - rhs``: the condition is ``difference() OP 0``."""
-        return self.lhs - self.rhs
-
-    def __str__(self) -> str:
-        return f"{self.lhs} {self.op} {self.rhs}"
-
-    def __repr__(self) -> str:
-        return f"Cmp({self})"
-
-
-class BoolConst(Formula):
-    __slots__ = ("_key", "value")
-
-    def __init__(self, value: bool):
-        self.value = bool(value)
-        self._key = ("const", self.value)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, BoolConst) and other.value == self.value
-
-    def __hash__(self) -> int:
-        return hash(("boolconst", self.value))
-
-    def evaluate(self, env: Mapping[str, int]) -> bool:
-        return self.value
-
-    def atoms(self) -> set[Atom]:
-        return set()
-
-    def subs(self, mapping: Mapping[str, ExprLike]) -> Formula:
-        return self
-
-    def __str__(self) -> str:
-        return "True" if self.value else "False"
-
-    __repr__ = __str__
-
-
-TRUE, FALSE = BoolConst(True), BoolConst(False)
-
-
-class BoolOp(Formula):
-    """``and`` / ``or`` over two or more conditions, or ``not`` of one."""
-
-    __slots__ = ("_hash", "_key", "args", "kind")
-
-    def __init__(self, kind: str, args: tuple[Formula, ...]):
-        assert kind in ("and", "or", "not")
-        self.kind, self.args = kind, args
-        self._key = (kind, tuple(a._key for a in args))
-        self._hash = hash(self._key)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, BoolOp) and (self.kind, self.args) == (other.kind, other.args)
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def evaluate(self, env: Mapping[str, int]) -> bool:
-        if self.kind == "not":
-            return not self.args[0].evaluate(env)
-        if self.kind == "and":
-            return all(a.evaluate(env) for a in self.args)
-        return any(a.evaluate(env) for a in self.args)
-
-    def atoms(self) -> set[Atom]:
-        out: set[Atom] = set()
-        for a in self.args:
-            out |= a.atoms()
-        return out
-
-    def subs(self, mapping: Mapping[str, ExprLike]) -> Formula:
-        args = [a.subs(mapping) for a in self.args]
-        if self.kind == "not":
-            return negate(args[0])
-        return conj(*args) if self.kind == "and" else disj(*args)
-
-    def __str__(self) -> str:
-        if self.kind == "not":
-            return f"not ({self.args[0]})"
-        sep = f" {self.kind} "
-        return sep.join(f"({a})" if isinstance(a, BoolOp) else str(a) for a in self.args)
-
-    def __repr__(self) -> str:
-        return f"BoolOp({self})"
-
-
-def _as_formula(x: Formula | bool) -> Formula:
-    if isinstance(x, Formula):
-        return x
-    if isinstance(x, bool):
-        return TRUE if x else FALSE
-    if isinstance(x, str):
-        from ._parse import parse_formula
-
-        return parse_formula(x)
-    raise ShapeError(f"expected a condition, got {type(x).__name__} {x!r}")
+# ----------------------------------------------------------------- comparisons
 
 
 def _cmp(op: str, lhs: ExprLike, rhs: ExprLike) -> Formula:
-    lhs, rhs = as_expr(lhs), as_expr(rhs)
-    d = lhs - rhs
-    if d.is_const:
-        return BoolConst(Cmp(op, d, Expr.const(0)).evaluate({}))
-    return Cmp(op, lhs, rhs)
+    return compare(op, as_expr(lhs), as_expr(rhs))
 
 
 def eq(a: ExprLike, b: ExprLike) -> Formula:
@@ -919,50 +700,3 @@ def gt(a: ExprLike, b: ExprLike) -> Formula:
 
 def ge(a: ExprLike, b: ExprLike) -> Formula:
     return _cmp(">=", a, b)
-
-
-def conj(*args: Formula | bool) -> Formula:
-    flat: list[Formula] = []
-    for a in map(_as_formula, args):
-        if isinstance(a, BoolConst):
-            if not a.value:
-                return FALSE
-            continue
-        if isinstance(a, BoolOp) and a.kind == "and":
-            flat.extend(a.args)
-        elif a not in flat:
-            flat.append(a)
-    if not flat:
-        return TRUE
-    return flat[0] if len(flat) == 1 else BoolOp("and", tuple(flat))
-
-
-def disj(*args: Formula | bool) -> Formula:
-    flat: list[Formula] = []
-    for a in map(_as_formula, args):
-        if isinstance(a, BoolConst):
-            if a.value:
-                return TRUE
-            continue
-        if isinstance(a, BoolOp) and a.kind == "or":
-            flat.extend(a.args)
-        elif a not in flat:
-            flat.append(a)
-    if not flat:
-        return FALSE
-    return flat[0] if len(flat) == 1 else BoolOp("or", tuple(flat))
-
-
-def negate(a: Formula | bool) -> Formula:
-    a = _as_formula(a)
-    if isinstance(a, BoolConst):
-        return BoolConst(not a.value)
-    if isinstance(a, Cmp):
-        return Cmp(_CMP_NEG[a.op], a.lhs, a.rhs)
-    if isinstance(a, BoolOp) and a.kind == "not":
-        return a.args[0]
-    return BoolOp("not", (a,))
-
-
-# Printing lives in its own module; imported last because it needs the classes above.
-from ._print import _atom_str, _expr_str  # noqa: E402

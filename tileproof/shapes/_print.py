@@ -2,20 +2,28 @@
 
 The output re-parses to the same expression (``parse(str(e)) == e``); operands
 of ``//`` and ``%`` are parenthesised exactly where Python's precedence needs it.
+
+A leaf: it imports nothing from the algebra it prints.  Atoms and expressions are
+read through their attributes (a symbol has ``name``, an operation ``kind`` and
+``args``, an expression ``terms``), so :mod:`._atom` and :mod:`._expr` can use it
+for their ``repr``/``str`` without an import cycle.
 """
 
 from __future__ import annotations
 
-from ._expr import Atom, Expr, Monomial, Op, Sym
-
 __all__ = ["_atom_str", "_expr_str"]
 
 
-def _atom_str(a: Atom) -> str:
-    if isinstance(a, Sym):
+def _kind(a) -> str | None:
+    """The operation of an atom, ``None`` for a symbol."""
+    return getattr(a, "kind", None)
+
+
+def _atom_str(a) -> str:
+    """An atom (a ``Sym`` or an ``Op`` of :mod:`._atom`) as text."""
+    k = _kind(a)
+    if k is None:
         return a.name
-    assert isinstance(a, Op)
-    k = a.kind
     if k in ("floordiv", "mod"):
         n, d = a.args
         op = "//" if k == "floordiv" else "%"
@@ -26,7 +34,7 @@ def _atom_str(a: Atom) -> str:
     return f"{k}({', '.join(str(x) for x in a.args)})"
 
 
-def _operand_str(e: Expr) -> str:
+def _operand_str(e) -> str:
     """Left operand of // or %: parenthesised unless a single product."""
     if len(e.terms) == 1 and not _has_divmod_factor(e.terms[0][0]):
         return _expr_str(e)
@@ -35,7 +43,7 @@ def _operand_str(e: Expr) -> str:
     return f"({_expr_str(e)})"
 
 
-def _divisor_str(e: Expr) -> str:
+def _divisor_str(e) -> str:
     if e.is_const and e.const_value >= 0:
         return str(e.const_value)
     if e.as_symbol() is not None:
@@ -43,21 +51,22 @@ def _divisor_str(e: Expr) -> str:
     return f"({_expr_str(e)})"
 
 
-def _has_divmod_factor(m: Monomial) -> bool:
-    return any(isinstance(a, Op) and a.kind in ("floordiv", "mod") for a, _ in m)
+def _has_divmod_factor(m: tuple) -> bool:
+    return any(_kind(a) in ("floordiv", "mod") for a, _ in m)
 
 
-def _mono_str(m: Monomial) -> str:
+def _mono_str(m: tuple) -> str:
     parts = []
     for a, p in m:
         s = _atom_str(a)
-        if isinstance(a, Op) and a.kind in ("floordiv", "mod") and (len(m) > 1 or p > 1):
+        if _kind(a) in ("floordiv", "mod") and (len(m) > 1 or p > 1):
             s = f"({s})"
         parts.extend([s] * p)
     return "*".join(parts)
 
 
-def _expr_str(e: Expr) -> str:
+def _expr_str(e) -> str:
+    """An expression (an ``Expr`` of :mod:`._expr`: its ``terms``) as text."""
     if not e.terms:
         return "0"
     out = ""

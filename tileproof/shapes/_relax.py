@@ -46,20 +46,28 @@ def _nonlinear(e: Expr) -> bool:
 
 
 def is_linear(fs: Sequence[Formula | Expr]) -> bool:
-    """No product of non-constants and no symbolic divisor, anywhere."""
+    """No product of non-constants and no symbolic divisor, anywhere (inside opaque
+    operations and the conditions of ``where`` too).
+
+    The one test of linearity: the decision procedure relaxes what fails it, and the
+    static checks try a query under the assumptions that pass it first.
+    """
     for f in fs:
-        if any(_nonlinear(e) for e in ([f] if isinstance(f, Expr) else _exprs(f))):
+        if any(_nonlinear(e) for e in _exprs(f)):
             return False
-        for a in f.atoms():
+        for a in f.atoms():  # every atom, nested ones included
             if _is_div(a) and not a.args[1].is_const:
                 return False
-            if isinstance(a, Op) and any(isinstance(x, Expr) and _nonlinear(x) for x in a.args):
+            if isinstance(a, Op) and any(_nonlinear(e) for x in a.args for e in _exprs(x)):
                 return False
     return True
 
 
-def _exprs(f: Formula):
-    if isinstance(f, Cmp):
+def _exprs(f: Formula | Expr):
+    """The expressions a formula compares (an expression is its own)."""
+    if isinstance(f, Expr):
+        yield f
+    elif isinstance(f, Cmp):
         yield f.lhs
         yield f.rhs
     elif isinstance(f, BoolOp):

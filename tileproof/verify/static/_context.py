@@ -46,6 +46,8 @@ from ...model import (
     Node,
     walk,
 )
+from ...shapes._context import declared_lower_bounds
+from ...shapes._relax import is_linear
 from ...shapes._solver import RLIMIT
 from .._report import Obligation
 
@@ -660,8 +662,8 @@ class Analysis:
         return None
 
     def _relaxed(self, query, assume) -> Answer | None:
-        """Proved in the linear relaxation (see :mod:`._atoms`), or None."""
-        from ._atoms import atomise
+        """Proved in the linear relaxation (see :mod:`tileproof.shapes._atomise`), or None."""
+        from ...shapes._atomise import atomise
 
         got = atomise(query, assume)
         if got is None:
@@ -898,30 +900,13 @@ class Analysis:
             return UNKNOWN
 
 
-def _nonlinear(x) -> bool:
-    """Does ``x`` multiply two non-constant quantities, or divide by one?"""
-    if isinstance(x, shapes.Expr):
-        for m, _c in x.terms:
-            if sum(p for _a, p in m) > 1:
-                return True
-            for a, _p in m:
-                if hasattr(a, "kind"):
-                    if a.kind in ("floordiv", "mod", "cdiv") and not a.args[1].is_const:
-                        return True
-                    if any(_nonlinear(arg) for arg in a.args):
-                        return True
-        return False
-    if isinstance(x, shapes.Cmp):
-        return _nonlinear(x.lhs) or _nonlinear(x.rhs)
-    if isinstance(x, shapes.BoolOp):
-        return any(_nonlinear(a) for a in x.args)
-    return False
+def _nonlinear(f) -> bool:
+    """Does ``f`` multiply two non-constant quantities, or divide by one (anywhere)?"""
+    return not is_linear([f])
 
 
 def _literal_lower(assume: Sequence[shapes.Formula]) -> dict[str, int]:
-    from ._atoms import lower_bounds
-
-    return lower_bounds(assume)
+    return declared_lower_bounds(assume)
 
 
 def _equal_symbols(assume: Sequence[shapes.Formula]) -> dict[str, shapes.Expr]:

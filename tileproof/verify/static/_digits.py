@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ... import shapes
+from ...shapes._expr import split_by_monomial
 
 __all__ = ["split"]
 
@@ -35,27 +36,6 @@ def _place(m, c, private: Callable[[object], bool]) -> shapes.Expr:
     """The place value of a term: its constant times its factors private to no instance."""
     keep = tuple((a, p) for a, p in m if not private(a))
     return shapes.Expr({keep: c})
-
-
-def _divide(e: shapes.Expr, h: shapes.Expr):
-    """``(X, L)`` with ``e == h*X + L``: ``X`` gathers the terms ``h`` divides."""
-    (hm, hc), = h.terms
-    x_terms, l_terms = [], []
-    for m, c in e.terms:
-        acc = dict(m)
-        ok = c % hc == 0 and m != ()
-        if ok:
-            for a, p in hm:
-                if acc.get(a, 0) < p:
-                    ok = False
-                    break
-                acc[a] -= p
-        if ok:
-            mono = tuple(sorted(((a, p) for a, p in acc.items() if p), key=lambda t: t[0]._key))
-            x_terms.append((mono, c // hc))
-        else:
-            l_terms.append((m, c))
-    return shapes.Expr(x_terms), shapes.Expr(l_terms)
 
 
 def _places(es, private) -> list[shapes.Expr]:
@@ -91,8 +71,8 @@ def split(ea: shapes.Expr, eb: shapes.Expr, private: Callable[[object], bool],
         common = shapes.Expr(shared)
         ea, eb = ea - common, eb - common
     for h in _places([ea, eb], private):
-        xa, la = _divide(ea, h)
-        xb, lb = _divide(eb, h)
+        xa, la = split_by_monomial(ea, h)
+        xb, lb = split_by_monomial(eb, h)
         if (xa.is_const and xb.is_const) or (la.is_const and lb.is_const and la == lb == 0):
             continue
         if la == 0 and lb == 0:  # a common factor: h*xa = h*xb  <=>  xa = xb  (h > 0 proved)

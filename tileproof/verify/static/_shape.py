@@ -23,57 +23,11 @@ import time
 
 from ... import shapes
 from ...model import Access, Arith, Branch, Comm, Divide, Fold, Loop
+from ...shapes._normal import divisors
 from .._report import Obligation
 from ._context import Analysis, Answer, implies
 
-__all__ = ["check", "divisors"]
-
-
-def divisors(x, guard: shapes.Formula | None = None) -> list[tuple[shapes.Formula, shapes.Expr]]:
-    """``(guard, divisor)`` for every non-constant divisor of ``x``, innermost first."""
-    out: list = []
-    _divs(x, shapes.conj() if guard is None else guard, out)
-    seen, uniq = set(), []
-    for g, d in out:
-        if (g, d) not in seen:
-            seen.add((g, d))
-            uniq.append((g, d))
-    return uniq
-
-
-def _divs(x, guard, out) -> None:
-    if x is None:
-        return
-    if isinstance(x, shapes.Expr):
-        for m, _ in x.terms:
-            for a, _p in m:
-                if hasattr(a, "kind"):
-                    _divs_op(a, guard, out)
-    elif isinstance(x, shapes.Cmp):
-        _divs(x.lhs, guard, out)
-        _divs(x.rhs, guard, out)
-    elif isinstance(x, shapes.BoolOp):
-        if x.kind == "not":
-            _divs(x.args[0], guard, out)
-            return
-        for i, arg in enumerate(x.args):
-            before = x.args[:i]  # evaluated only if these were true (and) / false (or)
-            g = (shapes.conj(guard, *before) if x.kind == "and"
-                 else shapes.conj(guard, *map(shapes.negate, before)))
-            _divs(arg, g, out)
-
-
-def _divs_op(a, guard, out) -> None:
-    if a.kind == "where":
-        c, x, y = a.args
-        _divs(c, guard, out)
-        _divs(x, shapes.conj(guard, c), out)
-        _divs(y, shapes.conj(guard, shapes.negate(c)), out)
-        return
-    for arg in a.args:
-        _divs(arg, guard, out)
-    if a.kind in ("floordiv", "mod", "cdiv") and not a.args[1].is_const:
-        out.append((guard, a.args[1]))
+__all__ = ["check"]
 
 
 def _node_exprs(node) -> tuple[str, list]:
@@ -265,7 +219,7 @@ def _nonneg(an: Analysis, what: str, dims: list, loc) -> Obligation:
 def _divisors_at(an: Analysis, site, what: str, xs: list, scope: list) -> Obligation | None:
     divs = []
     for x in xs:
-        for g, d in divisors(x):
+        for g, d in divisors(x) if x is not None else ():
             if (g, d) not in divs:
                 divs.append((g, d))
     if not divs:

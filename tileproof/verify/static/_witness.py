@@ -39,6 +39,7 @@ import itertools
 from dataclasses import dataclass
 
 from ... import shapes
+from ...shapes._expr import split_by_monomial
 
 __all__ = ["Dim", "Quotients", "division_atoms", "solve"]
 
@@ -134,25 +135,10 @@ def _structural(r: shapes.Expr, a: shapes.Expr):
     witness, proved or discarded by the caller."""
     if a.is_const or len(a.terms) != 1:
         return None
-    (hm, hc), = a.terms
-    x_terms, l_terms = [], []
-    for m, c in r.terms:
-        acc = dict(m)
-        ok = m != () and c % hc == 0
-        if ok:
-            for at, p in hm:
-                if acc.get(at, 0) < p:
-                    ok = False
-                    break
-                acc[at] -= p
-        if ok:
-            mono = tuple(sorted(((at, p) for at, p in acc.items() if p), key=lambda t: t[0]._key))
-            x_terms.append((mono, c // hc))
-        else:
-            l_terms.append((m, c))
-    if not x_terms:
+    x, rest = split_by_monomial(r, a)
+    if not x.terms:
         return None
-    return shapes.Expr(x_terms), shapes.Expr(l_terms)
+    return x, rest
 
 
 def _divide(r: shapes.Expr, a: shapes.Expr) -> tuple[shapes.Expr, shapes.Expr]:

@@ -1,5 +1,8 @@
 """Atomising nonlinear terms: a sound relaxation that keeps index reasoning linear.
 
+(The verifier's cheap first attempt; :mod:`._relax` is the decision procedure's
+finer one, with product lemmas.)
+
 Most index facts hold for reasons that never look inside a product: a
 prefetch ``i + split*pps + 1 < M`` follows from its mask
 ``64*(i + split*pps + 1) < seq`` and ``seq <= 64*M`` whatever ``split*pps``
@@ -20,7 +23,31 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ... import shapes
+from ._context import declared_lower_bounds, flatten
+from ._expr import (
+    BoolConst,
+    BoolOp,
+    Cmp,
+    Expr,
+    Formula,
+    as_expr,
+    cdiv,
+    conj,
+    disj,
+    eq,
+    floordiv,
+    ge,
+    gt,
+    le,
+    lt,
+    maximum,
+    minimum,
+    mod,
+    ne,
+    negate,
+    sym,
+    where,
+)
 
 __all__ = ["atomise"]
 
@@ -32,10 +59,10 @@ class _Atomiser:
     def __init__(self, lower: dict[str, int]):
         self.lower = lower  # literal lower bounds of symbols
         self.names: dict = {}  # term key -> fresh symbol name
-        self.facts: list[shapes.Formula] = []
+        self.facts: list[Formula] = []
 
     # -- lower bounds (interval reasoning from literal bounds; -inf when unknown)
-    def lb(self, e: shapes.Expr) -> float:
+    def lb(self, e: Expr) -> float:
         total = 0.0
         for m, c in e.terms:
             if not m:
@@ -75,18 +102,18 @@ class _Atomiser:
         return NEG
 
     # -- replacement
-    def fresh(self, term: shapes.Expr) -> shapes.Expr:
+    def fresh(self, term: Expr) -> Expr:
         key = term
         name = self.names.get(key)
         if name is None:
             name = self.names[key] = f"_nl{len(self.names)}"
-            v = shapes.sym(name)
+            v = sym(name)
             low = self.lb(term)
-            self.facts.append(shapes.ge(v, int(low) if low != NEG else LOW))
-        return shapes.sym(name)
+            self.facts.append(ge(v, int(low) if low != NEG else LOW))
+        return sym(name)
 
-    def expr(self, e: shapes.Expr) -> shapes.Expr:
-        out = shapes.as_expr(0)
+    def expr(self, e: Expr) -> Expr:
+        out = as_expr(0)
         for m, c in e.terms:
             if not m:
                 out = out + c
@@ -94,74 +121,54 @@ class _Atomiser:
             degree = sum(p for _a, p in m)
             atoms = [self.atom(a) for a, _p in m]
             if degree > 1:
-                mono = shapes.Expr({m: 1})
+                mono = Expr({m: 1})
                 out = out + c * self.fresh(mono)
             else:
                 out = out + c * atoms[0]
         return out
 
-    def atom(self, a) -> shapes.Expr:
+    def atom(self, a) -> Expr:
         if getattr(a, "name", None) is not None:
-            return shapes.Expr.atom(a)
+            return Expr.atom(a)
         k = a.kind
         if k in ("floordiv", "mod", "cdiv") and not a.args[1].is_const:
-            return self.fresh(shapes.Expr.atom(a))
+            return self.fresh(Expr.atom(a))
         if k == "where":
             c, x, y = a.args
-            return shapes.where(self.formula(c), self.expr(x), self.expr(y))
+            return where(self.formula(c), self.expr(x), self.expr(y))
         args = [self.expr(x) for x in a.args]
         if k == "floordiv":
-            return shapes.floordiv(*args)
+            return floordiv(*args)
         if k == "mod":
-            return shapes.mod(*args)
+            return mod(*args)
         if k == "cdiv":
-            return shapes.cdiv(*args)
+            return cdiv(*args)
         if k == "min":
-            return shapes.minimum(*args)
+            return minimum(*args)
         if k == "max":
-            return shapes.maximum(*args)
+            return maximum(*args)
         return abs(args[0])
 
-    def formula(self, f: shapes.Formula) -> shapes.Formula:
-        if isinstance(f, shapes.Cmp):
+    def formula(self, f: Formula) -> Formula:
+        if isinstance(f, Cmp):
             return _CMP[f.op](self.expr(f.lhs), self.expr(f.rhs))
-        if isinstance(f, shapes.BoolOp):
+        if isinstance(f, BoolOp):
             args = [self.formula(x) for x in f.args]
             if f.kind == "not":
-                return shapes.negate(args[0])
-            return shapes.conj(*args) if f.kind == "and" else shapes.disj(*args)
+                return negate(args[0])
+            return conj(*args) if f.kind == "and" else disj(*args)
         return f
 
 
-_CMP = {"==": shapes.eq, "!=": shapes.ne, "<": shapes.lt, "<=": shapes.le, ">": shapes.gt,
-        ">=": shapes.ge}
+_CMP = {"==": eq, "!=": ne, "<": lt, "<=": le, ">": gt,
+        ">=": ge}
 
 
-def lower_bounds(assume: Sequence[shapes.Formula]) -> dict[str, int]:
-    """Literal lower bounds ``NAME >= k`` among the assumptions (the shapes convention)."""
-    out: dict[str, int] = {}
-    for f in assume:
-        if isinstance(f, shapes.BoolOp) and f.kind == "and":
-            for k, v in lower_bounds(f.args).items():
-                out[k] = max(out.get(k, v), v)
-            continue
-        if not isinstance(f, shapes.Cmp):
-            continue
-        lhs, rhs, op = f.lhs, f.rhs, f.op
-        if op in ("<=", "<"):
-            lhs, rhs, op = rhs, lhs, {"<=": ">=", "<": ">"}[op]
-        name = lhs.as_symbol()
-        if op in (">=", ">") and name is not None and rhs.is_const:
-            k = rhs.const_value + (op == ">")
-            out[name] = max(out.get(name, k), k)
-    return out
-
-
-def _propagate(lower: dict[str, int], assume: Sequence[shapes.Formula]) -> dict[str, int]:
+def _propagate(lower: dict[str, int], assume: Sequence[Formula]) -> dict[str, int]:
     """``x < y`` / ``x <= y`` between symbols lifts ``y``'s lower bound (a few rounds)."""
     pairs = []
-    for f in _flat(assume):
-        if isinstance(f, shapes.Cmp) and f.op in ("<", "<=", ">", ">="):
+    for f in flatten(assume):
+        if isinstance(f, Cmp) and f.op in ("<", "<=", ">", ">="):
             lo, hi = (f.lhs, f.rhs) if f.op in ("<", "<=") else (f.rhs, f.lhs)
             a, b = lo.as_symbol(), hi.as_symbol()
             if a and b:
@@ -178,19 +185,11 @@ def _propagate(lower: dict[str, int], assume: Sequence[shapes.Formula]) -> dict[
     return lower
 
 
-def _flat(fs):
-    for f in fs:
-        if isinstance(f, shapes.BoolOp) and f.kind == "and":
-            yield from _flat(f.args)
-        else:
-            yield f
-
-
-def atomise(query: shapes.Formula, assume: Sequence[shapes.Formula]):
+def atomise(query: Formula, assume: Sequence[Formula]):
     """``(query', assume')``: the linear relaxation, or ``None`` when nothing is nonlinear."""
-    at = _Atomiser(_propagate(lower_bounds(assume), assume))
+    at = _Atomiser(_propagate(declared_lower_bounds(assume), assume))
     q = at.formula(query)
     a = [at.formula(f) for f in assume]
     if not at.names:
         return None
-    return q, tuple(f for f in (*a, *at.facts) if not (isinstance(f, shapes.BoolConst) and f.value))
+    return q, tuple(f for f in (*a, *at.facts) if not (isinstance(f, BoolConst) and f.value))
