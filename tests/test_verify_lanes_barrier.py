@@ -91,8 +91,9 @@ def test_looped_exchange_missing_a_barrier_races(barriers):
 def test_the_concrete_run_orders_lanes_by_their_barriers(barrier):
     """The concrete fallback (used where no witness exists) runs lanes one after the other;
     it must still see lane 0 read lane 1's half only across the barrier."""
+    from tileproof.verify.static._confirm import run_events as _events
+    from tileproof.verify.static._confirm import unwritten_reads as _unwritten_reads
     from tileproof.verify.static._context import Analysis
-    from tileproof.verify.static._coverage import _events, _unwritten_reads
 
     an = Analysis(lower(_exchange(barrier)))
     load = next(s.node for s in an.sites
@@ -129,7 +130,9 @@ def _uneven(parity: bool):
 def test_a_lanes_barrier_count_that_varies_per_iteration_orders_nothing(parity):
     """Lane phases count ``(j - lo) * per_iteration``: wrong when the count per round
     depends on the round.  Then no lane ordering is claimed at all (fail closed)."""
-    from tileproof.verify.static._context import Analysis, inexact_lane_phases, lane_order
+    from tileproof.verify.static._context import Analysis
+    from tileproof.verify.static._order import lane_order
+    from tileproof.verify.static._sites import inexact_lane_phases
 
     an = Analysis(lower(_uneven(parity)))
     region = next(s.node for s in an.sites if type(s.node).__name__ == "Lanes")

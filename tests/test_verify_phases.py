@@ -89,7 +89,7 @@ def test_a_constant_barrier_count_still_finds_the_cross_iteration_race():
 
 
 def test_the_loop_is_named():
-    from tileproof.verify.static._context import inexact_phase_loops
+    from tileproof.verify.static._sites import inexact_phase_loops
 
     m = lower(_kernel("triangular", read_next=True))
     (lp,) = inexact_phase_loops(m.body)

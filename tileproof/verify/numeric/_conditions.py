@@ -86,7 +86,7 @@ def _analysis(model):
 def conditions(an) -> list[Condition]:
     """Every branch condition (``when``, ``if``, early exits), loop with a variable trip count
     (``lo < hi``: it runs at all) and access mask of the model."""
-    from ..static._context import plain
+    from ..static._explain import plain
 
     out: list[Condition] = []
     for s in an.sites:

@@ -21,7 +21,8 @@ import time
 from ... import shapes
 from ...model import Access
 from .._report import Obligation
-from ._context import INT64_MIN, Analysis, Answer, Site, plain
+from ._context import INT64_MIN, Analysis, Answer, Site
+from ._explain import plain
 
 __all__ = ["check", "dim_queries"]
 

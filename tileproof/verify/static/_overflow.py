@@ -29,7 +29,8 @@ from ... import shapes
 from ...model import Access, Arith
 from .._report import Obligation
 from ._bounds import in_bounds
-from ._context import Analysis, Answer, Site, plain
+from ._context import Analysis, Answer, Site
+from ._explain import plain
 
 __all__ = ["check", "linear_offset"]
 

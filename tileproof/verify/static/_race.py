@@ -26,8 +26,9 @@ import time
 from ... import shapes
 from ...model import Access
 from .._report import Obligation
-from ._context import Analysis, Answer, Site, all_eq, lane_order
-from ._coverage import pair
+from ._context import Analysis, Answer, Site, all_eq
+from ._order import lane_order
+from ._pairs import pair
 
 __all__ = ["check"]
 

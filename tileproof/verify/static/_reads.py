@@ -36,21 +36,14 @@ from ... import shapes
 from ...model import Access
 from ...model import _interp as interp
 from ...model._data import Oracle
+from ...shapes._context import declared_lower_bounds
 from ...spec._decl import Region, index_names
 from .._report import Obligation
-from ._context import (
-    INT64_MIN,
-    Analysis,
-    Answer,
-    Site,
-    _equal_symbols,
-    _literal_lower,
-    _nonlinear,
-    all_eq,
-    plain,
-)
-from ._coverage import decide_witnesses, reach, unknown_ranges
+from ._context import INT64_MIN, Analysis, Answer, Site, all_eq
+from ._decide import equal_symbols, nonlinear
+from ._explain import plain
 from ._witness import Dim, Quotients, replace_atoms, solve
+from ._writers import decide_witnesses, positive, reach, unknown_ranges
 
 __all__ = ["WRITES", "check", "check_writes"]
 
@@ -129,9 +122,7 @@ def _candidates(an: Analysis, site: Site, element, tag: str) -> tuple[list, str]
     base = [inst(f) for f in reach(an, site)]
     equal = all_eq([inst(x) for x in acc.element()], element)
     quot = Quotients.find([inst(d.start) for d in acc.dims], unknowns,
-                          lambda g: an.decide(shapes.ge(g, 1), an.assume(an.scope(site),
-                                                                         query=shapes.ge(g, 1))
-                                              ).proved)
+                          lambda g: positive(an, site, g))
     coords = iter(acc.coord_ranges())
     dims = [Dim(quot.rewrite(inst(d.start)), e, None if d.point else inst.name(next(coords)[0]),
                 d.size) for d, e in zip(acc.dims, element)]
@@ -228,7 +219,7 @@ def _abstract_proves(an: Analysis, q: shapes.Formula, assume) -> bool:
     if _spent(an):
         return False
     dom = set(an.domain)
-    kept = [f for f in assume if not (f in dom and _nonlinear(f))]
+    kept = [f for f in assume if not (f in dom and nonlinear(f))]
     if len(kept) < len(assume):
         names: set[str] = set(q.free_symbols())
         for f in kept:
@@ -238,9 +229,9 @@ def _abstract_proves(an: Analysis, q: shapes.Formula, assume) -> bool:
                 one = shapes.ge(shapes.sym(n), 1)
                 if an.decide(one, tuple(assume), quick=False).proved:
                     kept.append(one)
-    ren = _equal_symbols(kept)  # x == y between names: one name (fewer atoms to abstract)
+    ren = equal_symbols(kept)  # x == y between names: one name (fewer atoms to abstract)
     if ren:
-        low = _literal_lower(kept)
+        low = declared_lower_bounds(kept)
         kept = [f.subs(ren) for f in kept] + [
             shapes.ge(x, min(low.get(y, 1), low.get(x.as_symbol(), 1))) for y, x in ren.items()]
         kept = [f for f in kept if f != shapes.conj() and not (

@@ -20,7 +20,8 @@ import time
 from ... import shapes
 from ...model import Access
 from .._report import Obligation
-from ._context import Analysis, Answer, Site, plain
+from ._context import Analysis, Answer, Site
+from ._explain import plain
 
 __all__ = ["check"]
 
