@@ -30,7 +30,8 @@ from ._interval import INF, Interval, _Eval
 from ._normal import divisors, simplify, substitute
 from ._search import holds, points
 
-__all__ = ["Context", "clear_memo", "declared_lower_bounds", "flatten", "lower_bound_decl"]
+__all__ = ["Context", "clear_memo", "declared_lower_bounds", "flatten", "lower_bound_decl",
+           "weaker"]
 
 _ROUNDS = 8
 _WITNESS_POINTS = 64
@@ -71,6 +72,24 @@ def declared_lower_bounds(fs: Iterable[Formula]) -> dict[str, int]:
         if d is not None:
             declared[d[0]] = max(declared.get(d[0], d[1]), d[1])
     return declared
+
+
+def weaker(assume: Iterable[Formula], kept: Iterable[Formula]) -> list[Formula]:
+    """``kept`` (some of the conjuncts of ``assume``) with the lower-bound declarations it
+    lost restored: a subset of the assumptions that admits every point ``assume`` admits.
+
+    Dropping an assumption is only a weakening when no symbol's *domain* narrows: a
+    declaration ``x >= 0`` inside a dropped conjunction (``0 <= x and x < n*m``) would
+    leave ``x`` its default ``x >= 1``, and a proof from the subset would miss ``x = 0``.
+    So ``x >= k`` is added for every symbol whose declared bound in ``assume`` is below
+    the one ``kept`` gives it (a bound above it is a weakening already).
+    """
+    kept = list(kept)
+    full = declared_lower_bounds(assume)
+    have = declared_lower_bounds(kept)
+    lost = [Cmp(">=", Expr.atom(Sym(n)), Expr.const(k)) for n, k in full.items()
+            if k < have.get(n, 1)]
+    return kept + lost
 
 
 def _ceil_div(x, k):

@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ... import shapes
-from ...shapes._context import declared_lower_bounds
+from ...shapes._context import declared_lower_bounds, weaker
 from ...shapes._relax import is_linear
 from ...shapes._solver import RLIMIT
 
@@ -188,11 +188,13 @@ class Decider:
 
     def _linear_first(self, query, assume) -> Answer | None:
         """Try the query under the linear assumptions only (fewer hypotheses: a proof there is
-        a proof).  A refutation counts only if it satisfies every assumption as well."""
+        a proof, once the lower-bound declarations the dropped ones made are restored, see
+        :func:`tileproof.shapes._context.weaker`).  A refutation counts only if it
+        satisfies every assumption as well."""
         linear = tuple(f for f in assume if not nonlinear(f))
         if len(linear) == len(assume):
             return None
-        d = self._prove(query, linear)
+        d = self._prove(query, tuple(weaker(assume, linear)))
         if d.verdict == "proved":
             return Answer("proved")
         if d.verdict == "refuted":
@@ -232,8 +234,10 @@ class Decider:
     def _local_first(self, query, assume) -> Answer | None:
         """Try the query under the assumptions about its own symbols only (and the literal
         bounds of those): a proof from fewer hypotheses is a proof, and a small problem is
-        often decided at once where the whole one exhausts the solver.  Refutations are
-        ignored (the dropped assumptions may exclude them)."""
+        often decided at once where the whole one exhausts the solver (the declarations of
+        lower bounds the dropped ones made are restored, see
+        :func:`tileproof.shapes._context.weaker`).  Refutations are ignored (the dropped
+        assumptions may exclude them)."""
         names = query.free_symbols()
         parts = conjuncts(list(assume))
         tried: set[int] = set()
@@ -242,7 +246,7 @@ class Decider:
             if len(local) == len(parts) or len(local) in tried:
                 return None
             tried.add(len(local))
-            if self._prove(query, local).verdict == "proved":
+            if self._prove(query, tuple(weaker(parts, local))).verdict == "proved":
                 return Answer("proved")
             near = [f.free_symbols() for f in parts if f.free_symbols() & names]
             names = names.union(*(fs for fs in near if len(fs) <= 4))

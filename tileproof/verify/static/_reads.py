@@ -36,7 +36,7 @@ from ... import shapes
 from ...model import Access
 from ...model import _interp as interp
 from ...model._data import Oracle
-from ...shapes._context import declared_lower_bounds
+from ...shapes._context import declared_lower_bounds, weaker
 from ...spec._decl import Region, index_names
 from .._report import Obligation
 from ._context import INT64_MIN, Analysis, Answer, Site, all_eq
@@ -229,6 +229,7 @@ def _abstract_proves(an: Analysis, q: shapes.Formula, assume) -> bool:
                 one = shapes.ge(shapes.sym(n), 1)
                 if an.decide(one, tuple(assume), quick=False).proved:
                     kept.append(one)
+        kept = weaker(assume, kept)  # no domain narrows: a dropped declaration is restored
     ren = equal_symbols(kept)  # x == y between names: one name (fewer atoms to abstract)
     if ren:
         low = declared_lower_bounds(kept)
