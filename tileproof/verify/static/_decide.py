@@ -7,11 +7,11 @@ the query when *evaluated* (never a solver model taken on trust), or
 ``unknown`` with the reason.  The strategies, in the order tried, and why each
 is sound:
 
-1. **Equal symbols** (:func:`equal_symbols`): assumed ``x == y`` between two
+1. **Equal symbols** (:func:`merge_equal_symbols`): assumed ``x == y`` between two
    symbols, ``y`` is replaced by ``x`` everywhere and the class keeps the
    largest declared lower bound.  An equivalence: the points of the new problem
    are exactly those of the old with ``y = x``; a counterexample gets ``y`` back.
-2. **Division split** (:meth:`Decider._divisions`): ``x // G`` and ``x % G`` of
+2. **Division split** (:meth:`Decider._divisions`, :func:`split_divisions`): ``x // G`` and ``x % G`` of
    a symbol ``x`` by a symbolic ``G`` proved ``>= 1`` become ``q`` and ``r`` with
    ``x = G*q + r, 0 <= r < G`` (:class:`._witness.Quotients`).  An equivalence
    (each ``x`` has exactly one such ``(q, r)`` when ``G >= 1``); ``x``'s lower
@@ -41,12 +41,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ... import shapes
-from ...shapes._context import declared_lower_bounds, weaker
+from ...shapes._context import declared_lower_bounds, flatten, weaker
 from ...shapes._relax import is_linear
 from ...shapes._solver import RLIMIT
 
-__all__ = ["CHECK_BUDGET", "INT64_MIN", "Answer", "Decider", "conjuncts", "equal_symbols",
-           "nonlinear"]
+__all__ = ["CHECK_BUDGET", "INT64_MIN", "Answer", "Decider", "equal_symbols",
+           "merge_equal_symbols", "nonlinear", "split_divisions", "unmerge", "unsplit"]
 
 CHECK_BUDGET = 20_000  # shapes.prove calls per kernel (the catalog needs a few hundred)
 T = shapes.conj()  # True
@@ -108,46 +108,28 @@ class Decider:
         spent = self._spent()
         if spent:
             return Answer("unknown", reason=spent)
-        ren = equal_symbols(assume)
-        if ren:  # x == y assumed: decide the equivalent problem with y replaced by x
-            low = declared_lower_bounds(assume)
-            keep: dict[str, int] = {}
-            for y, x in ren.items():  # the class keeps the largest lower bound (1 by default)
-                rep = x.as_symbol()
-                keep[rep] = max(keep.get(rep, low.get(rep, 1)), low.get(y, 1))
-            q2 = query.subs(ren)
-            a2 = tuple(dict.fromkeys([*(f.subs(ren) for f in assume),
-                                      *(shapes.ge(shapes.sym(x), k) for x, k in keep.items())]))
-            ans = self.decide(q2, tuple(f for f in a2 if f != T), quick=quick)
+        merged = merge_equal_symbols(query, assume)
+        if merged is not None:  # x == y assumed: decide the equivalent problem over x
+            q2, a2, ren = merged
+            ans = self.decide(q2, a2, quick=quick)
             if ans.cex is not None:
-                cex = dict(ans.cex)
-                for y, x in ren.items():
-                    cex[y] = x.evaluate(cex)
-                ans = Answer(ans.status, cex, ans.reason, ans.vacuous)
+                ans = Answer(ans.status, unmerge(ans.cex, ren), ans.reason, ans.vacuous)
             self._cache[key] = ans
             return ans
         quot = None if self._splitting else self._divisions(query, assume)
         if quot:  # x // G, x % G (symbolic G >= 1): decide it over x = G*q + r
-            low = declared_lower_bounds(assume)
-            facts = list(quot.facts())
-            for x, g, q, r in quot.splits:
-                facts += [shapes.ge(shapes.sym(q), INT64_MIN),
-                          shapes.ge(g * shapes.sym(q) + shapes.sym(r), low.get(x, 1))]
-            q2 = quot.rewrite(query)
-            a2 = tuple(dict.fromkeys([*(quot.rewrite(f) for f in assume), *facts]))
-            ans = self.decide(q2, tuple(f for f in a2 if f != T), quick=quick)
+            q2, a2 = split_divisions(query, assume, quot)
+            ans = self.decide(q2, a2, quick=quick)
             if ans.cex is not None:
                 try:
-                    cex = quot.complete(dict(ans.cex))
-                    ans = Answer(ans.status, {k: int(v.evaluate(cex)) if isinstance(
-                        v, shapes.Expr) else v for k, v in cex.items()}, ans.reason, ans.vacuous)
+                    ans = Answer(ans.status, unsplit(ans.cex, quot), ans.reason, ans.vacuous)
                 except (shapes.ShapeError, ZeroDivisionError):
                     ans = Answer("unknown", reason="a counterexample could not be mapped back")
             self._cache[key] = ans
             return ans
         t0 = time.perf_counter()
-        given = set(conjuncts(list(assume)))
-        rest = [f for f in conjuncts([query]) if f not in given]
+        given = set(flatten(list(assume)))
+        rest = [f for f in flatten([query]) if f not in given]
         if not rest:  # every part of the query is one of the assumptions
             ans = Answer("proved")
             self._cache[key] = ans
@@ -239,7 +221,7 @@ class Decider:
         :func:`tileproof.shapes._context.weaker`).  Refutations are ignored (the dropped
         assumptions may exclude them)."""
         names = query.free_symbols()
-        parts = conjuncts(list(assume))
+        parts = flatten(list(assume))
         tried: set[int] = set()
         for _hop in range(2):  # the query's own symbols, then their small neighbourhood
             local = tuple(f for f in parts if f.free_symbols() <= names)
@@ -288,6 +270,61 @@ class Decider:
         return Answer("refuted", cex=cex)
 
 
+def merge_equal_symbols(query: shapes.Formula, assume: Sequence[shapes.Formula]):
+    """``(query', assume', ren)``: the problem with every symbol ``y`` assumed equal to a
+    symbol ``x`` replaced by ``x`` (``ren = {y: x}``), or None when there is none.
+
+    An equivalence: a point of the new problem extended by ``y = x`` is a point of the old
+    one and conversely, provided ``x`` keeps the larger of the two declared lower bounds
+    (``1`` by default), stated as a literal ``x >= k``.
+    """
+    ren = equal_symbols(assume)
+    if not ren:
+        return None
+    low = declared_lower_bounds(assume)
+    keep: dict[str, int] = {}
+    for y, x in ren.items():  # the class keeps the largest lower bound (1 by default)
+        rep = x.as_symbol()
+        keep[rep] = max(keep.get(rep, low.get(rep, 1)), low.get(y, 1))
+    q2 = query.subs(ren)
+    a2 = tuple(dict.fromkeys([*(f.subs(ren) for f in assume),
+                              *(shapes.ge(shapes.sym(x), k) for x, k in keep.items())]))
+    return q2, tuple(f for f in a2 if f != T), ren
+
+
+def unmerge(cex: dict[str, int], ren: dict[str, shapes.Expr]) -> dict[str, int]:
+    """A counterexample of the merged problem as one of the original (``y = x``)."""
+    out = dict(cex)
+    for y, x in ren.items():
+        out[y] = x.evaluate(out)
+    return out
+
+
+def split_divisions(query: shapes.Formula, assume: Sequence[shapes.Formula], quot):
+    """``(query', assume')`` over ``x = G*q + r, 0 <= r < G`` for the splits of ``quot``
+    (:class:`._witness.Quotients`, every ``G`` proved ``>= 1`` by the caller).
+
+    An equivalence: for ``G >= 1`` every ``x`` has exactly one such ``(q, r)``, so
+    ``x // G = q`` and ``x % G = r``; ``q`` is any integer (a literal ``q >= INT64_MIN``)
+    and ``x``'s lower bound (declared, ``1`` by default) is kept as ``G*q + r >= k``.
+    """
+    low = declared_lower_bounds(assume)
+    facts = list(quot.facts())
+    for x, g, q, r in quot.splits:
+        facts += [shapes.ge(shapes.sym(q), INT64_MIN),
+                  shapes.ge(g * shapes.sym(q) + shapes.sym(r), low.get(x, 1))]
+    q2 = quot.rewrite(query)
+    a2 = tuple(dict.fromkeys([*(quot.rewrite(f) for f in assume), *facts]))
+    return q2, tuple(f for f in a2 if f != T)
+
+
+def unsplit(cex: dict[str, int], quot) -> dict[str, int]:
+    """A counterexample of the split problem as one of the original (``x = G*q + r``)."""
+    full = quot.complete(dict(cex))
+    return {k: int(v.evaluate(full)) if isinstance(v, shapes.Expr) else v
+            for k, v in full.items()}
+
+
 def nonlinear(f) -> bool:
     """Does ``f`` multiply two non-constant quantities, or divide by one (anywhere)?"""
     return not is_linear([f])
@@ -303,7 +340,7 @@ def equal_symbols(assume: Sequence[shapes.Formula]) -> dict[str, shapes.Expr]:
             n = parent[n]
         return n
 
-    for f in conjuncts(list(assume)):
+    for f in flatten(list(assume)):
         if isinstance(f, shapes.Cmp) and f.op == "==":
             a, b = f.lhs.as_symbol(), f.rhs.as_symbol()
             if a and b and a != b:
@@ -312,14 +349,3 @@ def equal_symbols(assume: Sequence[shapes.Formula]) -> dict[str, shapes.Expr]:
                     lo, hi = sorted((ra, rb))
                     parent[hi] = lo
     return {n: shapes.sym(find(n)) for n in parent}
-
-
-def conjuncts(fs: list) -> list:
-    out = []
-    for f in fs:
-        if isinstance(f, shapes.BoolOp) and f.kind == "and":
-            out += conjuncts(list(f.args))
-        else:
-            out.append(f)
-    return out
-

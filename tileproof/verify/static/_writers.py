@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from ... import shapes
 from ...model import Access
+from ...shapes._context import flatten
 from ._context import INT64_MIN, Analysis, Answer, Instance, Site, all_eq
-from ._decide import conjuncts
 from ._explain import plain
 from ._witness import Dim, Quotients, solve
 
@@ -284,7 +284,7 @@ def _refutes(q: shapes.Formula, assume, cex) -> bool:
 
 
 def _parts_proved(an: Analysis, c: shapes.Formula, assume) -> bool:
-    parts = conjuncts([c])
+    parts = flatten([c])
     return len(parts) > 1 and all(an.decide(p, assume).proved for p in parts)
 
 
