@@ -287,3 +287,43 @@ def test_witness_decision_agrees_with_enumeration():
         assume = tuple(_random_cmp(rng) for _ in range(rng.randint(0, 2)))
         ans = decide_witnesses(_fresh(), cands, q, assume)
         _check_answer(ans, q, assume, "witnesses")
+
+
+# ------------------------------------------------------------- the same through a spec
+
+
+def _min_index_kernel(low: int):
+    """``x[min(0, N - 1)]`` with ``N >= low`` declared inside a nonlinear assumption: at
+    ``N = 0`` the index is ``-1``.  The linear-first attempt drops the nonlinear
+    conjunction and, before the fix, with it the declaration, so ``N >= 1`` (the default)
+    proved the load in bounds."""
+    import jax.numpy as jnp
+
+    import tileproof.spec as tp
+
+    @tp.kernel(grid={"b": "B"}, assume=[f"N >= {low} and N*M <= 64", "B <= 4"],
+               tensors=dict(x=tp.Input(("M",)), y=tp.Output(("B",))))
+    def k(x, y):
+        b = tp.program_id(0)
+        n = tp.size("N")
+        tp.store(y, (b,), tp.load(x, (jnp.minimum(n - 1, 0),)))
+
+    return k
+
+
+def _bounds_of_x(low: int):
+    from tileproof.lowering import lower
+    from tileproof.verify.static import check_static
+
+    obs = check_static(lower(_min_index_kernel(low)), kinds=("shape", "bounds"))
+    return next(o for o in obs if o.kind == "bounds" and "load x" in o.message)
+
+
+def test_a_declaration_inside_a_nonlinear_assumption_is_kept():
+    ob = _bounds_of_x(0)
+    assert ob.status == "violated", ob
+    assert ob.counterexample["N"] == 0 and ob.counterexample["element[0]"] == -1
+
+
+def test_a_declaration_inside_a_nonlinear_assumption_twin_is_proved():
+    assert _bounds_of_x(1).status == "proved"

@@ -30,19 +30,15 @@ from ._expr import (
     Cmp,
     Expr,
     Formula,
+    _rebuild,
     as_expr,
-    cdiv,
     conj,
     disj,
     eq,
-    floordiv,
     ge,
     gt,
     le,
     lt,
-    maximum,
-    minimum,
-    mod,
     ne,
     negate,
     sym,
@@ -136,18 +132,7 @@ class _Atomiser:
         if k == "where":
             c, x, y = a.args
             return where(self.formula(c), self.expr(x), self.expr(y))
-        args = [self.expr(x) for x in a.args]
-        if k == "floordiv":
-            return floordiv(*args)
-        if k == "mod":
-            return mod(*args)
-        if k == "cdiv":
-            return cdiv(*args)
-        if k == "min":
-            return minimum(*args)
-        if k == "max":
-            return maximum(*args)
-        return abs(args[0])
+        return _rebuild(k, [self.expr(x) for x in a.args])
 
     def formula(self, f: Formula) -> Formula:
         if isinstance(f, Cmp):

@@ -221,36 +221,31 @@ def compare(op: str, lhs: Expr, rhs: Expr) -> Formula:
     return Cmp(op, lhs, rhs)
 
 
-def conj(*args: Formula | bool) -> Formula:
+def _junction(kind: str, args) -> Formula:
+    """``and`` (``kind == "and"``) or ``or`` of ``args``: nested ones of the same kind
+    flattened, repeats dropped, the neutral constant skipped, the absorbing one returned."""
+    absorbing = kind == "or"  # True absorbs an or, False an and
     flat: list[Formula] = []
     for a in map(_as_formula, args):
         if isinstance(a, BoolConst):
-            if not a.value:
-                return FALSE
+            if a.value == absorbing:
+                return TRUE if absorbing else FALSE
             continue
-        if isinstance(a, BoolOp) and a.kind == "and":
+        if isinstance(a, BoolOp) and a.kind == kind:
             flat.extend(a.args)
         elif a not in flat:
             flat.append(a)
     if not flat:
-        return TRUE
-    return flat[0] if len(flat) == 1 else BoolOp("and", tuple(flat))
+        return FALSE if absorbing else TRUE
+    return flat[0] if len(flat) == 1 else BoolOp(kind, tuple(flat))
+
+
+def conj(*args: Formula | bool) -> Formula:
+    return _junction("and", args)
 
 
 def disj(*args: Formula | bool) -> Formula:
-    flat: list[Formula] = []
-    for a in map(_as_formula, args):
-        if isinstance(a, BoolConst):
-            if a.value:
-                return TRUE
-            continue
-        if isinstance(a, BoolOp) and a.kind == "or":
-            flat.extend(a.args)
-        elif a not in flat:
-            flat.append(a)
-    if not flat:
-        return FALSE
-    return flat[0] if len(flat) == 1 else BoolOp("or", tuple(flat))
+    return _junction("or", args)
 
 
 def negate(a: Formula | bool) -> Formula:

@@ -9,7 +9,7 @@ no ``cdiv``, ``abs`` or ``where``: ``cdiv(n, d)`` becomes ``-((-n) // d)``
 
 from __future__ import annotations
 
-from ._expr import Expr, ShapeError, Sym, as_expr, floordiv, maximum, minimum, mod, sym
+from ._expr import Expr, ShapeError, Sym, _rebuild, as_expr, sym
 
 __all__ = ["from_jax", "to_jax"]
 
@@ -93,12 +93,6 @@ def _factor_from_jax(f) -> Expr:
         return sym(f.var)
     ops = [from_jax(o) for o in f.operands]
     kind = f.operation
-    if kind == "floordiv":
-        return floordiv(*ops)
-    if kind == "mod":
-        return mod(*ops)
-    if kind == "max":
-        return maximum(*ops)
-    if kind == "min":
-        return minimum(*ops)
+    if kind in ("floordiv", "mod", "max", "min"):  # the same operations as ours
+        return _rebuild(kind, ops)
     raise ShapeError(f"unsupported JAX dimension operation {kind!r} in {f}")
