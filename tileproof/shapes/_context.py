@@ -31,7 +31,7 @@ from ._normal import divisors, simplify, substitute
 from ._search import holds, points
 
 __all__ = ["Context", "clear_memo", "declared_lower_bounds", "flatten", "lower_bound_decl",
-           "weaker"]
+           "var_bounds", "weaker"]
 
 _ROUNDS = 8
 _WITNESS_POINTS = 64
@@ -72,6 +72,41 @@ def declared_lower_bounds(fs: Iterable[Formula]) -> dict[str, int]:
         if d is not None:
             declared[d[0]] = max(declared.get(d[0], d[1]), d[1])
     return declared
+
+
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "=="}
+
+
+def var_bounds(f: Formula, var: str) -> tuple[list[Expr], list[Expr], bool]:
+    """``(los, his, exact)`` read off the conjuncts of ``f`` that compare ``var`` alone with
+    a side free of it: lower bounds ``var >= lo`` and exclusive upper bounds ``var < hi``
+    in the order met (an equality gives one of each); ``exact`` when every conjunct is
+    such a comparison (``!=`` is not), so that ``f`` is exactly ``max(los) <= var < min(his)``.
+
+    Used for the value ranges of index tensors (``values="0 <= v < P"``).
+    """
+    los: list[Expr] = []
+    his: list[Expr] = []
+    exact = True
+    stack = [f]
+    while stack:
+        g = stack.pop()
+        if isinstance(g, BoolOp) and g.kind == "and":
+            stack.extend(g.args)
+            continue
+        if not isinstance(g, Cmp) or g.op == "!=":
+            exact = False
+            continue
+        for a, op, b in ((g.lhs, g.op, g.rhs), (g.rhs, _FLIP[g.op], g.lhs)):
+            if a.as_symbol() == var and var not in b.free_symbols():
+                if op in (">=", ">", "=="):
+                    los.append(b + 1 if op == ">" else b)
+                if op in ("<=", "<", "=="):
+                    his.append(b if op == "<" else b + 1)
+                break
+        else:
+            exact = False
+    return los, his, exact
 
 
 def weaker(assume: Iterable[Formula], kept: Iterable[Formula]) -> list[Formula]:

@@ -42,8 +42,8 @@ from .._report import Obligation
 from ._context import INT64_MIN, Analysis, Answer, Site, all_eq
 from ._decide import equal_symbols, nonlinear
 from ._explain import plain
-from ._witness import Dim, Quotients, replace_atoms, solve
-from ._writers import decide_witnesses, positive, reach, unknown_ranges
+from ._witness import replace_atoms, solve
+from ._writers import access_dims, decide_witnesses, reach, unknown_ranges
 
 __all__ = ["WRITES", "check", "check_writes"]
 
@@ -121,11 +121,7 @@ def _candidates(an: Analysis, site: Site, element, tag: str) -> tuple[list, str]
     unknowns = unknown_ranges(an, site, inst)
     base = [inst(f) for f in reach(an, site)]
     equal = all_eq([inst(x) for x in acc.element()], element)
-    quot = Quotients.find([inst(d.start) for d in acc.dims], unknowns,
-                          lambda g: positive(an, site, g))
-    coords = iter(acc.coord_ranges())
-    dims = [Dim(quot.rewrite(inst(d.start)), e, None if d.point else inst.name(next(coords)[0]),
-                d.size) for d, e in zip(acc.dims, element)]
+    quot, dims = access_dims(an, site, inst, element, unknowns)
     equal = quot.rewrite(equal)
     base = [quot.rewrite(f) for f in base] + quot.facts()
     unknowns = quot.unknowns(unknowns)

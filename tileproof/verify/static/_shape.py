@@ -23,6 +23,7 @@ import time
 
 from ... import shapes
 from ...model import Access, Arith, Branch, Comm, Divide, Fold, Loop
+from ...shapes._context import var_bounds
 from ...shapes._normal import divisors
 from .._report import Obligation
 from ._context import Analysis, Answer, implies
@@ -127,9 +128,6 @@ def _domain(an: Analysis) -> Obligation:
                       reason=d.reason or "undecided", seconds=time.perf_counter() - t0)
 
 
-_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "=="}
-
-
 def _value_interval(values: shapes.Formula):
     """``(los, his)`` with ``values`` exactly ``max(los) <= v < min(his)``, or None.
 
@@ -137,24 +135,8 @@ def _value_interval(values: shapes.Formula):
     ``v``-free bounds: then the number of admissible values is ``min(his) - max(los)``.
     Any other conjunct (``v % 2 == 0``, ``v != 3``) makes the count unknown.
     """
-    los, his, stack = [], [], [values]
-    while stack:
-        f = stack.pop()
-        if isinstance(f, shapes.BoolOp) and f.kind == "and":
-            stack.extend(f.args)
-            continue
-        if not isinstance(f, shapes.Cmp) or f.op == "!=":
-            return None
-        for a, op, b in ((f.lhs, f.op, f.rhs), (f.rhs, _FLIP[f.op], f.lhs)):
-            if a.as_symbol() == "v" and "v" not in b.free_symbols():
-                if op in (">=", ">", "=="):
-                    los.append(b + 1 if op == ">" else b)
-                if op in ("<=", "<", "=="):
-                    his.append(b if op == "<" else b + 1)
-                break
-        else:
-            return None
-    return (los, his) if los and his else None
+    los, his, exact = var_bounds(values, "v")
+    return (los, his) if exact and los and his else None
 
 
 def _distinct_fill(an: Analysis, name: str, t) -> Obligation:

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 from ... import shapes
 from ...model import Access
-from ...shapes._context import flatten
+from ...shapes._context import flatten, var_bounds
 from ._context import INT64_MIN, Analysis, Answer, Instance, Site, all_eq
 from ._explain import plain
 from ._witness import Dim, Quotients, solve
 
-__all__ = ["Witness", "decide_witnesses", "positive", "reach", "unknown_ranges", "why_unknown",
+__all__ = ["Witness", "access_dims", "decide_witnesses", "positive", "reach", "unknown_ranges", "why_unknown",
            "witnesses"]
 
 
@@ -66,6 +66,21 @@ class Witness:
         return self.quot.rewrite(f).subs(self.sub)
 
 
+def access_dims(an: Analysis, site: Site, inst: Instance, element,
+                unknowns: dict) -> tuple[Quotients, list[Dim]]:
+    """The dimensions of the access at ``site`` (instance ``inst``) as equations
+    ``start_k = element_k`` to solve for ``unknowns`` (:func:`._witness.solve`), with every
+    ``x // G``, ``x % G`` of an unknown ``x`` by a symbolic ``G`` proved ``>= 1`` split
+    into ``x = G*q + r`` first (:class:`._witness.Quotients`)."""
+    acc: Access = site.node
+    quot = Quotients.find([inst(d.start) for d in acc.dims], unknowns,
+                          lambda g: positive(an, site, g))
+    coords = iter(acc.coord_ranges())
+    dims = [Dim(quot.rewrite(inst(d.start)), e, None if d.point else inst.name(next(coords)[0]),
+                d.size) for d, e in zip(acc.dims, element)]
+    return quot, dims
+
+
 def witnesses(an: Analysis, site: Site, element, tag: str) -> tuple[list[Witness], str]:
     """``([Witness], why)``: candidate writers of ``element`` by the store ``site``; ``why``
     says why there are none (an index through data).
@@ -86,13 +101,7 @@ def witnesses(an: Analysis, site: Site, element, tag: str) -> tuple[list[Witness
     for tr in tables:
         unknowns[tr.value] = tr.bounds
     # x // G, x % G of an unknown x (symbolic G >= 1): x = G*q + r over fresh q, r
-    quot = Quotients.find([inst(d.start) for d in acc.dims], unknowns,
-                          lambda g: positive(an, site, g))
-    coords = iter(acc.coord_ranges())
-    dims = []
-    for d, e in zip(acc.dims, element):
-        dims.append(Dim(quot.rewrite(inst(d.start)), e,
-                        None if d.point else inst.name(next(coords)[0]), d.size))
+    quot, dims = access_dims(an, site, inst, element, unknowns)
     extra: list[shapes.Formula] = []
     for tr in tables:  # the table entry read holds the key: its position is the table's
         dims.append(Dim(quot.rewrite(tr.index), tr.at, None))
@@ -227,24 +236,9 @@ def _table_reads(an: Analysis, inst: Instance, names: set[str]) -> list[_TableRe
 
 def _key_bounds(t) -> tuple:
     """``(lo, hi)`` (symbolic, ``hi`` exclusive) from a table's ``values`` where it states them
-    literally; only used to pick candidates, never assumed."""
-    lo, hi = shapes.as_expr(0), shapes.as_expr(1)
-    stack = [t.values]
-    while stack:
-        f = stack.pop()
-        if isinstance(f, shapes.BoolOp) and f.kind == "and":
-            stack.extend(f.args)
-        elif isinstance(f, shapes.Cmp):
-            for a, op, b in ((f.lhs, f.op, f.rhs), (f.rhs, _FLIP.get(f.op, ""), f.lhs)):
-                if a.as_symbol() == "v" and "v" not in b.free_symbols():
-                    if op in (">=", ">"):
-                        lo = b + int(op == ">")
-                    elif op in ("<", "<="):
-                        hi = b + int(op == "<=")
-    return lo, hi
-
-
-_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "=="}
+    literally (the last of each met); only used to pick candidates, never assumed."""
+    los, his, _exact = var_bounds(t.values, "v")
+    return (los[-1] if los else shapes.as_expr(0)), (his[-1] if his else shapes.as_expr(1))
 
 
 def decide_witnesses(an: Analysis, cands: list, q: shapes.Formula, assume) -> Answer:
