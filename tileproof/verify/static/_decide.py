@@ -11,19 +11,22 @@ is sound:
    symbols, ``y`` is replaced by ``x`` everywhere and the class keeps the
    largest declared lower bound.  An equivalence: the points of the new problem
    are exactly those of the old with ``y = x``; a counterexample gets ``y`` back.
-2. **Division split** (:meth:`Decider._divisions`, :func:`split_divisions`): ``x // G`` and ``x % G`` of
-   a symbol ``x`` by a symbolic ``G`` proved ``>= 1`` become ``q`` and ``r`` with
-   ``x = G*q + r, 0 <= r < G`` (:class:`._witness.Quotients`).  An equivalence
-   (each ``x`` has exactly one such ``(q, r)`` when ``G >= 1``); ``x``'s lower
-   bound is kept as ``G*q + r >= k``.
+2. **Division split** (:meth:`Decider._divisions`, :func:`split_divisions`):
+   ``x // G`` and ``x % G`` of a symbol ``x`` by a symbolic ``G`` proved ``>= 1``
+   become ``q`` and ``r`` with ``x = G*q + r, 0 <= r < G``
+   (:class:`._witness.Quotients`).  An equivalence (each ``x`` has exactly one such
+   ``(q, r)`` when ``G >= 1``); ``x``'s lower bound is kept as ``G*q + r >= k``.
 3. **Syntactic**: every conjunct of the query is one of the assumptions.
 4. **Linear first** (:meth:`Decider._linear_first`): the query under the linear
-   assumptions alone.  A proof from fewer hypotheses is a proof; a refutation
-   counts only when it evaluates as one under *all* assumptions.
+   assumptions alone.  A proof from fewer hypotheses is a proof, provided no
+   symbol's domain narrows: a lower-bound declaration inside a dropped assumption
+   (``N >= 0 and N*M <= 64``) is restored (:func:`tileproof.shapes._context.weaker`).
+   A refutation counts only when it evaluates as one under *all* assumptions.
 5. **Relaxed** (:meth:`Decider._relaxed`): nonlinear terms as opaque symbols
    (:mod:`tileproof.shapes._atomise`); only a proof counts.
 6. **Local first** (:meth:`Decider._local_first`): the query under the
-   assumptions about its own symbols (then their neighbours); only a proof counts.
+   assumptions about its own symbols (then their neighbours), declarations
+   restored as in 4; only a proof counts.
 7. **The full problem**, :func:`tileproof.shapes.prove`, its counterexample
    re-evaluated (:meth:`Decider._answer`).  ``inconsistent`` assumptions (the
    context is unreachable) give a *vacuous* proof only once the domain itself
@@ -41,9 +44,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ... import shapes
+from ...shapes._atomise import atomise
 from ...shapes._context import declared_lower_bounds, flatten, weaker
 from ...shapes._relax import is_linear
 from ...shapes._solver import RLIMIT
+from ._witness import Quotients, division_atoms
 
 __all__ = ["CHECK_BUDGET", "INT64_MIN", "Answer", "Decider", "equal_symbols",
            "merge_equal_symbols", "nonlinear", "split_divisions", "unmerge", "unsplit"]
@@ -66,7 +71,6 @@ class Answer:
     @property
     def proved(self) -> bool:
         return self.status == "proved"
-
 
 
 class Decider:
@@ -97,9 +101,8 @@ class Decider:
                quick: bool = False) -> Answer:
         """``prove(query, assume)``, counterexample re-checked; unreachable means vacuous.
 
-        Cheaper sound attempts come first: the query is one of the assumptions; it holds
-        under the linear assumptions alone; it holds in the linear relaxation (nonlinear
-        terms as opaque symbols, :mod:`tileproof.shapes._atomise`).  ``quick`` stops there (``unknown``).
+        The strategies of the module docstring, in its order, each answer cached;
+        ``quick`` stops after the relaxation (``unknown``).
         """
         key = (query, tuple(assume), quick)
         got = self._cache.get(key)
@@ -193,8 +196,6 @@ class Decider:
         symbol, ``G`` symbolic, free of ``x`` and provably ``>= 1`` here): see
         :class:`._witness.Quotients`; an equivalence, so proofs and counterexamples carry
         over (``x`` of a counterexample is ``G*q + r``)."""
-        from ._witness import Quotients, division_atoms
-
         atoms: list = []
         for f in (query, *assume):
             division_atoms(f, atoms)
@@ -236,8 +237,6 @@ class Decider:
 
     def _relaxed(self, query, assume) -> Answer | None:
         """Proved in the linear relaxation (see :mod:`tileproof.shapes._atomise`), or None."""
-        from ...shapes._atomise import atomise
-
         got = atomise(query, assume)
         if got is None:
             return None
