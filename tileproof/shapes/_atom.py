@@ -73,7 +73,6 @@ class Op(Atom):
         return _atom_str(self)
 
 
-
 Monomial = tuple  # tuple[tuple[Atom, int], ...] sorted by atom; () is the constant
 
 

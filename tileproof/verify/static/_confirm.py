@@ -22,7 +22,7 @@ __all__ = ["all_elements", "cells_of", "data_of", "noun", "run_events", "store_c
 
 
 def run_events(an: Analysis, sizes: dict, data: dict | None = None,
-            cells: dict | None = None) -> list:
+               cells: dict | None = None) -> list:
     """Concrete events at these sizes and data values (one run per distinct input)."""
     key = ("events", tuple(sorted(sizes.items())), tuple(sorted((data or {}).items())),
            tuple(sorted((cells or {}).items())))
@@ -56,7 +56,6 @@ def stores_of(evs, name: str) -> list:
             and ev.node.tensor == name]
 
 
-
 def unwritten_rows(t, sizes, element, writes, limit: int = 4096) -> list[int]:
     """First-dimension indices (the others as in ``element``) that no write touches."""
     n0 = t.shape[0].evaluate(sizes) if t.shape else 0
@@ -75,7 +74,6 @@ def store_counts(an: Analysis, stores: list[Site], writes, sizes) -> str:
         parts.append(f"the store at {s.loc.short} runs {n} time{'s' * (n != 1)}")
     grid = ", ".join(f"{p} < {an.extents[p]} = {an.extents[p].evaluate(sizes)}" for p in an.pids)
     return f"; {'; '.join(parts)}" + (f" (grid {grid})" if grid else "")
-
 
 
 def noun(what: str, vals) -> str:
@@ -108,7 +106,6 @@ def data_of(an: Analysis, cex: dict, tag: str | None = None) -> dict[str, int]:
     return out
 
 
-
 def all_elements(dims, limit: int = 1 << 20):
     total = 1
     for d in dims:
@@ -116,7 +113,6 @@ def all_elements(dims, limit: int = 1 << 20):
     if total > limit:
         raise interp.TooLarge(f"{total} elements")
     return itertools.product(*(range(d) for d in dims))
-
 
 
 def _before(seq: int, lane, ev) -> bool:

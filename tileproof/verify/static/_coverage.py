@@ -73,14 +73,12 @@ def check(an: Analysis) -> list[Obligation]:
     return out
 
 
-
 def _elements(t, tag="_e") -> tuple[list[shapes.Expr], list[shapes.Formula]]:
     es = [shapes.sym(f"{tag}{k}") for k in range(len(t.shape))]
     rng = []
     for e, n in zip(es, t.shape):
         rng += [shapes.ge(e, 0), shapes.lt(e, n)]
     return es, rng
-
 
 
 # ---------------------------------------------------------------------------- existence
@@ -154,7 +152,6 @@ def _search(an: Analysis, site: Site, title: str, why: str, t0: float, name: str
     return _confirm_unwritten(an, stores, title, t0, name, sizes, missing, dict(sizes), evs)
 
 
-
 def _confirm_unwritten(an, stores, title, t0, name, sizes, element, cex, evs=None):
     t = an.model.tensors[name]
     try:
@@ -181,11 +178,9 @@ def _confirm_unwritten(an, stores, title, t0, name, sizes, element, cex, evs=Non
                          cex=cx, t0=t0, detail={"element": list(element)})
 
 
-
 def _at(ob: Obligation, loc) -> Obligation:
     ob.location = loc
     return ob
-
 
 
 # ---------------------------------------------------------------------------- uniqueness
@@ -209,7 +204,6 @@ def relevant_loops(an: Analysis, site: Site) -> list[str]:
             break
         names |= more
     return [lp.var for lp in site.loops if lp.var in names]
-
 
 
 def _unique(an: Analysis, a: Site, others: list[Site]) -> Obligation:

@@ -159,7 +159,6 @@ class Explainer:
             return UNKNOWN
 
 
-
 def plain(e, an: Explainer) -> str:
     """An expression as a user reads it: ``i_29`` -> ``i``, ``block_table_23`` -> ``block_table[b, i]``."""
     text = str(e)

@@ -40,7 +40,6 @@ def lane_order(an: Analysis, a: Site, x: Instance, b: Site, y: Instance,
     return shapes.conj(same, shapes.lt(pa, pb) if strict else shapes.ne(pa, pb))
 
 
-
 def before(an: Analysis, s: Site, w: Instance, ld: Site, r: Instance) -> shapes.Formula:
     """The store instance ``w`` of ``s`` happens before the load instance ``r`` of ``ld``."""
     earlier = shapes.lt(w(s.phase), r(ld.phase))

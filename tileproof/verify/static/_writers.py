@@ -288,7 +288,6 @@ def positive(an: Analysis, site: Site, g: shapes.Expr) -> bool:
     return an.decide(q, an.assume(an.scope(site), query=q)).status == "proved"
 
 
-
 def why_unknown(ans: Answer) -> Answer:
     if ans.status == "unknown":
         return Answer("unknown", reason=f"the witness method could not decide: {ans.reason}")
