@@ -14,9 +14,11 @@ no assumption is baked into an expression.
 
 The algebra is layered without import cycles: :mod:`._print` (text, a leaf)
 <- :mod:`._atom` (atoms, memo tables) <- :mod:`._formula` (conditions) <- this
-module (expressions, the opaque operations, comparisons).  This module is the
-algebra's facade: it re-exports the atoms and conditions, so callers import
-everything from here.
+module (expressions, the opaque operations, comparisons).  Expressions and the
+opaque operations stay together: ``Expr.__floordiv__`` and ``Expr.subs`` build
+and re-normalise operations, and the operations build expressions.  This module
+is the algebra's facade: it re-exports the atoms and conditions, so callers
+import everything from here.
 """
 
 from __future__ import annotations
