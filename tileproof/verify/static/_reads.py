@@ -41,9 +41,8 @@ from ...spec._decl import Region, index_names
 from .._report import Obligation
 from ._context import INT64_MIN, Analysis, Answer, Site, all_eq
 from ._decide import equal_symbols, nonlinear
-from ._explain import plain
-from ._witness import replace_atoms, solve
-from ._writers import access_dims, decide_witnesses, reach, unknown_ranges
+from ._witness import replace_atoms
+from ._writers import access_dims, decide_witnesses, invert, reach, unknown_ranges
 
 __all__ = ["WRITES", "check", "check_writes"]
 
@@ -125,13 +124,9 @@ def _candidates(an: Analysis, site: Site, element, tag: str) -> tuple[list, str]
     equal = quot.rewrite(equal)
     base = [quot.rewrite(f) for f in base] + quot.facts()
     unknowns = quot.unknowns(unknowns)
-    stuck: list = []
-    cands = [quot.complete(w) for w in solve(dims, unknowns, stuck)]
-    if stuck:
-        d = stuck[0]
-        return [], (f"the index map of the {acc.kind} at {acc.loc.short} cannot be inverted"
-                        f" (an index {plain(d.start, an)} of {acc.tensor} mixes program and "
-                        "loop indices non-linearly)")
+    cands, why = invert(an, acc, dims, unknowns, quot)
+    if why:
+        return [], why
     out = []
     for w in cands:
         f = shapes.conj(*(x.subs(w) for x in base), equal.subs(w))

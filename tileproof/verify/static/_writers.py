@@ -19,7 +19,7 @@ from ._context import INT64_MIN, Analysis, Answer, Instance, Site, all_eq
 from ._explain import plain
 from ._witness import Dim, Quotients, solve
 
-__all__ = ["Witness", "access_dims", "decide_witnesses", "positive", "reach", "unknown_ranges", "why_unknown",
+__all__ = ["Witness", "access_dims", "decide_witnesses", "invert", "positive", "reach", "unknown_ranges", "why_unknown",
            "witnesses"]
 
 
@@ -81,6 +81,20 @@ def access_dims(an: Analysis, site: Site, inst: Instance, element,
     return quot, dims
 
 
+def invert(an: Analysis, acc: Access, dims: list[Dim], unknowns: dict,
+           quot: Quotients) -> tuple[list[dict], str]:
+    """``(candidates, why)``: the assignments of ``unknowns`` that :func:`._witness.solve`
+    reads off ``dims`` (divisions mapped back, ``x = G*q + r``), or none and why."""
+    stuck: list = []
+    cands = [quot.complete(w) for w in solve(dims, unknowns, stuck)]
+    if stuck:
+        d = stuck[0]
+        return [], (f"the index map of the {acc.kind} at {acc.loc.short} cannot be inverted "
+                    f"(an index {plain(d.start, an)} of {acc.tensor} mixes the program and "
+                    "loop indices non-linearly)")
+    return cands, ""
+
+
 def witnesses(an: Analysis, site: Site, element, tag: str) -> tuple[list[Witness], str]:
     """``([Witness], why)``: candidate writers of ``element`` by the store ``site``; ``why``
     says why there are none (an index through data).
@@ -111,13 +125,9 @@ def witnesses(an: Analysis, site: Site, element, tag: str) -> tuple[list[Witness
     base = [quot.rewrite(f) for f in base] + quot.facts()
     unknowns = quot.unknowns(unknowns)
     why = ""
-    stuck: list = []
-    cands = [quot.complete(w) for w in solve(dims, unknowns, stuck)]
-    if stuck:
-        d = stuck[0]
-        return [], (f"the index map of the store at {acc.loc.short} cannot be inverted "
-                    f"(an index {plain(d.start, an)} of {acc.tensor} mixes the program and "
-                    "loop indices non-linearly)")
+    cands, why = invert(an, acc, dims, unknowns, quot)
+    if why:
+        return [], why
     out: list[Witness] = []
     for w in cands:
         eq_w = equal.subs(w)
