@@ -506,50 +506,46 @@ def _monomial_quotient(n: Expr, d: Expr) -> Expr | None:
     return quotient if not rest.terms else None
 
 
-def floordiv(n: ExprLike, d: ExprLike) -> Expr:
-    """``n // d`` with Python (floor) semantics."""
+_ROUND = {  # constant quotients, Python semantics
+    "floordiv": lambda a, b: a // b,
+    "cdiv": lambda a, b: -((-a) // b),
+}
+
+
+def _quotient(kind: str, n: ExprLike, d: ExprLike) -> Expr:
+    """``n // d`` (``kind`` "floordiv") or ``cdiv(n, d)`` in normal form: constants folded,
+    a negative constant divisor moved to the dividend, multiples of a constant divisor
+    taken out (``(16*a + r) // 16 == a + r // 16``), an exact monomial quotient taken."""
     n, d = as_expr(n), as_expr(d)
     if d.is_const:
         dv = d.const_value
         if dv == 0:
-            raise ShapeError(f"division by zero in ({n}) // 0")
+            raise ShapeError(f"division by zero in ({n}) // 0" if kind == "floordiv"
+                             else f"division by zero in cdiv({n}, 0)")
         if n.is_const:
-            return Expr.const(n.const_value // dv)
+            return Expr.const(_ROUND[kind](n.const_value, dv))
         if dv < 0:
-            return floordiv(-n, -dv)
+            return _quotient(kind, -n, -dv)
         if dv == 1:
             return n
         q, r = _split_multiple(n, dv)
         if r.is_const:
-            return q + r.const_value // dv
-        return q + Expr.atom(Op("floordiv", (r, Expr.const(dv))))
+            return q + _ROUND[kind](r.const_value, dv)
+        return q + Expr.atom(Op(kind, (r, Expr.const(dv))))
     quotient = _monomial_quotient(n, d)
     if quotient is not None:
         return quotient
-    return Expr.atom(Op("floordiv", (n, d)))
+    return Expr.atom(Op(kind, (n, d)))
+
+
+def floordiv(n: ExprLike, d: ExprLike) -> Expr:
+    """``n // d`` with Python (floor) semantics."""
+    return _quotient("floordiv", n, d)
 
 
 def cdiv(n: ExprLike, d: ExprLike) -> Expr:
     """Ceiling division ``-((-n) // d)``: the number of tiles of size d covering n."""
-    n, d = as_expr(n), as_expr(d)
-    if d.is_const:
-        dv = d.const_value
-        if dv == 0:
-            raise ShapeError(f"division by zero in cdiv({n}, 0)")
-        if n.is_const:
-            return Expr.const(-((-n.const_value) // dv))
-        if dv < 0:
-            return cdiv(-n, -dv)
-        if dv == 1:
-            return n
-        q, r = _split_multiple(n, dv)
-        if r.is_const:
-            return q + (-((-r.const_value) // dv))
-        return q + Expr.atom(Op("cdiv", (r, Expr.const(dv))))
-    quotient = _monomial_quotient(n, d)
-    if quotient is not None:
-        return quotient
-    return Expr.atom(Op("cdiv", (n, d)))
+    return _quotient("cdiv", n, d)
 
 
 def mod(n: ExprLike, d: ExprLike) -> Expr:
