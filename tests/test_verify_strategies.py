@@ -26,6 +26,7 @@ from tileproof.verify.static._decide import (
     unsplit,
 )
 from tileproof.verify.static._digits import split as split_digits
+from tileproof.verify.static._divisions import proves_without_divisions
 from tileproof.verify.static._writers import decide_witnesses
 
 LO, HI = -2, 5  # the box: every symbol in [LO, HI)
@@ -180,6 +181,33 @@ def test_every_strategy_alone_agrees_with_enumeration():
         _check_answer(d._relaxed(query, assume), query, assume, "relaxed")
         _check_answer(d._local_first(query, assume), query, assume, "local first")
         _check_answer(d._answer(d._prove(query, assume), query, assume), query, assume, "full")
+
+
+DIVISIONS = [  # nested, shifted and ceiling divisions, true and false
+    (shapes.ge((a // g) // b, 0), (shapes.ge(a, 0),)),
+    (shapes.ge((a // g) // b, 0), (shapes.ge(a, -2),)),
+    (shapes.le((a + 1) // g, a // g + 1), (shapes.ge(a, -2),)),
+    (shapes.le((a + 1) // g, a // g), (shapes.ge(a, -2),)),
+    (shapes.lt((a - 1) % g, g), (shapes.ge(a, -2),)),
+    (shapes.ge(shapes.cdiv(a, g) * g, a), (shapes.ge(a, -2), shapes.le(a * b, 6))),
+    (shapes.ge(shapes.cdiv(a, g), a // g + 1), (shapes.ge(a, 0),)),
+    (shapes.le(g * (a // g), a), (shapes.eq(a, c), shapes.ge(c, -2))),
+    (shapes.lt(a // g, b), (shapes.lt(a, b * g), shapes.ge(a, 0))),
+    (shapes.lt(a // g, b), (shapes.conj(shapes.ge(a, -2), shapes.lt(a, b * g)),)),
+]
+
+
+def test_dividing_out_agrees_with_enumeration():
+    for query, assume in DIVISIONS + PROBLEMS:
+        if proves_without_divisions(_fresh(), query, assume, domain=assume,
+                                    sizes=("a", "b", "c", "g")):
+            assert _counterexample(query, assume) is None, (query, assume)
+
+
+def test_dividing_out_proves_the_true_ones():
+    proved = [proves_without_divisions(_fresh(), q, a, domain=a, sizes=("a", "b", "c", "g"))
+              for q, a in DIVISIONS]
+    assert sum(proved) >= 4, proved  # the strategy is not vacuous
 
 
 def test_a_subset_of_the_assumptions_admits_every_point_of_the_whole():

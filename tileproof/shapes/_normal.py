@@ -40,6 +40,7 @@ __all__ = [
     "canon",
     "canon_formula",
     "clear_memo",
+    "division_atoms",
     "divisors",
     "fmap",
     "has_division",
@@ -415,6 +416,32 @@ def _divs_atom(a: Op, guard: Formula, out: list) -> None:
     d = a.args[1] if a.kind in _DIVS else None
     if d is not None and not (d.is_const and d.const_value):  # symbolic, or a constant 0
         out.append((guard, d))
+
+
+def division_atoms(x, kinds: tuple[str, ...] = ("floordiv", "mod")) -> list[Op]:
+    """Every division atom of the given ``kinds`` in ``x`` (an expression or formula, nested
+    ones too), once each, in order of appearance (an atom before the ones in its arguments)."""
+    out: list[Op] = []
+    _division_atoms(x, kinds, out)
+    return out
+
+
+def _division_atoms(x, kinds, out: list) -> None:
+    if isinstance(x, Expr):
+        for m, _c in x.terms:
+            for a, _p in m:
+                if not isinstance(a, Op):
+                    continue
+                if a.kind in kinds and a not in out:
+                    out.append(a)
+                for arg in a.args:
+                    _division_atoms(arg, kinds, out)
+    elif isinstance(x, Cmp):
+        _division_atoms(x.lhs, kinds, out)
+        _division_atoms(x.rhs, kinds, out)
+    elif isinstance(x, BoolOp):
+        for arg in x.args:
+            _division_atoms(arg, kinds, out)
 
 
 def side_conditions(xs) -> list[Formula]:

@@ -19,14 +19,15 @@ What they share, one job a module:
   :mod:`._order` — what happens before what (phases, program order, lanes);
 * :mod:`._decide` — the one door to :func:`tileproof.shapes.prove`: the decision
   strategies, each with its soundness argument, and the deterministic budget;
+  :mod:`._divisions` — one more strategy (divisions as fresh names) for ``reads``;
 * :mod:`._counterexamples` — completing and minimising a refutation;
   :mod:`._explain` — names and verdicts in the kernel's words;
 * :mod:`._witness` (inverting an index map), :mod:`._writers` (candidate writers
   of an element), :mod:`._digits` and :mod:`._pairs` (two instances touching one
   element), :mod:`._confirm` (concrete confirmation on the model's interpreter).
 
-Generic formula helpers (divisors, linearity, relaxations, lower-bound
-declarations, division of a polynomial by a monomial) live in
+Generic formula helpers (divisors and division atoms, linearity, relaxations,
+lower-bound declarations, value bounds, division by a monomial) live in
 :mod:`tileproof.shapes`.
 """
 

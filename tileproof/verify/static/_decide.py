@@ -46,9 +46,10 @@ from dataclasses import dataclass
 from ... import shapes
 from ...shapes._atomise import atomise
 from ...shapes._context import declared_lower_bounds, flatten, weaker
+from ...shapes._normal import division_atoms
 from ...shapes._relax import is_linear
 from ...shapes._solver import RLIMIT
-from ._witness import Quotients, division_atoms
+from ._witness import Quotients
 
 __all__ = ["CHECK_BUDGET", "INT64_MIN", "Answer", "Decider", "equal_symbols",
            "merge_equal_symbols", "nonlinear", "split_divisions", "unmerge", "unsplit"]
@@ -198,7 +199,7 @@ class Decider:
         over (``x`` of a counterexample is ``G*q + r``)."""
         atoms: list = []
         for f in (query, *assume):
-            division_atoms(f, atoms)
+            atoms += [a for a in division_atoms(f) if a not in atoms]
         cands = {a.args[0].as_symbol() for a in atoms
                  if a.args[0].as_symbol() and not a.args[1].is_const
                  and a.args[0].as_symbol() not in a.args[1].free_symbols()}

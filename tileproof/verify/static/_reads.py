@@ -36,12 +36,10 @@ from ... import shapes
 from ...model import Access
 from ...model import _interp as interp
 from ...model._data import Oracle
-from ...shapes._context import declared_lower_bounds, weaker
 from ...spec._decl import Region, index_names
 from .._report import Obligation
-from ._context import INT64_MIN, Analysis, Answer, Site, all_eq
-from ._decide import equal_symbols, nonlinear
-from ._witness import replace_atoms
+from ._context import Analysis, Answer, Site, all_eq
+from ._divisions import proves_without_divisions
 from ._writers import access_dims, decide_witnesses, invert, reach, unknown_ranges
 
 __all__ = ["WRITES", "check", "check_writes"]
@@ -176,7 +174,7 @@ def _region(an: Analysis, name: str, region: Region, kind: str, ob_kind: str) ->
         if ans.status != "refuted":
             return _at(an.obligation(ob_kind, None, title, ans, t0=t0), loc)
         q = shapes.disj()
-    elif _abstract_proves(an, q, assume):
+    elif proves_without_divisions(an, q, assume, domain=an.domain, sizes=an.sizes):
         ans = Answer("proved")
     else:
         ans = decide_witnesses(an, cands, q, assume)
@@ -190,161 +188,6 @@ def _region(an: Analysis, name: str, region: Region, kind: str, ob_kind: str) ->
         return _at(an.obligation(ob_kind, sites[0] if sites else None, title, ans, t0=t0), loc)
     cex = an.minimise(q, assume, ans.cex)
     return _at(_confirm(an, name, sites, title, ob_kind, t0, cex, es, shown, kind, facts), loc)
-
-
-# ------------------------------------------------------------------------- abstraction
-
-
-def _abstract_proves(an: Analysis, q: shapes.Formula, assume) -> bool:
-    """A proof of ``q`` through an equivalent problem free of divisions, or False.
-
-    A witness that splits a reduction (``split = e // pages_per_split``) nests divisions
-    by sizes and data that the solver rarely decides as they are.  Each division atom,
-    innermost first, becomes a fresh name ``a`` with its definition as facts (for a
-    divisor ``G`` proved ``>= 1``: ``G*a <= n <= G*a + G - 1`` for ``n // G``,
-    ``G*a - G + 1 <= n <= G*a`` for ``cdiv(n, G)``; ``n % G`` is ``n - G*(n // G)``): an
-    equivalent problem.  Non-linear domain assumptions (a split count's host formula) are
-    dropped, with ``s >= 1`` added for each size the full domain proves positive: fewer
-    hypotheses, so a proof is still a proof.  Only ``proved`` is used.
-    """
-    if _spent(an):
-        return False
-    dom = set(an.domain)
-    kept = [f for f in assume if not (f in dom and nonlinear(f))]
-    if len(kept) < len(assume):
-        names: set[str] = set(q.free_symbols())
-        for f in kept:
-            names |= f.free_symbols()
-        for n in sorted(names):
-            if n in an.sizes:
-                one = shapes.ge(shapes.sym(n), 1)
-                if an.decide(one, tuple(assume), quick=False).proved:
-                    kept.append(one)
-        kept = weaker(assume, kept)  # no domain narrows: a dropped declaration is restored
-    ren = equal_symbols(kept)  # x == y between names: one name (fewer atoms to abstract)
-    if ren:
-        low = declared_lower_bounds(kept)
-        kept = [f.subs(ren) for f in kept] + [
-            shapes.ge(x, min(low.get(y, 1), low.get(x.as_symbol(), 1))) for y, x in ren.items()]
-        kept = [f for f in kept if f != shapes.conj() and not (
-            isinstance(f, shapes.Cmp) and f.op in ("==", "<=", ">=") and f.lhs == f.rhs)]
-        q = q.subs(ren)
-    forms = [q, *kept]
-    facts: list[shapes.Formula] = []
-    back: dict[str, shapes.Expr] = {}
-    made: dict = {}
-    for _round in range(64):
-        atom = _innermost(forms)
-        if atom is None:
-            break
-        n, g = atom.args
-        if not g.is_const:
-            g_orig = g.subs(back) if back else g
-            if not an.decide(shapes.ge(g_orig, 1), tuple(assume)).proved:
-                return False
-        elif g.const_value < 1:
-            return False
-        kind = atom.kind
-        split = _split_of(n, g) if kind in ("floordiv", "mod") and not g.is_const else None
-        if split is not None:  # x = G*q + r: (x + k) // G is q plus a where() of r
-            x = split[0]
-            qs, rs = shapes.sym(f"_ab{len(made)}q"), shapes.sym(f"_ab{len(made)}r")
-            made[("split", x, g)] = (qs, rs)
-            table = {}
-            for f in forms + facts:
-                for b in _div_atoms(f):
-                    if b.kind in ("floordiv", "mod") and b.args[1] == g:
-                        got = _split_of(b.args[0], g)
-                        if got is not None and got[0] == x:
-                            table[b] = _quotient(b, qs, rs, g, got[1])
-            facts += [shapes.ge(qs, INT64_MIN), shapes.ge(rs, 0), shapes.lt(rs, g)]
-            g_orig = g.subs(back) if back else g
-            back[qs.as_symbol()] = shapes.floordiv(shapes.sym(x), g_orig)
-            back[rs.as_symbol()] = shapes.mod(shapes.sym(x), g_orig)
-            sub = {x: g * qs + rs}
-            forms = [replace_atoms(f, table, {}).subs(sub) for f in forms]
-            facts = [replace_atoms(f, table, {}).subs(sub) for f in facts]
-            continue
-        key = ("floordiv" if kind == "mod" else kind, n, g)
-        a = made.get(key)
-        if a is None:
-            a = shapes.sym(f"_ab{len(made)}")
-            made[key] = a
-            back[a.as_symbol()] = (shapes.floordiv(n, g) if key[0] == "floordiv"
-                                   else shapes.cdiv(n, g)).subs(back)
-            facts.append(shapes.ge(a, INT64_MIN))
-            if key[0] == "floordiv":
-                facts += [shapes.le(g * a, n), shapes.le(n, g * a + g - 1)]
-            else:
-                facts += [shapes.le(g * a - g + 1, n), shapes.le(n, g * a)]
-        repl = a if kind != "mod" else n - g * a
-        forms = [replace_atoms(f, {atom: repl}, {}) for f in forms]
-        facts = [replace_atoms(f, {atom: repl}, {}) for f in facts]
-    else:
-        return False
-    if _innermost(forms + facts) is not None:
-        return False
-    d = an._prove(forms[0], [*forms[1:], *facts]) if hasattr(an, "_prove") else shapes.prove(
-        forms[0], [*forms[1:], *facts])  # counted against the check's solver budget
-    return d.verdict == "proved"
-
-
-
-def _quotient(atom, qs, rs, g, k: int) -> shapes.Expr:
-    """``(x + k) // G`` (or ``%``) for ``x = G*q + r``, ``0 <= r < G``, ``k`` in ``{-1, 0, 1}``
-    (``G >= 1``): exact."""
-    quo = qs + (shapes.as_expr(0) if k == 0 else
-                shapes.where(shapes.eq(rs, 0), -1, 0) if k == -1 else
-                shapes.where(shapes.eq(rs, g - 1), 1, 0))
-    if atom.kind == "floordiv":
-        return quo
-    return g * qs + rs + k - g * quo
-
-
-def _split_of(n: shapes.Expr, g: shapes.Expr):
-    """``(x, k)`` when ``n`` is a symbol ``x`` plus ``k`` in ``{-1, 0, 1}``, ``x`` not in ``g``."""
-    for k in (0, -1, 1):
-        x = (n - k).as_symbol()
-        if x is not None and x not in g.free_symbols():
-            return x, k
-    return None
-
-
-def _spent(an: Analysis) -> bool:
-    """The static check's budget (solver checks, opt-in wall clock) is used up."""
-    spent = getattr(an, "_spent", None)
-    if spent is not None:
-        return bool(spent())
-    deadline = getattr(an, "deadline", None)
-    return deadline is not None and time.perf_counter() > deadline
-
-
-def _innermost(forms):
-    """A division atom (``//``, ``%``, ``cdiv``) whose arguments hold no division, or None."""
-    for f in forms:
-        for a in _div_atoms(f):
-            if not any(_div_atoms(x) for x in a.args):
-                return a
-    return None
-
-
-def _div_atoms(x) -> list:
-    out: list = []
-    if isinstance(x, shapes.Expr):
-        for m, _c in x.terms:
-            for a, _p in m:
-                if getattr(a, "name", None) is not None:
-                    continue
-                if a.kind in ("floordiv", "mod", "cdiv"):
-                    out.append(a)
-                for arg in a.args:
-                    out += _div_atoms(arg)
-    elif isinstance(x, shapes.Cmp):
-        out += _div_atoms(x.lhs) + _div_atoms(x.rhs)
-    elif isinstance(x, shapes.BoolOp):
-        for arg in x.args:
-            out += _div_atoms(arg)
-    return out
 
 
 def _renamed(an, site, tag, k, f, inst, w, quot):

@@ -40,8 +40,9 @@ from dataclasses import dataclass
 
 from ... import shapes
 from ...shapes._expr import split_by_monomial
+from ...shapes._normal import division_atoms
 
-__all__ = ["Dim", "Quotients", "division_atoms", "solve"]
+__all__ = ["Dim", "Quotients", "replace_atoms", "solve"]
 
 MAX_CANDIDATES = 8
 
@@ -310,25 +311,6 @@ def _replace_atom(a, table: dict, subs: dict) -> shapes.Expr:
     return _OPS[a.kind](*args)
 
 
-def division_atoms(x, out: list) -> None:
-    """Every ``floordiv`` / ``mod`` atom in ``x`` (nested ones too), in order of appearance."""
-    if isinstance(x, shapes.Expr):
-        for m, _c in x.terms:
-            for a, _p in m:
-                if getattr(a, "name", None) is not None:
-                    continue
-                if a.kind in ("floordiv", "mod") and a not in out:
-                    out.append(a)
-                for arg in a.args:
-                    division_atoms(arg, out)
-    elif isinstance(x, shapes.Cmp):
-        division_atoms(x.lhs, out)
-        division_atoms(x.rhs, out)
-    elif isinstance(x, shapes.BoolOp):
-        for arg in x.args:
-            division_atoms(arg, out)
-
-
 @dataclass
 class Quotients:
     """Unknowns divided by symbolic divisors, rewritten as ``x = G*q + r`` (module docstring).
@@ -348,7 +330,7 @@ class Quotients:
         ``G >= 1``) holds.  One divisor per unknown (the first found)."""
         atoms: list = []
         for e in exprs:
-            division_atoms(e, atoms)
+            atoms += [a for a in division_atoms(e) if a not in atoms]
         splits, seen = [], set()
         for a in atoms:
             x = a.args[0].as_symbol()
