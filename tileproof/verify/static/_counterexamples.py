@@ -11,6 +11,7 @@ missing names in their ranges and the found values pinned, and
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from ... import shapes
 from ...shapes._context import declared_lower_bounds
@@ -22,7 +23,20 @@ __all__ = ["Counterexamples"]
 
 
 class Counterexamples:
-    """Completion and minimisation of counterexamples (a base of :class:`._context.Analysis`)."""
+    """Completion and minimisation of counterexamples (a base of :class:`._context.Analysis`,
+    whose names and solver door it uses: declared here for the reader and the type checker)."""
+
+    sizes: list[str]
+    pids: list[str]
+    rank_var: str | None
+    per_instance: set[str]
+    data: dict
+    loop_vars: dict
+    lane_vars: dict
+    decide: Any  # Callable[..., Answer], from ._decide.Decider
+    ranges: Any  # Callable[[Iterable[str] | None], list[Formula]]
+    data_facts: Any  # Callable[[Iterable], list[Formula]]
+    _spent: Any  # Callable[[], str]
 
     def complete(self, query: shapes.Formula, assume: Sequence[shapes.Formula],
                  cex: Mapping[str, int], show: Iterable) -> dict[str, int] | None:

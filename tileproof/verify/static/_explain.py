@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from ... import shapes
 from ...model import Access
@@ -26,7 +27,18 @@ COORD = re.compile(r"^_c\d+$")  # a tile coordinate
 
 
 class Explainer:
-    """Names and verdicts in a user's words (a base of :class:`._context.Analysis`)."""
+    """Names and verdicts in a user's words (a base of :class:`._context.Analysis`, whose
+    names it reads: declared here for the reader and the type checker)."""
+
+    model: Any
+    sizes: list[str]
+    pids: list[str]
+    rank_var: str | None
+    data: dict
+    loop_vars: dict
+    lane_vars: dict
+    by_node: dict
+    reachable: Any  # Callable[[Site], Answer]
 
     def label(self, name: str) -> str:
         """How a user reads a name (``i_29`` is "loop index i (line 29)")."""
