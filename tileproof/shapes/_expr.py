@@ -669,6 +669,7 @@ def _rebuild(kind: str, args: list) -> Expr:
     if kind == "where":
         return where(*args)
 
+
 # ----------------------------------------------------------------- comparisons
 
 

@@ -58,13 +58,17 @@ def fmap(f: Formula, fn: Callable[[Expr], Expr]) -> Formula:
         lhs, rhs = fn(f.lhs), fn(f.rhs)
         return f if lhs is f.lhs and rhs is f.rhs else _cmp(f.op, lhs, rhs)
     if isinstance(f, BoolOp):
-        args = [fmap(a, fn) for a in f.args]
-        if all(x is y for x, y in zip(args, f.args, strict=True)):
-            return f
-        if f.kind == "not":
-            return negate(args[0])
-        return conj(*args) if f.kind == "and" else disj(*args)
+        return with_args(f, [fmap(a, fn) for a in f.args])
     return f
+
+
+def with_args(f: BoolOp, args: list[Formula]) -> Formula:
+    """``f`` over new arguments (``f`` itself when none changed), folded again."""
+    if all(x is y for x, y in zip(args, f.args, strict=True)):
+        return f
+    if f.kind == "not":
+        return negate(args[0])
+    return conj(*args) if f.kind == "and" else disj(*args)
 
 
 def rebuild(kind: str, args: list) -> Expr:
@@ -324,12 +328,7 @@ class _Simplifier:
                 return f
             return _cmp(f.op, lhs, rhs)
         if isinstance(f, BoolOp):
-            args = [self.formula(x) for x in f.args]
-            if all(x is y for x, y in zip(args, f.args, strict=True)):
-                return f
-            if f.kind == "not":
-                return negate(args[0])
-            return conj(*args) if f.kind == "and" else disj(*args)
+            return with_args(f, [self.formula(x) for x in f.args])
         return f
 
 
