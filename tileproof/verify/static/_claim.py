@@ -17,7 +17,8 @@ import time
 from ... import shapes
 from ...model import Claim
 from .._report import Obligation
-from ._context import Analysis, plain
+from ._context import Analysis
+from ._explain import plain
 
 __all__ = ["check"]
 
