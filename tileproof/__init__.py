@@ -8,6 +8,8 @@ from importlib import import_module as _import_module
 from importlib.metadata import PackageNotFoundError as _NotFound
 from importlib.metadata import version as _version
 
+from .errors import TileproofError as TileproofError
+
 try:
     __version__ = _version("tileproof")
 except _NotFound:  # running from a source tree that is not installed

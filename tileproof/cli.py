@@ -640,7 +640,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAIL
     except Exception as e:
         errors = sys.modules.get("tileproof.spec._errors")
-        if errors is not None and isinstance(e, errors.SpecError):
+        # a spec, setting or executor-setup error (SpecError, ConfigError, NumericUnsupported)
+        if errors is not None and isinstance(e, errors.LocatedError):
             print(str(e), file=sys.stderr)
             return EXIT_USAGE
         if os.environ.get("TILEPROOF_DEBUG"):

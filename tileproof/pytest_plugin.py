@@ -42,12 +42,12 @@ def pytest_addoption(parser):
 def _settings(config):
     """``[tool.tileproof]`` for this session (loaded once, on the first candidate file)."""
     if _SETTINGS not in config.stash:
-        from .spec._errors import SpecError
+        from .spec._errors import LocatedError
         from .verify._config import load_config
 
         try:
             config.stash[_SETTINGS] = load_config(config.rootpath)
-        except SpecError as e:
+        except LocatedError as e:  # a ConfigError
             raise pytest.UsageError(str(e)) from None
     return config.stash[_SETTINGS]
 
@@ -87,12 +87,12 @@ class SpecModule(pytest.File):
     """A spec file: one :class:`KernelItem` per kernel it declares."""
 
     def collect(self):
-        from .spec._errors import SpecError
+        from .spec._errors import LocatedError
         from .verify._config import find_kernels
 
         try:
             found = find_kernels([str(self.path)])
-        except SpecError as e:
+        except LocatedError as e:  # a spec or setting error
             raise self.CollectError(str(e)) from None
         names: set[str] = set()
         for ref, kernel in found:

@@ -11,13 +11,15 @@ leaf, so the algebra has no import cycle.
 
 from __future__ import annotations
 
+from ..errors import TileproofError
 from ._print import _atom_str
 
 __all__ = ["Atom", "Monomial", "Op", "ShapeError", "Sym", "clear_memo"]
 
 
-class ShapeError(ValueError):
-    """A malformed shape expression or an operation outside the algebra."""
+class ShapeError(TileproofError, ValueError):
+    """A malformed shape expression or an operation outside the algebra (a ``ValueError``
+    too, as it always was)."""
 
 
 # --------------------------------------------------------------------------- atoms

@@ -19,6 +19,7 @@ from ._errors import Location as Location
 from ._errors import SpecError as SpecError
 from ._kernel import Kernel as Kernel
 from ._kernel import kernel as kernel
+from ._options import NumericOptions as NumericOptions
 from ._ops import Ref as Ref
 from ._ops import barrier as barrier
 from ._ops import ds as ds

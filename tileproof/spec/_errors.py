@@ -11,7 +11,9 @@ import os
 import sys
 from dataclasses import dataclass
 
-__all__ = ["Location", "SpecError", "caller_location"]
+from ..errors import TileproofError
+
+__all__ = ["LocatedError", "Location", "SpecError", "caller_location"]
 
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Frames inside these folders are tileproof's machinery, never the user's code.
@@ -82,8 +84,10 @@ def location_from_traceback(tb) -> Location:
     return best
 
 
-class SpecError(Exception):
-    """A kernel spec that cannot be lowered, with the user's location and a fix."""
+class LocatedError(TileproofError):
+    """An error worded for the user at a place in their files: ``file:line: error: ... hint``.
+
+    The CLI turns every one of them into exit 2 (a usage, configuration or spec error)."""
 
     def __init__(self, message: str, location: Location | None = None, hint: str = ""):
         self.message = message
@@ -97,3 +101,7 @@ class SpecError(Exception):
         if self.hint:
             text += f" {self.hint}"
         return text
+
+
+class SpecError(LocatedError):
+    """A kernel spec that cannot be lowered, with the user's location and a fix."""

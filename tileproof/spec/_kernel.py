@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from .. import shapes
 from ._decl import Launch, Ranks, Tensor, parse_condition, parse_size
 from ._errors import Location, SpecError, caller_location
+from ._options import NumericOptions
 
 __all__ = ["Kernel", "kernel"]
 
@@ -42,9 +43,14 @@ class Kernel:
     ranks: Ranks | None
     index_bits: int | None  # None: not declared (32, or a project's configured index-bits)
     location: Location
-    numeric: dict = field(default_factory=dict)
+    numeric: NumericOptions = field(default_factory=NumericOptions)
     backward: Kernel | None = None
     doc: str = ""
+
+    def __post_init__(self) -> None:
+        # front ends may still hand over the old dict: typed (and checked) here
+        if not isinstance(self.numeric, NumericOptions):
+            self.numeric = NumericOptions.of(self.numeric, self.location)
 
     # -- derived facts
     @property
@@ -132,13 +138,14 @@ def kernel(
     ranks: Ranks | None = None,
     index_bits: int | None = None,
     name: str | None = None,
-    numeric: Mapping[str, object] | None = None,
+    numeric: NumericOptions | Mapping[str, object] | None = None,
 ) -> Callable[[Callable], Kernel]:
     """Declare a kernel spec; decorates the body ``def body(*refs)`` (refs in ``tensors`` order).
 
     ``index_bits`` (32 or 64) is the width its offsets are computed in; left out, it is 32
     unless a project's ``[tool.tileproof] index-bits`` says otherwise (an explicit width is
-    never changed by configuration).
+    never changed by configuration).  ``numeric`` (a :class:`NumericOptions` or the dict of
+    its fields) sets the kernel's own numeric defaults; an unknown key is a spec error here.
     """
     where = caller_location()
     for k, t in tensors.items():
@@ -150,6 +157,7 @@ def kernel(
     texts = tuple(str(a) if not isinstance(a, str) else a for a in assume)
     if index_bits is not None and index_bits not in (32, 64):
         raise SpecError(f"index_bits must be 32 or 64, got {index_bits}", where)
+    options = NumericOptions.of(numeric, where)
 
     def deco(body: Callable) -> Kernel:
         try:
@@ -179,7 +187,7 @@ def kernel(
             ranks=ranks,
             index_bits=index_bits,
             location=Location(os.path.abspath(file), line),
-            numeric=dict(numeric or {}),
+            numeric=options,
             doc=inspect.getdoc(body) or "",
         )
         _check_enumerations(k.tensors, where)

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from ..lowering import lower
-from ..spec._errors import SpecError
+from ..spec._errors import LocatedError
 from ..spec._kernel import Kernel
 from ._report import KINDS, KernelReport, NumericResult, Obligation, Report
 
@@ -52,7 +52,7 @@ def verify_kernel(
                        numeric_cache, cached_only)
     except _Miss:
         return None
-    except SpecError as e:
+    except LocatedError as e:  # a spec, setting or executor-setup error: the report says it
         if cached_only:  # reported by the real run
             return None
         rep.error = str(e)
@@ -233,7 +233,7 @@ def _numeric(kernel: Kernel, config, extra: list[dict], options: dict | None, mo
 def _run_numeric(kernel: Kernel, check_numeric, kw: dict) -> NumericResult:
     try:
         return check_numeric(kernel, **kw)
-    except SpecError as e:  # the run could not be set up: nothing was compared
+    except LocatedError as e:  # the run could not be set up: nothing was compared
         return NumericResult("error", message=str(e))
     except SystemExit as e:
         return NumericResult("error", message=f"the numeric run raised SystemExit({e.code!r})")

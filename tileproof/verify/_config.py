@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 
-from ..spec._errors import UNKNOWN, Location, SpecError
+from ..spec._errors import UNKNOWN, LocatedError, Location, SpecError
 from ._api import verify_kernel
 from ._report import SKIPPABLE, KernelReport, Obligation
 
@@ -60,8 +60,10 @@ __all__ = [
 CACHE_DIR = ".tileproof_cache"
 
 
-class ConfigError(SpecError):
-    """A ``[tool.tileproof]`` setting that cannot be used; names the pyproject.toml line."""
+class ConfigError(LocatedError):
+    """A ``[tool.tileproof]`` setting that cannot be used; names the pyproject.toml line.
+
+    No :class:`SpecError` (the specs may be fine); the CLI exits 2 for it all the same."""
 
     def __init__(self, message: str, location: Location | None = None, hint: str = ""):
         if hint and not message.endswith((".", "?", "!")):
@@ -559,7 +561,7 @@ def _job(ref: KernelRef, config: Config, numeric: bool, points: bool = False,
         _setup_compile_cache(config, numeric)
     try:
         rep = _verify_one(_load(ref), config, numeric, points, options)
-    except SpecError as e:
+    except LocatedError as e:  # a spec or setting error (as the run in process reports it)
         return KernelReport(ref.name, "?", error=str(e)), False
     except Exception as e:  # loading it again failed in an unforeseen way: a bug, reported
         return _worker_failed(ref, e), False

@@ -16,11 +16,13 @@ __all__ = [
     "unwrap",
 ]
 
-from ...spec._errors import SpecError
+from ...spec._errors import LocatedError
 
 
-class NumericUnsupported(SpecError):
-    """A construct the numeric executor cannot run (the message says which and where)."""
+class NumericUnsupported(LocatedError):
+    """A construct (or a request) the numeric executor cannot run; the message says which and
+    where.  No :class:`~tileproof.spec.SpecError`: the spec may well be correct, only this
+    executor cannot run it (inside a check it is the numeric status ``error``)."""
 
 
 def bind_eqn(e, vals) -> list:
