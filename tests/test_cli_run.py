@@ -243,8 +243,10 @@ def test_every_finding_names_its_kernel(repo, capsys):
     rc, out, _ = run(capsys, "check", "two_spec.py")
     assert rc == 1
     findings = [line for line in out.splitlines() if re.match(r"two_spec\.py:\d+: \w+: ", line)]
-    assert findings and all(re.search(r"\(in kernel (scale|other)\)$", f) for f in findings)
-    assert {"scale", "other"} == {re.search(r"kernel (\w+)\)$", f)[1] for f in findings}
+    # each ends "(in kernel NAME)" and then its code, two spaces apart as mypy prints them
+    assert findings and all(re.search(r"\(in kernel (scale|other)\)  \[TP\d{3}\]$", f)
+                            for f in findings)
+    assert {"scale", "other"} == {re.search(r"kernel (\w+)\)  \[", f)[1] for f in findings}
 
 
 # ------------------------------------------------------------------------------- devices

@@ -70,6 +70,17 @@ def verify_kernel(
     return rep
 
 
+def _type_keys(obligations: list[Obligation], model) -> None:
+    """Counterexample keys typed by what they name in ``model`` (a size, a program id, a
+    loop index...): after the proof cache, whose JSON keeps only their text."""
+    from ..report._keys import refine, roles_of
+
+    roles = roles_of(model)
+    for o in obligations:
+        if o.counterexample:
+            o.counterexample = refine(o.counterexample, roles)
+
+
 class _Miss(Exception):
     """``cached_only`` and a cache does not hold the answer."""
 
@@ -134,6 +145,7 @@ def _verify(rep, kernel, numeric, timeout_ms, numeric_options, config, cache,
         for kind, why in skip.items()
     ]
     rep.sizes = list(model.sizes)
+    _type_keys(rep.obligations, model)
     if numeric:
         extra = [o.counterexample for o in rep.obligations if o.status == "violated" and o.counterexample]
         t2 = time.perf_counter()

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ...report._status import legacy
 from .._report import NumericResult
 from ._compare import Comparison, compare, merge_tolerances
 from ._execute import executor
@@ -220,8 +221,14 @@ def check_numeric(
                              detail={"runs": runs})
     grads = None
     if gradients:
-        grads = {"status": "skipped" if not grad_checked else
-                 ("mismatch" if any(r.get("grad", {}) and not r["grad"]["ok"] for r in runs) else "matched"),
+        # not compared: nothing differentiable (no float input or output), or the values
+        # mismatched before any gradient was taken; the JSON's status says "skipped" for both
+        differentiable = (any(_float(kernel.tensors[n]) for n in kernel.inputs)
+                          and any(_float(kernel.tensors[n]) for n in kernel.outputs))
+        outcome = ("not_run" if differentiable else "not_applicable") if not grad_checked else (
+            "mismatch" if any(r.get("grad", {}) and not r["grad"]["ok"] for r in runs)
+            else "matched")
+        grads = {"status": legacy(outcome), "outcome": outcome,
                  "max_abs_err": _finite(grad_worst[0]) if grad_checked else None,
                  "max_rel_err": _finite(grad_worst[1]) if grad_checked else None}
     if dropped:

@@ -210,7 +210,7 @@ def _divisors_at(an: Analysis, site, what: str, xs: list, scope: list) -> Obliga
     if all(d in reported for _g, d in divs):
         loc = site.loc if site is not None else an.model_location()
         first = reported[divs[0][1]]
-        return Obligation("shape", "skipped", f"no divisor of {what} at {loc.short} is zero",
+        return Obligation("shape", "duplicate", f"no divisor of {what} at {loc.short} is zero",
                           loc, reason=f"the same zero divisor {divs[0][1]} is already reported "
                           f"at {first}")
     t0 = time.perf_counter()

@@ -1,0 +1,141 @@
+"""Typed counterexample keys: what a counterexample value *is*, not only how it prints.
+
+A counterexample used to be keyed by display strings (``b'``, ``element[0]``,
+``iteration[i_29]``, ``start_pos[0]``).  Each key is now a :class:`CexKey`: a ``str``
+that still reads, hashes and compares as exactly that text (so ``cx["element[0]"]``,
+the text report and the JSON's ``counterexample`` object are unchanged), and carries
+
+- ``role``: ``size`` (a size symbol), ``program`` (a grid axis' program id), ``rank``,
+  ``lane``, ``loop`` (a loop index), ``iteration`` (how many iterations of a loop),
+  ``element`` (one coordinate of the element a finding is about), ``data`` (the value of
+  an index tensor: at a fixed index, or loaded at a site), ``value`` (another quantity
+  the finding names: an offset, an extent, a core count) or ``symbol`` (a plain name
+  whose role the model was not asked about);
+- ``name``: the symbol, the loop's variable, the tensor, or ``""`` for an element;
+- ``index``: the element's coordinate axis ``(k,)``, or a tensor element's index;
+- ``instance``: 2 for the second program, lane or rank of a pairwise finding (``p'``).
+
+:func:`typed` reads the syntax; :func:`refine` assigns roles to plain names from the
+schedule model (sizes, grid axes, ranks, lanes, loops, data symbols).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+__all__ = ["ROLES", "CexKey", "refine", "roles_of", "typed"]
+
+ROLES = ("size", "program", "rank", "lane", "loop", "iteration", "element", "data", "value",
+         "symbol")
+
+_INDEXED = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\[([^\]]*)\]$")
+_INTS = re.compile(r"^-?\d+(\s*,\s*-?\d+)*$")
+_NAME = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)('*)$")
+
+
+class CexKey(str):
+    """A counterexample key: its display text, plus what the value is (see the module)."""
+
+    role: str
+    name: str
+    index: tuple[int, ...]
+    instance: int
+
+    def __new__(cls, text: str, role: str, name: str = "", index: tuple[int, ...] = (),
+                instance: int = 1) -> CexKey:
+        assert role in ROLES, role
+        self = super().__new__(cls, text)
+        self.role, self.name, self.index, self.instance = role, name, tuple(index), instance
+        return self
+
+    def __reduce__(self):  # pickles (worker processes) with its role
+        return (CexKey, (str(self), self.role, self.name, self.index, self.instance))
+
+    def with_role(self, role: str) -> CexKey:
+        return CexKey(str(self), role, self.name, self.index, self.instance)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"key": str(self), "role": self.role}
+        if self.name:
+            out["name"] = self.name
+        if self.index or self.role == "element":
+            out["index"] = list(self.index)
+        if self.instance != 1:
+            out["instance"] = self.instance
+        return out
+
+
+def parse(text: str) -> CexKey:
+    """The key ``text`` typed by its syntax alone (plain names get the role ``symbol``)."""
+    if isinstance(text, CexKey):
+        return text
+    text = str(text)
+    m = _INDEXED.match(text)
+    if m:
+        head, inside = m.group(1), m.group(2).strip()
+        if head == "element" and inside.isdigit():
+            return CexKey(text, "element", "", (int(inside),))
+        if head == "iteration":
+            return CexKey(text, "iteration", inside)
+        if _INTS.match(inside):
+            return CexKey(text, "data", head, tuple(int(x) for x in inside.split(",")))
+        return CexKey(text, "value", text)
+    m = _NAME.match(text)
+    if m:
+        return CexKey(text, "symbol", m.group(1), (), 1 + len(m.group(2)))
+    return CexKey(text, "value", text)
+
+
+def typed(ce: Mapping[str, int] | None) -> dict[str, int] | None:
+    """``ce`` with :class:`CexKey` keys (same text, same order, same values)."""
+    if ce is None:
+        return None
+    return {parse(k): v for k, v in ce.items()}
+
+
+def _walk(nodes) -> Iterator[Any]:
+    for n in nodes:
+        yield n
+        for attr in ("body", "then", "orelse"):
+            sub = getattr(n, attr, None)
+            if isinstance(sub, list):
+                yield from _walk(sub)
+
+
+def roles_of(model: Any) -> dict[str, str]:
+    """Plain symbol -> role, from a schedule model (anything with its attributes)."""
+    roles: dict[str, str] = {}
+    for name in getattr(model, "data", {}) or {}:
+        roles[name] = "data"
+        roles[f"{name}_carried"] = "data"
+    for node in _walk(getattr(model, "body", []) or []):
+        kind = type(node).__name__
+        if kind == "Loop":
+            roles[node.var] = "loop"
+            for c in getattr(node, "carried", []) or []:
+                roles.setdefault(c, "data")
+        elif kind == "Lanes":
+            roles[node.var] = "lane"
+    ranks = getattr(model, "ranks", None)
+    if ranks:
+        roles[ranks[0]] = "rank"
+    for name, _extent in getattr(model, "grid", []) or []:
+        roles[name] = "program"
+    for name in getattr(model, "sizes", []) or []:
+        roles[name] = "size"
+    return roles
+
+
+def refine(ce: Mapping[str, int] | None, roles: Mapping[str, str]) -> dict[str, int] | None:
+    """``ce`` typed, plain names given their role from ``roles`` (else ``value``)."""
+    if ce is None:
+        return None
+    out: dict[str, int] = {}
+    for k, v in ce.items():
+        key = parse(k)
+        if key.role == "symbol":
+            key = key.with_role(roles.get(key.name, "value"))
+        out[key] = v
+    return out
