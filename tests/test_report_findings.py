@@ -1,0 +1,212 @@
+"""report/: findings as data — one status vocabulary, stable codes, typed counterexample keys.
+
+Each word that "skipped" used to share has its own case here, with a twin that stays
+proved; the JSON contract keeps its old words beside the new ones.
+"""
+
+import json
+import pickle
+import re
+from pathlib import Path
+
+import pytest
+
+import tileproof.spec as tp
+from tileproof.report import (
+    CODES,
+    FINDING_KINDS,
+    KINDS,
+    CexKey,
+    Finding,
+    Report,
+    Status,
+    to_sarif,
+    to_text,
+)
+from tileproof.report._keys import parse, refine
+from tileproof.report._status import legacy
+from tileproof.verify import verify_kernel
+from tileproof.verify._config import ProofCache
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ------------------------------------------------------------------ duplicate (was "skipped")
+
+
+def _shared_divisor(lowest_m: int):
+    @tp.kernel(grid={"p": "N"}, assume=["N <= 16", f"M >= {lowest_m}", "M <= 8"],
+               tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))))
+    def shared_divisor(x, y):
+        p, m = tp.program_id(0), tp.size("M")
+        t = tp.load(x, (p,), mask=p // m < tp.size("N"))  # M divides here and in the mask
+        tp.store(y, (p,), t)
+
+    return shared_divisor
+
+
+def test_a_zero_divisor_is_reported_once_and_its_other_sites_are_duplicates():
+    rep = verify_kernel(_shared_divisor(0))
+    shape = [o for o in rep.obligations if o.kind == "shape" and "divi" in o.message]
+    assert [o.status for o in shape].count(Status.VIOLATED) == 1, shape
+    dups = [o for o in shape if o.status == Status.DUPLICATE]
+    assert dups and all("already reported at" in o.reason for o in dups)
+    assert not rep.ok  # the original fails the kernel; its duplicates add nothing
+    js = [o for o in rep.to_json()["obligations"] if o.get("outcome") == "duplicate"]
+    assert js and all(o["status"] == "skipped" and o["code"] == "TP101" for o in js)
+    text = to_text(Report([rep]))
+    assert "shape: duplicate" in text and "shape: skipped" not in text
+    summary = Report([rep]).summary()  # the contract's count, and the precise one
+    assert summary["obligations"]["skipped"] == len(dups)
+    assert summary["outcomes"]["obligations"]["duplicate"] == len(dups)
+
+
+def test_the_twin_whose_divisor_is_at_least_one_is_proved_without_duplicates():
+    rep = verify_kernel(_shared_divisor(1))
+    assert rep.ok and all(o.status == Status.PROVED for o in rep.obligations), [
+        (o.kind, o.status, o.message) for o in rep.obligations if o.status != "proved"]
+
+
+# ---------------------------------------------- skipped (asked for) and not_run (--static)
+
+
+def _rows(**numeric):
+    @tp.kernel(grid={"p": "N"}, assume=["N <= 8"], reference=lambda x: {"y": x},
+               tensors=dict(x=tp.Input(("N",), dtype="int32"),
+                            y=tp.Output(("N",), dtype="int32")),
+               numeric=numeric)
+    def rows(x, y):
+        p = tp.program_id(0)
+        tp.store(y, (p,), tp.load(x, (p,)))
+
+    return rows
+
+
+def test_a_static_run_reports_numerics_as_not_run_and_a_requested_skip_as_skipped():
+    static = verify_kernel(_rows()).to_json()["numeric"]
+    assert static["status"] == "skipped" and static["outcome"] == "not_run"
+    assert static["code"] == "TP201"
+    asked = verify_kernel(_rows(skip="compared on the device"), numeric=True)
+    assert asked.ok and asked.numeric.status == Status.SKIPPED
+    assert asked.to_json()["numeric"]["outcome"] == "skipped"
+    summary = Report([asked]).summary()
+    assert summary["numeric"]["skipped"] == 1 and summary["outcomes"]["numeric"]["skipped"] == 1
+
+
+def test_gradients_of_an_integer_kernel_are_not_applicable_not_skipped():
+    rep = verify_kernel(_rows(budget=0, sizes=[{"N": 2}]), numeric=True)
+    assert rep.numeric.status == Status.MATCHED, rep.numeric.message
+    grads = rep.to_json()["numeric"]["gradients"]
+    assert grads["status"] == "skipped" and grads["outcome"] == "not_applicable"
+
+
+def test_the_vocabulary_maps_onto_the_json_words():
+    assert [legacy(s) for s in Status] == [
+        "proved", "violated", "unknown", "matched", "mismatch", "error",
+        "skipped", "skipped", "skipped", "skipped"]
+    assert Status("duplicate") == "duplicate" and json.dumps(Status.NOT_RUN) == '"not_run"'
+    with pytest.raises(ValueError):
+        Finding("bounds", "skiped", "a typo'd status is refused")
+
+
+# ------------------------------------------------------------------------------- codes
+
+
+def test_every_kind_has_one_stable_code_and_the_contract_lists_them_all():
+    assert set(CODES) == set(FINDING_KINDS) and len(set(CODES.values())) == len(CODES)
+    assert all(re.fullmatch(r"TP\d{3}", c) for c in CODES.values())
+    doc = (ROOT / "docs" / "contracts.md").read_text()
+    listed = dict(re.findall(r"^\| `(TP\d{3})` \| `(\w+)` \|", doc, re.M))
+    assert listed == {c: k for k, c in CODES.items()}
+
+
+def test_text_findings_end_with_their_code_and_sarif_has_one_rule_per_code():
+    rep = verify_kernel(_shared_divisor(0))
+    findings = [line for line in to_text(Report([rep])).splitlines()
+                if re.match(r"\S+:\d+: \w+: ", line)]
+    assert findings and all(re.search(r"\(in kernel shared_divisor\)  \[TP\d{3}\]$", f)
+                            for f in findings)
+    run = to_sarif(Report([rep]))["runs"][0]
+    rules = run["tool"]["driver"]["rules"]
+    assert [r["properties"]["code"] for r in rules] == [CODES[k] for k in FINDING_KINDS]
+    assert all(r["properties"]["code"] == CODES[r["ruleId"].split("/")[1]]
+               for r in run["results"])
+
+
+def test_a_report_reads_as_findings_including_numeric_and_kernel_errors():
+    rep = verify_kernel(_rows(skip="later"), numeric=True)
+    kinds = [f.kind for f in rep.findings()]
+    assert kinds[-1] == "numeric" and set(kinds[:-1]) <= set(KINDS)
+    assert rep.findings()[-1].code == "TP201"
+
+
+# ---------------------------------------------------------------------- typed keys
+
+
+def _race(guard: str):
+    @tp.kernel(grid={"p": "N"}, assume=["N <= 64"],
+               tensors=dict(x=tp.Input(("N", 4)), y=tp.Output(("N", 4))))
+    def racy(x, y):
+        p = tp.program_id(0)
+        row = p // 2 if guard == "half" else p  # two programs write each row: a race
+        tp.store(y, (row, tp.ds(0, 4)), tp.load(x, (p, tp.ds(0, 4))))
+
+    return racy
+
+
+def test_counterexample_keys_are_typed_and_print_as_before():
+    rep = verify_kernel(_race("half"))
+    race = next(o for o in rep.obligations if o.kind == "race" and o.status == "violated")
+    keys = {str(k): k for k in race.counterexample}
+    assert isinstance(next(iter(race.counterexample)), CexKey)
+    assert keys["N"].role == "size"
+    assert keys["p"].role == "program" and keys["p"].instance == 1
+    assert keys["p'"].role == "program" and keys["p'"].instance == 2 and keys["p'"].name == "p"
+    assert keys["element[0]"].role == "element" and keys["element[0]"].index == (0,)
+    assert race.counterexample["p'"] == race.counterexample[keys["p'"]]  # looked up by text
+    js = next(o for o in rep.to_json()["obligations"] if o["kind"] == "race"
+              and o["status"] == "violated")
+    assert set(js["counterexample"]) == set(keys)  # the contract's object: unchanged keys
+    typed = {k["key"]: k for k in js["counterexample_keys"]}
+    assert typed["p'"] == {"key": "p'", "role": "program", "name": "p", "instance": 2,
+                           "value": race.counterexample["p'"]}
+    # pickles (worker processes) and survives the proof cache's JSON with its role
+    again = pickle.loads(pickle.dumps(race))
+    assert {str(k): k.role for k in again.counterexample} == {s: k.role for s, k in keys.items()}
+
+
+def test_the_twin_without_a_race_is_proved():
+    rep = verify_kernel(_race("row"))
+    assert rep.ok, [(o.kind, o.message) for o in rep.obligations if o.status != "proved"]
+
+
+def test_keys_from_the_proof_cache_are_typed_again(tmp_path):
+    cache = ProofCache(tmp_path, enabled=True)
+    first = verify_kernel(_race("half"), cache=cache)
+    second = verify_kernel(_race("half"), cache=cache)
+    assert second.cached and not first.cached
+
+    def roles(rep):
+        return [sorted((str(k), k.role) for k in o.counterexample)
+                for o in rep.obligations if o.counterexample]
+
+    assert roles(first) == roles(second) and roles(first)
+
+
+@pytest.mark.parametrize("text, role, name, index, instance", [
+    ("element[1]", "element", "", (1,), 1),
+    ("start_pos[0]", "data", "start_pos", (0,), 1),
+    ("T[1, 2]", "data", "T", (1, 2), 1),
+    ("iteration[i_29]", "iteration", "i_29", (), 1),
+    ("b'", "symbol", "b", (), 2),
+    ("i_178", "symbol", "i_178", (), 1),
+])
+def test_key_syntax(text, role, name, index, instance):
+    k = parse(text)
+    assert (str(k), k.role, k.name, k.index, k.instance) == (text, role, name, index, instance)
+
+
+def test_refine_gives_plain_names_their_role_and_the_rest_value():
+    ce = refine({"B": 1, "i_3": 0, "r'": 2, "offset": 7},
+                {"B": "size", "i_3": "loop", "r": "rank"})
+    assert [k.role for k in ce] == ["size", "loop", "rank", "value"]
