@@ -15,7 +15,7 @@ try:
 except _NotFound:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
-_LAZY = ("shapes", "model", "spec", "lowering", "verify", "catalog", "pallas", "show")
+_LAZY = ("shapes", "model", "spec", "lowering", "verify", "report", "catalog", "pallas", "show")
 
 
 def __getattr__(name: str):

@@ -71,10 +71,16 @@ class Finding:
 
     def __post_init__(self):
         assert self.kind in FINDING_KINDS, self.kind
-        self.status = Status(self.status)
         assert self.status in OBLIGATION_OUTCOMES or self.kind in ("numeric", "spec"), (
             self.status)
-        self.counterexample = typed(self.counterexample)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # checks often attach the counterexample after building the finding: typed too
+        if name == "counterexample":
+            value = typed(value)
+        elif name == "status":
+            value = Status(value)
+        super().__setattr__(name, value)
 
     @property
     def code(self) -> str:

@@ -19,7 +19,6 @@ from ._errors import Location as Location
 from ._errors import SpecError as SpecError
 from ._kernel import Kernel as Kernel
 from ._kernel import kernel as kernel
-from ._options import NumericOptions as NumericOptions
 from ._ops import Ref as Ref
 from ._ops import barrier as barrier
 from ._ops import ds as ds
@@ -38,3 +37,4 @@ from ._ops import sendrecv as sendrecv
 from ._ops import size as size
 from ._ops import store as store
 from ._ops import when as when
+from ._options import NumericOptions as NumericOptions

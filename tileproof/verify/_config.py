@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 
-from ..spec._errors import UNKNOWN, LocatedError, Location, SpecError
+from ..spec._errors import UNKNOWN, LocatedError, Location
 from ._api import verify_kernel
 from ._report import SKIPPABLE, KernelReport, Obligation
 
