@@ -110,6 +110,7 @@ def to_sarif(
                 text += f" (unknown: {o.reason})"
             props = {
                 "status": legacy(o.status),
+                "outcome": str(o.status),
                 **({"counterexample": {str(a): b for a, b in o.counterexample.items()}}
                    if o.counterexample else {}),
             }
