@@ -22,8 +22,11 @@ schedule model (sizes, grid axes, ranks, lanes, loops, data symbols).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..model import Model
 
 __all__ = ["ROLES", "CexKey", "refine", "roles_of", "typed"]
 
@@ -95,35 +98,26 @@ def typed(ce: Mapping[str, int] | None) -> dict[str, int] | None:
     return {parse(k): v for k, v in ce.items()}
 
 
-def _walk(nodes) -> Iterator[Any]:
-    for n in nodes:
-        yield n
-        for attr in ("body", "then", "orelse"):
-            sub = getattr(n, attr, None)
-            if isinstance(sub, list):
-                yield from _walk(sub)
+def roles_of(model: Model) -> dict[str, str]:
+    """Plain symbol -> role, from a schedule model."""
+    from ..model import Lanes, Loop
 
-
-def roles_of(model: Any) -> dict[str, str]:
-    """Plain symbol -> role, from a schedule model (anything with its attributes)."""
     roles: dict[str, str] = {}
-    for name in getattr(model, "data", {}) or {}:
+    for name in model.data:
         roles[name] = "data"
         roles[f"{name}_carried"] = "data"
-    for node in _walk(getattr(model, "body", []) or []):
-        kind = type(node).__name__
-        if kind == "Loop":
+    for node in model.walk():
+        if isinstance(node, Loop):
             roles[node.var] = "loop"
-            for c in getattr(node, "carried", []) or []:
+            for c in node.carried:
                 roles.setdefault(c, "data")
-        elif kind == "Lanes":
+        elif isinstance(node, Lanes):
             roles[node.var] = "lane"
-    ranks = getattr(model, "ranks", None)
-    if ranks:
-        roles[ranks[0]] = "rank"
-    for name, _extent in getattr(model, "grid", []) or []:
+    if model.ranks:
+        roles[model.ranks[0]] = "rank"
+    for name, _extent in model.grid:
         roles[name] = "program"
-    for name in getattr(model, "sizes", []) or []:
+    for name in model.sizes:
         roles[name] = "size"
     return roles
 
