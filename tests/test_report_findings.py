@@ -162,7 +162,7 @@ def test_counterexample_keys_are_typed_and_print_as_before():
     assert keys["N"].role == "size"
     assert keys["p"].role == "program" and keys["p"].instance == 1
     assert keys["p'"].role == "program" and keys["p'"].instance == 2 and keys["p'"].name == "p"
-    assert keys["element[0]"].role == "element" and keys["element[0]"].index == (0,)
+    assert keys["element[0]"].role == "element" and keys["element[0]"].at == (0,)
     assert race.counterexample["p'"] == race.counterexample[keys["p'"]]  # looked up by text
     js = next(o for o in rep.to_json()["obligations"] if o["kind"] == "race"
               and o["status"] == "violated")
@@ -203,7 +203,7 @@ def test_keys_from_the_proof_cache_are_typed_again(tmp_path):
 ])
 def test_key_syntax(text, role, name, index, instance):
     k = parse(text)
-    assert (str(k), k.role, k.name, k.index, k.instance) == (text, role, name, index, instance)
+    assert (str(k), k.role, k.name, k.at, k.instance) == (text, role, name, index, instance)
 
 
 def test_refine_gives_plain_names_their_role_and_the_rest_value():

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..spec._errors import UNKNOWN, Location
 from ._codes import code_of
-from ._keys import typed
+from ._keys import parse, typed
 from ._status import NUMERIC_OUTCOMES, OBLIGATION_OUTCOMES, PASSING, Status, legacy
 
 __all__ = [
@@ -97,7 +97,7 @@ class Finding:
             **({"hint": self.hint} if self.hint else {}),
             "code": self.code,
             "outcome": str(self.status),
-            **({"counterexample_keys": [{**k.to_json(), "value": v} for k, v in
+            **({"counterexample_keys": [{**parse(k).to_json(), "value": v} for k, v in
                                         self.counterexample.items()]}
                if self.counterexample else {}),
         }
@@ -115,7 +115,7 @@ def _plain(ce: dict | None) -> dict[str, int] | None:
 class NumericResult:
     """The tiled execution against the reference, over the sizes tried."""
 
-    status: str
+    status: Status
     sizes: list[dict[str, int]] = field(default_factory=list)
     max_abs_err: float | None = None
     max_rel_err: float | None = None

@@ -12,7 +12,8 @@ the text report and the JSON's ``counterexample`` object are unchanged), and car
   the finding names: an offset, an extent, a core count) or ``symbol`` (a plain name
   whose role the model was not asked about);
 - ``name``: the symbol, the loop's variable, the tensor, or ``""`` for an element;
-- ``index``: the element's coordinate axis ``(k,)``, or a tensor element's index;
+- ``at``: the element's coordinate axis ``(k,)``, or a tensor element's index (``index``
+  in the JSON);
 - ``instance``: 2 for the second program, lane or rank of a pairwise finding (``p'``).
 
 :func:`typed` reads the syntax; :func:`refine` assigns roles to plain names from the
@@ -43,28 +44,28 @@ class CexKey(str):
 
     role: str
     name: str
-    index: tuple[int, ...]
+    at: tuple[int, ...]  # the JSON's "index" (``str.index`` keeps its meaning)
     instance: int
 
-    def __new__(cls, text: str, role: str, name: str = "", index: tuple[int, ...] = (),
+    def __new__(cls, text: str, role: str, name: str = "", at: tuple[int, ...] = (),
                 instance: int = 1) -> CexKey:
         assert role in ROLES, role
         self = super().__new__(cls, text)
-        self.role, self.name, self.index, self.instance = role, name, tuple(index), instance
+        self.role, self.name, self.at, self.instance = role, name, tuple(at), instance
         return self
 
     def __reduce__(self):  # pickles (worker processes) with its role
-        return (CexKey, (str(self), self.role, self.name, self.index, self.instance))
+        return (CexKey, (str(self), self.role, self.name, self.at, self.instance))
 
     def with_role(self, role: str) -> CexKey:
-        return CexKey(str(self), role, self.name, self.index, self.instance)
+        return CexKey(str(self), role, self.name, self.at, self.instance)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"key": str(self), "role": self.role}
         if self.name:
             out["name"] = self.name
-        if self.index or self.role == "element":
-            out["index"] = list(self.index)
+        if self.at or self.role == "element":
+            out["index"] = list(self.at)
         if self.instance != 1:
             out["instance"] = self.instance
         return out

@@ -79,7 +79,7 @@ def _size_overflows(k: KernelReport) -> list[Obligation]:
 def _overflow_summary(k: KernelReport, group: list[Obligation], verbose: bool) -> list[str]:
     """One finding for many size-driven overflows: which maxima to declare, and where."""
     names = [s for s in k.sizes if any(s in (o.counterexample or {}) for o in group)]
-    least = {s: min(o.counterexample[s] for o in group if s in (o.counterexample or {}))
+    least = {s: min((o.counterexample or {})[s] for o in group if s in (o.counterexample or {}))
              for s in names}
     sites = sorted({_where(o, k) for o in group},
                    key=lambda w: (w.rpartition(":")[0], int(w.rpartition(":")[2] or 0)
@@ -221,7 +221,7 @@ def _rich_table(rows: list[tuple]) -> str:
         ("time", "right"),
         ("verdict", "left"),
     ):
-        t.add_column(col, justify=just)
+        t.add_column(col, justify="left" if just == "left" else "right")
     style = {"ok": "green", "FAIL": "bold red", "error": "bold red"}
     for name, c, num, secs, verdict in rows:
         t.add_row(
