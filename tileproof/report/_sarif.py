@@ -14,7 +14,7 @@ from urllib.parse import quote
 from ..spec._errors import UNKNOWN
 from ._codes import RULE_TEXT, code_of
 from ._findings import FINDING_KINDS, Report
-from ._status import legacy
+from ._status import Status, legacy
 
 __all__ = ["to_sarif"]
 
@@ -92,49 +92,39 @@ def to_sarif(
 
     for k in report.kernels:
         kfile, kline = _split_source(k.source)
-        if k.error:
-            result("spec", "error", k.error, kfile, kline, k.name)
-        for o in k.obligations:
-            if o.status not in ("violated", "unknown"):
+        for f in k.findings():  # the kernel's error, its obligations, its numeric result
+            if f.kind == "spec":
+                result("spec", "error", f.message, kfile, kline, k.name)
                 continue
-            has_loc = o.location is not UNKNOWN and o.location.line
-            file, line = (o.location.file, o.location.line) if has_loc else (kfile, kline)
-            text = f"{k.name}: {o.message}"
-            if o.counterexample:
+            if f.kind == "numeric":
+                if f.status in (Status.MISMATCH, Status.ERROR):
+                    what = "mismatch" if f.status == Status.MISMATCH else "run failed"
+                    result("numeric", "error",
+                           f"{k.name}: numeric {what}: {f.message or 'see the report'}",
+                           kfile, kline, k.name, {"sizes": f.detail["sizes"]})
+                continue
+            if f.status not in (Status.VIOLATED, Status.UNKNOWN):
+                continue
+            has_loc = f.location is not UNKNOWN and f.location.line
+            file, line = (f.location.file, f.location.line) if has_loc else (kfile, kline)
+            text = f"{k.name}: {f.message}"
+            if f.counterexample:
                 text += (
                     " [counterexample: "
-                    + ", ".join(f"{a}={b}" for a, b in o.counterexample.items())
+                    + ", ".join(f"{a}={b}" for a, b in f.counterexample.items())
                     + "]"
                 )
-            elif o.status == "unknown" and o.reason:
-                text += f" (unknown: {o.reason})"
+            elif f.status == Status.UNKNOWN and f.reason:
+                text += f" (unknown: {f.reason})"
             props = {
-                "status": legacy(o.status),
-                "outcome": str(o.status),
-                **({"counterexample": {str(a): b for a, b in o.counterexample.items()}}
-                   if o.counterexample else {}),
+                "status": legacy(f.status),
+                "outcome": str(f.status),
+                **({"counterexample": {str(a): b for a, b in f.counterexample.items()}}
+                   if f.counterexample else {}),
             }
-            result(
-                o.kind,
-                # an unsupported construct is no inconclusive proof but a model that is not exact
-                "error" if o.status == "violated" or o.kind == "unsupported" else "warning",
-                text,
-                file,
-                line,
-                k.name,
-                props,
-            )
-        if k.numeric is not None and k.numeric.status in ("mismatch", "error"):
-            what = "mismatch" if k.numeric.status == "mismatch" else "run failed"
-            result(
-                "numeric",
-                "error",
-                f"{k.name}: numeric {what}: {k.numeric.message or 'see the report'}",
-                kfile,
-                kline,
-                k.name,
-                {"sizes": k.numeric.sizes},
-            )
+            # an unsupported construct is no inconclusive proof but a model that is not exact
+            level = "error" if f.status == Status.VIOLATED or f.kind == "unsupported" else "warning"
+            result(f.kind, level, text, file, line, k.name, props)
     return {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
