@@ -210,3 +210,37 @@ def test_refine_gives_plain_names_their_role_and_the_rest_value():
     ce = refine({"B": 1, "i_3": 0, "r'": 2, "offset": 7},
                 {"B": "size", "i_3": "loop", "r": "rank"})
     assert [k.role for k in ce] == ["size", "loop", "rank", "value"]
+
+
+# ------------------------------------------------------------------ no JAX, no z3
+
+
+def test_findings_build_and_render_without_jax_and_z3():
+    """Tools that read or render findings need neither JAX nor z3 (nor a spec)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent('''
+        import json, sys
+
+        class _Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("jax", "jaxlib", "z3"):
+                    raise ImportError(f"{name} is blocked in this test")
+
+        sys.meta_path.insert(0, _Block())
+        from tileproof._location import Location
+        from tileproof.report import Finding, KernelReport, Report, to_sarif, to_text
+
+        f = Finding("bounds", "violated", "past the end", Location("k.py", 7),
+                    {"N": 1, "element[0]": 4})
+        rep = Report([KernelReport("k", "k.py:3", [f])])
+        print(to_text(rep, quiet=True))
+        json.dumps(rep.to_json()), json.dumps(to_sarif(rep))
+        assert not [m for m in sys.modules if m.split(".")[0] in ("jax", "jaxlib", "z3")]
+    ''')
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[0] == "k.py:7: bounds: past the end (in kernel k)  [TP102]"

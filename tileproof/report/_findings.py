@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..spec._errors import UNKNOWN, Location
+from .._location import UNKNOWN, Location
 from ._codes import code_of
 from ._keys import parse, typed
 from ._status import NUMERIC_OUTCOMES, OBLIGATION_OUTCOMES, PASSING, Status, legacy

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from urllib.parse import quote
 
-from ..spec._errors import UNKNOWN
+from .._location import UNKNOWN
 from ._codes import RULE_TEXT, code_of
 from ._findings import FINDING_KINDS, Report
 from ._status import Status, legacy

@@ -23,7 +23,7 @@ import json
 import os
 import re
 
-from ..spec._errors import UNKNOWN
+from .._location import UNKNOWN
 from ._codes import code_of
 from ._findings import KernelReport, Obligation, Report
 from ._status import Status, legacy

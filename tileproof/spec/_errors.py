@@ -9,43 +9,17 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from dataclasses import dataclass
 
+from .._location import UNKNOWN, Location
 from ..errors import TileproofError
 
-__all__ = ["LocatedError", "Location", "SpecError", "caller_location"]
+__all__ = ["UNKNOWN", "LocatedError", "Location", "SpecError", "caller_location"]
 
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Frames inside these folders are tileproof's machinery, never the user's code.
 _INTERNAL = tuple(
     os.path.join(_PKG_DIR, d) + os.sep for d in ("spec", "lowering", "verify", "shapes", "model")
 )
-
-
-@dataclass(frozen=True)
-class Location:
-    """A point in the user's source: ``file:line``."""
-
-    file: str
-    line: int
-
-    def __str__(self) -> str:
-        return f"{_short(self.file)}:{self.line}"
-
-    @property
-    def short(self) -> str:
-        return f"{os.path.basename(self.file)}:{self.line}"
-
-
-UNKNOWN = Location("<unknown>", 0)
-
-
-def _short(path: str) -> str:
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:
-        return path
-    return rel if not rel.startswith("..") else path
 
 
 _CONTEXTLIB = contextlib.__file__  # frames of @contextmanager's machinery are not the user's
