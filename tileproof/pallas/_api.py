@@ -12,6 +12,7 @@ JSON/SARIF, the pytest plugin) treats it exactly like a native spec.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import sys
@@ -24,9 +25,10 @@ import numpy as np
 
 from .. import shapes
 from ..spec import _ops as tpo
-from ..spec._decl import Input, Output, parse_condition
+from ..spec._decl import Input, Output, Scratch, parse_condition
 from ..spec._errors import Location, SpecError, caller_location
 from ..spec._kernel import GridAxis, Kernel
+from . import _tpu
 from ._body import replay
 from ._numeric import interpret_reference
 from ._read import _OPS, CallRead, _pcore, _read_one, read_calls
@@ -110,7 +112,7 @@ def _symbolic_args(args: Sequence[Arg], assume: Sequence[str], where: Location):
 def _trace(fn, sds, static, where: Location):
     f = functools.partial(fn, **dict(static or {}))
     try:
-        with _dynamic_shapes():
+        with _dynamic_shapes(), _tpu.tracing_patches():
             return jax.make_jaxpr(f)(*sds)
     except SpecError:
         raise
@@ -189,22 +191,50 @@ def _build(call: CallRead, fn_name: str, args, arg_exprs, assume, texts, where, 
     grid = tuple(GridAxis(f"pid{a}", e) for a, e in enumerate(call.grid))
     problems = list(call.problems)
     # A backend whose rules are not modelled gets no schedule at all: its semantics differ
-    # (TPU blocks are padded copies, outputs may be revisited along "arbitrary" axes), so
-    # replaying it with Triton's rules would report wrong violations.  Tracing the kernel
-    # raises a spec error at the call instead (the kernel is reported, never proved).
+    # (Mosaic GPU's warpgroups), so replaying it with another backend's rules would report
+    # wrong verdicts.  Tracing the kernel raises a spec error at the call instead (the kernel
+    # is reported, never proved).
     refusal = None
-    if call.backend != "triton":
+    if call.backend not in ("triton", "mosaic"):
         refusal = (f"pallas_call {call.name} is lowered for {call.backend!r}, whose rules are not "
-                   "modelled yet (tileproof.pallas models the GPU/Triton lowering only)")
+                   "modelled yet (tileproof.pallas models Triton and Mosaic TPU)")
     elif BACKENDS.get(backend, backend) != call.backend:
         refusal = (f"pallas_call {call.name} is lowered for {call.backend!r}, not the declared "
                    f"backend {backend!r}")
     if call.aliases:
         problems.append((f"input_output_aliases {call.aliases} are not modelled", call.loc))
+    tpu = call.backend == "mosaic" and refusal is None
+    claims: tuple = ()
+    if tpu:
+        # Mosaic TPU (jax/_src/pallas/mosaic/lowering.py): blocks are VMEM copies, arbitrary
+        # axes are loops, outputs are written back; see tileproof/pallas/_tpu.py
+        tp_plan = _tpu.plan(call, set(tensors))
+        for b in call.blocks:
+            # Mosaic indexes memrefs per dimension (no flattened offset): each dimension's
+            # index is i32 arithmetic the model checks in its own width
+            tensors[b.name] = dataclasses.replace(tensors[b.name], index_bits=64)
+            object.__setattr__(tensors[b.name], "where", call.loc)
+        for b in call.blocks:
+            if b.name in tp_plan.bufs:
+                # the per-program prefix is the model's (each core has its own VMEM)
+                t = Scratch(_tpu.buffer_shape(call, tp_plan, b), b.dtype, index_bits=64)
+                object.__setattr__(t, "where", call.loc)
+                tensors[tp_plan.bufs[b.name]] = t
+        for nm, shp, dt in tp_plan.scratch:
+            if dt:
+                t = Scratch(tuple(_tpu.grid_extents(call, tp_plan)) + tuple(shp), dt,
+                            index_bits=64)
+                object.__setattr__(t, "where", call.loc)
+                tensors[nm] = t
+        ext = _tpu.grid_extents(call, tp_plan)
+        axes = tp_plan.par or [0]
+        grid = tuple(GridAxis(f"pid{a}", e) for a, e in zip(axes, ext))
+        claims = tuple(_tpu.tiling_claims(call))
 
     def body(*refs):
         if refusal is not None:
-            raise SpecError(refusal, call.loc, "Verify it with backend='gpu' on a Triton call.")
+            raise SpecError(refusal, call.loc, "Verify it with the backend the call is lowered "
+                            "for: backend='gpu' (Triton) or backend='tpu' (Mosaic).")
         named = dict(zip(tensors, refs))
         for what, loc in problems:
             tpo.P.unsupported_p.bind(what=what, site=loc)
@@ -213,7 +243,10 @@ def _build(call: CallRead, fn_name: str, args, arg_exprs, assume, texts, where, 
         def sizes(d):  # a symbolic block size: an exact size expression
             return tpo.P.size_p.bind(name="", expr=shapes.from_jax(d))
 
-        replay(call, named, pids, nums, sizes)
+        if tpu:
+            _tpu.replay_tpu(call, tp_plan, named, pids, sizes)
+        else:
+            replay(call, named, pids, nums, sizes)
 
     body.__name__ = call.name
     name = fn_name if count == 1 else f"{fn_name}/{index}.{call.name}"  # no ':' (MODULE:KERNEL)
@@ -242,6 +275,7 @@ def _build(call: CallRead, fn_name: str, args, arg_exprs, assume, texts, where, 
         location=call.kernel_loc if call.kernel_loc.line else (call.loc if call.loc.line else where),
         numeric=numeric,
         doc=f"pallas_call {call.name} of {fn_name} (kernel at {call.kernel_loc})",
+        claims=claims,
     )
     unknown = set(k.defaults) - set(k.sizes)
     if unknown:

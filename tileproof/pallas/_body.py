@@ -430,13 +430,16 @@ def replay(call: CallRead, refs: dict, pids: list, nums: list, sizes) -> None:
         _FALLBACK.pop()
 
 
+def _whole(call: CallRead, refs: dict) -> dict:
+    """Whole-array views of the scalar-prefetch operands (index maps and the body read them)."""
+    return {b.name: _View(refs[b.name], b, tuple(("range", jnp.int32(0), _const(d, b))
+                                                 for d in b.shape))
+            for b in call.blocks if b.role == "prefetch"}
+
+
 def _replay(call: CallRead, refs: dict, pids: list, nums: list, sizes) -> None:
     r = _Replay(call, pids, nums, sizes)
-    whole = {}
-    for b in call.blocks:
-        if b.role == "prefetch":
-            whole[b.name] = _View(refs[b.name], b, tuple(("range", jnp.int32(0), _const(d, b))
-                                                        for d in b.shape))
+    whole = _whole(call, refs)
     prefetch = [whole[b.name] for b in call.blocks if b.role == "prefetch"]
     views = []
     for b in call.blocks:
