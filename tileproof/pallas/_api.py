@@ -112,8 +112,20 @@ def _symbolic_args(args: Sequence[Arg], assume: Sequence[str], where: Location):
 def _trace(fn, sds, static, where: Location):
     f = functools.partial(fn, **dict(static or {}))
     try:
-        with _dynamic_shapes(), _tpu.tracing_patches():
-            return jax.make_jaxpr(f)(*sds)
+        try:
+            with _dynamic_shapes(), _tpu.tracing_patches():
+                return jax.make_jaxpr(f)(*sds)
+        except SpecError:
+            raise
+        except Exception as first:
+            # a grid extent computed from data (megablox's number of active tiles) is a
+            # dynamic grid only outside Pallas' dynamic-shapes export mode
+            # (jax/_src/pallas/core.py get_grid_mapping): try once more without it
+            try:
+                with _tpu.tracing_patches():
+                    return jax.make_jaxpr(f)(*sds)
+            except Exception:
+                raise first from None
     except SpecError:
         raise
     except Exception as e:

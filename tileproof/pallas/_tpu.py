@@ -386,26 +386,50 @@ def _writeback(call: CallRead, b: BlockRead, ref, buf: _View, idx, cond) -> None
 
 
 def tracing_patches():
-    """Tracing on symbolic shapes: a ``pl.CostEstimate`` (a scheduling hint that must hold
-    Python ints, ``jax/_src/pallas/core.py``) of symbolic sizes is accepted unchecked."""
+    """What tracing on symbolic shapes needs, and what makes it fail closed.
+
+    * A ``pl.CostEstimate`` (a scheduling hint that must hold Python ints,
+      ``jax/_src/pallas/core.py``) of symbolic sizes is accepted unchecked.
+    * The truth value of a symbolic size raises: ``_DimExpr`` has no ``__bool__``
+      (``jax/_src/export/shape_poly.py``), so ``if k % tk:`` is silently *true* for every
+      size and the traced program is not the one that runs where ``k % tk == 0``
+      (megablox's ``_calculate_irregular_num_tiles``).  Such a function must be traced
+      at concrete sizes instead.
+    """
     import contextlib
 
     from ._read import _pcore
 
     ce = getattr(_pcore, "CostEstimate", None)
-    if ce is None:
-        return contextlib.nullcontext()
+    try:
+        from jax._src.export import shape_poly as _sp
+    except ImportError:  # pragma: no cover
+        _sp = None
+    dim = getattr(_sp, "_DimExpr", None)
+
+    def _no_bool(self):
+        raise _sp.InconclusiveDimensionOperation(
+            f"the truth value of the symbolic size {self} is taken in Python (as in "
+            f"`if {self}:`), which JAX silently treats as true for every size")
 
     @contextlib.contextmanager
     def patch():
-        orig = ce.__post_init__
-        ce.__post_init__ = lambda self: None
+        orig_ce = ce.__post_init__ if ce is not None else None
+        had_bool = dim is not None and "__bool__" in vars(dim)
+        orig_bool = vars(dim).get("__bool__") if dim is not None else None
+        if ce is not None:
+            ce.__post_init__ = lambda self: None
+        if dim is not None:
+            dim.__bool__ = _no_bool
         try:
             yield
         finally:
-            ce.__post_init__ = orig
+            if ce is not None:
+                ce.__post_init__ = orig_ce
+            if dim is not None:
+                if had_bool:
+                    dim.__bool__ = orig_bool
+                else:
+                    del dim.__bool__
 
     return patch()
-
-
-
