@@ -241,7 +241,7 @@ def _build(call: CallRead, fn_name: str, args, arg_exprs, assume, texts, where, 
         ext = _tpu.grid_extents(call, tp_plan)
         axes = tp_plan.par or [0]
         grid = tuple(GridAxis(f"pid{a}", e) for a, e in zip(axes, ext))
-        claims = tuple(_tpu.tiling_claims(call))
+        claims = tuple(_tpu.tiling_claims(call)) + tuple(_tpu.revisit_claims(call, tp_plan))
 
     def body(*refs):
         if refusal is not None:

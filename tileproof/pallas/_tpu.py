@@ -206,6 +206,31 @@ def tiling_claims(call: CallRead) -> list[tuple]:
     return out
 
 
+def revisit_claims(call: CallRead, p: TpuPlan) -> list[tuple]:
+    """The revisit rule (:mod:`._revisit`) for each output whose block moves along the
+    ``arbitrary`` axes; an index map it cannot evaluate becomes an unsupported item."""
+    from ._revisit import revisit_claim
+
+    out = []
+    for b in call.blocks:
+        if b.role != "output" or not p.moves.get(b.name):
+            continue
+        formula, shown = revisit_claim(b.name, b.index_map, list(call.grid), p.par, p.arb)
+        if formula is None:
+            p.problems.append((f"the block index of {b.name} moves along the 'arbitrary' axes "
+                               f"and its index map is not evaluated ({shown}): whether a block "
+                               "comes back after another is not checked", call.loc))
+            continue
+        axes = ", ".join(str(a) for a in p.arb)
+        out.append((f"each output block of {b.name} is visited on consecutive iterations of "
+                    f"the arbitrary grid axes ({axes}) only", formula, call.loc,
+                    "Mosaic writes an output block back when the next iteration's block index "
+                    "differs; a block that comes back later starts from garbage "
+                    "(jax/_src/pallas/mosaic/pipeline.py). Make revisits consecutive (the "
+                    "accumulating axis innermost).", *shown))
+    return out
+
+
 # ---------------------------------------------------------------------- replay
 
 

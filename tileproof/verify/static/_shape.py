@@ -177,15 +177,19 @@ def _distinct_fill(an: Analysis, name: str, t) -> Obligation:
     return ob
 
 
-def _claim(an: Analysis, text: str, formula: shapes.Formula, loc, hint: str = "") -> Obligation:
-    """``forall sizes. Dom => claim``: a host-level fact a front end's lowering requires
-    (a TPU block shape's tiling rule), with the sizes that break it when refuted."""
+def _claim(an: Analysis, text: str, formula: shapes.Formula, loc, hint: str = "",
+           shown: tuple = (), ranges: tuple = ()) -> Obligation:
+    """``forall sizes, xs. Dom and ranges => claim``: a fact a front end's lowering requires
+    of the sizes (a TPU block shape's tiling rule) or of its own variables ``xs`` (``shown``,
+    within ``ranges``: the grid iterations of the TPU revisit rule), with the values that
+    break it when refuted."""
     t0 = time.perf_counter()
-    ans = an.decide(formula, an.domain)
+    ans = an.decide(formula, [*an.domain, *ranges])
     ob = an.obligation("shape", None, text, ans, t0=t0)
     ob.location = loc if loc is not None else an.model_location()
     if ans.status == "refuted":
         cex = an.values({k: v for k, v in ans.cex.items() if an.is_size(k)})
+        cex.update({k: ans.cex.get(k, 0) for k in shown})
         if not _holds_at(formula, cex, an):
             ob.message = f"{text} fails when {an.show(cex)}"
             ob.counterexample = cex
