@@ -29,6 +29,7 @@ from jax import lax
 from ..spec import _primitives as P
 from ..spec._errors import Location
 from ._access import (
+    _SEEN,
     _SYM_OPS,
     _apply_transforms,
     _Gather,
@@ -424,10 +425,12 @@ def replay(call: CallRead, refs: dict, pids: list, nums: list, sizes) -> None:
     program ids and extents (traced scalars); ``sizes(expr)`` evaluates a symbolic size.
     """
     _FALLBACK.append(call.kernel_loc)
+    _SEEN.append(set())
     try:
         _replay(call, refs, pids, nums, sizes)
     finally:
         _FALLBACK.pop()
+        _SEEN.pop()
 
 
 def _whole(call: CallRead, refs: dict) -> dict:

@@ -46,7 +46,7 @@ from .. import shapes
 from ..spec import _ops as tpo
 from ..spec import _primitives as P
 from ..spec._errors import Location
-from ._access import _i32, _load, _store, _Unmodelled, _unsupported, _View
+from ._access import _SEEN, _i32, _load, _store, _Unmodelled, _unsupported, _View
 from ._read import BlockRead, CallRead
 from ._where import _FALLBACK, at_location
 
@@ -236,10 +236,12 @@ def revisit_claims(call: CallRead, p: TpuPlan) -> list[tuple]:
 
 def replay_tpu(call: CallRead, p: TpuPlan, refs: dict, pids: list, sizes) -> None:
     _FALLBACK.append(call.kernel_loc)
+    _SEEN.append(set())
     try:
         _replay(call, p, refs, pids, sizes)
     finally:
         _FALLBACK.pop()
+        _SEEN.pop()
 
 
 def _size(e) -> object:
