@@ -340,3 +340,34 @@ def test_dmas_and_semaphores_are_unsupported_at_their_lines():
     assert any("dma_start" in o.message for o in uns)
     assert not any(o.status == "proved" and o.kind in ("race", "coverage")
                    for o in rep.obligations)
+
+
+# --------------------------------------------------------------------------- reads
+
+
+def test_a_floor_divided_reduction_grid_that_drops_the_k_tail_is_a_reads_violation():
+    # JAX's TPU matmul walks K in K // bk blocks: with K % bk != 0 the tail columns of x
+    # and rows of y are never read, although every output element is written (K >= 128:
+    # below it no K block runs and nothing is written, a coverage violation)
+    from jax.experimental.pallas.ops.tpu import matmul as mm
+
+    args = dict(static=dict(block_shape=(128, 128), block_k=128),
+                assume=["M <= 32", "N <= 32", "K <= 2**12", "K >= 128"], backend="tpu")
+    k = tp.pallas(mm.matmul, args=[A(("128*M", "K"), reduced="all"),
+                                   A(("K", "128*N"), reduced="all")], **args)
+    verdicts, rep = _verdicts(k)
+    assert verdicts["coverage"] == {"proved"}
+    hits = [o for o in rep.obligations if o.kind == "reads" and o.status == "violated"]
+    assert {o.detail.get("tensor") for o in hits} == {"x_tile_ref", "y_tile_ref"}
+    assert all(o.counterexample["K"] % 128 for o in hits)
+    _all_proved(tp.pallas(mm.matmul, args=[A(("128*M", "128*K"), reduced="all"),
+                                           A(("128*K", "128*N"), reduced="all")],
+                          **{**args, "assume": ["M <= 32", "N <= 32", "K <= 32"]}))
+
+
+def test_reduced_needs_the_argument_itself():
+    def flat(x):
+        return _double(x.reshape(8, -1))
+
+    with pytest.raises(tp.spec.SpecError, match="reduced="):
+        tp.pallas(flat, args=[A((8 * 256,), reduced="all")], backend="tpu")

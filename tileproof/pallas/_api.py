@@ -44,13 +44,17 @@ class Arg:
     """One argument of the user's function: a shape of size expressions and a dtype.
 
     ``values`` declares an integer argument's element range (``"0 <= v < P"``, a
-    page table); ``distinct`` its elements pairwise different.
+    page table); ``distinct`` its elements pairwise different.  ``reduced`` (``"all"``
+    or a ``tp.Region``) declares elements the kernel must read: the ``reads``
+    obligation (a floor-divided reduction grid that drops a tail is a defect even when
+    every output element is written); the argument must be the call's operand itself.
     """
 
     shape: tuple
     dtype: str = "float32"
     values: object = None
     distinct: bool = False
+    reduced: object = None
 
 
 def _frame_location(tb) -> Location | None:
@@ -187,6 +191,12 @@ def _build(call: CallRead, fn_name: str, args, arg_exprs, assume, texts, where, 
         ai = call.operand_values[k] if k < len(call.operand_values) else None
         spec_arg = args[ai] if ai is not None else None
         kw: dict = {"index_bits": _index_bits(b, assume)}
+        if spec_arg is not None and spec_arg.reduced is not None:
+            if call.operand_args[k] != ai:
+                raise SpecError(f"args[{ai}] declares reduced=, but pallas_call {call.name} "
+                                "reads a reshaped or computed copy of it: the region would "
+                                "name other elements", where)
+            kw["reduced"] = spec_arg.reduced
         if spec_arg is not None and spec_arg.values is not None:
             kw["values"] = spec_arg.values
             kw["distinct"] = spec_arg.distinct
