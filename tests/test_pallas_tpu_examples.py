@@ -26,6 +26,7 @@ _TPU = os.sep + os.path.join("pallas", "ops", "tpu") + os.sep
 def test_every_tpu_kernel_of_the_issue_is_covered():
     names = [k.name for k in EX.KERNELS]
     for stem in ("matmul", "flash_attention", "flash_attention.causal",
+                 "flash_attention.segment_ids", "flash_attention.bias",
                  "flash_attention.grad/1._flash_attention_dkv_kernel",
                  "flash_attention.grad/2._flash_attention_dq_kernel", "gmm", "paged_attention",
                  "ragged_paged_attention"):

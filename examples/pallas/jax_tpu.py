@@ -77,6 +77,31 @@ flash_attention_tpu_causal = tp.pallas(
     defaults=_SMALL,
     name="tpu.flash_attention.causal",
 )
+# the file's masked variants: segment ids (attention only within a segment) and a bias
+_SEGS = A(("B", "128*S"), "int32", values="0 <= v < 4")
+
+
+def _flash_segments(q, k, v, q_seg, kv_seg):
+    return fa.flash_attention(q, k, v, segment_ids=fa.SegmentIds(q_seg, kv_seg))
+
+
+def _ref_segments(q, k, v, q_seg, kv_seg):
+    return fa.mha_reference(q, k, v, None, segment_ids=fa.SegmentIds(q_seg, kv_seg))
+
+
+flash_attention_tpu_segments = tp.pallas(
+    _flash_segments, args=[*_QKV, _SEGS, _SEGS], assume=_BHS, reference=_ref_segments,
+    backend="tpu", defaults=_SMALL, name="tpu.flash_attention.segment_ids",
+)
+flash_attention_tpu_bias = tp.pallas(
+    lambda q, k, v, ab: fa.flash_attention(q, k, v, ab=ab),
+    args=[*_QKV, A(("B", "H", "128*S", "128*S"))],
+    assume=_BHS,
+    reference=lambda q, k, v, ab: fa.mha_reference(q, k, v, ab),
+    backend="tpu",
+    defaults=_SMALL,
+    name="tpu.flash_attention.bias",
+)
 # larger blocks: 256 query rows, K/V in majors of 512 walked in minors of 128
 _BIG = fa.BlockSizes(block_q=256, block_k_major=512, block_k=128, block_b=1)
 flash_attention_tpu_blocks = tp.pallas(
@@ -133,6 +158,7 @@ ragged_paged_attention_tpu = tp.pallas(
 PROVED = tuple(
     k
     for group in (matmul_tpu, matmul_tpu_bf16, flash_attention_tpu, flash_attention_tpu_causal,
+                  flash_attention_tpu_segments, flash_attention_tpu_bias,
                   flash_attention_tpu_blocks, flash_attention_tpu_grad)
     for k in (group if isinstance(group, tuple) else (group,))
 )
