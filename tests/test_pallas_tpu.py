@@ -371,3 +371,22 @@ def test_reduced_needs_the_argument_itself():
 
     with pytest.raises(tp.spec.SpecError, match="reduced="):
         tp.pallas(flat, args=[A((8 * 256,), reduced="all")], backend="tpu")
+
+
+def test_the_whole_function_runs_with_its_tpu_calls_executed_by_tileproof():
+    # end to end (function_runner builds the concrete call with the TPU rules): JAX's TPU
+    # matmul at a K that is not a multiple of block_k returns x[:, :128] @ y[:128] -- the
+    # dropped tail, shown concretely (interpret mode returns the same)
+    from jax.experimental.pallas.ops.tpu import matmul as mm
+
+    static = dict(block_shape=(128, 128), block_k=128)
+    args = [A((128, "K")), A(("K", 128))]
+    ok = tp.pallas.check_function(mm.matmul, args=args, env={"K": 256}, static=static,
+                                  reference=lambda x, y: x @ y)
+    assert ok["status"] == "matched" and not ok["findings"], ok
+    tail = tp.pallas.check_function(mm.matmul, args=args, env={"K": 200}, static=static,
+                                    reference=lambda x, y: x @ y)
+    assert tail["status"] == "mismatch" and tail["max_abs_err"] > 1, tail
+    dropped = tp.pallas.check_function(mm.matmul, args=args, env={"K": 200}, static=static,
+                                       reference=lambda x, y: x[:, :128] @ y[:128])
+    assert dropped["status"] == "matched", dropped
