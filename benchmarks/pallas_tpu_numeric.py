@@ -26,6 +26,7 @@ from jax.experimental.pallas.ops.tpu import matmul as mm
 import tileproof as tp
 from tileproof.pallas import function_runner
 from tileproof.pallas._numeric import _concrete_args
+from tileproof.pallas._read import _CALLS
 
 A = tp.Arg
 
@@ -59,9 +60,10 @@ def _interpreted(fn, static, args, env):
             params = dict(eqn.params)
             if eqn.primitive.name == "pallas_call":
                 params["interpret"] = True
-            elif eqn.primitive.name in ("pjit", "jit", "closed_call"):
-                inner = params["jaxpr"]
-                res = ev(inner.jaxpr, inner.consts, ins)
+            elif eqn.primitive.name in _CALLS:  # forward only: evaluate the inner jaxpr
+                inner = params.get("jaxpr") or params.get("call_jaxpr") or params.get("fun_jaxpr")
+                jx = inner.jaxpr if hasattr(inner, "jaxpr") else inner
+                res = ev(jx, getattr(inner, "consts", []), ins)
                 env_.update(zip(eqn.outvars, res))
                 continue
             res = eqn.primitive.bind(*ins, **params)
