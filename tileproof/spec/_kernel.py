@@ -45,8 +45,9 @@ class Kernel:
     numeric: dict = field(default_factory=dict)
     backward: Kernel | None = None
     doc: str = ""
-    # host-level facts a front end's lowering rules require of the sizes (a TPU block shape's
-    # tiling): (text, formula over sizes, location, hint); each is a ``shape`` obligation
+    # facts a front end's lowering rules require (a TPU block shape's tiling, its revisit
+    # rule): (text, formula, location, hint[, shown names, their ranges]); each is a
+    # ``shape`` obligation, proved over the domain (and the ranges)
     claims: tuple = ()
 
     # -- derived facts
