@@ -64,6 +64,11 @@ matmul_tpu_bf16 = tp.pallas(
 _QKV = [A(("B", "H", "128*S", 128))] * 3
 _BHS = ["B <= 64", "H <= 64", "S <= 64"]
 _SMALL = dict(B=1, H=2, S=3)  # the numeric run's first point
+# the executor's values-and-gradients run of these schedules needed more than the 21 GB of
+# this machine even at B = H = S = 1 (killed by the OOM killer): skipped, with the reason.
+# Forward values match interpret mode end to end (benchmarks/pallas_tpu_numeric.py).
+_NUMERIC = {"skip": "the executor's run of flash attention's VMEM/loop schedule exceeds "
+                    "this machine's memory (see docs/pallas.md)"}
 
 
 def _ref(q, k, v, causal=False):
@@ -71,7 +76,7 @@ def _ref(q, k, v, causal=False):
     return fa.mha_reference(q, k, v, None, causal=causal)
 flash_attention_tpu = tp.pallas(
     fa.flash_attention, args=_QKV, assume=_BHS, reference=_ref, backend="tpu",
-    defaults=_SMALL, name="tpu.flash_attention",
+    defaults=_SMALL, numeric=_NUMERIC, name="tpu.flash_attention",
 )
 flash_attention_tpu_causal = tp.pallas(
     functools.partial(fa.flash_attention, causal=True),
@@ -80,6 +85,7 @@ flash_attention_tpu_causal = tp.pallas(
     reference=functools.partial(_ref, causal=True),
     backend="tpu",
     defaults=_SMALL,
+    numeric=_NUMERIC,
     name="tpu.flash_attention.causal",
 )
 # the file's masked variants: segment ids (attention only within a segment) and a bias
@@ -96,7 +102,7 @@ def _ref_segments(q, k, v, q_seg, kv_seg):
 
 flash_attention_tpu_segments = tp.pallas(
     _flash_segments, args=[*_QKV, _SEGS, _SEGS], assume=_BHS, reference=_ref_segments,
-    backend="tpu", defaults=_SMALL, name="tpu.flash_attention.segment_ids",
+    backend="tpu", defaults=_SMALL, numeric=_NUMERIC, name="tpu.flash_attention.segment_ids",
 )
 flash_attention_tpu_bias = tp.pallas(
     lambda q, k, v, ab: fa.flash_attention(q, k, v, ab=ab),
@@ -105,6 +111,7 @@ flash_attention_tpu_bias = tp.pallas(
     reference=lambda q, k, v, ab: fa.mha_reference(q, k, v, ab),
     backend="tpu",
     defaults=_SMALL,
+    numeric=_NUMERIC,
     name="tpu.flash_attention.bias",
 )
 # larger blocks: 256 query rows, K/V in majors of 512 walked in minors of 128
@@ -116,12 +123,13 @@ flash_attention_tpu_blocks = tp.pallas(
     reference=_ref,
     backend="tpu",
     defaults=dict(B=1, H=1, S=2),
+    numeric=_NUMERIC,
     name="tpu.flash_attention.blocks",
 )
 # the custom_vjp's forward (with residuals) and both backward kernels (dK/dV and dQ)
 flash_attention_tpu_grad = tp.pallas(
     fa.flash_attention, args=_QKV, assume=_BHS, grad=True, backend="tpu", defaults=_SMALL,
-    name="tpu.flash_attention.grad",
+    numeric=_NUMERIC, name="tpu.flash_attention.grad",
 )
 
 # --------------------------------------------------------------------------- megablox gmm
@@ -133,6 +141,7 @@ gmm_tpu = tp.pallas(
     gmm_mod.gmm,
     args=[A((512, 256)), A((4, 256, 384)), A((4,), "int32", values="0 <= v <= 128")],
     backend="tpu",
+    numeric={"skip": "a data-dependent grid: the executor cannot run it"},
     name="tpu.gmm",
 )
 
@@ -146,6 +155,7 @@ paged_attention_tpu = tp.pallas(
           A(("B", 128), "int32", values="0 <= v < 256")],
     assume=["B <= 256"],
     backend="tpu",
+    numeric={"skip": "manual DMAs: the executor cannot run them"},
     name="tpu.paged_attention",
 )
 ragged_paged_attention_tpu = tp.pallas(
@@ -157,6 +167,7 @@ ragged_paged_attention_tpu = tp.pallas(
           A((17,), "int32", values="0 <= v <= 256"),
           A((1,), "int32", values="0 <= v <= 16")],
     backend="tpu",
+    numeric={"skip": "manual DMAs: the executor cannot run them"},
     name="tpu.ragged_paged_attention",
 )
 
