@@ -204,7 +204,7 @@ def _build(call: CallRead, fn_name: str, args, arg_exprs, assume, texts, where, 
             kw["values"] = f"{-(2 ** 31)} <= v < 2**31" if b.dtype == "int32" else None
             if kw["values"] is None:
                 kw.pop("values")
-        if b.role == "input":  # a reduction over it must read all of it (see _reduced)
+        if b.role == "input" and "reduced" not in kw:  # inferred unless stated (see _reduced)
             kw["reduced"] = Traversed(call.loc)
         shape = tuple(b.shape)
         decl = Output(shape, b.dtype, **kw) if b.role == "output" else Input(shape, b.dtype, **kw)
