@@ -258,6 +258,7 @@ def lower(kernel: Kernel) -> Model:
         ranks=ranks,
         launch=kernel.launch,
         data=ctx.data,
+        claims=list(getattr(kernel, "claims", ())),
     )
 
 

@@ -296,6 +296,7 @@ class Model:
     launch: object = None
     data: dict[str, Data] = field(default_factory=dict)
     lower_bounds: dict[str, int] = field(default_factory=dict)  # symbols whose minimum is not 1
+    claims: list = field(default_factory=list)  # a front end's size facts: Kernel.claims
 
     # -- traversal helpers
     def walk(self) -> Iterator[Node]:

@@ -57,7 +57,15 @@ class _Unmodelled(Exception):
         self.what, self.loc = what, loc
 
 
+_SEEN: list[set] = []  # per replayed call: (what, location) of the items already bound
+
+
 def _unsupported(what: str, loc: Location) -> None:
+    """One unsupported item per construct and line (an unrolled Python loop repeats it)."""
+    if _SEEN:
+        if (what, loc) in _SEEN[-1]:
+            return
+        _SEEN[-1].add((what, loc))
     P.unsupported_p.bind(what=what, site=loc)
 
 

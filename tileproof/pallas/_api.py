@@ -12,6 +12,7 @@ JSON/SARIF, the pytest plugin) treats it exactly like a native spec.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import sys
@@ -24,9 +25,10 @@ import numpy as np
 
 from .. import shapes
 from ..spec import _ops as tpo
-from ..spec._decl import Input, Output, parse_condition
+from ..spec._decl import Input, Output, Scratch, parse_condition
 from ..spec._errors import Location, SpecError, caller_location
 from ..spec._kernel import GridAxis, Kernel
+from . import _tpu
 from ._body import replay
 from ._numeric import interpret_reference
 from ._read import _OPS, CallRead, _pcore, _read_one, read_calls
@@ -42,13 +44,17 @@ class Arg:
     """One argument of the user's function: a shape of size expressions and a dtype.
 
     ``values`` declares an integer argument's element range (``"0 <= v < P"``, a
-    page table); ``distinct`` its elements pairwise different.
+    page table); ``distinct`` its elements pairwise different.  ``reduced`` (``"all"``
+    or a ``tp.Region``) declares elements the kernel must read: the ``reads``
+    obligation (a floor-divided reduction grid that drops a tail is a defect even when
+    every output element is written); the argument must be the call's operand itself.
     """
 
     shape: tuple
     dtype: str = "float32"
     values: object = None
     distinct: bool = False
+    reduced: object = None
 
 
 def _frame_location(tb) -> Location | None:
@@ -110,8 +116,20 @@ def _symbolic_args(args: Sequence[Arg], assume: Sequence[str], where: Location):
 def _trace(fn, sds, static, where: Location):
     f = functools.partial(fn, **dict(static or {}))
     try:
-        with _dynamic_shapes():
-            return jax.make_jaxpr(f)(*sds)
+        try:
+            with _dynamic_shapes(), _tpu.tracing_patches():
+                return jax.make_jaxpr(f)(*sds)
+        except SpecError:
+            raise
+        except Exception as first:
+            # a grid extent computed from data (megablox's number of active tiles) is a
+            # dynamic grid only outside Pallas' dynamic-shapes export mode
+            # (jax/_src/pallas/core.py get_grid_mapping): try once more without it
+            try:
+                with _tpu.tracing_patches():
+                    return jax.make_jaxpr(f)(*sds)
+            except Exception:
+                raise first from None
     except SpecError:
         raise
     except Exception as e:
@@ -173,6 +191,12 @@ def _build(call: CallRead, fn_name: str, args, arg_exprs, assume, texts, where, 
         ai = call.operand_values[k] if k < len(call.operand_values) else None
         spec_arg = args[ai] if ai is not None else None
         kw: dict = {"index_bits": _index_bits(b, assume)}
+        if spec_arg is not None and spec_arg.reduced is not None:
+            if call.operand_args[k] != ai:
+                raise SpecError(f"args[{ai}] declares reduced=, but pallas_call {call.name} "
+                                "reads a reshaped or computed copy of it: the region would "
+                                "name other elements", where)
+            kw["reduced"] = spec_arg.reduced
         if spec_arg is not None and spec_arg.values is not None:
             kw["values"] = spec_arg.values
             kw["distinct"] = spec_arg.distinct
@@ -180,7 +204,7 @@ def _build(call: CallRead, fn_name: str, args, arg_exprs, assume, texts, where, 
             kw["values"] = f"{-(2 ** 31)} <= v < 2**31" if b.dtype == "int32" else None
             if kw["values"] is None:
                 kw.pop("values")
-        if b.role == "input":  # a reduction over it must read all of it (see _reduced)
+        if b.role == "input" and "reduced" not in kw:  # inferred unless stated (see _reduced)
             kw["reduced"] = Traversed(call.loc)
         shape = tuple(b.shape)
         decl = Output(shape, b.dtype, **kw) if b.role == "output" else Input(shape, b.dtype, **kw)
@@ -189,22 +213,50 @@ def _build(call: CallRead, fn_name: str, args, arg_exprs, assume, texts, where, 
     grid = tuple(GridAxis(f"pid{a}", e) for a, e in enumerate(call.grid))
     problems = list(call.problems)
     # A backend whose rules are not modelled gets no schedule at all: its semantics differ
-    # (TPU blocks are padded copies, outputs may be revisited along "arbitrary" axes), so
-    # replaying it with Triton's rules would report wrong violations.  Tracing the kernel
-    # raises a spec error at the call instead (the kernel is reported, never proved).
+    # (Mosaic GPU's warpgroups), so replaying it with another backend's rules would report
+    # wrong verdicts.  Tracing the kernel raises a spec error at the call instead (the kernel
+    # is reported, never proved).
     refusal = None
-    if call.backend != "triton":
+    if call.backend not in ("triton", "mosaic"):
         refusal = (f"pallas_call {call.name} is lowered for {call.backend!r}, whose rules are not "
-                   "modelled yet (tileproof.pallas models the GPU/Triton lowering only)")
+                   "modelled yet (tileproof.pallas models Triton and Mosaic TPU)")
     elif BACKENDS.get(backend, backend) != call.backend:
         refusal = (f"pallas_call {call.name} is lowered for {call.backend!r}, not the declared "
                    f"backend {backend!r}")
     if call.aliases:
         problems.append((f"input_output_aliases {call.aliases} are not modelled", call.loc))
+    tpu = call.backend == "mosaic" and refusal is None
+    claims: tuple = ()
+    if tpu:
+        # Mosaic TPU (jax/_src/pallas/mosaic/lowering.py): blocks are VMEM copies, arbitrary
+        # axes are loops, outputs are written back; see tileproof/pallas/_tpu.py
+        tp_plan = _tpu.plan(call, set(tensors))
+        for b in call.blocks:
+            # Mosaic indexes memrefs per dimension (no flattened offset): each dimension's
+            # index is i32 arithmetic the model checks in its own width
+            tensors[b.name] = dataclasses.replace(tensors[b.name], index_bits=64)
+            object.__setattr__(tensors[b.name], "where", call.loc)
+        for b in call.blocks:
+            if b.name in tp_plan.bufs:
+                # the per-program prefix is the model's (each core has its own VMEM)
+                t = Scratch(_tpu.buffer_shape(call, tp_plan, b), b.dtype, index_bits=64)
+                object.__setattr__(t, "where", call.loc)
+                tensors[tp_plan.bufs[b.name]] = t
+        for nm, shp, dt in tp_plan.scratch:
+            if dt:
+                t = Scratch(tuple(_tpu.grid_extents(call, tp_plan)) + tuple(shp), dt,
+                            index_bits=64)
+                object.__setattr__(t, "where", call.loc)
+                tensors[nm] = t
+        ext = _tpu.grid_extents(call, tp_plan)
+        axes = tp_plan.par or [0]
+        grid = tuple(GridAxis(f"pid{a}", e) for a, e in zip(axes, ext))
+        claims = tuple(_tpu.tiling_claims(call)) + tuple(_tpu.revisit_claims(call, tp_plan))
 
     def body(*refs):
         if refusal is not None:
-            raise SpecError(refusal, call.loc, "Verify it with backend='gpu' on a Triton call.")
+            raise SpecError(refusal, call.loc, "Verify it with the backend the call is lowered "
+                            "for: backend='gpu' (Triton) or backend='tpu' (Mosaic).")
         named = dict(zip(tensors, refs))
         for what, loc in problems:
             tpo.P.unsupported_p.bind(what=what, site=loc)
@@ -213,7 +265,10 @@ def _build(call: CallRead, fn_name: str, args, arg_exprs, assume, texts, where, 
         def sizes(d):  # a symbolic block size: an exact size expression
             return tpo.P.size_p.bind(name="", expr=shapes.from_jax(d))
 
-        replay(call, named, pids, nums, sizes)
+        if tpu:
+            _tpu.replay_tpu(call, tp_plan, named, pids, sizes)
+        else:
+            replay(call, named, pids, nums, sizes)
 
     body.__name__ = call.name
     name = fn_name if count == 1 else f"{fn_name}/{index}.{call.name}"  # no ':' (MODULE:KERNEL)
@@ -242,6 +297,7 @@ def _build(call: CallRead, fn_name: str, args, arg_exprs, assume, texts, where, 
         location=call.kernel_loc if call.kernel_loc.line else (call.loc if call.loc.line else where),
         numeric=numeric,
         doc=f"pallas_call {call.name} of {fn_name} (kernel at {call.kernel_loc})",
+        claims=claims,
     )
     unknown = set(k.defaults) - set(k.sizes)
     if unknown:

@@ -29,6 +29,7 @@ from jax import lax
 from ..spec import _primitives as P
 from ..spec._errors import Location
 from ._access import (
+    _SEEN,
     _SYM_OPS,
     _apply_transforms,
     _Gather,
@@ -424,19 +425,24 @@ def replay(call: CallRead, refs: dict, pids: list, nums: list, sizes) -> None:
     program ids and extents (traced scalars); ``sizes(expr)`` evaluates a symbolic size.
     """
     _FALLBACK.append(call.kernel_loc)
+    _SEEN.append(set())
     try:
         _replay(call, refs, pids, nums, sizes)
     finally:
         _FALLBACK.pop()
+        _SEEN.pop()
+
+
+def _whole(call: CallRead, refs: dict) -> dict:
+    """Whole-array views of the scalar-prefetch operands (index maps and the body read them)."""
+    return {b.name: _View(refs[b.name], b, tuple(("range", jnp.int32(0), _const(d, b))
+                                                 for d in b.shape))
+            for b in call.blocks if b.role == "prefetch"}
 
 
 def _replay(call: CallRead, refs: dict, pids: list, nums: list, sizes) -> None:
     r = _Replay(call, pids, nums, sizes)
-    whole = {}
-    for b in call.blocks:
-        if b.role == "prefetch":
-            whole[b.name] = _View(refs[b.name], b, tuple(("range", jnp.int32(0), _const(d, b))
-                                                        for d in b.shape))
+    whole = _whole(call, refs)
     prefetch = [whole[b.name] for b in call.blocks if b.role == "prefetch"]
     views = []
     for b in call.blocks:

@@ -98,6 +98,7 @@ class BlockRead:
     block: tuple[tuple[str, object], ...]  # (kind, int or a JAX symbolic dimension)
     index_map: object  # ClosedJaxpr: (*grid ids, *prefetch refs) -> block indices
     origin: str
+    space: str = ""  # the block's memory space: "" (default/VMEM), "smem", "any", "semaphore"
 
 
 @dataclass
@@ -116,6 +117,7 @@ class CallRead:
     backend: str  # "triton" | "mosaic" | "mosaic_gpu" | "unknown"
     semantics: tuple[str, ...] | None
     problems: list[tuple[str, Location]] = field(default_factory=list)
+    scratch_names: list[str] = field(default_factory=list)  # the body's names of its scratch refs
     operand_args: list[int | None] = field(default_factory=list)  # outer arg feeding each input
     operand_values: list[int | None] = field(default_factory=list)  # arg whose elements it holds
     output_results: list[int | None] = field(default_factory=list)
@@ -172,6 +174,19 @@ def _backend(params) -> tuple[str, tuple[str, ...] | None]:
             if k in cp:
                 return k, sem
     return "unknown", sem
+
+
+def _space(bm) -> str:
+    """A block's memory space as the TPU lowering tells them apart (``pltpu.SMEM``,
+    ``pl.ANY``/HBM: the kernel gets the whole array, reachable by DMAs only)."""
+    ms = getattr(getattr(bm, "block_aval", None), "memory_space", None)
+    if ms is None:
+        return ""
+    name = str(getattr(ms, "name", ms)).lower()
+    for key, out in (("smem", "smem"), ("any", "any"), ("hbm", "any"), ("semaphore", "semaphore")):
+        if key in name:
+            return out
+    return ""
 
 
 def _names(body, n: int, fallback: list[str]) -> list[str]:
@@ -233,12 +248,14 @@ def _read_one(eqn, outer_vals: list) -> CallRead:
             dyn_k += 1
             grid.append(_dim(g))
     nidx, nin, nout = gm.num_index_operands, gm.num_inputs, gm.num_outputs
+    nscr = len(gm.scratch_avals)
     fallback = (
         [f"prefetch{k}" for k in range(nidx)]
         + [f"in{k}" for k in range(nin)]
         + [f"out{k}" for k in range(nout)]
+        + [f"scratch{k}" for k in range(nscr)]
     )
-    names = _names(body, nidx + nin + nout, fallback)
+    names = _names(body, nidx + nin + nout + nscr, fallback)
     blocks: list[BlockRead] = []
     for k in range(nidx):
         aval = gm.index_map_avals[len(gm.grid) + k]
@@ -262,6 +279,7 @@ def _read_one(eqn, outer_vals: list) -> CallRead:
                 _block_dims(bm, loc, problems),
                 bm.index_map_jaxpr,
                 str(bm.origin),
+                _space(bm),
             )
         )
     backend, sem = _backend(p)
@@ -278,6 +296,7 @@ def _read_one(eqn, outer_vals: list) -> CallRead:
         backend=backend,
         semantics=sem,
         problems=problems,
+        scratch_names=names[nidx + nin + nout:],
     )
     if not jax_supported():
         problems.append((f"jax {jax.__version__} is outside the range tileproof.pallas reads "

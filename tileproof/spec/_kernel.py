@@ -46,6 +46,10 @@ class Kernel:
     numeric: NumericOptions = field(default_factory=NumericOptions)
     backward: Kernel | None = None
     doc: str = ""
+    # facts a front end's lowering rules require (a TPU block shape's tiling, its revisit
+    # rule): (text, formula, location, hint[, shown names, their ranges]); each is a
+    # ``shape`` obligation, proved over the domain (and the ranges)
+    claims: tuple = ()
 
     def __post_init__(self) -> None:
         # front ends may still hand over the old dict: typed (and checked) here

@@ -65,6 +65,7 @@ def check(an: Analysis) -> list[Obligation]:
         out.append(_nonneg(an, "grid", [e for _, e in m.grid], None))
     out += [_distinct_fill(an, name, t) for name, t in m.tensors.items()
             if getattr(t, "distinct", False) and t.values is not None]
+    out += [_claim(an, *c) for c in getattr(m, "claims", ())]
     host = [("the grid extents", [e for _, e in m.grid])]
     host += [(f"the shape of {n}", list(t.shape)) for n, t in m.tensors.items()]
     host += [(f"the value range of {n}", [t.values]) for n, t in m.tensors.items()
@@ -174,6 +175,36 @@ def _distinct_fill(an: Analysis, name: str, t) -> Obligation:
         ob.counterexample = cex
         ob.hint = f"Add an assumption such as '{numel} <= {hi - lo}' or widen the range."
     return ob
+
+
+def _claim(an: Analysis, text: str, formula: shapes.Formula, loc, hint: str = "",
+           shown: tuple = (), ranges: tuple = ()) -> Obligation:
+    """``forall sizes, xs. Dom and ranges => claim``: a fact a front end's lowering requires
+    of the sizes (a TPU block shape's tiling rule) or of its own variables ``xs`` (``shown``,
+    within ``ranges``: the grid iterations of the TPU revisit rule), with the values that
+    break it when refuted."""
+    t0 = time.perf_counter()
+    ans = an.decide(formula, [*an.domain, *ranges])
+    ob = an.obligation("shape", None, text, ans, t0=t0)
+    ob.location = loc if loc is not None else an.model_location()
+    if ans.status == "refuted":
+        cex = an.values({k: v for k, v in ans.cex.items() if an.is_size(k)})
+        cex.update({k: ans.cex.get(k, 0) for k in shown})
+        if not _holds_at(formula, cex, an):
+            ob.message = f"{text} fails when {an.show(cex)}"
+            ob.counterexample = cex
+            ob.hint = hint
+        else:  # the model's counterexample does not re-check on the formula: say so, never guess
+            ob.status, ob.reason = "unknown", "refuted, but the counterexample did not re-check"
+    return ob
+
+
+def _holds_at(formula: shapes.Formula, cex: dict, an: Analysis) -> bool:
+    sizes = {**{s: 1 for s in an.sizes}, **cex}
+    try:
+        return bool(formula.evaluate(sizes))
+    except Exception:  # an undefined value (a zero divisor): not a re-checked counterexample
+        return True
 
 
 def _nonneg(an: Analysis, what: str, dims: list, loc) -> Obligation:
