@@ -6,6 +6,16 @@ placeholder symbol and classifies what comes out: unchanged (invariant),
 provenance that moves by a constant number of ranks per step.  The second
 pass interprets the body for real, with every carry expressed in the loop
 variable, and records its nodes in the :class:`Loop`.
+
+Validity of a ring carry across iterations (see :func:`_carried_valid`): a
+tile forwarded by ``sendrecv`` holds a chunk at step ``s`` only where it arrived
+at step ``s - 1`` — which in turn needs the sender's own value to have arrived
+at ``s - 2``, and so on.  The lowering gives the carry the one-step condition
+``W(r, s)`` (the first pass's arrival condition with every earlier step assumed
+valid: an over-approximation, since validity is monotone) and records on the
+loop the induction step ``W(r, s + 1) => W2(r, s)`` (``W2``: the same with the
+carries at ``s`` given ``W``).  Where the verifier proves it, ``W`` is exact by
+induction on ``s``; where not, nothing that leans on ``W`` is proved.
 """
 
 from __future__ import annotations
@@ -14,10 +24,10 @@ import contextlib
 from dataclasses import replace
 
 from .. import shapes
-from ..model import Branch, Loop, Unsupported
+from ..model import Branch, Comm, Loop, Unsupported
 from ._jaxcompat import scan_operands
 from ._lower import _Block, _Ctx, _interp, _need_cond, _need_int
-from ._values import MIXED, SV, bool_sv, int_sv, opaque
+from ._values import MIXED, SV, bool_sv, int_sv, is_mixed, opaque
 
 __all__ = ["_cond", "_scan", "_while"]
 
@@ -50,13 +60,21 @@ def _first_pass(ctx: _Ctx):
         ctx.names, ctx.data, ctx.depth = names, data, depth
 
 
+_PP = "_kp"
+
+
 def _placeholders(ctx: _Ctx, init: list[SV]) -> list[SV]:
+    """First-pass stand-ins.  A ring tile's origin is ``r + _kp<i>`` (``_kp<i>`` names the
+    carry, so an output that comes from another carry — ``(a, b) -> (recv(b), a)`` — is told
+    apart from one that shifts its own), and its validity is assumed (see the module
+    docstring): the output's validity is then the one-step arrival condition."""
     out = []
     for i, sv in enumerate(init):
         if sv.is_int:
             out.append(int_sv(shapes.sym(f"{_PH}{i}"), sv.shape, sv.bits, sv.signed))
-        elif sv.prov is not None and ctx.rank_var:
-            out.append(replace(sv, prov=shapes.sym(ctx.rank_var)))
+        elif sv.prov is not None and ctx.rank_var and not is_mixed(sv.prov):
+            out.append(replace(sv, prov=shapes.sym(ctx.rank_var) + shapes.sym(f"{_PP}{i}"),
+                               valid=None))
         else:
             out.append(sv)
     return out
@@ -89,14 +107,15 @@ def _classify(ctx: _Ctx, init: list[SV], outs: list[SV], loopvar: str, data=None
                 kinds.append(("data", data[_masked_read(b.expr)], "masked"))
             else:
                 kinds.append(("var",))
-        elif a.prov is not None and b.prov is not None and ctx.rank_var:
-            delta = b.prov - shapes.sym(ctx.rank_var)
+        elif a.prov is not None and b.prov is not None and ctx.rank_var and not is_mixed(a.prov):
+            own = b.prov - shapes.sym(f"{_PP}{i}")  # the output's origin less this carry's tag
+            delta = own - shapes.sym(ctx.rank_var)
             free = delta.free_symbols()
             if ctx.rank_var not in free and loopvar not in free and free <= known:
-                kinds.append(("shift", delta))
+                kinds.append(("shift", delta, b.valid))
             else:
-                kinds.append(_shift_mod(ctx, b.prov, loopvar, phs))
-        elif a.is_opaque and (a.prov is None) != (b.prov is None):
+                kinds.append(_shift_mod(ctx, own, loopvar, phs, b.valid))
+        elif a.is_opaque and ((a.prov is None) != (b.prov is None) or is_mixed(a.prov)):
             kinds.append(("mixed",))  # an origin on some iterations only: not one chunk
         else:
             kinds.append(("var",))
@@ -111,9 +130,9 @@ def _masked_read(e: shapes.Expr) -> str | None:
     return None
 
 
-def _shift_mod(ctx: _Ctx, prov: shapes.Expr, loopvar: str, phs: set) -> tuple:
-    """``("shiftmod", d, m)`` when one step maps provenance ``r`` to ``(r + d) % m`` (a closed
-    ring written with an explicit modulo), else ``("var",)``."""
+def _shift_mod(ctx: _Ctx, prov: shapes.Expr, loopvar: str, phs: set, valid) -> tuple:
+    """``("shiftmod", d, m, valid)`` when one step maps provenance ``r`` to ``(r + d) % m`` (a
+    closed ring written with an explicit modulo), else ``("var",)``."""
     atom = prov.as_atom()
     if getattr(atom, "kind", None) != "mod":
         return ("var",)
@@ -122,7 +141,7 @@ def _shift_mod(ctx: _Ctx, prov: shapes.Expr, loopvar: str, phs: set) -> tuple:
     free = d.free_symbols() | m.free_symbols()
     if free & ({ctx.rank_var, loopvar} | phs) or not free <= ctx.names:
         return ("var",)
-    return ("shiftmod", d, m)
+    return ("shiftmod", d, m, valid)
 
 
 def _bind_invariants(e: shapes.Expr, init: list[SV]) -> shapes.Expr:
@@ -193,6 +212,48 @@ def _carried_name(e: shapes.Expr) -> str | None:
     return name
 
 
+#: ``why`` of a ring carry whose validity across iterations has no exact model.
+UNTRACKED = ("a ring value carried by a loop whose arrival at each step depends on values "
+             "the lowering cannot model")
+
+
+def _at_iteration(f: shapes.Formula, init, kinds, s: shapes.Expr) -> shapes.Formula | None:
+    """A first-pass formula (over the placeholders) at iteration ``s``, or None where it
+    mentions a carry that is no induction."""
+    repl = {}
+    for i, (sv, kind) in enumerate(zip(init, kinds)):
+        if sv.is_int and kind[0] == "inv":
+            repl[f"{_PH}{i}"] = sv.expr
+        elif sv.is_int and kind[0] == "ind":
+            repl[f"{_PH}{i}"] = sv.expr + _bind_invariants(kind[1], init) * s
+    out = f.subs(repl) if repl else f
+    if any(n.startswith((_PH, _PP)) for n in out.free_symbols()):
+        return None
+    return out
+
+
+def _carried_valid(ctx, sv: SV, step_valid, init, kinds, s: shapes.Expr):
+    """``W(r, s)``: where a ring carry holds what arrived (see the module docstring).
+
+    At ``s == 0`` the initial value's own validity; afterwards what the body's last
+    iteration made of it, its earlier steps assumed valid (``step_valid``: the first
+    pass's output validity, None when the output is valid wherever the carry was).
+    None when that condition mentions names that change from step to step in a way the
+    lowering does not model (a data read of the body, a carry that is no induction).
+    """
+    truth = shapes.conj()
+    first = sv.valid if sv.valid is not None else truth
+    if step_valid is None:
+        prev = truth
+    else:
+        prev = _at_iteration(step_valid, init, kinds, s - 1)
+        if prev is None or not prev.free_symbols() <= ctx.names:
+            return None
+    if prev == truth and first == truth:
+        return truth
+    return shapes.disj(shapes.conj(shapes.eq(s, 0), first), shapes.conj(shapes.ge(s, 1), prev))
+
+
 def _carry_values(ctx, init, kinds, s: shapes.Expr) -> list[SV]:
     """Carry values at iteration s (number of completed iterations)."""
     vals = []
@@ -204,15 +265,19 @@ def _carry_values(ctx, init, kinds, s: shapes.Expr) -> list[SV]:
         elif kind[0] == "ind":
             vals.append(int_sv(sv.expr + _bind_invariants(kind[1], init) * s, sv.shape, sv.bits,
                                sv.signed))
-        elif kind[0] == "shift":
-            delta = _bind_invariants(kind[1], init)
-            vals.append(
-                replace(sv, prov=sv.prov.subs({ctx.rank_var: shapes.sym(ctx.rank_var) + delta * s}))
-            )
-        elif kind[0] == "shiftmod":
-            d, m = _bind_invariants(kind[1], init), _bind_invariants(kind[2], init)
+        elif kind[0] in ("shift", "shiftmod"):
             r = shapes.sym(ctx.rank_var)
-            vals.append(replace(sv, prov=sv.prov.subs({ctx.rank_var: shapes.mod(r + d * s, m)})))
+            if kind[0] == "shift":
+                moved = r + _bind_invariants(kind[1], init) * s
+            else:
+                d, m = _bind_invariants(kind[1], init), _bind_invariants(kind[2], init)
+                moved = shapes.mod(r + d * s, m)
+            valid = _carried_valid(ctx, sv, kind[-1], init, kinds, s)
+            if valid is None:  # fail closed: a fold of it is unsupported
+                vals.append(replace(sv, prov=MIXED, valid=None, why=UNTRACKED))
+            else:
+                vals.append(replace(sv, prov=sv.prov.subs({ctx.rank_var: moved}),
+                                    valid=None if valid == shapes.conj() else valid))
         elif sv.is_int or sv.is_bool:
             vals.append(opaque(sv.shape, "a loop-carried value that is not an induction"))
         elif kind[0] == "mixed" or sv.prov is not None:
@@ -247,10 +312,42 @@ def _loop(
     block.add(node)
     ctx.depth += 1
     try:
-        run_body(carries, _Block(node.body))
+        outs = run_body(carries, _Block(node.body))
     finally:
         ctx.depth -= 1
+    _induction_steps(ctx, node, init, pass1_kinds, carries, outs, s)
     return _carry_values(ctx, init, pass1_kinds, shapes.maximum(trip, 0))
+
+
+def _induction_steps(ctx, node: Loop, init, kinds, carries, outs, s) -> None:
+    """Record on ``node`` the step ``W(r, s + 1) => W2(r, s)`` for each ring carry whose
+    validity :func:`_carried_valid` modelled (see the module docstring).
+
+    ``W(r, s + 1)`` is the carry's modelled validity at the next iteration; ``W2`` the
+    validity of what the body really returns at iteration ``s``, computed with the carries
+    at ``s`` valid where ``W`` says.  Validity is monotone (conjunctions and disjunctions
+    of conditions and operand validities), so ``W2 => W`` always; the step proved for
+    every rank and ``s`` makes ``W`` exact by induction.
+    """
+    truth = shapes.conj()
+    for j, (sv, kind, cur) in enumerate(zip(init, kinds, carries)):
+        if kind[0] not in ("shift", "shiftmod") or is_mixed(cur.prov) or j >= len(outs):
+            continue
+        nxt = _carried_valid(ctx, sv, kind[-1], init, kinds, s + 1)
+        if nxt is None or nxt == truth:  # valid everywhere at every step: nothing to carry
+            continue
+        got = outs[j].valid if outs[j].valid is not None else truth
+        if got != nxt:
+            sent = next((c.loc for c in _comms(node.body) if c.prov == cur.prov), None)
+            node.ring_valid.append((sent, nxt, got))
+
+
+def _comms(nodes):
+    for n in nodes:
+        if isinstance(n, Comm):
+            yield n
+        for k in ("body", "then", "orelse"):
+            yield from _comms(getattr(n, k, ()))
 
 
 def _while(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
@@ -290,7 +387,7 @@ def _scan(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
     hi = lo + length
 
     def run_body(carries, blk):
-        _run(ctx, p["jaxpr"], consts + carries + x_slices, blk)
+        return _run(ctx, p["jaxpr"], consts + carries + x_slices, blk)[:ncarry]
 
     after = _loop(ctx, run_body, init, counter, lo, hi, shapes.as_expr(length), loc, block, kinds)
     ys = [opaque((length, *v.aval.shape), "stacked loop outputs") for v in jx.outvars[ncarry:]]

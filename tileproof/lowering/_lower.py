@@ -556,15 +556,18 @@ def _kernel_op(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _
         # rank (elsewhere the tile is poison, and has no origin).  The send/recv matching
         # obligation reports the mismatch too, but the fold coverage proof must not lean on it.
         at_src = {ctx.rank_var: s}
-        sent = value.valid.subs(at_src) if value.valid is not None else shapes.conj()
         n, me = ctx.kernel.ranks.size, shapes.sym(ctx.rank_var)
         if ctx.kernel.ranks.topology == "ring":  # ranks wrap: rank -1 is rank n - 1
             src_rank = {ctx.rank_var: shapes.mod(s, n)}
             sends_here = shapes.conj(cs.subs(src_rank),
                                      shapes.eq(shapes.mod(d.subs(src_rank), n), me))
         else:  # an open mesh: a source off the edge sends nothing
+            src_rank = at_src
             sends_here = shapes.conj(shapes.ge(s, 0), shapes.lt(s, n), cs.subs(at_src),
                                      shapes.eq(d.subs(at_src), me))
+        # the sender's value is valid as seen at the rank that really sends (mod n on a
+        # ring: its validity may mention the rank, e.g. ``r > 0``, so rank -1 is rank n - 1)
+        sent = value.valid.subs(src_rank) if value.valid is not None else shapes.conj()
         return [replace(value, prov=value.prov.subs(at_src),
                         valid=shapes.conj(cr, sends_here, sent))]
     if name == "tp_fold":

@@ -161,7 +161,7 @@ def lower_while(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
     hi = lo + trip
 
     def run_body(carries, blk):
-        _run(ctx, p["body_jaxpr"], bconsts + carries, blk)
+        return _run(ctx, p["body_jaxpr"], bconsts + carries, blk)
 
     at = len(block.nodes)
     after = _loop(ctx, run_body, init, counter, lo, hi, trip, loc, block, kinds)

@@ -108,6 +108,11 @@ class Loop(Node):
     body: list[Node]
     loc: Location
     carried: list[str] = field(default_factory=list)  # data symbols the loop carries (prefetches)
+    # ring carries' validity across iterations: (where the body forwards it or None, W at the
+    # next iteration, what the body returns) — the induction step the ``ring`` check proves
+    # (lowering/_loops.py)
+    ring_valid: list[tuple[Location | None, shapes.Formula, shapes.Formula]] = field(
+        default_factory=list)
 
     def children(self) -> list[Node]:
         return list(self.body)

@@ -29,11 +29,11 @@ from __future__ import annotations
 import time
 
 from ... import shapes
-from ...model import Comm, Fold
+from ...model import Comm, Fold, Loop
 from ...model import _interp as interp
 from .._report import Obligation
 from ._barrier import reach_sub
-from ._context import Analysis, Answer, Instance, Site, all_eq
+from ._context import Analysis, Answer, Instance, Site, all_eq, loop_range
 from ._witness import Dim, solve
 
 __all__ = ["check"]
@@ -49,25 +49,36 @@ def check(an: Analysis) -> list[Obligation]:
         return []
     out: list[Obligation] = []
     usable = [f for f in folds if f.node.prov is not None]
+    fold_obs: list[tuple[Obligation, list[Site]]] = []  # and the folds each is about
     if folds and len(usable) == len(folds):
-        out.append(_fold_exists(an, usable))
-        out.append(_fold_unique(an, usable))
+        fold_obs.append((_fold_exists(an, usable), usable))
+        fold_obs.append((_fold_unique(an, usable), usable))
         # on a closed ring every rank's chunk exists, but a fold of a value that never
         # arrived folds poison on either topology
-        out += [_chunk_exists(an, f) for f in usable
-                if an.topology == "mesh" or (f.node.when is not None and f.node.when != f.node.cond)]
+        fold_obs += [(_chunk_exists(an, f), [f]) for f in usable
+                     if an.topology == "mesh" or (f.node.when is not None
+                                                  and f.node.when != f.node.cond)]
     elif folds:
         out.append(Obligation("ring", "unknown", "every rank folds every chunk exactly once",
                               folds[0].loc, reason="a fold's provenance is unknown (see the "
                               "unsupported construct reported at that line)"))
+    steps = [(s, _carried(an, s, k)) for s in an.sites if isinstance(s.node, Loop)
+             for k in range(len(s.node.ring_valid))] if usable else []
     for c in comms:
         if an.topology == "mesh":
             out.append(_edge(an, c, "send"))
             out.append(_edge(an, c, "recv"))
         out.append(_match(an, c, "send"))
         out.append(_match(an, c, "recv"))
-    _bounded(an, out, comms, usable)
-    return out
+    open_steps = [(s, o) for s, o in steps if o.status != "proved"]
+    # a fold inside or after a loop whose induction step is open leans on it
+    leaning = [o for o, fs in fold_obs
+               if any(f.order > s.order for f in fs for s, _ in open_steps)]
+    _bounded(an, [*(o for o, _ in fold_obs if not any(o is x for x in leaning)), *out],
+             comms, usable)
+    if open_steps:
+        _lean_on(leaning, open_steps[0][1])
+    return [*(o for o, _ in fold_obs), *(o for _, o in steps), *out]
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -253,6 +264,71 @@ def _chunk_exists(an: Analysis, f: Site) -> Obligation:
     return an.obligation("ring", f, title, ans, violated=text,
                          cex={**vals, "chunk": node.prov.evaluate(cex)}, t0=t0,
                          hint="Guard the fold with the condition under which the chunk arrived.")
+
+
+# -------------------------------------------------------------- validity across steps
+
+
+def _carried(an: Analysis, site: Site, k: int) -> Obligation:
+    """The induction step of a ring carry's validity (``lowering/_loops.py``).
+
+    ``forall r, s. W(r, s + 1) => W2(r, s)`` over every rank and iteration, without the
+    path conditions (an early exit does not stop the induction from talking about its rank):
+    the carry's modelled validity at the next step holds only where the value the body
+    returns really arrived, its sender's value included.  Proved, the folds' conditions are
+    exact; otherwise :func:`_lean_on` keeps every fold verdict that relies on them from
+    being proved.
+    """
+    t0 = time.perf_counter()
+    node: Loop = site.node
+    sent, nxt, got = node.ring_valid[k]
+    fwd = f" and forwarded at {sent.short}" if sent is not None else ""
+    title = (f"the ring value carried by the loop at {node.loc.short}{fwd} holds, at each "
+             "step, a chunk that arrived at the step before (its sender's value too)")
+    hyps = an.ranges()
+    for ln in site.lanes:
+        hyps += [shapes.ge(shapes.sym(ln.var), 0), shapes.lt(shapes.sym(ln.var), ln.n)]
+    for lp in (*site.loops, node):
+        hyps += loop_range(lp)
+    assume = an.assume(hyps, [nxt], query=got)
+    ans = an.decide(got, assume)
+    if ans.status != "refuted":
+        return an.obligation("ring", site, title, ans, t0=t0)
+    cex = an.minimise(got, assume, ans.cex)
+    full = an.complete(got, assume, cex, [nxt, got])
+    try:
+        confirmed = full is not None and nxt.evaluate(full) and not got.evaluate(full)
+    except (ZeroDivisionError, shapes.ShapeError, KeyError):
+        confirmed = False
+    if not confirmed:
+        return an.obligation("ring", site, title, Answer(
+            "unknown", reason="a counterexample to the induction step did not re-check"), t0=t0)
+    vals = an.relevant(full, nxt, got)
+    sizes = an.values({x: v for x, v in full.items() if an.is_size(x)})
+    r = full.get(an.rank_var, 0)
+    i = full.get(node.var)
+    at = f"after step {an.label(node.var)}={i}" if i is not None else "after a step"
+    why = (f"rank {r} {at} of the loop at {node.loc.short} may hold poison where a single-step "
+           f"view says a chunk arrived: its sender forwarded a value it had not received "
+           f"(when {an.show(sizes)}; {an.show(vals)})")
+    return an.obligation("ring", site, title, Answer("unknown", reason=why), t0=t0,
+                         hint="Send only where the value to forward arrived at the step before.")
+
+
+def _lean_on(fold_obs: list[Obligation], step: Obligation) -> None:
+    """Fold verdicts computed with the one-step validity while the induction is open.
+
+    That validity over-approximates where a chunk arrived, so a refuted "every chunk is
+    folded" or "folds only chunks that arrived" stays refuted, and a proved "no chunk
+    twice" stays proved; the other verdicts lean on the open step: ``unknown``.
+    """
+    for o in fold_obs:
+        twice = o.message.startswith("no rank folds a chunk twice")
+        if (o.status == "proved" and not twice) or (o.status == "violated" and twice):
+            o.status = "unknown"
+            o.counterexample = None
+            o.reason = (f"it relies on ring values carried across loop iterations being valid "
+                        f"where they are forwarded, which is not proved: {step.reason}")
 
 
 # ------------------------------------------------------------------------------- comms
