@@ -3,8 +3,10 @@
 A :class:`RingDesc` fixes the parameters of the usual ring kernel — each rank
 folds its own shard, then ``fori_loop(lo, hi)`` steps of ``sendrecv(cur,
 to=..., frm=..., send=..., recv=...)`` each followed by ``fold(cur, when=...)``
-— and :func:`simulate` runs it for a concrete rank count, tracking the origin
-of every chunk:
+(or, with ``fold_first``, preceded by it: a fold of the raw carry, what arrived
+at the step before) — and :func:`simulate` runs it for a concrete rank count,
+tracking the origin of every chunk.  Conditions may mention the step ``i``:
+a rank that skips a receive at one step forwards poison at the next.
 
 * ``edge-send`` / ``edge-recv``: a send or a receive leaves the open mesh
   (``to`` or ``frm`` outside ``[0, n)``);
@@ -48,11 +50,16 @@ class RingDesc:
     fold_own: bool = True
     min_n: int = 1
     box: int = 6
+    fold_first: bool = False  # fold the carry before the step's sendrecv
 
 
 def render_ring(d: RingDesc, name: str = "ring_kernel") -> str:
     assume = [f"n <= {d.box}"] + ([f"n >= {d.min_n}"] if d.min_n > 1 else [])
     acc = "tp.fold(own)" if d.fold_own else "jnp.zeros(4)"
+    move = f"        cur = tp.sendrecv(cur, to={d.to}, frm={d.frm}, send={d.send}, recv={d.recv})"
+    fold = f"acc + tp.fold(cur, when={d.when})"
+    body = (f"        acc = {fold}\n{move}\n        return cur, acc" if d.fold_first else
+            f"{move}\n        return cur, {fold}")
     return f'''import jax.numpy as jnp
 from jax import lax
 
@@ -69,16 +76,15 @@ def {name}(x, y):
 
     def step(i, carry):
         cur, acc = carry
-        cur = tp.sendrecv(cur, to={d.to}, frm={d.frm}, send={d.send}, recv={d.recv})
-        return cur, acc + tp.fold(cur, when={d.when})
+{body}
 
     _, acc = lax.fori_loop({d.lo}, {d.hi}, step, (own, acc))
     tp.store(y, (r, slice(None)), acc)
 '''
 
 
-def _ev(expr: str, r: int, n: int):
-    return eval(expr, {"True": True, "False": False}, {"r": r, "n": n})  # our own strings only
+def _ev(expr: str, r: int, n: int, i: int = 0):
+    return eval(expr, {"True": True, "False": False}, {"r": r, "n": n, "i": i})  # ours only
 
 
 def simulate(d: RingDesc, n: int) -> set[str]:
@@ -90,13 +96,23 @@ def simulate(d: RingDesc, n: int) -> set[str]:
     if d.fold_own:
         for r in range(n):
             folds[r][r] += 1
-    for _i in range(_ev(d.lo, 0, n), _ev(d.hi, 0, n)):
-        to = [_ev(d.to, r, n) for r in range(n)]
-        frm = [_ev(d.frm, r, n) for r in range(n)]
+    def fold_all(i):
+        for r in range(n):
+            if _ev(d.when, r, n, i):
+                if cur[r] is None or not 0 <= cur[r] < n:
+                    bad.add("chunk")
+                else:
+                    folds[r][cur[r]] += 1
+
+    for i in range(_ev(d.lo, 0, n), _ev(d.hi, 0, n)):
+        if d.fold_first:
+            fold_all(i)
+        to = [_ev(d.to, r, n, i) for r in range(n)]
+        frm = [_ev(d.frm, r, n, i) for r in range(n)]
         if ring:
             to, frm = [t % n for t in to], [f % n for f in frm]
-        snd = [bool(_ev(d.send, r, n)) for r in range(n)]
-        rcv = [bool(_ev(d.recv, r, n)) for r in range(n)]
+        snd = [bool(_ev(d.send, r, n, i)) for r in range(n)]
+        rcv = [bool(_ev(d.recv, r, n, i)) for r in range(n)]
         new = [None] * n
         for r in range(n):
             if snd[r]:
@@ -114,12 +130,8 @@ def simulate(d: RingDesc, n: int) -> set[str]:
                 elif 0 <= s < n:
                     new[r] = cur[s]
         cur = new
-        for r in range(n):
-            if _ev(d.when, r, n):
-                if cur[r] is None or not 0 <= cur[r] < n:
-                    bad.add("chunk")
-                else:
-                    folds[r][cur[r]] += 1
+        if not d.fold_first:
+            fold_all(i)
     for r in range(n):
         if any(folds[r][c] == 0 for c in range(n)):
             bad.add("exists")
@@ -212,11 +224,13 @@ def ring_kernels(draw, box: int = 6, perturb: bool = True) -> RingDesc:
         which = draw(st.sampled_from(["to", "frm", "send", "recv"]))
         alt = draw(st.sampled_from(["r + 1", "r - 1", "(r + 1) % n", "(r - 1) % n", "(r + 2) % n"]
                                    if which in ("to", "frm") else
-                                   ["True", "r > 0", "r < n - 1", "r >= 1", "r + 1 < n", "n > 1"]))
+                                   ["True", "r > 0", "r < n - 1", "r >= 1", "r + 1 < n", "n > 1",
+                                    "r != i", "r + i < n", "i < n - 1", "r - i + 1 >= 0"]))
         to, frm, send, recv = [alt if w == which else v for w, v in
                                zip(("to", "frm", "send", "recv"), (to, frm, send, recv))]
     when = draw(st.sampled_from(["True", recv, recv, "r > 0", "n > 1"]))
     lo = draw(st.sampled_from(["1", "1", "0"]))
     hi = draw(st.sampled_from(["n", "n", "n - 1", "n + 1"]))
+    fold_first = draw(st.sampled_from([False, False, True]))
     return RingDesc(topo, to, frm, send, recv, when, lo, hi, draw(st.booleans()) or lo == "0",
-                    draw(st.sampled_from([1, 1, 2])), box)
+                    draw(st.sampled_from([1, 1, 2])), box, fold_first)

@@ -247,7 +247,9 @@ def _chunk_exists(an: Analysis, f: Site) -> Obligation:
     # forall ... . when => (arrived /\ 0 <= prov < n): where the body folds, a chunk of an
     # existing rank really arrived (``cond`` is ``when`` and the arrival condition)
     when = node.when if node.when is not None else node.cond
-    q = shapes.conj(node.cond, shapes.ge(node.prov, 0), shapes.lt(node.prov, _n(an)))
+    # on a closed ring a provenance is a rank mod n: it always exists (only arrival counts)
+    q = node.cond if an.topology == "ring" else shapes.conj(
+        node.cond, shapes.ge(node.prov, 0), shapes.lt(node.prov, _n(an)))
     assume = an.assume(an.scope(f), [when], query=q)
     ans = an.decide(q, assume)
     if ans.status != "refuted":
@@ -255,14 +257,15 @@ def _chunk_exists(an: Analysis, f: Site) -> Obligation:
     cex = an.minimise(q, assume, ans.cex)
     vals = an.relevant(cex, node.prov, node.cond, when)
     if not node.cond.evaluate(cex):
-        text = (f"the fold at {f.loc.short} folds a value that was never sent to this rank "
-                f"(it holds poison), when {an.show(vals)}")
+        text = (f"the fold at {f.loc.short} folds poison: a value that was never sent to this "
+                f"rank, or that its sender forwarded without having received it, when "
+                f"{an.show(vals)}")
     else:
         text = (f"the fold at {f.loc.short} folds the chunk of rank {node.prov.evaluate(cex)}, "
                 f"which does not exist on the open mesh (nothing was received), when "
                 f"{an.show(vals)}")
     return an.obligation("ring", f, title, ans, violated=text,
-                         cex={**vals, "chunk": node.prov.evaluate(cex)}, t0=t0,
+                         cex={**vals, "chunk": _norm(an, node.prov).evaluate(cex)}, t0=t0,
                          hint="Guard the fold with the condition under which the chunk arrived.")
 
 
@@ -303,14 +306,13 @@ def _carried(an: Analysis, site: Site, k: int) -> Obligation:
     if not confirmed:
         return an.obligation("ring", site, title, Answer(
             "unknown", reason="a counterexample to the induction step did not re-check"), t0=t0)
-    vals = an.relevant(full, nxt, got)
     sizes = an.values({x: v for x, v in full.items() if an.is_size(x)})
     r = full.get(an.rank_var, 0)
     i = full.get(node.var)
-    at = f"after step {an.label(node.var)}={i}" if i is not None else "after a step"
-    why = (f"rank {r} {at} of the loop at {node.loc.short} may hold poison where a single-step "
-           f"view says a chunk arrived: its sender forwarded a value it had not received "
-           f"(when {an.show(sizes)}; {an.show(vals)})")
+    at = f"step {an.label(node.var)}={i}" if i is not None else "a step"
+    why = (f"rank {r} ends {at} of the loop at {node.loc.short} holding poison where a one-step "
+           f"view says a chunk arrived (its sender forwarded a value it had not received), "
+           f"when {an.show(sizes)}")
     return an.obligation("ring", site, title, Answer("unknown", reason=why), t0=t0,
                          hint="Send only where the value to forward arrived at the step before.")
 
