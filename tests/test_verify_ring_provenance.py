@@ -333,3 +333,41 @@ def test_validity_carried_from_one_loop_into_the_next():
 
     obs = _ring(two)
     assert any(s == "violated" and "poison" in m for s, m, _ in _by(obs, "fold at")), obs
+
+
+def _after_exit(gate: str):
+    """A closed ring after ``exit_if``: ``gate="rank"`` makes rank n - 1 leave (it sends
+    nothing, yet rank 0 would receive from it); ``gate="none"`` is the twin."""
+
+    @tp.kernel(grid={"one": 1}, ranks=tp.Ranks(size="n", topology="ring", name="r"),
+               assume=["n <= 6"],
+               tensors=dict(x=tp.Input(("n", 4), sharded=True), y=tp.Output(("n", 4))))
+    def gated(x, y):
+        r, n = tp.rank_id(), tp.num_ranks()
+        own = tp.load(x, (r, slice(None)))
+        tp.store(y, (r, slice(None)), own)
+        tp.exit_if((r == n - 1) & (n > 1) if gate == "rank" else tp.program_id(0) != 0)
+        acc = tp.fold(own)
+
+        def step(i, carry):
+            cur, acc = carry
+            cur = tp.sendrecv(cur, to=(r + 1) % n, frm=(r - 1) % n)
+            return cur, acc + tp.fold(cur)
+
+        _, acc = lax.fori_loop(1, n, step, (own, acc))
+        tp.store(y, (r, slice(None)), acc)
+
+    return gated
+
+
+def test_a_chunk_from_a_rank_that_has_left_is_not_credited():
+    """The sender must reach the step too: a rank that left early sends nothing, so the
+    fold of what its neighbour "received" is poison and its chunk is never folded."""
+    obs = _ring(_after_exit("rank"))
+    assert any(o.status == "violated" and "never folds the chunk" in o.message for o in obs)
+    assert not [o for o in obs if o.status == "proved" and "every chunk" in o.message]
+
+
+def test_an_exit_every_rank_takes_alike_keeps_the_ring_proved():
+    obs = _ring(_after_exit("none"))
+    assert obs and all(o.status == "proved" for o in obs), [(o.status, o.message) for o in obs]

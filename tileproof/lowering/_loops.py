@@ -311,10 +311,12 @@ def _loop(
     node.carried = [_carried_name(c.expr) for c, k in zip(carries, pass1_kinds) if k[0] == "data"]
     block.add(node)
     ctx.depth += 1
+    ctx.path += [shapes.ge(v, lo), shapes.lt(v, hi)]
     try:
         outs = run_body(carries, _Block(node.body))
     finally:
         ctx.depth -= 1
+        del ctx.path[-2:]
     _induction_steps(ctx, node, init, pass1_kinds, carries, outs, s)
     return _carry_values(ctx, init, pass1_kinds, shapes.maximum(trip, 0))
 
@@ -439,10 +441,13 @@ def _cond(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
         block.add(node)
         ctx.depth += 1
         try:
+            ctx.path.append(cond)
             t = _run(ctx, branches[1], ops, _Block(node.then))
+            ctx.path[-1] = shapes.negate(cond)
             f = _run(ctx, branches[0], ops, _Block(node.orelse))
         finally:
             ctx.depth -= 1
+            ctx.path.pop()
         return [_merge(cond, a, b) for a, b in zip(t, f)]
     e = _need_int(idx, "a switch index", loc, block)
     if e is None:
@@ -452,13 +457,16 @@ def _cond(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
     outs_all = []
     cur = block
     ctx.depth += 1
+    ctx.path.append(shapes.conj())
     try:
         for i, br in enumerate(branches):
             c = shapes.eq(clamped, i) if i < k - 1 else shapes.conj()
             node = Branch(c, [], [], loc)
             cur.add(node)
+            ctx.path[-1] = shapes.eq(clamped, i)
             outs_all.append(_run(ctx, br, ops, _Block(node.then)))
             cur = _Block(node.orelse)
     finally:
         ctx.depth -= 1
+        ctx.path.pop()
     return [opaque(v.aval.shape, "a value chosen by a switch") for v in eqn.outvars]

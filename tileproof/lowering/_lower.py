@@ -54,6 +54,7 @@ from ._data import (
 )
 from ._lanesplit import CUMULATIVE, ELEMENTWISE, REDUCE, split_axes
 from ._values import (
+    MIXED,
     SV,
     elementwise,
     int_sv,
@@ -199,6 +200,9 @@ class _Ctx:
         self.call_locs: list[Location] = []  # user lines of the calls being interpreted
         self.depth = 0  # loops and branches around the current block
         self.exited = False  # an exit_if() was lowered: the rest is under its guard
+        # conditions under which the current node runs (exit guards, branch sides, loop
+        # ranges): a ring step's sender must reach it too (see tp_sendrecv)
+        self.path: list[shapes.Formula] = []
         self.rank_var = kernel.ranks.name if kernel.ranks is not None else None
         if self.rank_var:
             self.names.add(self.rank_var)
@@ -530,6 +534,7 @@ def _kernel_op(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _
         if cond is None:
             return []
         ctx.exited = True
+        ctx.path.append(shapes.negate(cond))  # top level only: it holds for the rest
         guard = Branch(shapes.negate(cond), [], [], loc, exit=True)
         block.add(guard)
         return _Block(guard.then)
@@ -568,6 +573,13 @@ def _kernel_op(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _
         # the sender's value is valid as seen at the rank that really sends (mod n on a
         # ring: its validity may mention the rank, e.g. ``r > 0``, so rank -1 is rank n - 1)
         sent = value.valid.subs(src_rank) if value.valid is not None else shapes.conj()
+        # ... and the sender reaches this step: it has not left early, takes the same side
+        # of every branch around it, and runs this iteration of every loop
+        there = shapes.conj(*ctx.path)
+        if _per_rank_data(ctx, there):  # a condition on data the sender reads itself
+            return [replace(value, prov=MIXED, valid=None, why="a value received under a "
+                            "condition on data that each rank reads for itself")]
+        sends_here = shapes.conj(sends_here, there.subs(src_rank))
         return [replace(value, prov=value.prov.subs(at_src),
                         valid=shapes.conj(cr, sends_here, sent))]
     if name == "tp_fold":
@@ -593,6 +605,19 @@ def _kernel_op(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _
         block.add(Fold(prov, cond, loc, when_))
         return [value]
     raise SpecError(f"unknown kernel operation {name}", loc)
+
+
+def _per_rank_data(ctx: _Ctx, f: shapes.Formula) -> bool:
+    """Does ``f`` read data whose value may differ from rank to rank (renaming the rank in
+    ``f`` would not give the sender's read)?"""
+    for name in f.free_symbols():
+        d = ctx.data.get(name)
+        if name.startswith("_c") or (d is not None and (not d.index or any(
+                ctx.rank_var in e.free_symbols() for e in d.index))):
+            return True
+        if d is None and name not in ctx.names and not name.startswith("_k"):
+            return True  # not a size, id, rank or loop index; ``_k``: a first-pass carry
+    return False
 
 
 def _access(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Block):
