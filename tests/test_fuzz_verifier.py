@@ -26,8 +26,9 @@ from tileproof.verify.static import check_static
 
 # Every construct is drawn (tests/fuzz_findings.md lists the holes found and which are
 # fixed): scratch together with index tensors (finding 1), ring steps with perturbed
-# destinations, sources and conditions (findings 2 and 3; the cross-iteration forwarding
-# class is still open and shows in the soak, rarely in these 60 derandomized examples).
+# destinations, sources and conditions, step-dependent ones, and folds of the raw carry
+# (findings 2 and 3, and the cross-iteration forwarding class: validity carried by an
+# induction step, see lowering/_loops.py).
 FUZZ_CONSTRUCTS = CONSTRUCTS
 _SETTINGS = dict(deadline=None, derandomize=True, database=None,
                  suppress_health_check=list(HealthCheck))

@@ -371,3 +371,30 @@ def test_a_chunk_from_a_rank_that_has_left_is_not_credited():
 def test_an_exit_every_rank_takes_alike_keeps_the_ring_proved():
     obs = _ring(_after_exit("none"))
     assert obs and all(o.status == "proved" for o in obs), [(o.status, o.message) for o in obs]
+
+
+def test_arrival_decided_by_data_read_in_the_step_fails_closed():
+    """Whether the tile arrives depends on a table entry the step reads: the carry's
+    validity across steps has no exact model, so the fold is unsupported, never proved."""
+
+    @tp.kernel(grid={"one": 1}, ranks=tp.Ranks(size="n", topology="ring", name="r"),
+               assume=["n <= 6"],
+               tensors=dict(x=tp.Input(("n", 4), sharded=True), y=tp.Output(("n", 4)),
+                            on=tp.Input(("n",), "int32", values="0 <= v <= 1")))
+    def table(x, y, on):
+        r, n = tp.rank_id(), tp.num_ranks()
+        own = tp.load(x, (r, slice(None)))
+
+        def step(i, carry):
+            cur, acc = carry
+            go = tp.load(on, (i,)) > 0
+            cur = tp.sendrecv(cur, to=(r + 1) % n, frm=(r - 1) % n, send=go, recv=go)
+            return cur, acc + tp.fold(cur)
+
+        _, acc = lax.fori_loop(1, n, step, (own, tp.fold(own)))
+        tp.store(y, (r, slice(None)), acc)
+
+    obs = check_static(lower(table), kinds=("shape", "ring"))
+    assert not [o for o in obs if o.kind == "ring" and o.status == "proved" and (
+        "every chunk" in o.message or "folds only" in o.message)], obs
+    assert any(o.status == "unknown" and "not modelled" in o.message for o in obs), obs

@@ -577,8 +577,7 @@ def _kernel_op(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _
         # of every branch around it, and runs this iteration of every loop
         there = shapes.conj(*ctx.path)
         if _per_rank_data(ctx, there):  # a condition on data the sender reads itself
-            return [replace(value, prov=MIXED, valid=None, why="a value received under a "
-                            "condition on data that each rank reads for itself")]
+            return [replace(value, prov=MIXED, valid=None, why=PER_RANK_PATH)]
         sends_here = shapes.conj(sends_here, there.subs(src_rank))
         return [replace(value, prov=value.prov.subs(at_src),
                         valid=shapes.conj(cr, sends_here, sent))]
@@ -592,6 +591,8 @@ def _kernel_op(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _
                     "fold() of a value whose ring provenance is unknown "
                     "(load it from a sharded tensor and move it with sendrecv)"
                     if prov is None else
+                    f"fold() of {value.why}: where it holds a chunk is not modelled"
+                    if value.why in UNMODELLED_ARRIVAL else
                     "fold() of a value that combines chunks of different ring provenance "
                     "(fold each received chunk on its own)",
                     loc,
@@ -605,6 +606,10 @@ def _kernel_op(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _
         block.add(Fold(prov, cond, loc, when_))
         return [value]
     raise SpecError(f"unknown kernel operation {name}", loc)
+
+
+#: ``why`` of a received tile whose sender's path reads data of its own (fail closed).
+PER_RANK_PATH = "a value received under a condition on data that each rank reads for itself"
 
 
 def _per_rank_data(ctx: _Ctx, f: shapes.Formula) -> bool:
@@ -661,4 +666,6 @@ def _access(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Blo
 
 # ------------------------------------------------------------------------ control flow
 
-from ._loops import _cond, _scan, _while  # noqa: E402  (they call back into _interp)
+from ._loops import UNTRACKED, _cond, _scan, _while  # noqa: E402  (they call back into _interp)
+
+UNMODELLED_ARRIVAL = (UNTRACKED, PER_RANK_PATH)
