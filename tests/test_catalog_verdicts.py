@@ -59,9 +59,10 @@ def test_variant_is_flagged_with_its_kind(variant):
     for o in violated:
         assert o.counterexample and _substitutes(o), o
         assert o.location.line > 0 and o.location.file.endswith(".py")
-    first = next(o for o in violated if o.kind in kinds)
-    for frag in fragments:
-        assert frag in first.message, first.message
+    # the finding that names the defect (a gated partner also makes folds of poison, listed
+    # first, but the cause is the partner that left early)
+    named = [o for o in violated if o.kind in kinds and all(f in o.message for f in fragments)]
+    assert named, [o.message for o in violated]
     assert not rep.ok
 
 
