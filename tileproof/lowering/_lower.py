@@ -575,7 +575,9 @@ def _kernel_op(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _
         sent = value.valid.subs(src_rank) if value.valid is not None else shapes.conj()
         # ... and the sender reaches this step: it has not left early, takes the same side
         # of every branch around it, and runs this iteration of every loop
-        there = shapes.conj(*ctx.path)
+        # (a condition that does not mention the rank holds for the sender as it does here)
+        there = shapes.conj(*(f for f in ctx.path if ctx.rank_var in f.free_symbols()
+                              or _per_rank_data(ctx, f)))
         if _per_rank_data(ctx, there):  # a condition on data the sender reads itself
             return [replace(value, prov=MIXED, valid=None, why=PER_RANK_PATH)]
         sends_here = shapes.conj(sends_here, there.subs(src_rank))
