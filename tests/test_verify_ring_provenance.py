@@ -398,3 +398,30 @@ def test_arrival_decided_by_data_read_in_the_step_fails_closed():
     assert not [o for o in obs if o.kind == "ring" and o.status == "proved" and (
         "every chunk" in o.message or "folds only" in o.message)], obs
     assert any(o.status == "unknown" and "not modelled" in o.message for o in obs), obs
+
+
+def test_a_send_condition_on_the_senders_own_table_entry_fails_closed():
+    """``send=recv=on[r] > 0``: whether rank r - 1 sends depends on *its* entry
+    ``on[r - 1]``, which renaming the rank in this rank's read ``on[r]`` would not give (a
+    rank with ``on[r] = 1`` whose sender has ``on[r - 1] = 0`` folds poison): unsupported."""
+
+    @tp.kernel(grid={"one": 1}, ranks=tp.Ranks(size="n", topology="ring", name="r"),
+               assume=["n <= 6"],
+               tensors=dict(x=tp.Input(("n", 4), sharded=True), y=tp.Output(("n", 4)),
+                            on=tp.Input(("n",), "int32", values="0 <= v <= 1")))
+    def own_entry(x, y, on):
+        r, n = tp.rank_id(), tp.num_ranks()
+        own = tp.load(x, (r, slice(None)))
+        go = tp.load(on, (r,)) > 0
+
+        def step(i, carry):
+            cur, acc = carry
+            cur = tp.sendrecv(cur, to=(r + 1) % n, frm=(r - 1) % n, send=go, recv=go)
+            return cur, acc + tp.fold(cur, when=go)
+
+        _, acc = lax.fori_loop(1, n, step, (own, tp.fold(own)))
+        tp.store(y, (r, slice(None)), acc)
+
+    obs = check_static(lower(own_entry), kinds=("shape", "ring"))
+    assert not [o for o in obs if o.kind == "ring" and o.status == "proved" and (
+        "every chunk" in o.message or "folds only" in o.message)], obs

@@ -383,7 +383,7 @@ def _scan(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
         ),
         None,
     )
-    if p.get("reverse") and any(k[0] in ("ind", "shift") for k in kinds):
+    if p.get("reverse") and any(k[0] in ("ind", "shift", "shiftmod") for k in kinds):
         block.add(Unsupported("a reversed scan with induction variables", loc))
     lo = init[counter].expr if counter is not None else shapes.as_expr(0)
     hi = lo + length

@@ -578,7 +578,9 @@ def _kernel_op(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _
         # (a condition that does not mention the rank holds for the sender as it does here)
         there = shapes.conj(*(f for f in ctx.path if ctx.rank_var in f.free_symbols()
                               or _per_rank_data(ctx, f)))
-        if _per_rank_data(ctx, there):  # a condition on data the sender reads itself
+        # renaming the rank does not rename data the sender reads for itself (its send
+        # condition, destination, validity or path read a table at its own rank): no model
+        if _per_rank_data(ctx, shapes.conj(there, cs, shapes.eq(d, 0), sent)):
             return [replace(value, prov=MIXED, valid=None, why=PER_RANK_PATH)]
         sends_here = shapes.conj(sends_here, there.subs(src_rank))
         return [replace(value, prov=value.prov.subs(at_src),
