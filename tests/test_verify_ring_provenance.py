@@ -425,3 +425,16 @@ def test_a_send_condition_on_the_senders_own_table_entry_fails_closed():
     obs = check_static(lower(own_entry), kinds=("shape", "ring"))
     assert not [o for o in obs if o.kind == "ring" and o.status == "proved" and (
         "every chunk" in o.message or "folds only" in o.message)], obs
+
+
+def test_a_double_fold_seen_only_through_poison_is_not_reported():
+    """Rank 0 never receives, so from step 2 on rank 1's carry is poison.  A one-step view
+    has rank 1 fold its own chunk again at step n; really it folds poison there (refuted as
+    such), not chunk 1 twice: with the induction step open, "twice" is not refuted."""
+    k = _pipe("ring", to=lambda r, n: (r + 1) % n, frm=lambda r, n: (r - 1) % n, lo=0,
+              hi=lambda n: n + 1, own=False, send=lambda r, n, i: r >= 0,
+              recv=lambda r, n, i: r != 0, when=lambda r, n, i: r >= 0, raw=True)
+    obs = _ring(k)
+    assert [s for s, _, _ in _by(obs, "carried by the loop")] == ["unknown"], obs
+    assert not [o for o in obs if o.status == "violated" and "twice" in o.message], obs
+    assert any(o.status == "violated" and "poison" in o.message for o in obs), obs

@@ -50,9 +50,11 @@ def check(an: Analysis) -> list[Obligation]:
     out: list[Obligation] = []
     usable = [f for f in folds if f.node.prov is not None]
     fold_obs: list[tuple[Obligation, list[Site]]] = []  # and the folds each is about
+    twice: Obligation | None = None
     if folds and len(usable) == len(folds):
         fold_obs.append((_fold_exists(an, usable), usable))
-        fold_obs.append((_fold_unique(an, usable), usable))
+        twice = _fold_unique(an, usable)
+        fold_obs.append((twice, usable))
         # on a closed ring every rank's chunk exists, but a fold of a value that never
         # arrived folds poison on either topology
         fold_obs += [(_chunk_exists(an, f), [f]) for f in usable
@@ -77,7 +79,7 @@ def check(an: Analysis) -> list[Obligation]:
     _bounded(an, [*(o for o, _ in fold_obs if not any(o is x for x in leaning)), *out],
              comms, usable)
     if open_steps:
-        _lean_on(leaning, open_steps[0][1])
+        _lean_on(leaning, twice, open_steps[0][1])
     return [*(o for o, _ in fold_obs), *(o for _, o in steps), *out]
 
 
@@ -317,7 +319,7 @@ def _carried(an: Analysis, site: Site, k: int) -> Obligation:
                          hint="Send only where the value to forward arrived at the step before.")
 
 
-def _lean_on(fold_obs: list[Obligation], step: Obligation) -> None:
+def _lean_on(fold_obs: list[Obligation], twice: Obligation | None, step: Obligation) -> None:
     """Fold verdicts computed with the one-step validity while the induction is open.
 
     That validity over-approximates where a chunk arrived, so a refuted "every chunk is
@@ -325,8 +327,8 @@ def _lean_on(fold_obs: list[Obligation], step: Obligation) -> None:
     twice" stays proved; the other verdicts lean on the open step: ``unknown``.
     """
     for o in fold_obs:
-        twice = o.message.startswith("no rank folds a chunk twice")
-        if (o.status == "proved" and not twice) or (o.status == "violated" and twice):
+        unique = o is twice
+        if (o.status == "proved" and not unique) or (o.status == "violated" and unique):
             o.status = "unknown"
             o.counterexample = None
             o.reason = (f"it relies on ring values carried across loop iterations being valid "
