@@ -1,5 +1,7 @@
 """Static ``ring``: a folded chunk's origin is exact — nothing received is no chunk, and a
-value that combines chunks of different origins is not one chunk (issue 10, class 7)."""
+value that combines chunks of different origins is not one chunk (issue 10, class 7); a
+carried tile holds a chunk only where it arrived at the step before, its sender's value
+included (validity across loop iterations, ``tests/fuzz_findings.md`` section 5)."""
 
 from __future__ import annotations
 
