@@ -26,10 +26,10 @@ from dataclasses import replace
 from .. import shapes
 from ..model import Branch, Comm, Loop, Unsupported
 from ._jaxcompat import scan_operands
-from ._lower import _Block, _Ctx, _interp, _need_cond, _need_int
+from ._state import _Block, _Ctx, _need_cond, _need_int
 from ._values import MIXED, SV, bool_sv, int_sv, is_mixed, opaque
 
-__all__ = ["_cond", "_scan", "_while"]
+__all__ = ["_cond", "_scan"]
 
 
 def _jx(closed):
@@ -44,7 +44,7 @@ def _run(ctx: _Ctx, closed, args: list[SV], block: _Block) -> list[SV]:
     for v, c in zip(jx.constvars, getattr(closed, "consts", [])):
         env[v] = literal(c)
     env.update(zip(jx.invars, args))
-    return _interp(ctx, jx, env, block)
+    return ctx.walk(ctx, jx, env, block)
 
 
 _PH = "_k"
@@ -350,13 +350,6 @@ def _comms(nodes):
             yield n
         for k in ("body", "then", "orelse"):
             yield from _comms(getattr(n, k, ()))
-
-
-def _while(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
-    """A ``while`` loop: its trip count solved from the condition (see :mod:`._while`)."""
-    from ._while import lower_while
-
-    return lower_while(ctx, eqn, ins, loc, block)
 
 
 def _scan(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):

@@ -27,7 +27,6 @@ from ..model import (
     Branch,
     Claim,
     Comm,
-    Data,
     Dim,
     Divide,
     Fold,
@@ -53,6 +52,8 @@ from ._data import (
     unpin_written,
 )
 from ._lanesplit import CUMULATIVE, ELEMENTWISE, REDUCE, split_axes
+from ._loops import UNTRACKED, _cond, _scan
+from ._state import _Block, _Ctx, _need_cond, _need_int
 from ._values import (
     MIXED,
     SV,
@@ -63,6 +64,7 @@ from ._values import (
     opaque,
     ring_origin,
 )
+from ._while import lower_while
 
 __all__ = ["lower", "trace"]
 
@@ -188,54 +190,10 @@ def _loc_of(eqn) -> Location:
     return UNKNOWN
 
 
-class _Ctx:
-    """Interpretation state: the kernel, fresh names, and where nodes go."""
-
-    def __init__(self, kernel: Kernel):
-        self.kernel = kernel
-        self.names: set[str] = set(kernel.sizes) | {g.name for g in kernel.grid}
-        self.data: dict[str, Data] = {}
-        self.lanes: list[tuple[str, int]] = []  # (lane var, lane count), innermost last
-        self.halving: list[tuple[int, int | None]] = []  # (lanes, halved axis) of halve regions
-        self.call_locs: list[Location] = []  # user lines of the calls being interpreted
-        self.depth = 0  # loops and branches around the current block
-        self.exited = False  # an exit_if() was lowered: the rest is under its guard
-        # conditions under which the current node runs (exit guards, branch sides, loop
-        # ranges): a ring step's sender must reach it too (see tp_sendrecv)
-        self.path: list[shapes.Formula] = []
-        self.rank_var = kernel.ranks.name if kernel.ranks is not None else None
-        if self.rank_var:
-            self.names.add(self.rank_var)
-
-    def fresh(self, base: str) -> str:
-        base = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in base)
-        while "__" in base:  # `x__2` names a second instance, `_c0` a coordinate: never ours
-            base = base.replace("__", "_")
-        base = base.strip("_") or "t"
-        if base[0].isdigit():
-            base = "v" + base
-        name, k = base, 1
-        while name in self.names:
-            k += 1
-            name = f"{base}_{k}"
-        self.names.add(name)
-        return name
-
-
-class _Block:
-    """Nodes being collected; an early exit re-roots the rest under a guard."""
-
-    def __init__(self, nodes: list[Node]):
-        self.nodes = nodes
-
-    def add(self, node: Node) -> None:
-        self.nodes.append(node)
-
-
 def lower(kernel: Kernel) -> Model:
     """Lower a kernel spec to its schedule model."""
     closed = trace(kernel)
-    ctx = _Ctx(kernel)
+    ctx = _Ctx(kernel, _interp)
     body: list[Node] = []
     block = _Block(body)
     env = {}
@@ -314,28 +272,6 @@ def _interp(ctx: _Ctx, jaxpr, env: dict, block: _Block, top: bool = False) -> li
     return [_read(env, v) for v in jaxpr.outvars]
 
 
-def _need_int(sv: SV, what: str, loc: Location, block: _Block) -> shapes.Expr | None:
-    if sv.is_int:
-        return sv.expr
-    if sv.is_bool:
-        return shapes.where(sv.cond, 1, 0)
-    block.add(
-        Unsupported(f"{what} depends on {sv.why or 'a value the lowering cannot model'}", loc)
-    )
-    return None
-
-
-def _need_cond(sv: SV, what: str, loc: Location, block: _Block) -> shapes.Formula | None:
-    if sv.is_bool:
-        return sv.cond
-    if sv.is_int:
-        return shapes.ne(sv.expr, 0)
-    block.add(
-        Unsupported(f"{what} depends on {sv.why or 'a value the lowering cannot model'}", loc)
-    )
-    return None
-
-
 def _divide(divisor: SV, loc: Location, block: _Block, shape) -> None:
     """Record a division by a non-constant integer divisor (see :class:`Divide`)."""
     if not divisor.expr.is_const:
@@ -388,8 +324,8 @@ def _eqn(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Block,
         # it is located at the loop or branch, so no node (an overflow check) is unlocated
         ctx.call_locs.append(loc)
         try:
-            return {"while": _while, "scan": _scan, "cond": _cond}[name](ctx, eqn, ins, loc,
-                                                                        block)
+            return {"while": lower_while, "scan": _scan, "cond": _cond}[name](ctx, eqn, ins,
+                                                                             loc, block)
         finally:
             ctx.call_locs.pop()
     shape = _out_shape(eqn)
@@ -667,9 +603,5 @@ def _access(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Blo
     prov = shapes.sym(ctx.rank_var) if decl.sharded and ctx.rank_var else None
     return [opaque(shape, f"data loaded from {tensor}", prov)]
 
-
-# ------------------------------------------------------------------------ control flow
-
-from ._loops import UNTRACKED, _cond, _scan, _while  # noqa: E402  (they call back into _interp)
 
 UNMODELLED_ARRIVAL = (UNTRACKED, PER_RANK_PATH)

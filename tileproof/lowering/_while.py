@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from .. import shapes
 from ..model import Access, Arith, Unsupported, walk
-from ._lower import _Block, _Ctx
+from ._loops import _classify, _first_pass, _loop, _placeholders, _run
+from ._state import _Block, _Ctx
 from ._values import SV, int_sv, opaque
 
 __all__ = ["lower_while"]
@@ -87,8 +88,7 @@ def solve_trip(cond, var: str) -> tuple[shapes.Expr | None, str]:
 
 
 def lower_while(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
-    from ._loops import _classify, _first_pass, _loop, _placeholders, _run
-
+    """A ``while`` loop: a counted :class:`Loop` when its trip count solves, else Unsupported."""
     p = eqn.params
     nc, nb = p["cond_nconsts"], p["body_nconsts"]
     cconsts, bconsts, init = ins[:nc], ins[nc : nc + nb], ins[nc + nb :]
