@@ -7,8 +7,7 @@ import json
 import pytest
 from test_cli import BUGGY, FIXED, run, write
 
-from tileproof import cli
-from tileproof.verify import _config
+from tileproof import cli, project
 
 OVERFLOW = """\
 import tileproof.spec as tp
@@ -124,7 +123,7 @@ def test_tolerances_and_budget_reach_the_numeric_check(repo, monkeypatch):
         "[tool.tileproof]\nnumeric-budget-s = 7.5\n"
         "[tool.tileproof.tolerances]\nfloat32 = { rtol = 1e-3, atol = 1e-4 }\n",
     )
-    cfg = _config.load_config()
+    cfg = project.load_config()
     assert cfg.numeric_budget_s == 7.5 and cfg.tolerances == {
         "float32": {"rtol": 1e-3, "atol": 1e-4}
     }
@@ -207,7 +206,7 @@ def test_violations_are_cached_too_and_stay_violations(repo, capsys, monkeypatch
 def test_unknowns_for_lack_of_time_are_not_cached(repo, reason):
     from tileproof.verify._report import Obligation
 
-    cache = _config.ProofCache(repo / "c")
+    cache = project.ProofCache(repo / "c")
     cache.put("k" * 64, [Obligation("bounds", "unknown", "m", reason=reason)])
     assert cache.get("k" * 64) is None
     cache.put(
@@ -221,12 +220,12 @@ def test_unknowns_for_lack_of_time_are_not_cached(repo, reason):
 
 def test_model_hash_sees_every_field(repo):
     from tileproof.lowering import lower
-    from tileproof.spec._discover import collect
+    from tileproof.project import collect
 
     write(repo / "a_spec.py", FIXED)
     write(repo / "b_spec.py", BUGGY)
     (a,), (b,) = collect(["a_spec.py"]), collect(["b_spec.py"])
-    cache = _config.ProofCache(repo / "c")
+    cache = project.ProofCache(repo / "c")
     ka, kb = cache.key(lower(a), {"timeout_ms": None}), cache.key(lower(b), {"timeout_ms": None})
     assert ka != kb
     assert ka == cache.key(lower(a), {"timeout_ms": None})

@@ -246,7 +246,7 @@ def test_a_numeric_error_fails_the_command_sarif_and_assert_verified(repo, capsy
     rc, out, _ = run(capsys, "check", "--no-cache", "-j", "1", "broken_spec.py")
     assert rc == 1
     assert "numeric: error" in out and "failed numeric run" in out.splitlines()[-1]
-    from tileproof.spec._discover import collect
+    from tileproof.project import collect
 
     (k,) = collect(["broken_spec.py"])
     with pytest.raises(AssertionError, match="numeric: error"):
@@ -374,16 +374,16 @@ def test_the_cache_key_covers_every_module_of_the_package(monkeypatch, tmp_path)
     import shutil
 
     import tileproof
-    from tileproof.verify import _config
+    from tileproof.project import _cache
 
     pkg = tmp_path / "tileproof"
     shutil.copytree(tileproof.__path__[0], pkg, ignore=shutil.ignore_patterns("__pycache__"))
-    fake = pkg / "verify" / "_config.py"
+    fake = pkg / "project" / "_cache.py"
 
     def fingerprint():
-        monkeypatch.setattr(_config, "_CODE_HASH", None)
-        monkeypatch.setattr(_config, "__file__", str(fake))
-        return _config._code_fingerprint()
+        monkeypatch.setattr(_cache, "_CODE_HASH", None)
+        monkeypatch.setattr(_cache, "__file__", str(fake))
+        return _cache._code_fingerprint()
 
     base = fingerprint()
     for module in ("lowering/_lower.py", "spec/_decl.py", "verify/numeric/_plan.py"):

@@ -7,7 +7,7 @@ from importlib.metadata import entry_points
 import pytest
 from test_cli import BUGGY, FIXED
 
-from tileproof.spec._discover import collect
+from tileproof.project import collect
 from tileproof.testing import assert_verified
 
 pytest_plugins = ["pytester"]

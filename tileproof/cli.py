@@ -316,7 +316,7 @@ def _kernel_line(k, done: int, total: int) -> str:
 def _check(args) -> int:
     from dataclasses import replace
 
-    from .verify._config import find_kernels, load_config, verify_refs
+    from .project import find_kernels, load_config, verify_refs
 
     config = load_config(path=args.config)
     over = {}
@@ -452,7 +452,7 @@ def _print_failed_run(fmt: str, messages: list[str]) -> None:
 
 def _lower(args) -> int:
     from .lowering import lower
-    from .spec._discover import find_kernel
+    from .project import find_kernel
 
     print(lower(find_kernel(args.target)).listing())
     return EXIT_OK
@@ -532,7 +532,7 @@ def _show(args) -> int:
             )
     from .lowering import lower
     from .model import RunError
-    from .spec._discover import find_kernel
+    from .project import find_kernel
     from .spec._errors import SpecError
 
     kernel = find_kernel(args.target)

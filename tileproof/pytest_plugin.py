@@ -42,8 +42,8 @@ def pytest_addoption(parser):
 def _settings(config):
     """``[tool.tileproof]`` for this session (loaded once, on the first candidate file)."""
     if _SETTINGS not in config.stash:
+        from .project import load_config
         from .spec._errors import LocatedError
-        from .verify._config import load_config
 
         try:
             config.stash[_SETTINGS] = load_config(config.rootpath)
@@ -52,7 +52,7 @@ def _settings(config):
     return config.stash[_SETTINGS]
 
 
-def _mentions_tileproof(path: Path) -> bool:  # as spec._discover's, which would import jax
+def _mentions_tileproof(path: Path) -> bool:  # as project._discover's, which would import jax
     try:
         return "tileproof" in path.read_text(errors="ignore")
     except OSError:
@@ -87,8 +87,8 @@ class SpecModule(pytest.File):
     """A spec file: one :class:`KernelItem` per kernel it declares."""
 
     def collect(self):
+        from .project import find_kernels
         from .spec._errors import LocatedError
-        from .verify._config import find_kernels
 
         try:
             found = find_kernels([str(self.path)])
@@ -112,21 +112,13 @@ class KernelItem(pytest.Item):
         self.add_marker("tileproof")
 
     def runtest(self):
-        from .verify._api import verify_kernel
-        from .verify._config import ProofCache
+        from .project import run_kernel
         from .verify._format import to_text
-        from .verify._numcache import NumericCache
         from .verify._report import Report
 
         settings = _settings(self.config)
         numeric = settings.pytest_numeric and not self.config.getoption("tileproof_static")
-        rep = verify_kernel(
-            self.kernel,
-            config=settings,
-            numeric=numeric,
-            cache=ProofCache(settings.cache_path, settings.cache),
-            numeric_cache=NumericCache(settings.cache_path, settings.cache),
-        )
+        rep = run_kernel(self.kernel, settings, numeric=numeric)
         if not rep.ok:
             raise KernelFailed(to_text(Report([rep])))
 

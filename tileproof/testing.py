@@ -39,11 +39,9 @@ def assert_verified(
     __tracebackhide__ = True
     from dataclasses import replace
 
+    from .project import load_config, run_kernel
     from .spec._kernel import Kernel
-    from .verify._api import verify_kernel
-    from .verify._config import ProofCache, load_config
     from .verify._format import to_text
-    from .verify._numcache import NumericCache
     from .verify._report import Report
 
     kernels = (
@@ -58,21 +56,11 @@ def assert_verified(
     cfg = config if config is not None else load_config()
     if timeout_ms is not None:
         cfg = replace(cfg, timeout_ms=timeout_ms)
-    store = ProofCache(cfg.cache_path, cfg.cache and cache)
-    # matched numeric results of unchanged kernels are reused too (never a mismatch)
-    numeric_store = NumericCache(cfg.cache_path, cfg.cache and cache)
+    # proofs and matched numeric results of unchanged kernels are reused (never a mismatch)
+    cfg = replace(cfg, cache=cfg.cache and cache)
     report = Report(
-        [
-            verify_kernel(
-                k,
-                config=cfg,
-                numeric=numeric,
-                cache=store,
-                numeric_cache=numeric_store,
-                numeric_options=numeric_options or None,
-            )
-            for k in kernels
-        ]
+        [run_kernel(k, cfg, numeric=numeric, numeric_options=numeric_options or None)
+         for k in kernels]
     )
     if not report.ok:
         raise AssertionError("\n" + to_text(report))

@@ -1,8 +1,10 @@
 """``tileproof.verify(kernel)``: lower, prove the static obligations, optionally run numerics.
 
-:func:`verify_kernel` is the one runner: the CLI, the pytest plugin, the
-testing helper and worker processes all call it, with the project's settings
-(:class:`~tileproof.verify._config.Config`) and proof cache when they have them.
+:func:`verify_kernel` is the verification of one kernel: the command, the pytest
+plugin, the testing helper and worker processes all reach it through the run
+layer (:func:`tileproof.project.run_kernel`), which passes the project's settings
+(:class:`tileproof.project.Config`) and caches.  It takes them as arguments and
+imports nothing from the run layer, so the verifier stays below it.
 """
 
 from __future__ import annotations
@@ -35,9 +37,9 @@ def verify_kernel(
 
     ``config`` applies a project's settings (index width, solver budget, skipped
     kinds with their reasons, numeric budget and tolerances); ``cache`` (a
-    :class:`~tileproof.verify._config.ProofCache`) reuses the static results of
+    :class:`tileproof.project.ProofCache`) reuses the static results of
     an unchanged lowered model — ``report.cached`` says whether it did; ``numeric_cache``
-    (a :class:`~tileproof.verify._numcache.NumericCache`) reuses a ``matched`` numeric
+    (a :class:`tileproof.project.NumericCache`) reuses a ``matched`` numeric
     result of an unchanged kernel, reference and run (``report.numeric_cached``).
     ``cached_only``: answer from the caches alone, or return None (nothing is proved or
     run): the runner asks this first so that a warm run starts no worker process.
@@ -166,13 +168,13 @@ def rerun_target(kernel: Kernel) -> str:
     first, then public module names, shortest first), else the spec's file."""
     import sys
 
-    from ..spec._discover import _kernels_in
+    from ..spec._declared import kernels_in
 
     def resolves(mod) -> bool:
         value = getattr(mod, kernel.name, None)
         if isinstance(value, Kernel):
             return value is kernel
-        found = [k for k in _kernels_in(mod) if k.name == kernel.name]
+        found = [k for k in kernels_in(mod) if k.name == kernel.name]
         return bool(found) and found[0] is kernel
 
     home = getattr(kernel.body, "__module__", "") or ""

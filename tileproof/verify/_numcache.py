@@ -177,7 +177,7 @@ class NumericCache:
         """The key of ``kernel``'s numeric run with ``options``, or None (do not cache)."""
         if not self.enabled:
             return None
-        from ._config import _canon, _code_fingerprint
+        from ..project._cache import _canon, _code_fingerprint
 
         try:
             files = _sources(kernel)

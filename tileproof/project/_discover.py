@@ -1,4 +1,14 @@
-"""Find kernel specs in files, folders and modules (what ``tileproof check PATH`` verifies)."""
+"""Find kernel specs in files, folders and modules (what ``tileproof check PATH`` verifies).
+
+Discovery imports user code, so it belongs to the run, not to the authoring API:
+a target is a ``.py`` file, a folder (its spec files), a module name, ``FILE:KERNEL``
+or ``MODULE:KERNEL``, or nothing (the bundled catalog).  Files that never mention
+tileproof are passed over unimported -- that is what lets a pre-commit hook hand
+every changed Python file to ``tileproof check`` -- and every file passed over is
+reported with its reason, so that a path that verifies nothing never passes
+silently.  A :class:`KernelRef` says where a kernel came from, so that a worker
+process can load it again.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +16,15 @@ import importlib
 import importlib.util
 import os
 import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
-from ._errors import Location, SpecError, location_from_traceback
-from ._kernel import Kernel
+from ..spec._declared import kernels_in
+from ..spec._errors import Location, SpecError, location_from_traceback
+from ..spec._kernel import Kernel
 
-__all__ = ["collect", "find_kernel"]
-
-
-def _kernels_in(module) -> list[Kernel]:
-    found: list[Kernel] = []
-    for attr in ("KERNELS", "VARIANTS"):
-        for k in getattr(module, attr, ()) or ():
-            if isinstance(k, Kernel) and k not in found:
-                found.append(k)
-    for value in vars(module).values():
-        if isinstance(value, Kernel) and value not in found:
-            found.append(value)
-    return found
+__all__ = ["KernelRef", "collect", "find_kernel", "find_kernels", "kernel_target", "spec_files"]
 
 
 def _import_path(path: Path):
@@ -144,7 +145,7 @@ def collect(targets: list[str], skipped: list[tuple[str, str]] | None = None) ->
         else:
             mods = [_import_module(t)]
         for m in mods:
-            for k in _kernels_in(m):
+            for k in kernels_in(m):
                 if k not in kernels:
                     kernels.append(k)
     return kernels
@@ -167,11 +168,85 @@ def find_kernel(target: str) -> Kernel:
     value = getattr(module, name, None)
     if isinstance(value, Kernel):
         return value
-    for k in _kernels_in(module):
+    for k in kernels_in(module):
         if k.name == name:
             return k
     raise SpecError(
         f"{where} has no kernel named {name!r} "
-        f"(kernels: {', '.join(k.name for k in _kernels_in(module)) or 'none'})",
+        f"(kernels: {', '.join(k.name for k in kernels_in(module)) or 'none'})",
         None,
     )
+
+
+# ------------------------------------------------------------- targets of a run
+
+
+@dataclass(frozen=True)
+class KernelRef:
+    """Where a kernel comes from, so that a worker process can load it again."""
+
+    target: str | None  # a path or module; None for the bundled catalog
+    index: int
+    name: str
+
+
+def kernel_target(target: str) -> bool:
+    """Is ``target`` a ``FILE:KERNEL`` or ``MODULE:KERNEL`` (one kernel), not a path?"""
+    where, colon, name = target.rpartition(":")
+    return bool(colon and where and name.isidentifier() and not os.path.exists(target))
+
+
+def _collect(target: str | None, skipped: list[tuple[str, str]] | None = None) -> list:
+    if target is None:
+        from .. import catalog
+
+        return list(catalog.KERNELS)
+    if kernel_target(target):
+        return [find_kernel(target)]
+    return collect([target], skipped)
+
+
+def find_kernels(
+    targets: Iterable[str] | None,
+    *,
+    skipped: list[tuple[str, str]] | None = None,
+    empty: list[tuple[str, str]] | None = None,
+) -> list[tuple[KernelRef, object]]:
+    """The kernels of each target (``None``: the catalog).
+
+    ``.py`` files that never mention tileproof are skipped, unimported: that is what lets
+    a pre-commit hook pass changed Python files while importing spec modules only.  Files
+    passed over are appended to ``skipped`` as ``(path, reason)``, and targets that hold no
+    kernel at all to ``empty`` as ``(target, reason)`` (the command makes that a usage error:
+    a path that verifies nothing must not pass).
+    """
+    found: list[tuple[KernelRef, object]] = []
+    seen: set[int] = set()
+    for target in list(targets) if targets is not None else [None]:
+        if (
+            target is not None
+            and target.endswith(".py")
+            and os.path.isfile(target)
+            and not _mentions_tileproof(Path(target))
+        ):
+            why = "it never mentions tileproof, so it was not imported"
+            if skipped is not None:
+                skipped.append((target, "never mentions tileproof (not imported)"))
+            if empty is not None:
+                empty.append((target, why))
+            continue
+        before = len(skipped) if skipped is not None else 0
+        kernels = _collect(target, skipped)
+        if not kernels and empty is not None and target is not None:
+            passed = len(skipped) - before if skipped is not None else 0
+            why = (f"no spec file in it ({passed} file(s) passed over)" if os.path.isdir(target)
+                   else "it declares no tileproof kernel")
+            empty.append((target, why))
+        for i, k in enumerate(kernels):
+            if id(k) not in seen:
+                seen.add(id(k))
+                found.append((KernelRef(target, i, k.name), k))
+    return found
+
+
+_LOADED: dict = {}
