@@ -13,12 +13,12 @@ pytest plugin, :mod:`tileproof.testing`), which all run kernels through it:
 Nothing below (spec, lowering, model, verify, report) imports it.
 """
 
-from ..verify._numcache import NumericCache as NumericCache
 from ._cache import ProofCache as ProofCache
 from ._discover import KernelRef as KernelRef
 from ._discover import collect as collect
 from ._discover import find_kernel as find_kernel
 from ._discover import find_kernels as find_kernels
+from ._numcache import NumericCache as NumericCache
 from ._runner import run_kernel as run_kernel
 from ._settings import CACHE_DIR as CACHE_DIR
 from ._settings import Config as Config

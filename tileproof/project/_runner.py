@@ -33,7 +33,7 @@ def run_kernel(kernel: Kernel, config: Config, *, numeric: bool, points: bool = 
     :func:`~tileproof.verify.numeric.check_numeric`; ``cached_only``: answer from the
     caches alone or return None (see :func:`~tileproof.verify.verify_kernel`).
     """
-    from ..verify._numcache import NumericCache
+    from ._numcache import NumericCache
 
     opts = dict(numeric_options or {})
     if points:
@@ -52,7 +52,7 @@ def setup_compile_cache(config: Config, numeric: bool) -> None:
     in the command's own processes: a test session importing tileproof keeps its JAX as is)."""
     global _CACHES_SET
     if numeric and config.cache and not _CACHES_SET:
-        from ..verify._numcache import enable_compilation_cache
+        from ._numcache import enable_compilation_cache
 
         _CACHES_SET = enable_compilation_cache(config.cache_path)
 

@@ -28,7 +28,7 @@ import os
 import sys
 from pathlib import Path
 
-from ._report import NumericResult
+from ..verify._report import NumericResult
 
 __all__ = ["NumericCache", "enable_compilation_cache"]
 
@@ -148,7 +148,7 @@ def _body_jaxpr(kernel) -> str:
     """The body's traced jaxpr, constants included: the math the schedule model abstracts."""
     import numpy as np
 
-    from .numeric._plan import traced
+    from ..verify.numeric._plan import traced
 
     t = traced(kernel)
     h = hashlib.sha256(str(t.closed.jaxpr).encode())
@@ -177,7 +177,7 @@ class NumericCache:
         """The key of ``kernel``'s numeric run with ``options``, or None (do not cache)."""
         if not self.enabled:
             return None
-        from ..project._cache import _canon, _code_fingerprint
+        from ._cache import _canon, _code_fingerprint
 
         try:
             files = _sources(kernel)
