@@ -31,22 +31,9 @@ import numpy as np
 from .. import shapes as S
 from ._desc import KernelDesc, build, render_lines
 from ._oracle import run
+from ._problem import Problem
 
-__all__ = ["Report", "differential", "key_of", "size_points"]
-
-
-@dataclass
-class Problem:
-    what: str  # unsound | irreproducible | disagreement | error
-    key: tuple | None
-    message: str
-    sizes: dict | None = None
-    idx: list | None = None
-
-    def __str__(self) -> str:
-        at = f" at {self.sizes}" if self.sizes is not None else ""
-        fill = f" idx={self.idx}" if self.idx is not None else ""
-        return f"{self.what.upper()} {self.key}: {self.message}{at}{fill}"
+__all__ = ["Problem", "Report", "differential", "key_of", "size_points"]
 
 
 @dataclass

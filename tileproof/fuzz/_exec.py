@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._problem import Problem
+
 __all__ = ["cross_check", "flag_keys"]
 
 
@@ -49,7 +51,6 @@ def _inputs(kern, desc, sizes, idx, shapes):
 
 def cross_check(kern, desc, keyed, runs, rep, limit, bad_at) -> None:
     from ..verify.numeric import NumericUnsupported, execute
-    from ._check import Problem
     from ._oracle import shapes_at
 
     bad_keys = set(bad_at)
