@@ -15,7 +15,9 @@ try:
 except _NotFound:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
-_LAZY = ("shapes", "model", "spec", "lowering", "verify", "report", "catalog", "pallas", "show")
+_LAZY = (
+    "shapes", "model", "spec", "lowering", "verify", "report", "catalog", "pallas", "show", "project"
+)
 
 
 def __getattr__(name: str):

@@ -47,12 +47,6 @@ def _positive(text: str) -> int:
     return n
 
 
-def _cpu_backend() -> bool:
-    import jax
-
-    return jax.default_backend() == "cpu"
-
-
 def _build() -> argparse.ArgumentParser:
     p = _Parser(prog="tileproof", description=__doc__.splitlines()[0])
     from . import __version__
@@ -316,7 +310,7 @@ def _kernel_line(k, done: int, total: int) -> str:
 def _check(args) -> int:
     from dataclasses import replace
 
-    from .project import find_kernels, load_config, verify_refs
+    from .project import choose_jobs, find_kernels, load_config, verify_refs
 
     config = load_config(path=args.config)
     over = {}
@@ -352,12 +346,7 @@ def _check(args) -> int:
         numeric_options.update(sizes=sizes, only=True)
     if args.seed is not None:
         numeric_options["seed"] = args.seed
-    jobs = args.jobs if args.jobs is not None else config.jobs
-    if args.jobs is None and config.jobs == 1 and not args.static and _cpu_backend():
-        # numeric runs on the CPU are compile-bound and single-threaded: use the cores we have
-        # (not for --static, where worker start-up would cost more than the proofs, and not on
-        # an accelerator, which one process already fills)
-        jobs = min(os.cpu_count() or 1, 4)
+    jobs = choose_jobs(args.jobs, config, static=args.static)
     if jobs > 1:
         # each worker is a JAX process: on a GPU, grabbing 75% of its memory each would starve
         # the others (cuBLAS fails to initialise), so let them allocate as they go

@@ -24,4 +24,5 @@ from ._settings import CACHE_DIR as CACHE_DIR
 from ._settings import Config as Config
 from ._settings import ConfigError as ConfigError
 from ._settings import load_config as load_config
+from ._workers import choose_jobs as choose_jobs
 from ._workers import verify_refs as verify_refs

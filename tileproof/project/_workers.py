@@ -21,7 +21,26 @@ from ._discover import KernelRef, _collect
 from ._runner import run_kernel, setup_compile_cache
 from ._settings import Config
 
-__all__ = ["verify_refs"]
+__all__ = ["choose_jobs", "verify_refs"]
+
+
+def choose_jobs(requested: int | None, config: Config, *, static: bool) -> int:
+    """How many processes verify the kernels: ``requested`` (``--jobs``) if given, else the
+    settings' ``jobs``; when neither asks for more than one, numeric runs on a CPU use up to
+    4 cores, because they are compile-bound and single-threaded.  Not for static runs,
+    where worker start-up would cost more than the proofs, and not on an accelerator,
+    which one process already fills."""
+    jobs = requested if requested is not None else config.jobs
+    if requested is None and config.jobs == 1 and not static and _cpu_backend():
+        jobs = min(os.cpu_count() or 1, 4)
+    return jobs
+
+
+def _cpu_backend() -> bool:
+    import jax
+
+    return jax.default_backend() == "cpu"
+
 
 _LOADED: dict = {}
 
