@@ -211,7 +211,7 @@ def find_kernels(
     *,
     skipped: list[tuple[str, str]] | None = None,
     empty: list[tuple[str, str]] | None = None,
-) -> list[tuple[KernelRef, object]]:
+) -> list[tuple[KernelRef, Kernel]]:
     """The kernels of each target (``None``: the catalog).
 
     ``.py`` files that never mention tileproof are skipped, unimported: that is what lets
@@ -220,7 +220,7 @@ def find_kernels(
     kernel at all to ``empty`` as ``(target, reason)`` (the command makes that a usage error:
     a path that verifies nothing must not pass).
     """
-    found: list[tuple[KernelRef, object]] = []
+    found: list[tuple[KernelRef, Kernel]] = []
     seen: set[int] = set()
     for target in list(targets) if targets is not None else [None]:
         if (

@@ -14,6 +14,7 @@ which knows nothing of settings files or cache folders.
 from __future__ import annotations
 
 import sys
+from typing import Literal, overload
 
 from ..spec._kernel import Kernel
 from ..verify._api import verify_kernel
@@ -22,6 +23,17 @@ from ._cache import ProofCache
 from ._settings import Config
 
 __all__ = ["run_kernel", "setup_compile_cache"]
+
+
+@overload
+def run_kernel(kernel: Kernel, config: Config, *, numeric: bool, points: bool = ...,
+               numeric_options: dict | None = ...,
+               cached_only: Literal[False] = ...) -> KernelReport: ...
+
+
+@overload
+def run_kernel(kernel: Kernel, config: Config, *, numeric: bool, points: bool = ...,
+               numeric_options: dict | None = ..., cached_only: bool) -> KernelReport | None: ...
 
 
 def run_kernel(kernel: Kernel, config: Config, *, numeric: bool, points: bool = False,

@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable
 
 from ..spec._errors import LocatedError
+from ..spec._kernel import Kernel
 from ..verify._report import KernelReport
 from ._discover import KernelRef, _collect
 from ._runner import run_kernel, setup_compile_cache
@@ -88,7 +89,7 @@ def _worker_failed(ref: KernelRef, e: BaseException) -> KernelReport:
 
 
 def verify_refs(
-    items: list[tuple[KernelRef, object]],
+    items: list[tuple[KernelRef, Kernel]],
     config: Config,
     *,
     numeric: bool,
@@ -123,11 +124,12 @@ def verify_refs(
                     on_done(rep)
     if jobs <= 1 or len(pending) <= 1:
         for i in pending:
-            reports[i] = run_kernel(items[i][1], config, numeric=numeric, points=points,
-                                    numeric_options=numeric_options)
-            hits += reports[i].cached
+            rep = run_kernel(items[i][1], config, numeric=numeric, points=points,
+                             numeric_options=numeric_options)
+            reports[i] = rep
+            hits += rep.cached
             if on_done:
-                on_done(reports[i])
+                on_done(rep)
         return reports, hits  # type: ignore[return-value]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -142,10 +144,11 @@ def verify_refs(
         for fut in as_completed(futures):
             i = futures[fut]
             try:
-                reports[i], hit = fut.result()
+                done, hit = fut.result()
             except Exception as e:  # the worker died (out of memory, a crash): this kernel fails
-                reports[i], hit = _worker_failed(items[i][0], e), False
+                done, hit = _worker_failed(items[i][0], e), False
+            reports[i] = done
             hits += hit
             if on_done:
-                on_done(reports[i])
+                on_done(done)
     return reports, hits  # type: ignore[return-value]
