@@ -17,9 +17,9 @@ from test_cli import run, write
 import tileproof
 import tileproof.spec as tp
 from tileproof import shapes
+from tileproof.project import ConfigError
 from tileproof.spec import NumericOptions
 from tileproof.verify import _api
-from tileproof.verify._config import ConfigError
 from tileproof.verify.numeric import NumericUnsupported
 
 

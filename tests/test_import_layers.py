@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "tileproof"
 # rooms of one row are peers and import neither each other.  ``tileproof`` itself
 # (``__init__.py``: the version and lazy attributes) is outside the order.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors",),  # the root error type: everything may raise it
+    ("errors", "_location"),  # the root error type; where a finding points (file, line)
     ("shapes",),  # symbolic shape arithmetic; imports no other layer
     ("spec",),  # the authoring API
     ("model",),  # the schedule model (and its interpreter): what the front ends produce

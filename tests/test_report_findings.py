@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import tileproof.spec as tp
+from tileproof.project import ProofCache
 from tileproof.report import (
     CODES,
     FINDING_KINDS,
@@ -26,7 +27,6 @@ from tileproof.report import (
 from tileproof.report._keys import parse, refine
 from tileproof.report._status import legacy
 from tileproof.verify import verify_kernel
-from tileproof.verify._config import ProofCache
 
 ROOT = Path(__file__).resolve().parent.parent
 

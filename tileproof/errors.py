@@ -5,7 +5,7 @@ what it was given; any other exception escaping tileproof is a bug in tileproof.
 family (each worded for the user, with the file and line where one is known):
 
 - :class:`~tileproof.spec.SpecError` — a kernel spec that cannot be lowered (CLI exit 2);
-- ``ConfigError`` (``tileproof.verify._config``) — a ``[tool.tileproof]`` setting that
+- ``ConfigError`` (``tileproof.project``) — a ``[tool.tileproof]`` setting that
   cannot be used (exit 2); no spec error: the spec may be fine;
 - ``NumericUnsupported`` (``tileproof.verify.numeric``) — a construct or a request the
   numeric executor cannot run; inside a check it is the numeric status ``error``, raised
