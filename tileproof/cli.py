@@ -401,8 +401,7 @@ def _check(args) -> int:
         )
     finally:
         progress.close()
-    from .verify._format import render
-    from .verify._report import Report
+    from .report import Report, render
 
     report = Report(reports)
     text = render(
@@ -424,14 +423,14 @@ def _check(args) -> int:
 def _print_failed_run(fmt: str, messages: list[str]) -> None:
     """For machine-read formats, a document that says the run failed (the errors are on
     stderr too): JSON with ``ok: false``, SARIF with an unsuccessful invocation."""
-    from .verify._report import Report
+    from .report import Report
 
     if fmt == "json":
         doc = Report([]).to_json()
         doc["summary"].update(ok=False, errors=len(messages), messages=messages)
         print(json.dumps(doc, indent=2))
     elif fmt == "sarif":
-        from .verify._format import to_sarif
+        from .report import to_sarif
 
         print(json.dumps(to_sarif(Report([]), failures=messages), indent=2))
 

@@ -113,8 +113,7 @@ class KernelItem(pytest.Item):
 
     def runtest(self):
         from .project import run_kernel
-        from .verify._format import to_text
-        from .verify._report import Report
+        from .report import Report, to_text
 
         settings = _settings(self.config)
         numeric = settings.pytest_numeric and not self.config.getoption("tileproof_static")

@@ -40,9 +40,8 @@ def assert_verified(
     from dataclasses import replace
 
     from .project import load_config, run_kernel
+    from .report import Report, to_text
     from .spec._kernel import Kernel
-    from .verify._format import to_text
-    from .verify._report import Report
 
     kernels = (
         [kernel]

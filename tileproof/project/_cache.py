@@ -20,8 +20,8 @@ import re
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 
+from ..report import Obligation
 from ..spec._errors import UNKNOWN, Location
-from ..verify._report import Obligation
 
 __all__ = ["ProofCache"]
 

@@ -28,7 +28,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..verify._report import NumericResult
+from ..report import NumericResult
 
 __all__ = ["NumericCache", "enable_compilation_cache"]
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import sys
 from typing import Literal, overload
 
+from ..report import KernelReport
 from ..spec._kernel import Kernel
 from ..verify._api import verify_kernel
-from ..verify._report import KernelReport
 from ._cache import ProofCache
 from ._settings import Config
 

@@ -35,8 +35,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..report._findings import SKIPPABLE
 from ..spec._errors import LocatedError, Location
-from ..verify._report import SKIPPABLE
 
 __all__ = ["CACHE_DIR", "DEFAULT_PATTERNS", "Config", "ConfigError", "find_pyproject",
            "load_config"]

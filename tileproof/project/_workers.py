@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from ..report import KernelReport
 from ..spec._errors import LocatedError
 from ..spec._kernel import Kernel
-from ..verify._report import KernelReport
 from ._discover import KernelRef, _collect
 from ._runner import run_kernel, setup_compile_cache
 from ._settings import Config
