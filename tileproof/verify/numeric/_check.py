@@ -35,7 +35,7 @@ import numpy as np
 from ...report._status import legacy
 from .._report import NumericResult
 from ._compare import Comparison, compare, merge_tolerances
-from ._execute import compile_options, executor
+from ._execute import executor, run_compiled
 from ._inputs import NoInputs, draw_inputs
 from ._jaxpr import NumericUnsupported
 from ._sizes import CAP_ELEMENTS, CAP_PROGRAMS, _bounds, choose_sizes, device_cap_elements
@@ -397,7 +397,7 @@ def _one(kernel, env, rng, variant, tol, gradients, pins=None, cover=None, devs=
         return {n: out[n] for n in float_out}
 
     with jax.default_matmul_precision("highest"):
-        g_exec, g_ref = _grads(exec_out, ref_out, primal, rest, cot)
+        g_exec, g_ref = _grads(exec_out, ref_out, primal, rest, cot, devs)
     gcomps = [compare(f"d{n}", g_exec[n], g_ref[n], tol, kernel.tensors[n].dtype) for n in float_in]
     ga, gr = _worst(gcomps)
     ok = all(c.ok for c in gcomps)
@@ -417,13 +417,14 @@ def _execute(kernel, env, inputs, devs=None):
     part of the executor's program (:func:`~._flags.counts_only`); only when a count is
     non-zero is it executed again with details, so the findings read exactly as a
     detailed run words them (the outputs do not depend on the mode)."""
-    outs, flags = executor(kernel, env, devices=devs, detail=False)(inputs)
+    outs, flags = run_compiled(executor(kernel, env, devices=devs, detail=False), inputs,
+                               devices=devs)
     if not flags.ok:
         outs, flags = executor(kernel, env, devices=devs)(inputs)
     return outs, flags
 
 
-def _grads(f, g, primal, rest, cot) -> tuple[dict, dict]:
+def _grads(f, g, primal, rest, cot, devices=None) -> tuple[dict, dict]:
     """``vjp(f)(cot)`` and ``vjp(g)(cot)`` at ``primal``, as one jit-compiled function
     (one compilation per point for the executor's and the reference's gradients)."""
 
@@ -434,8 +435,8 @@ def _grads(f, g, primal, rest, cot) -> tuple[dict, dict]:
 
         return one(f), one(g)
 
-    both = jax.jit(both, compiler_options=compile_options())
-    return both(primal, rest, {n: jnp.asarray(c) for n, c in cot.items()})
+    return run_compiled(jax.jit(both), primal, rest, {n: jnp.asarray(c) for n, c in cot.items()},
+                        devices=devices)
 
 
 _REFS: dict[int, tuple] = {}

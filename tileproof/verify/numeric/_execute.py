@@ -81,12 +81,12 @@ def executor(kernel, sizes: Mapping[str, int], *, devices: Sequence | None = Non
             outs, flags = _run(plan, _named(kernel, inputs), mesh, poison)
         return outs, Flags(flags.records, flags.meta, detail)
 
-    fn = jax.jit(run, compiler_options=compile_options(mesh)) if jit else run
+    fn = jax.jit(run) if jit else run
     cache[key] = fn
     return fn
 
 
-def compile_options(mesh=None) -> dict | None:
+def compile_options(devices: Sequence | None = None) -> dict | None:
     """XLA options for the executor's compilation: on a CPU, LLVM's cheapest optimisation level.
 
     On a CPU the numeric check is compile-bound: every size point compiles the executor
@@ -96,13 +96,24 @@ def compile_options(mesh=None) -> dict | None:
     at those sizes.  Integer arithmetic (indices, masks, flags) is exact either way; float
     results may differ in the last bits (vectorised reduction order), far inside the
     tolerances.  Accelerators keep their defaults (production sizes are timed there);
-    ``TILEPROOF_XLA_OPT=1`` keeps the defaults on a CPU too."""
+    ``TILEPROOF_XLA_OPT=1`` keeps the defaults on a CPU too.  JAX takes them at a top-level
+    compilation only (:func:`run_compiled`), not on a ``jit`` that others may nest."""
     if os.environ.get("TILEPROOF_XLA_OPT") == "1":
         return None
-    devs = list(mesh.devices.flat) if mesh is not None else jax.devices()[:1]
+    devs = list(devices) if devices is not None else jax.devices()[:1]
     if not devs or any(d.platform != "cpu" for d in devs):
         return None
     return {"xla_backend_optimization_level": 0}
+
+
+def run_compiled(fn, *args, devices: Sequence | None = None):
+    """``fn(*args)`` for a jitted ``fn`` called at the top level, compiled with
+    :func:`compile_options` (one call per compilation: the numeric check runs each
+    executor once per size point)."""
+    opts = compile_options(devices)
+    if opts is None or not hasattr(fn, "lower"):
+        return fn(*args)
+    return fn.lower(*args).compile(opts)(*args)
 
 
 def execute(kernel, sizes: Mapping[str, int], inputs, *, devices: Sequence | None = None,
