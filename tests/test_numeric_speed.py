@@ -7,6 +7,8 @@
 * The CPU compile options are taken at the top level only: the executor still nests
   in ``jax.grad`` and ``jax.jit``.
 * The pool's cost hint orders the catalog's kernels as their numeric times do.
+* Sorted writes (:mod:`tileproof.verify.numeric._sparse`): the race records and the
+  written values of the dense writer maps, and no full-size map at production sizes.
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ import numpy as np
 import pytest
 import test_numeric_check as chk
 import test_numeric_semantics as sem
+from jax import lax
 
+import tileproof.spec as tp
 from tileproof.catalog import KERNELS
-from tileproof.verify.numeric import check_numeric, executor
+from tileproof.catalog import fused_decode as fd
+from tileproof.verify.numeric import _sparse, check_numeric, executor
 from tileproof.verify.numeric._execute import compile_options, run_compiled
-from tileproof.verify.numeric._plan import cost_hint
+from tileproof.verify.numeric._plan import cost_hint, get_plan, np_dtype
 
 RNG = np.random.default_rng(7)
 
@@ -116,3 +121,85 @@ def test_cost_hint_orders_the_catalog_as_its_numeric_times():
     cheap = ("paged_attention", "mesh_ring_attention", "mesh_ring_attention_decode")
     for heavy in ("fused_decode", "compressor_pool"):
         assert all(hint[heavy] > 2 * hint[c] for c in cheap), hint
+
+
+# ----------------------------------------------------------------------------- sorted writes
+
+
+@tp.kernel(grid={"p": 3}, tensors=dict(o=tp.Output((2, 6))))
+def rewrites_then_overlaps(o):
+    """Each program rewrites its tile every iteration (ordered); programs 1 and 2 overlap."""
+    p = tp.program_id(0)
+    start = jnp.minimum(p * 2, 3)  # program 2's tile [3, 5) overlaps program 1's [2, 4)
+
+    def body(j, c):
+        tp.store(o, (1, tp.ds(start, 2)), jnp.full((2,), j + 10.0 * p, jnp.float32))
+        return c
+
+    lax.fori_loop(0, 3, body, 0)
+
+
+@tp.kernel(grid={"p": 3}, tensors=dict(o=tp.Output((2, 6))))
+def rewrites_disjoint(o):
+    """The correct twin: the same rewrites on disjoint tiles (row 0 never written)."""
+    p = tp.program_id(0)
+
+    def body(j, c):
+        tp.store(o, (1, tp.ds(p * 2, 2)), jnp.full((2,), j + 10.0 * p, jnp.float32))
+        return c
+
+    lax.fori_loop(0, 3, body, 0)
+
+
+SORTED = [
+    (sem.two_writers, {}, lambda: {"x": f32(4, 8)}),
+    (sem.same_program_twice, {}, dict),
+    (sem.store_past_end, {}, lambda: {"x": f32(8)}),
+    (sem.skips_a_row, {}, lambda: {"x": f32(4, 8)}),
+    (rewrites_then_overlaps, {}, dict),
+    (rewrites_disjoint, {}, dict),
+    (chk.ring_attention, {"n": 3}, lambda: {n: f32(3, 4, 8) for n in "qkv"}),
+]
+
+
+@pytest.mark.parametrize("kernel, sizes, make", SORTED, ids=[c[0].name for c in SORTED])
+def test_sorted_writes_find_what_the_writer_maps_find(kernel, sizes, make, monkeypatch):
+    """Race records (count, first element, both writers) and written values are the dense
+    path's when the writes are sorted instead (forced here on small tensors)."""
+    inputs = make()
+    monkeypatch.setattr(_sparse, "SPARSE_MIN_RATIO", 1 << 40)
+    out_d, dense = executor(kernel, sizes, jit=False)(inputs)
+    monkeypatch.setattr(_sparse, "SPARSE_MIN_RATIO", 0)
+    out_s, srt = executor(kernel, sizes, jit=False)(inputs)
+    assert [f.message for f in dense.findings()] == [f.message for f in srt.findings()]
+    for a, b in zip(dense.records, srt.records):
+        assert a.info == b.info and int(a.count) == int(b.count)
+        if int(a.count):
+            assert [int(x) for x in a.ids] == [int(x) for x in b.ids]
+            assert [int(x) for x in a.elem] == [int(x) for x in b.elem]
+    if not any(f.kind == "race" for f in dense.findings()):  # a race's value is either write
+        for n in out_d:
+            np.testing.assert_array_equal(np.asarray(out_d[n]), np.asarray(out_s[n]))
+
+
+def test_sorted_writes_race_and_twin(monkeypatch):
+    monkeypatch.setattr(_sparse, "SPARSE_MIN_RATIO", 0)
+    _out, flags = executor(rewrites_then_overlaps, {}, jit=False)({})
+    (race,) = [f for f in flags.findings() if f.kind == "race"]
+    assert race.element == (1, 3) and race.count == 1
+    assert "by program (p=1) and by program (p=2)" in race.message
+    out, flags = executor(rewrites_disjoint, {}, jit=False)({})
+    assert [f.kind for f in flags.findings()] == ["unwritten"]  # row 0 only
+    np.testing.assert_array_equal(np.asarray(out["o"])[1], [2, 2, 12, 12, 22, 22])
+
+
+def test_fused_decode_at_its_defaults_builds_no_full_size_writer_map():
+    """The 2.68e9-element caches are written a few thousand elements per step: their race
+    check sorts those writes instead of building [20971520, 128] int32 writer maps."""
+    k = fd.fused_decode
+    sizes = dict(k.defaults)
+    spec = {n: jax.ShapeDtypeStruct(get_plan(k, sizes).shapes[n], np_dtype(k.tensors[n].dtype))
+            for n in k.inputs}
+    text = jax.jit(executor(k, sizes, detail=False)).lower(spec).as_text()
+    assert "tensor<20971520x128xf32>" in text or "tensor<20971520x128xbf16>" in text
+    assert "tensor<20971520x128xi32>" not in text

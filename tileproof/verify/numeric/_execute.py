@@ -278,7 +278,8 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
         records.append(rec)
     for t, entries in sorted(by_tensor.items()):
         d, w = state[t]
-        d, w, rec, wmaps[t] = apply_logs(d, w, entries, plan.shapes[t], t in ph.ordered, writers, t)
+        d, w, rec, wmaps[t] = apply_logs(d, w, entries, plan.shapes[t], t in ph.ordered, writers, t,
+                                         need_wmap=t in reads)
         state[t] = (d, w)
         records.append(rec)
     for t, entries in sorted(reads.items()):
