@@ -9,6 +9,9 @@ with ``--scale``, at reduced sizes: printed in the table), on ``jax.devices()[0]
 * ``no-flags``: the same executor with only its outputs returned: XLA drops every
   computation that feeds nothing but the flags (bounds, poison, race and coverage
   checks, first-hit searches, counts), so ``exec - no-flags`` is the flags' cost;
+* ``counts``: the executor with counts-only flags (``detail=False``), what
+  ``check_numeric`` runs first (the detailed run only follows a hit), so
+  ``counts - no-flags`` is the cost of the flags a passing check pays;
 * ``grad``: ``jax.vjp`` of each with respect to every floating input, for a fixed
   cotangent (the executor zero-poisoned, as ``check_numeric`` differentiates).
 
@@ -110,6 +113,7 @@ def measure(kernel, sizes, reps: int, grad: bool) -> dict:
         "ref": median_ms(lambda inp: ref(*[inp[n] for n in names]), (inputs,), reps),
         "exec": median_ms(run, (inputs,), reps),
         "noflags": median_ms(outs_only, (inputs,), reps),
+        "counts": median_ms(executor(kernel, sizes, detail=False), (inputs,), reps),
     }
     float_in = [n for n in names if _float(kernel.tensors[n])]
     float_out = [n for n in kernel.outputs if _float(kernel.tensors[n])]
@@ -160,7 +164,7 @@ def main(argv=None) -> int:
     want = {s for s in a.kernels.split(",") if s}
     print(f"device: {dev.device_kind} ({dev.platform}); largest-tensor budget: "
           f"{'none' if budget is None else budget} elements; median of {a.reps} runs, ms")
-    head = (f"{'kernel':34} {'ref':>9} {'exec':>9} {'x':>6} {'no-flags':>9} {'flags':>8} "
+    head = (f"{'kernel':34} {'ref':>9} {'exec':>9} {'x':>6} {'no-flags':>9} {'flags':>8} {'counts':>8} "
             f"{'ref grad':>9} {'exec grad':>9} {'x':>6}  sizes")
     print(head)
     print("-" * len(head))
@@ -187,7 +191,7 @@ def main(argv=None) -> int:
                 g = f"{'-':>9} {'-':>9} {'-':>6}"
             sz = ", ".join(f"{s}={v}" for s, v in sizes.items()) + tag
             print(f"{k.name:34} {r['ref']:9.2f} {r['exec']:9.2f} {x:6.2f} {r['noflags']:9.2f} "
-                  f"{r['exec'] - r['noflags']:8.2f} {g}  {sz}", flush=True)
+                  f"{r['exec'] - r['noflags']:8.2f} {r['counts']:8.2f} {g}  {sz}", flush=True)
     print(f"worst exec/ref: {worst[0]:.2f} (target 2), worst grad: {worst[1]:.2f} (target 3)")
     return 0
 

@@ -27,7 +27,15 @@ read-write races within a phase, output elements never written, loops past their
 static bound, programs that exit before a grid barrier, ring sends and receives
 that do not match or leave an open mesh.  Top-level accesses whose tiles are a
 disjoint affine tiling of the tensor become reshapes instead of gathers and
-scatters (``benchmarks/numeric_vs_pallas.py``: within noise of XLA).
+scatters (``benchmarks/numeric_vs_pallas.py``: within noise of XLA).  A tensor far
+larger than what a phase writes into it (a KV cache) has its write-write races found
+by sorting the writes (:mod:`._sparse`) instead of with writer maps of its size.
+
+Cost: on a CPU a numeric check is compile-bound.  ``check_numeric`` compiles each
+point's executor with counts-only flags (``executor(..., detail=False)``: exact
+counts, no first-offender search; a detailed run follows only a hit, so messages are
+unchanged), at LLVM's cheapest optimisation level (:func:`._execute.compile_options`),
+and both vjps of a gradient point as one program.
 
 ``check_numeric(kernel)`` chooses sizes from the domain (:func:`choose_sizes`:
 given points such as a static counterexample first, the authors' defaults, the

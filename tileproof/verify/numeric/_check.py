@@ -11,7 +11,8 @@ tiled schedule, and compares
    a dict by name, or a single array);
 3. gradients: ``jax.vjp`` of the tiled execution and of the reference for a
    random cotangent, for every floating input, at the first
-   :data:`GRADIENT_POINTS` points (each costs a second compilation);
+   :data:`GRADIENT_POINTS` points (each costs a second compilation, of both
+   vjps together);
 4. a declared backward spec (``kernel.backward``: a kernel whose inputs are
    named after the forward's inputs, its outputs (their values) and
    ``d<output>`` (cotangents), and whose outputs are ``d<input>``), executed
@@ -34,7 +35,7 @@ import numpy as np
 from ...report._status import legacy
 from .._report import NumericResult
 from ._compare import Comparison, compare, merge_tolerances
-from ._execute import executor
+from ._execute import executor, run_compiled
 from ._inputs import NoInputs, draw_inputs
 from ._jaxpr import NumericUnsupported
 from ._sizes import CAP_ELEMENTS, CAP_PROGRAMS, _bounds, choose_sizes, device_cap_elements
@@ -360,8 +361,7 @@ def _one(kernel, env, rng, variant, tol, gradients, pins=None, cover=None, devs=
                  "placement": "devices" if devs is not None else "vmapped"}
     ref_fn = _jitted_reference(kernel)
     with jax.default_matmul_precision("highest"):
-        fn = executor(kernel, env, devices=devs)
-        outs, flags = fn(inputs)
+        outs, flags = _execute(kernel, env, inputs, devs)
         findings = flags.findings()
         run["findings"] = [f.message for f in findings]
         run["problems"] += [f.message for f in findings]
@@ -384,7 +384,8 @@ def _one(kernel, env, rng, variant, tol, gradients, pins=None, cover=None, devs=
     rest = {n: jnp.asarray(inputs[n]) for n in names if n not in float_in}
     primal = {n: jnp.asarray(inputs[n]) for n in float_in}
 
-    fn0 = executor(kernel, env, poison="zero", devices=devs)
+    # its flags are the forward run's (checked above) and unused here: counts only, less to trace
+    fn0 = executor(kernel, env, poison="zero", devices=devs, detail=False)
 
     def exec_out(d, rest):
         out = fn0({**rest, **d})[0]
@@ -396,8 +397,7 @@ def _one(kernel, env, rng, variant, tol, gradients, pins=None, cover=None, devs=
         return {n: out[n] for n in float_out}
 
     with jax.default_matmul_precision("highest"):
-        g_exec = _grad(exec_out, primal, rest, cot)
-        g_ref = _grad(ref_out, primal, rest, cot)
+        g_exec, g_ref = _grads(exec_out, ref_out, primal, rest, cot, devs)
     gcomps = [compare(f"d{n}", g_exec[n], g_ref[n], tol, kernel.tensors[n].dtype) for n in float_in]
     ga, gr = _worst(gcomps)
     ok = all(c.ok for c in gcomps)
@@ -410,15 +410,33 @@ def _one(kernel, env, rng, variant, tol, gradients, pins=None, cover=None, devs=
     return run
 
 
-def _grad(f, primal, rest, cot) -> dict:
-    """``vjp(f)(cot)`` at ``primal``, as one jit-compiled function."""
+def _execute(kernel, env, inputs, devs=None):
+    """Outputs and flags of the tiled execution at ``env``, compiled counts-only first.
 
-    @jax.jit
-    def g(primal, rest, cot):
-        out, pull = jax.vjp(lambda d: f(d, rest), primal)
-        return pull({n: cot[n].astype(out[n].dtype) for n in out})[0]
+    Most runs find nothing, and naming the first offender of every check site is a large
+    part of the executor's program (:func:`~._flags.counts_only`); only when a count is
+    non-zero is it executed again with details, so the findings read exactly as a
+    detailed run words them (the outputs do not depend on the mode)."""
+    outs, flags = run_compiled(executor(kernel, env, devices=devs, detail=False), inputs,
+                               devices=devs)
+    if not flags.ok:
+        outs, flags = executor(kernel, env, devices=devs)(inputs)
+    return outs, flags
 
-    return g(primal, rest, {n: jnp.asarray(c) for n, c in cot.items()})
+
+def _grads(f, g, primal, rest, cot, devices=None) -> tuple[dict, dict]:
+    """``vjp(f)(cot)`` and ``vjp(g)(cot)`` at ``primal``, as one jit-compiled function
+    (one compilation per point for the executor's and the reference's gradients)."""
+
+    def both(primal, rest, cot):
+        def one(h):
+            out, pull = jax.vjp(lambda d: h(d, rest), primal)
+            return pull({n: cot[n].astype(out[n].dtype) for n in out})[0]
+
+        return one(f), one(g)
+
+    return run_compiled(jax.jit(both), primal, rest, {n: jnp.asarray(c) for n, c in cot.items()},
+                        devices=devices)
 
 
 _REFS: dict[int, tuple] = {}
@@ -448,7 +466,7 @@ def _backward(kernel, env, inputs, ref, cot, g_ref, tol) -> list[str]:
                 f"cotangent (d<output>) of {kernel.name}", bwd.location)
     benv = {s: env[s] for s in bwd.sizes if s in env}
     with jax.default_matmul_precision("highest"):
-        outs, flags = executor(bwd, benv)(feed)
+        outs, flags = _execute(bwd, benv, feed)
     problems = [f"backward {bwd.name}: {f.message}" for f in flags.findings()]
     for n in bwd.outputs:
         if not n.startswith("d") or n[1:] not in g_ref:

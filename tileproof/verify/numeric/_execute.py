@@ -16,6 +16,7 @@ collective between devices.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 
 import jax
@@ -23,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
-from ._flags import Flags, Info, Record, reduce_record
+from ._flags import Flags, Info, Record, counts_only, reduce_record
 from ._interp import RANK_AXIS, Ctx, run_eqns
 from ._jaxpr import NumericUnsupported
 from ._memory import (
@@ -45,7 +46,7 @@ __all__ = ["execute", "executor"]
 
 
 def executor(kernel, sizes: Mapping[str, int], *, devices: Sequence | None = None, jit: bool = True,
-             poison: str = "nan"):
+             poison: str = "nan", detail: bool = True):
     """``f(inputs) -> (outputs, flags)`` for ``kernel`` at ``sizes``; ``inputs`` by name or in order.
 
     ``devices``: run the ranks of a ranked kernel on these devices (one rank
@@ -54,6 +55,8 @@ def executor(kernel, sizes: Mapping[str, int], *, devices: Sequence | None = Non
     ``"nan"`` (floats NaN, ints their minimum: shows in the values) or
     ``"zero"`` (for gradient runs: a value computed from garbage and then
     masked by ``where`` has a NaN-free gradient).  The flags are the same.
+    ``detail=False``: the flags carry exact counts only (:func:`~._flags.counts_only`):
+    a smaller program to compile; execute again with details to word a finding.
     """
     if poison not in ("nan", "zero"):
         raise ValueError(f"poison must be 'nan' or 'zero', not {poison!r}")
@@ -67,18 +70,50 @@ def executor(kernel, sizes: Mapping[str, int], *, devices: Sequence | None = Non
             raise NumericUnsupported(f"{plan.R} ranks need {plan.R} devices, got {len(devs)}",
                                      kernel.location)
         mesh = Mesh(np.array(devs[: plan.R]), (RANK_AXIS,))
-    key = ("jit" if jit else "eager", poison,
+    key = ("jit" if jit else "eager", poison, detail,
            None if mesh is None else tuple(d.id for d in mesh.devices.flat))
     cache = plan.__dict__.setdefault("_executors", {})
     if key in cache:
         return cache[key]
 
     def run(inputs):
-        return _run(plan, _named(kernel, inputs), mesh, poison)
+        with counts_only(not detail):  # the records are made while this traces
+            outs, flags = _run(plan, _named(kernel, inputs), mesh, poison)
+        return outs, Flags(flags.records, flags.meta, detail)
 
     fn = jax.jit(run) if jit else run
     cache[key] = fn
     return fn
+
+
+def compile_options(devices: Sequence | None = None) -> dict | None:
+    """XLA options for the executor's compilation: on a CPU, LLVM's cheapest optimisation level.
+
+    On a CPU the numeric check is compile-bound: every size point compiles the executor
+    (thousands of fused operations) and then runs it once on tensors of at most
+    ``CAP_ELEMENTS`` elements.  ``xla_backend_optimization_level=0`` compiles it in about
+    three quarters of the time and runs it two or three times slower, well below a second
+    at those sizes.  Integer arithmetic (indices, masks, flags) is exact either way; float
+    results may differ in the last bits (vectorised reduction order), far inside the
+    tolerances.  Accelerators keep their defaults (production sizes are timed there);
+    ``TILEPROOF_XLA_OPT=1`` keeps the defaults on a CPU too.  JAX takes them at a top-level
+    compilation only (:func:`run_compiled`), not on a ``jit`` that others may nest."""
+    if os.environ.get("TILEPROOF_XLA_OPT") == "1":
+        return None
+    devs = list(devices) if devices is not None else jax.devices()[:1]
+    if not devs or any(d.platform != "cpu" for d in devs):
+        return None
+    return {"xla_backend_optimization_level": 0}
+
+
+def run_compiled(fn, *args, devices: Sequence | None = None):
+    """``fn(*args)`` for a jitted ``fn`` called at the top level, compiled with
+    :func:`compile_options` (one call per compilation: the numeric check runs each
+    executor once per size point)."""
+    opts = compile_options(devices)
+    if opts is None or not hasattr(fn, "lower"):
+        return fn(*args)
+    return fn.lower(*args).compile(opts)(*args)
 
 
 def execute(kernel, sizes: Mapping[str, int], inputs, *, devices: Sequence | None = None,
@@ -243,7 +278,8 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
         records.append(rec)
     for t, entries in sorted(by_tensor.items()):
         d, w = state[t]
-        d, w, rec, wmaps[t] = apply_logs(d, w, entries, plan.shapes[t], t in ph.ordered, writers, t)
+        d, w, rec, wmaps[t] = apply_logs(d, w, entries, plan.shapes[t], t in ph.ordered, writers, t,
+                                         need_wmap=t in reads)
         state[t] = (d, w)
         records.append(rec)
     for t, entries in sorted(reads.items()):

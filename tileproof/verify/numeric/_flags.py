@@ -10,10 +10,21 @@ added by those transformations are folded away by :func:`reduce_record`.
 :class:`Flags` holds the reduced records of one execution and turns them into
 messages worded in the kernel's terms (program ids by grid-axis name, the
 tensor element, the source line).
+
+**Counts only.**  Naming the first offender (a min-reduction per check site, the
+ids gathered at it, the fold over programs and iterations) is about a third of
+what XLA compiles for an execution, and it is only read when something is wrong.
+Under :func:`counts_only` every record carries its exact count and constant
+ids: the same ``bad`` arrays are counted, so ``count > 0`` exactly when the
+detailed record has a hit.  :func:`~tileproof.verify.numeric.check_numeric`
+runs that way first and executes again with details only when a count is
+non-zero, so every message is the one a detailed run gives.
 """
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import jax
@@ -23,7 +34,8 @@ from jax import lax
 
 from ...spec._errors import Location
 
-__all__ = ["KINDS", "Finding", "Flags", "Record", "empty_record", "make_record", "reduce_record", "unravel"]
+__all__ = ["KINDS", "Finding", "Flags", "Record", "counts_only", "detailed", "empty_record",
+           "make_record", "reduce_record", "unravel"]
 
 # kind -> what it means (the first line of its message)
 KINDS = {
@@ -82,6 +94,30 @@ def _i32(x):
     return jnp.asarray(x, jnp.int32)
 
 
+_MODE = threading.local()  # records traced now: detailed (the default) or counts only
+
+
+def detailed() -> bool:
+    """Whether records traced now name their first offender (see :func:`counts_only`)."""
+    return getattr(_MODE, "detail", True)
+
+
+@contextmanager
+def counts_only(on: bool = True):
+    """Trace records with exact counts but constant ids and elements (see the module docstring)."""
+    before = detailed()
+    _MODE.detail = not on
+    try:
+        yield
+    finally:
+        _MODE.detail = before
+
+
+def counted_record(info: Info, count) -> Record:
+    """A counts-only record: ``count`` with placeholder ids and element."""
+    return Record(info, _i32(count), (_i32(-1),) * NIDS, (_i32(0),) * info.ndim)
+
+
 def empty_record(info: Info) -> Record:
     return Record(info, _i32(0), (_i32(-1),) * NIDS, (_i32(0),) * info.ndim)
 
@@ -99,6 +135,8 @@ def make_record(info: Info, bad, elem_at, ids) -> Record:
     if bad.size == 0:
         return empty_record(info)
     count = count_true(bad)
+    if not detailed():
+        return counted_record(info, count)
     ix = first_true_nd(bad)
     elem = tuple(_i32(c) for c in elem_at(ix)) if info.ndim else ()
     ids = ids(ix) if callable(ids) else ids
@@ -214,6 +252,8 @@ def reduce_record(rec: Record) -> Record:
     count = rec.count.reshape(-1)
     if count.shape[0] == 0:
         return empty_record(rec.info)
+    if not detailed():
+        return counted_record(rec.info, saturating_sum(count))
     k = jnp.argmax(count > 0)
     pick = [jnp.broadcast_to(x, rec.count.shape).reshape(-1)[k] for x in (*rec.ids, *rec.elem)]
     return Record(rec.info, saturating_sum(count), pick[:NIDS], pick[NIDS:])
@@ -239,16 +279,17 @@ class Finding:
 class Flags:
     """The records of one execution plus what is needed to word them."""
 
-    def __init__(self, records: list[Record], meta: tuple):
+    def __init__(self, records: list[Record], meta: tuple, detail: bool = True):
         self.records = list(records)
         self.meta = meta  # (grid names, grid extents, has ranks, tensor shapes as tuple of pairs)
+        self.detail = detail  # False: traced under counts_only, ids and elements are placeholders
 
     def tree_flatten(self):
-        return (self.records,), self.meta
+        return (self.records,), (self.meta, self.detail)
 
     @classmethod
-    def tree_unflatten(cls, meta, children):
-        return cls(children[0], meta)
+    def tree_unflatten(cls, aux, children):
+        return cls(children[0], *aux)
 
     # -- host side
     def findings(self) -> list[Finding]:
@@ -260,6 +301,9 @@ class Flags:
             count = int(np.asarray(r.count))
             if count == 0:
                 continue
+            if not self.detail:
+                raise ValueError("these flags were traced counts-only: execute again with "
+                                 "details to word the findings")
             ids = [int(np.asarray(x)) for x in r.ids]
             elem = tuple(int(np.asarray(x)) for x in r.elem)
             out.append(_finding(r.info, count, ids, elem, names, extents, has_ranks, shapes))

@@ -32,7 +32,7 @@ from jax import lax
 
 from ...lowering._jaxcompat import scan_operands
 from ...spec._primitives import size_value
-from ._flags import ITER, Info, Record, first_true, make_record, set_ids
+from ._flags import ITER, Info, Record, counted_record, detailed, first_true, make_record, set_ids
 from ._jaxpr import (
     NumericUnsupported,
     bind_eqn,
@@ -418,6 +418,8 @@ def _oob_record(kind: str, t: str, site, pred, starts, dims, shape, ctx: Ctx):
     for ok in oks:
         n_ok = n_ok * jnp.sum(ok, dtype=jnp.int32)
     count = jnp.where(pred, total - n_ok, 0).astype(jnp.int32)
+    if not detailed():
+        return counted_record(Info(kind, t, site, len(dims)), count)
     # first bad index, dimension by dimension: at dim j (nothing bad chosen yet), index 0 if
     # it is bad there, or if a later dim has a bad index (then an element with index 0 here is
     # bad); otherwise the first bad index of this dim, with 0 in every later dim

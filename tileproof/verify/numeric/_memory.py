@@ -26,6 +26,7 @@ import numpy as np
 from jax import lax
 
 from ._flags import LANE, LANE2, NIDS, PID, PID2, RANK, Info, Record, make_record
+from ._sparse import sorted_writes, use_sparse
 
 __all__ = ["LogEntry", "apply_logs", "merge_private", "pad", "poison_value", "unpad", "window"]
 
@@ -226,9 +227,10 @@ def _element_record(info: Info, bad, ids_fn) -> Record:
 
 
 def apply_logs(data, written, entries: list[LogEntry], shape, ordered: bool, writers: Writers,
-               tensor: str):
+               tensor: str, need_wmap: bool = True):
     """Apply one phase's logged writes to a tensor; returns data, written, race record, and
-    per element the first and last writing program (for read-write races).
+    per element the first and last writing program (for read-write races; None when
+    ``need_wmap`` is False and the writes were sorted instead, see :mod:`._sparse`).
 
     Scatters use per-dimension coordinates (masked-off writes dropped), so a tensor of
     any size — a stacked KV cache of 2.68e9 elements — is addressed exactly."""
@@ -261,6 +263,11 @@ def apply_logs(data, written, entries: list[LogEntry], shape, ordered: bool, wri
         rec = _element_record(Info("race", tensor, None, nd), jnp.zeros(shape, bool),
                               lambda ix: writers.ids(kmin[ix], kmax[ix]))
         return data, written, rec, (kmin, kmax)
+    if not scalar and use_sparse(shape, int(mask.shape[0]), need_wmap):
+        seq = jnp.concatenate(seqs)
+        data, written, rec = sorted_writes(data, written, cs, val, mask, key, seq, shape, ordered,
+                                           writers, tensor)
+        return data, written, rec, None
     orig = shape
     if len(shape) >= 2 and int(np.prod(shape, dtype=np.int64)) <= _BIG:
         # below 2**31 elements one flat int32 index per element is exact: a 1-column scatter

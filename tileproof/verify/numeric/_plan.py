@@ -48,7 +48,7 @@ from ._jaxpr import (
 )
 from ._tiling import fit_tiling
 
-__all__ = ["Phase", "Plan", "get_plan", "np_dtype"]
+__all__ = ["Phase", "Plan", "cost_hint", "get_plan", "np_dtype"]
 
 PHASE_SCOPES = ("grid", "launch")  # barriers that end a phase: writes visible after them
 PRIVATE_LIMIT = 1 << 27  # elements in all per-program private views of one tensor
@@ -113,6 +113,24 @@ def traced(kernel) -> _Traced:
         t = _Traced(kernel)
         _TRACES[id(kernel)] = t
     return t
+
+
+def cost_hint(kernel) -> int:
+    """How much a numeric check of ``kernel`` costs, relatively: the equations of its traced
+    body, sub-jaxprs included (0 if it does not trace).
+
+    The executor's program, and so its compilation at every size point (most of a cold
+    ``tileproof check``), grows with the body: on the catalog this orders the kernels as
+    their measured numeric times do, which lets a process pool start the longest first."""
+    try:
+        closed = traced(kernel).closed
+    except Exception:  # a body that does not trace fails fast
+        return 0
+
+    def count(j) -> int:
+        return sum(1 + sum(count(s) for s in sub_jaxprs(e)) for e in unwrap(j).eqns)
+
+    return count(closed)
 
 
 def get_plan(kernel, sizes: dict[str, int]) -> Plan:
