@@ -134,6 +134,11 @@ def verify_refs(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
+    if numeric:  # longest first: a long kernel started last would end the run alone
+        from ..verify.numeric._plan import cost_hint
+
+        pending.sort(key=lambda i: -cost_hint(items[i][1]))
+
     # spawn: JAX runs threads, so forking a process that imported it is unsafe
     with ProcessPoolExecutor(
         max_workers=min(jobs, len(pending)), mp_context=multiprocessing.get_context("spawn")

@@ -192,15 +192,20 @@ class Plan:
         A window is a ``dynamic_slice``, which clamps a start that overruns; padding by the
         tile extent keeps an overrunning tile in place, so its in-bounds elements hold the
         right values (out-of-bounds ones are flagged or masked off, and read 0).  A point
-        index needs none: outside the tensor it puts *every* lane of the tile outside.
+        index needs none: outside the tensor it puts *every* lane of the tile outside --
+        except on a dimension of extent 0, where even a one-element window cannot be cut
+        (the access is flagged out of bounds; the pad only lets the window exist).
         """
         pads = {n: [0] * len(s) for n, s in self.shapes.items()}
         for e, _ in kernel_eqns(self.closed):
             if e.primitive.name in ("tp_load", "tp_store"):
-                p = pads[e.params["tensor"]]
+                t = e.params["tensor"]
+                p = pads[t]
                 for k, (kind, size) in enumerate(e.params["dims"]):
                     if kind != "point":
                         p[k] = max(p[k], size)
+                    elif self.shapes[t][k] == 0:
+                        p[k] = max(p[k], 1)
         return {n: tuple(p) for n, p in pads.items()}
 
     # -- phases
