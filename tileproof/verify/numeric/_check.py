@@ -38,7 +38,7 @@ from ._compare import Comparison, compare, merge_tolerances
 from ._execute import executor, run_compiled
 from ._inputs import NoInputs, draw_inputs
 from ._jaxpr import NumericUnsupported
-from ._sizes import CAP_ELEMENTS, CAP_PROGRAMS, _bounds, choose_sizes, device_cap_elements
+from ._sizes import CAP_ELEMENTS, CAP_PROGRAMS, _bounds, choose_sizes, cost, device_cap_elements
 
 __all__ = ["check_numeric"]
 
@@ -162,6 +162,7 @@ def check_numeric(
                              detail={"over_cap": dropped})
     cover = _Coverage(kernel)
     tried, runs = [], []
+    oom: list = []  # production-size points the device ran out of memory on
     worst_abs = worst_rel = 0.0
     grad_worst = [0.0, 0.0]
     grad_checked = False
@@ -193,6 +194,14 @@ def check_numeric(
                                  seconds=time.perf_counter() - t0, detail={"runs": runs})
         except Exception as e:  # a report, not a crash: the reference or the body failed here
             first = str(e).splitlines()[0] if str(e) else ""
+            if _out_of_memory_beyond_cap(kernel, env, e):
+                # a production-size point the device's free memory seemed to admit, and the
+                # device refused: a limit of the machine, said in the result -- not a pass of
+                # that point and not a failure of the kernel; the other points still run
+                tried.pop()
+                oom.append(env)
+                runs.append({"sizes": env, "not_run": f"out of device memory: {first}"})
+                continue
             msg = f"at sizes {_fmt(env)}: the run failed: {type(e).__name__}: {first}"
             return NumericResult("error", tried, message=msg, seconds=time.perf_counter() - t0,
                                  detail={"runs": runs})
@@ -217,9 +226,9 @@ def check_numeric(
                      "pins": run.get("pins", {})}
             break
     if not tried:
-        return NumericResult("error", message="no inputs could be drawn at any chosen size: "
-                             + "; ".join(r["skipped"] for r in runs), seconds=time.perf_counter() - t0,
-                             detail={"runs": runs})
+        return NumericResult("error", message="nothing could be run at any chosen size: "
+                             + "; ".join(r.get("skipped") or r.get("not_run", "") for r in runs),
+                             seconds=time.perf_counter() - t0, detail={"runs": runs})
     grads = None
     if gradients:
         # not compared: nothing differentiable (no float input or output), or the values
@@ -236,7 +245,12 @@ def check_numeric(
         note = "; ".join(f"not run at {_fmt(e)}: over the numeric cap of {device_cap_elements()} elements "
                          f"per tensor and {CAP_PROGRAMS} programs" for e in dropped[:2])
         message = f"{message}; {note}" if message else note
-    detail = {"runs": runs, "over_cap": dropped, "conditions": cover.report()}
+    if oom:
+        note = "; ".join(f"not run at {_fmt(e)}: out of device memory (the authors' sizes; "
+                         "the smaller points ran)" for e in oom[:2])
+        message = f"{message}; {note}" if message else note
+    detail = {"runs": runs, "over_cap": dropped, "out_of_memory": oom,
+              "conditions": cover.report()}
     if devs is not None:
         detail["placements"] = {p: sum(1 for r in runs if r.get("placement") == p)
                                 for p in ("devices", "vmapped")}
@@ -329,6 +343,19 @@ def _devices(kernel, devices: int | None) -> list | None:
             f"--devices {devices} asks for {devices} devices, but JAX sees {len(have)} "
             f"({jax.default_backend()})", kernel.location)
     return list(have[:devices])
+
+
+def _out_of_memory_beyond_cap(kernel, env, e: Exception) -> bool:
+    """``e`` is the device's out-of-memory error at a point larger than the CPU cap.
+
+    Such points run only because the device's free memory seemed to admit them
+    (:func:`~._sizes.device_cap_elements` budgets per element of the largest tensor, an
+    estimate); at the ordinary sizes an out-of-memory error stays a failed run."""
+    text = f"{type(e).__name__}: {e}"
+    if "RESOURCE_EXHAUSTED" not in text and "Out of memory" not in text:
+        return False
+    c = cost(kernel, env)
+    return c is not None and c[0] > CAP_ELEMENTS
 
 
 def _fit(kernel, env, devs) -> list | None:
