@@ -183,6 +183,9 @@ class Context:
             if step is None:
                 break
             tidy = self._tidy(step)
+        if tidy is None:  # the last round's step simplified a fact to false
+            self.empty = True
+            return
         self.facts = tuple(tidy)
 
     def _tidy(self, facts: list[Formula]) -> list[Formula] | None:
@@ -387,6 +390,8 @@ def _ranges(f: Formula):
                 return
             name = s
             vals.append(-d.const_value)
+        if name is None:  # an empty disjunction names no symbol
+            return
         yield Expr.atom(Sym(name)), min(vals), max(vals)
 
 
