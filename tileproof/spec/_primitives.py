@@ -9,10 +9,13 @@ that no transformation drops them.
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import jax
 import jax.numpy as jnp
 from jax.extend.core import Primitive
 
+_effects: ModuleType | None
 try:  # effects API location moved across JAX versions
     from jax._src import effects as _effects
 except ImportError:  # pragma: no cover
