@@ -24,6 +24,7 @@ except ImportError:  # pragma: no cover
 __all__ = ["PRIMITIVES", "KernelEffect"]
 
 
+# mypy cannot check a base class chosen at run time (JAX's Effect when it has one)
 class KernelEffect(_effects.Effect if _effects else object):  # type: ignore[misc]
     """Ordering effect of a kernel operation (store, barrier, exit, lanes, fold)."""
 
