@@ -16,7 +16,9 @@ proofs are cached in ``.tileproof_cache/`` like the command's.
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from collections.abc import Iterable
 
 __all__ = ["assert_verified", "sizes"]
@@ -81,6 +83,7 @@ def sizes(kernel, *, capped: bool = True):
     from hypothesis import strategies as st
 
     from . import shapes
+    from .shapes._atom import Op
     from .verify.numeric._sizes import _bounds, admissible
 
     def step(name: str) -> int:
@@ -89,7 +92,7 @@ def sizes(kernel, *, capped: bool = True):
         for f in kernel.assume:
             if isinstance(f, shapes.Cmp) and f.op == "==" and f.rhs == 0:
                 atom = f.lhs.as_atom()
-                if getattr(atom, "kind", None) == "mod" and atom.args[0].as_symbol() == name:
+                if isinstance(atom, Op) and atom.kind == "mod" and atom.args[0].as_symbol() == name:
                     if atom.args[1].is_const:
                         k = math.lcm(k, atom.args[1].const_value)
         return k
@@ -97,5 +100,6 @@ def sizes(kernel, *, capped: bool = True):
     fields = {}
     for name, (lo, hi) in _bounds(kernel).items():
         k = step(name)
-        fields[name] = st.integers(min_value=-(-lo // k), max_value=hi // k).map(lambda m, k=k: k * m)
+        fields[name] = st.integers(min_value=-(-lo // k), max_value=hi // k).map(
+            functools.partial(operator.mul, k))  # k * m: the multiples of k in [lo, hi]
     return st.fixed_dictionaries(fields).filter(lambda env: admissible(kernel, env, capped))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._nodes import Model, Node, Unsupported
+from ._nodes import Access, Model, Node, Unsupported
 
 __all__ = [
     "AccessEvents",
@@ -104,9 +104,12 @@ class Schedule:
         counts = np.zeros(shape, dtype=np.int64)
         outside = 0
         for ev in self.accesses:
-            if ev.node.kind != "store" or ev.node.tensor != tensor:
+            node = ev.node
+            assert isinstance(node, Access), node  # access events record Access nodes
+            if node.kind != "store" or node.tensor != tensor:
                 continue
             ok = ev.in_bounds
+            assert ok is not None, node  # run() sets the bounds of every access it records
             outside += int((~ok).sum())
             np.add.at(counts, tuple(e[ok] for e in ev.element), 1)
         return counts, outside

@@ -142,7 +142,9 @@ class _Run:
                     order=self.order[id(node)])
 
     def record(self, node: Node, env: dict, phase: np.ndarray, path: tuple) -> None:
-        if self.want(node):
+        want = self.want
+        assert want is not None, "record() is for events mode, which passes want="
+        if want(node):
             self.rows.append((node, dict(env), phase.copy(), path))
 
     def block(self, nodes: list[Node], env: dict, phase: np.ndarray, loops: tuple,
@@ -251,10 +253,12 @@ class _Run:
         n = len(phase)
         if self.s is None:  # events: bind the data symbol first, as the program does
             if node.value is not None:
+                read = self.read
+                assert read is not None, "events mode reads data through read="
                 idx = [np.broadcast_to(evaluate(d.start, env), (n,)) for d in node.dims]
                 on = self.any_on(node, env, n) if self.masked_zero else np.ones(n, bool)
                 env[node.value] = np.array(
-                    [self.read(node.value, tuple(int(i[r]) for i in idx)) if on[r] else 0
+                    [read(node.value, tuple(int(i[r]) for i in idx)) if on[r] else 0
                      for r in range(n)], dtype=self.dt)
             self.record(node, env, phase, path)
             return
@@ -295,13 +299,13 @@ class _Run:
         )
         if node.value is not None:  # an index-tensor read binds its data symbol for what follows
             data = self.s.data[node.tensor]
-            idx = tuple(
+            at = tuple(
                 np.broadcast_to(evaluate(d.start, env), (n,)).astype(np.int64) for d in node.dims
             )
             ok = np.ones(n, dtype=bool)
-            for i, extent in zip(idx, data.shape):
+            for i, extent in zip(at, data.shape):
                 ok &= (i >= 0) & (i < extent)
-            safe = tuple(np.where(ok, i, 0) for i in idx)
+            safe = tuple(np.where(ok, i, 0) for i in at)
             # an out-of-bounds read yields the lowest admissible value (the bounds
             # obligation reports the read itself; the picture shows where it went)
             env[node.value] = np.where(ok, data[safe], data.min(initial=0))
@@ -316,18 +320,20 @@ class _Run:
                  else np.zeros((0, 1), np.int64))
         cenv = {**{k: (v[:, None] if isinstance(v, np.ndarray) else v) for k, v in env.items()},
                 **{f"_c{k}": grids[k][None, :].astype(object) for k in range(len(extents))}}
-        return np.broadcast_to(holds(node.mask, cenv), (n, grids.shape[1])).any(axis=1)
+        return np.asarray(np.broadcast_to(holds(node.mask, cenv), (n, grids.shape[1])).any(axis=1))
 
     def comm(self, node: Comm, env: dict, phase: np.ndarray, loops: tuple, lanes: tuple) -> None:
         n = len(phase)
         dst = np.broadcast_to(evaluate(node.dst, env), (n,))
         src = np.broadcast_to(evaluate(node.src, env), (n,))
         sent = self.prov(node.prov, env, n)
-        rank = self.s.model.ranks[0] if self.s.model.ranks else None
+        sched = self.s
+        assert sched is not None, "comm() runs in schedule mode"
+        rank = sched.model.ranks[0] if sched.model.ranks else None
         received = np.full(n, -1, dtype=np.int64)
         if node.prov is not None and rank is not None:
             received = np.broadcast_to(evaluate(node.prov.subs({rank: node.src}), env), (n,))
-        self.s.comms.append(
+        sched.comms.append(
             CommEvents(
                 **self.base(node, env, phase, loops, lanes),
                 dst=dst,

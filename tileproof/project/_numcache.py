@@ -180,11 +180,11 @@ class NumericCache:
         from ._cache import _canon, _code_fingerprint
 
         try:
-            files = _sources(kernel)
-            if None in files:
+            sources = _sources(kernel)
+            files = sorted(f for f in sources if f is not None)
+            if len(files) != len(sources):
                 return None  # a function whose source we cannot see: no caching
-            texts = [[f, hashlib.sha256(Path(f).read_bytes()).hexdigest()]
-                     for f in sorted(files)]  # type: ignore[arg-type]
+            texts = [[f, hashlib.sha256(Path(f).read_bytes()).hexdigest()] for f in files]
             parts = [
                 _SCHEMA,
                 _code_fingerprint(),

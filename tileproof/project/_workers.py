@@ -130,7 +130,7 @@ def verify_refs(
             hits += rep.cached
             if on_done:
                 on_done(rep)
-        return reports, hits  # type: ignore[return-value]
+        return _every_report(reports), hits
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -156,4 +156,13 @@ def verify_refs(
             hits += hit
             if on_done:
                 on_done(done)
-    return reports, hits  # type: ignore[return-value]
+    return _every_report(reports), hits
+
+
+def _every_report(reports: list[KernelReport | None]) -> list[KernelReport]:
+    """The reports in order, checked complete: every kernel was answered by the caches, a
+    run here or a worker (whose failure becomes a failed report), so none is missing."""
+    done = [r for r in reports if r is not None]
+    if len(done) != len(reports):
+        raise AssertionError(f"{len(reports) - len(done)} kernels have no report")
+    return done

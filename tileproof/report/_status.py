@@ -19,7 +19,7 @@ The JSON contract (docs/contracts.md) keeps its ``status`` words: the last three
 
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import Enum
 
 __all__ = [
     "NUMERIC_OUTCOMES",
@@ -30,9 +30,13 @@ __all__ = [
 ]
 
 
-class Status(StrEnum):
+class Status(str, Enum):
     """A verdict or an outcome; compares (and serialises) as its word: ``Status.PROVED ==
-    "proved"``."""
+    "proved"``.
+
+    Spelled ``(str, Enum)`` with ``__str__``/``__format__`` returning the word, which is what
+    ``enum.StrEnum`` does: ``StrEnum`` only exists from Python 3.11 and the package supports 3.10.
+    """
 
     # static obligations
     PROVED = "proved"
@@ -47,6 +51,12 @@ class Status(StrEnum):
     DUPLICATE = "duplicate"
     NOT_RUN = "not_run"
     NOT_APPLICABLE = "not_applicable"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, format_spec: str) -> str:
+        return self.value.__format__(format_spec)
 
 
 OBLIGATION_OUTCOMES = (Status.PROVED, Status.VIOLATED, Status.UNKNOWN, Status.SKIPPED,

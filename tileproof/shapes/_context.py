@@ -24,6 +24,7 @@ Counterexamples found in the prepared space are mapped back with
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Literal
 
 from ._expr import FALSE, BoolConst, BoolOp, Cmp, Expr, Formula, Op, Sym, disj, ne, negate
 from ._interval import INF, Interval, _Eval
@@ -156,7 +157,7 @@ class Context:
         self.empty = False
         self.facts: tuple[Formula, ...] = ()
         self._prepare(facts)
-        self._witness: dict | bool | None = False  # False: not searched yet
+        self._witness: dict | Literal[False] | None = False  # False: not searched yet
         self.consistent: bool | None = None if not self.empty else False
 
     # -- preparation
@@ -183,6 +184,9 @@ class Context:
             if step is None:
                 break
             tidy = self._tidy(step)
+        if tidy is None:  # the last round's step simplified a fact to false
+            self.empty = True
+            return
         self.facts = tuple(tidy)
 
     def _tidy(self, facts: list[Formula]) -> list[Formula] | None:
@@ -311,7 +315,9 @@ class Context:
                         self._witness = p
                         self.consistent = True
                         break
-        return self._witness  # type: ignore[return-value]
+        found = self._witness
+        assert found is not False  # searched just above
+        return found
 
 
 _ABSENT = ("absent",)
@@ -387,6 +393,8 @@ def _ranges(f: Formula):
                 return
             name = s
             vals.append(-d.const_value)
+        if name is None:  # an empty disjunction names no symbol
+            return
         yield Expr.atom(Sym(name)), min(vals), max(vals)
 
 

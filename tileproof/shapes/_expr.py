@@ -112,6 +112,8 @@ class Expr:
 
     __slots__ = ("_hash", "_k", "terms")
     terms: tuple  # tuple[tuple[Monomial, int], ...], sorted, no zero coefficient
+    _k: tuple | None  # the structural key, computed on first use
+    _hash: int | None  # hash of the key, computed on first use
 
     def __init__(self, terms: Mapping[Monomial, int] | Iterable[tuple[Monomial, int]]):
         items = terms.items() if type(terms) is dict or isinstance(terms, Mapping) else terms
@@ -668,6 +670,7 @@ def _rebuild(kind: str, args: list) -> Expr:
         return abs(args[0])
     if kind == "where":
         return where(*args)
+    raise AssertionError(kind)
 
 
 # ----------------------------------------------------------------- comparisons

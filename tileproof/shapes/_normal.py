@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import overload
 
 from ._expr import (
     TRUE,
@@ -24,6 +25,7 @@ from ._expr import (
     Cmp,
     Expr,
     Formula,
+    Monomial,
     Op,
     Sym,
     _cmp,
@@ -204,7 +206,7 @@ def map_atoms(e: Expr, fn: Callable) -> Expr:
 
     Returns ``e`` itself when nothing changed, so unchanged input costs no rebuild.
     """
-    kept = []
+    kept: list[tuple[Monomial, int]] = []
     changed = None
     for m, c in e.terms:
         reps = None
@@ -229,6 +231,10 @@ def map_atoms(e: Expr, fn: Callable) -> Expr:
     return Expr(kept) + changed
 
 
+@overload
+def substitute(x: Expr, mapping: Mapping[str, Expr]) -> Expr: ...
+@overload
+def substitute(x: Formula, mapping: Mapping[str, Expr]) -> Formula: ...
 def substitute(x: Expr | Formula, mapping: Mapping[str, Expr]) -> Expr | Formula:
     """Replace symbols by expressions; ``x`` itself when none occurs."""
     if not mapping:
@@ -277,21 +283,22 @@ class _Simplifier:
             t = c.value if isinstance(c, BoolConst) else self.ev.truth(c)
             if t is not None:
                 return self.expr(a.args[1] if t else a.args[2])
-            args = [c, self.expr(a.args[1]), self.expr(a.args[2])]
+            args: list[Expr | Formula] = [c, self.expr(a.args[1]), self.expr(a.args[2])]
         else:
-            args = [self.expr(x) for x in a.args]
+            nums = [self.expr(x) for x in a.args]
             if k in ("min", "max"):
-                args = self._dominant(k, args)
+                nums = self._dominant(k, nums)
             elif k == "abs":
-                lo, hi = self.ev.expr(args[0])
+                lo, hi = self.ev.expr(nums[0])
                 if lo >= 0:
-                    return args[0]
+                    return nums[0]
                 if hi <= 0:
-                    return -args[0]
+                    return -nums[0]
             elif k == "mod":
-                n, d = args
+                n, d = nums
                 if self.ev.expr(n)[0] >= 0 and self.ev.expr(d - n)[0] >= 1:
                     return n
+            args = list(nums)
         same = len(args) == len(a.args) and all(x is y for x, y in zip(args, a.args, strict=True))
         out = Expr.atom(a) if same else rebuild(k, args)
         at = out.as_atom()
@@ -338,6 +345,10 @@ _FREE: dict = {}  # x -> its symbols, sorted
 _MEMO_SIZE = 1 << 15
 
 
+@overload
+def simplify(x: Expr, box: Mapping[str, Interval]) -> Expr: ...
+@overload
+def simplify(x: Formula, box: Mapping[str, Interval]) -> Formula: ...
 def simplify(x: Expr | Formula, box: Mapping[str, Interval]) -> Expr | Formula:
     """Resolve what the bounds in ``box`` decide (an identity on every point of ``box``).
 
@@ -359,7 +370,10 @@ def simplify(x: Expr | Formula, box: Mapping[str, Interval]) -> Expr | Formula:
         if len(_SIMPLIFIED) >= _MEMO_SIZE:
             _SIMPLIFIED.clear()
         got = _SIMPLIFIED[key] = _SAME if out is x else out
-    return x if got is _SAME else got
+    if got is _SAME:
+        return x
+    assert isinstance(got, (Expr, Formula)), got  # the memo holds results or _SAME
+    return got
 
 
 def clear_memo() -> None:

@@ -77,14 +77,15 @@ def _error(text: str, node: ast.AST | None, what: str) -> ShapeError:
     return ShapeError(f"{what} in shape expression {shown}")
 
 
-def _chain(node: ast.BinOp) -> tuple[ast.AST, list[ast.BinOp]]:
+def _chain(node: ast.BinOp) -> tuple[ast.expr, list[ast.BinOp]]:
     """A left-deep chain ``x0 op1 x1 op2 x2 ...`` as its first operand and its BinOp nodes."""
     links = []
-    while isinstance(node, ast.BinOp):
-        links.append(node)
-        node = node.left
+    cur: ast.expr = node
+    while isinstance(cur, ast.BinOp):
+        links.append(cur)
+        cur = cur.left
     links.reverse()
-    return node, links
+    return cur, links
 
 
 def _check_size(text: str, tree: ast.AST) -> None:
@@ -362,6 +363,7 @@ class Written:
         self.text = text.strip()
         self.tree = _tree(text)
         b = _Builder(self.text)
+        self.value: Expr | Formula
         if kind == "expr":
             self.value = b.expr(self.tree)
         elif kind == "formula":
@@ -414,6 +416,8 @@ class _Eval:
             left = self.run(node.left)
             for op, rnode in zip(node.ops, node.comparators):
                 if isinstance(op, (ast.In, ast.NotIn)):
+                    # the builder accepted only a literal tuple/list/set here (see _Builder)
+                    assert isinstance(rnode, (ast.Tuple, ast.List, ast.Set)), ast.dump(rnode)
                     vals = [self.run(e) for e in rnode.elts]
                     ok = (left in vals) == isinstance(op, ast.In)
                     right = None
@@ -473,11 +477,17 @@ def parse(text: str) -> Expr | Formula:
 
 
 def parse_expr(text: str) -> Expr:
-    return written(text, "expr").value  # type: ignore[return-value]
+    value = written(text, "expr").value
+    if not isinstance(value, Expr):  # the "expr" builder only returns expressions
+        raise ShapeError(f"{text!r} is a condition, not an integer expression")
+    return value
 
 
 def parse_formula(text: str) -> Formula:
-    return written(text, "formula").value  # type: ignore[return-value]
+    value = written(text, "formula").value
+    if not isinstance(value, Formula):  # the "formula" builder only returns conditions
+        raise ShapeError(f"{text!r} is an integer expression, not a condition")
+    return value
 
 
 def coerce_formula(x: object) -> Formula:

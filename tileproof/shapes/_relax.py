@@ -27,6 +27,7 @@ the original*.  A relaxed model proves nothing and is never reported.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TypeGuard
 
 from ._expr import BoolOp, Cmp, Expr, Formula, Op, Sym, conj, disj, ge, le, maximum, minimum
 from ._interval import INF, Interval, _Eval, idiv, imul
@@ -37,7 +38,8 @@ __all__ = ["is_linear", "relax"]
 _MAX_LEMMAS = 400
 
 
-def _is_div(a) -> bool:
+def _is_div(a: object) -> TypeGuard[Op]:
+    """``a`` is a division atom (``//``, ``%``, ``cdiv``); narrows it to :class:`Op`."""
     return isinstance(a, Op) and a.kind in ("floordiv", "mod", "cdiv")
 
 
@@ -98,9 +100,13 @@ class _Relaxer:
         if isinstance(a, Sym):
             return Expr.atom(a)
         args = [self.pure(x) if isinstance(x, Expr) else fmap(x, self.pure) for x in a.args]
-        if not _is_div(a) or args[1].is_const:
+        if not _is_div(a):
             return rebuild(a.kind, args)
         n, d = args
+        # a division's operands are expressions (only ``where`` holds a condition)
+        assert isinstance(n, Expr) and isinstance(d, Expr), a
+        if d.is_const:
+            return rebuild(a.kind, args)
         if a.kind == "cdiv":
             n = -n
         q = self.fresh(idiv(self.ev.expr(n), self.ev.expr(d)))
@@ -257,7 +263,7 @@ def relax(formulas: Sequence[Formula], box: Mapping[str, Interval]) -> tuple[lis
     r.defs = []
     lin = [fmap(f, r.lin) for f in pure]
     # facts usable for lemmas: the linear ones among the purified top-level conjuncts
-    tops = []
+    tops: list[Formula] = []
     for f in pure:
         tops.extend(f.args if isinstance(f, BoolOp) and f.kind == "and" else [f])
     lin += r.lemmas([t for t in tops if isinstance(t, Cmp)], _MAX_LEMMAS)

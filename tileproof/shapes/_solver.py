@@ -137,7 +137,8 @@ class _Terms:
             c, x, y = a.args
             return z3.If(self.formula(c, names), self.expr(x, names), self.expr(y, names))
         if k == "floordiv":
-            return self.quotient(*a.args, names)
+            n, d = a.args
+            return self.quotient(n, d, names)
         if k == "mod":
             n, d = a.args
             return self.expr(n, names) - self.expr(d, names) * self.quotient(n, d, names)

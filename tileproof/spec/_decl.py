@@ -7,6 +7,7 @@ spec's own line.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -44,6 +45,25 @@ def parse_condition(x: object, where: Location, what: str) -> shapes.Formula:
         raise SpecError(f"in {what}: {e}", where, "Fix the condition.") from None
 
 
+def normalised_formula(x: object, what: str) -> shapes.Formula:
+    """A declaration's condition field after ``__post_init__`` parsed it.
+
+    The dataclass fields are typed by what a spec may *pass* (a string, a bool, a
+    formula); once constructed they hold formulas.  This is the check that says so.
+    """
+    if not isinstance(x, shapes.Formula):
+        raise TypeError(f"{what} is {x!r}, not a parsed condition (was it set after construction?)")
+    return x
+
+
+def normalised_size(x: object, what: str) -> shapes.Expr:
+    """A declaration's size field after ``__post_init__`` parsed it (see
+    :func:`normalised_formula`)."""
+    if not isinstance(x, shapes.Expr):
+        raise TypeError(f"{what} is {x!r}, not a parsed size (was it set after construction?)")
+    return x
+
+
 def index_names(rank: int) -> tuple[str, ...]:
     """The names a :class:`Region` gives the element index of a ``rank``-D tensor."""
     return tuple(f"i{k}" for k in range(rank))
@@ -65,8 +85,9 @@ class Region:
     (``coverage`` for writes, ``reads`` for reads), never an assumption.
     """
 
-    cond: object = "all"
-    at: object = None
+    # normalised by __init__ (below), which takes what a spec writes
+    cond: shapes.Formula
+    at: tuple[tuple[str, tuple[str, tuple[shapes.Expr, ...]]], ...]
     where: Location = field(default_factory=caller_location, compare=False, repr=False)
 
     def __init__(self, cond: object = "all", where: Location | None = None, /,
@@ -256,7 +277,11 @@ class Tensor:
         cond = (shapes.conj() if self.enumerates is True
                 else parse_condition(self.enumerates, self.where, "the enumerated set"))
         reads: dict[str, tuple[str, tuple]] = {}
-        for name, spec in dict(self.reads or {}).items():
+        given = self.reads or {}
+        if not isinstance(given, (Mapping, tuple, list)):  # tuple: the form stored below
+            raise SpecError(f"reads= maps names to (tensor name, index), not {given!r}",
+                            self.where, "For example reads={'seq': ('seq_lens', 'v // M')}.")
+        for name, spec in dict(given).items():
             if not isinstance(name, str) or not name.isidentifier() or name == "v":
                 raise SpecError(f"a read of a work table is named by an identifier other "
                                 f"than v, not {name!r}", self.where)
@@ -285,18 +310,20 @@ class Tensor:
     @property
     def read_map(self) -> dict[str, tuple[str, tuple]]:
         """A work table's reads: name -> (tensor, index expressions over ``v`` and sizes)."""
-        return dict(self.reads or ())
+        reads = self.reads or ()
+        assert isinstance(reads, tuple), reads  # __post_init__ stored (name, read) pairs
+        return dict(reads)
 
     @property
     def sizes_used(self) -> set[str]:
         """Size symbols this declaration mentions beyond its shape (ranges, work tables)."""
         out: set[str] = set()
         if self.values is not None:
-            out |= self.values.free_symbols() - {"v"}
+            out |= normalised_formula(self.values, "values=").free_symbols() - {"v"}
         if self.enumerates is not None:
             names = set(self.read_map) | {"v"}
-            out |= self.enumerates.free_symbols() - names
-            out |= self.count.free_symbols() - names
+            out |= normalised_formula(self.enumerates, "enumerates=").free_symbols() - names
+            out |= normalised_size(self.count, "count=").free_symbols() - names
             for _t, idx in self.read_map.values():
                 for x in idx:
                     out |= x.free_symbols() - {"v"}
@@ -371,7 +398,8 @@ def enumerate_keys(tensors, name: str, sizes, read, *, limit: int = 1 << 22):
                             f"bounds for key {key}", t.where)
         return int(read(tensor, at))
 
-    live, dead = [], []
+    live: list[int] = []
+    dead: list[int] = []
     for key in range(lo, hi):
         if not t.values.evaluate({**env, "v": key}):
             continue
@@ -392,7 +420,8 @@ def enumerate_keys(tensors, name: str, sizes, read, *, limit: int = 1 << 22):
 def count_cell(t: Tensor, sizes) -> tuple[str, tuple[int, ...]] | None:
     """``(tensor, index)`` of the element holding a work table's count, where its ``count``
     is a single read (``count="n"``, ``reads={"n": ("num_work", 0)}``); else None."""
-    cname = t.count.as_symbol() if t.count is not None else None
+    cname = (normalised_size(t.count, "count=").as_symbol() if t.count is not None
+             else None)
     reads = t.read_map
     if cname is None or cname not in reads:
         return None

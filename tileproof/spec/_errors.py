@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from types import FrameType
 
 from .._location import UNKNOWN, Location
 from ..errors import TileproofError
@@ -37,7 +38,7 @@ def _is_internal(filename: str) -> bool:
 
 def caller_location(depth_limit: int = 64) -> Location:
     """The innermost stack frame in user code (outside tileproof's layers and JAX)."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     for _ in range(depth_limit):
         if frame is None:
             break

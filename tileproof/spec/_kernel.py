@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .. import shapes
-from ._decl import Launch, Ranks, Tensor, parse_condition, parse_size
+from ._decl import Launch, Ranks, Tensor, normalised_size, parse_condition, parse_size
 from ._errors import Location, SpecError, caller_location
 from ._options import NumericOptions
 
@@ -75,11 +75,11 @@ class Kernel:
         for g in self.grid:
             add(g.extent.free_symbols())
         if self.ranks is not None:
-            add(self.ranks.size.free_symbols())
+            add(normalised_size(self.ranks.size, "Ranks(size=)").free_symbols())
         for t in self.tensors.values():
             add(t.sizes_used)
         if self.launch is not None and self.launch.cores is not None:
-            add(self.launch.cores.free_symbols())
+            add(normalised_size(self.launch.cores, "Launch(cores=)").free_symbols())
         return seen
 
     @property

@@ -9,10 +9,13 @@ that no transformation drops them.
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import jax
 import jax.numpy as jnp
 from jax.extend.core import Primitive
 
+_effects: ModuleType | None
 try:  # effects API location moved across JAX versions
     from jax._src import effects as _effects
 except ImportError:  # pragma: no cover
@@ -21,6 +24,7 @@ except ImportError:  # pragma: no cover
 __all__ = ["PRIMITIVES", "KernelEffect"]
 
 
+# mypy cannot check a base class chosen at run time (JAX's Effect when it has one)
 class KernelEffect(_effects.Effect if _effects else object):  # type: ignore[misc]
     """Ordering effect of a kernel operation (store, barrier, exit, lanes, fold)."""
 
