@@ -75,8 +75,11 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3, help="warm runs (the median is printed)")
     ap.add_argument("--cold", type=int, default=1, help="cold runs (the median is printed)")
     ap.add_argument("--static", action="store_true", help="static proofs only (the hook's job)")
-    ap.add_argument("--against", metavar="CHECKOUT",
-                    help="another checkout to measure in the same run (cold runs interleaved)")
+    ap.add_argument(
+        "--against",
+        metavar="CHECKOUT",
+        help="another checkout to measure in the same run (cold runs interleaved)",
+    )
     args = ap.parse_args()
     base = [sys.executable, "-m", "tileproof.cli"]
     targets = [str(Path(t).resolve()) if os.path.exists(t) else t for t in args.targets]
@@ -102,23 +105,33 @@ def main() -> int:
     warm = statistics.median(t for t, *_ in warm_runs)
     rc_warm = warm_runs[-1][1]
     what = " ".join(args.targets) if args.targets else "the bundled catalog"
-    print(f"tileproof check {'--static ' if args.static else ''}on {what}: "
-          f"{len(report['kernels'])} kernel(s), {os.cpu_count()} CPU(s), checkout {ROOT}")
-    print(f"  cold (empty caches, median of {len(mine)})  {cold:6.1f} s   exit {rc_cold}   "
-          f"target < {COLD_TARGET_S:.0f} s: {'met' if cold < COLD_TARGET_S else 'NOT met'}")
-    print(f"  warm (median of {len(warm_runs)})              {warm:6.1f} s   exit {rc_warm}   "
-          f"target < {WARM_TARGET_S:.0f} s: {'met' if warm < WARM_TARGET_S else 'NOT met'}")
+    print(
+        f"tileproof check {'--static ' if args.static else ''}on {what}: "
+        f"{len(report['kernels'])} kernel(s), {os.cpu_count()} CPU(s), checkout {ROOT}"
+    )
+    print(
+        f"  cold (empty caches, median of {len(mine)})  {cold:6.1f} s   exit {rc_cold}   "
+        f"target < {COLD_TARGET_S:.0f} s: {'met' if cold < COLD_TARGET_S else 'NOT met'}"
+    )
+    print(
+        f"  warm (median of {len(warm_runs)})              {warm:6.1f} s   exit {rc_warm}   "
+        f"target < {WARM_TARGET_S:.0f} s: {'met' if warm < WARM_TARGET_S else 'NOT met'}"
+    )
     if other is not None:
         before = statistics.median(t for t, *_ in theirs)
-        print(f"  cold of {other} (interleaved)  {before:6.1f} s   exit {theirs[-1][1]}   "
-              f"ratio this/that {cold / before:5.2f}")
+        print(
+            f"  cold of {other} (interleaved)  {before:6.1f} s   exit {theirs[-1][1]}   "
+            f"ratio this/that {cold / before:5.2f}"
+        )
     print("  per kernel (cold run): lowering / static / numeric seconds")
     for k in report["kernels"]:
         t = k.get("timings", {})
         num = k.get("numeric") or {}
-        print(f"    {k['name']:34s} {t.get('lowering_s', float('nan')):6.2f} "
-              f"{t.get('static_s', float('nan')):6.2f} {t.get('numeric_s', float('nan')):6.2f}"
-              f"   numeric {num.get('status', '-')}, {len(num.get('sizes') or [])} point(s)")
+        print(
+            f"    {k['name']:34s} {t.get('lowering_s', float('nan')):6.2f} "
+            f"{t.get('static_s', float('nan')):6.2f} {t.get('numeric_s', float('nan')):6.2f}"
+            f"   numeric {num.get('status', '-')}, {len(num.get('sizes') or [])} point(s)"
+        )
     if other is not None:
         now, then = _per_kernel([r[2] for r in mine]), _per_kernel([r[2] for r in theirs])
         print("  numeric seconds per kernel, medians: this / that = ratio")

@@ -31,15 +31,20 @@ def main(names: list[str]) -> None:
         t0 = time.perf_counter()
         res = check_numeric(k)
         conds = res.detail.get("conditions") or []
-        full = sum(1 for c in conds
-                   if all(c[s] or s in c.get("impossible", ()) for s in ("true", "false")))
-        print(f"{k.name}: numeric {res.status}, {len(res.sizes)} points, "
-              f"{full}/{len(conds)} conditions seen both ways (where possible) "
-              f"({time.perf_counter() - t0:.1f} s)")
+        full = sum(
+            1 for c in conds if all(c[s] or s in c.get("impossible", ()) for s in ("true", "false"))
+        )
+        print(
+            f"{k.name}: numeric {res.status}, {len(res.sizes)} points, "
+            f"{full}/{len(conds)} conditions seen both ways (where possible) "
+            f"({time.perf_counter() - t0:.1f} s)"
+        )
         for c in conds:
             loc = c["location"].rsplit("/", 1)[-1]
-            print(f"  T{_mark(c, 'true')} F{_mark(c, 'false')} B{_mark(c, 'boundary')}  "
-                  f"{loc:<24} {c['condition'][:90]}")
+            print(
+                f"  T{_mark(c, 'true')} F{_mark(c, 'false')} B{_mark(c, 'boundary')}  "
+                f"{loc:<24} {c['condition'][:90]}"
+            )
 
 
 if __name__ == "__main__":

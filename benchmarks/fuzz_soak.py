@@ -35,8 +35,14 @@ def _soak(n: int, seed: int, strategy, check, quiet: bool) -> dict:
         return tally
 
     @hseed(seed)
-    @settings(max_examples=n, deadline=None, database=None, derandomize=False,
-              suppress_health_check=list(HealthCheck), phases=[Phase.generate])
+    @settings(
+        max_examples=n,
+        deadline=None,
+        database=None,
+        derandomize=False,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.generate],
+    )
     @given(strategy)
     def soak(desc):
         rep = check(desc)
@@ -58,8 +64,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kernels", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--executor", type=int, default=0,
-                    help="also run the numeric executor at this many size points per kernel")
+    ap.add_argument(
+        "--executor",
+        type=int,
+        default=0,
+        help="also run the numeric executor at this many size points per kernel",
+    )
     ap.add_argument("--ring", type=int, default=0, help="also this many ring kernels")
     ap.add_argument("--without", default="", help="comma-separated constructs to leave out")
     ap.add_argument("--quiet", action="store_true", help="only the summary lines")
@@ -73,15 +83,21 @@ def main(argv=None) -> int:
     from tileproof.fuzz import differential, kernels
     from tileproof.fuzz._ring import differential_ring, ring_kernels
 
-    t = _soak(args.kernels, args.seed, kernels(constructs),
-              lambda d: differential(d, executor=args.executor or False, seed=args.seed),
-              args.quiet)
+    t = _soak(
+        args.kernels,
+        args.seed,
+        kernels(constructs),
+        lambda d: differential(d, executor=args.executor or False, seed=args.seed),
+        args.quiet,
+    )
     r = _soak(args.ring, args.seed, ring_kernels(), differential_ring, args.quiet)
     for k in t:
         t[k] += r[k]
     secs = time.perf_counter() - t0
-    print(f"# {t['judged']} obligations judged over {t['points']} runs in {secs:.0f} s; "
-          f"{t['other']} other findings (irreproducible, disagreements, crashes)")
+    print(
+        f"# {t['judged']} obligations judged over {t['points']} runs in {secs:.0f} s; "
+        f"{t['other']} other findings (irreproducible, disagreements, crashes)"
+    )
     print(f"{t['kernels']} kernels, {t['obligations']} obligations, {t['unsound']} unsound")
     return 1 if t["unsound"] else 0
 

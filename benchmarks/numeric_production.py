@@ -88,7 +88,8 @@ def device_inputs(kernel, sizes, seed: int = 0) -> dict:
         else:
             key, sub = jax.random.split(key)
             out[n] = jax.random.normal(sub, plan.shapes[n], jnp.float32).astype(
-                np_dtype(kernel.tensors[n].dtype))
+                np_dtype(kernel.tensors[n].dtype)
+            )
     return jax.block_until_ready(out)
 
 
@@ -151,7 +152,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--kernels", default="", help="comma-separated kernel names (default: all)")
-    ap.add_argument("--scale", default="auto", help="auto | none | a largest-tensor budget in elements")
+    ap.add_argument(
+        "--scale", default="auto", help="auto | none | a largest-tensor budget in elements"
+    )
     ap.add_argument("--no-grad", action="store_true")
     a = ap.parse_args(argv)
     dev = jax.devices()[0]
@@ -162,10 +165,14 @@ def main(argv=None) -> int:
     else:
         budget = int(float(a.scale))
     want = {s for s in a.kernels.split(",") if s}
-    print(f"device: {dev.device_kind} ({dev.platform}); largest-tensor budget: "
-          f"{'none' if budget is None else budget} elements; median of {a.reps} runs, ms")
-    head = (f"{'kernel':34} {'ref':>9} {'exec':>9} {'x':>6} {'no-flags':>9} {'flags':>8} {'counts':>8} "
-            f"{'ref grad':>9} {'exec grad':>9} {'x':>6}  sizes")
+    print(
+        f"device: {dev.device_kind} ({dev.platform}); largest-tensor budget: "
+        f"{'none' if budget is None else budget} elements; median of {a.reps} runs, ms"
+    )
+    head = (
+        f"{'kernel':34} {'ref':>9} {'exec':>9} {'x':>6} {'no-flags':>9} {'flags':>8} {'counts':>8} "
+        f"{'ref grad':>9} {'exec grad':>9} {'x':>6}  sizes"
+    )
     print(head)
     print("-" * len(head))
     worst = [0.0, 0.0]
@@ -190,8 +197,11 @@ def main(argv=None) -> int:
             else:
                 g = f"{'-':>9} {'-':>9} {'-':>6}"
             sz = ", ".join(f"{s}={v}" for s, v in sizes.items()) + tag
-            print(f"{k.name:34} {r['ref']:9.2f} {r['exec']:9.2f} {x:6.2f} {r['noflags']:9.2f} "
-                  f"{r['exec'] - r['noflags']:8.2f} {r['counts']:8.2f} {g}  {sz}", flush=True)
+            print(
+                f"{k.name:34} {r['ref']:9.2f} {r['exec']:9.2f} {x:6.2f} {r['noflags']:9.2f} "
+                f"{r['exec'] - r['noflags']:8.2f} {r['counts']:8.2f} {g}  {sz}",
+                flush=True,
+            )
     print(f"worst exec/ref: {worst[0]:.2f} (target 2), worst grad: {worst[1]:.2f} (target 3)")
     return 0
 

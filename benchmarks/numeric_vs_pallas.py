@@ -41,12 +41,18 @@ D = 64
 # ----------------------------------------------------------------------------- add
 
 
-@tp.kernel(grid={"i": "G"}, tensors=dict(x=tp.Input(("G*128", 128)), y=tp.Input(("G*128", 128)),
-                                         o=tp.Output(("G*128", 128))))
+@tp.kernel(
+    grid={"i": "G"},
+    tensors=dict(
+        x=tp.Input(("G*128", 128)), y=tp.Input(("G*128", 128)), o=tp.Output(("G*128", 128))
+    ),
+)
 def tiled_add(x, y, o):
     i = tp.program_id(0)
     rows = tp.ds(i * T, T)
-    tp.store(o, (rows, slice(None)), tp.load(x, (rows, slice(None))) + tp.load(y, (rows, slice(None))))
+    tp.store(
+        o, (rows, slice(None)), tp.load(x, (rows, slice(None))) + tp.load(y, (rows, slice(None)))
+    )
 
 
 def add_xla(x, y):
@@ -59,8 +65,14 @@ def add_pallas(x, y):
 
     g = x.shape[0] // T
     spec = pl.BlockSpec((T, T), lambda i: (i, 0))
-    return pl.pallas_call(kern, out_shape=jax.ShapeDtypeStruct(x.shape, x.dtype), grid=(g,),
-                          in_specs=[spec, spec], out_specs=spec, interpret=True)(x, y)
+    return pl.pallas_call(
+        kern,
+        out_shape=jax.ShapeDtypeStruct(x.shape, x.dtype),
+        grid=(g,),
+        in_specs=[spec, spec],
+        out_specs=spec,
+        interpret=True,
+    )(x, y)
 
 
 # ----------------------------------------------------------------------------- flash attention
@@ -69,8 +81,12 @@ def add_pallas(x, y):
 @tp.kernel(
     grid={"h": "BH", "qb": "S // 64"},
     assume=["S % 64 == 0"],
-    tensors=dict(q=tp.Input(("BH", "S", 64)), k=tp.Input(("BH", "S", 64)), v=tp.Input(("BH", "S", 64)),
-                 o=tp.Output(("BH", "S", 64))),
+    tensors=dict(
+        q=tp.Input(("BH", "S", 64)),
+        k=tp.Input(("BH", "S", 64)),
+        v=tp.Input(("BH", "S", 64)),
+        o=tp.Output(("BH", "S", 64)),
+    ),
 )
 def flash_fwd(q, k, v, o):
     h, qb = tp.program_id(0), tp.program_id(1)
@@ -119,9 +135,14 @@ def flash_pallas(q, k, v):
 
     qspec = pl.BlockSpec((1, BQ, D), lambda h, i: (h, i, 0))
     kvspec = pl.BlockSpec((1, s_len, D), lambda h, i: (h, 0, 0))
-    return pl.pallas_call(kern, out_shape=jax.ShapeDtypeStruct(q.shape, q.dtype),
-                          grid=(bh, s_len // BQ), in_specs=[qspec, kvspec, kvspec],
-                          out_specs=qspec, interpret=True)(q, k, v)
+    return pl.pallas_call(
+        kern,
+        out_shape=jax.ShapeDtypeStruct(q.shape, q.dtype),
+        grid=(bh, s_len // BQ),
+        in_specs=[qspec, kvspec, kvspec],
+        out_specs=qspec,
+        interpret=True,
+    )(q, k, v)
 
 
 # ----------------------------------------------------------------------------- timing
@@ -156,41 +177,65 @@ def main(argv=None) -> int:
     if args.device:
         jax.config.update("jax_platforms", {"gpu": "cuda"}.get(args.device, args.device))
     dev = jax.devices()[0]
-    print(f"jax {jax.__version__} on {dev.platform} ({dev.device_kind}), {len(jax.devices())} device(s)")
+    print(
+        f"jax {jax.__version__} on {dev.platform} ({dev.device_kind}), {len(jax.devices())} device(s)"
+    )
     rng = np.random.default_rng(0)
     rows = []
     grids = [int(g) for g in args.grids.split(",")]
 
     print(f"\nelementwise add, {T}x{T} tiles (median of {args.reps}, ms)")
-    print(f"{'programs':>8} {'xla':>9} {'tileproof':>10} {'pallas-int':>11} {'tp/xla':>7} {'pallas/tp':>10}")
+    print(
+        f"{'programs':>8} {'xla':>9} {'tileproof':>10} {'pallas-int':>11} {'tp/xla':>7} {'pallas/tp':>10}"
+    )
     for g in grids:
         x = jnp.asarray(rng.standard_normal((g * T, T)).astype(np.float32))
         y = jnp.asarray(rng.standard_normal((g * T, T)).astype(np.float32))
         run = executor(tiled_add, {"G": g})
-        t_x, t_t = paired_times([jax.jit(add_xla), lambda x, y, run=run: run({"x": x, "y": y})],
-                                (x, y), args.reps)
+        t_x, t_t = paired_times(
+            [jax.jit(add_xla), lambda x, y, run=run: run({"x": x, "y": y})], (x, y), args.reps
+        )
         out, flags = run({"x": x, "y": y})
         assert flags.ok and np.allclose(out["o"], x + y), "executor result differs"
-        t_p = float("nan") if args.no_pallas else median_time(jax.jit(add_pallas), (x, y), max(1, args.reps // 2))
+        t_p = (
+            float("nan")
+            if args.no_pallas
+            else median_time(jax.jit(add_pallas), (x, y), max(1, args.reps // 2))
+        )
         rows.append(("add", g, t_x, t_t, t_p))
-        print(f"{g:>8} {t_x * 1e3:>9.2f} {t_t * 1e3:>10.2f} {t_p * 1e3:>11.1f} {t_t / t_x:>7.2f} {t_p / t_t:>10.1f}")
+        print(
+            f"{g:>8} {t_x * 1e3:>9.2f} {t_t * 1e3:>10.2f} {t_p * 1e3:>11.1f} {t_t / t_x:>7.2f} {t_p / t_t:>10.1f}"
+        )
 
     print(f"\nflash-attention forward, D={D}, blocks {BQ}x{BK} (median of {args.reps}, ms)")
-    print(f"{'BH x S':>10} {'programs':>8} {'xla':>9} {'tileproof':>10} {'pallas-int':>11} {'tp/xla':>7} {'pallas/tp':>10}")
+    print(
+        f"{'BH x S':>10} {'programs':>8} {'xla':>9} {'tileproof':>10} {'pallas-int':>11} {'tp/xla':>7} {'pallas/tp':>10}"
+    )
     for bh, s_len in ((2, 256), (4, 512)):
-        q, k, v = (jnp.asarray(rng.standard_normal((bh, s_len, D)).astype(np.float32)) for _ in range(3))
+        q, k, v = (
+            jnp.asarray(rng.standard_normal((bh, s_len, D)).astype(np.float32)) for _ in range(3)
+        )
         run = executor(flash_fwd, {"BH": bh, "S": s_len})
-        t_x, t_t = paired_times([jax.jit(flash_xla), lambda q, k, v, run=run: run({"q": q, "k": k, "v": v})],
-                                (q, k, v), args.reps)
+        t_x, t_t = paired_times(
+            [jax.jit(flash_xla), lambda q, k, v, run=run: run({"q": q, "k": k, "v": v})],
+            (q, k, v),
+            args.reps,
+        )
         with jax.default_matmul_precision("highest"):  # a GPU's TF32 default is not the point
             out, flags = run({"q": q, "k": k, "v": v})
             want = jax.jit(flash_xla)(q, k, v)
         assert flags.ok and np.allclose(out["o"], want, atol=1e-4), "executor result differs"
-        t_p = float("nan") if args.no_pallas else median_time(jax.jit(flash_pallas), (q, k, v), max(1, args.reps // 2))
+        t_p = (
+            float("nan")
+            if args.no_pallas
+            else median_time(jax.jit(flash_pallas), (q, k, v), max(1, args.reps // 2))
+        )
         progs = bh * s_len // BQ
         rows.append(("flash", progs, t_x, t_t, t_p))
-        print(f"{f'{bh} x {s_len}':>10} {progs:>8} {t_x * 1e3:>9.2f} {t_t * 1e3:>10.2f} {t_p * 1e3:>11.1f} "
-              f"{t_t / t_x:>7.2f} {t_p / t_t:>10.1f}")
+        print(
+            f"{f'{bh} x {s_len}':>10} {progs:>8} {t_x * 1e3:>9.2f} {t_t * 1e3:>10.2f} {t_p * 1e3:>11.1f} "
+            f"{t_t / t_x:>7.2f} {t_p / t_t:>10.1f}"
+        )
 
     adds = [r for r in rows if r[0] == "add"]
     within = all(r[3] / r[2] <= 3.0 for r in adds)
@@ -202,14 +247,21 @@ def main(argv=None) -> int:
     big = [r for r in adds if r[1] == 512]
     speedup = big[0][4] / big[0][3] if big and not args.no_pallas else float("nan")
     fast = args.no_pallas or not big or speedup >= 50
-    print(f"\ntime per program (us) at {lo[1]} -> {hi[1]} programs: xla {lo[2] / lo[1] * 1e6:.2f} -> "
-          f"{hi[2] / hi[1] * 1e6:.2f}, tileproof {lo[3] / lo[1] * 1e6:.2f} -> {hi[3] / hi[1] * 1e6:.2f}"
-          + ("" if args.no_pallas else
-             f", pallas-interpret {lo[4] / lo[1] * 1e6:.0f} -> {hi[4] / hi[1] * 1e6:.0f}"))
-    print(f"targets: executor <= 3x XLA at every grid: {'yes' if within else 'NO'}; "
-          f"linear in the grid (grows {growth:.2f}x as fast as XLA, <= 2): {'yes' if linear else 'NO'}; "
-          f">= 50x faster than Pallas interpret at 512 programs: "
-          f"{'yes' if fast else 'NO'} ({speedup:.0f}x)")
+    print(
+        f"\ntime per program (us) at {lo[1]} -> {hi[1]} programs: xla {lo[2] / lo[1] * 1e6:.2f} -> "
+        f"{hi[2] / hi[1] * 1e6:.2f}, tileproof {lo[3] / lo[1] * 1e6:.2f} -> {hi[3] / hi[1] * 1e6:.2f}"
+        + (
+            ""
+            if args.no_pallas
+            else f", pallas-interpret {lo[4] / lo[1] * 1e6:.0f} -> {hi[4] / hi[1] * 1e6:.0f}"
+        )
+    )
+    print(
+        f"targets: executor <= 3x XLA at every grid: {'yes' if within else 'NO'}; "
+        f"linear in the grid (grows {growth:.2f}x as fast as XLA, <= 2): {'yes' if linear else 'NO'}; "
+        f">= 50x faster than Pallas interpret at 512 programs: "
+        f"{'yes' if fast else 'NO'} ({speedup:.0f}x)"
+    )
     return 0 if (within and linear and fast) or not args.check else 1
 
 

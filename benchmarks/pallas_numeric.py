@@ -37,16 +37,38 @@ def _cases(grids):
     """(name, fn taking interpret=, args, sizes per grid, programs per grid, reference)."""
     out = []
     for g in grids:  # one program per row
-        out.append(("softmax [B, 1000]", softmax.softmax, [A(("B", 1000))], {"B": g}, g,
-                    lambda x: jax.nn.softmax(x, axis=-1)))
+        out.append(
+            (
+                "softmax [B, 1000]",
+                softmax.softmax,
+                [A(("B", 1000))],
+                {"B": g},
+                g,
+                lambda x: jax.nn.softmax(x, axis=-1),
+            )
+        )
     for g in grids:  # one program per (b, s) row
-        out.append(("layer_norm [B, 8, 512]", layer_norm.layer_norm,
-                    [A(("B", 8, 512)), A((512,)), A((512,))], {"B": g // 8}, g,
-                    layer_norm.layer_norm_reference))
+        out.append(
+            (
+                "layer_norm [B, 8, 512]",
+                layer_norm.layer_norm,
+                [A(("B", 8, 512)), A((512,)), A((512,))],
+                {"B": g // 8},
+                g,
+                layer_norm.layer_norm_reference,
+            )
+        )
     for g in grids:  # grid (B, cdiv(H, 16), k_splits=16)
-        out.append(("mqa [B, 16, 64] kv 1024", decode_attention.mqa,
-                    [A(("B", 16, 64)), A(("B", 1024, 64)), A(("B", 1024, 64))], {"B": g // 16}, g,
-                    decode_attention.mqa_reference))
+        out.append(
+            (
+                "mqa [B, 16, 64] kv 1024",
+                decode_attention.mqa,
+                [A(("B", 16, 64)), A(("B", 1024, 64)), A(("B", 1024, 64))],
+                {"B": g // 16},
+                g,
+                decode_attention.mqa_reference,
+            )
+        )
     return out
 
 
@@ -77,15 +99,19 @@ def table(budget: int = 2) -> None:
         t0 = time.perf_counter()
         (st,) = tp.verify.verify(k).kernels
         t_static = time.perf_counter() - t0
-        count = {s: sum(o.status == s for o in st.obligations) for s in ("proved", "violated", "unknown")}
+        count = {
+            s: sum(o.status == s for o in st.obligations) for s in ("proved", "violated", "unknown")
+        }
         (nm,) = tp.verify.verify(k, numeric=True, numeric_options={"budget": budget}).kernels
         res = nm.numeric
         versus = "interpret" if getattr(k.reference, "interpret_mode", False) else "reference"
         sizes = "; ".join(",".join(f"{a}={b}" for a, b in env.items()) for env in res.sizes)
         err = f", err {res.max_abs_err:.1e}" if res.max_abs_err is not None else ""
-        print(f"| {k.name} | {count['proved']} | {count['violated']} | {count['unknown']} | "
-              f"{t_static:.2f} | {res.status} vs {versus}{err} ({sizes}) | {res.seconds:.0f} |",
-              flush=True)
+        print(
+            f"| {k.name} | {count['proved']} | {count['violated']} | {count['unknown']} | "
+            f"{t_static:.2f} | {res.status} vs {versus}{err} ({sizes}) | {res.seconds:.0f} |",
+            flush=True,
+        )
 
 
 def main(argv=None) -> int:
@@ -95,8 +121,11 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default=None)
     ap.add_argument("--only", default="", help="substring of the kernel names to run")
     ap.add_argument("--table", action="store_true", help="the per-kernel table of the README")
-    ap.add_argument("--cpu-time", action="store_true",
-                    help="time the process' CPU time instead of wall time (a shared machine)")
+    ap.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time the process' CPU time instead of wall time (a shared machine)",
+    )
     args = ap.parse_args(argv)
     if args.table:
         table()
@@ -106,18 +135,27 @@ def main(argv=None) -> int:
     dev = jax.devices()[0]
     gpu = dev.platform == "gpu"
     clock = time.process_time if args.cpu_time else time.perf_counter
-    print(f"jax {jax.__version__} on {dev.platform} ({dev.device_kind}), "
-          f"{'CPU' if args.cpu_time else 'wall'} ms, medians of {args.reps}")
-    print(f"{'kernel':<26} {'programs':>8} {'tileproof':>10} {'interpret':>10} {'compiled':>9} "
-          f"{'reference':>9} {'int/tp':>7} {'tp/ref':>6}  check")
+    print(
+        f"jax {jax.__version__} on {dev.platform} ({dev.device_kind}), "
+        f"{'CPU' if args.cpu_time else 'wall'} ms, medians of {args.reps}"
+    )
+    print(
+        f"{'kernel':<26} {'programs':>8} {'tileproof':>10} {'interpret':>10} {'compiled':>9} "
+        f"{'reference':>9} {'int/tp':>7} {'tp/ref':>6}  check"
+    )
     rng = np.random.default_rng(0)
     worst = {}
     for name, fn, fargs, env, progs, reference in _cases([int(g) for g in args.grids.split(",")]):
         if args.only and args.only not in name:
             continue
-        vals = [jax.numpy.asarray(rng.standard_normal(
-            tuple(tp.shapes.as_expr(d).evaluate(env) for d in a.shape)).astype(np.float32))
-            for a in fargs]
+        vals = [
+            jax.numpy.asarray(
+                rng.standard_normal(
+                    tuple(tp.shapes.as_expr(d).evaluate(env) for d in a.shape)
+                ).astype(np.float32)
+            )
+            for a in fargs
+        ]
         run = function_runner(fn, None, fargs, env)
         tp_fn = jax.jit(lambda *v, run=run: run(*v, findings=False))  # flags included
         int_fn = jax.jit(functools.partial(fn, interpret=True))
@@ -127,13 +165,18 @@ def main(argv=None) -> int:
             got, findings = run(*vals)
             want = int_fn(*vals)
         want = want if isinstance(want, (tuple, list)) else [want]
-        ok = not findings and all(np.allclose(g, w, rtol=1e-4, atol=1e-4) for g, w in zip(got, want))
+        ok = not findings and all(
+            np.allclose(g, w, rtol=1e-4, atol=1e-4) for g, w in zip(got, want)
+        )
         t_c = ts[3] * 1e3 if gpu else float("nan")
         ratio = ts[1] / ts[0]
         worst[name] = min(worst.get(name, ratio), ratio)
-        print(f"{name:<26} {progs:>8} {ts[0] * 1e3:>10.2f} {ts[1] * 1e3:>10.1f} {t_c:>9.3f} "
-              f"{ts[2] * 1e3:>9.2f} {ratio:>7.1f} {ts[0] / ts[2]:>6.1f}  "
-              f"{'ok' if ok else 'MISMATCH ' + '; '.join(findings)[:200]}", flush=True)
+        print(
+            f"{name:<26} {progs:>8} {ts[0] * 1e3:>10.2f} {ts[1] * 1e3:>10.1f} {t_c:>9.3f} "
+            f"{ts[2] * 1e3:>9.2f} {ratio:>7.1f} {ts[0] / ts[2]:>6.1f}  "
+            f"{'ok' if ok else 'MISMATCH ' + '; '.join(findings)[:200]}",
+            flush=True,
+        )
     return 0
 
 

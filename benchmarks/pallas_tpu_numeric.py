@@ -35,13 +35,26 @@ def _cases(iters):
     """(name, fn, args, static, sizes) with ``iters`` grid points each."""
     out = []
     for n in iters:  # grid (M/128, N/128, K/128): M = N = 128, K = 128 * n
-        out.append((f"matmul 128x{128 * n}x128", mm.matmul,
-                    [A((128, "128*K")), A(("128*K", 128))],
-                    dict(block_shape=(128, 128), block_k=128), {"K": n}))
+        out.append(
+            (
+                f"matmul 128x{128 * n}x128",
+                mm.matmul,
+                [A((128, "128*K")), A(("128*K", 128))],
+                dict(block_shape=(128, 128), block_k=128),
+                {"K": n},
+            )
+        )
     for n in iters:  # grid (B, H, S) with S kv blocks each: B*H*S*S points; H = n // 4, S = 2
         h = max(n // 4, 1)
-        out.append((f"flash_attention [1, {h}, 256, 128]", fa.flash_attention,
-                    [A((1, "H", 256, 128))] * 3, {}, {"H": h}))
+        out.append(
+            (
+                f"flash_attention [1, {h}, 256, 128]",
+                fa.flash_attention,
+                [A((1, "H", 256, 128))] * 3,
+                {},
+                {"H": h},
+            )
+        )
     return out
 
 
@@ -92,13 +105,17 @@ def main(argv=None) -> int:
     ap.add_argument("--iters", default="8,64,512")
     a = ap.parse_args(argv)
     iters = [int(x) for x in a.iters.split(",")]
-    print(f"{'kernel':40s} {'iters':>6s} {'tileproof ms':>13s} {'interpret ms':>13s} "
-          f"{'speed-up':>9s}  result")
+    print(
+        f"{'kernel':40s} {'iters':>6s} {'tileproof ms':>13s} {'interpret ms':>13s} "
+        f"{'speed-up':>9s}  result"
+    )
     ok = True
     for name, fn, args, static, env in _cases(iters):
         rng = np.random.default_rng(0)
-        vals = [jax.numpy.asarray(rng.standard_normal(s.shape), s.dtype)
-                for s in _concrete_args(args, env)]
+        vals = [
+            jax.numpy.asarray(rng.standard_normal(s.shape), s.dtype)
+            for s in _concrete_args(args, env)
+        ]
         run = function_runner(fn, static, args, env)
 
         def tp_fn(*xs, run=run):
@@ -108,13 +125,18 @@ def main(argv=None) -> int:
         t_tp, t_it = _median_times([tp_fn, it_fn], vals, a.reps)
         got, findings = run(*vals)
         want = it_fn(*vals)
-        err = max(float(np.max(np.abs(np.asarray(g, np.float64) - np.asarray(w, np.float64))))
-                  for g, w in zip(got, want))
+        err = max(
+            float(np.max(np.abs(np.asarray(g, np.float64) - np.asarray(w, np.float64))))
+            for g, w in zip(got, want)
+        )
         good = err <= 1e-3 and not findings
         ok &= good
-        print(f"{name:40s} {env_iters(name, env):6d} {t_tp * 1e3:13.2f} {t_it * 1e3:13.2f} "
-              f"{t_it / t_tp:8.1f}x  {'matched' if good else 'MISMATCH'} (max err {err:.1e}"
-              f"{', flags: ' + '; '.join(findings) if findings else ''})", flush=True)
+        print(
+            f"{name:40s} {env_iters(name, env):6d} {t_tp * 1e3:13.2f} {t_it * 1e3:13.2f} "
+            f"{t_it / t_tp:8.1f}x  {'matched' if good else 'MISMATCH'} (max err {err:.1e}"
+            f"{', flags: ' + '; '.join(findings) if findings else ''})",
+            flush=True,
+        )
     return 0 if ok else 1
 
 

@@ -27,9 +27,11 @@ import sys
 import time
 
 if "jax" not in sys.modules and "--xla_force_host_platform_device_count" not in os.environ.get(
-        "XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                               + " --xla_force_host_platform_device_count=8").strip()
+    "XLA_FLAGS", ""
+):
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+    ).strip()
 
 import jax
 import numpy as np
@@ -55,8 +57,10 @@ def main() -> int:
     args = ap.parse_args()
     devs = jax.devices()
     print(f"{len(devs)} {devs[0].platform} device(s): {devs[0].device_kind}")
-    print(f"{'kernel':28s} {'S_kv':>5s} {'n':>2s} {'vmapped ms':>11s} {'devices ms':>11s} "
-          f"{'ratio':>6s}  flags")
+    print(
+        f"{'kernel':28s} {'S_kv':>5s} {'n':>2s} {'vmapped ms':>11s} {'devices ms':>11s} "
+        f"{'ratio':>6s}  flags"
+    )
     for s_q, label in ((16, "mesh_ring_attention"), (1, "mesh_ring_attention_decode")):
         for s_kv in (S_KV, 8 * S_KV):
             k = make_mesh_ring_attention(placement="pe", s_q=s_q, s_kv=s_kv)
@@ -72,8 +76,10 @@ def main() -> int:
                 t_d = _median_s(fn_d, host, args.repeat)
                 _, flags = fn_d(host)
                 ok = "none" if flags.ok else f"{len(flags.findings())} finding(s)"
-                print(f"{label:28s} {s_kv:5d} {n:2d} {t_v * 1e3:11.3f} {t_d * 1e3:11.3f} "
-                      f"{t_d / t_v:6.2f}  {ok}")
+                print(
+                    f"{label:28s} {s_kv:5d} {n:2d} {t_v * 1e3:11.3f} {t_d * 1e3:11.3f} "
+                    f"{t_d / t_v:6.2f}  {ok}"
+                )
     return 0
 
 

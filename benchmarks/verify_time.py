@@ -59,8 +59,9 @@ def paged(q, k_cache, block_table, seq_lens, out):
     def body(j, acc):
         page = tp.load(block_table, (b, j))
         valid = jnp.minimum(128, seq - j * 128)
-        k = tp.load(k_cache, (tp.ds(page * 128, 128), slice(None)),
-                    mask=jnp.arange(128)[:, None] < valid)
+        k = tp.load(
+            k_cache, (tp.ds(page * 128, 128), slice(None)), mask=jnp.arange(128)[:, None] < valid
+        )
         return acc + jnp.sum(qtile @ k.T, axis=1, keepdims=True) * qtile
 
     acc = lax.fori_loop(0, (seq + 127) // 128, body, jnp.zeros((16, 128)))
@@ -68,8 +69,11 @@ def paged(q, k_cache, block_table, seq_lens, out):
 
 
 def tiles(limit: str = "2**20"):
-    @tp.kernel(grid={"p": "cdiv(N, 64)"}, assume=[f"N <= {limit}"],
-               tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))))
+    @tp.kernel(
+        grid={"p": "cdiv(N, 64)"},
+        assume=[f"N <= {limit}"],
+        tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))),
+    )
     def tiles(x, y):
         p, n = tp.program_id(0), tp.size("N")
         mask = (p * 64 + jnp.arange(64)) < n
@@ -78,8 +82,12 @@ def tiles(limit: str = "2**20"):
     return tiles
 
 
-@tp.kernel(grid={"r": "n"}, assume=["n <= 64"], ranks=tp.Ranks("n", "ring", name="r"),
-           tensors=dict(k=tp.Input(("n*16", 64), sharded=True), out=tp.Output(("n*16", 64))))
+@tp.kernel(
+    grid={"r": "n"},
+    assume=["n <= 64"],
+    ranks=tp.Ranks("n", "ring", name="r"),
+    tensors=dict(k=tp.Input(("n*16", 64), sharded=True), out=tp.Output(("n*16", 64))),
+)
 def ring(k, out):
     r, n = tp.program_id(0), tp.num_ranks()
     x = tp.load(k, (tp.ds(r * 16, 16), slice(None)))
@@ -94,9 +102,13 @@ def ring(k, out):
     tp.store(out, (tp.ds(r * 16, 16), slice(None)), acc)
 
 
-@tp.kernel(grid={"core": 24}, launch=tp.Launch(cores=24, start="together"),
-           tensors=dict(x=tp.Input((24 * 8, 128)), s=tp.Scratch((24 * 8, 128)),
-                        y=tp.Output((24 * 8, 128))))
+@tp.kernel(
+    grid={"core": 24},
+    launch=tp.Launch(cores=24, start="together"),
+    tensors=dict(
+        x=tp.Input((24 * 8, 128)), s=tp.Scratch((24 * 8, 128)), y=tp.Output((24 * 8, 128))
+    ),
+)
 def phases(x, s, y):
     core = tp.program_id(0)
     with tp.lanes(2, halve=0) as lane:
@@ -199,8 +211,9 @@ def main() -> None:
             print(f"{k.name:36} error: {type(e).__name__}: {e}")
             continue
         verdicts = ", ".join(f"{v} {s}" for s, v in sorted(counts.items()))
-        print(f"{k.name:36} {low * 1e3:7.1f}ms {check * 1e3:7.1f}ms {solver * 1e3:7.1f}ms  "
-              f"{verdicts}")
+        print(
+            f"{k.name:36} {low * 1e3:7.1f}ms {check * 1e3:7.1f}ms {solver * 1e3:7.1f}ms  {verdicts}"
+        )
 
     print()
     print("bounds of `tiles` (y[p*64 : p*64+64] masked to N): every N <= limit")

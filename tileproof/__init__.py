@@ -16,7 +16,16 @@ except _NotFound:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
 _LAZY = (
-    "shapes", "model", "spec", "lowering", "verify", "report", "catalog", "pallas", "show", "project"
+    "shapes",
+    "model",
+    "spec",
+    "lowering",
+    "verify",
+    "report",
+    "catalog",
+    "pallas",
+    "show",
+    "project",
 )
 
 

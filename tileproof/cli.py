@@ -299,8 +299,10 @@ def _kernel_line(k, done: int, total: int) -> str:
     """``tileproof: [3/12] paged_decode: ok (lowering 0.1s, static 0.4s, numeric 6.0s)``."""
     verdict = "error" if k.error else ("ok" if k.ok else "FAIL")
     t = k.timings()
-    parts = [f"lowering {t['lowering_s']:.1f}s",
-             f"static {t['static_s']:.1f}s" + (" (cached)" if k.cached else "")]
+    parts = [
+        f"lowering {t['lowering_s']:.1f}s",
+        f"static {t['static_s']:.1f}s" + (" (cached)" if k.cached else ""),
+    ]
     if k.numeric is not None:
         num = f"numeric {k.numeric.status} {t['numeric_s']:.1f}s"
         parts.append(num + (" (cached)" if k.numeric_cached else ""))
@@ -325,8 +327,7 @@ def _check(args) -> int:
     if isinstance(sizes, str):
         return _usage(
             f"--sizes: cannot read {sizes!r}.",
-            "Write sizes as NAME=INT, e.g. --sizes B=1,S=48 (pinned index values as "
-            "lens[0]=5).",
+            "Write sizes as NAME=INT, e.g. --sizes B=1,S=48 (pinned index values as lens[0]=5).",
         )
     if (sizes or args.seed is not None) and args.static:
         return _usage("--sizes and --seed choose numeric inputs;", "drop --static to run them.")

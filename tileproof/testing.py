@@ -60,8 +60,10 @@ def assert_verified(
     # proofs and matched numeric results of unchanged kernels are reused (never a mismatch)
     cfg = replace(cfg, cache=cfg.cache and cache)
     report = Report(
-        [run_kernel(k, cfg, numeric=numeric, numeric_options=numeric_options or None)
-         for k in kernels]
+        [
+            run_kernel(k, cfg, numeric=numeric, numeric_options=numeric_options or None)
+            for k in kernels
+        ]
     )
     if not report.ok:
         raise AssertionError("\n" + to_text(report))
@@ -101,5 +103,6 @@ def sizes(kernel, *, capped: bool = True):
     for name, (lo, hi) in _bounds(kernel).items():
         k = step(name)
         fields[name] = st.integers(min_value=-(-lo // k), max_value=hi // k).map(
-            functools.partial(operator.mul, k))  # k * m: the multiples of k in [lo, hi]
+            functools.partial(operator.mul, k)
+        )  # k * m: the multiples of k in [lo, hi]
     return st.fixed_dictionaries(fields).filter(lambda env: admissible(kernel, env, capped))

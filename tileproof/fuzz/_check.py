@@ -51,7 +51,9 @@ class Report:
 
     def text(self) -> str:
         lines = [str(p) for p in self.problems]
-        obs = [f"  {o.kind:9} {o.status:9} L{o.location.line}: {o.message}" for o in self.obligations]
+        obs = [
+            f"  {o.kind:9} {o.status:9} L{o.location.line}: {o.message}" for o in self.obligations
+        ]
         return "\n".join([*lines, "obligations:", *obs, "spec:", self.source])
 
 
@@ -92,7 +94,9 @@ def size_points(desc: KernelDesc) -> list[dict]:
     return out
 
 
-def fillings(desc: KernelDesc, sizes: dict, rng: random.Random, extra: int = 2) -> list[list | None]:
+def fillings(
+    desc: KernelDesc, sizes: dict, rng: random.Random, extra: int = 2
+) -> list[list | None]:
     """Index tensor contents at ``sizes``: all-smallest, all-largest, alternating, random."""
     t = next((t for t in desc.tensors if t.role == "index"), None)
     if t is None:
@@ -105,7 +109,12 @@ def fillings(desc: KernelDesc, sizes: dict, rng: random.Random, extra: int = 2) 
     if not vals or n < 0:
         return []
     lo, hi = min(vals), max(vals)
-    out = [[lo] * n, [hi] * n, [(lo, hi)[k % 2] for k in range(n)], [(hi, lo)[k % 2] for k in range(n)]]
+    out = [
+        [lo] * n,
+        [hi] * n,
+        [(lo, hi)[k % 2] for k in range(n)],
+        [(hi, lo)[k % 2] for k in range(n)],
+    ]
     out += [[rng.choice(vals) for _ in range(n)] for _ in range(extra)]
     uniq = []
     for x in out:
@@ -114,8 +123,9 @@ def fillings(desc: KernelDesc, sizes: dict, rng: random.Random, extra: int = 2) 
     return uniq
 
 
-def differential(desc: KernelDesc, *, executor: bool | int = False, seed: int = 0,
-                 timeout_ms: int = 20_000) -> Report:
+def differential(
+    desc: KernelDesc, *, executor: bool | int = False, seed: int = 0, timeout_ms: int = 20_000
+) -> Report:
     """Check every static verdict of ``desc``'s kernel against brute-force runs (see module doc).
 
     ``executor``: also run the numeric executor (``True``: at every point; an
@@ -156,17 +166,32 @@ def differential(desc: KernelDesc, *, executor: bool | int = False, seed: int = 
         rep.judged += 1
         if o.status == "proved" and bad_at.get(k):
             sz, idx = bad_at[k][0]
-            rep.problems.append(Problem("unsound", k, f"{o.kind} proved ({o.message}) but the "
-                                        "brute-force run violates it", sz, idx))
+            rep.problems.append(
+                Problem(
+                    "unsound",
+                    k,
+                    f"{o.kind} proved ({o.message}) but the brute-force run violates it",
+                    sz,
+                    idx,
+                )
+            )
         elif o.status == "violated" and o.counterexample is not None:
             cex = {s: o.counterexample[s] for s in desc.sizes if s in o.counterexample}
             if len(cex) != len(desc.sizes) or max(cex.values(), default=0) > 64:
                 continue
-            if _uses_data(o.counterexample, desc) or _reproduces(desc, lines, cex, ("bounds", k[1]), rng):
+            if _uses_data(o.counterexample, desc) or _reproduces(
+                desc, lines, cex, ("bounds", k[1]), rng
+            ):
                 continue  # data values we cannot replay, or an element outside the tensor
             if not _reproduces(desc, lines, cex, k, rng):
-                rep.problems.append(Problem("irreproducible", k, f"{o.kind} violated "
-                                            f"({o.message}) but no run at its sizes shows it", cex))
+                rep.problems.append(
+                    Problem(
+                        "irreproducible",
+                        k,
+                        f"{o.kind} violated ({o.message}) but no run at its sizes shows it",
+                        cex,
+                    )
+                )
     if executor:
         from ._exec import cross_check
 
@@ -177,7 +202,8 @@ def differential(desc: KernelDesc, *, executor: bool | int = False, seed: int = 
 def _uses_data(cex: dict, desc: KernelDesc) -> bool:
     """The counterexample names values read from the index tensor (not replayed here)."""
     return any(t.role == "index" for t in desc.tensors) and any(
-        k not in desc.sizes and not k.startswith(("p", "element", "dim", "i", "lane")) for k in cex)
+        k not in desc.sizes and not k.startswith(("p", "element", "dim", "i", "lane")) for k in cex
+    )
 
 
 def _reproduces(desc, lines, sizes, key, rng) -> bool:
@@ -191,7 +217,9 @@ def _reproduces(desc, lines, sizes, key, rng) -> bool:
             return True
         if out.tainted:  # an index read out of bounds: the counterexample may take any value
             vals = sorted(set(idx))
-            if any(run(desc, lines, sizes, idx, v).bad.get(key) for v in range(vals[0], vals[-1] + 1)):
+            if any(
+                run(desc, lines, sizes, idx, v).bad.get(key) for v in range(vals[0], vals[-1] + 1)
+            ):
                 return True
     return False
 

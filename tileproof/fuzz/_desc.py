@@ -169,8 +169,11 @@ def _render_body(w: _Writer, stmts, ind: int, acc: int, path: tuple = ()) -> Non
             w.mark(here)
         if tag == "load":
             _, t, index, mask = s
-            w.emit(ind, f"{a} = {a} + jnp.sum(tp.load({t}, {_render_index(index)}"
-                        f"{_render_mask(index, mask)}))")
+            w.emit(
+                ind,
+                f"{a} = {a} + jnp.sum(tp.load({t}, {_render_index(index)}"
+                f"{_render_mask(index, mask)}))",
+            )
         elif tag == "store":
             _, t, index, mask = s
             w.emit(ind, f"tp.store({t}, {_render_index(index)}, {a}{_render_mask(index, mask)})")
@@ -195,8 +198,11 @@ def _render_body(w: _Writer, stmts, ind: int, acc: int, path: tuple = ()) -> Non
             _render_body(w, body, ind + 1, depth, here)
             w.emit(ind + 1, f"return i{depth} + 1, a{depth}")
             w.mark(here)
-            w.emit(ind, f"_, {a} = lax.while_loop(lambda carry: carry[0] < {render_expr(hi)}, "
-                        f"{name}, (jnp.int32({render_expr(lo)}), {a}))")
+            w.emit(
+                ind,
+                f"_, {a} = lax.while_loop(lambda carry: carry[0] < {render_expr(hi)}, "
+                f"{name}, (jnp.int32({render_expr(lo)}), {a}))",
+            )
         elif tag == "scan":
             _, lo, hi, step, body = s
             w.nfun += 1
@@ -254,13 +260,15 @@ def render_lines(desc: KernelDesc, name: str = "fuzz_kernel") -> tuple[str, dict
     grid = "{" + ", ".join(f'"p{k}": "{g}"' for k, g in enumerate(desc.grid)) + "}"
     tens = []
     for t in desc.tensors:
-        shape = "(" + ", ".join(f'"{d}"' for d in t.shape) + ("," if len(t.shape) == 1 else "") + ")"
+        shape = (
+            "(" + ", ".join(f'"{d}"' for d in t.shape) + ("," if len(t.shape) == 1 else "") + ")"
+        )
         if t.role == "index":
             tens.append(f'{t.name}=tp.Input({shape}, "int32", values="{t.values}")')
         else:
             tens.append(f"{t.name}=tp.{t.role.capitalize()}({shape})")
     out.append(f"@tp.kernel(grid={grid}, assume={list(desc.assume)!r},")
-    out.append("           launch=tp.Launch(cores=4096, start=\"together\"),")
+    out.append('           launch=tp.Launch(cores=4096, start="together"),')
     out.append(f"           tensors=dict({', '.join(tens)}))")
     out.append(f"def {name}({', '.join(t.name for t in desc.tensors)}):")
     w = _Writer(len(out) + 1)

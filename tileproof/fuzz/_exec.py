@@ -54,8 +54,13 @@ def cross_check(kern, desc, keyed, runs, rep, limit, bad_at) -> None:
     from ._oracle import shapes_at
 
     bad_keys = set(bad_at)
-    order = sorted(range(len(runs)), key=lambda k: (0 if any(
-        (runs[k][0], runs[k][1]) in bad_at.get(key, []) for key in bad_keys) else 1, k))
+    order = sorted(
+        range(len(runs)),
+        key=lambda k: (
+            0 if any((runs[k][0], runs[k][1]) in bad_at.get(key, []) for key in bad_keys) else 1,
+            k,
+        ),
+    )
     if limit is not True:
         order = order[: int(limit)]
     stores = {}
@@ -71,7 +76,9 @@ def cross_check(kern, desc, keyed, runs, rep, limit, bad_at) -> None:
         except NumericUnsupported:  # a documented limit of the executor (a barrier in a branch)
             return
         except Exception as e:
-            rep.problems.append(Problem("error", None, f"executor: {type(e).__name__}: {e}", sizes, idx))
+            rep.problems.append(
+                Problem("error", None, f"executor: {type(e).__name__}: {e}", sizes, idx)
+            )
             continue
         keys = flag_keys(found, desc)
         for o, key in keyed:
@@ -81,17 +88,32 @@ def cross_check(kern, desc, keyed, runs, rep, limit, bad_at) -> None:
             if key[0] == "race":
                 tensor = _tensor_at(rep.source, key[1])
                 hit = ("race-tensor", tensor) in keys and all(
-                    x.status == "proved" for x in keyed_race(keyed, rep.source, tensor))
+                    x.status == "proved" for x in keyed_race(keyed, rep.source, tensor)
+                )
             if hit and (not out.tainted or key[0] == "bounds"):
-                rep.problems.append(Problem("unsound", key, f"{o.kind} proved ({o.message}) but the "
-                                            "executor flags it", sizes, idx))
+                rep.problems.append(
+                    Problem(
+                        "unsound",
+                        key,
+                        f"{o.kind} proved ({o.message}) but the executor flags it",
+                        sizes,
+                        idx,
+                    )
+                )
         if out.tainted:
             continue
         for key in {k for k in keys | set(out.bad) if k[0] in ("bounds", "exists")}:
             if (key in keys) != bool(out.bad.get(key)):
-                rep.problems.append(Problem("disagreement", key, f"executor {'flags' if key in keys else 'misses'}"
-                                            f" it, the oracle {'does not' if key in keys else 'does'}",
-                                            sizes, idx))
+                rep.problems.append(
+                    Problem(
+                        "disagreement",
+                        key,
+                        f"executor {'flags' if key in keys else 'misses'}"
+                        f" it, the oracle {'does not' if key in keys else 'does'}",
+                        sizes,
+                        idx,
+                    )
+                )
 
 
 def _tensor_at(source: str, line: int) -> str | None:
@@ -103,4 +125,8 @@ def _tensor_at(source: str, line: int) -> str | None:
 
 
 def keyed_race(keyed, source, tensor):
-    return [o for o, k in keyed if k is not None and k[0] == "race" and _tensor_at(source, k[1]) == tensor]
+    return [
+        o
+        for o, k in keyed
+        if k is not None and k[0] == "race" and _tensor_at(source, k[1]) == tensor
+    ]

@@ -19,11 +19,33 @@ from ._desc import KernelDesc, TensorDesc
 
 __all__ = ["CONSTRUCTS", "kernels"]
 
-CONSTRUCTS = frozenset({
-    "grid2", "grid3", "mask", "floordiv", "mod", "minmax", "data", "loop", "dataloop", "when",
-    "barrier", "exit", "lanes", "lanes_barrier", "halve", "scratch", "point", "twod",
-    "while", "select", "negdiv", "barrier_when", "scan",
-})
+CONSTRUCTS = frozenset(
+    {
+        "grid2",
+        "grid3",
+        "mask",
+        "floordiv",
+        "mod",
+        "minmax",
+        "data",
+        "loop",
+        "dataloop",
+        "when",
+        "barrier",
+        "exit",
+        "lanes",
+        "lanes_barrier",
+        "halve",
+        "scratch",
+        "point",
+        "twod",
+        "while",
+        "select",
+        "negdiv",
+        "barrier_when",
+        "scan",
+    }
+)
 
 N, M = ("s", "N"), ("s", "M")
 
@@ -34,8 +56,14 @@ def c(k):
 
 # tensor extents: text (for the spec) and expression (for masks)
 _DIMS = {
-    "N": N, "M": M, "N + 1": ("+", N, c(1)), "2*N": ("*", c(2), N), "N - 1": ("-", N, c(1)),
-    "4": c(4), "6": c(6), "N*M": ("*", N, M),
+    "N": N,
+    "M": M,
+    "N + 1": ("+", N, c(1)),
+    "2*N": ("*", c(2), N),
+    "N - 1": ("-", N, c(1)),
+    "4": c(4),
+    "6": c(6),
+    "N*M": ("*", N, M),
 }
 
 
@@ -85,13 +113,24 @@ def skeletons(draw, constructs=CONSTRUCTS, box: int = 6) -> KernelDesc:
         nl = d(st.sampled_from([2] if t == 2 else [2, 4]))
         part = t // nl
         ls = ("+", start, ("*", c(part), ("lane",)))
-        body.append(("lanes", nl, (("store", "y", (("ds", ls, part),), (0, "<", N) if masked else None),)))
+        body.append(
+            ("lanes", nl, (("store", "y", (("ds", ls, part),), (0, "<", N) if masked else None),))
+        )
     elif shape == "when" and "when" in cs:
         body.append(("when", (">=", p, c(0)), (store,)))
     else:
         body.append(store)
-    ctx = _Ctx(d, cs - {"barrier", "exit", "lanes", "halve"}, t, 1, {tn.name: tn.shape for tn in tensors},
-               False, False, scratch, list(_DIMS))
+    ctx = _Ctx(
+        d,
+        cs - {"barrier", "exit", "lanes", "halve"},
+        t,
+        1,
+        {tn.name: tn.shape for tn in tensors},
+        False,
+        False,
+        scratch,
+        list(_DIMS),
+    )
     for _ in range(d(st.integers(0, 2))):
         stmt = ctx.stmt(0, True, False)
         if not (stmt[0] == "store" or any(x[0] == "store" for x in _flat([stmt]))):
@@ -114,11 +153,17 @@ def free_kernels(draw, constructs=CONSTRUCTS, box: int = 6) -> KernelDesc:
 
     t = draw(st.sampled_from([1, 2, 3, 4]))
     base = draw(st.sampled_from(["N", "M"] if two else ["N"]))
-    g0 = draw(st.sampled_from([base, f"cdiv({base}, {t})", f"{base} // {t}", f"cdiv({base}, {t})",
-                               "2", f"{base} - 1"]))
+    g0 = draw(
+        st.sampled_from(
+            [base, f"cdiv({base}, {t})", f"{base} // {t}", f"cdiv({base}, {t})", "2", f"{base} - 1"]
+        )
+    )
     grid = [g0]
-    naxes = 1 + draw(st.integers(0, 1 if "grid2" in cs else 0)) + (
-        draw(st.integers(0, 1)) if "grid3" in cs and len(cs) > 0 else 0)
+    naxes = (
+        1
+        + draw(st.integers(0, 1 if "grid2" in cs else 0))
+        + (draw(st.integers(0, 1)) if "grid3" in cs and len(cs) > 0 else 0)
+    )
     for _ in range(naxes - 1):
         grid.append(draw(st.sampled_from(["2", "1", "N", "cdiv(N, 2)"] + (["M"] if two else []))))
 
@@ -129,8 +174,18 @@ def free_kernels(draw, constructs=CONSTRUCTS, box: int = 6) -> KernelDesc:
     has_idx = ("data" in cs) and draw(st.booleans())
     if has_idx:
         n_idx = draw(st.sampled_from(["N", "4", "N + 1"]))
-        vals = draw(st.sampled_from(["0 <= v < N", "0 <= v <= N", "1 <= v <= N", "0 <= v < 2",
-                                     f"0 <= v < cdiv(N, {t})", "0 <= v <= 4 - 1"]))
+        vals = draw(
+            st.sampled_from(
+                [
+                    "0 <= v < N",
+                    "0 <= v <= N",
+                    "1 <= v <= N",
+                    "0 <= v < 2",
+                    f"0 <= v < cdiv(N, {t})",
+                    "0 <= v <= 4 - 1",
+                ]
+            )
+        )
         tensors.append(TensorDesc("idx", "index", (n_idx,), vals))
     has_s = ("scratch" in cs) and draw(st.booleans())
     if has_s:
@@ -221,8 +276,13 @@ class _Ctx:
 
     def cond(self):
         d = self.draw
-        opts = [("==", self.pid(), c(0)), ("<", self.pid(), ("-", N, c(1))), ("!=", self.pid(), c(1)),
-                (">", N, c(2)), ("==", ("%", self.pid(), c(2)), c(0))]
+        opts = [
+            ("==", self.pid(), c(0)),
+            ("<", self.pid(), ("-", N, c(1))),
+            ("!=", self.pid(), c(1)),
+            (">", N, c(2)),
+            ("==", ("%", self.pid(), c(2)), c(0)),
+        ]
         if self.loops:
             opts.append(("<", ("i", self.loops[-1]), ("-", N, c(1))))
         if self.data:
@@ -349,6 +409,9 @@ class _Ctx:
         if kind == "halve":
             nl = d(st.sampled_from([2, 3]))
             t = d(st.sampled_from([2, 3, 4, 6]))
-            index = (("ds", self.start(t), t), *tuple(("all", int(k)) for k in self.shapes["x"][1:]))
+            index = (
+                ("ds", self.start(t), t),
+                *tuple(("all", int(k)) for k in self.shapes["x"][1:]),
+            )
             return ("halve", nl, t, index)
         raise AssertionError(kind)

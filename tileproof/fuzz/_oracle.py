@@ -165,8 +165,21 @@ class _Prog:
                 self.out.bad[("bounds", line)] = True
                 continue
             self.seq += 1
-            self.events.append(Event(kind, line, tensor, el, self.pid, self.lane, self.region,
-                                     self.epoch, self.phase, self.seq, inst))
+            self.events.append(
+                Event(
+                    kind,
+                    line,
+                    tensor,
+                    el,
+                    self.pid,
+                    self.lane,
+                    self.region,
+                    self.epoch,
+                    self.phase,
+                    self.seq,
+                    inst,
+                )
+            )
 
     def _body(self, stmts, path, env, depth) -> None:
         for n, s in enumerate(stmts):
@@ -332,8 +345,9 @@ def _analyse(desc: KernelDesc, prog: _Prog, shp: dict, out: Outcome, nprog: int)
                 first_seq[k] = min(first_seq.get(k, w.seq), w.seq)
             for r in loads:
                 out.reached.add(("read", r.line))
-                seen = (first_phase is not None and first_phase < r.phase) or \
-                    first_seq.get((r.phase, r.pid), r.seq) < r.seq
+                seen = (first_phase is not None and first_phase < r.phase) or first_seq.get(
+                    (r.phase, r.pid), r.seq
+                ) < r.seq
                 if not seen:
                     out.bad[("read", r.line)] = True
     for line, counts in prog.barriers.items():

@@ -58,8 +58,11 @@ def render_ring(d: RingDesc, name: str = "ring_kernel") -> str:
     acc = "tp.fold(own)" if d.fold_own else "jnp.zeros(4)"
     move = f"        cur = tp.sendrecv(cur, to={d.to}, frm={d.frm}, send={d.send}, recv={d.recv})"
     fold = f"acc + tp.fold(cur, when={d.when})"
-    body = (f"        acc = {fold}\n{move}\n        return cur, acc" if d.fold_first else
-            f"{move}\n        return cur, {fold}")
+    body = (
+        f"        acc = {fold}\n{move}\n        return cur, acc"
+        if d.fold_first
+        else f"{move}\n        return cur, {fold}"
+    )
     return f'''import jax.numpy as jnp
 from jax import lax
 
@@ -96,6 +99,7 @@ def simulate(d: RingDesc, n: int) -> set[str]:
     if d.fold_own:
         for r in range(n):
             folds[r][r] += 1
+
     def fold_all(i):
         for r in range(n):
             if _ev(d.when, r, n, i):
@@ -198,14 +202,26 @@ def differential_ring(d: RingDesc) -> Report:
             rep.judged += 1
             broken = [n for n, b in seen.items() if k in b]
             if broken:
-                rep.problems.append(Problem("unsound", ("ring", k), f"ring proved ({o.message}) but "
-                                            f"the simulation violates it", {"n": broken[0]}))
+                rep.problems.append(
+                    Problem(
+                        "unsound",
+                        ("ring", k),
+                        f"ring proved ({o.message}) but the simulation violates it",
+                        {"n": broken[0]},
+                    )
+                )
         elif o.status == "violated" and o.counterexample and "n" in o.counterexample:
             rep.judged += 1
             n = o.counterexample["n"]
             if d.min_n <= n <= 16 and not simulate(d, n):
-                rep.problems.append(Problem("irreproducible", ("ring", None), f"ring violated "
-                                            f"({o.message}) but the simulation shows nothing", {"n": n}))
+                rep.problems.append(
+                    Problem(
+                        "irreproducible",
+                        ("ring", None),
+                        f"ring violated ({o.message}) but the simulation shows nothing",
+                        {"n": n},
+                    )
+                )
     return rep
 
 
@@ -222,15 +238,43 @@ def ring_kernels(draw, box: int = 6, perturb: bool = True) -> RingDesc:
         send, recv = ("r < n - 1", "r > 0") if fwd else ("r > 0", "r < n - 1")
     if perturb and draw(st.integers(0, 2)) == 0:  # a perturbation of one parameter
         which = draw(st.sampled_from(["to", "frm", "send", "recv"]))
-        alt = draw(st.sampled_from(["r + 1", "r - 1", "(r + 1) % n", "(r - 1) % n", "(r + 2) % n"]
-                                   if which in ("to", "frm") else
-                                   ["True", "r > 0", "r < n - 1", "r >= 1", "r + 1 < n", "n > 1",
-                                    "r != i", "r + i < n", "i < n - 1", "r - i + 1 >= 0"]))
-        to, frm, send, recv = [alt if w == which else v for w, v in
-                               zip(("to", "frm", "send", "recv"), (to, frm, send, recv))]
+        alt = draw(
+            st.sampled_from(
+                ["r + 1", "r - 1", "(r + 1) % n", "(r - 1) % n", "(r + 2) % n"]
+                if which in ("to", "frm")
+                else [
+                    "True",
+                    "r > 0",
+                    "r < n - 1",
+                    "r >= 1",
+                    "r + 1 < n",
+                    "n > 1",
+                    "r != i",
+                    "r + i < n",
+                    "i < n - 1",
+                    "r - i + 1 >= 0",
+                ]
+            )
+        )
+        to, frm, send, recv = [
+            alt if w == which else v
+            for w, v in zip(("to", "frm", "send", "recv"), (to, frm, send, recv))
+        ]
     when = draw(st.sampled_from(["True", recv, recv, "r > 0", "n > 1"]))
     lo = draw(st.sampled_from(["1", "1", "0"]))
     hi = draw(st.sampled_from(["n", "n", "n - 1", "n + 1"]))
     fold_first = draw(st.sampled_from([False, False, True]))
-    return RingDesc(topo, to, frm, send, recv, when, lo, hi, draw(st.booleans()) or lo == "0",
-                    draw(st.sampled_from([1, 1, 2])), box, fold_first)
+    return RingDesc(
+        topo,
+        to,
+        frm,
+        send,
+        recv,
+        when,
+        lo,
+        hi,
+        draw(st.booleans()) or lo == "0",
+        draw(st.sampled_from([1, 1, 2])),
+        box,
+        fold_first,
+    )

@@ -41,8 +41,10 @@ def is_jnp_call(jname: str, eqn, inner) -> bool:
     Python's floor division/modulo.  The name alone is the user's to choose (a jitted
     ``def floor_divide(a, b): return a * b`` is no division): the body must be the one
     jnp traces for the same operand types."""
-    avals = tuple((tuple(v.aval.shape), v.aval.dtype, bool(getattr(v.aval, "weak_type", False)))
-                  for v in eqn.invars)
+    avals = tuple(
+        (tuple(v.aval.shape), v.aval.dtype, bool(getattr(v.aval, "weak_type", False)))
+        for v in eqn.invars
+    )
     ref = _jnp_body(jname, avals)
     jx = inner.jaxpr if hasattr(inner, "jaxpr") else inner
     return ref is not None and ref == str(jx)
@@ -69,7 +71,12 @@ def zero_divisor(name: str, ins: list[SV], loc: Location, block, shape) -> SV | 
     opaque — every obligation depending on it is ``unknown``, and lowering does not crash on
     a shape expression ``x // 0``."""
     if len(ins) == 2 and ins[1].is_int and ins[1].expr.is_const and ins[1].expr.const_value == 0:
-        block.add(Unsupported(f"an integer {name} by the constant 0 (the result is not "
-                              "modelled; the divisor must not be zero)", loc))
+        block.add(
+            Unsupported(
+                f"an integer {name} by the constant 0 (the result is not "
+                "modelled; the divisor must not be zero)",
+                loc,
+            )
+        )
         return opaque(shape, f"an integer {name} by the constant 0")
     return None

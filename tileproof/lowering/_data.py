@@ -110,8 +110,7 @@ def move_axes(eqn, name: str, x: SV, shape, loc: Location, block) -> SV:
     if x.is_opaque and x.split_axis is not None and mapping is None and name == "reshape":
         merged = _merged_split(x.shape, tuple(shape), x.split_axis)
         if merged is not None and not reorders:
-            return opaque(shape, f"a reshape {x.shape} -> {tuple(shape)}", x.prov, merged,
-                          x.valid)
+            return opaque(shape, f"a reshape {x.shape} -> {tuple(shape)}", x.prov, merged, x.valid)
     if x.split_axis is not None and (mapping is None or mapping.get(x.split_axis) is None):
         block.add(
             Unsupported(
@@ -150,8 +149,9 @@ def convert(eqn, x: SV, new: np.dtype, shape) -> SV:
         return int_sv(e, shape, bits, signed)
     if new == np.dtype(bool):
         return bool_sv(shapes.ne(x.expr, 0), shape) if x.is_int else x
-    return opaque(shape, x.why or "a value converted to floating point", x.prov, x.split_axis,
-                  x.valid)
+    return opaque(
+        shape, x.why or "a value converted to floating point", x.prov, x.split_axis, x.valid
+    )
 
 
 def index_value(ctx, node: Access, decl, shape) -> SV:

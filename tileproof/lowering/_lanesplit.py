@@ -94,8 +94,10 @@ def split_axes(name: str, eqn, ins: list[SV], loc, block) -> list[int | None]:
             block.add(SplitReduce(name, axis, loc))
         return [axis] * len(outs)
     whole = all(o[axis] == shape[axis] for o in outs if len(o) == len(shape))
-    if name in ("slice", "dynamic_slice", "pad", "dynamic_update_slice") and whole and all(
-        len(o) == len(shape) for o in outs
+    if (
+        name in ("slice", "dynamic_slice", "pad", "dynamic_update_slice")
+        and whole
+        and all(len(o) == len(shape) for o in outs)
     ):
         if name == "pad" and tuple(p["padding_config"][axis]) != (0, 0, 0):
             _unsupported(name, axis, "padding the split axis", loc, block)

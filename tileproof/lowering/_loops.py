@@ -73,8 +73,9 @@ def _placeholders(ctx: _Ctx, init: list[SV]) -> list[SV]:
         if sv.is_int:
             out.append(int_sv(shapes.sym(f"{_PH}{i}"), sv.shape, sv.bits, sv.signed))
         elif sv.prov is not None and ctx.rank_var and not is_mixed(sv.prov):
-            out.append(replace(sv, prov=shapes.sym(ctx.rank_var) + shapes.sym(f"{_PP}{i}"),
-                               valid=None))
+            out.append(
+                replace(sv, prov=shapes.sym(ctx.rank_var) + shapes.sym(f"{_PP}{i}"), valid=None)
+            )
         else:
             out.append(sv)
     return out
@@ -213,8 +214,10 @@ def _carried_name(e: shapes.Expr) -> str | None:
 
 
 #: ``why`` of a ring carry whose validity across iterations has no exact model.
-UNTRACKED = ("a ring value carried by a loop whose arrival at each step depends on values "
-             "the lowering cannot model")
+UNTRACKED = (
+    "a ring value carried by a loop whose arrival at each step depends on values "
+    "the lowering cannot model"
+)
 
 
 def _at_iteration(f: shapes.Formula, init, kinds, s: shapes.Expr) -> shapes.Formula | None:
@@ -263,8 +266,9 @@ def _carry_values(ctx, init, kinds, s: shapes.Expr) -> list[SV]:
         elif kind[0] == "data":
             vals.append(_carried_data(ctx, sv, kind[1], init, kinds, s, len(kind) > 2))
         elif kind[0] == "ind":
-            vals.append(int_sv(sv.expr + _bind_invariants(kind[1], init) * s, sv.shape, sv.bits,
-                               sv.signed))
+            vals.append(
+                int_sv(sv.expr + _bind_invariants(kind[1], init) * s, sv.shape, sv.bits, sv.signed)
+            )
         elif kind[0] in ("shift", "shiftmod"):
             r = shapes.sym(ctx.rank_var)
             if kind[0] == "shift":
@@ -276,8 +280,13 @@ def _carry_values(ctx, init, kinds, s: shapes.Expr) -> list[SV]:
             if valid is None:  # fail closed: a fold of it is unsupported
                 vals.append(replace(sv, prov=MIXED, valid=None, why=UNTRACKED))
             else:
-                vals.append(replace(sv, prov=sv.prov.subs({ctx.rank_var: moved}),
-                                    valid=None if valid == shapes.conj() else valid))
+                vals.append(
+                    replace(
+                        sv,
+                        prov=sv.prov.subs({ctx.rank_var: moved}),
+                        valid=None if valid == shapes.conj() else valid,
+                    )
+                )
         elif sv.is_int or sv.is_bool:
             vals.append(opaque(sv.shape, "a loop-carried value that is not an induction"))
         elif kind[0] == "mixed" or sv.prov is not None:
@@ -361,8 +370,13 @@ def _scan(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
     assert len(x_avals) == len(xs)
     x_slices = [opaque(a.shape, "a scanned-over array") for a in x_avals]
     if any(x.split_axis is not None for x in xs):  # the split is not followed into slices
-        block.add(Unsupported("a scan over a tile split across lanes: the lowering cannot "
-                              "follow the lanes' shares through it", loc))
+        block.add(
+            Unsupported(
+                "a scan over a tile split across lanes: the lowering cannot "
+                "follow the lanes' shares through it",
+                loc,
+            )
+        )
     with _first_pass(ctx) as scratch:
         phs = _placeholders(ctx, init)
         outs = _run(ctx, p["jaxpr"], consts + phs + x_slices, scratch)[:ncarry]

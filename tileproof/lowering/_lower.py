@@ -155,8 +155,12 @@ def _alarm(seconds: float):
     processes trace.  Elsewhere (a thread of the caller's) tracing runs without a limit.
     A timer already set by someone else is restored afterwards.
     """
-    usable = (seconds and seconds > 0 and hasattr(signal, "setitimer")
-              and threading.current_thread() is threading.main_thread())
+    usable = (
+        seconds
+        and seconds > 0
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
     if not usable:
         yield
         return
@@ -289,8 +293,11 @@ def _eqn(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Block,
     if name in _CALLS:
         inner = p.get("jaxpr") or p.get("call_jaxpr") or p.get("fun_jaxpr")
         jname = p.get("name", "")
-        if (jname in ("floor_divide", "remainder") and all(a.is_int for a in ins)
-                and not is_jnp_call(jname, eqn, inner)):
+        if (
+            jname in ("floor_divide", "remainder")
+            and all(a.is_int for a in ins)
+            and not is_jnp_call(jname, eqn, inner)
+        ):
             jname = ""  # a function of the user's that only has jnp's name: interpret it
         if jname in ("floor_divide", "remainder") and all(a.is_int for a in ins):
             zero = zero_divisor(jname, ins, loc, block, _out_shape(eqn))
@@ -298,8 +305,12 @@ def _eqn(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Block,
                 return [zero]
             _divide(ins[1], loc, block, _out_shape(eqn))
         if jname == "floor_divide" and all(a.is_int for a in ins):
-            res = int_sv(shapes.floordiv(ins[0].expr, ins[1].expr), _out_shape(eqn),
-                         ins[0].bits, ins[0].signed)
+            res = int_sv(
+                shapes.floordiv(ins[0].expr, ins[1].expr),
+                _out_shape(eqn),
+                ins[0].bits,
+                ins[0].signed,
+            )
             if res.signed and not res.expr.is_const:
                 # INT_MIN // -1 overflows (as `div`); the only quotient that can: -a where the
                 # divisor is -1.  Stated without the division, so a zero divisor is still
@@ -308,8 +319,14 @@ def _eqn(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Block,
                 block.add(Arith(neg, res.bits, "floor_divide", loc, res.shape))
             return [res]
         if jname == "remainder" and all(a.is_int for a in ins):
-            return [int_sv(shapes.mod(ins[0].expr, ins[1].expr), _out_shape(eqn),
-                           ins[0].bits, ins[0].signed)]
+            return [
+                int_sv(
+                    shapes.mod(ins[0].expr, ins[1].expr),
+                    _out_shape(eqn),
+                    ins[0].bits,
+                    ins[0].signed,
+                )
+            ]
         closed = inner
         jx = closed.jaxpr if hasattr(closed, "jaxpr") else closed
         sub_env = dict(zip(jx.constvars, [literal(c) for c in getattr(closed, "consts", [])]))
@@ -324,8 +341,9 @@ def _eqn(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Block,
         # it is located at the loop or branch, so no node (an overflow check) is unlocated
         ctx.call_locs.append(loc)
         try:
-            return {"while": lower_while, "scan": _scan, "cond": _cond}[name](ctx, eqn, ins,
-                                                                             loc, block)
+            return {"while": lower_while, "scan": _scan, "cond": _cond}[name](
+                ctx, eqn, ins, loc, block
+            )
         finally:
             ctx.call_locs.pop()
     shape = _out_shape(eqn)
@@ -378,16 +396,23 @@ def _dot(eqn, ins, loc, block) -> SV:
             block.add(SplitReduce("dot_general", x.split_axis, loc))
     lb_split = lhs.split_axis is not None and lhs.split_axis in lb
     rb_split = rhs.split_axis is not None and rhs.split_axis in rb
-    free_split = [x.split_axis is not None and x.split_axis not in (*c, *b)
-                  for x, c, b in ((lhs, lc, lb), (rhs, rc, rb))]
-    same_batch = (lb_split and rb_split
-                  and tuple(lb).index(lhs.split_axis) == tuple(rb).index(rhs.split_axis))
+    free_split = [
+        x.split_axis is not None and x.split_axis not in (*c, *b)
+        for x, c, b in ((lhs, lc, lb), (rhs, rc, rb))
+    ]
+    same_batch = (
+        lb_split and rb_split and tuple(lb).index(lhs.split_axis) == tuple(rb).index(rhs.split_axis)
+    )
     if all(free_split) or ((lb_split or rb_split) and not same_batch):
         # both sides' free axes split (each lane pairs only its own shares: the cross-lane
         # blocks are missing), or a batch axis split on one side only
-        block.add(Unsupported(
-            "a matrix product of tiles split across lanes that pairs only each lane's "
-            "shares: the lowering cannot follow the lanes' shares through it", loc))
+        block.add(
+            Unsupported(
+                "a matrix product of tiles split across lanes that pairs only each lane's "
+                "shares: the lowering cannot follow the lanes' shares through it",
+                loc,
+            )
+        )
         return opaque(_out_shape(eqn), "a matrix product", *ring_origin([lhs, rhs]))
     split = None
     lfree = [k for k in range(len(lhs.shape)) if k not in lc and k not in lb]
@@ -411,8 +436,11 @@ def _kernel_op(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _
         if p.get("expr") is not None:  # a front end's exact size expression (no int32 arithmetic)
             unknown = set(p["expr"].free_symbols()) - set(k.sizes)
             if unknown:
-                raise SpecError(f"a size expression {p['expr']} names unknown sizes "
-                                f"{', '.join(sorted(unknown))}", loc)
+                raise SpecError(
+                    f"a size expression {p['expr']} names unknown sizes "
+                    f"{', '.join(sorted(unknown))}",
+                    loc,
+                )
             return [int_sv(p["expr"])]
         if p["name"] not in k.sizes:
             raise SpecError(
@@ -500,27 +528,31 @@ def _kernel_op(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _
         n, me = ctx.kernel.ranks.size, shapes.sym(ctx.rank_var)
         if ctx.kernel.ranks.topology == "ring":  # ranks wrap: rank -1 is rank n - 1
             src_rank = {ctx.rank_var: shapes.mod(s, n)}
-            sends_here = shapes.conj(cs.subs(src_rank),
-                                     shapes.eq(shapes.mod(d.subs(src_rank), n), me))
+            sends_here = shapes.conj(
+                cs.subs(src_rank), shapes.eq(shapes.mod(d.subs(src_rank), n), me)
+            )
         else:  # an open mesh: a source off the edge sends nothing
             src_rank = at_src
-            sends_here = shapes.conj(shapes.ge(s, 0), shapes.lt(s, n), cs.subs(at_src),
-                                     shapes.eq(d.subs(at_src), me))
+            sends_here = shapes.conj(
+                shapes.ge(s, 0), shapes.lt(s, n), cs.subs(at_src), shapes.eq(d.subs(at_src), me)
+            )
         # the sender's value is valid as seen at the rank that really sends (mod n on a
         # ring: its validity may mention the rank, e.g. ``r > 0``, so rank -1 is rank n - 1)
         sent = value.valid.subs(src_rank) if value.valid is not None else shapes.conj()
         # ... and the sender reaches this step: it has not left early, takes the same side
         # of every branch around it, and runs this iteration of every loop
         # (a condition that does not mention the rank holds for the sender as it does here)
-        there = shapes.conj(*(f for f in ctx.path if ctx.rank_var in f.free_symbols()
-                              or _per_rank_data(ctx, f)))
+        there = shapes.conj(
+            *(f for f in ctx.path if ctx.rank_var in f.free_symbols() or _per_rank_data(ctx, f))
+        )
         # renaming the rank does not rename data the sender reads for itself (its send
         # condition, destination, validity or path read a table at its own rank): no model
         if _per_rank_data(ctx, shapes.conj(there, cs, shapes.eq(d, 0), sent)):
             return [replace(value, prov=MIXED, valid=None, why=PER_RANK_PATH)]
         sends_here = shapes.conj(sends_here, there.subs(src_rank))
-        return [replace(value, prov=value.prov.subs(at_src),
-                        valid=shapes.conj(cr, sends_here, sent))]
+        return [
+            replace(value, prov=value.prov.subs(at_src), valid=shapes.conj(cr, sends_here, sent))
+        ]
     if name == "tp_fold":
         value, when = ins
         cond = _need_cond(when, "the fold condition", loc, block)
@@ -530,10 +562,10 @@ def _kernel_op(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _
                 Unsupported(
                     "fold() of a value whose ring provenance is unknown "
                     "(load it from a sharded tensor and move it with sendrecv)"
-                    if prov is None else
-                    f"fold() of {value.why}: where it holds a chunk is not modelled"
-                    if value.why in UNMODELLED_ARRIVAL else
-                    "fold() of a value that combines chunks of different ring provenance "
+                    if prov is None
+                    else f"fold() of {value.why}: where it holds a chunk is not modelled"
+                    if value.why in UNMODELLED_ARRIVAL
+                    else "fold() of a value that combines chunks of different ring provenance "
                     "(fold each received chunk on its own)",
                     loc,
                 )
@@ -557,8 +589,10 @@ def _per_rank_data(ctx: _Ctx, f: shapes.Formula) -> bool:
     ``f`` would not give the sender's read)?"""
     for name in f.free_symbols():
         d = ctx.data.get(name)
-        if name.startswith("_c") or (d is not None and (not d.index or any(
-                ctx.rank_var in e.free_symbols() for e in d.index))):
+        if name.startswith("_c") or (
+            d is not None
+            and (not d.index or any(ctx.rank_var in e.free_symbols() for e in d.index))
+        ):
             return True
         if d is None and name not in ctx.names and not name.startswith("_k"):
             return True  # not a size, id, rank or loop index; ``_k``: a first-pass carry

@@ -71,8 +71,13 @@ class SV:
 
 
 def opaque(shape, why: str, prov=None, split_axis=None, valid=None) -> SV:
-    return SV(tuple(shape), why=why, prov=prov, split_axis=split_axis,
-              valid=valid if prov is not None else None)
+    return SV(
+        tuple(shape),
+        why=why,
+        prov=prov,
+        split_axis=split_axis,
+        valid=valid if prov is not None else None,
+    )
 
 
 def int_sv(expr, shape=(), bits=32, signed=True) -> SV:
@@ -161,8 +166,9 @@ def _select_origin(args: list[SV], shape) -> SV:
     where ``got``, and nothing elsewhere).  A predicate that varies across the tile, or
     cases of different origins, make the origin :data:`MIXED`."""
     pred, cases = args[0], args[1:]
-    split = next((a.split_axis for a in args if a.split_axis is not None and a.shape == shape),
-                 None)
+    split = next(
+        (a.split_axis for a in args if a.split_axis is not None and a.shape == shape), None
+    )
     provs = {c.prov for c in cases if c.prov is not None}
     prov = next(iter(provs)) if len(provs) == 1 else MIXED
     why = next((a.why for a in cases if a.is_opaque), "")
@@ -184,8 +190,10 @@ def _select_origin(args: list[SV], shape) -> SV:
     if len(cases) == 1:
         valid = where_case(cases[0])
     elif len(cases) == 2:  # select_n(p, on_false, on_true)
-        valid = shapes.disj(shapes.conj(shapes.negate(pc), where_case(cases[0])),
-                            shapes.conj(pc, where_case(cases[1])))
+        valid = shapes.disj(
+            shapes.conj(shapes.negate(pc), where_case(cases[0])),
+            shapes.conj(pc, where_case(cases[1])),
+        )
     else:
         return opaque(shape, why, prov=MIXED, split_axis=split)
     return opaque(shape, why, prov=prov, split_axis=split, valid=valid)
@@ -292,6 +300,11 @@ def _int_op(name: str, e: list[shapes.Expr], params, signed: bool) -> shapes.Exp
         return e[0] * (2 ** e[1].const_value)
     if name == "shift_right_arithmetic" and signed and e[1].is_const and 0 <= e[1].const_value < 64:
         return shapes.floordiv(e[0], 2 ** e[1].const_value)
-    if name == "shift_right_logical" and not signed and e[1].is_const and 0 <= e[1].const_value < 64:
+    if (
+        name == "shift_right_logical"
+        and not signed
+        and e[1].is_const
+        and 0 <= e[1].const_value < 64
+    ):
         return shapes.floordiv(e[0], 2 ** e[1].const_value)
     return None

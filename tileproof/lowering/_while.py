@@ -106,11 +106,18 @@ def lower_while(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
         accs = [n for n in walk(scratch.nodes) if isinstance(n, Access)]
         shown = ", ".join(f"{a.kind} {a.tensor} at {a.loc.short}" for a in accs[:4])
         more = f" and {len(accs) - 4} more" if len(accs) > 4 else ""
-        block.add(Unsupported(
-            f"a while loop whose trip count has no exact model: {why}; "
-            + (f"its accesses ({shown}{more}) are not modelled" if accs else
-               "its body is not modelled"),
-            loc, tuple(dict.fromkeys(a.tensor for a in accs))))
+        block.add(
+            Unsupported(
+                f"a while loop whose trip count has no exact model: {why}; "
+                + (
+                    f"its accesses ({shown}{more}) are not modelled"
+                    if accs
+                    else "its body is not modelled"
+                ),
+                loc,
+                tuple(dict.fromkeys(a.tensor for a in accs)),
+            )
+        )
         return [opaque(sv.shape, "the result of an unmodelled while loop") for sv in init]
 
     # The condition, interpreted for real with every carry at iteration `cvar`.
@@ -131,8 +138,10 @@ def lower_while(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
     cb = _Block([])
     out = _run(ctx, p["cond_jaxpr"], cconsts + args, cb)[0]
     if any(isinstance(n, Unsupported) for n in cb.nodes) or not out.is_bool:
-        return give_up("its condition depends on a value the lowering cannot model "
-                       "(a carry that is no induction, or a floating value)")
+        return give_up(
+            "its condition depends on a value the lowering cannot model "
+            "(a carry that is no induction, or a floating value)"
+        )
     for n in cb.nodes:
         if not isinstance(n, (Access, Arith)) or (isinstance(n, Access) and n.kind != "load"):
             return give_up(f"its condition performs a kernel operation at {n.loc.short}")
@@ -141,22 +150,33 @@ def lower_while(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
             if decl.role != "input" or decl.updated:
                 return give_up(f"its condition loads {n.tensor}, which the kernel writes")
             if _nodes_mention(n, cvar):
-                return give_up(f"its condition loads {n.tensor} at an index that changes "
-                               "from iteration to iteration")
+                return give_up(
+                    f"its condition loads {n.tensor} at an index that changes "
+                    "from iteration to iteration"
+                )
     trip, why = solve_trip(out.cond, cvar)
     if trip is None:
         return give_up(why)
     fresh_reads = set(ctx.data) - set(before)
-    bad = [n for n in trip.free_symbols() if n.startswith("_") or (
-        n not in ctx.names and n not in fresh_reads)]
+    bad = [
+        n
+        for n in trip.free_symbols()
+        if n.startswith("_") or (n not in ctx.names and n not in fresh_reads)
+    ]
     if bad:
         return give_up(f"its bound depends on {', '.join(sorted(bad))}")
     moving = [n for n in cb.nodes if _nodes_mention(n, cvar)]
     for n in cb.nodes:  # evaluated at every iteration identically: once before the loop
         if not any(n is m for m in moving):
             block.add(n)
-    counter = next((i for i, k in enumerate(kinds) if k[0] == "ind" and init[i].is_int
-                    and k[1] == shapes.as_expr(1)), None)
+    counter = next(
+        (
+            i
+            for i, k in enumerate(kinds)
+            if k[0] == "ind" and init[i].is_int and k[1] == shapes.as_expr(1)
+        ),
+        None,
+    )
     lo = init[counter].expr if counter is not None else shapes.as_expr(0)
     hi = lo + trip
 

@@ -58,15 +58,21 @@ class Oracle:
 
     _SCAN = 1 << 18  # candidate values tried when checking that a tensor can be completed
 
-    def __init__(self, model: Model, sizes: Mapping[str, int], proposed: Mapping[str, int],
-                 cells: Mapping | None = None):
+    def __init__(
+        self,
+        model: Model,
+        sizes: Mapping[str, int],
+        proposed: Mapping[str, int],
+        cells: Mapping | None = None,
+    ):
         self.model, self.sizes, self.proposed = model, dict(sizes), dict(proposed)
         self.cells = dict(cells or {})
         self.table: dict = {}
         self.used: dict[str, set[int]] = {}  # values taken, per distinct tensor
         self.checked: set[str] = set()
-        self.tables = {n: t for n, t in model.tensors.items()
-                       if getattr(t, "enumerates", None) is not None}
+        self.tables = {
+            n: t for n, t in model.tensors.items() if getattr(t, "enumerates", None) is not None
+        }
         self.counts: dict = {}
         if self.tables:  # work tables are spec declarations: their semantics live there
             from ..spec._decl import count_cell
@@ -96,11 +102,11 @@ class Oracle:
         """Values nearest 0 first, then upward (from the declared lower bound where it is
         above 64), within the declared bounds, ``limit`` of them at most."""
         lo, hi = _bounds(self.model.tensors[tensor], self.sizes)
-        lo = -(2 ** 63) if lo is None else lo
-        hi = 2 ** 63 if hi is None else hi
+        lo = -(2**63) if lo is None else lo
+        hi = 2**63 if hi is None else hi
         n = 0
         for k in range(0, 65):
-            for v in ((k, -k) if k else (0,)):
+            for v in (k, -k) if k else (0,):
                 if lo <= v < hi:
                     yield v
                     n += 1
@@ -137,9 +143,11 @@ class Oracle:
                 found += 1
                 if found >= need:
                     return
-        raise TooLarge(f"no admissible values for {tensor} at {dict(self.sizes)}: "
-                       f"its declaration needs {need} (values {decl.values}"
-                       f"{', distinct' if decl.distinct else ''}), found {found}")
+        raise TooLarge(
+            f"no admissible values for {tensor} at {dict(self.sizes)}: "
+            f"its declaration needs {need} (values {decl.values}"
+            f"{', distinct' if decl.distinct else ''}), found {found}"
+        )
 
     def _take(self, tensor: str, key, v: int) -> int:
         self.table[key] = v
@@ -178,8 +186,9 @@ class Oracle:
 
         t = self.tables[name]
         try:
-            live, tail = enumerate_keys(self.model.tensors, name, self.sizes,
-                                        lambda tensor, at: self.cell(tensor, at))
+            live, tail = enumerate_keys(
+                self.model.tensors, name, self.sizes, lambda tensor, at: self.cell(tensor, at)
+            )
         except SpecError as e:
             raise TooLarge(f"work table {name}: {e.message}") from None
         for i, k in enumerate(live + tail):
@@ -187,11 +196,15 @@ class Oracle:
         cell = count_cell(t, self.sizes)
         if cell is not None:
             if cell in self.table and self.table[cell] != len(live):
-                raise TooLarge(f"work table {name}: its count {cell[0]}{list(cell[1])} was read "
-                               f"as {self.table[cell]} but {len(live)} keys are live")
+                raise TooLarge(
+                    f"work table {name}: its count {cell[0]}{list(cell[1])} was read "
+                    f"as {self.table[cell]} but {len(live)} keys are live"
+                )
             if not self.admissible(cell[0], len(live)):
-                raise TooLarge(f"work table {name}: {len(live)} live keys, a count that "
-                               f"{cell[0]}'s declared values do not admit")
+                raise TooLarge(
+                    f"work table {name}: {len(live)} live keys, a count that "
+                    f"{cell[0]}'s declared values do not admit"
+                )
             self.table[cell] = len(live)
         elif t.count is not None:  # a count given by sizes (and reads): it must agree
             reads, env = t.read_map, dict(self.sizes)
@@ -201,8 +214,9 @@ class Oracle:
                 vals[r] = self.cell(tensor, tuple(x.evaluate(env) for x in idx))
             n = t.count.evaluate({**env, **vals})
             if n != len(live):
-                raise TooLarge(f"work table {name}: count {t.count} is {n} but {len(live)} "
-                               "keys are live")
+                raise TooLarge(
+                    f"work table {name}: count {t.count} is {n} but {len(live)} keys are live"
+                )
 
 
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "=="}

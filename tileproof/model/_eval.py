@@ -81,8 +81,11 @@ def _scalar(atom, vals: list[int]) -> int:
     if atom.kind in ("floordiv", "mod", "cdiv"):
         n, d = vals
         if d == 0:
-            raise RunError(f"{_atom_text(atom)} divides by zero at these sizes", None,
-                           "Choose sizes inside the kernel's domain.")
+            raise RunError(
+                f"{_atom_text(atom)} divides by zero at these sizes",
+                None,
+                "Choose sizes inside the kernel's domain.",
+            )
         return n // d if atom.kind == "floordiv" else n % d if atom.kind == "mod" else -(-n // d)
     if atom.kind in ("min", "max"):
         return (min if atom.kind == "min" else max)(vals)

@@ -99,8 +99,10 @@ def _axes(model: Model, sizes: Mapping[str, int]) -> list[tuple[str, int]]:
 def programs(model: Model, sizes: Mapping[str, int]) -> list[dict[str, int]]:
     """Every program's ids, in the order the runs visit them."""
     axes = _axes(model, sizes)
-    return [dict(zip([a for a, _ in axes], vals))
-            for vals in itertools.product(*(range(max(e, 0)) for _, e in axes))]
+    return [
+        dict(zip([a for a, _ in axes], vals))
+        for vals in itertools.product(*(range(max(e, 0)) for _, e in axes))
+    ]
 
 
 def _programs(axes, dt) -> dict[str, np.ndarray]:
@@ -116,9 +118,18 @@ class _Run:
     """One walk.  ``sched`` set: record every node for pictures (:func:`run`); else record
     the nodes ``want`` selects as :class:`Event` rows (:func:`events`), exactly."""
 
-    def __init__(self, model: Model, sizes: dict, sched: Schedule | None, *, budget: int,
-                 read: Callable | None = None, want: Callable | None = None,
-                 steps: int | None = None, masked_zero: bool = False):
+    def __init__(
+        self,
+        model: Model,
+        sizes: dict,
+        sched: Schedule | None,
+        *,
+        budget: int,
+        read: Callable | None = None,
+        want: Callable | None = None,
+        steps: int | None = None,
+        masked_zero: bool = False,
+    ):
         self.model, self.sizes, self.s = model, sizes, sched
         self.budget, self.spent = budget, 0
         self.read, self.want, self.steps, self.taken = read, want, steps, 0
@@ -138,8 +149,14 @@ class _Run:
             )
 
     def base(self, node: Node, env, phase, loops, lanes) -> dict:
-        return dict(node=node, env=env, phase=phase[:, 0].copy(), loops=loops, lanes=lanes,
-                    order=self.order[id(node)])
+        return dict(
+            node=node,
+            env=env,
+            phase=phase[:, 0].copy(),
+            loops=loops,
+            lanes=lanes,
+            order=self.order[id(node)],
+        )
 
     def record(self, node: Node, env: dict, phase: np.ndarray, path: tuple) -> None:
         want = self.want
@@ -147,8 +164,15 @@ class _Run:
         if want(node):
             self.rows.append((node, dict(env), phase.copy(), path))
 
-    def block(self, nodes: list[Node], env: dict, phase: np.ndarray, loops: tuple,
-              lanes: tuple, path: tuple = ()) -> np.ndarray:
+    def block(
+        self,
+        nodes: list[Node],
+        env: dict,
+        phase: np.ndarray,
+        loops: tuple,
+        lanes: tuple,
+        path: tuple = (),
+    ) -> np.ndarray:
         """Run ``nodes`` for the rows of ``env``; returns the rows' phases afterwards
         (column 0: grid barriers passed; column 1: lanes barriers passed in the innermost
         lanes region)."""
@@ -171,23 +195,33 @@ class _Run:
                     gone = ~mask
                     if gone.any() and self.s is not None:
                         self.s.exits.append(
-                            ExitEvents(**self.base(node, _take(env, gone), phase[gone], loops,
-                                                   lanes)))
-                    phase[mask] = self.block(node.then, _take(env, mask), phase[mask], loops,
-                                             lanes, path)
+                            ExitEvents(
+                                **self.base(node, _take(env, gone), phase[gone], loops, lanes)
+                            )
+                        )
+                    phase[mask] = self.block(
+                        node.then, _take(env, mask), phase[mask], loops, lanes, path
+                    )
                     continue
                 for sel, body in ((mask, node.then), (~mask, node.orelse)):
                     if body and sel.any():
-                        phase[sel] = self.block(body, _take(env, sel), phase[sel], loops, lanes,
-                                                path)
+                        phase[sel] = self.block(
+                            body, _take(env, sel), phase[sel], loops, lanes, path
+                        )
             elif isinstance(node, Lanes):
                 idx = np.repeat(np.arange(n), node.n)
                 sub = _take(env, idx)
                 sub[node.var] = np.tile(np.arange(node.n, dtype=np.int64), n).astype(self.dt)
                 inner = phase[idx].copy()
                 inner[:, 1] = 0
-                after = self.block(node.body, sub, inner, loops, (*lanes, node.var),
-                                   (*path, (self.order[id(node)], node.var, True)))
+                after = self.block(
+                    node.body,
+                    sub,
+                    inner,
+                    loops,
+                    (*lanes, node.var),
+                    (*path, (self.order[id(node)], node.var, True)),
+                )
                 phase = phase.copy()
                 phase[:, 0] = after[:, 0].reshape(n, node.n).max(axis=1)
             elif isinstance(node, Access):
@@ -196,8 +230,9 @@ class _Run:
                 if self.s is None:
                     self.record(node, env, phase, path)
                 else:
-                    self.s.barriers.append(BarrierEvents(**self.base(node, env, phase, loops,
-                                                                     lanes)))
+                    self.s.barriers.append(
+                        BarrierEvents(**self.base(node, env, phase, loops, lanes))
+                    )
                 if node.ends_phase:
                     phase = phase.copy()
                     phase[:, 0] += 1
@@ -218,8 +253,9 @@ class _Run:
                 self.s.unsupported.append(node)
         return phase
 
-    def loop(self, node: Loop, env: dict, phase: np.ndarray, loops: tuple, lanes: tuple,
-             path: tuple) -> np.ndarray:
+    def loop(
+        self, node: Loop, env: dict, phase: np.ndarray, loops: tuple, lanes: tuple, path: tuple
+    ) -> np.ndarray:
         n = len(phase)
         lo = np.broadcast_to(evaluate(node.lo, env), (n,)).astype(self.dt)
         hi = np.broadcast_to(evaluate(node.hi, env), (n,)).astype(self.dt)
@@ -231,8 +267,10 @@ class _Run:
         inner = (*loops, node.var)
         path = (*path, (self.order[id(node)], node.var, False))
         # events count lanes barriers per lane too: iterate in order when there are any
-        has_barrier = any(isinstance(x, Barrier) and (x.ends_phase or (
-            self.s is None and x.scope == "lanes")) for x in walk(node.body))
+        has_barrier = any(
+            isinstance(x, Barrier) and (x.ends_phase or (self.s is None and x.scope == "lanes"))
+            for x in walk(node.body)
+        )
         if not has_barrier:  # independent iterations: expand them into rows
             idx = np.repeat(np.arange(n), counts)
             sub = _take(env, idx)
@@ -248,8 +286,9 @@ class _Run:
             phase[live] = self.block(node.body, sub, phase[live], inner, lanes, path)
         return phase
 
-    def access(self, node: Access, env: dict, phase: np.ndarray, loops: tuple, lanes: tuple,
-               path: tuple) -> None:
+    def access(
+        self, node: Access, env: dict, phase: np.ndarray, loops: tuple, lanes: tuple, path: tuple
+    ) -> None:
         n = len(phase)
         if self.s is None:  # events: bind the data symbol first, as the program does
             if node.value is not None:
@@ -258,8 +297,12 @@ class _Run:
                 idx = [np.broadcast_to(evaluate(d.start, env), (n,)) for d in node.dims]
                 on = self.any_on(node, env, n) if self.masked_zero else np.ones(n, bool)
                 env[node.value] = np.array(
-                    [read(node.value, tuple(int(i[r]) for i in idx)) if on[r] else 0
-                     for r in range(n)], dtype=self.dt)
+                    [
+                        read(node.value, tuple(int(i[r]) for i in idx)) if on[r] else 0
+                        for r in range(n)
+                    ],
+                    dtype=self.dt,
+                )
             self.record(node, env, phase, path)
             return
         extents = [d.size for d in node.dims if not d.point]
@@ -316,10 +359,13 @@ class _Run:
         if node.mask is None:
             return np.ones(n, dtype=bool)
         extents = [d.size for d in node.dims if not d.point]
-        grids = (np.indices(extents).reshape(len(extents), -1) if extents
-                 else np.zeros((0, 1), np.int64))
-        cenv = {**{k: (v[:, None] if isinstance(v, np.ndarray) else v) for k, v in env.items()},
-                **{f"_c{k}": grids[k][None, :].astype(object) for k in range(len(extents))}}
+        grids = (
+            np.indices(extents).reshape(len(extents), -1) if extents else np.zeros((0, 1), np.int64)
+        )
+        cenv = {
+            **{k: (v[:, None] if isinstance(v, np.ndarray) else v) for k, v in env.items()},
+            **{f"_c{k}": grids[k][None, :].astype(object) for k in range(len(extents))},
+        }
         return np.asarray(np.broadcast_to(holds(node.mask, cenv), (n, grids.shape[1])).any(axis=1))
 
     def comm(self, node: Comm, env: dict, phase: np.ndarray, loops: tuple, lanes: tuple) -> None:
@@ -359,16 +405,20 @@ class _Run:
             mine = self.order[id(node)]
             lanes_at = max((k for k, p in enumerate(path) if p[2]), default=None)
             for r in range(len(phase)):
-                row = {k: (int(v[r]) if isinstance(v, np.ndarray) else v)
-                       for k, v in env.items() if k != PROG}
+                row = {
+                    k: (int(v[r]) if isinstance(v, np.ndarray) else v)
+                    for k, v in env.items()
+                    if k != PROG
+                }
                 key = (*(x for o, var, _ in path for x in (o, row[var])), mine)
                 lane = None
                 if lanes_at is not None:
-                    region = (int(env[PROG][r]), key[:2 * lanes_at + 1])
+                    region = (int(env[PROG][r]), key[: 2 * lanes_at + 1])
                     lane = (region, row[path[lanes_at][1]], int(phase[r, 1]))
                 prog = tuple(row[a] for a in names)
-                out.append(((int(env[PROG][r]), key), Event(node, row, int(phase[r, 0]), 0,
-                                                            prog, lane)))
+                out.append(
+                    ((int(env[PROG][r]), key), Event(node, row, int(phase[r, 0]), 0, prog, lane))
+                )
         out.sort(key=lambda t: t[0])
         seq: dict[int, int] = {}
         for (p, _), ev in out:
@@ -425,11 +475,17 @@ def run(
     return sched
 
 
-def events(model: Model, sizes: Mapping[str, int], *, data: Mapping[str, int] | None = None,
-           cells: Mapping | None = None, budget: int = DEFAULT_STEPS,
-           want: Callable[[Node], bool] | None = None,
-           read: Callable[[str, tuple[int, ...]], int] | None = None,
-           masked_zero: bool = False) -> list[Event]:
+def events(
+    model: Model,
+    sizes: Mapping[str, int],
+    *,
+    data: Mapping[str, int] | None = None,
+    cells: Mapping | None = None,
+    budget: int = DEFAULT_STEPS,
+    want: Callable[[Node], bool] | None = None,
+    read: Callable[[str, tuple[int, ...]], int] | None = None,
+    masked_zero: bool = False,
+) -> list[Event]:
     """Every execution of the nodes ``want`` selects (accesses, barriers, ring steps and
     folds by default) by every program, per program in program order, on Python ints.
 
@@ -446,10 +502,23 @@ def events(model: Model, sizes: Mapping[str, int], *, data: Mapping[str, int] | 
     want = want or (lambda n: isinstance(n, (Access, Barrier, Comm, Fold)))
     axes = _axes(model, sizes)
     programs = _programs(axes, object)
-    walker = _Run(model, sizes, None, budget=1 << 62, read=oracle, want=want, steps=budget,
-                  masked_zero=masked_zero)
-    walker.block(model.body, {**sizes, **programs},
-                 np.zeros((len(programs[PROG]), 2), dtype=np.int64), (), ())
+    walker = _Run(
+        model,
+        sizes,
+        None,
+        budget=1 << 62,
+        read=oracle,
+        want=want,
+        steps=budget,
+        masked_zero=masked_zero,
+    )
+    walker.block(
+        model.body,
+        {**sizes, **programs},
+        np.zeros((len(programs[PROG]), 2), dtype=np.int64),
+        (),
+        (),
+    )
     return walker.events(axes)
 
 

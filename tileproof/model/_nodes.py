@@ -112,7 +112,8 @@ class Loop(Node):
     # next iteration, what the body returns) — the induction step the ``ring`` check proves
     # (lowering/_loops.py)
     ring_valid: list[tuple[Location | None, shapes.Formula, shapes.Formula]] = field(
-        default_factory=list)
+        default_factory=list
+    )
 
     def children(self) -> list[Node]:
         return list(self.body)

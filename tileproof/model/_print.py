@@ -89,7 +89,9 @@ def _launch(launch) -> str:
     if launch.cores is not None:
         text = f"{launch.cores} cores, " + text
     for t in launch.concurrent:
-        text += f"; concurrent {t.name} ({t.programs} programs, {'fenced' if t.fenced else 'unfenced'})"
+        text += (
+            f"; concurrent {t.name} ({t.programs} programs, {'fenced' if t.fenced else 'unfenced'})"
+        )
     return text
 
 
@@ -116,8 +118,9 @@ def listing(model: Model) -> str:
         extra += f"  index int{t.index_bits}" if t.index_bits is not None else ""
         extra += "  updated" if getattr(t, "updated", False) else ""
         if getattr(t, "enumerates", None) is not None:
-            reads = "".join(f", {r} = {tn}[{', '.join(map(str, idx))}]"
-                            for r, (tn, idx) in t.read_map.items())
+            reads = "".join(
+                f", {r} = {tn}[{', '.join(map(str, idx))}]" for r, (tn, idx) in t.read_map.items()
+            )
             extra += f"  enumerates {{v : {t.enumerates}{reads}}} in [0, {t.count})"
         out.append(f"    {name:<{width}}  {t.role:<7} {t.dtype}[{shape}]{extra}")
     out.append("  body")

@@ -187,8 +187,11 @@ def sample_data(
             f"data given for {', '.join(sorted(given))}, which "
             f"{'is' if len(given) == 1 else 'are'} no index tensor of {model.name}"
         )
-    tables = [n for n, t in model.tensors.items()
-              if getattr(t, "enumerates", None) is not None and n not in explicit]
+    tables = [
+        n
+        for n, t in model.tensors.items()
+        if getattr(t, "enumerates", None) is not None and n not in explicit
+    ]
     if tables:  # work tables are spec declarations: their semantics live there
         from ..spec._decl import build_enumeration
         from ..spec._errors import SpecError
@@ -198,9 +201,7 @@ def sample_data(
         try:
             built = build_enumeration(model.tensors, name, sizes, out)
         except SpecError as e:
-            raise RunError(
-                e.message, t.where, "Choose other sizes or pass the table."
-            ) from None
+            raise RunError(e.message, t.where, "Choose other sizes or pass the table.") from None
         out.update(
             {
                 k: np.asarray(v, dtype=np.int64)

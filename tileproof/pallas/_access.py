@@ -159,9 +159,14 @@ def _index_view(view: _View, indexer, loc: Location, affine: dict | None = None)
     visible = [k for k, d in enumerate(view.dims) if d[0] == "range"]
     idx = list(indexer.indices)
     if len(idx) != len(visible):
-        raise _Unmodelled(f"an indexer with {len(idx)} indices on a ref of rank {len(visible)}", loc)
-    arrays = [(k, ix) for k, ix in zip(visible, idx)
-              if type(ix).__name__ != "Slice" and getattr(ix, "shape", ()) != ()]
+        raise _Unmodelled(
+            f"an indexer with {len(idx)} indices on a ref of rank {len(visible)}", loc
+        )
+    arrays = [
+        (k, ix)
+        for k, ix in zip(visible, idx)
+        if type(ix).__name__ != "Slice" and getattr(ix, "shape", ()) != ()
+    ]
     runs = _array_runs(arrays, affine, loc)
     dims = list(view.dims)
     for k, ix in zip(visible, idx):
@@ -171,11 +176,16 @@ def _index_view(view: _View, indexer, loc: Location, affine: dict | None = None)
             if not isinstance(size, (int, np.integer)):
                 raise _Unmodelled("a ref slice of symbolic size", loc)
             if ix.stride != 1 and size > 1:
-                raise _Unmodelled(f"a strided ref slice (stride {ix.stride}): an access the model "
-                                  "does not hold", loc)
+                raise _Unmodelled(
+                    f"a strided ref slice (stride {ix.stride}): an access the model does not hold",
+                    loc,
+                )
             if arrays and k < arrays[0][0]:
-                raise _Unmodelled("an array indexer after a sliced dimension (NumPy moves its "
-                                  "axis first): an access the model does not hold", loc)
+                raise _Unmodelled(
+                    "an array indexer after a sliced dimension (NumPy moves its "
+                    "axis first): an access the model does not hold",
+                    loc,
+                )
             dims[k] = ("range", _i32(start) + _i32(ix.start), int(size))
         elif k in runs:
             base, n = runs[k]
@@ -197,17 +207,25 @@ def _array_runs(arrays, affine, loc) -> dict:
     for k, ix in arrays:
         aff = affine.get(id(ix)) if affine is not None else None
         if aff is None or not _is_one(aff[1]):
-            raise _Unmodelled("an array (gather) indexer on a ref that is not `start + "
-                              "jnp.arange(n)` along one axis: an access the model does not hold",
-                              loc)
+            raise _Unmodelled(
+                "an array (gather) indexer on a ref that is not `start + "
+                "jnp.arange(n)` along one axis: an access the model does not hold",
+                loc,
+            )
         axis = aff[2] + len(shape) - len(ix.shape)
         axes.append(axis)
         runs[k] = (aff[0], int(shape[axis]))
     covered = sorted(axes)
-    if axes != covered or len(set(axes)) != len(axes) or any(
-            n != 1 for a, n in enumerate(shape) if a not in axes):
-        raise _Unmodelled("array indexers whose axes do not follow the dimensions they index: "
-                          "an access the model does not hold", loc)
+    if (
+        axes != covered
+        or len(set(axes)) != len(axes)
+        or any(n != 1 for a, n in enumerate(shape) if a not in axes)
+    ):
+        raise _Unmodelled(
+            "array indexers whose axes do not follow the dimensions they index: "
+            "an access the model does not hold",
+            loc,
+        )
     return runs
 
 
@@ -227,8 +245,9 @@ def _dims_operands(view: _View, loc: Location):
     dims, ops = [], []
     for d in view.dims:
         if d[0] == "range" and d[2] is None:
-            raise _Unmodelled(f"a whole-dimension access to {view.tensor.name}, whose extent "
-                              "is symbolic", loc)
+            raise _Unmodelled(
+                f"a whole-dimension access to {view.tensor.name}, whose extent is symbolic", loc
+            )
         if d[0] == "point":
             dims.append(("point", 1))
             ops.append(_i32(d[1]))
@@ -245,8 +264,9 @@ def _jdtype(name: str):
 def _load(view, mask, other, loc: Location):
     if isinstance(view, _Gather):
         if mask is not None:
-            raise _Unmodelled("a masked gather through a table: an access the model does not "
-                              "hold", loc)
+            raise _Unmodelled(
+                "a masked gather through a table: an access the model does not hold", loc
+            )
         return jnp.concatenate([_load(v, None, None, loc) for v in view.views], axis=view.pos)
     return _load_view(view, mask, other, loc)
 
@@ -257,8 +277,15 @@ def _load_view(view: _View, mask, other, loc: Location):
     if mask is not None:
         mask = _materialize(mask)
         ops.append(jnp.broadcast_to(jnp.asarray(mask, bool), tile))
-    out = P.load_p.bind(*ops, tensor=view.tensor.name, dims=dims, tile_shape=tile,
-                        dtype=_jdtype(view.block.dtype), has_mask=mask is not None, site=loc)
+    out = P.load_p.bind(
+        *ops,
+        tensor=view.tensor.name,
+        dims=dims,
+        tile_shape=tile,
+        dtype=_jdtype(view.block.dtype),
+        has_mask=mask is not None,
+        site=loc,
+    )
     if mask is not None:
         # Triton: masked-off lanes hold `other`, or undefined values without one: poisoned
         # (NaN / the integer minimum) so that a kernel relying on them shows numerically
@@ -281,11 +308,13 @@ def _store(view, value, mask, loc: Location) -> None:
     dims, ops = _dims_operands(view, loc)
     tile = view.shape
     value = jnp.broadcast_to(jnp.asarray(_materialize(value)), tile).astype(
-        _jdtype(view.block.dtype))
+        _jdtype(view.block.dtype)
+    )
     if mask is not None:
         ops.append(jnp.broadcast_to(jnp.asarray(mask, bool), tile))
-    P.store_p.bind(value, *ops, tensor=view.tensor.name, dims=dims, has_mask=mask is not None,
-                   site=loc)
+    P.store_p.bind(
+        value, *ops, tensor=view.tensor.name, dims=dims, has_mask=mask is not None, site=loc
+    )
 
 
 def _lin(a, b, sign: int):

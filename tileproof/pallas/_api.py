@@ -63,8 +63,10 @@ def _frame_location(tb) -> Location | None:
     for fr, line in _tb.walk_tb(tb):
         f = os.path.abspath(fr.f_code.co_filename)
         if f.startswith(_OPS) or not (
-            f"{os.sep}jax{os.sep}" in f or f"{os.sep}jaxlib{os.sep}" in f
-            or f"{os.sep}tileproof{os.sep}" in f or f.startswith("<")
+            f"{os.sep}jax{os.sep}" in f
+            or f"{os.sep}jaxlib{os.sep}" in f
+            or f"{os.sep}tileproof{os.sep}" in f
+            or f.startswith("<")
         ):
             best = Location(f, line)
     return best
@@ -83,7 +85,9 @@ def _symbolic_args(args: Sequence[Arg], assume: Sequence[str], where: Location):
     names: list[str] = []
     for k, a in enumerate(args):
         if not isinstance(a, Arg):
-            raise SpecError(f"args[{k}] must be tileproof.pallas.Arg(shape, dtype), got {a!r}", where)
+            raise SpecError(
+                f"args[{k}] must be tileproof.pallas.Arg(shape, dtype), got {a!r}", where
+            )
         dims = []
         for d in a.shape:
             try:
@@ -184,8 +188,22 @@ def _index_bits(b, assume) -> int:
     return 32 if itemsize == 1 else 64
 
 
-def _build(call: CallRead, fn_name: str, args, arg_exprs, assume, texts, where, reference,
-           defaults, numeric, backend: str, index: int, count: int, traced=None) -> Kernel:
+def _build(
+    call: CallRead,
+    fn_name: str,
+    args,
+    arg_exprs,
+    assume,
+    texts,
+    where,
+    reference,
+    defaults,
+    numeric,
+    backend: str,
+    index: int,
+    count: int,
+    traced=None,
+) -> Kernel:
     tensors = {}
     for k, b in enumerate(call.blocks):
         ai = call.operand_values[k] if k < len(call.operand_values) else None
@@ -193,15 +211,18 @@ def _build(call: CallRead, fn_name: str, args, arg_exprs, assume, texts, where, 
         kw: dict = {"index_bits": _index_bits(b, assume)}
         if spec_arg is not None and spec_arg.reduced is not None:
             if call.operand_args[k] != ai:
-                raise SpecError(f"args[{ai}] declares reduced=, but pallas_call {call.name} "
-                                "reads a reshaped or computed copy of it: the region would "
-                                "name other elements", where)
+                raise SpecError(
+                    f"args[{ai}] declares reduced=, but pallas_call {call.name} "
+                    "reads a reshaped or computed copy of it: the region would "
+                    "name other elements",
+                    where,
+                )
             kw["reduced"] = spec_arg.reduced
         if spec_arg is not None and spec_arg.values is not None:
             kw["values"] = spec_arg.values
             kw["distinct"] = spec_arg.distinct
         elif b.dtype.startswith("int") and b.role != "output":
-            kw["values"] = f"{-(2 ** 31)} <= v < 2**31" if b.dtype == "int32" else None
+            kw["values"] = f"{-(2**31)} <= v < 2**31" if b.dtype == "int32" else None
             if kw["values"] is None:
                 kw.pop("values")
         if b.role == "input" and "reduced" not in kw:  # inferred unless stated (see _reduced)
@@ -218,11 +239,15 @@ def _build(call: CallRead, fn_name: str, args, arg_exprs, assume, texts, where, 
     # is reported, never proved).
     refusal = None
     if call.backend not in ("triton", "mosaic"):
-        refusal = (f"pallas_call {call.name} is lowered for {call.backend!r}, whose rules are not "
-                   "modelled yet (tileproof.pallas models Triton and Mosaic TPU)")
+        refusal = (
+            f"pallas_call {call.name} is lowered for {call.backend!r}, whose rules are not "
+            "modelled yet (tileproof.pallas models Triton and Mosaic TPU)"
+        )
     elif BACKENDS.get(backend, backend) != call.backend:
-        refusal = (f"pallas_call {call.name} is lowered for {call.backend!r}, not the declared "
-                   f"backend {backend!r}")
+        refusal = (
+            f"pallas_call {call.name} is lowered for {call.backend!r}, not the declared "
+            f"backend {backend!r}"
+        )
     if call.aliases:
         problems.append((f"input_output_aliases {call.aliases} are not modelled", call.loc))
     tpu = call.backend == "mosaic" and refusal is None
@@ -244,8 +269,7 @@ def _build(call: CallRead, fn_name: str, args, arg_exprs, assume, texts, where, 
                 tensors[tp_plan.bufs[b.name]] = t
         for nm, shp, dt in tp_plan.scratch:
             if dt:
-                t = Scratch(tuple(_tpu.grid_extents(call, tp_plan)) + tuple(shp), dt,
-                            index_bits=64)
+                t = Scratch(tuple(_tpu.grid_extents(call, tp_plan)) + tuple(shp), dt, index_bits=64)
                 object.__setattr__(t, "where", call.loc)
                 tensors[nm] = t
         ext = _tpu.grid_extents(call, tp_plan)
@@ -255,13 +279,18 @@ def _build(call: CallRead, fn_name: str, args, arg_exprs, assume, texts, where, 
 
     def body(*refs):
         if refusal is not None:
-            raise SpecError(refusal, call.loc, "Verify it with the backend the call is lowered "
-                            "for: backend='gpu' (Triton) or backend='tpu' (Mosaic).")
+            raise SpecError(
+                refusal,
+                call.loc,
+                "Verify it with the backend the call is lowered "
+                "for: backend='gpu' (Triton) or backend='tpu' (Mosaic).",
+            )
         named = dict(zip(tensors, refs))
         for what, loc in problems:
             tpo.P.unsupported_p.bind(what=what, site=loc)
         pids = [tpo.program_id(a) for a in range(len(grid))]
         nums = [tpo.num_programs(a) for a in range(len(grid))]
+
         def sizes(d):  # a symbolic block size: an exact size expression
             return tpo.P.size_p.bind(name="", expr=shapes.from_jax(d))
 
@@ -279,8 +308,9 @@ def _build(call: CallRead, fn_name: str, args, arg_exprs, assume, texts, where, 
         # splits them): compare with the same call in Pallas' interpret mode instead
         fn, static = traced
         outs = [b for b in call.blocks if b.role == "output"]
-        ref_fn = interpret_reference(fn, static, args, index, [b.name for b in outs],
-                                     [b.shape for b in outs])
+        ref_fn = interpret_reference(
+            fn, static, args, index, [b.name for b in outs], [b.shape for b in outs]
+        )
         numeric.setdefault("gradients", False)
     k = Kernel(
         name=name,
@@ -294,7 +324,9 @@ def _build(call: CallRead, fn_name: str, args, arg_exprs, assume, texts, where, 
         launch=None,
         ranks=None,
         index_bits=32,
-        location=call.kernel_loc if call.kernel_loc.line else (call.loc if call.loc.line else where),
+        location=call.kernel_loc
+        if call.kernel_loc.line
+        else (call.loc if call.loc.line else where),
         numeric=numeric,
         doc=f"pallas_call {call.name} of {fn_name} (kernel at {call.kernel_loc})",
         claims=claims,
@@ -309,8 +341,11 @@ def _reference(call: CallRead, reference: Callable, nargs: int):
     """The user's reference, on the call's operands: only when they *are* the function's args."""
     ins = [b for b in call.blocks if b.role != "output"]
     outs = [b for b in call.blocks if b.role == "output"]
-    if (len(ins) != nargs or sorted(a for a in call.operand_args if a is not None) != list(range(nargs))
-            or any(r is None for r in call.output_results)):
+    if (
+        len(ins) != nargs
+        or sorted(a for a in call.operand_args if a is not None) != list(range(nargs))
+        or any(r is None for r in call.output_results)
+    ):
         return None
     order = list(call.operand_args)
     res_order = list(call.output_results)
@@ -364,8 +399,22 @@ def pallas(
     if not calls:
         raise SpecError(f"{fn_name} calls no pl.pallas_call (traced on the given args)", where)
     ks = tuple(
-        _build(c, fn_name, list(args), exprs, parsed, texts, where, reference, defaults, numeric,
-               BACKENDS[backend], i, len(calls), traced=(fn, static))
+        _build(
+            c,
+            fn_name,
+            list(args),
+            exprs,
+            parsed,
+            texts,
+            where,
+            reference,
+            defaults,
+            numeric,
+            BACKENDS[backend],
+            i,
+            len(calls),
+            traced=(fn, static),
+        )
         for i, c in enumerate(calls)
     )
     return ks[0] if len(ks) == 1 else ks

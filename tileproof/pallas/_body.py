@@ -51,12 +51,34 @@ from ._where import _FALLBACK, _at, at_location, eqn_location
 
 __all__ = ["replay"]
 
-_CALLS = ("pjit", "jit", "closed_call", "core_call", "remat", "checkpoint", "custom_jvp_call",
-          "custom_vjp_call", "custom_vjp_call_jaxpr")
+_CALLS = (
+    "pjit",
+    "jit",
+    "closed_call",
+    "core_call",
+    "remat",
+    "checkpoint",
+    "custom_jvp_call",
+    "custom_vjp_call",
+    "custom_vjp_call_jaxpr",
+)
 # Pallas primitives whose semantics the model does not hold exactly (fail closed)
-_UNSUPPORTED_REF = ("atomic_rmw", "atomic_cas", "dma_start", "dma_wait", "semaphore_signal",
-                    "semaphore_wait", "semaphore_read", "run_scoped", "get_barrier_semaphore",
-                    "device_id", "delay", "prng_seed", "prng_random_bits", "run_state")
+_UNSUPPORTED_REF = (
+    "atomic_rmw",
+    "atomic_cas",
+    "dma_start",
+    "dma_wait",
+    "semaphore_signal",
+    "semaphore_wait",
+    "semaphore_read",
+    "run_scoped",
+    "get_barrier_semaphore",
+    "device_id",
+    "delay",
+    "prng_seed",
+    "prng_random_bits",
+    "run_state",
+)
 
 
 class _Replay:
@@ -131,8 +153,9 @@ class _Replay:
                 else:
                     src = [a for a, n in enumerate(vals[0].shape) if n != 1]
                     dst = [a for a, n in enumerate(out.shape) if n != 1]
-                    if ([vals[0].shape[a] for a in src] == [out.shape[a] for a in dst]
-                            and f[2] in src):
+                    if [vals[0].shape[a] for a in src] == [out.shape[a] for a in dst] and f[
+                        2
+                    ] in src:
                         res = (f[0], f[1], dst[src.index(f[2])])
         elif name in ("add", "sub", "mul"):
             fa, fb = form(vals[0]), form(vals[1])
@@ -233,7 +256,10 @@ class _Replay:
         if name == "scan":
             return self.scan(eqn, vals, loc)
         if any(isinstance(v, _View) for v in vals) or name in _UNSUPPORTED_REF:
-            raise _Unmodelled(f"the Pallas operation {name} (a memory access or effect the model does not hold)", loc)
+            raise _Unmodelled(
+                f"the Pallas operation {name} (a memory access or effect the model does not hold)",
+                loc,
+            )
         with _at(eqn):
             out = eqn.primitive.bind(*vals, **p)
         return list(out) if eqn.primitive.multiple_results else [out]
@@ -244,8 +270,9 @@ class _Replay:
         ``_multiple_of_rule``), so it is bound as a ``tp_claim`` the ``shape`` obligation
         proves.  The value itself is replayed unchanged: nothing relies on the claim."""
         if len(values) != 1 or not isinstance(values[0], (int, np.integer)):
-            raise _Unmodelled(f"pl.multiple_of(..., {values}): a claim of several divisors "
-                              "is not modelled", loc)
+            raise _Unmodelled(
+                f"pl.multiple_of(..., {values}): a claim of several divisors is not modelled", loc
+            )
         if isinstance(x, _Sym):  # a size expression: Triton sees a constant; still a claim
             xv = _materialize(x)
         else:
@@ -253,11 +280,15 @@ class _Replay:
         if not jnp.issubdtype(jnp.asarray(xv).dtype, jnp.integer) or jnp.shape(xv) != ():
             # on a tensor, Triton's divisibility is a per-dimension property of contiguous
             # runs (its axis analysis), not of each element: not modelled (fail closed)
-            raise _Unmodelled("pl.multiple_of of a non-scalar or non-integer value (Triton's "
-                              "divisibility of a tensor is not modelled)", loc)
+            raise _Unmodelled(
+                "pl.multiple_of of a non-scalar or non-integer value (Triton's "
+                "divisibility of a tensor is not modelled)",
+                loc,
+            )
         with _at(eqn):
-            P.claim_p.bind(xv, modulus=int(values[0]),
-                           what=f"pl.multiple_of(..., {int(values[0])})", site=loc)
+            P.claim_p.bind(
+                xv, modulus=int(values[0]), what=f"pl.multiple_of(..., {int(values[0])})", site=loc
+            )
         return x
 
     def pid(self, axis: int, loc: Location):
@@ -289,9 +320,13 @@ class _Replay:
 
     def _note_table(self, view, out) -> None:
         """An unmasked 1-D tile read from an integer operand: a table a later gather may use."""
-        if (isinstance(view, _View) and hasattr(out, "dtype") and len(out.shape) == 1
-                and jnp.issubdtype(out.dtype, jnp.integer)
-                and sum(d[0] == "range" for d in view.dims) == 1):
+        if (
+            isinstance(view, _View)
+            and hasattr(out, "dtype")
+            and len(out.shape) == 1
+            and jnp.issubdtype(out.dtype, jnp.integer)
+            and sum(d[0] == "range" for d in view.dims) == 1
+        ):
             self._tables[id(out)] = (out, view)
 
     def _table_gather(self, ref: _View, indexer, loc: Location):
@@ -318,11 +353,15 @@ class _Replay:
         for j in range(int(first.shape[0])):
             tdims = list(table.dims)
             tdims[k_tab] = ("point", _i32(t0) + j)
-            entry = jnp.reshape(_load(_View(table.tensor, table.block, tuple(tdims)), None, None,
-                                      loc), ())
-            rest = _index_view(ref, type(indexer)(indices=(entry, *idx[1:]),
-                                                  shape=indexer.shape,
-                                                  int_indexer_shape=()), loc, self.affine)
+            entry = jnp.reshape(
+                _load(_View(table.tensor, table.block, tuple(tdims)), None, None, loc), ()
+            )
+            rest = _index_view(
+                ref,
+                type(indexer)(indices=(entry, *idx[1:]), shape=indexer.shape, int_indexer_shape=()),
+                loc,
+                self.affine,
+            )
             k0 = visible[0]
             dims = list(rest.dims)
             dims[k0] = ("range", dims[k0][1], 1)  # the entry's slice, kept as an axis of 1
@@ -380,8 +419,9 @@ class _Replay:
             return _materialize(self.run(cj.jaxpr, cj.consts, list(cc) + list(carry))[0])
 
         def bf(carry):
-            return tuple(_materialize(o) for o in self.run(bj.jaxpr, bj.consts,
-                                                           list(bc) + list(carry)))
+            return tuple(
+                _materialize(o) for o in self.run(bj.jaxpr, bj.consts, list(bc) + list(carry))
+            )
 
         with _at(eqn):
             out = lax.while_loop(cf, bf, tuple(init))
@@ -397,13 +437,21 @@ class _Replay:
         j = p["jaxpr"]
 
         def step(carry, x):
-            out = [_materialize(o) for o in self.run(j.jaxpr, j.consts,
-                                                     list(consts) + list(carry) + list(x))]
+            out = [
+                _materialize(o)
+                for o in self.run(j.jaxpr, j.consts, list(consts) + list(carry) + list(x))
+            ]
             return tuple(out[:ncar]), tuple(out[ncar:])
 
         with _at(eqn):
-            carry, ys = lax.scan(step, tuple(init), tuple(xs), length=p["length"],
-                                 reverse=p["reverse"], unroll=p.get("unroll", 1))
+            carry, ys = lax.scan(
+                step,
+                tuple(init),
+                tuple(xs),
+                length=p["length"],
+                reverse=p["reverse"],
+                unroll=p.get("unroll", 1),
+            )
         return list(carry) + list(ys)
 
 
@@ -435,9 +483,13 @@ def replay(call: CallRead, refs: dict, pids: list, nums: list, sizes) -> None:
 
 def _whole(call: CallRead, refs: dict) -> dict:
     """Whole-array views of the scalar-prefetch operands (index maps and the body read them)."""
-    return {b.name: _View(refs[b.name], b, tuple(("range", jnp.int32(0), _const(d, b))
-                                                 for d in b.shape))
-            for b in call.blocks if b.role == "prefetch"}
+    return {
+        b.name: _View(
+            refs[b.name], b, tuple(("range", jnp.int32(0), _const(d, b)) for d in b.shape)
+        )
+        for b in call.blocks
+        if b.role == "prefetch"
+    }
 
 
 def _replay(call: CallRead, refs: dict, pids: list, nums: list, sizes) -> None:

@@ -25,8 +25,13 @@ import numpy as np
 from .. import shapes
 from ._read import _CALLS, _num_dynamic
 
-__all__ = ["check_function", "concrete_call", "function_runner", "interpret_reference",
-           "run_function"]
+__all__ = [
+    "check_function",
+    "concrete_call",
+    "function_runner",
+    "interpret_reference",
+    "run_function",
+]
 
 
 def _concrete_args(args, env: Mapping[str, int]):
@@ -68,8 +73,9 @@ def _reshape_units(x, shape):
     return jnp.reshape(x, shape)
 
 
-def interpret_reference(fn, static, args, index: int, out_names: Sequence[str],
-                        out_decl: Sequence = ()) -> Callable:
+def interpret_reference(
+    fn, static, args, index: int, out_names: Sequence[str], out_decl: Sequence = ()
+) -> Callable:
     """A reference for the ``index``-th call: the same call in Pallas' interpret mode.
 
     It depends on the sizes (the call is re-traced at each), so it is handed to the
@@ -123,7 +129,7 @@ def function_runner(fn, static, args, env: Mapping[str, int], *, jit: bool = Tru
             name = eqn.primitive.name
             if name == "pallas_call":
                 kernel, run = runners[id(eqn)]
-                ops = ins[_num_dynamic(eqn.params["grid_mapping"]):]
+                ops = ins[_num_dynamic(eqn.params["grid_mapping"]) :]
                 outs, flags = run(dict(zip(kernel.inputs, ops)))
                 findings.append(flags)
                 res = [outs[n] for n in kernel.outputs]
@@ -169,9 +175,18 @@ def _inner(eqn):
     return j
 
 
-def check_function(fn, *, args, env: Mapping[str, int], reference: Callable, static=None,
-                   seed: int = 0, rtol: float = 2e-5, atol: float = 2e-5,
-                   values: Sequence | None = None) -> dict:
+def check_function(
+    fn,
+    *,
+    args,
+    env: Mapping[str, int],
+    reference: Callable,
+    static=None,
+    seed: int = 0,
+    rtol: float = 2e-5,
+    atol: float = 2e-5,
+    values: Sequence | None = None,
+) -> dict:
     """End to end at sizes ``env``: tileproof's execution of ``fn`` vs ``reference``.
 
     Returns ``{"status": "matched"|"mismatch", "max_abs_err", "findings"}``.
@@ -196,5 +211,8 @@ def check_function(fn, *, args, env: Mapping[str, int], reference: Callable, sta
         worst = max(worst, err)
         ok &= bool(np.allclose(g, w, rtol=rtol, atol=atol))
     msgs = [f.message for f in findings]
-    return {"status": "matched" if ok and not msgs else "mismatch", "max_abs_err": worst,
-            "findings": msgs}
+    return {
+        "status": "matched" if ok and not msgs else "mismatch",
+        "max_abs_err": worst,
+        "findings": msgs,
+    }

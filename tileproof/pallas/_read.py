@@ -261,13 +261,22 @@ def _read_one(eqn, outer_vals: list) -> CallRead:
         aval = gm.index_map_avals[len(gm.grid) + k]
         shape = tuple(_dim(d) for d in getattr(aval, "shape", ()))
         blocks.append(
-            BlockRead(names[k], "prefetch", shape, _dtype(aval), tuple(("blocked", 0) for _ in shape),
-                      None, f"scalar prefetch {k}")
+            BlockRead(
+                names[k],
+                "prefetch",
+                shape,
+                _dtype(aval),
+                tuple(("blocked", 0) for _ in shape),
+                None,
+                f"scalar prefetch {k}",
+            )
         )
     for k, bm in enumerate(gm.block_mappings):
         role = "input" if k < nin else "output"
         if bm.transforms:
-            problems.append((f"{bm.origin}: block transforms {bm.transforms} are not modelled", loc))
+            problems.append(
+                (f"{bm.origin}: block transforms {bm.transforms} are not modelled", loc)
+            )
         if getattr(bm, "pipeline_mode", None) is not None:
             problems.append((f"{bm.origin}: pipeline_mode is not modelled", loc))
         blocks.append(
@@ -296,23 +305,48 @@ def _read_one(eqn, outer_vals: list) -> CallRead:
         backend=backend,
         semantics=sem,
         problems=problems,
-        scratch_names=names[nidx + nin + nout:],
+        scratch_names=names[nidx + nin + nout :],
     )
     if not jax_supported():
-        problems.append((f"jax {jax.__version__} is outside the range tileproof.pallas reads "
-                         f"({SUPPORTED_JAX[0]}..{SUPPORTED_JAX[1]}, exclusive)", loc))
+        problems.append(
+            (
+                f"jax {jax.__version__} is outside the range tileproof.pallas reads "
+                f"({SUPPORTED_JAX[0]}..{SUPPORTED_JAX[1]}, exclusive)",
+                loc,
+            )
+        )
     if getattr(p.get("mesh"), "shape", None):
         problems.append(("pallas_call over a device mesh (core_map) is not modelled", loc))
     return call
 
 
-_CALLS = ("pjit", "jit", "closed_call", "core_call", "remat", "checkpoint", "custom_jvp_call",
-          "custom_vjp_call", "custom_vjp_call_jaxpr")
+_CALLS = (
+    "pjit",
+    "jit",
+    "closed_call",
+    "core_call",
+    "remat",
+    "checkpoint",
+    "custom_jvp_call",
+    "custom_vjp_call",
+    "custom_vjp_call_jaxpr",
+)
 
 
 # primitives whose result holds only elements of their first operand (value ranges carry over)
-_SAME_ELEMENTS = ("reshape", "squeeze", "expand_dims", "transpose", "copy", "copy_p", "slice",
-                  "dynamic_slice", "broadcast_in_dim", "convert_element_type", "rev")
+_SAME_ELEMENTS = (
+    "reshape",
+    "squeeze",
+    "expand_dims",
+    "transpose",
+    "copy",
+    "copy_p",
+    "slice",
+    "dynamic_slice",
+    "broadcast_in_dim",
+    "convert_element_type",
+    "rev",
+)
 
 
 class _Walk:
@@ -329,29 +363,45 @@ class _Walk:
             name = eqn.primitive.name
             ins = [env.get(v) if not hasattr(v, "val") else _lit(v.val) for v in eqn.invars]
             if name == "pallas_call":
-                self.found.append((eqn, ins, [arg_of.get(v) for v in eqn.invars],
-                                   [self.elems_of.get(v) for v in eqn.invars]))
+                self.found.append(
+                    (
+                        eqn,
+                        ins,
+                        [arg_of.get(v) for v in eqn.invars],
+                        [self.elems_of.get(v) for v in eqn.invars],
+                    )
+                )
                 continue
             if name in _SAME_ELEMENTS and eqn.invars and not hasattr(eqn.invars[0], "val"):
                 src = arg_of.get(eqn.invars[0], self.elems_of.get(eqn.invars[0]))
-                if src is not None and (name != "convert_element_type" or np.dtype(
-                        eqn.params["new_dtype"]) == np.dtype(eqn.invars[0].aval.dtype)):
+                if src is not None and (
+                    name != "convert_element_type"
+                    or np.dtype(eqn.params["new_dtype"]) == np.dtype(eqn.invars[0].aval.dtype)
+                ):
                     self.elems_of[eqn.outvars[0]] = src
             if name == "dim_as_value":
                 env[eqn.outvars[0]] = _dim(eqn.params["dim"])
                 continue
-            if name in ("convert_element_type", "copy", "copy_p") and isinstance(ins[0], shapes.Expr):
+            if name in ("convert_element_type", "copy", "copy_p") and isinstance(
+                ins[0], shapes.Expr
+            ):
                 env[eqn.outvars[0]] = ins[0]
                 continue
             inner = None
             if name in _CALLS:
-                inner = (eqn.params.get("jaxpr") or eqn.params.get("call_jaxpr")
-                         or eqn.params.get("fun_jaxpr"))
+                inner = (
+                    eqn.params.get("jaxpr")
+                    or eqn.params.get("call_jaxpr")
+                    or eqn.params.get("fun_jaxpr")
+                )
             if inner is not None:
                 jx = inner.jaxpr if hasattr(inner, "jaxpr") else inner
                 sub = {iv: x for iv, x in zip(jx.invars, ins) if x is not None}
-                sub_arg = {iv: arg_of[ov] for iv, ov in zip(jx.invars, eqn.invars)
-                           if not hasattr(ov, "val") and ov in arg_of}
+                sub_arg = {
+                    iv: arg_of[ov]
+                    for iv, ov in zip(jx.invars, eqn.invars)
+                    if not hasattr(ov, "val") and ov in arg_of
+                }
                 for iv, ov in zip(jx.invars, eqn.invars):
                     if not hasattr(ov, "val") and ov in self.elems_of:
                         self.elems_of[iv] = self.elems_of[ov]

@@ -23,8 +23,14 @@ from .. import shapes
 
 __all__ = ["index_exprs", "revisit_claim"]
 
-_CMP = {"eq": shapes.eq, "ne": shapes.ne, "lt": shapes.lt, "le": shapes.le, "gt": shapes.gt,
-        "ge": shapes.ge}
+_CMP = {
+    "eq": shapes.eq,
+    "ne": shapes.ne,
+    "lt": shapes.lt,
+    "le": shapes.le,
+    "gt": shapes.gt,
+    "ge": shapes.ge,
+}
 
 
 class _NoExpr(Exception):
@@ -53,8 +59,9 @@ def _trunc_div(a, b):
     """C division (``lax.div`` on integers): toward zero."""
     q = shapes.floordiv(a, b)
     exact = shapes.eq(shapes.mod(a, b), 0)
-    same_sign = shapes.disj(shapes.conj(shapes.ge(a, 0), shapes.gt(b, 0)),
-                            shapes.conj(shapes.le(a, 0), shapes.lt(b, 0)))
+    same_sign = shapes.disj(
+        shapes.conj(shapes.ge(a, 0), shapes.gt(b, 0)), shapes.conj(shapes.le(a, 0), shapes.lt(b, 0))
+    )
     return shapes.where(shapes.disj(exact, same_sign), q, q + 1)
 
 
@@ -145,8 +152,12 @@ def index_exprs(index_map, grid_syms: list) -> tuple[list | None, str]:
 
 
 def _lex_lt(a: list, b: list):
-    return shapes.disj(*(shapes.conj(*(shapes.eq(x, y) for x, y in zip(a[:j], b[:j])),
-                                     shapes.lt(a[j], b[j])) for j in range(len(a))))
+    return shapes.disj(
+        *(
+            shapes.conj(*(shapes.eq(x, y) for x, y in zip(a[:j], b[:j])), shapes.lt(a[j], b[j]))
+            for j in range(len(a))
+        )
+    )
 
 
 def revisit_claim(name: str, index_map, grid: list, par: list[int], arb: list[int]):
@@ -164,8 +175,10 @@ def revisit_claim(name: str, index_map, grid: list, par: list[int], arb: list[in
     ranges = [shapes.conj(shapes.ge(s, 0), shapes.lt(s, grid[a])) for a, s in prog.items()]
     for it in iters:
         ranges += [shapes.conj(shapes.ge(s, 0), shapes.lt(s, grid[a])) for a, s in it.items()]
-    order = [_lex_lt([iters[0][a] for a in arb], [iters[1][a] for a in arb]),
-             _lex_lt([iters[1][a] for a in arb], [iters[2][a] for a in arb])]
+    order = [
+        _lex_lt([iters[0][a] for a in arb], [iters[1][a] for a in arb]),
+        _lex_lt([iters[1][a] for a in arb], [iters[2][a] for a in arb]),
+    ]
     back = shapes.conj(*(shapes.eq(x, y) for x, y in zip(idx[0], idx[2])))
     stay = shapes.conj(*(shapes.eq(x, y) for x, y in zip(idx[0], idx[1])))
     formula = shapes.disj(shapes.negate(shapes.conj(*order, back)), stay)

@@ -104,8 +104,13 @@ def plan(call: CallRead, taken: set[str]) -> TpuPlan:
         elif s == "arbitrary":
             arb.append(a)
         else:
-            problems.append((f"grid axis {a} is {s!r} after an 'arbitrary' axis (or of an unknown "
-                             "semantics): the order of its iterations is not modelled", call.loc))
+            problems.append(
+                (
+                    f"grid axis {a} is {s!r} after an 'arbitrary' axis (or of an unknown "
+                    "semantics): the order of its iterations is not modelled",
+                    call.loc,
+                )
+            )
             arb.append(a)
     p = TpuPlan(par=par, arb=arb, problems=problems)
 
@@ -147,8 +152,9 @@ def buffer_shape(call: CallRead, p: TpuPlan, b: BlockRead) -> tuple:
     progs = tuple(call.grid[a] for a in p.par) or (1,)
     blocks = ()
     if b.role == "output" and p.moves.get(b.name):
-        blocks = tuple(shapes.cdiv(d, n) if kind == "blocked" else d
-                       for (kind, n), d in zip(b.block, b.shape))
+        blocks = tuple(
+            shapes.cdiv(d, n) if kind == "blocked" else d for (kind, n), d in zip(b.block, b.shape)
+        )
     return progs + blocks + ref_shape(b)
 
 
@@ -177,32 +183,45 @@ def tiling_claims(call: CallRead) -> list[tuple]:
             continue  # a whole symbolic array: equal to the array by construction
         bs = [int(n) for n in bs]
         shp = list(b.shape)
-        if b.space == "smem" and all(d.is_const and d.const_value == n
-                                     for d, n in zip(shp, bs)):
+        if b.space == "smem" and all(d.is_const and d.const_value == n for d, n in zip(shp, bs)):
             continue
         parts, text = [], []
         if len(bs) >= 2:
             for pos, mult in ((-1, 128), (-2, 8)):
                 if bs[pos] % mult:
                     parts.append(shapes.eq(shp[pos], bs[pos]))
-                    text.append(f"dim {len(bs) + pos} of {bs[pos]} must equal the array's "
-                                f"{shp[pos]} (it is not a multiple of {mult})")
+                    text.append(
+                        f"dim {len(bs) + pos} of {bs[pos]} must equal the array's "
+                        f"{shp[pos]} (it is not a multiple of {mult})"
+                    )
         elif len(bs) == 1:
-            bits = 8 * (1 if b.dtype == "bool" else 2 if b.dtype == "bfloat16"
-                        else np.dtype(b.dtype).itemsize)
+            bits = 8 * (
+                1
+                if b.dtype == "bool"
+                else 2
+                if b.dtype == "bfloat16"
+                else np.dtype(b.dtype).itemsize
+            )
             n = bs[0]
             if not (n % 1024 == 0 or (n >= 128 * max(32 // bits, 1) and n & (n - 1) == 0)):
                 parts.append(shapes.eq(shp[0], n))
-                text.append(f"the rank-1 block of {n} must equal the array's {shp[0]} (it is "
-                            f"neither a multiple of 1024 nor a power of two >= "
-                            f"{128 * max(32 // bits, 1)})")
+                text.append(
+                    f"the rank-1 block of {n} must equal the array's {shp[0]} (it is "
+                    f"neither a multiple of 1024 nor a power of two >= "
+                    f"{128 * max(32 // bits, 1)})"
+                )
         if parts:
-            out.append((f"the TPU block shape {tuple(bs)} of {b.name} tiles its array "
-                        f"{tuple(str(d) for d in shp)}: " + "; ".join(text),
-                        shapes.conj(*parts), call.loc,
-                        "Mosaic requires the last two block dims divisible by 8 and 128 or "
-                        "equal to the array's (jax/_src/pallas/mosaic/lowering.py "
-                        "_check_block_mappings); pick such a block or assume the array dim."))
+            out.append(
+                (
+                    f"the TPU block shape {tuple(bs)} of {b.name} tiles its array "
+                    f"{tuple(str(d) for d in shp)}: " + "; ".join(text),
+                    shapes.conj(*parts),
+                    call.loc,
+                    "Mosaic requires the last two block dims divisible by 8 and 128 or "
+                    "equal to the array's (jax/_src/pallas/mosaic/lowering.py "
+                    "_check_block_mappings); pick such a block or assume the array dim.",
+                )
+            )
     return out
 
 
@@ -217,17 +236,29 @@ def revisit_claims(call: CallRead, p: TpuPlan) -> list[tuple]:
             continue
         formula, shown = revisit_claim(b.name, b.index_map, list(call.grid), p.par, p.arb)
         if formula is None:
-            p.problems.append((f"the block index of {b.name} moves along the 'arbitrary' axes "
-                               f"and its index map is not evaluated ({shown}): whether a block "
-                               "comes back after another is not checked", call.loc))
+            p.problems.append(
+                (
+                    f"the block index of {b.name} moves along the 'arbitrary' axes "
+                    f"and its index map is not evaluated ({shown}): whether a block "
+                    "comes back after another is not checked",
+                    call.loc,
+                )
+            )
             continue
         axes = ", ".join(str(a) for a in p.arb)
-        out.append((f"each output block of {b.name} is visited on consecutive iterations of "
-                    f"the arbitrary grid axes ({axes}) only", formula, call.loc,
-                    "Mosaic writes an output block back when the next iteration's block index "
-                    "differs; a block that comes back later starts from garbage "
-                    "(jax/_src/pallas/mosaic/pipeline.py). Make revisits consecutive (the "
-                    "accumulating axis innermost).", *shown))
+        out.append(
+            (
+                f"each output block of {b.name} is visited on consecutive iterations of "
+                f"the arbitrary grid axes ({axes}) only",
+                formula,
+                call.loc,
+                "Mosaic writes an output block back when the next iteration's block index "
+                "differs; a block that comes back later starts from garbage "
+                "(jax/_src/pallas/mosaic/pipeline.py). Make revisits consecutive (the "
+                "accumulating axis innermost).",
+                *shown,
+            )
+        )
     return out
 
 
@@ -289,10 +320,23 @@ def _replay(call: CallRead, p: TpuPlan, refs: dict, pids: list, sizes) -> None:
             if not shape and name not in refs:
                 views.append(None)
                 continue
-            sb = BlockRead(name, "scratch", tuple(shapes.as_expr(n) for n in shape), _dt,
-                           tuple(("blocked", n) for n in shape), None, "scratch")
-            views.append(_View(refs[name], sb, tuple(("point", x) for x in progs)
-                               + tuple(("range", jnp.int32(0), n) for n in shape)))
+            sb = BlockRead(
+                name,
+                "scratch",
+                tuple(shapes.as_expr(n) for n in shape),
+                _dt,
+                tuple(("blocked", n) for n in shape),
+                None,
+                "scratch",
+            )
+            views.append(
+                _View(
+                    refs[name],
+                    sb,
+                    tuple(("point", x) for x in progs)
+                    + tuple(("range", jnp.int32(0), n) for n in shape),
+                )
+            )
         r.run(call.body, [], views)
         with at_location(call.loc):  # the pipeline's bookkeeping, at the pallas_call
             _writebacks(call, p, outs, ks, full, extents, prefetch, sizes)
@@ -334,8 +378,11 @@ def _writebacks(call, p, outs, ks, full, extents, prefetch, sizes) -> None:
 
 
 def _whole_view(ref, b: BlockRead) -> _View:
-    return _View(ref, b, tuple(("range", jnp.int32(0), d.const_value if d.is_const else None)
-                               for d in b.shape))
+    return _View(
+        ref,
+        b,
+        tuple(("range", jnp.int32(0), d.const_value if d.is_const else None) for d in b.shape),
+    )
 
 
 def _index(r, b: BlockRead, full: list, prefetch: list) -> list:
@@ -437,7 +484,8 @@ def tracing_patches():
     def _no_bool(self):
         raise _sp.InconclusiveDimensionOperation(
             f"the truth value of the symbolic size {self} is taken in Python (as in "
-            f"`if {self}:`), which JAX silently treats as true for every size")
+            f"`if {self}:`), which JAX silently treats as true for every size"
+        )
 
     @contextlib.contextmanager
     def patch():

@@ -118,8 +118,13 @@ def spec_files(folder: Path, skipped: list[tuple[str, str]] | None = None) -> li
                 continue
             f = Path(root) / name
             if _is_test_module(name):
-                note((str(f), "a pytest test module (pytest runs it; name the file to verify "
-                              "specs in it)"))
+                note(
+                    (
+                        str(f),
+                        "a pytest test module (pytest runs it; name the file to verify "
+                        "specs in it)",
+                    )
+                )
             elif not _mentions_tileproof(f):
                 note((str(f), "never mentions tileproof (not imported)"))
             else:
@@ -239,8 +244,11 @@ def find_kernels(
         kernels = _collect(target, skipped)
         if not kernels and empty is not None and target is not None:
             passed = len(skipped) - before if skipped is not None else 0
-            why = (f"no spec file in it ({passed} file(s) passed over)" if os.path.isdir(target)
-                   else "it declares no tileproof kernel")
+            why = (
+                f"no spec file in it ({passed} file(s) passed over)"
+                if os.path.isdir(target)
+                else "it declares no tileproof kernel"
+            )
             empty.append((target, why))
         for i, k in enumerate(kernels):
             if id(k) not in seen:

@@ -70,7 +70,8 @@ def _library(path: str) -> bool:
     real = os.path.realpath(path)
     roots = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
     return "site-packages" in real.split(os.sep) or any(
-        real.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+        real.startswith(r.rstrip(os.sep) + os.sep) for r in roots
+    )
 
 
 def _code_names(code) -> set[str]:
@@ -136,9 +137,15 @@ def _sources(kernel, seen: set[int] | None = None) -> set[str | None]:
         return set()
     seen.add(id(kernel))
     files = {kernel.location.file}
-    files |= _closure_files([kernel.body, kernel.reference, kernel.numeric.get("derive"),
-                             # a front end's size-specific reference (the Pallas one)
-                             getattr(kernel.reference, "at_sizes", None)])
+    files |= _closure_files(
+        [
+            kernel.body,
+            kernel.reference,
+            kernel.numeric.get("derive"),
+            # a front end's size-specific reference (the Pallas one)
+            getattr(kernel.reference, "at_sizes", None),
+        ]
+    )
     if kernel.backward is not None:
         files |= _sources(kernel.backward, seen)
     return files
@@ -208,9 +215,16 @@ class NumericCache:
             return None
         try:
             d = json.loads(self._file(key).read_text())
-            res = NumericResult(d["status"], [dict(s) for s in d["sizes"]], d["max_abs_err"],
-                                d["max_rel_err"], d["gradients"], d["message"], d["seconds"],
-                                {k: d[k] for k in ("placements", "conditions") if d.get(k)})
+            res = NumericResult(
+                d["status"],
+                [dict(s) for s in d["sizes"]],
+                d["max_abs_err"],
+                d["max_rel_err"],
+                d["gradients"],
+                d["message"],
+                d["seconds"],
+                {k: d[k] for k in ("placements", "conditions") if d.get(k)},
+            )
         except (OSError, ValueError, KeyError, TypeError, AssertionError):
             return None
         return res if res.status == "matched" else None
@@ -224,12 +238,22 @@ class NumericCache:
             target.parent.mkdir(parents=True, exist_ok=True)
             _ignore(self.dir)
             tmp = target.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({
-                "status": res.status, "sizes": res.sizes, "max_abs_err": res.max_abs_err,
-                "max_rel_err": res.max_rel_err, "gradients": res.gradients,
-                "message": res.message, "seconds": res.seconds,
-                "placements": (res.detail or {}).get("placements"),
-                "conditions": (res.detail or {}).get("conditions")}, default=repr))
+            tmp.write_text(
+                json.dumps(
+                    {
+                        "status": res.status,
+                        "sizes": res.sizes,
+                        "max_abs_err": res.max_abs_err,
+                        "max_rel_err": res.max_rel_err,
+                        "gradients": res.gradients,
+                        "message": res.message,
+                        "seconds": res.seconds,
+                        "placements": (res.detail or {}).get("placements"),
+                        "conditions": (res.detail or {}).get("conditions"),
+                    },
+                    default=repr,
+                )
+            )
             os.replace(tmp, target)
         except (OSError, TypeError, ValueError):
             pass  # a read-only checkout just runs again

@@ -26,19 +26,38 @@ __all__ = ["run_kernel", "setup_compile_cache"]
 
 
 @overload
-def run_kernel(kernel: Kernel, config: Config, *, numeric: bool, points: bool = ...,
-               numeric_options: dict | None = ...,
-               cached_only: Literal[False] = ...) -> KernelReport: ...
+def run_kernel(
+    kernel: Kernel,
+    config: Config,
+    *,
+    numeric: bool,
+    points: bool = ...,
+    numeric_options: dict | None = ...,
+    cached_only: Literal[False] = ...,
+) -> KernelReport: ...
 
 
 @overload
-def run_kernel(kernel: Kernel, config: Config, *, numeric: bool, points: bool = ...,
-               numeric_options: dict | None = ..., cached_only: bool) -> KernelReport | None: ...
+def run_kernel(
+    kernel: Kernel,
+    config: Config,
+    *,
+    numeric: bool,
+    points: bool = ...,
+    numeric_options: dict | None = ...,
+    cached_only: bool,
+) -> KernelReport | None: ...
 
 
-def run_kernel(kernel: Kernel, config: Config, *, numeric: bool, points: bool = False,
-               numeric_options: dict | None = None,
-               cached_only: bool = False) -> KernelReport | None:
+def run_kernel(
+    kernel: Kernel,
+    config: Config,
+    *,
+    numeric: bool,
+    points: bool = False,
+    numeric_options: dict | None = None,
+    cached_only: bool = False,
+) -> KernelReport | None:
     """Verify ``kernel`` under ``config``: its caches, budgets, tolerances and skipped kinds.
 
     ``points``: a stderr line per numeric size point; ``numeric_options`` go to
@@ -50,10 +69,15 @@ def run_kernel(kernel: Kernel, config: Config, *, numeric: bool, points: bool = 
     opts = dict(numeric_options or {})
     if points:
         opts["on_point"] = _point_line(kernel.name)
-    return verify_kernel(kernel, config=config, numeric=numeric,
-                         cache=ProofCache(config.cache_path, config.cache),
-                         numeric_cache=NumericCache(config.cache_path, config.cache),
-                         numeric_options=opts or None, cached_only=cached_only)
+    return verify_kernel(
+        kernel,
+        config=config,
+        numeric=numeric,
+        cache=ProofCache(config.cache_path, config.cache),
+        numeric_cache=NumericCache(config.cache_path, config.cache),
+        numeric_options=opts or None,
+        cached_only=cached_only,
+    )
 
 
 _CACHES_SET = False
@@ -76,7 +100,11 @@ def _point_line(name: str):
     def on_point(env: dict, run: dict) -> None:
         sizes = ", ".join(f"{k}={v}" for k, v in env.items()) or "(no sizes)"
         what = "mismatch" if run.get("problems") else "ok"
-        print(f"tileproof: {name}: numeric at {sizes} (seed {run.get('seed')}): {what} "
-              f"({run.get('seconds', 0.0):.1f}s)", file=sys.stderr, flush=True)
+        print(
+            f"tileproof: {name}: numeric at {sizes} (seed {run.get('seed')}): {what} "
+            f"({run.get('seconds', 0.0):.1f}s)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     return on_point

@@ -38,8 +38,14 @@ from pathlib import Path
 from ..report._findings import SKIPPABLE
 from ..spec._errors import LocatedError, Location
 
-__all__ = ["CACHE_DIR", "DEFAULT_PATTERNS", "Config", "ConfigError", "find_pyproject",
-           "load_config"]
+__all__ = [
+    "CACHE_DIR",
+    "DEFAULT_PATTERNS",
+    "Config",
+    "ConfigError",
+    "find_pyproject",
+    "load_config",
+]
 
 CACHE_DIR = ".tileproof_cache"
 

@@ -53,16 +53,23 @@ def _load(ref: KernelRef):
     return _LOADED[ref.target][ref.index]
 
 
-def _job(ref: KernelRef, config: Config, numeric: bool, points: bool = False,
-         options: dict | None = None, compile_cache: bool = False) -> tuple[KernelReport, bool]:
+def _job(
+    ref: KernelRef,
+    config: Config,
+    numeric: bool,
+    points: bool = False,
+    options: dict | None = None,
+    compile_cache: bool = False,
+) -> tuple[KernelReport, bool]:
     """One kernel in a worker process: load it again, verify, return a picklable report."""
     import pickle
 
     if compile_cache:
         setup_compile_cache(config, numeric)
     try:
-        rep = run_kernel(_load(ref), config, numeric=numeric, points=points,
-                         numeric_options=options)
+        rep = run_kernel(
+            _load(ref), config, numeric=numeric, points=points, numeric_options=options
+        )
     except LocatedError as e:  # a spec or setting error (as the run in process reports it)
         return KernelReport(ref.name, "?", error=str(e)), False
     except Exception as e:  # loading it again failed in an unforeseen way: a bug, reported
@@ -81,11 +88,15 @@ def _worker_failed(ref: KernelRef, e: BaseException) -> KernelReport:
     """The report of a kernel whose verification ended in an exception outside the checks."""
     if os.environ.get("TILEPROOF_DEBUG"):
         raise e
-    return KernelReport(ref.name, ref.target or "tileproof.catalog", internal=True,
-                        error=f"internal error while verifying kernel {ref.name} "
-                              f"(from {ref.target or 'the catalog'}): {type(e).__name__}: {e}. "
-                              "This is a bug in tileproof, not in your kernel: rerun with "
-                              "TILEPROOF_DEBUG=1 to see the traceback, and report it.")
+    return KernelReport(
+        ref.name,
+        ref.target or "tileproof.catalog",
+        internal=True,
+        error=f"internal error while verifying kernel {ref.name} "
+        f"(from {ref.target or 'the catalog'}): {type(e).__name__}: {e}. "
+        "This is a bug in tileproof, not in your kernel: rerun with "
+        "TILEPROOF_DEBUG=1 to see the traceback, and report it.",
+    )
 
 
 def verify_refs(
@@ -114,8 +125,13 @@ def verify_refs(
         # answer what the caches hold here first: a warm run then starts no worker at all
         # (each would import JAX again and trace the kernels again)
         for i in list(pending):
-            rep = run_kernel(items[i][1], config, numeric=numeric,
-                             numeric_options=numeric_options, cached_only=True)
+            rep = run_kernel(
+                items[i][1],
+                config,
+                numeric=numeric,
+                numeric_options=numeric_options,
+                cached_only=True,
+            )
             if rep is not None:
                 reports[i] = rep
                 hits += rep.cached
@@ -124,8 +140,9 @@ def verify_refs(
                     on_done(rep)
     if jobs <= 1 or len(pending) <= 1:
         for i in pending:
-            rep = run_kernel(items[i][1], config, numeric=numeric, points=points,
-                             numeric_options=numeric_options)
+            rep = run_kernel(
+                items[i][1], config, numeric=numeric, points=points, numeric_options=numeric_options
+            )
             reports[i] = rep
             hits += rep.cached
             if on_done:
@@ -143,9 +160,12 @@ def verify_refs(
     with ProcessPoolExecutor(
         max_workers=min(jobs, len(pending)), mp_context=multiprocessing.get_context("spawn")
     ) as pool:
-        futures = {pool.submit(_job, items[i][0], config, numeric, points, numeric_options,
-                               compile_cache): i
-                   for i in pending}
+        futures = {
+            pool.submit(
+                _job, items[i][0], config, numeric, points, numeric_options, compile_cache
+            ): i
+            for i in pending
+        }
         for fut in as_completed(futures):
             i = futures[fut]
             try:

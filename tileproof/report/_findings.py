@@ -31,8 +31,18 @@ __all__ = [
     "Report",
 ]
 
-KINDS = ("shape", "bounds", "coverage", "overflow", "split", "barrier", "race", "ring",
-         "reads", "unsupported")
+KINDS = (
+    "shape",
+    "bounds",
+    "coverage",
+    "overflow",
+    "split",
+    "barrier",
+    "race",
+    "ring",
+    "reads",
+    "unsupported",
+)
 # kinds a ``[tool.tileproof.skip]`` may name: an unsupported construct is never skipped (it
 # stays ``unknown`` and fails the run: fail closed)
 SKIPPABLE = tuple(k for k in KINDS if k != "unsupported")
@@ -71,8 +81,7 @@ class Finding:
 
     def __post_init__(self):
         assert self.kind in FINDING_KINDS, self.kind
-        assert self.status in OBLIGATION_OUTCOMES or self.kind in ("numeric", "spec"), (
-            self.status)
+        assert self.status in OBLIGATION_OUTCOMES or self.kind in ("numeric", "spec"), self.status
 
     def __setattr__(self, name: str, value: Any) -> None:
         # checks often attach the counterexample after building the finding: typed too
@@ -97,9 +106,15 @@ class Finding:
             **({"hint": self.hint} if self.hint else {}),
             "code": self.code,
             "outcome": str(self.status),
-            **({"counterexample_keys": [{**parse(k).to_json(), "value": v} for k, v in
-                                        self.counterexample.items()]}
-               if self.counterexample else {}),
+            **(
+                {
+                    "counterexample_keys": [
+                        {**parse(k).to_json(), "value": v} for k, v in self.counterexample.items()
+                    ]
+                }
+                if self.counterexample
+                else {}
+            ),
         }
 
 
@@ -139,8 +154,11 @@ class NumericResult:
             **({"conditions": self.detail["conditions"]} if self.detail.get("conditions") else {}),
             **({"rerun": self.rerun} if self.rerun else {}),
             # with --devices: how many points ran with ranks on devices, how many vmapped
-            **({"placements": dict(self.detail["placements"])}
-               if (self.detail or {}).get("placements") else {}),
+            **(
+                {"placements": dict(self.detail["placements"])}
+                if (self.detail or {}).get("placements")
+                else {}
+            ),
             "code": code_of("numeric"),
             "outcome": str(self.status),
         }
@@ -222,13 +240,15 @@ class KernelReport:
         out: list[Finding] = []
         where = _location(self.source)
         if self.error:
-            out.append(Finding("spec", Status.ERROR, self.error, where,
-                               detail={"internal": self.internal}))
+            out.append(
+                Finding("spec", Status.ERROR, self.error, where, detail={"internal": self.internal})
+            )
         out.extend(self.obligations)
         num = self.numeric
         if num is not None:
-            out.append(Finding("numeric", num.status, num.message, where,
-                               detail={"sizes": num.sizes}))
+            out.append(
+                Finding("numeric", num.status, num.message, where, detail={"sizes": num.sizes})
+            )
         return out
 
 

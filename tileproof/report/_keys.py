@@ -31,8 +31,18 @@ if TYPE_CHECKING:
 
 __all__ = ["ROLES", "CexKey", "refine", "roles_of", "typed"]
 
-ROLES = ("size", "program", "rank", "lane", "loop", "iteration", "element", "data", "value",
-         "symbol")
+ROLES = (
+    "size",
+    "program",
+    "rank",
+    "lane",
+    "loop",
+    "iteration",
+    "element",
+    "data",
+    "value",
+    "symbol",
+)
 
 _INDEXED = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\[([^\]]*)\]$")
 _INTS = re.compile(r"^-?\d+(\s*,\s*-?\d+)*$")
@@ -47,8 +57,9 @@ class CexKey(str):
     at: tuple[int, ...]  # the JSON's "index" (``str.index`` keeps its meaning)
     instance: int
 
-    def __new__(cls, text: str, role: str, name: str = "", at: tuple[int, ...] = (),
-                instance: int = 1) -> CexKey:
+    def __new__(
+        cls, text: str, role: str, name: str = "", at: tuple[int, ...] = (), instance: int = 1
+    ) -> CexKey:
         assert role in ROLES, role
         self = super().__new__(cls, text)
         self.role, self.name, self.at, self.instance = role, name, tuple(at), instance

@@ -99,9 +99,15 @@ def to_sarif(
             if f.kind == "numeric":
                 if f.status in (Status.MISMATCH, Status.ERROR):
                     what = "mismatch" if f.status == Status.MISMATCH else "run failed"
-                    result("numeric", "error",
-                           f"{k.name}: numeric {what}: {f.message or 'see the report'}",
-                           kfile, kline, k.name, {"sizes": f.detail["sizes"]})
+                    result(
+                        "numeric",
+                        "error",
+                        f"{k.name}: numeric {what}: {f.message or 'see the report'}",
+                        kfile,
+                        kline,
+                        k.name,
+                        {"sizes": f.detail["sizes"]},
+                    )
                 continue
             if f.status not in (Status.VIOLATED, Status.UNKNOWN):
                 continue
@@ -119,8 +125,11 @@ def to_sarif(
             props = {
                 "status": legacy(f.status),
                 "outcome": str(f.status),
-                **({"counterexample": {str(a): b for a, b in f.counterexample.items()}}
-                   if f.counterexample else {}),
+                **(
+                    {"counterexample": {str(a): b for a, b in f.counterexample.items()}}
+                    if f.counterexample
+                    else {}
+                ),
             }
             # an unsupported construct is no inconclusive proof but a model that is not exact
             level = "error" if f.status == Status.VIOLATED or f.kind == "unsupported" else "warning"

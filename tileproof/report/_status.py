@@ -59,17 +59,28 @@ class Status(str, Enum):
         return self.value.__format__(format_spec)
 
 
-OBLIGATION_OUTCOMES = (Status.PROVED, Status.VIOLATED, Status.UNKNOWN, Status.SKIPPED,
-                       Status.DUPLICATE)
-NUMERIC_OUTCOMES = (Status.MATCHED, Status.MISMATCH, Status.ERROR, Status.SKIPPED,
-                    Status.NOT_RUN)
+OBLIGATION_OUTCOMES = (
+    Status.PROVED,
+    Status.VIOLATED,
+    Status.UNKNOWN,
+    Status.SKIPPED,
+    Status.DUPLICATE,
+)
+NUMERIC_OUTCOMES = (Status.MATCHED, Status.MISMATCH, Status.ERROR, Status.SKIPPED, Status.NOT_RUN)
 # what lets a kernel pass: proofs and matches, and what was asked not to be checked or is
 # checked elsewhere (a duplicate's original carries the verdict); never unknown or error
-PASSING = frozenset({Status.PROVED, Status.MATCHED, Status.SKIPPED, Status.DUPLICATE,
-                     Status.NOT_RUN, Status.NOT_APPLICABLE})
+PASSING = frozenset(
+    {
+        Status.PROVED,
+        Status.MATCHED,
+        Status.SKIPPED,
+        Status.DUPLICATE,
+        Status.NOT_RUN,
+        Status.NOT_APPLICABLE,
+    }
+)
 
-_LEGACY = {Status.DUPLICATE: "skipped", Status.NOT_RUN: "skipped",
-           Status.NOT_APPLICABLE: "skipped"}
+_LEGACY = {Status.DUPLICATE: "skipped", Status.NOT_RUN: "skipped", Status.NOT_APPLICABLE: "skipped"}
 
 
 def legacy(status: str) -> str:

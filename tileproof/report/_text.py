@@ -79,13 +79,21 @@ def _size_overflows(k: KernelReport) -> list[Obligation]:
 def _overflow_summary(k: KernelReport, group: list[Obligation], verbose: bool) -> list[str]:
     """One finding for many size-driven overflows: which maxima to declare, and where."""
     names = [s for s in k.sizes if any(s in (o.counterexample or {}) for o in group)]
-    least = {s: min((o.counterexample or {})[s] for o in group if s in (o.counterexample or {}))
-             for s in names}
-    sites = sorted({_where(o, k) for o in group},
-                   key=lambda w: (w.rpartition(":")[0], int(w.rpartition(":")[2] or 0)
-                                  if w.rpartition(":")[2].isdigit() else 0))
-    widths = sorted({f"int{b}" for o in group
-                     for b in re.findall(r"\bint(\d+)\b", o.message)}, key=lambda w: int(w[3:]))
+    least = {
+        s: min((o.counterexample or {})[s] for o in group if s in (o.counterexample or {}))
+        for s in names
+    }
+    sites = sorted(
+        {_where(o, k) for o in group},
+        key=lambda w: (
+            w.rpartition(":")[0],
+            int(w.rpartition(":")[2] or 0) if w.rpartition(":")[2].isdigit() else 0,
+        ),
+    )
+    widths = sorted(
+        {f"int{b}" for o in group for b in re.findall(r"\bint(\d+)\b", o.message)},
+        key=lambda w: int(w[3:]),
+    )
     past = f"past {' / '.join(widths)} " if widths else ""
     out = [
         f"{k.source}: overflow: {len(group)} offsets and values in kernel {k.name} go {past}when "
@@ -93,8 +101,8 @@ def _overflow_summary(k: KernelReport, group: list[Obligation], verbose: bool) -
         f"{', '.join(names)} (assume=[...])  [{code_of('overflow')}]",
         "    smallest sizes in the counterexamples: "
         + ", ".join(f"{s}={v:,}" for s, v in least.items()),
-        f"    sites: {', '.join(sites[:6])}" + (f" and {len(sites) - 6} more" if len(sites) > 6
-                                               else ""),
+        f"    sites: {', '.join(sites[:6])}"
+        + (f" and {len(sites) - 6} more" if len(sites) > 6 else ""),
         "    hint: declare maxima for these sizes, or compute the offsets in 64 bits "
         "(index_bits=64); --verbose lists each finding",
     ]
@@ -148,8 +156,11 @@ def kernel_text(k: KernelReport, *, verbose: bool = False) -> list[str]:
         why = o.reason or ("skipped by configuration" if _configured(o) else "no reason given")
         out.append(_named(f"{k.source}: {kind}: {status}{count}: {why}", k, kind))
     if verbose and k.index_bits is not None:
-        origin = {"kernel": "declared by the kernel", "config": "[tool.tileproof] index-bits",
-                  "default": "the default"}.get(k.index_bits_from, k.index_bits_from)
+        origin = {
+            "kernel": "declared by the kernel",
+            "config": "[tool.tileproof] index-bits",
+            "default": "the default",
+        }.get(k.index_bits_from, k.index_bits_from)
         out.append(_named(f"{k.source}: offsets checked in int{k.index_bits} ({origin})", k))
     num = k.numeric
     if num is not None and (num.status != "matched" or verbose):  # a skip says why

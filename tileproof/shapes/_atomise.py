@@ -145,8 +145,7 @@ class _Atomiser:
         return f
 
 
-_CMP = {"==": eq, "!=": ne, "<": lt, "<=": le, ">": gt,
-        ">=": ge}
+_CMP = {"==": eq, "!=": ne, "<": lt, "<=": le, ">": gt, ">=": ge}
 
 
 def _propagate(lower: dict[str, int], assume: Sequence[Formula]) -> dict[str, int]:

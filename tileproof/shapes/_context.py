@@ -31,8 +31,15 @@ from ._interval import INF, Interval, _Eval
 from ._normal import divisors, simplify, substitute
 from ._search import holds, points
 
-__all__ = ["Context", "clear_memo", "declared_lower_bounds", "flatten", "lower_bound_decl",
-           "var_bounds", "weaker"]
+__all__ = [
+    "Context",
+    "clear_memo",
+    "declared_lower_bounds",
+    "flatten",
+    "lower_bound_decl",
+    "var_bounds",
+    "weaker",
+]
 
 _ROUNDS = 8
 _WITNESS_POINTS = 64
@@ -123,8 +130,9 @@ def weaker(assume: Iterable[Formula], kept: Iterable[Formula]) -> list[Formula]:
     kept = list(kept)
     full = declared_lower_bounds(assume)
     have = declared_lower_bounds(kept)
-    lost = [Cmp(">=", Expr.atom(Sym(n)), Expr.const(k)) for n, k in full.items()
-            if k < have.get(n, 1)]
+    lost = [
+        Cmp(">=", Expr.atom(Sym(n)), Expr.const(k)) for n, k in full.items() if k < have.get(n, 1)
+    ]
     return kept + lost
 
 

@@ -155,9 +155,12 @@ def prove(query, assume: Sequence = ()) -> Decision:
         verdict, cex, reason = _prove(query, given)
     except (OverflowError, RecursionError) as e:  # a safety net behind the input limits
         verdict, cex, reason = (
-            "unknown", None, f"input too large to decide ({type(e).__name__}: {e}); "
+            "unknown",
+            None,
+            f"input too large to decide ({type(e).__name__}: {e}); "
             "an expression object nested this deep or with numbers this large is past "
-            "what the decision procedure handles")
+            "what the decision procedure handles",
+        )
     return Decision(verdict, dict(cex) if cex is not None else None, reason, query, given)
 
 
@@ -237,8 +240,16 @@ class _Prove:
         if ctx.empty:
             return ("inconsistent", None, "the assumptions admit no values")
         for guard, d, text in self.qi.divisors:
-            res = _zero_divisor(ctx, self.A, self.ais, self.extra, guard, d, text,
-                                lambda u: self.qi.outcome(u) == "zero")
+            res = _zero_divisor(
+                ctx,
+                self.A,
+                self.ais,
+                self.extra,
+                guard,
+                d,
+                text,
+                lambda u: self.qi.outcome(u) == "zero",
+            )
             if res is not None:
                 if res[0] == "refuted":
                     _known.remember(res[1])

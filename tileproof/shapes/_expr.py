@@ -480,7 +480,7 @@ def split_by_monomial(e: Expr, h: Expr) -> tuple[Expr, Expr]:
     below, the digits of an index (``static._digits``) and the structural witnesses
     (``static._witness``) all read place values this way.
     """
-    (hm, hc), = h.terms
+    ((hm, hc),) = h.terms
     x_terms, l_terms = [], []
     for m, c in e.terms:
         acc = dict(m)
@@ -522,8 +522,11 @@ def _quotient(kind: str, n: ExprLike, d: ExprLike) -> Expr:
     if d.is_const:
         dv = d.const_value
         if dv == 0:
-            raise ShapeError(f"division by zero in ({n}) // 0" if kind == "floordiv"
-                             else f"division by zero in cdiv({n}, 0)")
+            raise ShapeError(
+                f"division by zero in ({n}) // 0"
+                if kind == "floordiv"
+                else f"division by zero in cdiv({n}, 0)"
+            )
         if n.is_const:
             return Expr.const(_ROUND[kind](n.const_value, dv))
         if dv < 0:

@@ -22,8 +22,18 @@ from ._atom import _FREE, _MEMO_SIZE, Atom, ShapeError, Sym
 if TYPE_CHECKING:  # type hints only: expressions import this module, not the reverse
     from ._expr import Expr
 
-__all__ = ["FALSE", "TRUE", "BoolConst", "BoolOp", "Cmp", "Formula", "compare", "conj", "disj",
-           "negate"]
+__all__ = [
+    "FALSE",
+    "TRUE",
+    "BoolConst",
+    "BoolOp",
+    "Cmp",
+    "Formula",
+    "compare",
+    "conj",
+    "disj",
+    "negate",
+]
 
 ExprLike = Union["Expr", int]
 
@@ -75,8 +85,14 @@ class Formula:
 
 _CMP_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 _CMP_NEG = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "==": "!=", "!=": "=="}
-_HOLDS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
-          ">": operator.gt, ">=": operator.ge}
+_HOLDS = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
 
 
 class Cmp(Formula):

@@ -66,8 +66,9 @@ class Input:
 
     def side_conditions(self) -> list[Formula]:
         """``guard -> divisor != 0`` for every divisor (the input is false where one is 0)."""
-        return [disj(negate(g), ne(d, 0)) if g is not TRUE else ne(d, 0)
-                for g, d, _t in self.divisors]
+        return [
+            disj(negate(g), ne(d, 0)) if g is not TRUE else ne(d, 0) for g, d, _t in self.divisors
+        ]
 
 
 _MEMO: dict = {}  # (kind, text or object) -> Input: the verifier passes the same inputs often

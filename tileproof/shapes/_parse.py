@@ -101,8 +101,9 @@ def _check_size(text: str, tree: ast.AST) -> None:
                 f"(the limit; {len(text)} characters)"
             )
         if depth > L.MAX_DEPTH:
-            raise _error(text, node, f"shape expression nested deeper than {L.MAX_DEPTH} levels "
-                         "(the limit)")
+            raise _error(
+                text, node, f"shape expression nested deeper than {L.MAX_DEPTH} levels (the limit)"
+            )
         if isinstance(node, ast.Constant) and isinstance(node.value, int):
             if not isinstance(node.value, bool) and abs(node.value) >= 1 << L.MAX_BITS:
                 raise _error(text, node, f"integer literal beyond the limit of 2**{L.MAX_BITS}")
@@ -115,11 +116,16 @@ def _check_size(text: str, tree: ast.AST) -> None:
 def _check_const(text: str, node: ast.AST, e: Expr) -> Expr:
     for _m, c in e.terms:
         if abs(c) >= 1 << L.MAX_BITS:
-            raise _error(text, node, f"a constant of this expression reaches {abs(c).bit_length()} "
-                         f"bits, beyond the limit of 2**{L.MAX_BITS}")
+            raise _error(
+                text,
+                node,
+                f"a constant of this expression reaches {abs(c).bit_length()} "
+                f"bits, beyond the limit of 2**{L.MAX_BITS}",
+            )
     if len(e.terms) > L.MAX_TERMS:
-        raise _error(text, node, f"expands to {len(e.terms)} terms, beyond the limit of "
-                     f"{L.MAX_TERMS}")
+        raise _error(
+            text, node, f"expands to {len(e.terms)} terms, beyond the limit of {L.MAX_TERMS}"
+        )
     return e
 
 
@@ -187,8 +193,11 @@ class _Builder:
             return _check_const(self.text, node, a - b)
         if isinstance(op, ast.Mult):
             if len(a.terms) * len(b.terms) > L.MAX_PRODUCT:
-                raise self.fail(node, f"this product multiplies out {len(a.terms)} x "
-                                f"{len(b.terms)} terms, beyond the limit of {L.MAX_PRODUCT}")
+                raise self.fail(
+                    node,
+                    f"this product multiplies out {len(a.terms)} x "
+                    f"{len(b.terms)} terms, beyond the limit of {L.MAX_PRODUCT}",
+                )
             return _check_const(self.text, node, a * b)
         if isinstance(op, ast.FloorDiv):
             return self.divide("floordiv", node, node.right, a, b)
@@ -207,16 +216,20 @@ class _Builder:
         if a.is_const:  # folded now: only the size of the result matters
             v = a.const_value
             if abs(v) > 1 and (abs(v).bit_length() - 1) * k >= L.MAX_BITS:
-                raise self.fail(node, f"{self.segment(node)} is beyond the limit of "
-                                f"2**{L.MAX_BITS} for constants")
+                raise self.fail(
+                    node,
+                    f"{self.segment(node)} is beyond the limit of 2**{L.MAX_BITS} for constants",
+                )
             return Expr.const(v**k)
         if k > L.MAX_EXPONENT:
             raise self.fail(node.right, f"exponent {k} is beyond the limit of {L.MAX_EXPONENT}")
         out = Expr.const(1)
         for _ in range(k):
             if len(out.terms) * len(a.terms) > L.MAX_PRODUCT:
-                raise self.fail(node, f"this power multiplies out more than {L.MAX_PRODUCT} "
-                                "term pairs (the limit)")
+                raise self.fail(
+                    node,
+                    f"this power multiplies out more than {L.MAX_PRODUCT} term pairs (the limit)",
+                )
             out = _check_const(self.text, node, out * a)
         return out
 

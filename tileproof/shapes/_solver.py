@@ -210,7 +210,8 @@ class _Terms:
         if got is None:
             v = self.var(name)
             got = self.memo[key] = ([v >= lo] if lo != -INF else []) + (
-                [v <= hi] if hi != INF else [])
+                [v <= hi] if hi != INF else []
+            )
         return got
 
 
@@ -218,8 +219,10 @@ def _why_unknown(reason: str, rlimit: int, elapsed: float) -> str:
     """Which budget ran out: z3 reports both the rlimit and the timeout as ``canceled``."""
     if reason in ("canceled", "timeout", "max. resource limit exceeded"):
         if elapsed * 1000 >= 0.9 * TIMEOUT_MS:
-            return (f"z3 stopped by the wall-clock backstop ({TIMEOUT_MS // 1000} s) before its "
-                    f"resource limit of {rlimit} units: the machine may be overloaded")
+            return (
+                f"z3 stopped by the wall-clock backstop ({TIMEOUT_MS // 1000} s) before its "
+                f"resource limit of {rlimit} units: the machine may be overloaded"
+            )
         return f"z3 ran out of its resource limit ({rlimit} rlimit units, deterministic)"
     return f"z3 gave up: {reason}"
 
@@ -310,8 +313,11 @@ class Session:
                 return "sat", model, ""
             if r == z3.unsat:
                 return "unsat", None, ""
-            return "unknown", None, _why_unknown(s.reason_unknown(), rlimit,
-                                                 time.perf_counter() - t0)
+            return (
+                "unknown",
+                None,
+                _why_unknown(s.reason_unknown(), rlimit, time.perf_counter() - t0),
+            )
         finally:
             s.pop()
             # quotients first met inside the scope lost their definitions with the pop;

@@ -90,8 +90,7 @@ class Region:
     at: tuple[tuple[str, tuple[str, tuple[shapes.Expr, ...]]], ...]
     where: Location = field(default_factory=caller_location, compare=False, repr=False)
 
-    def __init__(self, cond: object = "all", where: Location | None = None, /,
-                 **at: tuple) -> None:
+    def __init__(self, cond: object = "all", where: Location | None = None, /, **at: tuple) -> None:
         where = where if where is not None else caller_location()
         object.__setattr__(self, "where", where)
         if cond is True or cond == "all":
@@ -100,18 +99,28 @@ class Region:
             formula = parse_condition(cond, where, "a region of elements")
         reads: dict[str, tuple[str, tuple]] = {}
         for name, spec in at.items():
-            if (not isinstance(spec, (tuple, list)) or len(spec) != 2
-                    or not isinstance(spec[0], str)):
-                raise SpecError(f"element {name!r} of a region must be (tensor name, index), "
-                                f"got {spec!r}", where,
-                                "For example Region('i1 < n', n=('seq_lens', 'i0')).")
+            if (
+                not isinstance(spec, (tuple, list))
+                or len(spec) != 2
+                or not isinstance(spec[0], str)
+            ):
+                raise SpecError(
+                    f"element {name!r} of a region must be (tensor name, index), got {spec!r}",
+                    where,
+                    "For example Region('i1 < n', n=('seq_lens', 'i0')).",
+                )
             idx = spec[1] if isinstance(spec[1], (tuple, list)) else (spec[1],)
-            reads[name] = (spec[0], tuple(parse_size(x, where, f"the index of {name}")
-                                          for x in idx))
+            reads[name] = (
+                spec[0],
+                tuple(parse_size(x, where, f"the index of {name}") for x in idx),
+            )
         for name, (_t, idx) in reads.items():
             if any(set(reads) & x.free_symbols() for x in idx):
-                raise SpecError(f"the index of {name!r} uses another read; index a region's "
-                                "reads by i0, i1, ... and sizes", where)
+                raise SpecError(
+                    f"the index of {name!r} uses another read; index a region's "
+                    "reads by i0, i1, ... and sizes",
+                    where,
+                )
         object.__setattr__(self, "cond", formula)
         object.__setattr__(self, "at", tuple(reads.items()))
 
@@ -124,8 +133,9 @@ class Region:
             return x
         if isinstance(x, (str, bool, shapes.Formula)):
             return cls(x, where)
-        raise SpecError(f"{what} must be a condition over i0, i1, ..., 'all' or a "
-                        f"tp.Region, not {x!r}", where)
+        raise SpecError(
+            f"{what} must be a condition over i0, i1, ..., 'all' or a tp.Region, not {x!r}", where
+        )
 
     @property
     def read_map(self) -> dict[str, tuple[str, tuple]]:
@@ -151,19 +161,31 @@ class Region:
         """Spec errors: a read of an unknown or non-index tensor, an index of the wrong
         length, a name ``i<k>`` beyond the tensor's rank."""
         idx = set(index_names(rank))
-        extra = {n for n in self.cond.free_symbols()
-                 if n.startswith("i") and n[1:].isdigit() and n not in idx}
+        extra = {
+            n
+            for n in self.cond.free_symbols()
+            if n.startswith("i") and n[1:].isdigit() and n not in idx
+        }
         if extra:
-            raise SpecError(f"the region of {owner} names {', '.join(sorted(extra))}, but "
-                            f"{owner} has {rank} dimension{'s' * (rank != 1)}", self.where)
+            raise SpecError(
+                f"the region of {owner} names {', '.join(sorted(extra))}, but "
+                f"{owner} has {rank} dimension{'s' * (rank != 1)}",
+                self.where,
+            )
         for name, (tensor, at) in self.read_map.items():
             src = tensors.get(tensor)
             if src is None or not src.is_index:
-                raise SpecError(f"the region of {owner} reads {name} from {tensor!r}, which is "
-                                "no index tensor of the kernel", self.where)
+                raise SpecError(
+                    f"the region of {owner} reads {name} from {tensor!r}, which is "
+                    "no index tensor of the kernel",
+                    self.where,
+                )
             if len(at) != len(src.shape):
-                raise SpecError(f"the region of {owner} reads {tensor} with {len(at)} indices;"
-                                f" it has {len(src.shape)} dimensions", self.where)
+                raise SpecError(
+                    f"the region of {owner} reads {tensor} with {len(at)} indices;"
+                    f" it has {len(src.shape)} dimensions",
+                    self.where,
+                )
 
 
 @dataclass(frozen=True)
@@ -239,70 +261,112 @@ class Tensor:
         if self.role not in ("input", "output", "scratch"):
             raise SpecError(f"role must be input, output or scratch, not {self.role!r}", self.where)
         if self.updated and self.role != "input":
-            raise SpecError(f"updated=True marks an input written in place; this tensor is "
-                            f"{self.role} (outputs and scratch are written anyway)", self.where)
+            raise SpecError(
+                f"updated=True marks an input written in place; this tensor is "
+                f"{self.role} (outputs and scratch are written anyway)",
+                self.where,
+            )
         if self.distinct and not self.is_index:
-            raise SpecError("distinct=True declares an index tensor's values; "
-                            f"this tensor's dtype is {self.dtype}", self.where)
+            raise SpecError(
+                "distinct=True declares an index tensor's values; "
+                f"this tensor's dtype is {self.dtype}",
+                self.where,
+            )
         self._parse_enumeration()
         self._parse_regions()
 
     def _parse_regions(self) -> None:
         writes = Region.of(self.writes, self.where, "writes=")
         if writes is not None and not self.updated:
-            raise SpecError("writes= declares the elements an input updated in place must "
-                            "write; add updated=True (an output must be written everywhere)",
-                            self.where)
+            raise SpecError(
+                "writes= declares the elements an input updated in place must "
+                "write; add updated=True (an output must be written everywhere)",
+                self.where,
+            )
         reduced = Region.of(self.reduced, self.where, "reduced=")
         if reduced is not None and self.role != "input":
-            raise SpecError(f"reduced= declares an input a reduction reads; this tensor is "
-                            f"{self.role}", self.where)
+            raise SpecError(
+                f"reduced= declares an input a reduction reads; this tensor is {self.role}",
+                self.where,
+            )
         object.__setattr__(self, "writes", writes)
         object.__setattr__(self, "reduced", reduced)
 
     def _parse_enumeration(self) -> None:
         if self.enumerates is None:
             if self.reads is not None or self.count is not None:
-                raise SpecError("reads= and count= describe a work table: they go with "
-                                "enumerates=...", self.where)
+                raise SpecError(
+                    "reads= and count= describe a work table: they go with enumerates=...",
+                    self.where,
+                )
             return
         fix = "Declare a work table as Input((N,), 'int32', values=..., enumerates=...)."
         if not self.is_index or len(self.shape) != 1 or self.role != "input":
-            raise SpecError("enumerates= declares a 1-D index input (a work table); this "
-                            f"tensor is a {len(self.shape)}-D {self.dtype} {self.role}",
-                            self.where, fix)
+            raise SpecError(
+                "enumerates= declares a 1-D index input (a work table); this "
+                f"tensor is a {len(self.shape)}-D {self.dtype} {self.role}",
+                self.where,
+                fix,
+            )
         if self.values is None:
-            raise SpecError("a work table (enumerates=...) needs values=... bounding its keys",
-                            self.where, "Add values='lo <= v < hi'.")
-        cond = (shapes.conj() if self.enumerates is True
-                else parse_condition(self.enumerates, self.where, "the enumerated set"))
+            raise SpecError(
+                "a work table (enumerates=...) needs values=... bounding its keys",
+                self.where,
+                "Add values='lo <= v < hi'.",
+            )
+        cond = (
+            shapes.conj()
+            if self.enumerates is True
+            else parse_condition(self.enumerates, self.where, "the enumerated set")
+        )
         reads: dict[str, tuple[str, tuple]] = {}
         given = self.reads or {}
         if not isinstance(given, (Mapping, tuple, list)):  # tuple: the form stored below
-            raise SpecError(f"reads= maps names to (tensor name, index), not {given!r}",
-                            self.where, "For example reads={'seq': ('seq_lens', 'v // M')}.")
+            raise SpecError(
+                f"reads= maps names to (tensor name, index), not {given!r}",
+                self.where,
+                "For example reads={'seq': ('seq_lens', 'v // M')}.",
+            )
         for name, spec in dict(given).items():
             if not isinstance(name, str) or not name.isidentifier() or name == "v":
-                raise SpecError(f"a read of a work table is named by an identifier other "
-                                f"than v, not {name!r}", self.where)
-            if (not isinstance(spec, (tuple, list)) or len(spec) != 2
-                    or not isinstance(spec[0], str)):
-                raise SpecError(f"read {name!r} must be (tensor name, index), got {spec!r}",
-                                self.where, "For example reads={'seq': ('seq_lens', 'v // M')}.")
+                raise SpecError(
+                    f"a read of a work table is named by an identifier other than v, not {name!r}",
+                    self.where,
+                )
+            if (
+                not isinstance(spec, (tuple, list))
+                or len(spec) != 2
+                or not isinstance(spec[0], str)
+            ):
+                raise SpecError(
+                    f"read {name!r} must be (tensor name, index), got {spec!r}",
+                    self.where,
+                    "For example reads={'seq': ('seq_lens', 'v // M')}.",
+                )
             idx = spec[1] if isinstance(spec[1], (tuple, list)) else (spec[1],)
-            reads[name] = (spec[0], tuple(parse_size(x, self.where, f"the index of read {name}")
-                                          for x in idx))
+            reads[name] = (
+                spec[0],
+                tuple(parse_size(x, self.where, f"the index of read {name}") for x in idx),
+            )
         for name, (_t, idx) in reads.items():
             if any(set(reads) & x.free_symbols() for x in idx):
-                raise SpecError(f"the index of read {name!r} uses another read; reads are "
-                                "indexed by v and sizes only", self.where)
-        count = (self.shape[0] if self.count is None
-                 else parse_size(self.count, self.where, "the count of a work table"))
-        keyed = {n for n, (_t, idx) in reads.items()
-                 if any("v" in x.free_symbols() for x in idx)}
+                raise SpecError(
+                    f"the index of read {name!r} uses another read; reads are "
+                    "indexed by v and sizes only",
+                    self.where,
+                )
+        count = (
+            self.shape[0]
+            if self.count is None
+            else parse_size(self.count, self.where, "the count of a work table")
+        )
+        keyed = {n for n, (_t, idx) in reads.items() if any("v" in x.free_symbols() for x in idx)}
         if "v" in count.free_symbols() or count.free_symbols() & keyed:
-            raise SpecError(f"the count {count} of a work table depends on the key v",
-                            self.where, "Count with sizes and reads at fixed indices.")
+            raise SpecError(
+                f"the count {count} of a work table depends on the key v",
+                self.where,
+                "Count with sizes and reads at fixed indices.",
+            )
         object.__setattr__(self, "enumerates", cond)
         object.__setattr__(self, "reads", tuple(reads.items()))  # hashable, in order
         object.__setattr__(self, "count", count)
@@ -366,8 +430,10 @@ def key_bounds(t: Tensor, sizes) -> tuple[int, int]:
                 high = k + (op != "<")
                 hi = high if hi is None else min(hi, high)
     if lo is None or hi is None:
-        raise SpecError(f"the values {t.values} of a work table must bound v from both sides "
-                        "(lo <= v < hi)", t.where)
+        raise SpecError(
+            f"the values {t.values} of a work table must bound v from both sides (lo <= v < hi)",
+            t.where,
+        )
     return lo, hi
 
 
@@ -394,8 +460,11 @@ def enumerate_keys(tensors, name: str, sizes, read, *, limit: int = 1 << 22):
         at = tuple(x.evaluate({**env, "v": key}) for x in idx)
         dims = [d.evaluate(env) for d in tensors[tensor].shape]
         if any(not 0 <= i < n for i, n in zip(at, dims)):
-            raise SpecError(f"work table {name}: read {rname} = {tensor}{list(at)} is out of "
-                            f"bounds for key {key}", t.where)
+            raise SpecError(
+                f"work table {name}: read {rname} = {tensor}{list(at)} is out of "
+                f"bounds for key {key}",
+                t.where,
+            )
         return int(read(tensor, at))
 
     live: list[int] = []
@@ -406,13 +475,15 @@ def enumerate_keys(tensors, name: str, sizes, read, *, limit: int = 1 << 22):
         vals = {r: value(r, key) for r in reads if r in t.enumerates.free_symbols()}
         (live if t.enumerates.evaluate({**env, **vals, "v": key}) else dead).append(key)
     if len(live) > length:
-        raise SpecError(f"work table {name} has {length} entries but {len(live)} live keys",
-                        t.where)
+        raise SpecError(
+            f"work table {name} has {length} entries but {len(live)} live keys", t.where
+        )
     rest = length - len(live)
     if t.distinct:
         if len(dead) < rest:
-            raise SpecError(f"work table {name}: too few distinct keys to fill {length} "
-                            "entries", t.where)
+            raise SpecError(
+                f"work table {name}: too few distinct keys to fill {length} entries", t.where
+            )
         return live, dead[:rest]
     return live, [(dead or live or [lo])[0]] * rest
 
@@ -420,8 +491,7 @@ def enumerate_keys(tensors, name: str, sizes, read, *, limit: int = 1 << 22):
 def count_cell(t: Tensor, sizes) -> tuple[str, tuple[int, ...]] | None:
     """``(tensor, index)`` of the element holding a work table's count, where its ``count``
     is a single read (``count="n"``, ``reads={"n": ("num_work", 0)}``); else None."""
-    cname = (normalised_size(t.count, "count=").as_symbol() if t.count is not None
-             else None)
+    cname = normalised_size(t.count, "count=").as_symbol() if t.count is not None else None
     reads = t.read_map
     if cname is None or cname not in reads:
         return None
@@ -464,8 +534,9 @@ def build_enumeration(tensors, name: str, sizes, inputs) -> dict:
             vals[r] = int(read(tensor, tuple(x.evaluate(env) for x in idx)))
         n = t.count.evaluate({**env, **vals})
         if n != len(live):
-            raise SpecError(f"work table {name}: count {t.count} is {n} but {len(live)} keys "
-                            "are live", t.where)
+            raise SpecError(
+                f"work table {name}: count {t.count} is {n} but {len(live)} keys are live", t.where
+            )
     return out
 
 

@@ -233,8 +233,10 @@ def _check_enumerations(tensors: dict[str, Tensor], where: Location) -> None:
 def _reserved(name: str) -> str:
     """Why ``name`` cannot be chosen by a spec ("" when it can)."""
     if name.startswith("_"):
-        return ("names starting with '_' are the verifier's own (tile coordinates _c0, _c1, "
-                "..., loop placeholders, quotients)")
+        return (
+            "names starting with '_' are the verifier's own (tile coordinates _c0, _c1, "
+            "..., loop placeholders, quotients)"
+        )
     if "__" in name:
         return "names containing '__' are the verifier's own (it names a second program x__2)"
     return ""
@@ -253,21 +255,25 @@ def _check_names(k: Kernel, where: Location) -> None:
     for name in k.sizes:
         why = _reserved(name)
         if why:
-            raise SpecError(f"kernel {k.name!r}: size {name!r} is a reserved name: {why}",
-                            where, fix)
+            raise SpecError(
+                f"kernel {k.name!r}: size {name!r} is a reserved name: {why}", where, fix
+            )
     axes: dict[str, str] = {}
     for g in k.grid:
         why = _reserved(g.name)
         if why:
-            raise SpecError(f"kernel {k.name!r}: grid axis {g.name!r} is a reserved name: {why}",
-                            where, fix)
+            raise SpecError(
+                f"kernel {k.name!r}: grid axis {g.name!r} is a reserved name: {why}", where, fix
+            )
         if g.name in sizes:
             raise SpecError(
                 f"kernel {k.name!r}: grid axis {g.name!r} has the name of a size of the kernel "
                 f"(grid extent {g.extent}); a program id and a size cannot share a name: the "
                 f"context {g.name} < {g.extent} would constrain the size itself, or admit no "
-                "program at all", where,
-                f"Rename the grid axis (for example {g.name.lower() + '_id'!r}) or the size.")
+                "program at all",
+                where,
+                f"Rename the grid axis (for example {g.name.lower() + '_id'!r}) or the size.",
+            )
         if g.name in axes:
             raise SpecError(f"kernel {k.name!r}: two grid axes are named {g.name!r}", where, fix)
         axes[g.name] = g.name
@@ -275,26 +281,37 @@ def _check_names(k: Kernel, where: Location) -> None:
     if r is not None:
         why = _reserved(r.name)
         if why:
-            raise SpecError(f"kernel {k.name!r}: rank name {r.name!r} is reserved: {why}",
-                            where, fix)
+            raise SpecError(
+                f"kernel {k.name!r}: rank name {r.name!r} is reserved: {why}", where, fix
+            )
         if r.name in sizes:
-            raise SpecError(f"kernel {k.name!r}: the rank name {r.name!r} is also a size of the "
-                            "kernel", where, "Rename the rank (Ranks(name=...)) or the size.")
+            raise SpecError(
+                f"kernel {k.name!r}: the rank name {r.name!r} is also a size of the kernel",
+                where,
+                "Rename the rank (Ranks(name=...)) or the size.",
+            )
         axis = next((g for g in k.grid if g.name == r.name), None)
         if axis is not None and axis.extent != r.size:
             raise SpecError(
                 f"kernel {k.name!r}: grid axis {r.name!r} is the rank axis but its extent "
-                f"{axis.extent} differs from the rank count {r.size}", where,
-                "Give the rank axis the rank count as its extent, or rename one of them.")
+                f"{axis.extent} differs from the rank count {r.size}",
+                where,
+                "Give the rank axis the rank count as its extent, or rename one of them.",
+            )
     placeholder = [n for n, t in k.tensors.items() if t.values is not None]
     if "v" in sizes and placeholder:
         raise SpecError(
             f"kernel {k.name!r}: a size is named 'v', but 'v' stands for an element of "
-            f"{placeholder[0]} in its values=... range", where,
-            "Rename the size.")
+            f"{placeholder[0]} in its values=... range",
+            where,
+            "Rename the size.",
+        )
     for tname, t in k.tensors.items():
         clash = sorted(set(t.read_map) & (sizes | set(axes)))
         if clash:
             raise SpecError(
                 f"kernel {k.name!r}: work table {tname} names a read {clash[0]!r} like a size "
-                "or grid axis of the kernel", t.where, "Rename the read.")
+                "or grid axis of the kernel",
+                t.where,
+                "Rename the read.",
+            )

@@ -48,8 +48,9 @@ class NumericOptions(Mapping):
         return tuple(f.name for f in fields(cls))
 
     @classmethod
-    def of(cls, value: NumericOptions | Mapping[str, Any] | None,
-           where: Location | None = None) -> NumericOptions:
+    def of(
+        cls, value: NumericOptions | Mapping[str, Any] | None, where: Location | None = None
+    ) -> NumericOptions:
         """``value`` as options: a dict is converted; an unknown key or a value of the wrong
         type is a :class:`SpecError` at ``where`` (the spec's ``tp.kernel(...)`` line)."""
         if value is None:
@@ -57,33 +58,46 @@ class NumericOptions(Mapping):
         if isinstance(value, NumericOptions):
             return value
         if not isinstance(value, Mapping):
-            raise SpecError(f"numeric= must be a dict of numeric settings or "
-                            f"tp.NumericOptions(...), got {type(value).__name__}", where)
+            raise SpecError(
+                f"numeric= must be a dict of numeric settings or "
+                f"tp.NumericOptions(...), got {type(value).__name__}",
+                where,
+            )
         known = cls.keys_known()
         bad = [k for k in value if k not in known]
         if bad:
             near = difflib.get_close_matches(str(bad[0]), known, n=1)
             guess = f" (did you mean {near[0]!r}?)" if near else ""
             raise SpecError(
-                f"numeric= has no setting {', '.join(repr(k) for k in bad)}{guess}.", where,
-                f"Valid keys: {', '.join(known)}.")
+                f"numeric= has no setting {', '.join(repr(k) for k in bad)}{guess}.",
+                where,
+                f"Valid keys: {', '.join(known)}.",
+            )
         opts = cls(**dict(value))
         opts._check(where)
         return opts
 
     def _check(self, where: Location | None) -> None:
         """Types as documented: a wrong one would fail deep inside a numeric run."""
+
         def bad(key: str, want: str) -> SpecError:
             got = getattr(self, key)
             return SpecError(f"numeric={{{key!r}: ...}} must be {want}, got {got!r}", where)
 
         s = self.sizes
-        if s is not None and not isinstance(s, Mapping) and not (
-                isinstance(s, Sequence) and not isinstance(s, str)
-                and all(isinstance(p, Mapping) for p in s)):
+        if (
+            s is not None
+            and not isinstance(s, Mapping)
+            and not (
+                isinstance(s, Sequence)
+                and not isinstance(s, str)
+                and all(isinstance(p, Mapping) for p in s)
+            )
+        ):
             raise bad("sizes", "a {size: value} dict or a list of them")
-        if self.budget is not None and (isinstance(self.budget, bool)
-                                        or not isinstance(self.budget, int) or self.budget < 0):
+        if self.budget is not None and (
+            isinstance(self.budget, bool) or not isinstance(self.budget, int) or self.budget < 0
+        ):
             raise bad("budget", "an int >= 0")
         if self.gradients is not None and not isinstance(self.gradients, bool):
             raise bad("gradients", "True or False")

@@ -72,6 +72,7 @@ def size_value(params, sizes) -> int:
     expr = params.get("expr")
     return expr.evaluate(sizes) if expr is not None else sizes[params["name"]]
 
+
 program_id_p = _scalar_int("tp_program_id")  # params: axis
 num_programs_p = _scalar_int("tp_num_programs")  # params: axis
 lane_id_p = _scalar_int("tp_lane_id")

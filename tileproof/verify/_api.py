@@ -50,8 +50,17 @@ def verify_kernel(
     """
     rep = KernelReport(name=kernel.name, source=str(kernel.location))
     try:
-        return _verify(rep, kernel, numeric, timeout_ms, numeric_options, config, cache,
-                       numeric_cache, cached_only)
+        return _verify(
+            rep,
+            kernel,
+            numeric,
+            timeout_ms,
+            numeric_options,
+            config,
+            cache,
+            numeric_cache,
+            cached_only,
+        )
     except _Miss:
         return None
     except LocatedError as e:  # a spec, setting or executor-setup error: the report says it
@@ -59,9 +68,11 @@ def verify_kernel(
             return None
         rep.error = str(e)
     except SystemExit as e:  # the body or the reference (or what they call) exited
-        rep.error = (f"{kernel.location}: error: verifying kernel {kernel.name} raised "
-                     f"SystemExit({e.code!r}): the body, the reference or something they call "
-                     "exited. Kernel code must not call sys.exit().")
+        rep.error = (
+            f"{kernel.location}: error: verifying kernel {kernel.name} raised "
+            f"SystemExit({e.code!r}): the body, the reference or something they call "
+            "exited. Kernel code must not call sys.exit()."
+        )
     except Exception as e:
         if cached_only:
             return None
@@ -93,9 +104,11 @@ def internal_error(kernel: Kernel, e: BaseException) -> str:
     while tb is not None:
         where = f" (at {os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno})"
         tb = tb.tb_next
-    return (f"{kernel.location}: internal error while verifying kernel {kernel.name}: "
-            f"{type(e).__name__}: {e}{where}. This is a bug in tileproof, not in your kernel: "
-            "rerun with TILEPROOF_DEBUG=1 to see the traceback, and report it.")
+    return (
+        f"{kernel.location}: internal error while verifying kernel {kernel.name}: "
+        f"{type(e).__name__}: {e}{where}. This is a bug in tileproof, not in your kernel: "
+        "rerun with TILEPROOF_DEBUG=1 to see the traceback, and report it."
+    )
 
 
 def index_width(kernel: Kernel, config=None) -> tuple[int, str]:
@@ -111,8 +124,17 @@ def index_width(kernel: Kernel, config=None) -> tuple[int, str]:
     return 32, "default"
 
 
-def _verify(rep, kernel, numeric, timeout_ms, numeric_options, config, cache,
-            numeric_cache=None, cached_only=False) -> KernelReport:
+def _verify(
+    rep,
+    kernel,
+    numeric,
+    timeout_ms,
+    numeric_options,
+    config,
+    cache,
+    numeric_cache=None,
+    cached_only=False,
+) -> KernelReport:
     bits, rep.index_bits_from = index_width(kernel, config)
     rep.index_bits = bits
     if timeout_ms is None and config is not None:
@@ -142,23 +164,33 @@ def _verify(rep, kernel, numeric, timeout_ms, numeric_options, config, cache,
         if key:
             cache.put(key, obligations)
     rep.obligations = list(obligations) + [
-        Obligation(kind, "skipped", f"{kind} obligations not checked", kernel.location, reason=why,
-                   detail={"configured": True})
+        Obligation(
+            kind,
+            "skipped",
+            f"{kind} obligations not checked",
+            kernel.location,
+            reason=why,
+            detail={"configured": True},
+        )
         for kind, why in skip.items()
     ]
     rep.sizes = list(model.sizes)
     _type_keys(rep.obligations, model)
     if numeric:
-        extra = [o.counterexample for o in rep.obligations if o.status == "violated" and o.counterexample]
+        extra = [
+            o.counterexample for o in rep.obligations if o.status == "violated" and o.counterexample
+        ]
         t2 = time.perf_counter()
-        rep.numeric, rep.numeric_cached = _numeric(kernel, config, extra, numeric_options, model,
-                                                   numeric_cache, cached_only)
+        rep.numeric, rep.numeric_cached = _numeric(
+            kernel, config, extra, numeric_options, model, numeric_cache, cached_only
+        )
         if rep.numeric_cached:  # the time this run spent, not the cached run's
             rep.numeric.seconds = time.perf_counter() - t2
         rerun = (rep.numeric.detail or {}).get("rerun")
         if rerun is not None:
-            rerun["command"] = rerun_command(kernel, {**rerun["sizes"], **rerun.get("pins", {})},
-                                             rerun["seed"])
+            rerun["command"] = rerun_command(
+                kernel, {**rerun["sizes"], **rerun.get("pins", {})}, rerun["seed"]
+            )
     return rep
 
 
@@ -179,11 +211,16 @@ def rerun_target(kernel: Kernel) -> str:
 
     home = getattr(kernel.body, "__module__", "") or ""
     mods = [(name, m) for name, m in list(sys.modules.items()) if m is not None]
-    holders = [(name, m) for name, m in mods
-               if name == home or any(v is kernel for v in list(vars(m).values()))
-               or any(v is kernel for v in (getattr(m, "VARIANTS", ()) or ()))]
-    holders.sort(key=lambda nm: (nm[0] != home, any(p.startswith("_") for p in nm[0].split(".")),
-                                 len(nm[0])))
+    holders = [
+        (name, m)
+        for name, m in mods
+        if name == home
+        or any(v is kernel for v in list(vars(m).values()))
+        or any(v is kernel for v in (getattr(m, "VARIANTS", ()) or ()))
+    ]
+    holders.sort(
+        key=lambda nm: (nm[0] != home, any(p.startswith("_") for p in nm[0].split(".")), len(nm[0]))
+    )
     for name, mod in holders:
         if not resolves(mod):
             continue
@@ -214,8 +251,15 @@ def rerun_command(kernel: Kernel, sizes: dict, seed: int) -> str:
     return " ".join(shlex.quote(c) for c in cmd)
 
 
-def _numeric(kernel: Kernel, config, extra: list[dict], options: dict | None, model=None,
-             numeric_cache=None, cached_only=False) -> tuple[NumericResult, bool]:
+def _numeric(
+    kernel: Kernel,
+    config,
+    extra: list[dict],
+    options: dict | None,
+    model=None,
+    numeric_cache=None,
+    cached_only=False,
+) -> tuple[NumericResult, bool]:
     """The numeric result and whether it came from ``numeric_cache``."""
     from .numeric import check_numeric
 

@@ -55,23 +55,32 @@ def _ref_outputs(kernel, result) -> dict:
     if isinstance(result, Mapping):
         missing = [n for n in names if n not in result]
         if missing:
-            raise NumericUnsupported(f"the reference of {kernel.name} returns no {', '.join(missing)}",
-                                     kernel.location)
+            raise NumericUnsupported(
+                f"the reference of {kernel.name} returns no {', '.join(missing)}", kernel.location
+            )
         return {n: result[n] for n in names}
     if isinstance(result, (tuple, list)):
         if len(result) != len(names):
-            raise NumericUnsupported(f"the reference of {kernel.name} returns {len(result)} values for "
-                                     f"{len(names)} outputs ({', '.join(names)})", kernel.location)
+            raise NumericUnsupported(
+                f"the reference of {kernel.name} returns {len(result)} values for "
+                f"{len(names)} outputs ({', '.join(names)})",
+                kernel.location,
+            )
         return dict(zip(names, result))
     if len(names) == 1:
         return {names[0]: result}
-    raise NumericUnsupported(f"the reference of {kernel.name} returns one array for "
-                             f"{len(names)} outputs", kernel.location)
+    raise NumericUnsupported(
+        f"the reference of {kernel.name} returns one array for {len(names)} outputs",
+        kernel.location,
+    )
 
 
 def _worst(cs: list[Comparison]) -> tuple[float, float]:
     fin = [c for c in cs if c.max_abs_err is not None]
-    return (max((c.max_abs_err for c in fin), default=0.0), max((c.max_rel_err for c in fin), default=0.0))
+    return (
+        max((c.max_abs_err for c in fin), default=0.0),
+        max((c.max_rel_err for c in fin), default=0.0),
+    )
 
 
 def check_numeric(
@@ -114,11 +123,14 @@ def check_numeric(
     if opts.get("skip"):  # the one skip a user asks for: numeric={"skip": "why"}
         return NumericResult("skipped", message=f"numeric={{'skip': ...}}: {opts['skip']}")
     if kernel.reference is None:
-        return NumericResult("error", message=f"kernel {kernel.name} declares no reference, so "
-                             "nothing can be compared (declare reference=..., or skip numerics "
-                             "with numeric={'skip': 'why'})")  # the spec's own numeric settings come first, call arguments on top
+        return NumericResult(
+            "error",
+            message=f"kernel {kernel.name} declares no reference, so "
+            "nothing can be compared (declare reference=..., or skip numerics "
+            "with numeric={'skip': 'why'})",
+        )  # the spec's own numeric settings come first, call arguments on top
     extra: list = []
-    for group in ((sizes,) if only else (opts.get("sizes"), sizes, extra_sizes)):
+    for group in (sizes,) if only else (opts.get("sizes"), sizes, extra_sizes):
         if group is None:
             continue
         extra += [group] if isinstance(group, Mapping) else list(group)
@@ -130,15 +142,18 @@ def check_numeric(
     dropped: list = []
     pins: dict = {}
     try:
-        points = choose_sizes(kernel, extra=extra, budget=0 if only else budget, seed=seed,
-                              dropped=dropped, pins=pins)
+        points = choose_sizes(
+            kernel, extra=extra, budget=0 if only else budget, seed=seed, dropped=dropped, pins=pins
+        )
     except NumericUnsupported as e:
-        return NumericResult("error", message=f"no size points: {e}",
-                             seconds=time.perf_counter() - t0)
+        return NumericResult(
+            "error", message=f"no size points: {e}", seconds=time.perf_counter() - t0
+        )
     if only:  # sizes below a symbol's lower bound (1 unless assumed) are no point of the domain
         bounds = _bounds(kernel)
-        points = [p for p in points[:len(extra)] if all(_within(bounds.get(k), v)
-                                                         for k, v in p.items())]
+        points = [
+            p for p in points[: len(extra)] if all(_within(bounds.get(k), v) for k, v in p.items())
+        ]
         # exactly the pins the given point names ("seq_lens[0]": 0), none chosen here
         from ._sizes import _pins_of
 
@@ -151,15 +166,22 @@ def check_numeric(
                     given.setdefault(tuple(sorted(p.items())), pe)
         pins = given
         if not points and not dropped:
-            return NumericResult("error", message=f"sizes {', '.join(_fmt(e) for e in extra)} "
-                                 "are not admissible (the kernel's assumptions exclude them)",
-                                 seconds=time.perf_counter() - t0)
+            return NumericResult(
+                "error",
+                message=f"sizes {', '.join(_fmt(e) for e in extra)} "
+                "are not admissible (the kernel's assumptions exclude them)",
+                seconds=time.perf_counter() - t0,
+            )
     devs = _devices(kernel, devices)
     if not points:
-        return NumericResult("error", message="no admissible sizes within the numeric cap of "
-                             f"{CAP_ELEMENTS} elements per tensor and {CAP_PROGRAMS} programs: "
-                             "nothing was run", seconds=time.perf_counter() - t0,
-                             detail={"over_cap": dropped})
+        return NumericResult(
+            "error",
+            message="no admissible sizes within the numeric cap of "
+            f"{CAP_ELEMENTS} elements per tensor and {CAP_PROGRAMS} programs: "
+            "nothing was run",
+            seconds=time.perf_counter() - t0,
+            detail={"over_cap": dropped},
+        )
     cover = _Coverage(kernel)
     tried, runs = [], []
     oom: list = []  # production-size points the device ran out of memory on
@@ -180,18 +202,32 @@ def check_numeric(
             # values and run-time flags are checked at every point
             rng = np.random.default_rng(point_seed(seed, i))
             pin = pins.get(tuple(sorted(env.items())))
-            run = _one(kernel, env, rng, point_seed(seed, i), tol,
-                       gradients and grad_points < GRADIENT_POINTS, pin, cover,
-                       _fit(kernel, env, devs))
-            run["pins"] = {f"{n}[{','.join(map(str, at))}]": int(v)
-                           for (n, at), v in (pin or {}).items()}
+            run = _one(
+                kernel,
+                env,
+                rng,
+                point_seed(seed, i),
+                tol,
+                gradients and grad_points < GRADIENT_POINTS,
+                pin,
+                cover,
+                _fit(kernel, env, devs),
+            )
+            run["pins"] = {
+                f"{n}[{','.join(map(str, at))}]": int(v) for (n, at), v in (pin or {}).items()
+            }
         except NoInputs as e:  # e.g. more distinct values wanted than the range has: next point
             tried.pop()
             runs.append({"sizes": env, "skipped": str(e)})
             continue
         except NumericUnsupported as e:  # a construct the executor does not run: not a pass
-            return NumericResult("error", tried, message=f"at sizes {_fmt(env)}: not run: {e}",
-                                 seconds=time.perf_counter() - t0, detail={"runs": runs})
+            return NumericResult(
+                "error",
+                tried,
+                message=f"at sizes {_fmt(env)}: not run: {e}",
+                seconds=time.perf_counter() - t0,
+                detail={"runs": runs},
+            )
         except Exception as e:  # a report, not a crash: the reference or the body failed here
             first = str(e).splitlines()[0] if str(e) else ""
             if _out_of_memory_beyond_cap(kernel, env, e):
@@ -203,8 +239,9 @@ def check_numeric(
                 runs.append({"sizes": env, "not_run": f"out of device memory: {first}"})
                 continue
             msg = f"at sizes {_fmt(env)}: the run failed: {type(e).__name__}: {first}"
-            return NumericResult("error", tried, message=msg, seconds=time.perf_counter() - t0,
-                                 detail={"runs": runs})
+            return NumericResult(
+                "error", tried, message=msg, seconds=time.perf_counter() - t0, detail={"runs": runs}
+            )
         run["seconds"] = time.perf_counter() - t1
         run["seed"] = point_seed(seed, i)
         runs.append(run)
@@ -222,42 +259,74 @@ def check_numeric(
             message = f"at sizes {_fmt(env)}: " + "; ".join(run["problems"][:3])
             if len(run["problems"]) > 3:
                 message += f"; and {len(run['problems']) - 3} more"
-            rerun = {"sizes": dict(env), "seed": run["seed"], "index": run.get("index", {}),
-                     "pins": run.get("pins", {})}
+            rerun = {
+                "sizes": dict(env),
+                "seed": run["seed"],
+                "index": run.get("index", {}),
+                "pins": run.get("pins", {}),
+            }
             break
     if not tried:
-        return NumericResult("error", message="nothing could be run at any chosen size: "
-                             + "; ".join(r.get("skipped") or r.get("not_run", "") for r in runs),
-                             seconds=time.perf_counter() - t0, detail={"runs": runs})
+        return NumericResult(
+            "error",
+            message="nothing could be run at any chosen size: "
+            + "; ".join(r.get("skipped") or r.get("not_run", "") for r in runs),
+            seconds=time.perf_counter() - t0,
+            detail={"runs": runs},
+        )
     grads = None
     if gradients:
         # not compared: nothing differentiable (no float input or output), or the values
         # mismatched before any gradient was taken; the JSON's status says "skipped" for both
-        differentiable = (any(_float(kernel.tensors[n]) for n in kernel.inputs)
-                          and any(_float(kernel.tensors[n]) for n in kernel.outputs))
-        outcome = ("not_run" if differentiable else "not_applicable") if not grad_checked else (
-            "mismatch" if any(r.get("grad", {}) and not r["grad"]["ok"] for r in runs)
-            else "matched")
-        grads = {"status": legacy(outcome), "outcome": outcome,
-                 "max_abs_err": _finite(grad_worst[0]) if grad_checked else None,
-                 "max_rel_err": _finite(grad_worst[1]) if grad_checked else None}
+        differentiable = any(_float(kernel.tensors[n]) for n in kernel.inputs) and any(
+            _float(kernel.tensors[n]) for n in kernel.outputs
+        )
+        outcome = (
+            ("not_run" if differentiable else "not_applicable")
+            if not grad_checked
+            else (
+                "mismatch"
+                if any(r.get("grad", {}) and not r["grad"]["ok"] for r in runs)
+                else "matched"
+            )
+        )
+        grads = {
+            "status": legacy(outcome),
+            "outcome": outcome,
+            "max_abs_err": _finite(grad_worst[0]) if grad_checked else None,
+            "max_rel_err": _finite(grad_worst[1]) if grad_checked else None,
+        }
     if dropped:
-        note = "; ".join(f"not run at {_fmt(e)}: over the numeric cap of {device_cap_elements()} elements "
-                         f"per tensor and {CAP_PROGRAMS} programs" for e in dropped[:2])
+        note = "; ".join(
+            f"not run at {_fmt(e)}: over the numeric cap of {device_cap_elements()} elements "
+            f"per tensor and {CAP_PROGRAMS} programs"
+            for e in dropped[:2]
+        )
         message = f"{message}; {note}" if message else note
     if oom:
-        note = "; ".join(f"not run at {_fmt(e)}: out of device memory (the authors' sizes; "
-                         "the smaller points ran)" for e in oom[:2])
+        note = "; ".join(
+            f"not run at {_fmt(e)}: out of device memory (the authors' sizes; "
+            "the smaller points ran)"
+            for e in oom[:2]
+        )
         message = f"{message}; {note}" if message else note
-    detail = {"runs": runs, "over_cap": dropped, "out_of_memory": oom,
-              "conditions": cover.report()}
+    detail = {"runs": runs, "over_cap": dropped, "out_of_memory": oom, "conditions": cover.report()}
     if devs is not None:
-        detail["placements"] = {p: sum(1 for r in runs if r.get("placement") == p)
-                                for p in ("devices", "vmapped")}
+        detail["placements"] = {
+            p: sum(1 for r in runs if r.get("placement") == p) for p in ("devices", "vmapped")
+        }
     if rerun is not None:
         detail["rerun"] = rerun
-    return NumericResult(status, tried, _finite(worst_abs), _finite(worst_rel), grads, message,
-                         time.perf_counter() - t0, detail)
+    return NumericResult(
+        status,
+        tried,
+        _finite(worst_abs),
+        _finite(worst_rel),
+        grads,
+        message,
+        time.perf_counter() - t0,
+        detail,
+    )
 
 
 class _Coverage:
@@ -341,7 +410,9 @@ def _devices(kernel, devices: int | None) -> list | None:
     if len(have) < devices:
         raise NumericUnsupported(
             f"--devices {devices} asks for {devices} devices, but JAX sees {len(have)} "
-            f"({jax.default_backend()})", kernel.location)
+            f"({jax.default_backend()})",
+            kernel.location,
+        )
     return list(have[:devices])
 
 
@@ -383,9 +454,15 @@ def _one(kernel, env, rng, variant, tol, gradients, pins=None, cover=None, devs=
     if cover is not None:
         cover.add(env, inputs)
     names = kernel.inputs
-    run: dict = {"sizes": env, "problems": [], "findings": [], "max_abs_err": 0.0, "max_rel_err": 0.0,
-                 "index": _index_values(kernel, inputs),
-                 "placement": "devices" if devs is not None else "vmapped"}
+    run: dict = {
+        "sizes": env,
+        "problems": [],
+        "findings": [],
+        "max_abs_err": 0.0,
+        "max_rel_err": 0.0,
+        "index": _index_values(kernel, inputs),
+        "placement": "devices" if devs is not None else "vmapped",
+    }
     ref_fn = _jitted_reference(kernel)
     with jax.default_matmul_precision("highest"):
         outs, flags = _execute(kernel, env, inputs, devs)
@@ -407,7 +484,9 @@ def _one(kernel, env, rng, variant, tol, gradients, pins=None, cover=None, devs=
     float_out = [n for n in kernel.outputs if _float(kernel.tensors[n])]
     if not float_in or not float_out:
         return run
-    cot = {n: rng.standard_normal(np.shape(ref[n])).astype(np.asarray(ref[n]).dtype) for n in float_out}
+    cot = {
+        n: rng.standard_normal(np.shape(ref[n])).astype(np.asarray(ref[n]).dtype) for n in float_out
+    }
     rest = {n: jnp.asarray(inputs[n]) for n in names if n not in float_in}
     primal = {n: jnp.asarray(inputs[n]) for n in float_in}
 
@@ -444,8 +523,9 @@ def _execute(kernel, env, inputs, devs=None):
     part of the executor's program (:func:`~._flags.counts_only`); only when a count is
     non-zero is it executed again with details, so the findings read exactly as a
     detailed run words them (the outputs do not depend on the mode)."""
-    outs, flags = run_compiled(executor(kernel, env, devices=devs, detail=False), inputs,
-                               devices=devs)
+    outs, flags = run_compiled(
+        executor(kernel, env, devices=devs, detail=False), inputs, devices=devs
+    )
     if not flags.ok:
         outs, flags = executor(kernel, env, devices=devs)(inputs)
     return outs, flags
@@ -462,8 +542,9 @@ def _grads(f, g, primal, rest, cot, devices=None) -> tuple[dict, dict]:
 
         return one(f), one(g)
 
-    return run_compiled(jax.jit(both), primal, rest, {n: jnp.asarray(c) for n, c in cot.items()},
-                        devices=devices)
+    return run_compiled(
+        jax.jit(both), primal, rest, {n: jnp.asarray(c) for n, c in cot.items()}, devices=devices
+    )
 
 
 _REFS: dict[int, tuple] = {}
@@ -490,7 +571,9 @@ def _backward(kernel, env, inputs, ref, cot, g_ref, tol) -> list[str]:
         else:
             raise NumericUnsupported(
                 f"input {n} of the backward spec {bwd.name} names no input, output or output "
-                f"cotangent (d<output>) of {kernel.name}", bwd.location)
+                f"cotangent (d<output>) of {kernel.name}",
+                bwd.location,
+            )
     benv = {s: env[s] for s in bwd.sizes if s in env}
     with jax.default_matmul_precision("highest"):
         outs, flags = _execute(bwd, benv, feed)

@@ -84,8 +84,16 @@ def compare(name: str, got, want, tolerances, dtype_name: str | None = None) -> 
     b = np.asarray(want)
     dtype_name = dtype_name or _dtype_name(want)
     if a.shape != b.shape:
-        return Comparison(name, False, float("inf"), float("inf"), None, None, None,
-                          f"{name}: shape {a.shape}, the reference gives {b.shape}")
+        return Comparison(
+            name,
+            False,
+            float("inf"),
+            float("inf"),
+            None,
+            None,
+            None,
+            f"{name}: shape {a.shape}, the reference gives {b.shape}",
+        )
     if a.size == 0:
         return Comparison(name, True, 0.0, 0.0, None, None, None)
     tol = tolerance_for(dtype_name, tolerances)
@@ -111,9 +119,11 @@ def compare(name: str, got, want, tolerances, dtype_name: str | None = None) -> 
         g, w = float(a64.flat[k]), float(b64.flat[k])
         nbad = int(bad.sum())
         what = "NaN (poisoned or unwritten?)" if np.isnan(g) and not np.isnan(w) else f"{g:.6g}"
-        msg = (f"{name}{list(where)} is {what}, the reference gives {w:.6g} "
-               f"(|err| {diff.flat[k]:.3g}; {nbad} of {a.size} elements out of tolerance "
-               f"rtol={rtol:g}, atol={atol:g}x{scale:.3g})")
+        msg = (
+            f"{name}{list(where)} is {what}, the reference gives {w:.6g} "
+            f"(|err| {diff.flat[k]:.3g}; {nbad} of {a.size} elements out of tolerance "
+            f"rtol={rtol:g}, atol={atol:g}x{scale:.3g})"
+        )
         return Comparison(name, False, max_abs, max_rel, where, g, w, msg)
     k = int(np.argmax(diff))
     where = tuple(int(i) for i in np.unravel_index(k, a.shape))

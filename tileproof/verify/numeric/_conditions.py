@@ -95,11 +95,19 @@ def conditions(an) -> list[Condition]:
             out.append(Condition(len(out), "branch", n.cond, s, plain(n.cond, an)))
         elif isinstance(n, Loop) and not (n.hi - n.lo).is_const:
             runs = shapes.lt(n.lo, n.hi)  # true: the loop runs; false: no iteration
-            out.append(Condition(len(out), "loop", runs, s,
-                                 f"loop {plain(shapes.sym(n.var), an)} runs: {plain(runs, an)}"))
+            out.append(
+                Condition(
+                    len(out),
+                    "loop",
+                    runs,
+                    s,
+                    f"loop {plain(shapes.sym(n.var), an)} runs: {plain(runs, an)}",
+                )
+            )
         elif isinstance(n, Access) and n.mask is not None and not _trivial(n.mask):
-            out.append(Condition(len(out), "mask", n.mask, s,
-                                 f"{n.kind} {n.tensor}: {plain(n.mask, an)}"))
+            out.append(
+                Condition(len(out), "mask", n.mask, s, f"{n.kind} {n.tensor}: {plain(n.mask, an)}")
+            )
     return out
 
 
@@ -138,8 +146,14 @@ class _Cells:
         return self.oracle(name, idx)
 
 
-def covered(an, conds: list[Condition], sizes: Mapping[str, int], *,
-            inputs: Mapping | None = None, pins: Mapping | None = None) -> dict[int, set[str]] | None:
+def covered(
+    an,
+    conds: list[Condition],
+    sizes: Mapping[str, int],
+    *,
+    inputs: Mapping | None = None,
+    pins: Mapping | None = None,
+) -> dict[int, set[str]] | None:
     """Per condition index, the sides evaluated at ``sizes`` (None: the replay was too large)."""
     from ...model._interp import RunError, events
 
@@ -156,8 +170,10 @@ def covered(an, conds: list[Condition], sizes: Mapping[str, int], *,
         corners = [{}]
         if isinstance(c.site.node, Access):
             ranges = c.site.node.coord_ranges()
-            corners = [dict(zip([r[0] for r in ranges], vals))
-                       for vals in itertools.product(*([0, n - 1] for _c, n in ranges))]
+            corners = [
+                dict(zip([r[0] for r in ranges], vals))
+                for vals in itertools.product(*([0, n - 1] for _c, n in ranges))
+            ]
         vals = []
         for extra in corners:
             e = {**env, **extra}
@@ -170,8 +186,14 @@ def covered(an, conds: list[Condition], sizes: Mapping[str, int], *,
             got.add("boundary")  # the mask changes inside one tile: its edge is crossed
 
     try:  # the model's one interpreter, on this run's index values (masked-off loads read 0)
-        for ev in events(an.model, env0, budget=_REPLAY_STEPS, read=data, masked_zero=True,
-                         want=lambda n: id(n) in by_node):
+        for ev in events(
+            an.model,
+            env0,
+            budget=_REPLAY_STEPS,
+            read=data,
+            masked_zero=True,
+            want=lambda n: id(n) in by_node,
+        ):
             note(by_node[id(ev.node)], ev.env)
     except (RunError, ZeroDivisionError, shapes.ShapeError, IndexError, KeyError):
         return None
@@ -213,8 +235,9 @@ def _queries(c: Condition) -> list[tuple[str, shapes.Formula]]:
     return out
 
 
-def condition_points(kernel, model, chosen: list[dict], *, limit: int = 3,
-                     is_admissible=None) -> list[tuple[dict, dict]]:
+def condition_points(
+    kernel, model, chosen: list[dict], *, limit: int = 3, is_admissible=None
+) -> list[tuple[dict, dict]]:
     """Up to ``limit`` ``(sizes, pins)``: solver points covering the condition sides that the
     already ``chosen`` sizes leave uncovered (greedy, most new sides first).  ``pins`` maps
     ``(tensor, index)`` to the index value the point needs there."""

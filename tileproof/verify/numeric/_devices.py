@@ -53,8 +53,14 @@ def _diff(a, b) -> float:
     return float(np.nanmax(np.where(np.isnan(d), np.inf, d))) if d.size else 0.0
 
 
-def compare_placements(kernel, sizes: Mapping[str, int], devices: Sequence | None = None, *,
-                       seed: int = 0, gradients: bool = True) -> Placements:
+def compare_placements(
+    kernel,
+    sizes: Mapping[str, int],
+    devices: Sequence | None = None,
+    *,
+    seed: int = 0,
+    gradients: bool = True,
+) -> Placements:
     """Run ``kernel`` at ``sizes`` with ranks vmapped and with ranks on ``devices``.
 
     ``devices`` defaults to ``jax.devices()``; it needs at least as many as the
@@ -74,8 +80,10 @@ def compare_placements(kernel, sizes: Mapping[str, int], devices: Sequence | Non
         float_in = [n for n in kernel.inputs if _float(kernel.tensors[n])]
         float_out = [n for n in kernel.outputs if _float(kernel.tensors[n])]
         if gradients and float_in and float_out:
-            cot = {n: jnp.asarray(rng.standard_normal(np.shape(out_v[n])), out_v[n].dtype)
-                   for n in float_out}
+            cot = {
+                n: jnp.asarray(rng.standard_normal(np.shape(out_v[n])), out_v[n].dtype)
+                for n in float_out
+            }
             rest = {n: jnp.asarray(inputs[n]) for n in kernel.inputs if n not in float_in}
             primal = {n: jnp.asarray(inputs[n]) for n in float_in}
             grads = []
@@ -89,7 +97,12 @@ def compare_placements(kernel, sizes: Mapping[str, int], devices: Sequence | Non
                 _, pull = jax.vjp(f, primal)
                 grads.append(pull(cot)[0])
             grad_diff = max(_diff(grads[0][n], grads[1][n]) for n in float_in)
-    return Placements(kernel.name, env, len(devs),
-                      tuple(f.message for f in flags_v.findings()),
-                      tuple(f.message for f in flags_d.findings()),
-                      out_diff, grad_diff)
+    return Placements(
+        kernel.name,
+        env,
+        len(devs),
+        tuple(f.message for f in flags_v.findings()),
+        tuple(f.message for f in flags_d.findings()),
+        out_diff,
+        grad_diff,
+    )

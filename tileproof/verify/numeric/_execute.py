@@ -45,8 +45,15 @@ from ._plan import Plan, get_plan, loc_of, np_dtype
 __all__ = ["execute", "executor"]
 
 
-def executor(kernel, sizes: Mapping[str, int], *, devices: Sequence | None = None, jit: bool = True,
-             poison: str = "nan", detail: bool = True):
+def executor(
+    kernel,
+    sizes: Mapping[str, int],
+    *,
+    devices: Sequence | None = None,
+    jit: bool = True,
+    poison: str = "nan",
+    detail: bool = True,
+):
     """``f(inputs) -> (outputs, flags)`` for ``kernel`` at ``sizes``; ``inputs`` by name or in order.
 
     ``devices``: run the ranks of a ranked kernel on these devices (one rank
@@ -67,11 +74,16 @@ def executor(kernel, sizes: Mapping[str, int], *, devices: Sequence | None = Non
             raise NumericUnsupported("devices= needs a kernel declared with ranks", kernel.location)
         devs = list(devices)
         if len(devs) < plan.R:
-            raise NumericUnsupported(f"{plan.R} ranks need {plan.R} devices, got {len(devs)}",
-                                     kernel.location)
+            raise NumericUnsupported(
+                f"{plan.R} ranks need {plan.R} devices, got {len(devs)}", kernel.location
+            )
         mesh = Mesh(np.array(devs[: plan.R]), (RANK_AXIS,))
-    key = ("jit" if jit else "eager", poison, detail,
-           None if mesh is None else tuple(d.id for d in mesh.devices.flat))
+    key = (
+        "jit" if jit else "eager",
+        poison,
+        detail,
+        None if mesh is None else tuple(d.id for d in mesh.devices.flat),
+    )
     cache = plan.__dict__.setdefault("_executors", {})
     if key in cache:
         return cache[key]
@@ -116,8 +128,14 @@ def run_compiled(fn, *args, devices: Sequence | None = None):
     return fn.lower(*args).compile(opts)(*args)
 
 
-def execute(kernel, sizes: Mapping[str, int], inputs, *, devices: Sequence | None = None,
-            poison: str = "nan"):
+def execute(
+    kernel,
+    sizes: Mapping[str, int],
+    inputs,
+    *,
+    devices: Sequence | None = None,
+    poison: str = "nan",
+):
     """Execute ``kernel`` at ``sizes`` on ``inputs``: ``(outputs dict, Flags)`` (see :func:`executor`)."""
     return executor(kernel, sizes, devices=devices, poison=poison)(_named(kernel, inputs))
 
@@ -130,13 +148,20 @@ def _named(kernel, inputs) -> dict:
         if extra or missing:
             raise NumericUnsupported(
                 f"inputs of {kernel.name} are {', '.join(names)}; "
-                + (f"missing {', '.join(missing)}" if missing else f"unknown {', '.join(sorted(extra))}"),
-                kernel.location)
+                + (
+                    f"missing {', '.join(missing)}"
+                    if missing
+                    else f"unknown {', '.join(sorted(extra))}"
+                ),
+                kernel.location,
+            )
         return {n: inputs[n] for n in names}
     inputs = list(inputs)
     if len(inputs) != len(names):
-        raise NumericUnsupported(f"{kernel.name} takes {len(names)} inputs ({', '.join(names)}), "
-                                 f"got {len(inputs)}", kernel.location)
+        raise NumericUnsupported(
+            f"{kernel.name} takes {len(names)} inputs ({', '.join(names)}), got {len(inputs)}",
+            kernel.location,
+        )
     return dict(zip(names, inputs))
 
 
@@ -151,8 +176,11 @@ def _run(plan: Plan, inputs: dict, mesh, poison: str = "nan"):
         if decl.role == "input":
             x = jnp.asarray(inputs[name])
             if tuple(x.shape) != shape:
-                raise NumericUnsupported(f"input {name} has shape {tuple(x.shape)}, the spec says "
-                                         f"{shape} at sizes {plan.sizes}", decl.where)
+                raise NumericUnsupported(
+                    f"input {name} has shape {tuple(x.shape)}, the spec says "
+                    f"{shape} at sizes {plan.sizes}",
+                    decl.where,
+                )
             state[name] = (x.astype(dt), None)
         else:
             fill = poison_value(dt) if poison == "nan" else jnp.zeros((), dt)
@@ -168,10 +196,15 @@ def _run(plan: Plan, inputs: dict, mesh, poison: str = "nan"):
         _, w = state[name]
         if w is not None:
             shape = plan.shapes[name]
-            records.append(_element_record(Info("unwritten", name, None, len(shape)),
-                                           ~w, lambda _ix: [-1] * 6))
-    meta = (plan.grid_names, plan.grid, plan.has_ranks,
-            tuple((n, s) for n, s in plan.shapes.items()))
+            records.append(
+                _element_record(Info("unwritten", name, None, len(shape)), ~w, lambda _ix: [-1] * 6)
+            )
+    meta = (
+        plan.grid_names,
+        plan.grid,
+        plan.has_ranks,
+        tuple((n, s) for n, s in plan.shapes.items()),
+    )
     return {n: state[n][0] for n in k.outputs}, Flags(records, meta)
 
 
@@ -248,7 +281,9 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
     by_tensor: dict[str, list] = {}
     reads: dict[str, list] = {}
     for entry in logs:
-        (reads if isinstance(entry, ReadEntry) else by_tensor).setdefault(entry.meta[0], []).append(entry)
+        (reads if isinstance(entry, ReadEntry) else by_tensor).setdefault(entry.meta[0], []).append(
+            entry
+        )
     wmaps = {}  # tensor -> per element (first, last) writing program of this phase
     for k, value in zip(store_keys, stores):
         t, til = ph.fast_store[k]
@@ -262,13 +297,19 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
         else:
             state[t] = (til.untile(value.astype(d.dtype)), None)
         if t in reads:
-            who = jnp.broadcast_to(jnp.arange(plan.R * plan.G, dtype=jnp.int32).reshape(
-                (plan.R, plan.G) + (1,) * len(til.tile)), value.shape)
+            who = jnp.broadcast_to(
+                jnp.arange(plan.R * plan.G, dtype=jnp.int32).reshape(
+                    (plan.R, plan.G) + (1,) * len(til.tile)
+                ),
+                value.shape,
+            )
             if m is None:
                 wmaps[t] = (til.untile(who), til.untile(who))
             else:
-                wmaps[t] = (til.place(jnp.where(m, who, _BIG), _BIG),
-                            til.place(jnp.where(m, who, -1), -1))
+                wmaps[t] = (
+                    til.place(jnp.where(m, who, _BIG), _BIG),
+                    til.place(jnp.where(m, who, -1), -1),
+                )
     for t in sorted(ph.private):
         d, w = state[t]
         pads = plan.pads[t]
@@ -278,16 +319,20 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
         records.append(rec)
     for t, entries in sorted(by_tensor.items()):
         d, w = state[t]
-        d, w, rec, wmaps[t] = apply_logs(d, w, entries, plan.shapes[t], t in ph.ordered, writers, t,
-                                         need_wmap=t in reads)
+        d, w, rec, wmaps[t] = apply_logs(
+            d, w, entries, plan.shapes[t], t in ph.ordered, writers, t, need_wmap=t in reads
+        )
         state[t] = (d, w)
         records.append(rec)
     for t, entries in sorted(reads.items()):
         if t in wmaps:
             records += read_write_races(entries, wmaps[t], plan.shapes[t], plan.G, plan.lanes_max)
     if ph.barrier is not None and ph.barrier.params["scope"] == "grid":  # a launch has no waiters
-        records.append(first_false_record(Info("barrier", None, loc_of(ph.barrier)), alive_out,
-                                          (plan.R, plan.G)))
+        records.append(
+            first_false_record(
+                Info("barrier", None, loc_of(ph.barrier)), alive_out, (plan.R, plan.G)
+            )
+        )
     return state, env, alive_out, records
 
 

@@ -34,8 +34,18 @@ from jax import lax
 
 from ...spec._errors import Location
 
-__all__ = ["KINDS", "Finding", "Flags", "Record", "counts_only", "detailed", "empty_record",
-           "make_record", "reduce_record", "unravel"]
+__all__ = [
+    "KINDS",
+    "Finding",
+    "Flags",
+    "Record",
+    "counts_only",
+    "detailed",
+    "empty_record",
+    "make_record",
+    "reduce_record",
+    "unravel",
+]
 
 # kind -> what it means (the first line of its message)
 KINDS = {
@@ -152,7 +162,7 @@ COUNT_SATURATED = 1 << 30
 def _split(shape) -> int:
     """The first axis ``k`` with ``prod(shape[k:])`` below 2**30 (a chunk countable in int32)."""
     k = len(shape)
-    while k > 0 and int(np.prod(shape[k - 1:], dtype=object)) < COUNT_SATURATED:
+    while k > 0 and int(np.prod(shape[k - 1 :], dtype=object)) < COUNT_SATURATED:
         k -= 1
     return k
 
@@ -302,8 +312,10 @@ class Flags:
             if count == 0:
                 continue
             if not self.detail:
-                raise ValueError("these flags were traced counts-only: execute again with "
-                                 "details to word the findings")
+                raise ValueError(
+                    "these flags were traced counts-only: execute again with "
+                    "details to word the findings"
+                )
             ids = [int(np.asarray(x)) for x in r.ids]
             elem = tuple(int(np.asarray(x)) for x in r.elem)
             out.append(_finding(r.info, count, ids, elem, names, extents, has_ranks, shapes))
@@ -363,8 +375,10 @@ def _finding(info: Info, count, ids, elem, names, extents, has_ranks, shapes) ->
         msg = f"race: {el} is written by {who} and by {other} in the same phase{at}{more}"
     elif k == "rw_race":
         other = _who(ids[PID2], -1, ids[RANK], names, extents, has_ranks)
-        msg = (f"race: {el} is read by {who}{at} and written by {other} in the same phase "
-               f"(no barrier between them){more}")
+        msg = (
+            f"race: {el} is read by {who}{at} and written by {other} in the same phase "
+            f"(no barrier between them){more}"
+        )
     elif k == "unwritten":
         msg = f"output {el} is never written{more}"
     elif k == "loop_bound":

@@ -34,6 +34,7 @@ __all__ = ["NoInputs", "draw_inputs", "value_range"]
 class NoInputs(ValueError):
     """No inputs satisfy the declared ranges at these sizes (the size point is passed over)."""
 
+
 _UNDECLARED = (0, 7)
 _ENUM_LIMIT = 1 << 16
 
@@ -63,7 +64,9 @@ def _admissible_values(decl, sizes, lo, hi, rng) -> np.ndarray:
     if hi - lo + 1 <= _ENUM_LIMIT:
         vals = np.array([v for v in range(lo, hi + 1) if ok(v)], dtype=np.int64)
     else:
-        cand = np.unique(np.concatenate([[lo, hi], rng.integers(lo, hi, size=_ENUM_LIMIT, endpoint=True)]))
+        cand = np.unique(
+            np.concatenate([[lo, hi], rng.integers(lo, hi, size=_ENUM_LIMIT, endpoint=True)])
+        )
         vals = np.array([v for v in cand if ok(v)], dtype=np.int64)
     return vals
 
@@ -71,8 +74,14 @@ def _admissible_values(decl, sizes, lo, hi, rng) -> np.ndarray:
 _BIG_FLOAT = 1 << 24  # floating tensors above this many elements are drawn in float32 directly
 
 
-def draw_inputs(kernel, sizes, rng: np.random.Generator, variant: int = 0,
-                pins: dict | None = None, floats: bool = True) -> dict[str, np.ndarray]:
+def draw_inputs(
+    kernel,
+    sizes,
+    rng: np.random.Generator,
+    variant: int = 0,
+    pins: dict | None = None,
+    floats: bool = True,
+) -> dict[str, np.ndarray]:
     """Inputs at ``sizes`` (see the module docstring).  ``pins``: index-tensor values a
     condition point needs, ``{(tensor, index): value}``; ``floats=False`` leaves the
     floating tensors out (a caller that draws them on the device, at production sizes)."""
@@ -90,7 +99,9 @@ def draw_inputs(kernel, sizes, rng: np.random.Generator, variant: int = 0,
             lo, hi = value_range(decl, sizes)
             vals = _admissible_values(decl, sizes, lo, hi, rng)
             if vals.size == 0:
-                raise NoInputs(f"no admissible value for the elements of {name} at sizes {dict(sizes)}")
+                raise NoInputs(
+                    f"no admissible value for the elements of {name} at sizes {dict(sizes)}"
+                )
             if decl.distinct:  # pairwise different: a permutation prefix, extremes swapped in
                 if vals.size < n:
                     raise NoInputs(f"{name} needs {n} distinct values, its range has {vals.size}")
@@ -102,12 +113,18 @@ def draw_inputs(kernel, sizes, rng: np.random.Generator, variant: int = 0,
                 continue
             if variant % 2 == 0:
                 reps = -(-n // vals.size) if n else 0
-                flat = np.concatenate([rng.permutation(vals) for _ in range(reps)])[:n] if reps else vals[:0]
+                flat = (
+                    np.concatenate([rng.permutation(vals) for _ in range(reps)])[:n]
+                    if reps
+                    else vals[:0]
+                )
             else:
                 flat = rng.choice(vals, size=n, replace=True)
             if n >= 1:
                 pos = rng.permutation(n)
-                first, second = (vals.max(), vals.min()) if variant % 2 == 0 else (vals.min(), vals.max())
+                first, second = (
+                    (vals.max(), vals.min()) if variant % 2 == 0 else (vals.min(), vals.max())
+                )
                 flat[pos[0]] = first  # one element alone: the largest and the smallest alternate
                 if n >= 2:
                     flat[pos[1]] = second

@@ -133,9 +133,9 @@ def run_eqns(eqns, env: dict, ctx: Ctx, live_after: set) -> None:
         if i in regions:
             end = regions[i]
             after = set(live_after)
-            for later in eqns[end + 1:]:
+            for later in eqns[end + 1 :]:
                 after.update(v for v in later.invars if not hasattr(v, "val"))
-            _lanes(e, eqns[i + 1:end], env, ctx, after)
+            _lanes(e, eqns[i + 1 : end], env, ctx, after)
             i = end + 1
             continue
         outs = eval_eqn(e, [_read(env, v) for v in e.invars], ctx)
@@ -159,8 +159,9 @@ def eval_eqn(e, vals, ctx: Ctx) -> list:
     for k in _CALL_KEYS:
         if k in e.params:
             return interp(e.params[k], vals, ctx)
-    raise NumericUnsupported(f"kernel operations inside a {name!r} are not supported by the "
-                             "numeric executor", loc_of(e))
+    raise NumericUnsupported(
+        f"kernel operations inside a {name!r} are not supported by the numeric executor", loc_of(e)
+    )
 
 
 def _pure(j, args) -> list:
@@ -191,11 +192,14 @@ def _while(e, vals, ctx: Ctx) -> list:
     Stores in a condition are refused."""
     p = e.params
     nc, nb = p["cond_nconsts"], p["body_nconsts"]
-    cconsts, bconsts, init = vals[:nc], vals[nc:nc + nb], vals[nc + nb:]
+    cconsts, bconsts, init = vals[:nc], vals[nc : nc + nb], vals[nc + nb :]
     cond_ops = has_kernel_ops(p["cond_jaxpr"])
     if cond_ops and any(k.primitive.name not in _COND_OPS for k, _ in kernel_eqns(p["cond_jaxpr"])):
-        raise NumericUnsupported("kernel operations other than loads in a while loop's condition "
-                                 "(a store or a barrier there) are not supported", loc_of(e))
+        raise NumericUnsupported(
+            "kernel operations other than loads in a while loop's condition "
+            "(a store or a barrier there) are not supported",
+            loc_of(e),
+        )
     trips = ctx.plan.trip_bound(e)
     init = [jnp.asarray(v) for v in init]
 
@@ -222,11 +226,13 @@ def _while(e, vals, ctx: Ctx) -> list:
 
     state = (init, jnp.bool_(True), ctx.priv, ctx.clock)
     (carry, active, priv, clock), (logs, recs) = lax.scan(
-        step, state, jnp.arange(trips, dtype=jnp.int32))
+        step, state, jnp.arange(trips, dtype=jnp.int32)
+    )
     c, csub = cond(carry, active, priv, clock)  # the evaluation after the last iteration
     still = ctx.pred & active & c
-    ctx.flags.append(make_record(Info("loop_bound", None, loc_of(e), 0, str(trips)), still,
-                                 _no_elem, ctx.ids()))
+    ctx.flags.append(
+        make_record(Info("loop_bound", None, loc_of(e), 0, str(trips)), still, _no_elem, ctx.ids())
+    )
     ctx.priv, ctx.clock = priv, clock
     ctx.logs += logs
     ctx.flags += recs
@@ -237,8 +243,16 @@ def _while(e, vals, ctx: Ctx) -> list:
     return carry
 
 
-_COND_OPS = ("tp_load", "tp_size", "tp_program_id", "tp_num_programs", "tp_lane_id", "tp_num_lanes",
-             "tp_rank_id", "tp_num_ranks")
+_COND_OPS = (
+    "tp_load",
+    "tp_size",
+    "tp_program_id",
+    "tp_num_programs",
+    "tp_lane_id",
+    "tp_num_lanes",
+    "tp_rank_id",
+    "tp_num_ranks",
+)
 
 
 def _scan(e, vals, ctx: Ctx) -> list:
@@ -257,8 +271,12 @@ def _scan(e, vals, ctx: Ctx) -> list:
         return (carry, sub.priv, sub.clock), (outs[ncar:], sub.logs, recs)
 
     (carry, priv, clock), (ys, logs, recs) = lax.scan(
-        step, (init, ctx.priv, ctx.clock), (list(xs), jnp.arange(length, dtype=jnp.int32)),
-        length=length, reverse=p.get("reverse", False))
+        step,
+        (init, ctx.priv, ctx.clock),
+        (list(xs), jnp.arange(length, dtype=jnp.int32)),
+        length=length,
+        reverse=p.get("reverse", False),
+    )
     ctx.priv, ctx.clock = priv, clock
     ctx.logs += logs
     ctx.flags += recs
@@ -300,7 +318,7 @@ def _lanes(begin, body, env: dict, ctx: Ctx, live_after: set) -> None:
     lane_ids = jnp.arange(n, dtype=jnp.int32)
     for k, part in enumerate(parts):
         later_uses = set(live_after)
-        for part2 in parts[k + 1:]:
+        for part2 in parts[k + 1 :]:
             for e in part2:
                 later_uses.update(v for v in e.invars if not hasattr(v, "val"))
         outs_v = [v for v in defined_in[k] if v in later_uses or v in lane_env]
@@ -316,7 +334,9 @@ def _lanes(begin, body, env: dict, ctx: Ctx, live_after: set) -> None:
             run_eqns(part, env2, sub, set(outs_v))
             return [env2[v] for v in outs_v], sub.logs, sub.flags, sub.priv, sub.clock
 
-        vals, logs, flags, priv, clock = jax.vmap(lane_fn)(lane_ids, keys, [lane_env[v] for v in ins_v])
+        vals, logs, flags, priv, clock = jax.vmap(lane_fn)(
+            lane_ids, keys, [lane_env[v] for v in ins_v]
+        )
         lane_env = dict(zip(outs_v, vals))
         ctx.logs += logs
         ctx.flags += flags
@@ -365,9 +385,12 @@ def _kernel_op(e, name: str, vals, ctx: Ctx) -> list:
         ctx.pred = ctx.pred & ~c
         return []
     if name == "tp_barrier":
-        raise NumericUnsupported(f"a {p['scope']} barrier here is not supported by the numeric "
-                                 "executor (grid barriers at the top level of the body, lanes "
-                                 "barriers at the top level of a lanes region)", loc_of(e))
+        raise NumericUnsupported(
+            f"a {p['scope']} barrier here is not supported by the numeric "
+            "executor (grid barriers at the top level of the body, lanes "
+            "barriers at the top level of a lanes region)",
+            loc_of(e),
+        )
     if name == "tp_lane_part":
         tile, lane = vals
         part = tile.shape[p["axis"]] // p["n"]
@@ -428,15 +451,17 @@ def _oob_record(kind: str, t: str, site, pred, starts, dims, shape, ctx: Ctx):
     idx = []
     for j, ok in enumerate(oks):
         rest = jnp.bool_(False)
-        for b in anybad[j + 1:]:
+        for b in anybad[j + 1 :]:
             rest = rest | b
         first_bad = first_true(~ok)
         here = jnp.where(found | ~ok[0] | rest, 0, first_bad)
         found = found | ~ok[0] | ~rest
         idx.append(here)
     idx_it = iter(idx)
-    elem = tuple(jnp.asarray(s, jnp.int32) + next(idx_it) if k == "ds" else jnp.asarray(s, jnp.int32)
-                 for s, (k, _n) in zip(starts, dims))
+    elem = tuple(
+        jnp.asarray(s, jnp.int32) + next(idx_it) if k == "ds" else jnp.asarray(s, jnp.int32)
+        for s, (k, _n) in zip(starts, dims)
+    )
     ids = tuple(jnp.asarray(i, jnp.int32) for i in ctx.ids())
     return Record(Info(kind, t, site, len(dims)), count, ids, elem)
 
@@ -450,10 +475,20 @@ def _load(e, vals, ctx: Ctx):
     site = loc_of(e)
     if t in ctx.phase.rw:
         m_read = ctx.pred if p["has_mask"] is False else ctx.pred & jnp.asarray(vals[nd], bool)
-        st = jnp.stack([jnp.asarray(x, jnp.int32) for x in starts]) if starts else jnp.zeros((0,), jnp.int32)
+        st = (
+            jnp.stack([jnp.asarray(x, jnp.int32) for x in starts])
+            if starts
+            else jnp.zeros((0,), jnp.int32)
+        )
         inb_r = in_bounds(coords(starts, dims), shape, dims)
-        ctx.logs.append(ReadEntry((t, dims, site), st, jnp.broadcast_to(m_read & inb_r, tile_shape(dims)),
-                                  jnp.asarray(ctx.writer(), jnp.int32)))
+        ctx.logs.append(
+            ReadEntry(
+                (t, dims, site),
+                st,
+                jnp.broadcast_to(m_read & inb_r, tile_shape(dims)),
+                jnp.asarray(ctx.writer(), jnp.int32),
+            )
+        )
     fast = ctx.fast_in.get(id(e))
     mask = jnp.asarray(vals[nd], bool) if p["has_mask"] else None
     if fast is not None and mask is None:
@@ -490,7 +525,7 @@ def _store(e, vals, ctx: Ctx) -> None:
     p = e.params
     t, dims = p["tensor"], p["dims"]
     nd = len(dims)
-    value, starts = vals[0], vals[1:1 + nd]
+    value, starts = vals[0], vals[1 : 1 + nd]
     if id(e) in ctx.phase.fast_store and not p["has_mask"]:
         ctx.fast_out[id(e)] = value
         return
@@ -507,8 +542,10 @@ def _store(e, vals, ctx: Ctx) -> None:
     if id(e) in ctx.phase.fast_store:  # a masked store of a disjoint tiling: placed after the
         # phase (no two programs share a tile: no race, no scatter)
         tshape = tile_shape(dims)
-        ctx.fast_out[id(e)] = (jnp.broadcast_to(jnp.asarray(value), tshape),
-                               jnp.broadcast_to(m, tshape))
+        ctx.fast_out[id(e)] = (
+            jnp.broadcast_to(jnp.asarray(value), tshape),
+            jnp.broadcast_to(m, tshape),
+        )
         return
     value = jnp.asarray(value)
     if t in ctx.priv:
@@ -519,9 +556,21 @@ def _store(e, vals, ctx: Ctx) -> None:
         dirty = put_window(dirty, m | window(dirty, starts, pads, dims), starts, pads, dims)
         ctx.priv[t] = (d, w, dirty)
     else:
-        st = jnp.stack([jnp.asarray(s, jnp.int32) for s in starts]) if starts else jnp.zeros((0,), jnp.int32)
-        ctx.logs.append(LogEntry((t, dims), value, st, jnp.broadcast_to(m, value.shape),
-                                 jnp.asarray(ctx.writer(), jnp.int32), ctx.clock))
+        st = (
+            jnp.stack([jnp.asarray(s, jnp.int32) for s in starts])
+            if starts
+            else jnp.zeros((0,), jnp.int32)
+        )
+        ctx.logs.append(
+            LogEntry(
+                (t, dims),
+                value,
+                st,
+                jnp.broadcast_to(m, value.shape),
+                jnp.asarray(ctx.writer(), jnp.int32),
+                ctx.clock,
+            )
+        )
     ctx.clock = ctx.clock + 1
 
 
@@ -551,9 +600,16 @@ def _sendrecv(e, vals, ctx: Ctx):
     out = jnp.where(got, all_v[s], bad)
     site = loc_of(e)
     ids = ctx.ids()
-    ctx.flags.append(make_record(Info("ring_recv", None, site), recv & ~got, _no_elem, [*ids[:4], src, -1]))
-    ctx.flags.append(make_record(Info("ring_edge", None, site), send & ~dst_ok, _no_elem, [*ids[:4], dst, -1]))
+    ctx.flags.append(
+        make_record(Info("ring_recv", None, site), recv & ~got, _no_elem, [*ids[:4], src, -1])
+    )
+    ctx.flags.append(
+        make_record(Info("ring_edge", None, site), send & ~dst_ok, _no_elem, [*ids[:4], dst, -1])
+    )
     matched = all_recv[d] & (all_src[d] == me)
-    ctx.flags.append(make_record(Info("ring_send", None, site), send & dst_ok & ~matched, _no_elem,
-                                 [*ids[:4], dst, -1]))
+    ctx.flags.append(
+        make_record(
+            Info("ring_send", None, site), send & dst_ok & ~matched, _no_elem, [*ids[:4], dst, -1]
+        )
+    )
     return out

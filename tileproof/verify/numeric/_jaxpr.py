@@ -60,8 +60,10 @@ def has_kernel_ops(j) -> bool:
     hit = _HAS.get(id(jx))
     if hit is not None and hit[0] is jx:
         return hit[1]
-    res = any(e.primitive.name.startswith("tp_") or any(has_kernel_ops(s) for s in sub_jaxprs(e))
-              for e in jx.eqns)
+    res = any(
+        e.primitive.name.startswith("tp_") or any(has_kernel_ops(s) for s in sub_jaxprs(e))
+        for e in jx.eqns
+    )
     _HAS[id(jx)] = (jx, res)
     return res
 
@@ -90,7 +92,9 @@ def lanes_regions(eqns) -> dict[int, int]:
             stack.append(i)
         elif e.primitive.name == "tp_lanes_end":
             if not stack:
-                raise NumericUnsupported("a lanes() region closed in a different scope than it was opened")
+                raise NumericUnsupported(
+                    "a lanes() region closed in a different scope than it was opened"
+                )
             out[stack.pop()] = i
     if stack:
         raise NumericUnsupported("a lanes() region that is not closed in the scope it was opened")

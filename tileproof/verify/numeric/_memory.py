@@ -182,8 +182,14 @@ def read_write_races(entries: list[ReadEntry], wmap, shape, G: int, L: int) -> l
             r, o = reader[ix], other[ix]
             return [r // G, r % G, -1, -1, o % G, -1]
 
-        out.append(make_record(Info("rw_race", t, site, len(shape)), bad,
-                               lambda ix, idx=idx: [c[ix] for c in idx], ids))
+        out.append(
+            make_record(
+                Info("rw_race", t, site, len(shape)),
+                bad,
+                lambda ix, idx=idx: [c[ix] for c in idx],
+                ids,
+            )
+        )
     return out
 
 
@@ -226,8 +232,16 @@ def _element_record(info: Info, bad, ids_fn) -> Record:
     return make_record(info, bad, lambda ix: ix, ids_fn)
 
 
-def apply_logs(data, written, entries: list[LogEntry], shape, ordered: bool, writers: Writers,
-               tensor: str, need_wmap: bool = True):
+def apply_logs(
+    data,
+    written,
+    entries: list[LogEntry],
+    shape,
+    ordered: bool,
+    writers: Writers,
+    tensor: str,
+    need_wmap: bool = True,
+):
     """Apply one phase's logged writes to a tensor; returns data, written, race record, and
     per element the first and last writing program (for read-write races; None when
     ``need_wmap`` is False and the writes were sorted instead, see :mod:`._sparse`).
@@ -260,13 +274,17 @@ def apply_logs(data, written, entries: list[LogEntry], shape, ordered: bool, wri
         written = None if written is None else written.reshape(shape)
     if 0 in shape:  # an empty tensor: every write was out of bounds (flagged at the store)
         kmin, kmax = jnp.full(shape, _BIG, jnp.int32), jnp.full(shape, -1, jnp.int32)
-        rec = _element_record(Info("race", tensor, None, nd), jnp.zeros(shape, bool),
-                              lambda ix: writers.ids(kmin[ix], kmax[ix]))
+        rec = _element_record(
+            Info("race", tensor, None, nd),
+            jnp.zeros(shape, bool),
+            lambda ix: writers.ids(kmin[ix], kmax[ix]),
+        )
         return data, written, rec, (kmin, kmax)
     if not scalar and use_sparse(shape, int(mask.shape[0]), need_wmap):
         seq = jnp.concatenate(seqs)
-        data, written, rec = sorted_writes(data, written, cs, val, mask, key, seq, shape, ordered,
-                                           writers, tensor)
+        data, written, rec = sorted_writes(
+            data, written, cs, val, mask, key, seq, shape, ordered, writers, tensor
+        )
         return data, written, rec, None
     orig = shape
     if len(shape) >= 2 and int(np.prod(shape, dtype=np.int64)) <= _BIG:
@@ -296,10 +314,16 @@ def apply_logs(data, written, entries: list[LogEntry], shape, ordered: bool, wri
         data, race, kmin, kmax = (x.reshape(orig) for x in (data, race, kmin, kmax))
         written = None if written is None else written.reshape(orig)
     if scalar:
-        data, race, kmin, kmax = data.reshape(()), race.reshape(()), kmin.reshape(()), kmax.reshape(())
+        data, race, kmin, kmax = (
+            data.reshape(()),
+            race.reshape(()),
+            kmin.reshape(()),
+            kmax.reshape(()),
+        )
         written = None if written is None else written.reshape(())
-    rec = _element_record(Info("race", tensor, None, nd), race,
-                          lambda ix: writers.ids(kmin[ix], kmax[ix]))
+    rec = _element_record(
+        Info("race", tensor, None, nd), race, lambda ix: writers.ids(kmin[ix], kmax[ix])
+    )
     return data, written, rec, (kmin // writers.L, jnp.where(kmax >= 0, kmax // writers.L, -1))
 
 
@@ -358,7 +382,9 @@ def first_false_record(info: Info, ok, writers_shape) -> Record:
     """A record over a ``[R, G]`` boolean: the first program where ``ok`` is False."""
     _R, G = writers_shape
     del G
-    return make_record(info, ~ok.reshape(writers_shape), lambda ix: (), lambda ix: (*ix, -1, -1, -1, -1))
+    return make_record(
+        info, ~ok.reshape(writers_shape), lambda ix: (), lambda ix: (*ix, -1, -1, -1, -1)
+    )
 
 
 assert NIDS == 6 and RANK == 0

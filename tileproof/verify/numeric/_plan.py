@@ -155,16 +155,20 @@ class Plan:
         self.traced = t
         self.closed = t.closed
         env = self.sizes
-        self.shapes = {n: tuple(int(d.evaluate(env)) for d in decl.shape)
-                       for n, decl in kernel.tensors.items()}
+        self.shapes = {
+            n: tuple(int(d.evaluate(env)) for d in decl.shape) for n, decl in kernel.tensors.items()
+        }
         for n, s in self.shapes.items():
             if any(x < 0 for x in s):
-                raise NumericUnsupported(f"tensor {n} has a negative extent {s} at {self.sizes}",
-                                         kernel.location)
+                raise NumericUnsupported(
+                    f"tensor {n} has a negative extent {s} at {self.sizes}", kernel.location
+                )
             if any(x > INDEX_MAX for x in s):  # coordinates are int32 per dimension
-                raise NumericUnsupported(f"tensor {n} has an extent beyond 2**31 - 1 ({s}) at "
-                                         f"{self.sizes}; the executor indexes each dimension in 32 bits",
-                                         kernel.location)
+                raise NumericUnsupported(
+                    f"tensor {n} has an extent beyond 2**31 - 1 ({s}) at "
+                    f"{self.sizes}; the executor indexes each dimension in 32 bits",
+                    kernel.location,
+                )
         self.grid = tuple(int(g.extent.evaluate(env)) for g in kernel.grid)
         self.grid_names = tuple(g.name for g in kernel.grid)
         self.G = int(np.prod(self.grid, dtype=np.int64)) if self.grid else 1
@@ -176,9 +180,11 @@ class Plan:
         self.tracked = {n for n, d in kernel.tensors.items() if d.role != "input"}
         self.lanes_max = max(1, _lanes_product(unwrap(self.closed).eqns))
         if self.R * self.G * self.lanes_max > INDEX_MAX:  # writer keys are int32
-            raise NumericUnsupported(f"{self.R} ranks x {self.G} programs x {self.lanes_max} lanes "
-                                     f"at {self.sizes} is beyond the executor's 32-bit writer ids",
-                                     kernel.location)
+            raise NumericUnsupported(
+                f"{self.R} ranks x {self.G} programs x {self.lanes_max} lanes "
+                f"at {self.sizes} is beyond the executor's 32-bit writer ids",
+                kernel.location,
+            )
         self.pads = self._pads()
         self.trip: dict[int, int] = {}
         self.phases = self._phases()
@@ -250,8 +256,12 @@ class Plan:
                         if in_loop:
                             looped.add(t)
             ph.written = set(sites)
-            loaded = {k.params["tensor"] for e in ph.eqns for k, _ in kernel_eqns_of(e)
-                      if k.primitive.name == "tp_load"}
+            loaded = {
+                k.params["tensor"]
+                for e in ph.eqns
+                for k, _ in kernel_eqns_of(e)
+                if k.primitive.name == "tp_load"
+            }
             ph.rw = loaded & ph.written  # reads to check against other programs' writes
             ph.ordered = {t for t, n in sites.items() if n > 1} | looped
             for t in ph.private:
@@ -261,7 +271,9 @@ class Plan:
                         f"tensor {t} is read back by the programs that write it in one phase; "
                         f"that needs a private view per program ({self.R * self.G} x {n} elements), "
                         f"over the executor's limit of {PRIVATE_LIMIT} at sizes {self.sizes}",
-                        self.kernel.location, "Run with smaller sizes.")
+                        self.kernel.location,
+                        "Run with smaller sizes.",
+                    )
         return phases
 
     # -- static (data-independent) top-level integers, per (rank, program)
@@ -279,16 +291,32 @@ class Plan:
             if i in inside_lanes:
                 continue
             ok_in = all(hasattr(v, "val") or v in static for v in e.invars)
-            scalar_int = (len(e.outvars) == 1 and getattr(e.outvars[0].aval, "shape", None) == ()
-                          and (jnp.issubdtype(e.outvars[0].aval.dtype, jnp.integer)
-                               or e.outvars[0].aval.dtype == jnp.bool_))
-            if name in ("tp_size", "tp_program_id", "tp_num_programs", "tp_rank_id", "tp_num_ranks"):
+            scalar_int = (
+                len(e.outvars) == 1
+                and getattr(e.outvars[0].aval, "shape", None) == ()
+                and (
+                    jnp.issubdtype(e.outvars[0].aval.dtype, jnp.integer)
+                    or e.outvars[0].aval.dtype == jnp.bool_
+                )
+            )
+            if name in (
+                "tp_size",
+                "tp_program_id",
+                "tp_num_programs",
+                "tp_rank_id",
+                "tp_num_ranks",
+            ):
                 if name == "tp_rank_id" and not self.has_ranks:
                     continue
                 static.add(e.outvars[0])
                 order.append(e)
-            elif (ok_in and scalar_int and not name.startswith("tp_")
-                  and not eqn_has_kernel_ops(e) and not e.effects):
+            elif (
+                ok_in
+                and scalar_int
+                and not name.startswith("tp_")
+                and not eqn_has_kernel_ops(e)
+                and not e.effects
+            ):
                 static.add(e.outvars[0])
                 order.append(e)
         plan = self
@@ -316,7 +344,8 @@ class Plan:
 
         with jax.ensure_compile_time_eval():
             vals = jax.jit(jax.vmap(jax.vmap(one, (None, 0)), (0, None)))(
-                jnp.arange(self.R, dtype=jnp.int32), jnp.arange(self.G, dtype=jnp.int32))
+                jnp.arange(self.R, dtype=jnp.int32), jnp.arange(self.G, dtype=jnp.int32)
+            )
         self._static = {e.outvars[0]: np.asarray(v) for e, v in zip(order, vals)}
         return self._static
 
@@ -357,11 +386,19 @@ class Plan:
                     else:
                         break
                 else:
-                    starts = np.stack(cols, axis=-1) if cols else np.zeros((self.R, self.G, 0), np.int64)
+                    starts = (
+                        np.stack(cols, axis=-1) if cols else np.zeros((self.R, self.G, 0), np.int64)
+                    )
                     # a masked access may overhang the tensor (its masked-off lanes); a masked
                     # store need not cover it, but two programs must never share a tile
-                    til = fit_tiling(starts, self.launch, e.params["dims"], self.shapes[t],
-                                     exact=name == "tp_store" and not masked, overhang=masked)
+                    til = fit_tiling(
+                        starts,
+                        self.launch,
+                        e.params["dims"],
+                        self.shapes[t],
+                        exact=name == "tp_store" and not masked,
+                        overhang=masked,
+                    )
                     if til is None or (name == "tp_store" and masked and not til.disjoint):
                         continue
                     if name == "tp_load":
@@ -377,13 +414,17 @@ class Plan:
         if key not in self.trip:
             raise NumericUnsupported(
                 "cannot bound the trip count of this loop (the lowering has no model of it)",
-                loc_of(eqn), "Write it as lax.fori_loop(lo, hi, ...) with bounds from sizes, "
-                "program ids or index tensors with declared value ranges.")
+                loc_of(eqn),
+                "Write it as lax.fori_loop(lo, hi, ...) with bounds from sizes, "
+                "program ids or index tensors with declared value ranges.",
+            )
         t = self.trip[key]
         if t is None:
             raise NumericUnsupported(
-                f"the trip count of this loop is unbounded at sizes {self.sizes}", loc_of(eqn),
-                "Declare value ranges (values=...) on the index tensors its bounds read.")
+                f"the trip count of this loop is unbounded at sizes {self.sizes}",
+                loc_of(eqn),
+                "Declare value ranges (values=...) on the index tensors its bounds read.",
+            )
         return t
 
     def _bound_loops(self) -> None:
@@ -461,7 +502,8 @@ class Plan:
         if not expr.free_symbols():
             return None  # a constant: the interval is exact already
         if not expr.free_symbols() <= {n for n in box} or any(
-                not f.free_symbols() <= set(box) for f in facts):
+            not f.free_symbols() <= set(box) for f in facts
+        ):
             return None
         try:
             _lo, top = bounds(expr, facts)
@@ -495,7 +537,9 @@ def _no_nested_grid_barrier(j) -> None:
         if e.primitive.name == "tp_barrier" and e.params["scope"] in PHASE_SCOPES:
             raise NumericUnsupported(
                 f"a {e.params['scope']} barrier inside a loop, branch or call: the executor runs "
-                "phases split at the top level of the body only", loc_of(e))
+                "phases split at the top level of the body only",
+                loc_of(e),
+            )
         for s in sub_jaxprs(e):
             _no_nested_grid_barrier(s)
 

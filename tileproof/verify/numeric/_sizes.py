@@ -36,7 +36,14 @@ import numpy as np
 
 from ... import shapes
 
-__all__ = ["CAP_ELEMENTS", "CAP_PROGRAMS", "admissible", "choose_sizes", "cost", "device_cap_elements"]
+__all__ = [
+    "CAP_ELEMENTS",
+    "CAP_PROGRAMS",
+    "admissible",
+    "choose_sizes",
+    "cost",
+    "device_cap_elements",
+]
 
 CAP_ELEMENTS = 1 << 20  # per tensor
 # bytes of device memory budgeted per element of the largest tensor: its data and a
@@ -64,6 +71,8 @@ def device_cap_elements(device=None) -> int:
         return CAP_ELEMENTS
     free = int(limit) - int(stats.get("bytes_in_use", 0))
     return max(CAP_ELEMENTS, int(free * _FREE_FRACTION) // BYTES_PER_ELEMENT)
+
+
 CAP_PROGRAMS = 1 << 12  # ranks x grid
 _DIV_KINDS = ("floordiv", "cdiv", "mod")
 _GRID_POINTS = 4000  # candidate points searched for the smallest and most-inexact sizes
@@ -155,7 +164,12 @@ def _division_atoms(kernel) -> list:
         for a in _atoms(e):
             if isinstance(a, shapes._expr.Op) and a.kind in _DIV_KINDS:
                 n, d = a.args
-                if d.is_const and d.const_value > 1 and n.free_symbols() <= sizes and n.free_symbols():
+                if (
+                    d.is_const
+                    and d.const_value > 1
+                    and n.free_symbols() <= sizes
+                    and n.free_symbols()
+                ):
                     key = (str(n), d.const_value)
                     if key not in seen:
                         seen.add(key)
@@ -235,7 +249,9 @@ def _candidates(kernel, bounds, divs) -> dict[str, list[int]]:
     return out
 
 
-def _complete(kernel, partial: Mapping[str, int], cands, bounds, cap: int | None = None) -> dict[str, int] | None:
+def _complete(
+    kernel, partial: Mapping[str, int], cands, bounds, cap: int | None = None
+) -> dict[str, int] | None:
     """Fill the symbols ``partial`` leaves out: defaults first, then small candidates."""
     env = {k: int(v) for k, v in partial.items() if k in kernel.sizes}
     rest = [s for s in kernel.sizes if s not in env]
@@ -256,9 +272,18 @@ def _complete(kernel, partial: Mapping[str, int], cands, bounds, cap: int | None
     return None if best is None else best[1]
 
 
-def choose_sizes(kernel, *, extra: Iterable[Mapping[str, int]] = (), budget: int = 6, seed: int = 0,
-                 tries: int = 4000, dropped: list | None = None, pins: dict | None = None,
-                 condition_points: int = 2, cap: int | None = None) -> list[dict[str, int]]:
+def choose_sizes(
+    kernel,
+    *,
+    extra: Iterable[Mapping[str, int]] = (),
+    budget: int = 6,
+    seed: int = 0,
+    tries: int = 4000,
+    dropped: list | None = None,
+    pins: dict | None = None,
+    condition_points: int = 2,
+    cap: int | None = None,
+) -> list[dict[str, int]]:
     """Sizes to run ``kernel`` at (see the module docstring), at most ``budget`` plus ``extra``.
 
     Every point, given ones included, respects the memory cap: a given point
@@ -366,8 +391,9 @@ def _add_condition_points(kernel, out: list, add, pins: dict | None, limit: int)
     if model is None:
         return
     try:
-        got = condition_points(kernel, model, list(out), limit=limit,
-                               is_admissible=lambda env: admissible(kernel, env))
+        got = condition_points(
+            kernel, model, list(out), limit=limit, is_admissible=lambda env: admissible(kernel, env)
+        )
     except Exception:
         return
     for env, pin in got:

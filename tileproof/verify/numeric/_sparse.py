@@ -42,12 +42,18 @@ def use_sparse(shape, n_writes: int, need_wmap: bool) -> bool:
     n = 1
     for d in shape:
         n *= int(d)
-    return (not need_wmap and len(shape) > 0 and n > 0 and n_writes > 0
-            and n >= SPARSE_MIN_RATIO * n_writes)
+    return (
+        not need_wmap
+        and len(shape) > 0
+        and n > 0
+        and n_writes > 0
+        and n >= SPARSE_MIN_RATIO * n_writes
+    )
 
 
-def sorted_writes(data, written, cs, val, mask, key, seq, shape, ordered: bool, writers,
-                  tensor: str):
+def sorted_writes(
+    data, written, cs, val, mask, key, seq, shape, ordered: bool, writers, tensor: str
+):
     """Apply ``W`` element writes to ``data`` (and ``written``); the race record.
 
     ``cs``: per dimension, the ``[W]`` int32 coordinates (in range where ``mask``);
@@ -59,7 +65,7 @@ def sorted_writes(data, written, cs, val, mask, key, seq, shape, ordered: bool, 
     pos = jnp.arange(w_n, dtype=jnp.int32)
     tie = seq if ordered else key
     out = lax.sort([drop, *cs, tie, pos], num_keys=nd + 2)
-    s_drop, s_cs, s_pos = out[0], out[1:1 + nd], out[-1]
+    s_drop, s_cs, s_pos = out[0], out[1 : 1 + nd], out[-1]
     valid = s_drop == 0
     s_key = key[s_pos]
     same = valid[1:] & valid[:-1]

@@ -47,8 +47,9 @@ class Tiling:
     @property
     def exact(self) -> bool:
         used = [a for d in self.dims for a, _ in d.axes]
-        return (all(d.offset == 0 and d.span == e for d, e in zip(self.dims, self.shape))
-                and sorted(used) == [a for a, n in enumerate(self.launch) if n > 1])
+        return all(d.offset == 0 and d.span == e for d, e in zip(self.dims, self.shape)) and sorted(
+            used
+        ) == [a for a, n in enumerate(self.launch) if n > 1]
 
     @property
     def disjoint(self) -> bool:
@@ -97,7 +98,7 @@ class Tiling:
                 pos += 1
             else:
                 x = jnp.expand_dims(x, pos)
-                x = jnp.broadcast_to(x, (*x.shape[:pos], n, *x.shape[pos + 1:]))
+                x = jnp.broadcast_to(x, (*x.shape[:pos], n, *x.shape[pos + 1 :]))
                 full.append(n)
                 pos += 1
         ranks, progs = self.launch[0], int(np.prod(self.launch[1:], dtype=np.int64))
@@ -122,8 +123,9 @@ class Tiling:
         return t.reshape(self.box if box else self.shape)
 
 
-def fit_tiling(starts: np.ndarray, launch: tuple[int, ...], dims, shape, exact: bool,
-               overhang: bool = False) -> Tiling | None:
+def fit_tiling(
+    starts: np.ndarray, launch: tuple[int, ...], dims, shape, exact: bool, overhang: bool = False
+) -> Tiling | None:
     """The tiling of an access whose start operands are ``starts[ranks, programs, ndim]``.
 
     ``dims`` is the access's ``(("ds", size) | ("point", 1), ...)``.  ``exact``
@@ -135,7 +137,11 @@ def fit_tiling(starts: np.ndarray, launch: tuple[int, ...], dims, shape, exact: 
     npts = starts.shape[0]
     if npts == 0 or npts != int(np.prod(launch, dtype=np.int64)):
         return None
-    coords = np.stack(np.unravel_index(np.arange(npts), launch), axis=1) if launch else np.zeros((1, 0), int)
+    coords = (
+        np.stack(np.unravel_index(np.arange(npts), launch), axis=1)
+        if launch
+        else np.zeros((1, 0), int)
+    )
     out = []
     used: set[int] = set()
     for k, ((kind, size), ext) in enumerate(zip(dims, shape)):

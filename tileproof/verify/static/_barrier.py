@@ -59,8 +59,8 @@ def participants(an: Analysis, site: Site, scope: str):
         return set(an.per_instance), list(site.loops), None
     region = site.lanes[-1]
     inner = an.by_node[id(region)]
-    loops = list(site.loops[len(inner.loops):])
-    names = {region.var} | {ln.var for ln in site.lanes[len(inner.lanes):]}
+    loops = list(site.loops[len(inner.loops) :])
+    names = {region.var} | {ln.var for ln in site.lanes[len(inner.lanes) :]}
     names |= {lp.var for lp in loops}
     for n in an.data:  # data read inside the region differ per lane
         load = next((s for s in an.sites if isinstance(s.node, Access) and s.node.value == n), None)
@@ -126,16 +126,28 @@ def _uniform(an: Analysis, site: Site) -> Obligation:
     iters = {}
     for lp, t in zip(loops, ts):
         iters[lp.var] = cex.get(t.as_symbol(), 0)
-    at = "".join(f" at iteration {n} (from 0) of the loop at line {lp.loc.line}"
-                 for lp, n in zip(loops, iters.values()))
+    at = "".join(
+        f" at iteration {n} (from 0) of the loop at line {lp.loc.line}"
+        for lp, n in zip(loops, iters.values())
+    )
     why = _why(an, site, i2, loops, ts, cex)
-    text = (f"{_ids(what, b)} skips the {bar.scope} barrier at {bar.loc.short}{at} that "
-            f"{_ids(what, a)} reaches{why}, when {an.show(sizes)}: they would wait forever")
+    text = (
+        f"{_ids(what, b)} skips the {bar.scope} barrier at {bar.loc.short}{at} that "
+        f"{_ids(what, a)} reaches{why}, when {an.show(sizes)}: they would wait forever"
+    )
     cx = an.primed(sizes, [x1, x2])
     cx.update({f"iteration[{v}]": n for v, n in iters.items()})
-    return an.obligation("barrier", site, title, ans, violated=text, cex=cx, t0=t0,
-                         hint="Hoist the barrier out of program-dependent control flow, or make "
-                              "every participant take the same path to it.")
+    return an.obligation(
+        "barrier",
+        site,
+        title,
+        ans,
+        violated=text,
+        cex=cx,
+        t0=t0,
+        hint="Hoist the barrier out of program-dependent control flow, or make "
+        "every participant take the same path to it.",
+    )
 
 
 def _ids(what: str, vals: dict) -> str:
@@ -157,8 +169,10 @@ def _why(an: Analysis, site: Site, inst: Instance, loops, ts, cex) -> str:
         if not inst(c).subs(sub).evaluate(cex):
             if br.exit:
                 return f" (it left early at line {br.loc.line})"
-            return f" (the condition {br.cond if side else shapes.negate(br.cond)} at line " \
-                   f"{br.loc.line} is false for it)"
+            return (
+                f" (the condition {br.cond if side else shapes.negate(br.cond)} at line "
+                f"{br.loc.line} is false for it)"
+            )
     return ""
 
 
@@ -172,14 +186,19 @@ def _residency(an: Analysis, site: Site) -> Obligation:
     title = f"all programs waiting at the grid barrier at {loc.short} are resident together"
     if launch is None or getattr(launch, "cores", None) is None:
         # nobody asked for this to be skipped: without a machine it cannot be proved (fail closed)
-        return Obligation("barrier", "unknown", title, loc,
-                          reason="no machine model: declare launch=tp.Launch(...) (a grid "
-                                 "barrier inside one launch needs every program resident at "
-                                 "once, which depends on the machine's cores and how it starts "
-                                 "programs)",
-                          hint="Declare the machine with launch=tp.Launch(cores=N, ...), or "
-                               "skip barrier obligations in [tool.tileproof.skip] with a reason.",
-                          seconds=time.perf_counter() - t0)
+        return Obligation(
+            "barrier",
+            "unknown",
+            title,
+            loc,
+            reason="no machine model: declare launch=tp.Launch(...) (a grid "
+            "barrier inside one launch needs every program resident at "
+            "once, which depends on the machine's cores and how it starts "
+            "programs)",
+            hint="Declare the machine with launch=tp.Launch(cores=N, ...), or "
+            "skip barrier obligations in [tool.tileproof.skip] with a reason.",
+            seconds=time.perf_counter() - t0,
+        )
     programs = shapes.as_expr(1)
     for _, e in an.model.grid:
         programs = programs * e
@@ -199,19 +218,26 @@ def _residency(an: Analysis, site: Site) -> Obligation:
     if waves:
         u = busy.evaluate(cex)
         names = ", ".join(f"{t.name} ({t.programs.evaluate(cex)} programs)" for t in tasks)
-        text = (f"{p} programs must all be resident at the grid barrier at {loc.short}, but "
-                f"programs start in waves and the unfenced concurrent tasks {names} may hold "
-                f"{u} of the {c} cores: only {c} - {u} = {c - u} are free, so the barrier "
-                "can hang")
-        hint = ("Launch all programs together (start='together') or fence the concurrent "
-                "tasks (Task(..., fenced=True)).")
+        text = (
+            f"{p} programs must all be resident at the grid barrier at {loc.short}, but "
+            f"programs start in waves and the unfenced concurrent tasks {names} may hold "
+            f"{u} of the {c} cores: only {c} - {u} = {c - u} are free, so the barrier "
+            "can hang"
+        )
+        hint = (
+            "Launch all programs together (start='together') or fence the concurrent "
+            "tasks (Task(..., fenced=True))."
+        )
         cx = {**sizes, "programs": p, "cores": c, "busy": u}
     else:
-        text = (f"{p} programs must all be resident at the grid barrier at {loc.short}, but the "
-                f"machine has {c} cores")
+        text = (
+            f"{p} programs must all be resident at the grid barrier at {loc.short}, but the "
+            f"machine has {c} cores"
+        )
         hint = "Launch at most as many programs as cores (a persistent grid-stride kernel)."
         cx = {**sizes, "programs": p, "cores": c}
     if sizes:
         text += f" (when {an.show(sizes)})"
-    return an.obligation("barrier", site, title, Answer("refuted", cex), violated=text, cex=cx,
-                         t0=t0, hint=hint)
+    return an.obligation(
+        "barrier", site, title, Answer("refuted", cex), violated=text, cex=cx, t0=t0, hint=hint
+    )

@@ -72,8 +72,10 @@ def _table_read(an: Analysis, name: str, t, rname: str) -> Obligation:
         sizes = an.values({k: v for k, v in cex.items() if an.is_size(k)})
         at = [x.evaluate(cex) for x in index]
         dims = [n.evaluate(cex) for n in shape]
-        ob.message = (f"work table {name} reads {rname} = {shown} at {at}, outside the shape "
-                      f"{dims} of {tensor}, for key v={cex['_key']} when {an.show(sizes)}")
+        ob.message = (
+            f"work table {name} reads {rname} = {shown} at {at}, outside the shape "
+            f"{dims} of {tensor}, for key v={cex['_key']} when {an.show(sizes)}"
+        )
         ob.counterexample = {**sizes, "v": cex["_key"]}
     return ob
 
@@ -106,35 +108,56 @@ def _access(an: Analysis, site: Site) -> Obligation:
         return an.obligation("bounds", site, f"{name} stays in bounds", combine(answers), t0=t0)
     k, q, ans = failed
     assume = an.assume(scope, query=q)
-    cex = an.complete(q, assume, an.minimise(q, assume, ans.cex),
-                      [*(d.start for d in acc.dims), *shape])
+    cex = an.complete(
+        q, assume, an.minimise(q, assume, ans.cex), [*(d.start for d in acc.dims), *shape]
+    )
     if cex is None:  # every value a message shows comes from a re-checked assignment
-        return an.obligation("bounds", site, f"{name} stays in bounds", Answer(
-            "unknown", reason="refuted, but no complete counterexample could be re-checked "
-            "for the message"), t0=t0)
+        return an.obligation(
+            "bounds",
+            site,
+            f"{name} stays in bounds",
+            Answer(
+                "unknown",
+                reason="refuted, but no complete counterexample could be re-checked "
+                "for the message",
+            ),
+            t0=t0,
+        )
     element = _element(acc, cex, k, shape)
     env = {**cex, **{f"_c{j}": v for j, v in element["coords"].items()}}
     el = tuple(e.evaluate(env) for e in acc.element())
     dims = tuple(int(x.evaluate(cex)) for x in shape)
     d = acc.dims[k]
-    rng = (f"{plain(d.start, an)}" if d.point else
-           f"[{plain(d.start, an)}, {plain(d.start + d.size, an)})")
+    rng = (
+        f"{plain(d.start, an)}"
+        if d.point
+        else f"[{plain(d.start, an)}, {plain(d.start + d.size, an)})"
+    )
     verb = "reads" if acc.kind == "load" else "writes"
     vals = an.relevant(cex, *(x.start for x in acc.dims), acc.mask, *shape)
     for lp in site.loops:
         if lp.var in cex:
             vals.setdefault(lp.var, cex[lp.var])
     vals = an.values(vals)
-    text = (f"{acc.kind} {acc.tensor}[{idx}] at {acc.loc.short} {verb} element {list(el)} outside its "
-            f"shape {list(dims)} (dim {k}: {rng} must lie within [0, {shape[k]}), "
-            f"index {el[k]} of {dims[k]}) when {an.show(vals)}")
+    text = (
+        f"{acc.kind} {acc.tensor}[{idx}] at {acc.loc.short} {verb} element {list(el)} outside its "
+        f"shape {list(dims)} (dim {k}: {rng} must lie within [0, {shape[k]}), "
+        f"index {el[k]} of {dims[k]}) when {an.show(vals)}"
+    )
     out = dict(vals)
     for j, v in enumerate(el):
         out[f"element[{j}]"] = v
     out["dim"] = k
-    return an.obligation("bounds", site, f"{name} stays in bounds", Answer("refuted", cex), t0=t0,
-                         violated=text, cex=out,
-                         detail={"dim": k, "element": list(el), "shape": list(dims)})
+    return an.obligation(
+        "bounds",
+        site,
+        f"{name} stays in bounds",
+        Answer("refuted", cex),
+        t0=t0,
+        violated=text,
+        cex=out,
+        detail={"dim": k, "element": list(el), "shape": list(dims)},
+    )
 
 
 def combine(answers: list[Answer]) -> Answer:

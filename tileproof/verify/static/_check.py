@@ -39,8 +39,13 @@ _MODULES = {
 _EXTRA = {"bounds": (_stored,), "coverage": (_reads.WRITES,)}
 
 
-def check_static(model: Model, *, timeout_ms: int | None = None,
-                 kinds: tuple[str, ...] = KINDS, budget: int = CHECK_BUDGET) -> list[Obligation]:
+def check_static(
+    model: Model,
+    *,
+    timeout_ms: int | None = None,
+    kinds: tuple[str, ...] = KINDS,
+    budget: int = CHECK_BUDGET,
+) -> list[Obligation]:
     """Every static obligation of ``model`` with its verdict.
 
     The budget that bounds the check is deterministic (a number of solver checks, each
@@ -54,9 +59,13 @@ def check_static(model: Model, *, timeout_ms: int | None = None,
     return check_static_timed(model, timeout_ms=timeout_ms, kinds=kinds, budget=budget)[0]
 
 
-def check_static_timed(model: Model, *, timeout_ms: int | None = None,
-                       kinds: tuple[str, ...] = KINDS,
-                       budget: int = CHECK_BUDGET) -> tuple[list[Obligation], float]:
+def check_static_timed(
+    model: Model,
+    *,
+    timeout_ms: int | None = None,
+    kinds: tuple[str, ...] = KINDS,
+    budget: int = CHECK_BUDGET,
+) -> tuple[list[Obligation], float]:
     """:func:`check_static` and the seconds spent in the solver.
 
     Unsupported constructs are reported whatever ``kinds`` selects (fail closed), and while
@@ -68,9 +77,17 @@ def check_static_timed(model: Model, *, timeout_ms: int | None = None,
     out = shape if "shape" in kinds else [o for o in shape if o.status != "proved"][:1]
     if an.domain_status != "consistent":
         if an.domain_status == "unknown":  # nothing can be trusted to be non-vacuous
-            out += [Obligation(k, "unknown", f"{k} obligations", an.model_location(),
-                               reason="whether the domain admits any sizes is unknown")
-                    for k in kinds if k not in ("shape", "unsupported")]
+            out += [
+                Obligation(
+                    k,
+                    "unknown",
+                    f"{k} obligations",
+                    an.model_location(),
+                    reason="whether the domain admits any sizes is unknown",
+                )
+                for k in kinds
+                if k not in ("shape", "unsupported")
+            ]
         return out + _unsupported(model, out, kinds), an.solver_seconds
     if "shape" in kinds:  # the kernel's own divisibility claims (pl.multiple_of)
         out += _claim.check(an)
@@ -87,11 +104,19 @@ def check_static_timed(model: Model, *, timeout_ms: int | None = None,
         out += got
     hidden = {t: u for u in model.unsupported for t in u.tensors}
     if hidden:
-        out = [_hidden_unknown(o, hidden) if o.kind in (*_BY_PHASE, "reads") and o.status in (
-            "proved", "violated") else o for o in out]
+        out = [
+            _hidden_unknown(o, hidden)
+            if o.kind in (*_BY_PHASE, "reads") and o.status in ("proved", "violated")
+            else o
+            for o in out
+        ]
     if an.inexact_phases:
-        out = [_phases_unknown(o, an) if o.kind in _BY_PHASE and o.status in (
-            "proved", "violated") else o for o in out]
+        out = [
+            _phases_unknown(o, an)
+            if o.kind in _BY_PHASE and o.status in ("proved", "violated")
+            else o
+            for o in out
+        ]
     return out + _unsupported(model, out, kinds), an.solver_seconds
 
 
@@ -101,32 +126,43 @@ _BY_PHASE = ("race", "coverage")  # obligations that compare phases (grid barrie
 def _hidden_unknown(ob: Obligation, hidden: dict) -> Obligation:
     """A race or coverage verdict about a tensor that an unmodelled region (a while loop with
     no exact trip count) also accesses: its writes are missing from the model, so unknown."""
-    t = next((t for t in hidden if re.search(rf"(?<![\w.]){re.escape(t)}(?![\w(])", ob.message)),
-             None)
+    t = next(
+        (t for t in hidden if re.search(rf"(?<![\w.]){re.escape(t)}(?![\w(])", ob.message)), None
+    )
     if t is None:
         return ob
     u = hidden[t]
-    return Obligation(ob.kind, "unknown", ob.message if ob.status == "proved" else
-                      f"{ob.message.split(' when ')[0]} (not decided)", ob.location,
-                      reason=f"the unmodelled while loop at {u.loc.short} also accesses {t}",
-                      seconds=ob.seconds, detail=dict(ob.detail))
+    return Obligation(
+        ob.kind,
+        "unknown",
+        ob.message if ob.status == "proved" else f"{ob.message.split(' when ')[0]} (not decided)",
+        ob.location,
+        reason=f"the unmodelled while loop at {u.loc.short} also accesses {t}",
+        seconds=ob.seconds,
+        detail=dict(ob.detail),
+    )
 
 
 def _phases_unknown(ob: Obligation, an: Analysis) -> Obligation:
     """A race or coverage verdict that rests on phase numbers the model does not have exactly
     (see :func:`._context.inexact_phase_loops`): unknown, naming the loop."""
     lp = an.inexact_phases[0]
-    why = (f"the grid barriers per iteration of the loop at {lp.loc.short} change from one "
-           "iteration to the next (a barrier in a loop whose trip count depends on the outer "
-           "index, or under a branch on it): phases are not modelled exactly")
-    return Obligation(ob.kind, "unknown", ob.message if ob.status == "proved" else
-                      f"{ob.message.split(' when ')[0]} (not decided)", ob.location,
-                      reason=why, seconds=ob.seconds,
-                      hint="Hoist the barrier out of the inner loop, or give the inner loop a "
-                           "trip count that is the same in every outer iteration.",
-                      detail=dict(ob.detail))
-
-
+    why = (
+        f"the grid barriers per iteration of the loop at {lp.loc.short} change from one "
+        "iteration to the next (a barrier in a loop whose trip count depends on the outer "
+        "index, or under a branch on it): phases are not modelled exactly"
+    )
+    return Obligation(
+        ob.kind,
+        "unknown",
+        ob.message if ob.status == "proved" else f"{ob.message.split(' when ')[0]} (not decided)",
+        ob.location,
+        reason=why,
+        seconds=ob.seconds,
+        hint="Hoist the barrier out of the inner loop, or give the inner loop a "
+        "trip count that is the same in every outer iteration.",
+        detail=dict(ob.detail),
+    )
 
 
 # shape obligations about the declarations alone (the domain, tensor and grid extents, divisors
@@ -191,8 +227,9 @@ def _depends(o: Obligation, scope: tuple[str, set[str]] | None) -> bool:
     return True  # ring and any kind added later: not scoped
 
 
-def _unsupported(model: Model, obligations: list[Obligation],
-                 kinds: tuple[str, ...] = KINDS) -> list[Obligation]:
+def _unsupported(
+    model: Model, obligations: list[Obligation], kinds: tuple[str, ...] = KINDS
+) -> list[Obligation]:
     """Fail closed on constructs the lowering could not model exactly.
 
     Each :class:`~tileproof.model.Unsupported` item becomes its own ``unsupported``
@@ -220,8 +257,10 @@ def _unsupported(model: Model, obligations: list[Obligation],
         if node is None:
             continue
         more = f" (and {len(items) - 1} more unsupported construct(s))" if len(items) > 1 else ""
-        why = (f"it may depend on a construct the model cannot represent exactly: "
-               f"{node.what} at {node.loc.short}{more}")
+        why = (
+            f"it may depend on a construct the model cannot represent exactly: "
+            f"{node.what} at {node.loc.short}{more}"
+        )
         if o.status == "violated":
             ce = ", ".join(f"{k}={v}" for k, v in (o.counterexample or {}).items())
             why += " (this finding holds on the model without it" + (f": {ce})" if ce else ")")
@@ -230,24 +269,41 @@ def _unsupported(model: Model, obligations: list[Obligation],
         o.detail = {**(o.detail or {}), "unsupported": True}
     out = []
     for node, sc in zip(items, scopes):
-        scope = ("every obligation that may depend on it" if sc is None else
-                 f"the obligations about {', '.join(sorted(sc[1]))}" if sc[0] == "tensors" else
-                 f"the {', '.join(sorted(sc[1]))} obligations")
-        out.append(Obligation(
-            "unsupported", "unknown",
-            f"unsupported construct at {node.loc.short}: {node.what}", node.loc,
-            reason=f"the lowering cannot model it exactly: {node.what}; {scope} are unknown",
-            hint="Rewrite it with constructs tileproof models (see the report's other "
-                 "unknowns for what it affects).",
-            detail={"construct": node.what,
+        scope = (
+            "every obligation that may depend on it"
+            if sc is None
+            else f"the obligations about {', '.join(sorted(sc[1]))}"
+            if sc[0] == "tensors"
+            else f"the {', '.join(sorted(sc[1]))} obligations"
+        )
+        out.append(
+            Obligation(
+                "unsupported",
+                "unknown",
+                f"unsupported construct at {node.loc.short}: {node.what}",
+                node.loc,
+                reason=f"the lowering cannot model it exactly: {node.what}; {scope} are unknown",
+                hint="Rewrite it with constructs tileproof models (see the report's other "
+                "unknowns for what it affects).",
+                detail={
+                    "construct": node.what,
                     "affects": sorted(sc[1]) if sc is not None and sc[0] == "tensors" else None,
-                    "kinds": sorted(sc[1]) if sc is not None and sc[0] == "kind" else None}))
+                    "kinds": sorted(sc[1]) if sc is not None and sc[0] == "kind" else None,
+                },
+            )
+        )
         if sc is not None and sc[0] == "tensors":
             (t,) = sc[1]
             for kind, what in (("bounds", "stays in bounds"), ("overflow", "offsets fit")):
                 if kind in kinds:
-                    out.append(Obligation(
-                        kind, "unknown", f"the access to {t} at {node.loc.short} {what}",
-                        node.loc, reason=f"not checked: {node.what} at {node.loc.short}",
-                        detail={"tensor": t, "unsupported": True}))
+                    out.append(
+                        Obligation(
+                            kind,
+                            "unknown",
+                            f"the access to {t} at {node.loc.short} {what}",
+                            node.loc,
+                            reason=f"not checked: {node.what} at {node.loc.short}",
+                            detail={"tensor": t, "unsupported": True},
+                        )
+                    )
     return out

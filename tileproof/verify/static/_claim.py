@@ -42,16 +42,29 @@ def check(an: Analysis) -> list[Obligation]:
         expr = plain(node.expr, an)
         title = f"{node.what} holds: {expr} is a multiple of {m}"
         if m == 0:  # x % 0 is undefined: no value is a multiple of 0 in Triton's sense
-            out.append(Obligation("shape", "violated", f"{node.what}: a multiple of 0 is claimed",
-                                  node.loc, counterexample={}))
+            out.append(
+                Obligation(
+                    "shape",
+                    "violated",
+                    f"{node.what}: a multiple of 0 is claimed",
+                    node.loc,
+                    counterexample={},
+                )
+            )
             continue
         query = shapes.eq(shapes.mod(node.expr, m), 0)
         scope = an.scope(site) + _coords(node)
         assume = an.assume(scope, query=query)
         ans = an.decide(query, assume)
-        ob = an.obligation("shape", site, title, ans, t0=t0,
-                           hint=f"Claim only what holds for every admissible size, or add the "
-                                f"assumption that makes {expr} a multiple of {m}.")
+        ob = an.obligation(
+            "shape",
+            site,
+            title,
+            ans,
+            t0=t0,
+            hint=f"Claim only what holds for every admissible size, or add the "
+            f"assumption that makes {expr} a multiple of {m}.",
+        )
         if ans.status == "refuted":
             cex = an.minimise(query, assume, ans.cex)
             value = node.expr.evaluate(cex)  # substituted back: the claim is false there
@@ -61,10 +74,13 @@ def check(an: Analysis) -> list[Obligation]:
                 ob.message = title
             else:
                 shown = an.relevant(cex, node.expr)
-                at = "".join(f", lane {k}={cex[f'_c{k}']}" for k in range(len(node.shape))
-                             if f"_c{k}" in cex)
-                ob.message = (f"{node.what} is false: {expr} = {value}, not a multiple of "
-                              f"{m}, when {an.show(shown)}{at}")
+                at = "".join(
+                    f", lane {k}={cex[f'_c{k}']}" for k in range(len(node.shape)) if f"_c{k}" in cex
+                )
+                ob.message = (
+                    f"{node.what} is false: {expr} = {value}, not a multiple of "
+                    f"{m}, when {an.show(shown)}{at}"
+                )
                 ob.counterexample = shown
         out.append(ob)
     return out

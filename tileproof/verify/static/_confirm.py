@@ -17,15 +17,29 @@ from ...model import Access
 from ...model import _interp as interp
 from ._context import Analysis, Instance, Site
 
-__all__ = ["all_elements", "cells_of", "data_of", "noun", "run_events", "store_counts",
-           "stores_of", "unwritten_reads", "unwritten_rows"]
+__all__ = [
+    "all_elements",
+    "cells_of",
+    "data_of",
+    "noun",
+    "run_events",
+    "store_counts",
+    "stores_of",
+    "unwritten_reads",
+    "unwritten_rows",
+]
 
 
-def run_events(an: Analysis, sizes: dict, data: dict | None = None,
-               cells: dict | None = None) -> list:
+def run_events(
+    an: Analysis, sizes: dict, data: dict | None = None, cells: dict | None = None
+) -> list:
     """Concrete events at these sizes and data values (one run per distinct input)."""
-    key = ("events", tuple(sorted(sizes.items())), tuple(sorted((data or {}).items())),
-           tuple(sorted((cells or {}).items())))
+    key = (
+        "events",
+        tuple(sorted(sizes.items())),
+        tuple(sorted((data or {}).items())),
+        tuple(sorted((cells or {}).items())),
+    )
     got = an.memo.get(key)
     if got is None:
         got = an.memo[key] = interp.events(an.model, sizes, data=data, cells=cells)
@@ -52,8 +66,11 @@ def cells_of(an: Analysis, cex: dict, tag: str | None = None) -> dict:
 
 
 def stores_of(evs, name: str) -> list:
-    return [ev for ev in evs if isinstance(ev.node, Access) and ev.node.kind == "store"
-            and ev.node.tensor == name]
+    return [
+        ev
+        for ev in evs
+        if isinstance(ev.node, Access) and ev.node.kind == "store" and ev.node.tensor == name
+    ]
 
 
 def unwritten_rows(t, sizes, element, writes, limit: int = 4096) -> list[int]:
@@ -141,8 +158,10 @@ def unwritten_reads(acc: Access, evs, limit: int = 2_000_000) -> list[tuple[int,
         if ev.node is not acc:
             continue
         for el in interp.touched(acc, ev.env):
-            ok = any(ph < ev.phase or (prog == ev.program and _before(seq, lane, ev))
-                     for ph, prog, seq, lane in written.get(el, ()))
+            ok = any(
+                ph < ev.phase or (prog == ev.program and _before(seq, lane, ev))
+                for ph, prog, seq, lane in written.get(el, ())
+            )
             if not ok:
                 out.add(el)
     return sorted(out)

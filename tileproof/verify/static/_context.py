@@ -40,8 +40,17 @@ from ._decide import CHECK_BUDGET, INT64_MIN, Answer, Decider, F, T
 from ._explain import COORD, Explainer
 from ._sites import Site, inexact_phase_loops, loop_range, sites_of
 
-__all__ = ["CHECK_BUDGET", "INT64_MIN", "Analysis", "Answer", "Instance", "Site", "all_eq",
-           "implies", "loop_range"]
+__all__ = [
+    "CHECK_BUDGET",
+    "INT64_MIN",
+    "Analysis",
+    "Answer",
+    "Instance",
+    "Site",
+    "all_eq",
+    "implies",
+    "loop_range",
+]
 
 
 def implies(a: shapes.Formula, b: shapes.Formula) -> shapes.Formula:
@@ -82,8 +91,7 @@ class Analysis(Decider, Counterexamples, Explainer):
     :class:`._counterexamples.Counterexamples` and :class:`._explain.Explainer`.
     """
 
-    def __init__(self, model: Model, *, timeout_ms: int | None = None,
-                 budget: int = CHECK_BUDGET):
+    def __init__(self, model: Model, *, timeout_ms: int | None = None, budget: int = CHECK_BUDGET):
         super().__init__(timeout_ms=timeout_ms, budget=budget)
         self.model = model
         self.sites = sites_of(model.body)
@@ -104,8 +112,10 @@ class Analysis(Decider, Counterexamples, Explainer):
         self.sizes = [s for s in model.sizes if s not in per]
         # reads of an input tensor at an index of sizes only are one value for everyone
         self.global_data = {
-            n for n, d in self.data.items()
-            if getattr(model.tensors.get(d.tensor), "role", "input") == "input" and d.index
+            n
+            for n, d in self.data.items()
+            if getattr(model.tensors.get(d.tensor), "role", "input") == "input"
+            and d.index
             and all(not (x.free_symbols() - set(self.sizes)) for x in d.index)
         }
         self.per_instance = per - self.global_data
@@ -117,8 +127,12 @@ class Analysis(Decider, Counterexamples, Explainer):
 
     # -- names
     def is_size(self, name: str) -> bool:
-        return (name not in self.per_instance and name not in self.data
-                and not COORD.match(name) and "__" not in name)
+        return (
+            name not in self.per_instance
+            and name not in self.data
+            and not COORD.match(name)
+            and "__" not in name
+        )
 
     def is_shared(self, name: str) -> bool:
         """The same for every instance: a size, or a global read (see ``global_data``)."""
@@ -131,8 +145,10 @@ class Analysis(Decider, Counterexamples, Explainer):
             if names is None or p in names:
                 v = shapes.sym(p)
                 out += [shapes.ge(v, 0), shapes.lt(v, self.extents[p])]
-        if self.rank_var and self.rank_var not in self.extents and (
-            names is None or self.rank_var in names
+        if (
+            self.rank_var
+            and self.rank_var not in self.extents
+            and (names is None or self.rank_var in names)
         ):
             v = shapes.sym(self.rank_var)
             out += [shapes.ge(v, 0), shapes.lt(v, self.rank_size)]
@@ -168,8 +184,12 @@ class Analysis(Decider, Counterexamples, Explainer):
             facts += self.coords(site.node)
             for d in site.node.dims:
                 names |= d.start.free_symbols()
-        data = [f for n in sorted(names) if n in self.data
-                for f in (self.data[n].range, self.data[n].dtype_range())]
+        data = [
+            f
+            for n in sorted(names)
+            if n in self.data
+            for f in (self.data[n].range, self.data[n].dtype_range())
+        ]
         assume = self.assume(facts, data)
         got = self._reach.get(assume)
         if got is None:
@@ -207,8 +227,11 @@ class Analysis(Decider, Counterexamples, Explainer):
                 continue
             ren = {}
             if sep:
-                ren = {s: shapes.sym(f"{s}__{tag}")
-                       for s in d.range.free_symbols() | {base} if not self.is_shared(s) or s == base}
+                ren = {
+                    s: shapes.sym(f"{s}__{tag}")
+                    for s in d.range.free_symbols() | {base}
+                    if not self.is_shared(s) or s == base
+                }
             rng = d.range.subs(ren) if ren else d.range
             out.append(rng)
             out.append(d.dtype_range().subs(ren) if ren else d.dtype_range())
@@ -225,8 +248,14 @@ class Analysis(Decider, Counterexamples, Explainer):
         data = self.data_facts([*facts, query])
         return self.domain + tuple(facts) + tuple(f for f in data if f not in facts)
 
-    def instance(self, site: Site | None, tag: str, *, keep: Iterable[str] = (),
-                 names: Iterable[str] | None = None) -> Instance:
+    def instance(
+        self,
+        site: Site | None,
+        tag: str,
+        *,
+        keep: Iterable[str] = (),
+        names: Iterable[str] | None = None,
+    ) -> Instance:
         """Rename every per-instance name (and coordinate) except those in ``keep``."""
         pool = set(self.per_instance) if names is None else set(names)
         if site is not None and isinstance(site.node, Access):
@@ -234,8 +263,9 @@ class Analysis(Decider, Counterexamples, Explainer):
         pool -= set(keep)
         return Instance({n: shapes.sym(f"{n}__{tag}") for n in sorted(pool)}, tag)
 
-    def data_consistency(self, a: Instance, b: Instance, formulas, *,
-                         extra: Sequence[tuple] = ()) -> list[shapes.Formula]:
+    def data_consistency(
+        self, a: Instance, b: Instance, formulas, *, extra: Sequence[tuple] = ()
+    ) -> list[shapes.Formula]:
         """Facts linking data values read by the two instances (and within each).
 
         Two reads of one entry of an input tensor agree (functional consistency); for a
@@ -266,7 +296,7 @@ class Analysis(Decider, Counterexamples, Explainer):
             role = getattr(decl, "role", "input")
             distinct = bool(getattr(decl, "distinct", False))
             for i, (b1, n1, i1) in enumerate(items):
-                for b2, n2, i2 in items[i + 1:]:
+                for b2, n2, i2 in items[i + 1 :]:
                     if role != "input" and b1 != b2:
                         continue
                     if len(i1) != len(i2) or not i1:

@@ -38,8 +38,13 @@ class Counterexamples:
     data_facts: Any  # Callable[[Iterable], list[Formula]]
     _spent: Any  # Callable[[], str]
 
-    def complete(self, query: shapes.Formula, assume: Sequence[shapes.Formula],
-                 cex: Mapping[str, int], show: Iterable) -> dict[str, int] | None:
+    def complete(
+        self,
+        query: shapes.Formula,
+        assume: Sequence[shapes.Formula],
+        cex: Mapping[str, int],
+        show: Iterable,
+    ) -> dict[str, int] | None:
         """``cex`` extended to every name the expressions in ``show`` use, re-checked.
 
         A solver's model binds the names of the query it decided; a message evaluates more
@@ -87,9 +92,19 @@ class Counterexamples:
     def _range_of(self, name: str) -> list[shapes.Formula]:
         """The range facts of one (possibly renamed) name: ids, lanes, loops, data, coords."""
         base, sep, tag = name.partition("__")
-        ren = (lambda f: f.subs({m: shapes.sym(f"{m}__{tag}") for m in f.free_symbols()
-                                 if m in self.per_instance or COORD.match(m)})) if sep else (
-            lambda f: f)
+        ren = (
+            (
+                lambda f: f.subs(
+                    {
+                        m: shapes.sym(f"{m}__{tag}")
+                        for m in f.free_symbols()
+                        if m in self.per_instance or COORD.match(m)
+                    }
+                )
+            )
+            if sep
+            else (lambda f: f)
+        )
         v = shapes.sym(name)
         if base in self.pids or base == self.rank_var:
             return [ren(f) for f in self.ranges([base])]
@@ -101,8 +116,14 @@ class Counterexamples:
             return self.data_facts([v])
         return []
 
-    def minimise(self, query: shapes.Formula, assume: Sequence[shapes.Formula],
-                 cex: dict[str, int], *, steps: int = 64) -> dict[str, int]:
+    def minimise(
+        self,
+        query: shapes.Formula,
+        assume: Sequence[shapes.Formula],
+        cex: dict[str, int],
+        *,
+        steps: int = 64,
+    ) -> dict[str, int]:
         """Smallest sizes (one after the other, in declaration order), then smallest data
         values, that still refute: a binary search of refutable ``NAME <= v`` queries.
 

@@ -57,8 +57,11 @@ F = shapes.disj()
 def check(an: Analysis) -> list[Obligation]:
     out: list[Obligation] = []
     for name, t in an.model.tensors.items():
-        stores = [s for s in an.sites if isinstance(s.node, Access) and s.node.tensor == name
-                  and s.node.kind == "store"]
+        stores = [
+            s
+            for s in an.sites
+            if isinstance(s.node, Access) and s.node.tensor == name and s.node.kind == "store"
+        ]
         if t.role == "output":
             out.append(_exists(an, name, stores))
             for s in stores:
@@ -66,8 +69,11 @@ def check(an: Analysis) -> list[Obligation]:
         if t.role in ("output", "scratch"):
             # an output starts undefined like scratch (a tensor the kernel reads back before
             # writing is an ``updated`` input): every read must follow a write
-            loads = [s for s in an.sites if isinstance(s.node, Access) and s.node.tensor == name
-                     and s.node.kind == "load"]
+            loads = [
+                s
+                for s in an.sites
+                if isinstance(s.node, Access) and s.node.tensor == name and s.node.kind == "load"
+            ]
             for ld in loads:
                 out.append(check_reads(an, ld, stores))
     return out
@@ -108,8 +114,10 @@ def _exists(an: Analysis, name: str, stores: list[Site]) -> Obligation:
         for wt in ws:
             hyps += wt.hyps
             if wt.reads:  # the declaration's reads agree with the store's own reads
-                hyps += [wt.apply(f) for f in an.data_consistency(
-                    wt.inst, wt.inst, [wt.formula], extra=wt.reads)]
+                hyps += [
+                    wt.apply(f)
+                    for f in an.data_consistency(wt.inst, wt.inst, [wt.formula], extra=wt.reads)
+                ]
     q = shapes.disj(*cands)
     assume = an.assume(hyps, query=q)
     if whys:  # some writer is not invertible: only a concrete search can say more
@@ -119,9 +127,21 @@ def _exists(an: Analysis, name: str, stores: list[Site]) -> Obligation:
         return _at(an.obligation("coverage", stores[0], title, why_unknown(ans), t0=t0), loc)
     cex = an.complete(q, assume, an.minimise(q, assume, ans.cex), es)
     if cex is None:  # every value a message shows comes from a re-checked assignment
-        return _at(an.obligation("coverage", stores[0], title, Answer("unknown", reason=(
-            "refuted, but no complete counterexample could be re-checked for the message")),
-            t0=t0), loc)
+        return _at(
+            an.obligation(
+                "coverage",
+                stores[0],
+                title,
+                Answer(
+                    "unknown",
+                    reason=(
+                        "refuted, but no complete counterexample could be re-checked for the message"
+                    ),
+                ),
+                t0=t0,
+            ),
+            loc,
+        )
     sizes = {k: v for k, v in cex.items() if an.is_size(k)}
     element = tuple(e.evaluate(cex) for e in es)
     return _at(_confirm_unwritten(an, stores, title, t0, name, sizes, element, cex), loc)
@@ -141,14 +161,25 @@ def _search(an: Analysis, site: Site, title: str, why: str, t0: float, name: str
                 missing = el
                 break
     except (interp.RunError, ZeroDivisionError, shapes.ShapeError) as e:
-        return an.obligation("coverage", site, title, Answer("unknown", reason=f"{why} ({e})"),
-                             t0=t0)
+        return an.obligation(
+            "coverage", site, title, Answer("unknown", reason=f"{why} ({e})"), t0=t0
+        )
     if missing is None:
-        return an.obligation("coverage", site, title, Answer(
-            "unknown", reason=f"{why}; a concrete run at {an.show(an.values(sizes))} writes "
-            "every element"), t0=t0)
-    stores = [s for s in an.sites if isinstance(s.node, Access) and s.node.kind == "store"
-              and s.node.tensor == name]
+        return an.obligation(
+            "coverage",
+            site,
+            title,
+            Answer(
+                "unknown",
+                reason=f"{why}; a concrete run at {an.show(an.values(sizes))} writes every element",
+            ),
+            t0=t0,
+        )
+    stores = [
+        s
+        for s in an.sites
+        if isinstance(s.node, Access) and s.node.kind == "store" and s.node.tensor == name
+    ]
     return _confirm_unwritten(an, stores, title, t0, name, sizes, missing, dict(sizes), evs)
 
 
@@ -158,24 +189,50 @@ def _confirm_unwritten(an, stores, title, t0, name, sizes, element, cex, evs=Non
         if evs is None:
             evs = run_events(an, sizes, data_of(an, cex), cells_of(an, cex))
     except (interp.RunError, ZeroDivisionError, shapes.ShapeError) as e:
-        return an.obligation("coverage", stores[0], title, Answer(
-            "unknown", reason=f"no witness found for element {list(element)} at "
-            f"{an.show(an.values(sizes))} and a concrete check was not possible ({e})"), t0=t0)
+        return an.obligation(
+            "coverage",
+            stores[0],
+            title,
+            Answer(
+                "unknown",
+                reason=f"no witness found for element {list(element)} at "
+                f"{an.show(an.values(sizes))} and a concrete check was not possible ({e})",
+            ),
+            t0=t0,
+        )
     writes = stores_of(evs, name)
     if any(interp.covers(ev.node, ev.env, element) for ev in writes):
-        return an.obligation("coverage", stores[0], title, Answer(
-            "unknown", reason=f"the witness method found no writer of element {list(element)} at "
-            f"{an.show(an.values(sizes))}, but a concrete run writes it"), t0=t0)
+        return an.obligation(
+            "coverage",
+            stores[0],
+            title,
+            Answer(
+                "unknown",
+                reason=f"the witness method found no writer of element {list(element)} at "
+                f"{an.show(an.values(sizes))}, but a concrete run writes it",
+            ),
+            t0=t0,
+        )
     missing = unwritten_rows(t, sizes, element, writes)
     vals = an.values({**sizes, **{k: v for k, v in cex.items() if k in an.global_data}})
     counts = store_counts(an, stores, writes, sizes)
     what = noun("rows" if len(t.shape) > 1 else "elements", missing)
     verb = "are" if len(set(missing)) > 1 else "is"
-    text = (f"{what} of output {name} {verb} never written when {an.show(vals)} "
-            f"(e.g. element {list(element)}){counts}")
+    text = (
+        f"{what} of output {name} {verb} never written when {an.show(vals)} "
+        f"(e.g. element {list(element)}){counts}"
+    )
     cx = {**vals, **{f"element[{k}]": v for k, v in enumerate(element)}}
-    return an.obligation("coverage", stores[0], title, Answer("refuted", cex), violated=text,
-                         cex=cx, t0=t0, detail={"element": list(element)})
+    return an.obligation(
+        "coverage",
+        stores[0],
+        title,
+        Answer("refuted", cex),
+        violated=text,
+        cex=cx,
+        t0=t0,
+        detail={"element": list(element)},
+    )
 
 
 def _at(ob: Obligation, loc) -> Obligation:
@@ -223,23 +280,38 @@ def _unique(an: Analysis, a: Site, others: list[Site]) -> Obligation:
         assume = an.assume(hyps, query=q)
         ans = an.decide(q, assume)
         if ans.status == "refuted":
-            cex = an.complete(q, assume, an.minimise(q, assume, ans.cex),
-                              [i1(x) for x in acc.element()])
+            cex = an.complete(
+                q, assume, an.minimise(q, assume, ans.cex), [i1(x) for x in acc.element()]
+            )
             if cex is None:  # every value a message shows comes from a re-checked assignment
-                answers.append(Answer("unknown", reason="refuted, but no complete "
-                                      "counterexample could be re-checked for the message"))
+                answers.append(
+                    Answer(
+                        "unknown",
+                        reason="refuted, but no complete "
+                        "counterexample could be re-checked for the message",
+                    )
+                )
                 continue
             sizes, (x1, x2) = an.split(cex, "1", "2")
             el = [x.subs(i1.mapping).evaluate(cex) for x in acc.element()]
             second = "" if b is a else f" (store at {b.loc.short})"
-            text = (f"element {el} of {acc.tensor} is written twice: by {an.who(x1)} "
-                    f"(store at {acc.loc.short}) and by {an.who(x2)}{second}, "
-                    f"when {an.show(sizes)}")
+            text = (
+                f"element {el} of {acc.tensor} is written twice: by {an.who(x1)} "
+                f"(store at {acc.loc.short}) and by {an.who(x2)}{second}, "
+                f"when {an.show(sizes)}"
+            )
             cx = an.primed(sizes, [x1, x2])
             cx.update({f"element[{k}]": v for k, v in enumerate(el)})
-            return an.obligation("coverage", a, title, ans, violated=text, cex=cx, t0=t0,
-                                 detail={"element": el, "other": str(b.loc)})
+            return an.obligation(
+                "coverage",
+                a,
+                title,
+                ans,
+                violated=text,
+                cex=cx,
+                t0=t0,
+                detail={"element": el, "other": str(b.loc)},
+            )
         answers.append(ans)
     bad = next((x for x in answers if x.status != "proved"), None)
     return an.obligation("coverage", a, title, bad or Answer("proved"), t0=t0)
-

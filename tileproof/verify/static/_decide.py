@@ -51,8 +51,18 @@ from ...shapes._relax import is_linear
 from ...shapes._solver import RLIMIT
 from ._witness import Quotients
 
-__all__ = ["CHECK_BUDGET", "INT64_MIN", "Answer", "Decider", "equal_symbols",
-           "merge_equal_symbols", "nonlinear", "split_divisions", "unmerge", "unsplit"]
+__all__ = [
+    "CHECK_BUDGET",
+    "INT64_MIN",
+    "Answer",
+    "Decider",
+    "equal_symbols",
+    "merge_equal_symbols",
+    "nonlinear",
+    "split_divisions",
+    "unmerge",
+    "unsplit",
+]
 
 CHECK_BUDGET = 20_000  # shapes.prove calls per kernel (the catalog needs a few hundred)
 T = shapes.conj()  # True
@@ -88,8 +98,9 @@ class Decider:
         # wall-clock cap on top (the ``solver-timeout-ms`` setting): only a user who sets it
         # trades determinism for a bounded wall time.
         self.budget = budget
-        self.deadline = (time.perf_counter() + timeout_ms / 1000.0
-                         if timeout_ms is not None else None)
+        self.deadline = (
+            time.perf_counter() + timeout_ms / 1000.0 if timeout_ms is not None else None
+        )
         self.domain_status: str | None = None
         self.solver_seconds = 0.0
         self.queries = 0
@@ -98,8 +109,9 @@ class Decider:
         self._splitting = False  # inside the divisor checks of a division split
         self.checks = 0  # calls of shapes.prove: what the deterministic budget counts
 
-    def decide(self, query: shapes.Formula, assume: Sequence[shapes.Formula], *,
-               quick: bool = False) -> Answer:
+    def decide(
+        self, query: shapes.Formula, assume: Sequence[shapes.Formula], *, quick: bool = False
+    ) -> Answer:
         """``prove(query, assume)``, counterexample re-checked; unreachable means vacuous.
 
         The strategies of the module docstring, in its order, each answer cached;
@@ -166,8 +178,10 @@ class Decider:
     def _spent(self) -> str:
         """Why no further query may be asked (empty while the budgets last)."""
         if self.checks >= self.budget:
-            return (f"solver budget of the static check exhausted ({self.budget} checks of at "
-                    f"most {RLIMIT} z3 resource units each, per kernel)")
+            return (
+                f"solver budget of the static check exhausted ({self.budget} checks of at "
+                f"most {RLIMIT} z3 resource units each, per kernel)"
+            )
         if self.deadline is not None and time.perf_counter() > self.deadline:
             return "time budget of the static check exhausted (the solver-timeout-ms setting)"
         return ""
@@ -200,17 +214,24 @@ class Decider:
         atoms: list = []
         for f in (query, *assume):
             atoms += [a for a in division_atoms(f) if a not in atoms]
-        cands = {a.args[0].as_symbol() for a in atoms
-                 if a.args[0].as_symbol() and not a.args[1].is_const
-                 and a.args[0].as_symbol() not in a.args[1].free_symbols()}
+        cands = {
+            a.args[0].as_symbol()
+            for a in atoms
+            if a.args[0].as_symbol()
+            and not a.args[1].is_const
+            and a.args[0].as_symbol() not in a.args[1].free_symbols()
+        }
         if not cands:
             return None
         names = {n: (shapes.as_expr(0), shapes.as_expr(1)) for n in cands}
         self._splitting = True  # the divisor checks themselves are decided as they are
         try:
-            quot = Quotients.find([query, *assume], names,
-                                  lambda g: self.decide(shapes.ge(g, 1), assume).proved,
-                                  prefix="_d")
+            quot = Quotients.find(
+                [query, *assume],
+                names,
+                lambda g: self.decide(shapes.ge(g, 1), assume).proved,
+                prefix="_d",
+            )
         finally:
             self._splitting = False
         return quot or None
@@ -258,15 +279,17 @@ class Decider:
             ok = all(f.evaluate(cex) for f in assume)
             fails = not query.evaluate(cex)
         except ZeroDivisionError:
-            return Answer("unknown", cex=cex,
-                          reason="a divisor can be zero here (see the shape obligations)")
+            return Answer(
+                "unknown", cex=cex, reason="a divisor can be zero here (see the shape obligations)"
+            )
         except shapes.ShapeError as e:
             return Answer("unknown", reason=f"counterexample could not be re-checked: {e}")
         if not (ok and fails):
             return Answer("unknown", reason=f"solver counterexample {cex} did not re-check")
         if (d.reason or "").startswith("division by zero"):
-            return Answer("unknown", cex=cex,
-                          reason="a divisor can be zero here (see the shape obligations)")
+            return Answer(
+                "unknown", cex=cex, reason="a divisor can be zero here (see the shape obligations)"
+            )
         return Answer("refuted", cex=cex)
 
 
@@ -287,8 +310,14 @@ def merge_equal_symbols(query: shapes.Formula, assume: Sequence[shapes.Formula])
         rep = x.as_symbol()
         keep[rep] = max(keep.get(rep, low.get(rep, 1)), low.get(y, 1))
     q2 = query.subs(ren)
-    a2 = tuple(dict.fromkeys([*(f.subs(ren) for f in assume),
-                              *(shapes.ge(shapes.sym(x), k) for x, k in keep.items())]))
+    a2 = tuple(
+        dict.fromkeys(
+            [
+                *(f.subs(ren) for f in assume),
+                *(shapes.ge(shapes.sym(x), k) for x, k in keep.items()),
+            ]
+        )
+    )
     return q2, tuple(f for f in a2 if f != T), ren
 
 
@@ -311,8 +340,10 @@ def split_divisions(query: shapes.Formula, assume: Sequence[shapes.Formula], quo
     low = declared_lower_bounds(assume)
     facts = list(quot.facts())
     for x, g, q, r in quot.splits:
-        facts += [shapes.ge(shapes.sym(q), INT64_MIN),
-                  shapes.ge(g * shapes.sym(q) + shapes.sym(r), low.get(x, 1))]
+        facts += [
+            shapes.ge(shapes.sym(q), INT64_MIN),
+            shapes.ge(g * shapes.sym(q) + shapes.sym(r), low.get(x, 1)),
+        ]
     q2 = quot.rewrite(query)
     a2 = tuple(dict.fromkeys([*(quot.rewrite(f) for f in assume), *facts]))
     return q2, tuple(f for f in a2 if f != T)
@@ -321,8 +352,7 @@ def split_divisions(query: shapes.Formula, assume: Sequence[shapes.Formula], quo
 def unsplit(cex: dict[str, int], quot) -> dict[str, int]:
     """A counterexample of the split problem as one of the original (``x = G*q + r``)."""
     full = quot.complete(dict(cex))
-    return {k: int(v.evaluate(full)) if isinstance(v, shapes.Expr) else v
-            for k, v in full.items()}
+    return {k: int(v.evaluate(full)) if isinstance(v, shapes.Expr) else v for k, v in full.items()}
 
 
 def nonlinear(f) -> bool:

@@ -54,9 +54,13 @@ def _places(es, private) -> list[shapes.Expr]:
     return out
 
 
-def split(ea: shapes.Expr, eb: shapes.Expr, private: Callable[[object], bool],
-          bounded: Callable[[str, shapes.Expr, shapes.Expr], bool],
-          depth: int = MAX_DEPTH) -> list[tuple[shapes.Expr, shapes.Expr]]:
+def split(
+    ea: shapes.Expr,
+    eb: shapes.Expr,
+    private: Callable[[object], bool],
+    bounded: Callable[[str, shapes.Expr, shapes.Expr], bool],
+    depth: int = MAX_DEPTH,
+) -> list[tuple[shapes.Expr, shapes.Expr]]:
     """Pairs ``(xa, xb)`` whose equalities together are equivalent to ``ea = eb``.
 
     ``ea`` and ``eb`` are un-renamed index expressions of the two accesses;
@@ -65,8 +69,9 @@ def split(ea: shapes.Expr, eb: shapes.Expr, private: Callable[[object], bool],
     """
     if depth <= 0 or (ea.is_const and eb.is_const):
         return [(ea, eb)]
-    shared = [(m, c) for m, c in ea.terms if (m, c) in eb.terms
-              and not any(private(a) for a, _p in m)]
+    shared = [
+        (m, c) for m, c in ea.terms if (m, c) in eb.terms and not any(private(a) for a, _p in m)
+    ]
     if shared:  # x + t = y + t  <=>  x = y  for a term t that is the same in both
         common = shapes.Expr(shared)
         ea, eb = ea - common, eb - common
@@ -80,6 +85,7 @@ def split(ea: shapes.Expr, eb: shapes.Expr, private: Callable[[object], bool],
                 return split(xa, xb, private, bounded, depth - 1)
             continue
         if bounded("a", la, h) and bounded("b", lb, h):
-            return (split(xa, xb, private, bounded, depth - 1)
-                    + split(la, lb, private, bounded, depth - 1))
+            return split(xa, xb, private, bounded, depth - 1) + split(
+                la, lb, private, bounded, depth - 1
+            )
     return [(ea, eb)]

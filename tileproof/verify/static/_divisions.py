@@ -36,9 +36,14 @@ from ._witness import replace_atoms
 __all__ = ["proves_without_divisions"]
 
 
-def proves_without_divisions(an: Decider, q: shapes.Formula, assume: Sequence[shapes.Formula],
-                             *, domain: Sequence[shapes.Formula] = (),
-                             sizes: Sequence[str] = ()) -> bool:
+def proves_without_divisions(
+    an: Decider,
+    q: shapes.Formula,
+    assume: Sequence[shapes.Formula],
+    *,
+    domain: Sequence[shapes.Formula] = (),
+    sizes: Sequence[str] = (),
+) -> bool:
     """A proof of ``q`` through an equivalent problem free of divisions, or False.
 
     A witness that splits a reduction (``split = e // pages_per_split``) nests divisions
@@ -71,9 +76,14 @@ def proves_without_divisions(an: Decider, q: shapes.Formula, assume: Sequence[sh
     if ren:
         low = declared_lower_bounds(kept)
         kept = [f.subs(ren) for f in kept] + [
-            shapes.ge(x, min(low.get(y, 1), low.get(x.as_symbol(), 1))) for y, x in ren.items()]
-        kept = [f for f in kept if f != shapes.conj() and not (
-            isinstance(f, shapes.Cmp) and f.op in ("==", "<=", ">=") and f.lhs == f.rhs)]
+            shapes.ge(x, min(low.get(y, 1), low.get(x.as_symbol(), 1))) for y, x in ren.items()
+        ]
+        kept = [
+            f
+            for f in kept
+            if f != shapes.conj()
+            and not (isinstance(f, shapes.Cmp) and f.op in ("==", "<=", ">=") and f.lhs == f.rhs)
+        ]
         q = q.subs(ren)
     forms = [q, *kept]
     facts: list[shapes.Formula] = []
@@ -116,8 +126,9 @@ def proves_without_divisions(an: Decider, q: shapes.Formula, assume: Sequence[sh
         if a is None:
             a = shapes.sym(f"_ab{len(made)}")
             made[key] = a
-            back[a.as_symbol()] = (shapes.floordiv(n, g) if key[0] == "floordiv"
-                                   else shapes.cdiv(n, g)).subs(back)
+            back[a.as_symbol()] = (
+                shapes.floordiv(n, g) if key[0] == "floordiv" else shapes.cdiv(n, g)
+            ).subs(back)
             facts.append(shapes.ge(a, INT64_MIN))
             if key[0] == "floordiv":
                 facts += [shapes.le(g * a, n), shapes.le(n, g * a + g - 1)]
@@ -134,13 +145,16 @@ def proves_without_divisions(an: Decider, q: shapes.Formula, assume: Sequence[sh
     return d.verdict == "proved"
 
 
-
 def _quotient(atom, qs, rs, g, k: int) -> shapes.Expr:
     """``(x + k) // G`` (or ``%``) for ``x = G*q + r``, ``0 <= r < G``, ``k`` in ``{-1, 0, 1}``
     (``G >= 1``): exact."""
-    quo = qs + (shapes.as_expr(0) if k == 0 else
-                shapes.where(shapes.eq(rs, 0), -1, 0) if k == -1 else
-                shapes.where(shapes.eq(rs, g - 1), 1, 0))
+    quo = qs + (
+        shapes.as_expr(0)
+        if k == 0
+        else shapes.where(shapes.eq(rs, 0), -1, 0)
+        if k == -1
+        else shapes.where(shapes.eq(rs, g - 1), 1, 0)
+    )
     if atom.kind == "floordiv":
         return quo
     return g * qs + rs + k - g * quo

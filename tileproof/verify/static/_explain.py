@@ -46,8 +46,11 @@ class Explainer:
         if base in self.loop_vars:
             lp = self.loop_vars[base]
             m = re.match(r"^(.*)_(\d+)$", base)
-            text = (f"loop index {m.group(1)} (line {lp.loc.line})"
-                    if m and lp.loc.line and m.group(2) == str(lp.loc.line) else f"loop index {base}")
+            text = (
+                f"loop index {m.group(1)} (line {lp.loc.line})"
+                if m and lp.loc.line and m.group(2) == str(lp.loc.line)
+                else f"loop index {base}"
+            )
         elif base in self.data:
             d = self.data[base]
             shown = plain(shapes.sym(base), self)
@@ -63,8 +66,11 @@ class Explainer:
     def values(self, cex: Mapping[str, int], *, skip: Iterable[str] = ()) -> dict[str, int]:
         """The user-visible part of a counterexample: sizes first, then ids, loops, data."""
         skip = set(skip)
-        pool = [n for n in cex if n not in skip and not COORD.match(n.partition("__")[0])
-                and not n.startswith("_")]
+        pool = [
+            n
+            for n in cex
+            if n not in skip and not COORD.match(n.partition("__")[0]) and not n.startswith("_")
+        ]
 
         def rank(n):
             base = n.partition("__")[0]
@@ -82,7 +88,9 @@ class Explainer:
 
         return {n: int(cex[n]) for n in sorted(pool, key=rank)}
 
-    def split(self, cex: Mapping[str, int], *tags: str) -> tuple[dict[str, int], list[dict[str, int]]]:
+    def split(
+        self, cex: Mapping[str, int], *tags: str
+    ) -> tuple[dict[str, int], list[dict[str, int]]]:
         """Sizes, and per instance tag its user-visible names without the tag (``b__2`` -> ``b``)."""
         sizes = self.values({k: v for k, v in cex.items() if self.is_size(k)})
         insts = []
@@ -95,14 +103,19 @@ class Explainer:
     def who(self, vals: Mapping[str, int], *, what: str = "program") -> str:
         """``program (b=0, qt=1) at loop index i (line 29)=0, lane l=1`` from one instance."""
         ids = [f"{k}={v}" for k, v in vals.items() if k in self.pids or k == self.rank_var]
-        rest = [f"{self.label(k)}={v}" for k, v in vals.items()
-                if k not in self.pids and k != self.rank_var and k not in self.data]
+        rest = [
+            f"{self.label(k)}={v}"
+            for k, v in vals.items()
+            if k not in self.pids and k != self.rank_var and k not in self.data
+        ]
         text = f"{what} ({', '.join(ids)})" if ids else f"the {what}"
         if rest:
             text += " at " + ", ".join(rest)
         return text
 
-    def primed(self, sizes: Mapping[str, int], insts: Sequence[Mapping[str, int]]) -> dict[str, int]:
+    def primed(
+        self, sizes: Mapping[str, int], insts: Sequence[Mapping[str, int]]
+    ) -> dict[str, int]:
         """One counterexample dict: sizes, the first instance's names, the second's primed."""
         out = dict(sizes)
         for i, vals in enumerate(insts):
@@ -126,9 +139,19 @@ class Explainer:
                     names |= x.free_symbols()
         return self.values({k: v for k, v in cex.items() if k in names})
 
-    def obligation(self, kind: str, node_or_site, message: str, ans: Answer, *,
-                   violated: str | None = None, cex: dict[str, int] | None = None,
-                   t0: float | None = None, hint: str = "", detail: dict | None = None) -> Obligation:
+    def obligation(
+        self,
+        kind: str,
+        node_or_site,
+        message: str,
+        ans: Answer,
+        *,
+        violated: str | None = None,
+        cex: dict[str, int] | None = None,
+        t0: float | None = None,
+        hint: str = "",
+        detail: dict | None = None,
+    ) -> Obligation:
         """Turn an Answer into an Obligation (``violated`` is the message when refuted)."""
         node = node_or_site.node if isinstance(node_or_site, Site) else node_or_site
         loc = node.loc if node is not None else self.model_location()
@@ -141,24 +164,55 @@ class Explainer:
             reach = self.reachable(site)
             if reach.status != "refuted":
                 det["vacuous"] = True
-                why = ("its premises admit no program/size: vacuous" if reach.proved else
-                       f"whether any program/size reaches it is unknown ({reach.reason})")
-                return Obligation(kind, "unknown", message, loc, reason=why, seconds=secs,
-                                  hint="Check the domain, the grid and the conditions around "
-                                       f"{loc.short}: no admissible values execute it.",
-                                  detail=det)
+                why = (
+                    "its premises admit no program/size: vacuous"
+                    if reach.proved
+                    else f"whether any program/size reaches it is unknown ({reach.reason})"
+                )
+                return Obligation(
+                    kind,
+                    "unknown",
+                    message,
+                    loc,
+                    reason=why,
+                    seconds=secs,
+                    hint="Check the domain, the grid and the conditions around "
+                    f"{loc.short}: no admissible values execute it.",
+                    detail=det,
+                )
         if ans.status == "proved":
             if ans.vacuous:
                 det["vacuous"] = True
-            return Obligation(kind, "proved", message, loc, seconds=secs, detail=det,
-                              reason="unreachable: no admissible values reach it" if ans.vacuous
-                              else "")
+            return Obligation(
+                kind,
+                "proved",
+                message,
+                loc,
+                seconds=secs,
+                detail=det,
+                reason="unreachable: no admissible values reach it" if ans.vacuous else "",
+            )
         if ans.status == "refuted":
-            return Obligation(kind, "violated", violated or message, loc,
-                              counterexample=cex if cex is not None else self.values(ans.cex or {}),
-                              seconds=secs, hint=hint, detail=det)
-        return Obligation(kind, "unknown", message, loc, reason=ans.reason or "undecided",
-                          seconds=secs, hint=hint, detail=det)
+            return Obligation(
+                kind,
+                "violated",
+                violated or message,
+                loc,
+                counterexample=cex if cex is not None else self.values(ans.cex or {}),
+                seconds=secs,
+                hint=hint,
+                detail=det,
+            )
+        return Obligation(
+            kind,
+            "unknown",
+            message,
+            loc,
+            reason=ans.reason or "undecided",
+            seconds=secs,
+            hint=hint,
+            detail=det,
+        )
 
     def model_location(self):
         from ...spec._errors import UNKNOWN, Location
@@ -186,4 +240,3 @@ def plain(e, an: Explainer) -> str:
         elif COORD.match(n):  # a tile coordinate: the position along that tile axis
             text = re.sub(rf"\b{re.escape(n)}\b", f"pos{n[2:]}", text)
     return text
-

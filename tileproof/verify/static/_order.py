@@ -19,8 +19,9 @@ __all__ = ["before", "lane_order"]
 F = shapes.disj()
 
 
-def lane_order(an: Analysis, a: Site, x: Instance, b: Site, y: Instance,
-               strict: bool) -> shapes.Formula:
+def lane_order(
+    an: Analysis, a: Site, x: Instance, b: Site, y: Instance, strict: bool
+) -> shapes.Formula:
     """Lanes barriers order instance ``x`` of ``a`` against instance ``y`` of ``b`` (two lanes
     of one program, whose ids the caller equates): both in one instance of the same innermost
     lanes region (its enclosing loops at equal indices) and separated by a lanes barrier —
@@ -46,8 +47,9 @@ def before(an: Analysis, s: Site, w: Instance, ld: Site, r: Instance) -> shapes.
     ids = list(an.pids) + ([an.rank_var] if an.rank_var and an.rank_var not in an.extents else [])
     lanes = [ln.var for ln in s.lanes if any(ln is m for m in ld.lanes)]
     same_prog = all_eq([w(shapes.sym(p)) for p in ids], [r(shapes.sym(p)) for p in ids])
-    same = shapes.conj(same_prog, all_eq([w(shapes.sym(v)) for v in lanes],
-                                         [r(shapes.sym(v)) for v in lanes]))
+    same = shapes.conj(
+        same_prog, all_eq([w(shapes.sym(v)) for v in lanes], [r(shapes.sym(v)) for v in lanes])
+    )
     common = [lp.var for lp in s.loops if any(lp is m for m in ld.loops)]
     ws = [w(shapes.sym(v)) for v in common]
     rs = [r(shapes.sym(v)) for v in common]
@@ -56,7 +58,7 @@ def before(an: Analysis, s: Site, w: Instance, ld: Site, r: Instance) -> shapes.
         lex.append(all_eq(ws, rs))
     program_order = shapes.conj(shapes.eq(w(s.phase), r(ld.phase)), same, shapes.disj(*lex))
     # another lane of the same program, before a lanes barrier the reader has passed
-    lane_barrier = shapes.conj(shapes.eq(w(s.phase), r(ld.phase)), same_prog,
-                               lane_order(an, s, w, ld, r, strict=True))
+    lane_barrier = shapes.conj(
+        shapes.eq(w(s.phase), r(ld.phase)), same_prog, lane_order(an, s, w, ld, r, strict=True)
+    )
     return shapes.disj(earlier, program_order, lane_barrier)
-

@@ -82,10 +82,12 @@ def _steering_symbols(an: Analysis) -> set[str] | None:
     from ...model import Branch, Comm, Fold, Loop, Unsupported
 
     names: set[str] = set()
-    stored = {s.node.tensor for s in an.sites
-              if isinstance(s.node, Access) and s.node.kind == "store"}
-    loaded = {s.node.tensor for s in an.sites
-              if isinstance(s.node, Access) and s.node.kind == "load"}
+    stored = {
+        s.node.tensor for s in an.sites if isinstance(s.node, Access) and s.node.kind == "store"
+    }
+    loaded = {
+        s.node.tensor for s in an.sites if isinstance(s.node, Access) and s.node.kind == "load"
+    }
     for t in stored & loaded:
         decl = an.model.tensors.get(t)
         if decl is None or getattr(decl, "is_index", True):
@@ -145,8 +147,14 @@ def _access(an: Analysis, site: Site) -> Obligation:
     # An access proved in bounds has offsets below the tensor's size: if the whole tensor's
     # byte size fits, so does every such access (one query per tensor, not per access).
     if in_bounds(an, site).status == "proved" and _whole_tensor(an, acc.tensor, bits).proved:
-        return an.obligation("overflow", site, name, Answer("proved"), t0=t0,
-                             detail={"by": "in bounds and the whole tensor fits"})
+        return an.obligation(
+            "overflow",
+            site,
+            name,
+            Answer("proved"),
+            t0=t0,
+            detail={"by": "in bounds and the whole tensor fits"},
+        )
     elem = list(acc.element())
     if acc.mask is None:
         last = {c: n - 1 for c, n in acc.coord_ranges()}
@@ -160,11 +168,17 @@ def _access(an: Analysis, site: Site) -> Obligation:
         assume = an.assume(scope, query=q)
         ans = an.decide(q, assume)
         if ans.status == "refuted":
-            cex = an.complete(q, assume, an.minimise(q, assume, ans.cex, steps=128),
-                              [*acc.element(), *t.shape])
+            cex = an.complete(
+                q, assume, an.minimise(q, assume, ans.cex, steps=128), [*acc.element(), *t.shape]
+            )
             if cex is None:  # every value a message shows comes from a re-checked assignment
-                answers.append(Answer("unknown", reason="refuted, but no complete "
-                                      "counterexample could be re-checked for the message"))
+                answers.append(
+                    Answer(
+                        "unknown",
+                        reason="refuted, but no complete "
+                        "counterexample could be re-checked for the message",
+                    )
+                )
                 continue
             if acc.mask is None:
                 cex = {**cex, **{c: n - 1 for c, n in acc.coord_ranges()}}
@@ -176,15 +190,27 @@ def _access(an: Analysis, site: Site) -> Obligation:
                     vals.setdefault(lp.var, cex[lp.var])
             vals = an.values(vals)
             unit = "" if what == "element" else f" ({t.itemsize}-byte {t.dtype})"
-            text = (f"{what} offset of {acc.kind} {acc.tensor} at {acc.loc.short} is {val:,}"
-                    f"{unit} at element {el}, past the int{bits} maximum {limit:,}, when "
-                    f"{an.show(vals)}")
+            text = (
+                f"{what} offset of {acc.kind} {acc.tensor} at {acc.loc.short} is {val:,}"
+                f"{unit} at element {el}, past the int{bits} maximum {limit:,}, when "
+                f"{an.show(vals)}"
+            )
             cx = {**vals, "offset": val}
             cx.update({f"element[{j}]": v for j, v in enumerate(el)})
-            hint = (f"Declare maxima for the sizes (assume=[...]) or give {acc.tensor} "
-                    "index_bits=64.")
-            return an.obligation("overflow", site, name, ans, violated=text, cex=cx, t0=t0,
-                                 hint=hint, detail={"unit": what, "offset": val, "bits": bits})
+            hint = (
+                f"Declare maxima for the sizes (assume=[...]) or give {acc.tensor} index_bits=64."
+            )
+            return an.obligation(
+                "overflow",
+                site,
+                name,
+                ans,
+                violated=text,
+                cex=cx,
+                t0=t0,
+                hint=hint,
+                detail={"unit": what, "offset": val, "bits": bits},
+            )
         answers.append(ans)
     bad = next((a for a in answers if a.status != "proved"), None)
     res = bad or Answer("proved", vacuous=all(a.vacuous for a in answers))
@@ -208,16 +234,37 @@ def _arith(an: Analysis, site: Site) -> Obligation:
         return an.obligation("overflow", site, name, ans, t0=t0)
     cex = an.complete(q, assume, an.minimise(q, assume, ans.cex, steps=128), [node.expr])
     if cex is None:  # every value a message shows comes from a re-checked assignment
-        return an.obligation("overflow", site, name, Answer(
-            "unknown", reason="refuted, but no complete counterexample could be re-checked "
-            "for the message"), t0=t0)
+        return an.obligation(
+            "overflow",
+            site,
+            name,
+            Answer(
+                "unknown",
+                reason="refuted, but no complete counterexample could be re-checked "
+                "for the message",
+            ),
+            t0=t0,
+        )
     val = node.expr.evaluate(cex)
     vals = an.relevant(cex, node.expr)
     side = f"above the maximum {hi:,}" if val > hi else f"below the minimum {lo:,}"
-    pos = [f"pos{k}={cex[f'_c{k}']}" for k in range(len(node.shape or ()))
-           if f"_c{k}" in node.expr.free_symbols() and f"_c{k}" in cex]
+    pos = [
+        f"pos{k}={cex[f'_c{k}']}"
+        for k in range(len(node.shape or ()))
+        if f"_c{k}" in node.expr.free_symbols() and f"_c{k}" in cex
+    ]
     where = f" at tile position {', '.join(pos)}" if pos else ""
-    msg = (f"int{node.bits} arithmetic {text} ({node.op}) at {node.loc.short} reaches {val:,}, "
-           f"{side}, when {an.show(vals)}{where}")
-    return an.obligation("overflow", site, name, ans, violated=msg, cex={**vals, "value": val},
-                         t0=t0, hint="Declare maxima for the sizes or compute it in 64 bits.")
+    msg = (
+        f"int{node.bits} arithmetic {text} ({node.op}) at {node.loc.short} reaches {val:,}, "
+        f"{side}, when {an.show(vals)}{where}"
+    )
+    return an.obligation(
+        "overflow",
+        site,
+        name,
+        ans,
+        violated=msg,
+        cex={**vals, "value": val},
+        t0=t0,
+        hint="Declare maxima for the sizes or compute it in 64 bits.",
+    )

@@ -41,4 +41,3 @@ def pair(an: Analysis, a: Site, b: Site, tags=("1", "2")):
         hyps.append(shapes.eq(i1(shapes.sym(an.rank_var)), i2(shapes.sym(an.rank_var))))
     hyps += an.data_consistency(i1, i2, hyps)
     return i1, i2, hyps
-

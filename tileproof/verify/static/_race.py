@@ -37,7 +37,9 @@ _INCOMPLETE = "refuted, but no complete counterexample could be re-checked for t
 
 def check(an: Analysis) -> list[Obligation]:
     out = []
-    written = {s.node.tensor for s in an.sites if isinstance(s.node, Access) and s.node.kind == "store"}
+    written = {
+        s.node.tensor for s in an.sites if isinstance(s.node, Access) and s.node.kind == "store"
+    }
     for name in written:
         accs = [s for s in an.sites if isinstance(s.node, Access) and s.node.tensor == name]
         for a in accs:
@@ -62,14 +64,22 @@ def _store(an: Analysis, a: Site, others: list[Site]) -> Obligation:
         hyps.append(shapes.eq(i1(pa), i2(pb)))
         lanes = [ln.var for ln in a.lanes if any(ln is m for m in b.lanes)]
         same = all_eq([i1(shapes.sym(p)) for p in an.pids], [i2(shapes.sym(p)) for p in an.pids])
-        q = shapes.conj(same, shapes.disj(
-            all_eq([i1(shapes.sym(v)) for v in lanes], [i2(shapes.sym(v)) for v in lanes]),
-            lane_order(an, a, i1, b, i2, strict=False)))
+        q = shapes.conj(
+            same,
+            shapes.disj(
+                all_eq([i1(shapes.sym(v)) for v in lanes], [i2(shapes.sym(v)) for v in lanes]),
+                lane_order(an, a, i1, b, i2, strict=False),
+            ),
+        )
         assume = an.assume(hyps, query=q)
         ans = an.decide(q, assume)
         if ans.status == "refuted":
-            cex = an.complete(q, assume, an.minimise(q, assume, ans.cex),
-                              [i1(x) for x in acc.element()] + [i1(pa)])
+            cex = an.complete(
+                q,
+                assume,
+                an.minimise(q, assume, ans.cex),
+                [i1(x) for x in acc.element()] + [i1(pa)],
+            )
             if cex is None:  # every value a message shows comes from a re-checked assignment
                 answers.append(Answer("unknown", reason=_INCOMPLETE))
                 continue
@@ -77,15 +87,25 @@ def _store(an: Analysis, a: Site, others: list[Site]) -> Obligation:
             el = [x.subs(i1.mapping).evaluate(cex) for x in acc.element()]
             phase = i1(pa).evaluate(cex)
             verb = "writes" if b.node.kind == "store" else "reads"
-            text = (f"{an.who(x1)} writes element {el} of {acc.tensor} at {acc.loc.short} while "
-                    f"{an.who(x2)} {verb} it at {b.loc.short}, both in phase {phase}, "
-                    f"when {an.show(sizes)}")
+            text = (
+                f"{an.who(x1)} writes element {el} of {acc.tensor} at {acc.loc.short} while "
+                f"{an.who(x2)} {verb} it at {b.loc.short}, both in phase {phase}, "
+                f"when {an.show(sizes)}"
+            )
             cx = an.primed(sizes, [x1, x2])
             cx.update({f"element[{k}]": v for k, v in enumerate(el)})
-            return an.obligation("race", a, title, ans, violated=text, cex=cx, t0=t0,
-                                 detail={"element": el, "other": str(b.loc), "phase": phase},
-                                 hint="Separate the accesses with a grid barrier, or make the "
-                                      "programs' tiles disjoint.")
+            return an.obligation(
+                "race",
+                a,
+                title,
+                ans,
+                violated=text,
+                cex=cx,
+                t0=t0,
+                detail={"element": el, "other": str(b.loc), "phase": phase},
+                hint="Separate the accesses with a grid barrier, or make the "
+                "programs' tiles disjoint.",
+            )
         answers.append(ans)
     bad = next((x for x in answers if x.status != "proved"), None)
     return an.obligation("race", a, title, bad or Answer("proved"), t0=t0)

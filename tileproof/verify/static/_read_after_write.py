@@ -48,8 +48,10 @@ def check_reads(an: Analysis, ld: Site, stores: list[Site]) -> Obligation:
         for wt in ws:
             cands.append(shapes.conj(wt.formula, wt.apply(before(an, s, wt.inst, ld, r))))
             # the writer's and the reader's reads of one input entry agree
-            hyps += wt.hyps + [wt.apply(f) for f in an.data_consistency(
-                r, wt.inst, [*hyps, wt.formula], extra=wt.reads)]
+            hyps += wt.hyps + [
+                wt.apply(f)
+                for f in an.data_consistency(r, wt.inst, [*hyps, wt.formula], extra=wt.reads)
+            ]
     q = shapes.disj(*cands)
     assume = an.assume(hyps, query=q)
     if whys:
@@ -64,9 +66,18 @@ def check_reads(an: Analysis, ld: Site, stores: list[Site]) -> Obligation:
         q = F
     cex = an.complete(q, assume, an.minimise(q, assume, ans.cex), element)
     if cex is None:  # every value a message shows comes from a re-checked assignment
-        return an.obligation("coverage", ld, title, Answer("unknown", reason=(
-            "refuted, but no complete counterexample could be re-checked for the message")),
-            t0=t0)
+        return an.obligation(
+            "coverage",
+            ld,
+            title,
+            Answer(
+                "unknown",
+                reason=(
+                    "refuted, but no complete counterexample could be re-checked for the message"
+                ),
+            ),
+            t0=t0,
+        )
     return _confirm_reads(an, ld, stores, title, t0, cex, element)
 
 
@@ -77,15 +88,23 @@ def _search_reads(an: Analysis, ld: Site, stores, title: str, why: str, t0: floa
         evs = run_events(an, sizes)
         unwritten = unwritten_reads(ld.node, evs)
     except (interp.RunError, ZeroDivisionError, shapes.ShapeError) as e:
-        return an.obligation("coverage", ld, title, Answer("unknown", reason=f"{why} ({e})"),
-                             t0=t0)
+        return an.obligation("coverage", ld, title, Answer("unknown", reason=f"{why} ({e})"), t0=t0)
     if not unwritten:
-        return an.obligation("coverage", ld, title, Answer(
-            "unknown", reason=f"{why}; a concrete run at {an.show(an.values(sizes))} reads "
-            "only written elements"), t0=t0)
+        return an.obligation(
+            "coverage",
+            ld,
+            title,
+            Answer(
+                "unknown",
+                reason=f"{why}; a concrete run at {an.show(an.values(sizes))} reads "
+                "only written elements",
+            ),
+            t0=t0,
+        )
     el = unwritten[0]
-    return _confirm_reads(an, ld, stores, title, t0, dict(sizes), None, el=el, evs=evs,
-                          unwritten=unwritten)
+    return _confirm_reads(
+        an, ld, stores, title, t0, dict(sizes), None, el=el, evs=evs, unwritten=unwritten
+    )
 
 
 def _confirm_reads(an, ld, stores, title, t0, cex, element, el=None, evs=None, unwritten=None):
@@ -100,15 +119,29 @@ def _confirm_reads(an, ld, stores, title, t0, cex, element, el=None, evs=None, u
         if unwritten is None:
             unwritten = unwritten_reads(acc, evs)
     except (interp.RunError, ZeroDivisionError, shapes.ShapeError) as e:
-        return an.obligation("coverage", ld, title, Answer(
-            "unknown", reason=f"no earlier write found for element {list(el)} read by "
-            f"{an.who(reader)} at {an.show(an.values(sizes))}; concrete check not possible ({e})"),
-            t0=t0)
+        return an.obligation(
+            "coverage",
+            ld,
+            title,
+            Answer(
+                "unknown",
+                reason=f"no earlier write found for element {list(el)} read by "
+                f"{an.who(reader)} at {an.show(an.values(sizes))}; concrete check not possible ({e})",
+            ),
+            t0=t0,
+        )
     if not unwritten:
-        return an.obligation("coverage", ld, title, Answer(
-            "unknown", reason=f"the witness method found no earlier write of element {list(el)}"
-            f" at {an.show(an.values(sizes))}, but a concrete run writes every element read"),
-            t0=t0)
+        return an.obligation(
+            "coverage",
+            ld,
+            title,
+            Answer(
+                "unknown",
+                reason=f"the witness method found no earlier write of element {list(el)}"
+                f" at {an.show(an.values(sizes))}, but a concrete run writes every element read",
+            ),
+            t0=t0,
+        )
     t = an.model.tensors[acc.tensor]
     if el not in unwritten:
         el = min(unwritten)
@@ -117,24 +150,39 @@ def _confirm_reads(an, ld, stores, title, t0, cex, element, el=None, evs=None, u
     verb = "are" if len(set(rows)) > 1 else "is"
     writes = stores_of(evs, acc.tensor)
     counts = store_counts(an, stores, writes, sizes) if stores else "; nothing stores to it"
-    ev = next((e for e in evs if e.node is ld.node and el in set(interp.touched(acc, e.env))),
-              None)
+    ev = next((e for e in evs if e.node is ld.node and el in set(interp.touched(acc, e.env))), None)
     if ev is not None:  # the reading program and the index-tensor values of this run
         vals = an.values(sizes)
-        by = " by " + an.who({k: v for k, v in ev.env.items()
-                              if k in an.pids or k == an.rank_var
-                              or any(k == x.var for x in (*ld.lanes, *ld.loops))})
+        by = " by " + an.who(
+            {
+                k: v
+                for k, v in ev.env.items()
+                if k in an.pids
+                or k == an.rank_var
+                or any(k == x.var for x in (*ld.lanes, *ld.loops))
+            }
+        )
         data = _run_data(an, ld, stores, ev.env)
         shown = ", ".join(f"{k}={v}" for k, v in {**vals, **data}.items())
     else:
         vals = an.values({**sizes, **{k: v for k, v in cex.items() if k in an.global_data}})
         by, data, shown = "", {}, an.show(vals)
-    text = (f"{what} of {acc.tensor} {verb} never written before "
-            f"{'they are' if verb == 'are' else 'it is'} read at "
-            f"{acc.loc.short}{by} when {shown} (e.g. element {list(el)}){counts}")
+    text = (
+        f"{what} of {acc.tensor} {verb} never written before "
+        f"{'they are' if verb == 'are' else 'it is'} read at "
+        f"{acc.loc.short}{by} when {shown} (e.g. element {list(el)}){counts}"
+    )
     cx = {**vals, **data, **{f"element[{k}]": v for k, v in enumerate(el)}}
-    return an.obligation("coverage", ld, title, Answer("refuted", cex), violated=text, cex=cx,
-                         t0=t0, detail={"element": list(el), "index": plain(acc.element()[0], an)})
+    return an.obligation(
+        "coverage",
+        ld,
+        title,
+        Answer("refuted", cex),
+        violated=text,
+        cex=cx,
+        t0=t0,
+        detail={"element": list(el), "index": plain(acc.element()[0], an)},
+    )
 
 
 def _run_data(an: Analysis, ld: Site, stores: list[Site], env: dict) -> dict[str, int]:
@@ -145,10 +193,15 @@ def _run_data(an: Analysis, ld: Site, stores: list[Site], env: dict) -> dict[str
         names |= f.free_symbols()
     for s in an.sites:  # what the reader read before, in the same phase and loop iteration
         n = s.node
-        if (isinstance(n, Access) and n.value is not None and s.order < ld.order
-                and s.phase == ld.phase and len(s.loops) <= len(ld.loops)
-                and all(a is b for a, b in zip(s.loops, ld.loops))
-                and all(a is b for a, b in zip(s.lanes, ld.lanes))):
+        if (
+            isinstance(n, Access)
+            and n.value is not None
+            and s.order < ld.order
+            and s.phase == ld.phase
+            and len(s.loops) <= len(ld.loops)
+            and all(a is b for a, b in zip(s.loops, ld.loops))
+            and all(a is b for a, b in zip(s.lanes, ld.lanes))
+        ):
             names.add(n.value)
     for s in stores:
         for f in reach(an, s):
@@ -164,4 +217,3 @@ def _run_data(an: Analysis, ld: Site, stores: list[Site], env: dict) -> dict[str
             continue
         out.setdefault(f"{d.tensor}[{idx}]", int(env[n]))
     return out
-

@@ -101,8 +101,9 @@ def _region_facts(an: Analysis, name: str, region: Region):
         shown.append((v.as_symbol(), tensor, index))
         bits = 8 * src.itemsize
         facts += [shapes.ge(v, -(2 ** (bits - 1))), shapes.le(v, 2 ** (bits - 1) - 1)]
-        inside = shapes.conj(*(shapes.conj(shapes.ge(x, 0), shapes.lt(x, n_))
-                               for x, n_ in zip(index, src.shape)))
+        inside = shapes.conj(
+            *(shapes.conj(shapes.ge(x, 0), shapes.lt(x, n_)) for x, n_ in zip(index, src.shape))
+        )
         facts.append(inside)  # a region reads its tensors in bounds (else it names nothing)
         if src.values is not None:
             facts.append(src.values.subs({"v": v}))
@@ -142,8 +143,9 @@ def _region(an: Analysis, name: str, region: Region, kind: str, ob_kind: str) ->
     verb = "read" if kind == "load" else "written"
     where = "" if region.is_all else f" in its declared region ({_text(region)})"
     what = name if kind == "load" else f"updated input {name}"
-    title = (f"every element of {what}{where} is {verb}"
-             + (" (the reduction reads all of it)" if ob_kind == "reads" else ""))
+    title = f"every element of {what}{where} is {verb}" + (
+        " (the reduction reads all of it)" if ob_kind == "reads" else ""
+    )
     loc = getattr(region, "where", None)
     if loc is None or not getattr(loc, "line", 0):
         loc = getattr(t, "where", None) or an.model_location()
@@ -151,8 +153,11 @@ def _region(an: Analysis, name: str, region: Region, kind: str, ob_kind: str) ->
         region.check(an.model.tensors, name, len(t.shape))
     except Exception as e:  # a malformed region proves nothing
         return _at(Obligation(ob_kind, "unknown", title, loc, reason=str(e)), loc)
-    sites = [s for s in an.sites if isinstance(s.node, Access) and s.node.tensor == name
-             and s.node.kind == kind]
+    sites = [
+        s
+        for s in an.sites
+        if isinstance(s.node, Access) and s.node.tensor == name and s.node.kind == kind
+    ]
     es, facts, reads, shown = _region_facts(an, name, region)
     cands, hyps, whys = [], list(facts), []
     for i, s in enumerate(sites):
@@ -219,9 +224,13 @@ def _at(ob: Obligation, loc) -> Obligation:
 
 
 def _touching(evs, name: str, kind: str, element) -> bool:
-    return any(isinstance(ev.node, Access) and ev.node.tensor == name
-               and ev.node.kind == kind and interp.covers(ev.node, ev.env, element)
-               for ev in evs)
+    return any(
+        isinstance(ev.node, Access)
+        and ev.node.tensor == name
+        and ev.node.kind == kind
+        and interp.covers(ev.node, ev.env, element)
+        for ev in evs
+    )
 
 
 def _data_of(an: Analysis, cex: dict) -> dict[str, int]:
@@ -238,8 +247,7 @@ def _confirm(an, name, sites, title, ob_kind, t0, cex, es, shown, kind, facts) -
     admissible, its element lies in the region, and no access of that kind touches it."""
     sizes = {k: int(v) for k, v in cex.items() if an.is_size(k)}
     try:
-        if not (all(f.evaluate(sizes) for f in an.domain)
-                and all(f.evaluate(cex) for f in facts)):
+        if not (all(f.evaluate(sizes) for f in an.domain) and all(f.evaluate(cex) for f in facts)):
             raise interp.TooLarge("the counterexample is not admissible")
         element = tuple(int(e.evaluate(cex)) for e in es)
         cells = {}
@@ -250,41 +258,75 @@ def _confirm(an, name, sites, title, ob_kind, t0, cex, es, shown, kind, facts) -
             shown_vals[f"{tensor}[{', '.join(map(str, at))}]"] = int(cex[sym])
         evs = interp.events(an.model, sizes, data=_data_of(an, cex), cells=cells)
         # the run must have used the region's values: else the counterexample is not this run
-        used = {(ev.node.tensor, tuple(d.start.evaluate(ev.env) for d in ev.node.dims)):
-                ev.env[ev.node.value] for ev in evs
-                if isinstance(ev.node, Access) and ev.node.value is not None}
+        used = {
+            (ev.node.tensor, tuple(d.start.evaluate(ev.env) for d in ev.node.dims)): ev.env[
+                ev.node.value
+            ]
+            for ev in evs
+            if isinstance(ev.node, Access) and ev.node.value is not None
+        }
         if any(used.get(key, val) != val for key, val in cells.items()):
             raise interp.TooLarge("the run read other values than the counterexample's")
     except (interp.RunError, ZeroDivisionError, shapes.ShapeError, KeyError) as e:
-        return an.obligation(ob_kind, sites[0] if sites else None, title, Answer(
-            "unknown", reason=f"no witness found for an element of {name} at "
-            f"{an.show(an.values(sizes))}; a concrete check was not possible ({e})"), t0=t0)
-    return _verdict(an, name, sites, title, ob_kind, t0, sizes, element, evs, shown_vals, kind,
-                    cex)
+        return an.obligation(
+            ob_kind,
+            sites[0] if sites else None,
+            title,
+            Answer(
+                "unknown",
+                reason=f"no witness found for an element of {name} at "
+                f"{an.show(an.values(sizes))}; a concrete check was not possible ({e})",
+            ),
+            t0=t0,
+        )
+    return _verdict(an, name, sites, title, ob_kind, t0, sizes, element, evs, shown_vals, kind, cex)
 
 
 def _verdict(an, name, sites, title, ob_kind, t0, sizes, element, evs, shown_vals, kind, cex):
     if _touching(evs, name, kind, element):
-        return an.obligation(ob_kind, sites[0] if sites else None, title, Answer(
-            "unknown", reason=f"the witness method found no access to element {list(element)} "
-            f"of {name} at {an.show(an.values(sizes))}, but a concrete run touches it"), t0=t0)
+        return an.obligation(
+            ob_kind,
+            sites[0] if sites else None,
+            title,
+            Answer(
+                "unknown",
+                reason=f"the witness method found no access to element {list(element)} "
+                f"of {name} at {an.show(an.values(sizes))}, but a concrete run touches it",
+            ),
+            t0=t0,
+        )
     vals = {**an.values(sizes), **shown_vals}
     text_vals = ", ".join(f"{k}={v}" for k, v in vals.items())
-    runs = "; ".join(f"the {s.node.kind} at {s.loc.short} touches {acc} element"
-                     f"{'s' * (acc != 1)}" for s in sites
-                     for acc in [sum(1 for ev in evs if ev.node is s.node
-                                     for _el in interp.touched(s.node, ev.env))])
+    runs = "; ".join(
+        f"the {s.node.kind} at {s.loc.short} touches {acc} element{'s' * (acc != 1)}"
+        for s in sites
+        for acc in [
+            sum(1 for ev in evs if ev.node is s.node for _el in interp.touched(s.node, ev.env))
+        ]
+    )
     if kind == "load":
-        text = (f"element {list(element)} of {name} is never read when {text_vals}: the "
-                f"reduction over it drops it (no program or loop iteration reads it)"
-                + (f"; {runs}" if runs else "; nothing loads it"))
+        text = (
+            f"element {list(element)} of {name} is never read when {text_vals}: the "
+            f"reduction over it drops it (no program or loop iteration reads it)"
+            + (f"; {runs}" if runs else "; nothing loads it")
+        )
     else:
-        text = (f"element {list(element)} of updated input {name} is never written when "
-                f"{text_vals}, though its declared region says it must be"
-                + (f"; {runs}" if runs else "; nothing stores to it"))
+        text = (
+            f"element {list(element)} of updated input {name} is never written when "
+            f"{text_vals}, though its declared region says it must be"
+            + (f"; {runs}" if runs else "; nothing stores to it")
+        )
     cx = {**vals, **{f"element[{k}]": v for k, v in enumerate(element)}}
-    return an.obligation(ob_kind, sites[0] if sites else None, title, Answer("refuted", cex),
-                         violated=text, cex=cx, t0=t0, detail={"element": list(element)})
+    return an.obligation(
+        ob_kind,
+        sites[0] if sites else None,
+        title,
+        Answer("refuted", cex),
+        violated=text,
+        cex=cx,
+        t0=t0,
+        detail={"element": list(element)},
+    )
 
 
 def _search(an, name, region, sites, title, ob_kind, why, t0) -> Obligation:
@@ -317,11 +359,21 @@ def _search(an, name, region, sites, title, ob_kind, why, t0) -> Obligation:
         evs = interp.events(an.model, sizes, cells=cells)
         missing = [el for el in found or [] if not _touching(evs, name, kind, el)]
     except (interp.RunError, ZeroDivisionError, shapes.ShapeError) as e:
-        return an.obligation(ob_kind, sites[0], title, Answer("unknown", reason=f"{why} ({e})"),
-                             t0=t0)
+        return an.obligation(
+            ob_kind, sites[0], title, Answer("unknown", reason=f"{why} ({e})"), t0=t0
+        )
     if not missing:
-        return an.obligation(ob_kind, sites[0], title, Answer(
-            "unknown", reason=f"{why}; a concrete run at {an.show(an.values(sizes))} touches "
-            "every element of the region"), t0=t0)
-    return _verdict(an, name, sites, title, ob_kind, t0, sizes, missing[0], evs, {}, kind,
-                    dict(sizes))
+        return an.obligation(
+            ob_kind,
+            sites[0],
+            title,
+            Answer(
+                "unknown",
+                reason=f"{why}; a concrete run at {an.show(an.values(sizes))} touches "
+                "every element of the region",
+            ),
+            t0=t0,
+        )
+    return _verdict(
+        an, name, sites, title, ob_kind, t0, sizes, missing[0], evs, {}, kind, dict(sizes)
+    )

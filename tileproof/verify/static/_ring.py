@@ -57,15 +57,32 @@ def check(an: Analysis) -> list[Obligation]:
         fold_obs.append((twice, usable))
         # on a closed ring every rank's chunk exists, but a fold of a value that never
         # arrived folds poison on either topology
-        fold_obs += [(_chunk_exists(an, f), [f]) for f in usable
-                     if an.topology == "mesh" or (f.node.when is not None
-                                                  and f.node.when != f.node.cond)]
+        fold_obs += [
+            (_chunk_exists(an, f), [f])
+            for f in usable
+            if an.topology == "mesh" or (f.node.when is not None and f.node.when != f.node.cond)
+        ]
     elif folds:
-        out.append(Obligation("ring", "unknown", "every rank folds every chunk exactly once",
-                              folds[0].loc, reason="a fold's provenance is unknown (see the "
-                              "unsupported construct reported at that line)"))
-    steps = [(s, _carried(an, s, k)) for s in an.sites if isinstance(s.node, Loop)
-             for k in range(len(s.node.ring_valid))] if usable else []
+        out.append(
+            Obligation(
+                "ring",
+                "unknown",
+                "every rank folds every chunk exactly once",
+                folds[0].loc,
+                reason="a fold's provenance is unknown (see the "
+                "unsupported construct reported at that line)",
+            )
+        )
+    steps = (
+        [
+            (s, _carried(an, s, k))
+            for s in an.sites
+            if isinstance(s.node, Loop)
+            for k in range(len(s.node.ring_valid))
+        ]
+        if usable
+        else []
+    )
     for c in comms:
         if an.topology == "mesh":
             out.append(_edge(an, c, "send"))
@@ -74,10 +91,10 @@ def check(an: Analysis) -> list[Obligation]:
         out.append(_match(an, c, "recv"))
     open_steps = [(s, o) for s, o in steps if o.status != "proved"]
     # a fold inside or after a loop whose induction step is open leans on it
-    leaning = [o for o, fs in fold_obs
-               if any(f.order > s.order for f in fs for s, _ in open_steps)]
-    _bounded(an, [*(o for o, _ in fold_obs if not any(o is x for x in leaning)), *out],
-             comms, usable)
+    leaning = [o for o, fs in fold_obs if any(f.order > s.order for f in fs for s, _ in open_steps)]
+    _bounded(
+        an, [*(o for o, _ in fold_obs if not any(o is x for x in leaning)), *out], comms, usable
+    )
     if open_steps:
         _lean_on(leaning, twice, open_steps[0][1])
     return [*(o for o, _ in fold_obs), *(o for _, o in steps), *out]
@@ -139,8 +156,9 @@ def _fold_exists(an: Analysis, folds: list[Site]) -> Obligation:
     for i, f in enumerate(folds):
         inst = an.instance(None, f"w{i}", names=_private(an))
         unknowns = {inst.name(lp.var): (inst(lp.lo), inst(lp.hi)) for lp in f.loops}
-        unknowns.update({inst.name(ln.var): (shapes.as_expr(0), shapes.as_expr(ln.n))
-                         for ln in f.lanes})
+        unknowns.update(
+            {inst.name(ln.var): (shapes.as_expr(0), shapes.as_expr(ln.n)) for ln in f.lanes}
+        )
         prov = inst(f.node.prov)
         subs = solve([Dim(_strip(an, prov), c, None)], unknowns)
         if an.topology == "ring":  # also bring each solved step into its loop's first n values
@@ -167,14 +185,32 @@ def _fold_exists(an: Analysis, folds: list[Site]) -> Obligation:
     chunk = cex.get("_chunk", 0)
     sizes = an.values({k: v for k, v in cex.items() if an.is_size(k)})
     if ok is None or chunk in folded.get(_ids_of(an, cex), []):
-        return an.obligation("ring", folds[0], title, Answer(
-            "unknown", reason=f"no fold of chunk {chunk} by rank {r} found symbolically at "
-            f"{an.show(sizes)}" + ("" if ok is None else ", but a concrete run folds it")), t0=t0)
-    text = (f"rank {r} never folds the chunk of rank {chunk} when {an.show(sizes)}"
-            f" (it folds chunks {sorted(folded.get(_ids_of(an, cex), []))})")
+        return an.obligation(
+            "ring",
+            folds[0],
+            title,
+            Answer(
+                "unknown",
+                reason=f"no fold of chunk {chunk} by rank {r} found symbolically at "
+                f"{an.show(sizes)}" + ("" if ok is None else ", but a concrete run folds it"),
+            ),
+            t0=t0,
+        )
+    text = (
+        f"rank {r} never folds the chunk of rank {chunk} when {an.show(sizes)}"
+        f" (it folds chunks {sorted(folded.get(_ids_of(an, cex), []))})"
+    )
     cx = {**sizes, an.rank_var: r, "chunk": chunk}
-    return an.obligation("ring", folds[0], title, ans, violated=text, cex=cx, t0=t0,
-                         hint="Run n - 1 steps in each direction and fold every received chunk.")
+    return an.obligation(
+        "ring",
+        folds[0],
+        title,
+        ans,
+        violated=text,
+        cex=cx,
+        t0=t0,
+        hint="Run n - 1 steps in each direction and fold every received chunk.",
+    )
 
 
 def _ids_of(an: Analysis, env) -> tuple:
@@ -226,9 +262,11 @@ def _fold_unique(an: Analysis, folds: list[Site]) -> Obligation:
                 sizes, (x1, x2) = an.split(cex, "1", "2")
                 ids = {k: v for k, v in cex.items() if k in an.pids or k == an.rank_var}
                 chunk = _norm(an, i1(a.node.prov)).evaluate(cex)
-                text = (f"rank {cex.get(an.rank_var)} folds the chunk of rank {chunk} twice: at "
-                        f"{a.loc.short}{_at(an, x1)} and at {b.loc.short}{_at(an, x2)}, when "
-                        f"{an.show(sizes)}")
+                text = (
+                    f"rank {cex.get(an.rank_var)} folds the chunk of rank {chunk} twice: at "
+                    f"{a.loc.short}{_at(an, x1)} and at {b.loc.short}{_at(an, x2)}, when "
+                    f"{an.show(sizes)}"
+                )
                 cx = {**an.primed(sizes, [x1, x2]), **ids, "chunk": chunk}
                 return an.obligation("ring", a, title, ans, violated=text, cex=cx, t0=t0)
             answers.append(ans)
@@ -244,14 +282,20 @@ def _at(an: Analysis, vals) -> str:
 def _chunk_exists(an: Analysis, f: Site) -> Obligation:
     t0 = time.perf_counter()
     node: Fold = f.node
-    title = (f"the fold at {f.loc.short} folds only chunks of existing ranks"
-             if an.topology == "mesh" else f"the fold at {f.loc.short} folds only chunks that arrived")
+    title = (
+        f"the fold at {f.loc.short} folds only chunks of existing ranks"
+        if an.topology == "mesh"
+        else f"the fold at {f.loc.short} folds only chunks that arrived"
+    )
     # forall ... . when => (arrived /\ 0 <= prov < n): where the body folds, a chunk of an
     # existing rank really arrived (``cond`` is ``when`` and the arrival condition)
     when = node.when if node.when is not None else node.cond
     # on a closed ring a provenance is a rank mod n: it always exists (only arrival counts)
-    q = node.cond if an.topology == "ring" else shapes.conj(
-        node.cond, shapes.ge(node.prov, 0), shapes.lt(node.prov, _n(an)))
+    q = (
+        node.cond
+        if an.topology == "ring"
+        else shapes.conj(node.cond, shapes.ge(node.prov, 0), shapes.lt(node.prov, _n(an)))
+    )
     assume = an.assume(an.scope(f), [when], query=q)
     ans = an.decide(q, assume)
     if ans.status != "refuted":
@@ -259,16 +303,27 @@ def _chunk_exists(an: Analysis, f: Site) -> Obligation:
     cex = an.minimise(q, assume, ans.cex)
     vals = an.relevant(cex, node.prov, node.cond, when)
     if not node.cond.evaluate(cex):
-        text = (f"the fold at {f.loc.short} folds poison: a value that was never sent to this "
-                f"rank, or that its sender forwarded without having received it, when "
-                f"{an.show(vals)}")
+        text = (
+            f"the fold at {f.loc.short} folds poison: a value that was never sent to this "
+            f"rank, or that its sender forwarded without having received it, when "
+            f"{an.show(vals)}"
+        )
     else:
-        text = (f"the fold at {f.loc.short} folds the chunk of rank {node.prov.evaluate(cex)}, "
-                f"which does not exist on the open mesh (nothing was received), when "
-                f"{an.show(vals)}")
-    return an.obligation("ring", f, title, ans, violated=text,
-                         cex={**vals, "chunk": _norm(an, node.prov).evaluate(cex)}, t0=t0,
-                         hint="Guard the fold with the condition under which the chunk arrived.")
+        text = (
+            f"the fold at {f.loc.short} folds the chunk of rank {node.prov.evaluate(cex)}, "
+            f"which does not exist on the open mesh (nothing was received), when "
+            f"{an.show(vals)}"
+        )
+    return an.obligation(
+        "ring",
+        f,
+        title,
+        ans,
+        violated=text,
+        cex={**vals, "chunk": _norm(an, node.prov).evaluate(cex)},
+        t0=t0,
+        hint="Guard the fold with the condition under which the chunk arrived.",
+    )
 
 
 # -------------------------------------------------------------- validity across steps
@@ -288,8 +343,10 @@ def _carried(an: Analysis, site: Site, k: int) -> Obligation:
     node: Loop = site.node
     sent, nxt, got = node.ring_valid[k]
     fwd = f" and forwarded at {sent.short}" if sent is not None else ""
-    title = (f"the ring value carried by the loop at {node.loc.short}{fwd} holds, at each "
-             "step, a chunk that arrived at the step before (its sender's value too)")
+    title = (
+        f"the ring value carried by the loop at {node.loc.short}{fwd} holds, at each "
+        "step, a chunk that arrived at the step before (its sender's value too)"
+    )
     hyps = an.ranges()
     for ln in site.lanes:
         hyps += [shapes.ge(shapes.sym(ln.var), 0), shapes.lt(shapes.sym(ln.var), ln.n)]
@@ -306,17 +363,30 @@ def _carried(an: Analysis, site: Site, k: int) -> Obligation:
     except (ZeroDivisionError, shapes.ShapeError, KeyError):
         confirmed = False
     if not confirmed:
-        return an.obligation("ring", site, title, Answer(
-            "unknown", reason="a counterexample to the induction step did not re-check"), t0=t0)
+        return an.obligation(
+            "ring",
+            site,
+            title,
+            Answer("unknown", reason="a counterexample to the induction step did not re-check"),
+            t0=t0,
+        )
     sizes = an.values({x: v for x, v in full.items() if an.is_size(x)})
     r = full.get(an.rank_var, 0)
     i = full.get(node.var)
     at = f"step {an.label(node.var)}={i}" if i is not None else "a step"
-    why = (f"rank {r} ends {at} of the loop at {node.loc.short} holding poison where a one-step "
-           f"view says a chunk arrived (its sender forwarded a value it had not received), "
-           f"when {an.show(sizes)}")
-    return an.obligation("ring", site, title, Answer("unknown", reason=why), t0=t0,
-                         hint="Send only where the value to forward arrived at the step before.")
+    why = (
+        f"rank {r} ends {at} of the loop at {node.loc.short} holding poison where a one-step "
+        f"view says a chunk arrived (its sender forwarded a value it had not received), "
+        f"when {an.show(sizes)}"
+    )
+    return an.obligation(
+        "ring",
+        site,
+        title,
+        Answer("unknown", reason=why),
+        t0=t0,
+        hint="Send only where the value to forward arrived at the step before.",
+    )
 
 
 def _lean_on(fold_obs: list[Obligation], twice: Obligation | None, step: Obligation) -> None:
@@ -331,8 +401,10 @@ def _lean_on(fold_obs: list[Obligation], twice: Obligation | None, step: Obligat
         if (o.status == "proved" and not unique) or (o.status == "violated" and unique):
             o.status = "unknown"
             o.counterexample = None
-            o.reason = (f"it relies on ring values carried across loop iterations being valid "
-                        f"where they are forwarded, which is not proved: {step.reason}")
+            o.reason = (
+                f"it relies on ring values carried across loop iterations being valid "
+                f"where they are forwarded, which is not proved: {step.reason}"
+            )
 
 
 # ------------------------------------------------------------------------------- comms
@@ -344,7 +416,7 @@ def _sides(an: Analysis, site: Site, partner_rank):
     ts = [shapes.sym(f"_t{j}") for j in range(len(loops))]
     me = Instance({}, "")
     ids1, reach1, sub1 = reach_sub(an, site, me, loops, ts)
-    names = (_private(an) | {an.rank_var})
+    names = _private(an) | {an.rank_var}
     other = an.instance(None, "2", names=names)
     target = _norm(an, partner_rank.subs(sub1))
     other.mapping[an.rank_var] = target
@@ -358,8 +430,10 @@ def _edge(an: Analysis, site: Site, way: str) -> Obligation:
     node: Comm = site.node
     peer = node.dst if way == "send" else node.src
     guard = node.send if way == "send" else node.recv
-    title = (f"{way}s at {site.loc.short} stay on the open mesh "
-             f"({'destination' if way == 'send' else 'source'} in [0, {_n(an)}))")
+    title = (
+        f"{way}s at {site.loc.short} stay on the open mesh "
+        f"({'destination' if way == 'send' else 'source'} in [0, {_n(an)}))"
+    )
     hyps, sub1, *_ = _sides(an, site, peer)
     p = peer.subs(sub1)
     q = shapes.conj(shapes.ge(p, 0), shapes.lt(p, _n(an)))
@@ -372,17 +446,29 @@ def _edge(an: Analysis, site: Site, way: str) -> Obligation:
     sizes = an.values({k: v for k, v in cex.items() if an.is_size(k)})
     r = cex.get(an.rank_var, 0)
     verb = "sends to" if way == "send" else "receives from"
-    text = (f"rank {r} {verb} rank {p.evaluate(cex)} at {site.loc.short}{step}, past the open "
-            f"edge of the mesh (ranks 0..{_n(an).evaluate(cex) - 1}), when {an.show(sizes)}")
-    return an.obligation("ring", site, title, ans, violated=text,
-                         cex={**sizes, an.rank_var: r, "peer": p.evaluate(cex)}, t0=t0,
-                         hint=f"Guard the {way} with the neighbour's existence.")
+    text = (
+        f"rank {r} {verb} rank {p.evaluate(cex)} at {site.loc.short}{step}, past the open "
+        f"edge of the mesh (ranks 0..{_n(an).evaluate(cex) - 1}), when {an.show(sizes)}"
+    )
+    return an.obligation(
+        "ring",
+        site,
+        title,
+        ans,
+        violated=text,
+        cex={**sizes, an.rank_var: r, "peer": p.evaluate(cex)},
+        t0=t0,
+        hint=f"Guard the {way} with the neighbour's existence.",
+    )
 
 
 def _step(an: Analysis, site: Site, cex) -> str:
-    parts = [f"step {cex.get(f'_t{j}', 0)} of the loop at line {lp.loc.line} "
-             f"({an.label(lp.var)}={lp.lo.evaluate(cex) + cex.get(f'_t{j}', 0)})"
-             for j, lp in enumerate(site.loops) if _evaluable(lp.lo, cex)]
+    parts = [
+        f"step {cex.get(f'_t{j}', 0)} of the loop at line {lp.loc.line} "
+        f"({an.label(lp.var)}={lp.lo.evaluate(cex) + cex.get(f'_t{j}', 0)})"
+        for j, lp in enumerate(site.loops)
+        if _evaluable(lp.lo, cex)
+    ]
     return (" at " + ", ".join(parts)) if parts else ""
 
 
@@ -399,8 +485,11 @@ def _match(an: Analysis, site: Site, way: str) -> Obligation:
     node: Comm = site.node
     peer = node.dst if way == "send" else node.src
     guard = node.send if way == "send" else node.recv
-    title = (f"every send at {site.loc.short} has a matching receive" if way == "send" else
-             f"every receive at {site.loc.short} has a matching send")
+    title = (
+        f"every send at {site.loc.short} has a matching receive"
+        if way == "send"
+        else f"every receive at {site.loc.short} has a matching send"
+    )
     hyps, sub1, ids2, reach2, _sub2, other, _ts = _sides(an, site, peer)
     p = peer.subs(sub1)
     if an.topology == "mesh":
@@ -421,10 +510,13 @@ def _match(an: Analysis, site: Site, way: str) -> Obligation:
     sizes = an.values({k: v for k, v in cex.items() if an.is_size(k)})
     why = _partner_why(an, site, parts, ids2, reach2, their, back, cex, way, d)
     verb = "sends to" if way == "send" else "expects a chunk from"
-    text = f"rank {r} {verb} rank {d} at {site.loc.short}{_step(an, site, cex)}, but {why}, " \
-           f"when {an.show(sizes)}"
-    return an.obligation("ring", site, title, ans, violated=text,
-                         cex={**sizes, an.rank_var: r, "partner": d}, t0=t0)
+    text = (
+        f"rank {r} {verb} rank {d} at {site.loc.short}{_step(an, site, cex)}, but {why}, "
+        f"when {an.show(sizes)}"
+    )
+    return an.obligation(
+        "ring", site, title, ans, violated=text, cex={**sizes, an.rank_var: r, "partner": d}, t0=t0
+    )
 
 
 def _partner_why(an, site, parts, ids2, reach2, their, back, cex, way, d) -> str:
@@ -437,16 +529,20 @@ def _partner_why(an, site, parts, ids2, reach2, their, back, cex, way, d) -> str
     trips = reach2[: len(site.loops)]
     if false(trips):
         return f"rank {d} runs fewer steps"
-    conds = reach2[len(site.loops):]
+    conds = reach2[len(site.loops) :]
     if false(conds):
         if exits:
-            return f"rank {d} has left early (exit at line {exits[0][0].loc.line}): it is " \
-                   "nobody's partner"
+            return (
+                f"rank {d} has left early (exit at line {exits[0][0].loc.line}): it is "
+                "nobody's partner"
+            )
         return f"rank {d} does not reach this step (a condition on its path is false)"
     if not their.evaluate(cex):
         return f"rank {d} does not {'receive' if way == 'send' else 'send'} there"
-    return f"rank {d} {'receives from' if way == 'send' else 'sends to'} rank " \
-           f"{_norm(an, back).evaluate(cex)} instead"
+    return (
+        f"rank {d} {'receives from' if way == 'send' else 'sends to'} rank "
+        f"{_norm(an, back).evaluate(cex)} instead"
+    )
 
 
 # ------------------------------------------------------------------------ bounded check
@@ -477,8 +573,7 @@ def _bounded(an: Analysis, obs: list[Obligation], comms: list[Site], folds: list
     for o in pending:
         if problems:
             continue  # a concrete problem at small n: keep unknown, but say what was seen
-        o.reason = (f"checked for n <= {checked}: no violation; not proved for all n "
-                    f"({o.reason})")
+        o.reason = f"checked for n <= {checked}: no violation; not proved for all n ({o.reason})"
         o.message += f" (checked for n <= {checked}; not proved for all n)"
     if problems:
         for o in pending:
@@ -508,12 +603,12 @@ def _concrete_ring(an: Analysis, evs, n: int, folds: list[Site]) -> list[str]:
             d = (node.dst if way == "send" else node.src).evaluate(ev.env)
             d = d % n if an.topology == "ring" else d
             peer = key_of.get((nid, d, t))
-            ok = peer is not None and (peer.node.recv if way == "send" else
-                                       peer.node.send).evaluate(peer.env)
+            ok = peer is not None and (
+                peer.node.recv if way == "send" else peer.node.send
+            ).evaluate(peer.env)
             if ok:
                 back = (node.src if way == "send" else node.dst).evaluate(peer.env)
                 ok = (back % n if an.topology == "ring" else back) == r
             if not ok:
                 out.append(f"n={n}: rank {r}'s {way} at {node.loc.short} has no partner")
     return out
-

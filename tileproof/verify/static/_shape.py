@@ -59,17 +59,24 @@ def check(an: Analysis) -> list[Obligation]:
         return out
     m = an.model
     for name, t in m.tensors.items():
-        out.append(_nonneg(an, f"tensor {name}", list(t.shape), t.where if hasattr(t, "where")
-                           else None))
+        out.append(
+            _nonneg(an, f"tensor {name}", list(t.shape), t.where if hasattr(t, "where") else None)
+        )
     if m.grid:
         out.append(_nonneg(an, "grid", [e for _, e in m.grid], None))
-    out += [_distinct_fill(an, name, t) for name, t in m.tensors.items()
-            if getattr(t, "distinct", False) and t.values is not None]
+    out += [
+        _distinct_fill(an, name, t)
+        for name, t in m.tensors.items()
+        if getattr(t, "distinct", False) and t.values is not None
+    ]
     out += [_claim(an, *c) for c in getattr(m, "claims", ())]
     host = [("the grid extents", [e for _, e in m.grid])]
     host += [(f"the shape of {n}", list(t.shape)) for n, t in m.tensors.items()]
-    host += [(f"the value range of {n}", [t.values]) for n, t in m.tensors.items()
-             if t.values is not None]
+    host += [
+        (f"the value range of {n}", [t.values])
+        for n, t in m.tensors.items()
+        if t.values is not None
+    ]
     for what, xs in host:
         ob = _divisors_at(an, None, what, xs, [])
         if ob is not None:
@@ -115,18 +122,34 @@ def _domain(an: Analysis) -> Obligation:
         an.domain_status = "consistent"
         example = an.values({k: v for k, v in (d.counterexample or {}).items() if an.is_size(k)})
         an.example = {**{s: 1 for s in an.sizes}, **example}
-        return Obligation("shape", "proved", "the domain admits sizes (e.g. "
-                          f"{an.show(example) or 'no sizes'})", where,
-                          seconds=time.perf_counter() - t0)
+        return Obligation(
+            "shape",
+            "proved",
+            f"the domain admits sizes (e.g. {an.show(example) or 'no sizes'})",
+            where,
+            seconds=time.perf_counter() - t0,
+        )
     if d.verdict == "inconsistent":
         an.domain_status = "inconsistent"
         text = "; ".join(str(a) for a in an.model.assume)
-        return Obligation("shape", "violated", f"the domain admits no sizes: {text}", where,
-                          counterexample={}, seconds=time.perf_counter() - t0,
-                          hint="Every other obligation would hold vacuously; fix the assumptions.")
+        return Obligation(
+            "shape",
+            "violated",
+            f"the domain admits no sizes: {text}",
+            where,
+            counterexample={},
+            seconds=time.perf_counter() - t0,
+            hint="Every other obligation would hold vacuously; fix the assumptions.",
+        )
     an.domain_status = "unknown"
-    return Obligation("shape", "unknown", "the domain admits sizes", where,
-                      reason=d.reason or "undecided", seconds=time.perf_counter() - t0)
+    return Obligation(
+        "shape",
+        "unknown",
+        "the domain admits sizes",
+        where,
+        reason=d.reason or "undecided",
+        seconds=time.perf_counter() - t0,
+    )
 
 
 def _value_interval(values: shapes.Formula):
@@ -156,10 +179,16 @@ def _distinct_fill(an: Analysis, name: str, t) -> Obligation:
     what = f"the {numel} distinct values of {name} fit its range {t.values}"
     iv = _value_interval(t.values)
     if iv is None:
-        ob = Obligation("shape", "unknown", what, where,
-                        reason="the range is not an interval of v, so the number of values it "
-                        "admits is not counted", seconds=time.perf_counter() - t0,
-                        hint="Declare values='lo <= v < hi' on a distinct tensor.")
+        ob = Obligation(
+            "shape",
+            "unknown",
+            what,
+            where,
+            reason="the range is not an interval of v, so the number of values it "
+            "admits is not counted",
+            seconds=time.perf_counter() - t0,
+            hint="Declare values='lo <= v < hi' on a distinct tensor.",
+        )
         return ob
     los, his = iv
     lo = los[0] if len(los) == 1 else shapes.maximum(*los)
@@ -169,16 +198,25 @@ def _distinct_fill(an: Analysis, name: str, t) -> Obligation:
     ob.location = where
     if ans.status == "refuted":
         cex = an.values({k: v for k, v in ans.cex.items() if an.is_size(k)})
-        ob.message = (f"{name} declares distinct values in [{lo}, {hi}) but has {numel} elements: "
-                      f"{numel.evaluate(cex)} > {(hi - lo).evaluate(cex)} when {an.show(cex)}, so "
-                      "no input satisfies its declaration and every proof would hold vacuously there")
+        ob.message = (
+            f"{name} declares distinct values in [{lo}, {hi}) but has {numel} elements: "
+            f"{numel.evaluate(cex)} > {(hi - lo).evaluate(cex)} when {an.show(cex)}, so "
+            "no input satisfies its declaration and every proof would hold vacuously there"
+        )
         ob.counterexample = cex
         ob.hint = f"Add an assumption such as '{numel} <= {hi - lo}' or widen the range."
     return ob
 
 
-def _claim(an: Analysis, text: str, formula: shapes.Formula, loc, hint: str = "",
-           shown: tuple = (), ranges: tuple = ()) -> Obligation:
+def _claim(
+    an: Analysis,
+    text: str,
+    formula: shapes.Formula,
+    loc,
+    hint: str = "",
+    shown: tuple = (),
+    ranges: tuple = (),
+) -> Obligation:
     """``forall sizes, xs. Dom and ranges => claim``: a fact a front end's lowering requires
     of the sizes (a TPU block shape's tiling rule) or of its own variables ``xs`` (``shown``,
     within ``ranges``: the grid iterations of the TPU revisit rule), with the values that
@@ -214,8 +252,9 @@ def _nonneg(an: Analysis, what: str, dims: list, loc) -> Obligation:
     shown = "[" + ", ".join(str(d) for d in dims) + "]"
     where = loc if loc is not None else an.model_location()
     if consts:
-        return Obligation("shape", "violated", f"{what} has a negative extent: {shown}", where,
-                          counterexample={})
+        return Obligation(
+            "shape", "violated", f"{what} has a negative extent: {shown}", where, counterexample={}
+        )
     query = shapes.conj(*(shapes.ge(d, 0) for d in sym))
     ans = an.decide(query, an.domain) if sym else Answer("proved")
     ob = an.obligation("shape", None, f"{what} {shown} has non-negative extents", ans, t0=t0)
@@ -223,8 +262,10 @@ def _nonneg(an: Analysis, what: str, dims: list, loc) -> Obligation:
     if ans.status == "refuted":
         cex = an.values({k: v for k, v in ans.cex.items() if an.is_size(k)})
         bad = next(d for d in sym if d.evaluate(ans.cex) < 0)
-        ob.message = (f"{what} {shown} has a negative extent: {bad} = {bad.evaluate(ans.cex)} "
-                      f"when {an.show(cex)}")
+        ob.message = (
+            f"{what} {shown} has a negative extent: {bad} = {bad.evaluate(ans.cex)} "
+            f"when {an.show(cex)}"
+        )
         ob.counterexample = cex
     return ob
 
@@ -241,9 +282,13 @@ def _divisors_at(an: Analysis, site, what: str, xs: list, scope: list) -> Obliga
     if all(d in reported for _g, d in divs):
         loc = site.loc if site is not None else an.model_location()
         first = reported[divs[0][1]]
-        return Obligation("shape", "duplicate", f"no divisor of {what} at {loc.short} is zero",
-                          loc, reason=f"the same zero divisor {divs[0][1]} is already reported "
-                          f"at {first}")
+        return Obligation(
+            "shape",
+            "duplicate",
+            f"no divisor of {what} at {loc.short} is zero",
+            loc,
+            reason=f"the same zero divisor {divs[0][1]} is already reported at {first}",
+        )
     t0 = time.perf_counter()
     loc = site.loc if site is not None else an.model_location()
     at = f" at {loc.short}" if site is not None else ""
@@ -260,8 +305,10 @@ def _divisors_at(an: Analysis, site, what: str, xs: list, scope: list) -> Obliga
         if _WITNESS.as_symbol() in expr:  # a Divide node: the divisor is the whole story
             expr = ""
         vals = an.relevant(cex, bad[1], *(x for x in xs if x is not None))
-        ob.message = (f"division by zero in {what}{at}: {bad[1]} = 0"
-                      f"{f' in {expr}' if expr else ''} when {an.show(vals)}")
+        ob.message = (
+            f"division by zero in {what}{at}: {bad[1]} = 0"
+            f"{f' in {expr}' if expr else ''} when {an.show(vals)}"
+        )
         ob.counterexample = vals
         for _g, d in divs:
             if d.evaluate(cex) == 0:

@@ -24,8 +24,15 @@ from ... import shapes
 from ...model import Access, Barrier, Branch, Lanes, Loop, Node, walk
 from ._decide import INT64_MIN
 
-__all__ = ["Site", "grid_barriers", "inexact_lane_phases", "inexact_phase_loops",
-           "lane_barriers", "loop_range", "sites_of"]
+__all__ = [
+    "Site",
+    "grid_barriers",
+    "inexact_lane_phases",
+    "inexact_phase_loops",
+    "lane_barriers",
+    "loop_range",
+    "sites_of",
+]
 
 _ZERO = shapes.as_expr(0)
 
@@ -140,8 +147,15 @@ def sites_of(body: list[Node]) -> list[Site]:
                 walk(n.body, (*loops, n), lanes, conds, branches, start, lstart)
             elif isinstance(n, Branch):
                 walk(n.then, loops, lanes, (*conds, n.cond), (*branches, (n, True)), phase, lph)
-                walk(n.orelse, loops, lanes, (*conds, shapes.negate(n.cond)),
-                     (*branches, (n, False)), phase, lph)
+                walk(
+                    n.orelse,
+                    loops,
+                    lanes,
+                    (*conds, shapes.negate(n.cond)),
+                    (*branches, (n, False)),
+                    phase,
+                    lph,
+                )
             elif isinstance(n, Lanes):
                 walk(n.body, loops, (*lanes, n), conds, branches, phase, shapes.as_expr(0))
             phase = phase + grid_barriers([n])

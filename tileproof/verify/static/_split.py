@@ -31,23 +31,31 @@ def check(an: Analysis) -> list[Obligation]:
 
 def _part(node: LanePart) -> Obligation:
     what = node.what if node.what == "lane_part" else f"{node.what} under lanes(halve=)"
-    name = (f"{what} at {node.loc.short} splits axis {node.axis} of a {list(node.shape)} tile "
-            f"evenly across {node.n} lanes")
+    name = (
+        f"{what} at {node.loc.short} splits axis {node.axis} of a {list(node.shape)} tile "
+        f"evenly across {node.n} lanes"
+    )
     if node.extent % node.n == 0:
         return Obligation("split", "proved", name, node.loc)
     return Obligation(
-        "split", "violated",
+        "split",
+        "violated",
         f"{what} at {node.loc.short} cannot split axis {node.axis} of a {list(node.shape)} tile "
         f"across {node.n} lanes: {node.extent} is not divisible by {node.n} "
         f"({node.extent} % {node.n} = {node.extent % node.n})",
-        node.loc, counterexample={"extent": node.extent, "lanes": node.n, "axis": node.axis},
-        hint="Run this phase with task-parallel lanes (lanes(n) without halve=) or pad the tile.")
+        node.loc,
+        counterexample={"extent": node.extent, "lanes": node.n, "axis": node.axis},
+        hint="Run this phase with task-parallel lanes (lanes(n) without halve=) or pad the tile.",
+    )
 
 
 def _reduce(node: SplitReduce) -> Obligation:
     return Obligation(
-        "split", "violated",
+        "split",
+        "violated",
         f"{node.primitive} at {node.loc.short} reduces over axis {node.axis}, which is split across "
         "lanes: each lane reduces only its share",
-        node.loc, counterexample={"axis": node.axis},
-        hint="Combine the lanes' partial results across lanes, or reduce outside the split region.")
+        node.loc,
+        counterexample={"axis": node.axis},
+        hint="Combine the lanes' partial results across lanes, or reduce outside the split region.",
+    )

@@ -43,14 +43,18 @@ def _store(an: Analysis, site: Site, decl) -> Obligation:
     t0 = time.perf_counter()
     acc: Access = site.node
     rng = decl.values
-    title = (f"store into {acc.tensor} at {acc.loc.short} writes values in its declared range "
-             f"{rng}")
+    title = f"store into {acc.tensor} at {acc.loc.short} writes values in its declared range {rng}"
     if acc.stored is None:
         why = acc.stored_why or "a value the lowering cannot model"
-        return an.obligation("bounds", site, title, Answer(
-            "unknown", reason=f"the stored value is not modelled: it depends on {why}"), t0=t0,
+        return an.obligation(
+            "bounds",
+            site,
+            title,
+            Answer("unknown", reason=f"the stored value is not modelled: it depends on {why}"),
+            t0=t0,
             hint="Compute index values with integer arithmetic on ids, sizes and loaded "
-                 "index values, so the verifier can check them.")
+            "index values, so the verifier can check them.",
+        )
     q = rng.subs({"v": acc.stored})
     scope = an.scope(site) + an.coords(acc) + ([acc.mask] if acc.mask is not None else [])
     assume = an.assume(scope, query=q)
@@ -62,13 +66,25 @@ def _store(an: Analysis, site: Site, decl) -> Obligation:
         value = acc.stored.evaluate(cex)
         vals = an.values(an.relevant(cex, acc.stored, acc.mask, *(d.start for d in acc.dims)))
         shown = plain(acc.stored, an)
-        text = (f"store into {acc.tensor} at {acc.loc.short} writes {shown} = {value}, outside "
-                f"its declared range {rng}, when {an.show(vals)}")
+        text = (
+            f"store into {acc.tensor} at {acc.loc.short} writes {shown} = {value}, outside "
+            f"its declared range {rng}, when {an.show(vals)}"
+        )
         out = {**vals, "value": value}
     except (shapes.ShapeError, ZeroDivisionError, KeyError):
-        text = (f"store into {acc.tensor} at {acc.loc.short} can write a value outside its "
-                f"declared range {rng}")
+        text = (
+            f"store into {acc.tensor} at {acc.loc.short} can write a value outside its "
+            f"declared range {rng}"
+        )
         out = an.values(cex)
-    return an.obligation("bounds", site, title, Answer("refuted", cex), t0=t0, violated=text,
-                         cex=out, hint="Clamp or mask the stored value, or widen the declared "
-                                       "values= range (reads of the tensor trust it).")
+    return an.obligation(
+        "bounds",
+        site,
+        title,
+        Answer("refuted", cex),
+        t0=t0,
+        violated=text,
+        cex=out,
+        hint="Clamp or mask the stored value, or widen the declared "
+        "values= range (reads of the tensor trust it).",
+    )

@@ -69,7 +69,8 @@ def _decompose(start: shapes.Expr, unknowns: set[str]):
         others = []
         for a, p in m:
             mentions = getattr(a, "name", None) in unknowns or bool(
-                shapes.Expr.atom(a).free_symbols() & unknowns)
+                shapes.Expr.atom(a).free_symbols() & unknowns
+            )
             if not mentions:
                 others.append((a, p))
                 continue
@@ -77,8 +78,11 @@ def _decompose(start: shapes.Expr, unknowns: set[str]):
                 return None
             if getattr(a, "name", None) in unknowns:
                 found = a.name
-            elif (getattr(a, "kind", None) in ("floordiv", "mod") and a.args[1].is_const
-                  and a.args[1].const_value > 0):
+            elif (
+                getattr(a, "kind", None) in ("floordiv", "mod")
+                and a.args[1].is_const
+                and a.args[1].const_value > 0
+            ):
                 found = a
             else:
                 return None
@@ -98,7 +102,7 @@ def _place(a: shapes.Expr) -> tuple:
     """How large a place value looks: more size factors first, then a larger constant."""
     if len(a.terms) != 1:
         return (0, 0)
-    (m, c), = a.terms
+    ((m, c),) = a.terms
     return (sum(p for _a, p in m), abs(c))
 
 
@@ -187,8 +191,9 @@ def _derive(st: _State) -> list[Dim]:
     return out
 
 
-def solve(dims: list[Dim], unknowns: dict[str, tuple[shapes.Expr, shapes.Expr]],
-          stuck: list | None = None) -> list[dict[str, shapes.Expr]]:
+def solve(
+    dims: list[Dim], unknowns: dict[str, tuple[shapes.Expr, shapes.Expr]], stuck: list | None = None
+) -> list[dict[str, shapes.Expr]]:
     """Candidate assignments of the unknowns (and tile coordinates) from the element.
 
     ``unknowns`` maps each unknown to its range ``(lo, hi)`` (exclusive), used
@@ -219,7 +224,7 @@ def solve(dims: list[Dim], unknowns: dict[str, tuple[shapes.Expr, shapes.Expr]],
                     finished.append(st)
                 continue
             j, d, (coefs, rest) = step
-            pending = st.pending[:j] + st.pending[j + 1:]
+            pending = st.pending[:j] + st.pending[j + 1 :]
             coefs = {k: a for k, a in coefs.items() if a != 0}
             r0 = _known(d.target, st.sub, st.pv) - rest
             for order, structural in _modes(coefs):
@@ -237,8 +242,13 @@ def solve(dims: list[Dim], unknowns: dict[str, tuple[shapes.Expr, shapes.Expr]],
                     sub[d.coord] = r
                 grown.append(_State(sub, pv, pending, set(st.derived)))
                 last = order[-1] if order else None
-                if (d.coord and last and isinstance(last[0], str) and last[1].is_const
-                        and 0 < last[1].const_value < d.size):
+                if (
+                    d.coord
+                    and last
+                    and isinstance(last[0], str)
+                    and last[1].is_const
+                    and 0 < last[1].const_value < d.size
+                ):
                     # overlapping tiles (stride below the tile): earlier tiles cover it too
                     k, a = last[0], last[1].const_value
                     for j in range(1, min((d.size - 1) // a, 3) + 1):
@@ -274,10 +284,21 @@ def solve(dims: list[Dim], unknowns: dict[str, tuple[shapes.Expr, shapes.Expr]],
 # ---------------------------------------------------------------- symbolic division
 
 
-_CMPS = {"==": shapes.eq, "!=": shapes.ne, "<": shapes.lt, "<=": shapes.le, ">": shapes.gt,
-         ">=": shapes.ge}
-_OPS = {"floordiv": shapes.floordiv, "mod": shapes.mod, "cdiv": shapes.cdiv,
-        "min": shapes.minimum, "max": shapes.maximum}
+_CMPS = {
+    "==": shapes.eq,
+    "!=": shapes.ne,
+    "<": shapes.lt,
+    "<=": shapes.le,
+    ">": shapes.gt,
+    ">=": shapes.ge,
+}
+_OPS = {
+    "floordiv": shapes.floordiv,
+    "mod": shapes.mod,
+    "cdiv": shapes.cdiv,
+    "min": shapes.minimum,
+    "max": shapes.maximum,
+}
 
 
 def replace_atoms(x, table: dict, subs: dict):
@@ -335,8 +356,13 @@ class Quotients:
         for a in atoms:
             x = a.args[0].as_symbol()
             g = a.args[1]
-            if (x is None or x not in unknowns or x in seen or g.is_const
-                    or g.free_symbols() & set(unknowns)):
+            if (
+                x is None
+                or x not in unknowns
+                or x in seen
+                or g.is_const
+                or g.free_symbols() & set(unknowns)
+            ):
                 continue
             if not positive(g):
                 continue
@@ -375,6 +401,7 @@ class Quotients:
 
     def renamed(self, mapping: dict) -> Quotients:
         """The same splits with symbols renamed (``mapping``: name -> symbol expression)."""
+
         def nm(n):
             e = mapping.get(n)
             return e.as_symbol() if e is not None else n

@@ -19,8 +19,17 @@ from ._context import INT64_MIN, Analysis, Answer, Instance, Site, all_eq
 from ._explain import plain
 from ._witness import Dim, Quotients, solve
 
-__all__ = ["Witness", "access_dims", "decide_witnesses", "invert", "positive", "reach", "unknown_ranges", "why_unknown",
-           "witnesses"]
+__all__ = [
+    "Witness",
+    "access_dims",
+    "decide_witnesses",
+    "invert",
+    "positive",
+    "reach",
+    "unknown_ranges",
+    "why_unknown",
+    "witnesses",
+]
 
 
 def unknown_ranges(an: Analysis, site: Site, inst: Instance) -> dict[str, tuple]:
@@ -66,32 +75,39 @@ class Witness:
         return self.quot.rewrite(f).subs(self.sub)
 
 
-def access_dims(an: Analysis, site: Site, inst: Instance, element,
-                unknowns: dict) -> tuple[Quotients, list[Dim]]:
+def access_dims(
+    an: Analysis, site: Site, inst: Instance, element, unknowns: dict
+) -> tuple[Quotients, list[Dim]]:
     """The dimensions of the access at ``site`` (instance ``inst``) as equations
     ``start_k = element_k`` to solve for ``unknowns`` (:func:`._witness.solve`), with every
     ``x // G``, ``x % G`` of an unknown ``x`` by a symbolic ``G`` proved ``>= 1`` split
     into ``x = G*q + r`` first (:class:`._witness.Quotients`)."""
     acc: Access = site.node
-    quot = Quotients.find([inst(d.start) for d in acc.dims], unknowns,
-                          lambda g: positive(an, site, g))
+    quot = Quotients.find(
+        [inst(d.start) for d in acc.dims], unknowns, lambda g: positive(an, site, g)
+    )
     coords = iter(acc.coord_ranges())
-    dims = [Dim(quot.rewrite(inst(d.start)), e, None if d.point else inst.name(next(coords)[0]),
-                d.size) for d, e in zip(acc.dims, element)]
+    dims = [
+        Dim(quot.rewrite(inst(d.start)), e, None if d.point else inst.name(next(coords)[0]), d.size)
+        for d, e in zip(acc.dims, element)
+    ]
     return quot, dims
 
 
-def invert(an: Analysis, acc: Access, dims: list[Dim], unknowns: dict,
-           quot: Quotients) -> tuple[list[dict], str]:
+def invert(
+    an: Analysis, acc: Access, dims: list[Dim], unknowns: dict, quot: Quotients
+) -> tuple[list[dict], str]:
     """``(candidates, why)``: the assignments of ``unknowns`` that :func:`._witness.solve`
     reads off ``dims`` (divisions mapped back, ``x = G*q + r``), or none and why."""
     stuck: list = []
     cands = [quot.complete(w) for w in solve(dims, unknowns, stuck)]
     if stuck:
         d = stuck[0]
-        return [], (f"the index map of the {acc.kind} at {acc.loc.short} cannot be inverted "
-                    f"(an index {plain(d.start, an)} of {acc.tensor} mixes the program and "
-                    "loop indices non-linearly)")
+        return [], (
+            f"the index map of the {acc.kind} at {acc.loc.short} cannot be inverted "
+            f"(an index {plain(d.start, an)} of {acc.tensor} mixes the program and "
+            "loop indices non-linearly)"
+        )
     return cands, ""
 
 
@@ -134,18 +150,20 @@ def witnesses(an: Analysis, site: Site, element, tag: str) -> tuple[list[Witness
         data = eq_w.free_symbols() & mine
         if data:  # the element depends on values this store reads: not invertible
             d = an.data[sorted(data)[0].partition("__")[0]]
-            why = (f"the store at {acc.loc.short} indexes {acc.tensor} through "
-                   f"{plain(shapes.sym(d.name), an)} (line {d.loc.line}); the witness method "
-                   "cannot invert an index that depends on data")
+            why = (
+                f"the store at {acc.loc.short} indexes {acc.tensor} through "
+                f"{plain(shapes.sym(d.name), an)} (line {d.loc.line}); the witness method "
+                "cannot invert an index that depends on data"
+            )
             continue
         hyps, reads = [], []
         for tr in tables:
             hyps += [quot.rewrite(f).subs(w) for f in tr.hyps]
-            reads += [(n, t, tuple(quot.rewrite(x).subs(w) for x in idx))
-                      for n, t, idx in tr.reads]
+            reads += [(n, t, tuple(quot.rewrite(x).subs(w) for x in idx)) for n, t, idx in tr.reads]
         formula = shapes.conj(*(f.subs(w) for f in base), eq_w)
-        out.append(_own_instance(an, site, tag, len(out),
-                                 Witness(inst, w, formula, hyps, reads, quot)))
+        out.append(
+            _own_instance(an, site, tag, len(out), Witness(inst, w, formula, hyps, reads, quot))
+        )
     return out, why
 
 
@@ -226,19 +244,27 @@ def _table_reads(an: Analysis, inst: Instance, names: set[str]) -> list[_TableRe
         at = shapes.sym(f"_at_{n}")
         count = t.count.subs(rsym)
         # fresh names are any integers (the solver's default for a symbol is >= 1)
-        hyps = [shapes.ge(at, INT64_MIN),
-                shapes.disj(shapes.negate(keyset), shapes.conj(shapes.ge(at, 0),
-                                                               shapes.lt(at, count)))]
+        hyps = [
+            shapes.ge(at, INT64_MIN),
+            shapes.disj(shapes.negate(keyset), shapes.conj(shapes.ge(at, 0), shapes.lt(at, count))),
+        ]
         reads = []
         for r, (tensor, idx) in t.read_map.items():
             src = an.model.tensors[tensor]
             index = tuple(x.subs({"v": v}) for x in idx)
             reads.append((rsym[r].as_symbol(), tensor, index))
             bits = 8 * src.itemsize
-            hyps += [shapes.ge(rsym[r], -(2 ** (bits - 1))), shapes.le(rsym[r], 2 ** (bits - 1) - 1)]
+            hyps += [
+                shapes.ge(rsym[r], -(2 ** (bits - 1))),
+                shapes.le(rsym[r], 2 ** (bits - 1) - 1),
+            ]
             if src.values is not None:  # an in-bounds read satisfies the declared range
-                inside = shapes.conj(*(shapes.conj(shapes.ge(x, 0), shapes.lt(x, n_))
-                                       for x, n_ in zip(index, src.shape)))
+                inside = shapes.conj(
+                    *(
+                        shapes.conj(shapes.ge(x, 0), shapes.lt(x, n_))
+                        for x, n_ in zip(index, src.shape)
+                    )
+                )
                 hyps.append(shapes.disj(shapes.negate(inside), src.values.subs({"v": rsym[r]})))
         out.append(_TableRead(n, inst(d.index[0]), at, _key_bounds(t), keyset, hyps, reads))
     return out
@@ -302,4 +328,3 @@ def why_unknown(ans: Answer) -> Answer:
     if ans.status == "unknown":
         return Answer("unknown", reason=f"the witness method could not decide: {ans.reason}")
     return ans
-
