@@ -269,7 +269,8 @@ def check_numeric(
     if not tried:
         return NumericResult(
             "error",
-            message="nothing could be run at any chosen size: "
+            message=("nothing could be run" if oom else "no inputs could be drawn")
+            + " at any chosen size: "
             + "; ".join(r.get("skipped") or r.get("not_run", "") for r in runs),
             seconds=time.perf_counter() - t0,
             detail={"runs": runs},
