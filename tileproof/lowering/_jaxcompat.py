@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-__all__ = ["scan_operands"]
+__all__ = ["CALLS", "scan_operands"]
+
+#: primitives that call a nested jaxpr with the caller's operands (their body is walked in
+#: place); one list for the spec lowering and the Pallas front end
+CALLS = (
+    "pjit",
+    "jit",
+    "closed_call",
+    "core_call",
+    "remat",
+    "checkpoint",
+    "custom_jvp_call",
+    "custom_vjp_call",
+    "custom_vjp_call_jaxpr",
+)
 
 
 def scan_operands(p, vals) -> tuple[list, list, list]:

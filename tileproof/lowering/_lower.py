@@ -51,6 +51,7 @@ from ._data import (
     stored_value,
     unpin_written,
 )
+from ._jaxcompat import CALLS
 from ._lanesplit import CUMULATIVE, ELEMENTWISE, REDUCE, split_axes
 from ._loops import UNTRACKED, _cond, _scan
 from ._state import _Block, _Ctx, _need_cond, _need_int
@@ -68,18 +69,7 @@ from ._while import lower_while
 
 __all__ = ["lower", "trace"]
 
-_CALLS = (
-    "pjit",
-    "jit",
-    "closed_call",
-    "core_call",
-    "remat",
-    "checkpoint",
-    "custom_jvp_call",
-    "custom_vjp_call",
-    "custom_vjp_call_jaxpr",
-    "custom_lin",
-)
+_CALLS = (*CALLS, "custom_lin")
 _ARITH = ("add", "sub", "mul", "neg", "shift_left", "integer_pow", "abs", "div")
 
 

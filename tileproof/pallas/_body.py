@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from ..lowering._jaxcompat import CALLS
 from ..spec import _primitives as P
 from ..spec._errors import Location
 from ._access import (
@@ -51,17 +52,7 @@ from ._where import _FALLBACK, _at, at_location, eqn_location
 
 __all__ = ["replay"]
 
-_CALLS = (
-    "pjit",
-    "jit",
-    "closed_call",
-    "core_call",
-    "remat",
-    "checkpoint",
-    "custom_jvp_call",
-    "custom_vjp_call",
-    "custom_vjp_call_jaxpr",
-)
+_CALLS = CALLS
 # Pallas primitives whose semantics the model does not hold exactly (fail closed)
 _UNSUPPORTED_REF = (
     "atomic_rmw",

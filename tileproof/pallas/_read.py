@@ -24,6 +24,7 @@ import jax
 import numpy as np
 
 from .. import shapes
+from ..lowering._jaxcompat import CALLS
 from ..spec._errors import UNKNOWN, Location
 
 __all__ = ["BlockRead", "CallRead", "loc_of", "read_calls", "user_location"]
@@ -320,17 +321,7 @@ def _read_one(eqn, outer_vals: list) -> CallRead:
     return call
 
 
-_CALLS = (
-    "pjit",
-    "jit",
-    "closed_call",
-    "core_call",
-    "remat",
-    "checkpoint",
-    "custom_jvp_call",
-    "custom_vjp_call",
-    "custom_vjp_call_jaxpr",
-)
+_CALLS = CALLS
 
 
 # primitives whose result holds only elements of their first operand (value ranges carry over)
