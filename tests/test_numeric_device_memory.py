@@ -41,6 +41,20 @@ def test_out_of_memory_beyond_the_cap_is_reported_and_the_rest_runs(monkeypatch)
     assert {"N": 7} not in r.sizes and {"N": 3} in r.sizes
 
 
+def test_out_of_memory_in_a_shared_device_names_jobs_1(monkeypatch):
+    # ``tileproof check`` ran kernels in 8 processes on one device: the note says how to
+    # give the kernel all of it
+    _refuse_at(7, monkeypatch)
+    monkeypatch.setattr(_check, "CAP_ELEMENTS", 4)
+    monkeypatch.setenv("TILEPROOF_SHARED_DEVICE", "8")
+    r = check_numeric(copy, sizes=[{"N": 7}, {"N": 3}], gradients=False)
+    assert r.status == "matched", r.message
+    assert "8 processes shared the device: --jobs 1 gives this kernel all of it" in r.message
+    monkeypatch.setenv("TILEPROOF_SHARED_DEVICE", "1")
+    r = check_numeric(copy, sizes=[{"N": 7}, {"N": 3}], gradients=False)
+    assert "shared the device" not in r.message
+
+
 def test_out_of_memory_at_ordinary_sizes_is_an_error(monkeypatch):
     _refuse_at(3, monkeypatch)
     r = check_numeric(copy, sizes=[{"N": 3}, {"N": 2}], gradients=False)

@@ -78,7 +78,6 @@ def test_find_kernels_refs_load_the_same_kernel_again(repo):
         (3, 1, False, True, 3),  # --jobs wins
         (None, 2, False, True, 2),  # then [tool.tileproof] jobs
         (None, 1, True, True, 1),  # static runs stay in one process
-        (None, 1, False, False, 1),  # an accelerator is filled by one process
     ],
 )
 def test_choose_jobs(monkeypatch, requested, configured, static, cpu, expected):
@@ -93,3 +92,13 @@ def test_numeric_runs_on_a_cpu_use_up_to_four_processes(monkeypatch):
     assert _workers.choose_jobs(None, project.Config(), static=False) == 4
     monkeypatch.setattr(_workers.os, "cpu_count", lambda: 2)
     assert _workers.choose_jobs(None, project.Config(), static=False) == 2
+
+
+@pytest.mark.parametrize("cores, expected", [(16, 8), (64, 8), (6, 3), (1, 1)])
+def test_numeric_runs_on_an_accelerator_share_it(monkeypatch, cores, expected):
+    # host-bound compiles: one process per two host cores, at most eight
+    monkeypatch.setattr(_workers, "_cpu_backend", lambda: False)
+    monkeypatch.setattr(_workers.os, "cpu_count", lambda: cores)
+    assert _workers.choose_jobs(None, project.Config(), static=False) == expected
+    assert _workers.choose_jobs(None, project.Config(), static=True) == 1
+    assert _workers.choose_jobs(1, project.Config(), static=False) == 1

@@ -331,6 +331,11 @@ def _check(args) -> int:
         )
     if (sizes or args.seed is not None) and args.static:
         return _usage("--sizes and --seed choose numeric inputs;", "drop --static to run them.")
+    if not args.static:
+        # before JAX's first look at the device (``choose_jobs`` asks for the backend): a
+        # GPU client grabs 75% of the memory at start-up unless told otherwise, which would
+        # starve the worker processes that may follow, so every process allocates as it goes
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     if config.devices is not None and not args.static:
         import jax
 
@@ -349,9 +354,9 @@ def _check(args) -> int:
         numeric_options["seed"] = args.seed
     jobs = choose_jobs(args.jobs, config, static=args.static)
     if jobs > 1:
-        # each worker is a JAX process: on a GPU, grabbing 75% of its memory each would starve
-        # the others (cuBLAS fails to initialise), so let them allocate as they go
-        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        # the workers (spawned: they inherit the environment) say so when a point finds the
+        # device full because the others hold part of it
+        os.environ["TILEPROOF_SHARED_DEVICE"] = str(jobs)
     targets = list(args.targets) or [config.resolve(p) for p in config.paths] or None
     skipped: list[tuple[str, str]] = []
     empty: list[tuple[str, str]] = []

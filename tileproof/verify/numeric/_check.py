@@ -24,6 +24,7 @@ sides so a GPU's TF32 default does not show as a mismatch.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -307,7 +308,7 @@ def check_numeric(
     if oom:
         note = "; ".join(
             f"not run at {_fmt(e)}: out of device memory (the authors' sizes; "
-            "the smaller points ran)"
+            f"the smaller points ran{_shared_device()})"
             for e in oom[:2]
         )
         message = f"{message}; {note}" if message else note
@@ -415,6 +416,18 @@ def _devices(kernel, devices: int | None) -> list | None:
             kernel.location,
         )
     return list(have[:devices])
+
+
+def _shared_device() -> str:
+    """What to add to an out-of-memory note when ``tileproof check`` ran kernels in several
+    processes on one device (it sets ``TILEPROOF_SHARED_DEVICE`` to their number)."""
+    try:
+        jobs = int(os.environ.get("TILEPROOF_SHARED_DEVICE", "1"))
+    except ValueError:
+        return ""
+    if jobs <= 1:
+        return ""
+    return f"; {jobs} processes shared the device: --jobs 1 gives this kernel all of it"
 
 
 def _out_of_memory_beyond_cap(kernel, env, e: Exception) -> bool:
