@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ..lowering._jaxcompat import CALLS
+from ..lowering._jaxcompat import CALLS, scan_operands
 from ..spec import _primitives as P
 from ..spec._errors import Location
 from ._access import (
@@ -420,9 +420,9 @@ class _Replay:
 
     def scan(self, eqn, vals, loc):
         p = eqn.params
-        nc, ncar = p["num_consts"], p["num_carry"]
         vals = [_materialize(v) for v in vals]
-        consts, init, xs = vals[:nc], vals[nc : nc + ncar], vals[nc + ncar :]
+        consts, init, xs = scan_operands(p, vals)  # the params differ between JAX 0.10 and 0.11
+        ncar = len(init)
         if any(isinstance(v, _View) for v in list(init) + list(xs)):
             raise _Unmodelled("a ref carried or scanned through a loop", loc)
         j = p["jaxpr"]
