@@ -22,10 +22,14 @@ import argparse
 import functools
 import statistics
 import time
+import warnings
 
 import jax
 import numpy as np
-from jax.experimental.pallas.ops.gpu import decode_attention, layer_norm, softmax
+
+with warnings.catch_warnings():  # JAX 0.11 deprecates these files (tokamax); they still ship
+    warnings.filterwarnings("ignore", "jax.experimental.pallas.ops.gpu", DeprecationWarning)
+    from jax.experimental.pallas.ops.gpu import decode_attention, layer_norm, softmax
 
 import tileproof as tp
 from tileproof.pallas import function_runner
