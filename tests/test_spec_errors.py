@@ -114,12 +114,17 @@ def test_any_exception_while_tracing_is_a_spec_error(raised):
 def test_cli_exits_2_when_a_spec_module_raises(tmp_path, where, raised):
     spec = tmp_path / "raising_spec.py"
     body = f"    raise {raised}" if where == "body" else "    tp.store(o, (0,), 1.0)"
-    spec.write_text("import tileproof.spec as tp\n"
-                    + (f"raise {raised}\n" if where == "module" else "\n")
-                    + "@tp.kernel(grid={'i': 4}, tensors=dict(o=tp.Output((4,))))\n"
-                    + f"def k(o):\n{body}\n")
-    r = subprocess.run([sys.executable, "-m", "tileproof.cli", "check", "--static", str(spec)],
-                       capture_output=True, text=True)
+    spec.write_text(
+        "import tileproof.spec as tp\n"
+        + (f"raise {raised}\n" if where == "module" else "\n")
+        + "@tp.kernel(grid={'i': 4}, tensors=dict(o=tp.Output((4,))))\n"
+        + f"def k(o):\n{body}\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "tileproof.cli", "check", "--static", str(spec)],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2, r.stdout + r.stderr
     line = 2 if where == "module" else 5
     out = r.stdout + r.stderr
@@ -139,21 +144,28 @@ def test_a_body_that_never_finishes_tracing_is_stopped():
     msg = str(e.value)
     assert "'spins' did not finish tracing within 0.5 s" in msg
     assert f"test_spec_errors.py:{_line_of('MARK-spin') + 1}" in msg or (
-        f"test_spec_errors.py:{_line_of('MARK-spin')}" in msg)
+        f"test_spec_errors.py:{_line_of('MARK-spin')}" in msg
+    )
 
 
 def test_the_trace_timeout_is_configurable_and_reaches_worker_processes(tmp_path):
     spec = tmp_path / "spin_spec.py"
-    spec.write_text("import tileproof.spec as tp\n\n"
-                    "@tp.kernel(grid={'i': 4}, tensors=dict(o=tp.Output((4,))))\n"
-                    "def spin_a(o):\n    while True:\n        pass\n\n"
-                    "@tp.kernel(grid={'i': 4}, tensors=dict(o=tp.Output((4,))))\n"
-                    "def spin_b(o):\n    while True:\n        pass\n")
+    spec.write_text(
+        "import tileproof.spec as tp\n\n"
+        "@tp.kernel(grid={'i': 4}, tensors=dict(o=tp.Output((4,))))\n"
+        "def spin_a(o):\n    while True:\n        pass\n\n"
+        "@tp.kernel(grid={'i': 4}, tensors=dict(o=tp.Output((4,))))\n"
+        "def spin_b(o):\n    while True:\n        pass\n"
+    )
     import os
 
     env = {**os.environ, "TILEPROOF_TRACE_TIMEOUT_S": "1"}
-    r = subprocess.run([sys.executable, "-m", "tileproof.cli", "check", "--static", "-j", "2",
-                        str(spec)], capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "tileproof.cli", "check", "--static", "-j", "2", str(spec)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 2, r.stdout + r.stderr
     out = r.stdout + r.stderr
     assert "'spin_a' did not finish tracing within 1 s" in out

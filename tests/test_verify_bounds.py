@@ -41,8 +41,9 @@ def paged(q, k_cache, block_table, seq_lens, out):
     def body(j, acc):
         page = tp.load(block_table, (b, j))
         valid = jnp.minimum(128, seq - j * 128)
-        k = tp.load(k_cache, (tp.ds(page * 128, 128), slice(None)),
-                    mask=jnp.arange(128)[:, None] < valid)
+        k = tp.load(
+            k_cache, (tp.ds(page * 128, 128), slice(None)), mask=jnp.arange(128)[:, None] < valid
+        )
         return acc + jnp.sum(qtile @ k.T, axis=1, keepdims=True) * qtile
 
     acc = lax.fori_loop(0, (seq + 127) // 128, body, jnp.zeros((16, 128)))
@@ -50,8 +51,11 @@ def paged(q, k_cache, block_table, seq_lens, out):
 
 
 def _tail(masked: bool):
-    @tp.kernel(grid={"p": "cdiv(N, 64)"}, assume=["N <= 2**20"],
-               tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))))
+    @tp.kernel(
+        grid={"p": "cdiv(N, 64)"},
+        assume=["N <= 2**20"],
+        tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))),
+    )
     def tail(x, y):
         p = tp.program_id(0)
         n = tp.size("N")
@@ -66,7 +70,8 @@ def _pair(contiguous: bool):
     """Two-page fast path: 256 rows from page p, assuming p+1 follows (the real bug)."""
 
     @tp.kernel(
-        grid={"b": "B"}, assume=["B <= 64", "P <= 4096", "M <= 64"],
+        grid={"b": "B"},
+        assume=["B <= 64", "P <= 4096", "M <= 64"],
         tensors=dict(
             k_cache=tp.Input(("P*128", 128)),
             block_table=tp.Input(("B", "M"), "int32", values="0 <= v < P"),
@@ -92,7 +97,8 @@ def _prefetch(masked: bool):
     """The page loop prefetches the next table entry at j + 1 (the real bug: unmasked)."""
 
     @tp.kernel(
-        grid={"b": "B"}, assume=["B <= 64", "M <= 64"],
+        grid={"b": "B"},
+        assume=["B <= 64", "M <= 64"],
         tensors=dict(
             table=tp.Input(("B", "M"), "int32", values="0 <= v < 8"),
             n_pages=tp.Input(("B",), "int32", values="1 <= v <= M"),
