@@ -13,8 +13,9 @@ from test_cli import FIXED, run, write
 
 import tileproof.spec as tp
 from tileproof.lowering import lower
+from tileproof.report import KINDS
+from tileproof.report._findings import NUMERIC_STATUSES
 from tileproof.verify import verify_kernel
-from tileproof.verify._report import KINDS, NUMERIC_STATUSES
 from tileproof.verify.numeric import check_numeric
 from tileproof.verify.static import check_static
 
@@ -271,9 +272,8 @@ RAISING_SPEC = FIXED.replace(
 
 
 def test_a_numeric_error_fails_the_command_sarif_and_assert_verified(repo, capsys):
+    from tileproof.report import Report, to_sarif
     from tileproof.testing import assert_verified
-    from tileproof.verify._format import to_sarif
-    from tileproof.verify._report import Report
 
     assert RAISING_SPEC != FIXED
     write(repo / "broken_spec.py", RAISING_SPEC)
