@@ -6,19 +6,10 @@ import textwrap
 
 import jax.numpy as jnp
 import pytest
+from _helpers import line_of
 
 import tileproof.spec as tp
 from tileproof.lowering import lower
-
-THIS = __file__
-
-
-def _line_of(fragment: str) -> int:
-    with open(THIS) as f:
-        for n, line in enumerate(f, 1):
-            if fragment in line and "_line_of" not in line:
-                return n
-    raise AssertionError(fragment)
 
 
 def test_python_if_on_program_id():
@@ -30,7 +21,7 @@ def test_python_if_on_program_id():
     with pytest.raises(tp.SpecError) as e:
         lower(k)
     msg = str(e.value)
-    assert f"test_spec_errors.py:{_line_of('MARK-if')}" in msg
+    assert f"test_spec_errors.py:{line_of(__file__, 'MARK-if')}" in msg
     assert "Python control flow on a traced value" in msg
     assert "tp.when(cond)" in msg and "\n" not in msg
 
@@ -44,7 +35,7 @@ def test_body_that_does_not_trace():
     with pytest.raises(tp.SpecError) as e:
         lower(k)
     msg = str(e.value)
-    assert f"test_spec_errors.py:{_line_of('MARK-matmul')}" in msg
+    assert f"test_spec_errors.py:{line_of(__file__, 'MARK-matmul')}" in msg
     assert "does not trace" in msg and "TypeError" in msg
 
 
@@ -52,7 +43,7 @@ def test_shape_expression_typo_names_line_and_column():
     with pytest.raises(tp.SpecError) as e:
         tp.Input(("B*S +", 64))  # MARK-typo
     msg = str(e.value)
-    assert f"test_spec_errors.py:{_line_of('MARK-typo')}" in msg
+    assert f"test_spec_errors.py:{line_of(__file__, 'MARK-typo')}" in msg
     assert "syntax error" in msg and "column" in msg
 
 
@@ -60,7 +51,7 @@ def test_domain_typo():
     with pytest.raises(tp.SpecError) as e:
         bad = ["N %% 8 == 0"]
         tp.kernel(grid={"i": "N"}, assume=bad, tensors=dict(o=tp.Output(("N",))))  # MARK-dom
-    assert f"test_spec_errors.py:{_line_of('MARK-dom')}" in str(e.value)
+    assert f"test_spec_errors.py:{line_of(__file__, 'MARK-dom')}" in str(e.value)
 
 
 def test_wrong_index_arity_points_at_the_access():
@@ -70,7 +61,7 @@ def test_wrong_index_arity_points_at_the_access():
 
     with pytest.raises(tp.SpecError) as e:
         lower(k)
-    assert f"test_spec_errors.py:{_line_of('MARK-arity')}" in str(e.value)
+    assert f"test_spec_errors.py:{line_of(__file__, 'MARK-arity')}" in str(e.value)
     assert "has 2 dimensions but the index has 1" in str(e.value)
 
 
@@ -105,7 +96,7 @@ def test_any_exception_while_tracing_is_a_spec_error(raised):
     with pytest.raises(tp.SpecError) as e:
         lower(k)
     msg = str(e.value)
-    assert f"test_spec_errors.py:{_line_of('MARK-raise')}" in msg
+    assert f"test_spec_errors.py:{line_of(__file__, 'MARK-raise')}" in msg
     assert raised.split("(")[0] in msg and "does not trace" in msg
 
 
@@ -143,8 +134,8 @@ def test_a_body_that_never_finishes_tracing_is_stopped():
         trace(spins, timeout_s=0.5)
     msg = str(e.value)
     assert "'spins' did not finish tracing within 0.5 s" in msg
-    assert f"test_spec_errors.py:{_line_of('MARK-spin') + 1}" in msg or (
-        f"test_spec_errors.py:{_line_of('MARK-spin')}" in msg
+    assert f"test_spec_errors.py:{line_of(__file__, 'MARK-spin') + 1}" in msg or (
+        f"test_spec_errors.py:{line_of(__file__, 'MARK-spin')}" in msg
     )
 
 

@@ -9,27 +9,18 @@ import sys
 import textwrap
 
 import pytest
+from _helpers import line_of
 
 import tileproof.spec as tp
 from tileproof.lowering import lower
 from tileproof.verify.static import check_static
 
-THIS = __file__
-
-
-def _line_of(fragment: str) -> int:
-    with open(THIS) as f:
-        for n, line in enumerate(f, 1):
-            if fragment in line and "_line_of" not in line:
-                return n
-    raise AssertionError(fragment)
-
 
 def _copy(grid, sizes=("N",), **kw):
     def deco():
-        @tp.kernel(
+        @tp.kernel(  # MARK-decl: a spec error names the decorator's line
             grid=grid,
-            assume=[f"{s} <= 64" for s in sizes],  # MARK-decl
+            assume=[f"{s} <= 64" for s in sizes],
             tensors=dict(x=tp.Input((sizes[0],)), y=tp.Output((sizes[0],))),
             **kw,
         )
@@ -57,7 +48,7 @@ def test_clashing_or_reserved_names_are_spec_errors(grid, sizes, what):
     with pytest.raises(tp.SpecError) as e:
         _copy(grid, sizes)()
     msg = str(e.value)
-    assert what in msg and f"test_spec_names.py:{_line_of('MARK-decl')}" in msg
+    assert what in msg and f"test_spec_names.py:{line_of(__file__, 'MARK-decl')}" in msg
     assert "Rename" in msg and "\n" not in msg
 
 

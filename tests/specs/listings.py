@@ -1,7 +1,6 @@
 """Listing helpers shared by the catalog lowering tests: what changed between two specs."""
 
 import difflib
-import inspect
 
 from tileproof.lowering import lower
 
@@ -24,13 +23,3 @@ def changed(correct, variant) -> tuple[list[str], list[str]]:
         [d[2:].strip() for d in diff if d.startswith("- ")],
         [d[2:].strip() for d in diff if d.startswith("+ ")],
     )
-
-
-def source_line(module, marker: str) -> int:
-    """The line of `module`'s source that holds `marker` (exactly one does), so that tests
-    name the catalog's lines by their content rather than pinning numbers that formatting
-    or an edit above them moves."""
-    lines = inspect.getsource(module).splitlines()
-    found = [n for n, text in enumerate(lines, 1) if marker in text]
-    assert len(found) == 1, f"{marker!r} is on lines {found} of {module.__name__}"
-    return found[0]
