@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 from jax import lax
+from specs.kernels import tiles
 
 import tileproof.spec as tp
 from tileproof.lowering import lower
@@ -20,20 +21,6 @@ def _one(obs, text):
     found = [o for o in obs if text in o.message or text in o.reason]
     assert found, [o.message for o in obs]
     return found[0]
-
-
-def _tiles(grid: str):
-    @tp.kernel(
-        grid={"p": grid},
-        assume=["N <= 2**20"],
-        tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))),
-    )
-    def tiles(x, y):
-        p, n = tp.program_id(0), tp.size("N")
-        mask = (p * 64 + jnp.arange(64)) < n
-        tp.store(y, (tp.ds(p * 64, 64),), tp.load(x, (tp.ds(p * 64, 64),), mask=mask), mask=mask)
-
-    return tiles
 
 
 def _compressor(fixed: bool):
@@ -108,12 +95,12 @@ def two_stores(y):
 
 
 def test_cdiv_grid_covers_every_element_once():
-    obs = _coverage(_tiles("cdiv(N, 64)"))
+    obs = _coverage(tiles("cdiv(N, 64)"))
     assert [o.status for o in obs] == ["proved", "proved"], [(o.message, o.reason) for o in obs]
 
 
 def test_floor_div_grid_drops_the_tail():
-    obs = _coverage(_tiles("N // 64"))
+    obs = _coverage(tiles("N // 64"))
     ex = _one(obs, "never written")
     assert ex.status == "violated"
     cx = ex.counterexample

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 from jax import lax
+from specs.kernels import closed_ring
 
 import tileproof.spec as tp
 from tileproof.lowering import lower
 from tileproof.verify.static import check_static
-
-SHARDS = dict(k=tp.Input(("n*16", 64), sharded=True), out=tp.Output(("n*16", 64)))
 
 
 def _ring_obs(kernel):
@@ -18,28 +17,6 @@ def _ring_obs(kernel):
 
 def _bad(obs):
     return [o for o in obs if o.status != "proved"]
-
-
-def _closed(steps_short: int = 0):
-    """A closed ring: at step s rank r holds the chunk of rank (r - s) mod n."""
-
-    @tp.kernel(
-        grid={"r": "n"}, assume=["n <= 64"], ranks=tp.Ranks("n", "ring", name="r"), tensors=SHARDS
-    )
-    def ring(k, out):
-        r, n = tp.program_id(0), tp.num_ranks()
-        x = tp.load(k, (tp.ds(r * 16, 16), slice(None)))
-        acc = tp.fold(x)
-
-        def step(s, carry):
-            cur, acc = carry
-            cur = tp.sendrecv(cur, to=(r + 1) % n, frm=(r - 1) % n)
-            return cur, acc + tp.fold(cur)
-
-        _, acc = lax.fori_loop(1, n - steps_short, step, (x, acc))
-        tp.store(out, (tp.ds(r * 16, 16), slice(None)), acc)
-
-    return ring
 
 
 def _mesh(*, short=False, guard_edges=True, gate=False):
@@ -79,13 +56,13 @@ def _mesh(*, short=False, guard_edges=True, gate=False):
 
 
 def test_closed_ring_is_proved_for_every_rank_count():
-    obs = _ring_obs(_closed())
+    obs = _ring_obs(closed_ring())
     assert obs and not _bad(obs), [(o.message, o.reason) for o in _bad(obs)]
     assert any("folds every chunk" in o.message for o in obs)
 
 
 def test_closed_ring_a_step_short_misses_a_chunk():
-    obs = _ring_obs(_closed(steps_short=1))
+    obs = _ring_obs(closed_ring(steps_short=1))
     (miss,) = [o for o in obs if "never folds" in o.message]
     assert miss.status == "violated"
     cx = miss.counterexample

@@ -8,12 +8,11 @@ from __future__ import annotations
 import jax.numpy as jnp
 import pytest
 from jax import lax
+from specs.kernels import SHARDS
 
 import tileproof.spec as tp
 from tileproof.lowering import lower
 from tileproof.verify.static import check_static
-
-SHARDS = dict(k=tp.Input(("n*16", 64), sharded=True), out=tp.Output(("n*16", 64)))
 
 
 def _ring(kernel):
