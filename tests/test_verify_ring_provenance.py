@@ -8,7 +8,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import pytest
 from jax import lax
-from specs.kernels import SHARDS
+from specs.kernels import closed_ring
 
 import tileproof.spec as tp
 from tileproof.lowering import lower
@@ -23,53 +23,13 @@ def _statuses(kernel) -> set[str]:
     return {o.status for o in _ring(kernel)}
 
 
-def _closed(*, fold: str = "received", recv_gate: bool = False, send_gate: bool = False):
-    """A closed ring passing every chunk once around; ``fold`` picks what each step folds:
-    ``received`` (correct), ``sum`` (the carried own chunk plus the received one; also
-    ``sum_received_first``),
-    ``where`` (the received chunk where it arrived, zeros elsewhere: correct),
-    ``cond`` (the same through ``lax.cond``: correct).  ``recv_gate``: rank 0 receives
-    nothing (and rank n-1 sends it nothing) yet folds what it "received".  ``send_gate``:
-    rank 0 sends nothing while rank 1 still receives from it."""
-
-    @tp.kernel(
-        grid={"r": "n"}, assume=["n <= 64"], ranks=tp.Ranks("n", "ring", name="r"), tensors=SHARDS
-    )
-    def ring(k, out):
-        r, n = tp.program_id(0), tp.num_ranks()
-        x = tp.load(k, (tp.ds(r * 16, 16), slice(None)))
-        acc = tp.fold(x)
-
-        def step(s, carry):
-            cur, acc = carry
-            send = (r != n - 1) if recv_gate else (r != 0) if send_gate else True
-            recv = (r != 0) if recv_gate else True
-            cur = tp.sendrecv(cur, to=(r + 1) % n, frm=(r - 1) % n, send=send, recv=recv)
-            if fold == "sum":
-                return cur, acc + tp.fold(x + cur)
-            if fold == "sum_received_first":
-                return cur, acc + tp.fold(cur + x)
-            if fold == "where":
-                got = tp.fold(jnp.where(r >= 0, cur, 0.0))
-                return cur, acc + got
-            if fold == "cond":
-                got = lax.cond(r >= 0, lambda: cur, lambda: jnp.zeros_like(cur))
-                return cur, acc + tp.fold(got)
-            return cur, acc + tp.fold(cur)
-
-        _, acc = lax.fori_loop(1, n, step, (x, acc))
-        tp.store(out, (tp.ds(r * 16, 16), slice(None)), acc)
-
-    return ring
-
-
 def test_a_correct_closed_ring_stays_proved():
-    assert _statuses(_closed()) == {"proved"}
+    assert _statuses(closed_ring()) == {"proved"}
 
 
 @pytest.mark.parametrize("fold", ["sum", "sum_received_first"])
 def test_a_fold_of_a_sum_of_two_origins_is_not_one_chunk(fold):
-    obs = _ring(_closed(fold=fold))
+    obs = _ring(closed_ring(fold=fold))
     assert "proved" not in {
         o.status for o in obs if "every chunk" in o.message or "twice" in o.message
     }, [(o.status, o.message) for o in obs]
@@ -77,18 +37,18 @@ def test_a_fold_of_a_sum_of_two_origins_is_not_one_chunk(fold):
 
 
 def test_choosing_the_received_chunk_or_nothing_keeps_its_origin():
-    assert _statuses(_closed(fold="where")) == {"proved"}
-    assert _statuses(_closed(fold="cond")) == {"proved"}
+    assert _statuses(closed_ring(fold="where")) == {"proved"}
+    assert _statuses(closed_ring(fold="cond")) == {"proved"}
 
 
 def test_folding_what_was_never_received_is_no_chunk():
-    obs = _ring(_closed(recv_gate=True))
+    obs = _ring(closed_ring(recv_gate=True))
     bad = [o for o in obs if o.status == "violated"]
     assert any("rank 0 never folds the chunk" in o.message for o in bad), [o.message for o in obs]
 
 
 def test_a_receive_whose_sender_does_not_send_is_a_violation():
-    bad = [o for o in _ring(_closed(send_gate=True)) if o.status == "violated"]
+    bad = [o for o in _ring(closed_ring(send_gate=True)) if o.status == "violated"]
     assert bad
 
 
@@ -454,7 +414,7 @@ def test_an_exit_every_rank_takes_alike_keeps_the_ring_proved():
     assert obs and all(o.status == "proved" for o in obs), [(o.status, o.message) for o in obs]
 
 
-def test_arrival_decided_by_data_read_in_the_step_fails_closed():
+def test_arrival_decided_by_data_read_in_the_step_failsclosed_ring():
     """Whether the tile arrives depends on a table entry the step reads: the carry's
     validity across steps has no exact model, so the fold is unsupported, never proved."""
 
@@ -492,7 +452,7 @@ def test_arrival_decided_by_data_read_in_the_step_fails_closed():
     assert any(o.status == "unknown" and "not modelled" in o.message for o in obs), obs
 
 
-def test_a_send_condition_on_the_senders_own_table_entry_fails_closed():
+def test_a_send_condition_on_the_senders_own_table_entry_failsclosed_ring():
     """``send=recv=on[r] > 0``: whether rank r - 1 sends depends on *its* entry
     ``on[r - 1]``, which renaming the rank in this rank's read ``on[r]`` would not give (a
     rank with ``on[r] = 1`` whose sender has ``on[r - 1] = 0`` folds poison): unsupported."""

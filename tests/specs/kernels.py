@@ -65,9 +65,20 @@ def tiles(grid: str = "cdiv(N, 64)", limit: str = "2**20"):
     return tiles
 
 
-def closed_ring(steps_short: int = 0):
+def closed_ring(
+    steps_short: int = 0,
+    *,
+    fold: str = "received",
+    recv_gate: bool = False,
+    send_gate: bool = False,
+):
     """A closed ring: at step s rank r holds the chunk of rank (r - s) mod n and folds it;
-    ``steps_short`` steps fewer than n - 1 miss chunks."""
+    ``steps_short`` steps fewer than n - 1 miss chunks.  ``fold`` picks what each step
+    folds: ``received`` (correct), ``sum`` (the carried own chunk plus the received one;
+    also ``sum_received_first``), ``where`` (the received chunk where it arrived, zeros
+    elsewhere: correct), ``cond`` (the same through ``lax.cond``: correct).  ``recv_gate``:
+    rank 0 receives nothing (and rank n-1 sends it nothing) yet folds what it "received".
+    ``send_gate``: rank 0 sends nothing while rank 1 still receives from it."""
 
     @tp.kernel(
         grid={"r": "n"}, assume=["n <= 64"], ranks=tp.Ranks("n", "ring", name="r"), tensors=SHARDS
@@ -79,7 +90,19 @@ def closed_ring(steps_short: int = 0):
 
         def step(s, carry):
             cur, acc = carry
-            cur = tp.sendrecv(cur, to=(r + 1) % n, frm=(r - 1) % n)
+            send = (r != n - 1) if recv_gate else (r != 0) if send_gate else True
+            recv = (r != 0) if recv_gate else True
+            cur = tp.sendrecv(cur, to=(r + 1) % n, frm=(r - 1) % n, send=send, recv=recv)
+            if fold == "sum":
+                return cur, acc + tp.fold(x + cur)
+            if fold == "sum_received_first":
+                return cur, acc + tp.fold(cur + x)
+            if fold == "where":
+                got = tp.fold(jnp.where(r >= 0, cur, 0.0))
+                return cur, acc + got
+            if fold == "cond":
+                got = lax.cond(r >= 0, lambda: cur, lambda: jnp.zeros_like(cur))
+                return cur, acc + tp.fold(got)
             return cur, acc + tp.fold(cur)
 
         _, acc = lax.fori_loop(1, n - steps_short, step, (x, acc))
