@@ -11,11 +11,16 @@ import pytest
 
 
 def pytest_addoption(parser):
-    parser.addoption("--update-golden", action="store_true", default=False,
-                     help="rewrite tests/golden/* from the current output (then review the diff)")
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite tests/golden/* from the current output (then review the diff)",
+    )
 
 
 @pytest.fixture
 def update_golden(request) -> bool:
-    return bool(request.config.getoption("--update-golden")
-                or os.environ.get("TILEPROOF_UPDATE_GOLDEN"))
+    return bool(
+        request.config.getoption("--update-golden") or os.environ.get("TILEPROOF_UPDATE_GOLDEN")
+    )

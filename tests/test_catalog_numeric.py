@@ -37,7 +37,9 @@ def test_every_variant_is_classified():
     assert {v.name for v in bugs.VARIANTS} == set(OBSERVABLE) | STATIC_ONLY
 
 
-@pytest.mark.parametrize("variant", [v for v in bugs.VARIANTS if v.name in OBSERVABLE], ids=lambda k: k.name)
+@pytest.mark.parametrize(
+    "variant", [v for v in bugs.VARIANTS if v.name in OBSERVABLE], ids=lambda k: k.name
+)
 def test_defect_confirmed_at_the_counterexample(variant):
     rep = verify_kernel(variant)
     ces = [o.counterexample for o in rep.obligations if o.status == "violated" and o.counterexample]

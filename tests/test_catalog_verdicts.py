@@ -40,7 +40,11 @@ def test_correct_spec_is_proved_completely(kernel):
     rep = verify_kernel(kernel)
     assert rep.error is None
     assert rep.obligations, "a spec with no obligations proves nothing"
-    bad = [f"{o.kind} {o.status}: {o.message} {o.reason}" for o in rep.obligations if o.status != "proved"]
+    bad = [
+        f"{o.kind} {o.status}: {o.message} {o.reason}"
+        for o in rep.obligations
+        if o.status != "proved"
+    ]
     assert bad == []
     assert {o.kind for o in rep.obligations} >= {"shape", "bounds", "coverage", "overflow", "race"}
 
@@ -50,7 +54,9 @@ def _substitutes(o) -> bool:
     return all(not k.startswith("_") and "__" not in k for k in o.counterexample)
 
 
-@pytest.mark.parametrize("variant", [v for v in bugs.VARIANTS if v.name in EXPECTED], ids=lambda k: k.name)
+@pytest.mark.parametrize(
+    "variant", [v for v in bugs.VARIANTS if v.name in EXPECTED], ids=lambda k: k.name
+)
 def test_variant_is_flagged_with_its_kind(variant):
     kinds, fragments = EXPECTED[variant.name]
     rep = verify_kernel(variant)
@@ -66,7 +72,9 @@ def test_variant_is_flagged_with_its_kind(variant):
     assert not rep.ok
 
 
-@pytest.mark.parametrize("variant", [v for v in bugs.VARIANTS if v.name in NUMERIC_ONLY], ids=lambda k: k.name)
+@pytest.mark.parametrize(
+    "variant", [v for v in bugs.VARIANTS if v.name in NUMERIC_ONLY], ids=lambda k: k.name
+)
 def test_numeric_only_defects_pass_the_static_check(variant):
     rep = verify_kernel(variant)
     assert all(o.status == "proved" for o in rep.obligations)

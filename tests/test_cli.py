@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import pytest
+from _helpers import CONTRACT_KINDS
 
 from tileproof import cli
 
@@ -88,16 +89,7 @@ def test_json_is_the_design_contract(repo, capsys):
     assert k["name"] == "scale" and k["source"].endswith("scale_spec.py:7")
     for o in k["obligations"]:
         assert {"kind", "status", "message", "location", "counterexample"} <= set(o)
-        assert o["kind"] in (
-            "shape",
-            "bounds",
-            "coverage",
-            "overflow",
-            "split",
-            "barrier",
-            "race",
-            "ring",
-        )
+        assert o["kind"] in CONTRACT_KINDS
         assert o["status"] in ("proved", "violated", "unknown", "skipped")
     assert set(k["numeric"]) >= {"status", "sizes", "max_abs_err", "max_rel_err", "gradients"}
     assert k["numeric"]["status"] == "skipped"  # --static

@@ -128,7 +128,7 @@ def test_tolerances_and_budget_reach_the_numeric_check(repo, monkeypatch):
         "float32": {"rtol": 1e-3, "atol": 1e-4}
     }
     import tileproof.verify.numeric as numeric
-    from tileproof.verify._report import NumericResult
+    from tileproof.report import NumericResult
 
     seen = {}
 
@@ -204,7 +204,7 @@ def test_violations_are_cached_too_and_stay_violations(repo, capsys, monkeypatch
     ],
 )
 def test_unknowns_for_lack_of_time_are_not_cached(repo, reason):
-    from tileproof.verify._report import Obligation
+    from tileproof.report import Obligation
 
     cache = project.ProofCache(repo / "c")
     cache.put("k" * 64, [Obligation("bounds", "unknown", "m", reason=reason)])

@@ -70,7 +70,7 @@ def test_editing_the_reference_in_the_spec_file_misses_the_cache(repo, capsys):
     assert rc == 1 and "numeric: mismatch" in out
 
 
-HELPED = '''\
+HELPED = """\
 import jax.numpy as jnp
 
 import tileproof.spec as tp
@@ -85,7 +85,7 @@ def scale(x, y):
     mask = i * 64 + jnp.arange(64) < tp.size("N")
     tile = tp.load(x, (tp.ds(i * 64, 64),), mask=mask)
     tp.store(y, (tp.ds(i * 64, 64),), twice(tile), mask=mask)
-'''
+"""
 
 
 @pytest.mark.parametrize("which", ["reference", "body"])
@@ -116,7 +116,9 @@ def test_cache_dir_variable_moves_the_caches_and_json_has_timings(repo, capsys, 
     rc, out, _ = run(capsys, "check", "--format", "json", "scale_spec.py")
     assert rc == 0
     assert not (repo / ".tileproof_cache").exists()
-    assert list((elsewhere / "numeric").rglob("*.json")) and list((elsewhere / "v1").rglob("*.json"))
+    assert list((elsewhere / "numeric").rglob("*.json")) and list(
+        (elsewhere / "v1").rglob("*.json")
+    )
     (k,) = json.loads(out)["kernels"]
     t = k["timings"]
     assert set(t) == {"lowering_s", "static_s", "numeric_s"}
@@ -150,8 +152,9 @@ def test_mismatch_prints_a_command_that_reproduces_exactly_that_point(repo, caps
     write(repo / "scale_spec.py", BUGGY)
     rc, out, _ = run(capsys, "check", "--no-cache", "scale_spec.py")
     assert rc == 1
-    m = re.search(r"    rerun: tileproof check (scale_spec\.py:scale) --sizes (N=\d+) --seed (\d+)",
-                  out)
+    m = re.search(
+        r"    rerun: tileproof check (scale_spec\.py:scale) --sizes (N=\d+) --seed (\d+)", out
+    )
     assert m, out
     assert re.search(r"failing point: N=\d+, inputs drawn with seed \d+", out)
     first = next(line for line in out.splitlines() if "numeric: mismatch" in line)
@@ -181,8 +184,7 @@ def test_rerun_of_an_index_tensor_defect_shows_the_table_and_reproduces():
     assert rerun_target(k) == "tileproof.catalog.bugs:paged_pair_contiguous"
     # the correct twin at the same point and seed matches
     twin_kernel = importlib.import_module("tileproof.catalog.paged_attention").paged_attention
-    twin = check_numeric(twin_kernel, sizes=point, seed=rerun["seed"], only=True,
-                         gradients=False)
+    twin = check_numeric(twin_kernel, sizes=point, seed=rerun["seed"], only=True, gradients=False)
     assert twin.status == "matched"
 
 
@@ -226,8 +228,11 @@ def test_size_driven_overflows_collapse_into_one_finding_naming_the_maxima(repo,
     assert "in kernel rows" in heads[0] and "declare maxima for B (" in heads[0]
     assert "sites: rows_spec.py:8, rows_spec.py:9, rows_spec.py:10" in out
     rc, js, _ = run(capsys, "check", "--static", "--format", "json", "rows_spec.py")
-    bad = [o for o in json.loads(js)["kernels"][0]["obligations"]
-           if o["kind"] == "overflow" and o["status"] == "violated"]
+    bad = [
+        o
+        for o in json.loads(js)["kernels"][0]["obligations"]
+        if o["kind"] == "overflow" and o["status"] == "violated"
+    ]
     assert len(bad) >= 2  # the JSON keeps every finding
     rc, out, _ = run(capsys, "check", "--static", "-v", "rows_spec.py")
     assert all(o["message"] in out for o in bad)  # --verbose lists each
@@ -244,8 +249,9 @@ def test_every_finding_names_its_kernel(repo, capsys):
     assert rc == 1
     findings = [line for line in out.splitlines() if re.match(r"two_spec\.py:\d+: \w+: ", line)]
     # each ends "(in kernel NAME)" and then its code, two spaces apart as mypy prints them
-    assert findings and all(re.search(r"\(in kernel (scale|other)\)  \[TP\d{3}\]$", f)
-                            for f in findings)
+    assert findings and all(
+        re.search(r"\(in kernel (scale|other)\)  \[TP\d{3}\]$", f) for f in findings
+    )
     assert {"scale", "other"} == {re.search(r"kernel (\w+)\)  \[", f)[1] for f in findings}
 
 
@@ -253,13 +259,23 @@ def test_every_finding_names_its_kernel(repo, capsys):
 
 
 def _cli_on_devices(repo, *argv: str, n: int = 4) -> subprocess.CompletedProcess:
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}",
-           "JAX_PLATFORMS": "cpu", "TILEPROOF_CACHE_DIR": str(repo / "cache"),
-           # this checkout's tileproof, whatever the working directory
-           "PYTHONPATH": os.pathsep.join([HERE, os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}",
+        "JAX_PLATFORMS": "cpu",
+        "TILEPROOF_CACHE_DIR": str(repo / "cache"),
+        # this checkout's tileproof, whatever the working directory
+        "PYTHONPATH": os.pathsep.join([HERE, os.environ.get("PYTHONPATH", "")]),
+    }
     code = "import sys; from tileproof.cli import main; sys.exit(main(sys.argv[1:]))"
-    return subprocess.run([sys.executable, "-c", code, *argv], cwd=repo, env=env,
-                          capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def test_devices_puts_ranks_on_devices_and_refuses_more_than_exist(repo):
@@ -287,7 +303,6 @@ def test_devices_setting_in_pyproject(repo, capsys):
     rc, _, err = run(capsys, "check", "scale_spec.py")
     assert rc == 2 and "--devices 64: JAX sees only" in err
     assert run(capsys, "check", "--static", "scale_spec.py")[0] == 0  # no numerics: no devices
-
 
 
 def test_a_warm_run_starts_no_worker_process(repo, capsys, monkeypatch):

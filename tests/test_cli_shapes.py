@@ -33,7 +33,9 @@ def test_prove_proved_kernel_query_exit_0(capsys):
 
 
 def test_prove_inconsistent_exit_1(capsys):
-    code, out, _ = run(capsys, "shapes", "prove", "a >= b", "--assume", "a <= 0", "--format", "json")
+    code, out, _ = run(
+        capsys, "shapes", "prove", "a >= b", "--assume", "a <= 0", "--format", "json"
+    )
     assert code == 1 and json.loads(out)["verdict"] == "inconsistent"
 
 

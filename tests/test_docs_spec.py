@@ -19,10 +19,32 @@ BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
 
 def test_the_page_has_one_example_per_construct():
     text = "\n".join(BLOCKS)
-    for name in ("tp.kernel", "tp.Input", "tp.Output", "tp.Scratch", "tp.ds", "tp.load",
-                 "tp.store", "mask=", "values=", "distinct=True", "enumerates=", "tp.barrier",
-                 "tp.Launch", "tp.when", "tp.lanes", "tp.lane_part", "tp.Ranks", "tp.sendrecv",
-                 "tp.fold", "updated=True", "index_bits=", "numeric=", "reduced=", "writes="):
+    for name in (
+        "tp.kernel",
+        "tp.Input",
+        "tp.Output",
+        "tp.Scratch",
+        "tp.ds",
+        "tp.load",
+        "tp.store",
+        "mask=",
+        "values=",
+        "distinct=True",
+        "enumerates=",
+        "tp.barrier",
+        "tp.Launch",
+        "tp.when",
+        "tp.lanes",
+        "tp.lane_part",
+        "tp.Ranks",
+        "tp.sendrecv",
+        "tp.fold",
+        "updated=True",
+        "index_bits=",
+        "numeric=",
+        "reduced=",
+        "writes=",
+    ):
         assert name in text, f"docs/spec.md has no runnable example using {name}"
 
 

@@ -57,7 +57,7 @@ def test_a_setting_error_still_exits_2_with_its_line(repo, capsys):
 
 # ------------------------------------------------------------------------- numeric=
 
-_SPEC = '''\
+_SPEC = """\
 import tileproof.spec as tp
 
 
@@ -66,12 +66,17 @@ import tileproof.spec as tp
 def copy(x, y):
     p = tp.program_id(0)
     tp.store(y, (p,), tp.load(x, (p,)))
-'''
+"""
 
 
 def _kernel(**numeric):
-    @tp.kernel(grid={"p": "N"}, assume=["N <= 8"], reference=lambda x: {"y": x},
-               tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))), numeric=numeric)
+    @tp.kernel(
+        grid={"p": "N"},
+        assume=["N <= 8"],
+        reference=lambda x: {"y": x},
+        tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))),
+        numeric=numeric,
+    )
     def copy(x, y):
         p = tp.program_id(0)
         tp.store(y, (p,), tp.load(x, (p,)))
@@ -102,14 +107,17 @@ def test_the_correctly_spelt_twin_is_accepted_and_typed(repo, capsys):
         k.numeric.budget = 3  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("numeric, fragment", [
-    ({"budget": "2"}, "must be an int >= 0"),
-    ({"gradients": "no"}, "must be True or False"),
-    ({"sizes": 3}, "a {size: value} dict or a list of them"),
-    ({"derive": 1}, "a function derive(inputs, sizes)"),
-    ({"skip": True}, "a string saying why"),
-    ({"tolerances": [1e-3]}, "a dict of dtype name"),
-])
+@pytest.mark.parametrize(
+    "numeric, fragment",
+    [
+        ({"budget": "2"}, "must be an int >= 0"),
+        ({"gradients": "no"}, "must be True or False"),
+        ({"sizes": 3}, "a {size: value} dict or a list of them"),
+        ({"derive": 1}, "a function derive(inputs, sizes)"),
+        ({"skip": True}, "a string saying why"),
+        ({"tolerances": [1e-3]}, "a dict of dtype name"),
+    ],
+)
 def test_numeric_values_of_the_wrong_type_are_spec_errors(numeric, fragment):
     with pytest.raises(tp.SpecError) as e:
         _kernel(**numeric)

@@ -8,13 +8,15 @@ import json
 
 import jax.numpy as jnp
 import pytest
+from _helpers import CONTRACT_KINDS
 from jax import lax
 from test_cli import FIXED, run, write
 
 import tileproof.spec as tp
 from tileproof.lowering import lower
+from tileproof.report import KINDS
+from tileproof.report._findings import NUMERIC_STATUSES
 from tileproof.verify import verify_kernel
-from tileproof.verify._report import KINDS, NUMERIC_STATUSES
 from tileproof.verify.numeric import check_numeric
 from tileproof.verify.static import check_static
 
@@ -89,16 +91,22 @@ def test_an_unsupported_construct_is_its_own_obligation_and_nothing_depending_on
         assert u.detail["affects"] is None
         assert all(o.message.startswith(("the domain", "tensor ", "grid ")) for o in proved)
         assert {"bounds", "coverage", "overflow", "race"} <= {
-            o.kind for o in body if o.status == "unknown"}
+            o.kind for o in body if o.status == "unknown"
+        }
 
 
 def test_a_left_out_store_into_an_index_tensor_makes_every_verdict_unknown():
     """Other tensors' proofs assume the declared range of values read back from it."""
 
-    @tp.kernel(grid={"p": "N"}, assume=["N <= 64"],
-               tensors=dict(x=tp.Input(("N", 8)), idx=tp.Scratch(("N",), "int32",
-                                                                 values="0 <= v < N"),
-                            y=tp.Output(("N", 8))))
+    @tp.kernel(
+        grid={"p": "N"},
+        assume=["N <= 64"],
+        tensors=dict(
+            x=tp.Input(("N", 8)),
+            idx=tp.Scratch(("N",), "int32", values="0 <= v < N"),
+            y=tp.Output(("N", 8)),
+        ),
+    )
     def k(x, idx, y):
         p = tp.program_id(0)
         t = tp.load(x, (p, slice(None)))
@@ -111,8 +119,7 @@ def test_a_left_out_store_into_an_index_tensor_makes_every_verdict_unknown():
     assert u.detail["affects"] is None
     bad = [o.message for o in obs if o.status == "proved" and o.kind in ("bounds", "race")]
     assert not bad, bad
-    assert any(o.kind == "bounds" and o.status == "unknown" and "store y" in o.message
-               for o in obs)
+    assert any(o.kind == "bounds" and o.status == "unknown" and "store y" in o.message for o in obs)
 
 
 def test_the_correct_twin_has_no_unsupported_construct_and_is_proved():
@@ -127,12 +134,11 @@ def test_a_selection_of_kinds_never_hides_an_unsupported_construct():
 
 
 def test_unsupported_is_a_kind_of_the_json_contract_and_error_a_numeric_status():
-    assert "unsupported" in KINDS and set(KINDS) >= {
-        "shape", "bounds", "coverage", "overflow", "split", "barrier", "race", "ring"}
+    assert "unsupported" in KINDS and set(KINDS) >= set(CONTRACT_KINDS)
     assert NUMERIC_STATUSES == ("matched", "mismatch", "error", "skipped")
 
 
-OPAQUE_SPEC = '''\
+OPAQUE_SPEC = """\
 import jax.numpy as jnp
 import tileproof.spec as tp
 
@@ -143,15 +149,19 @@ def opaque(x, y):
     p = tp.program_id(0)
     t = tp.load(x, (p, slice(None)))
     tp.store(y, (p + jnp.argmax(t).astype(jnp.int32) * 0, slice(None)), t)
-'''
+"""
 
 
 def test_a_configured_skip_never_removes_an_unsupported_construct(repo, capsys):
-    write(repo / "pyproject.toml", '[tool.tileproof.skip]\nbounds = "checked at run time"\n'
-          'coverage = "checked at run time"\noverflow = "64-bit"\nrace = "one program"\n')
+    write(
+        repo / "pyproject.toml",
+        '[tool.tileproof.skip]\nbounds = "checked at run time"\n'
+        'coverage = "checked at run time"\noverflow = "64-bit"\nrace = "one program"\n',
+    )
     write(repo / "opaque_spec.py", OPAQUE_SPEC)
-    rc, out, _ = run(capsys, "check", "--static", "--no-cache", "--format", "json",
-                     "opaque_spec.py")
+    rc, out, _ = run(
+        capsys, "check", "--static", "--no-cache", "--format", "json", "opaque_spec.py"
+    )
     assert rc == 1
     (k,) = json.loads(out)["kernels"]
     (u,) = [o for o in k["obligations"] if o["kind"] == "unsupported"]
@@ -172,8 +182,14 @@ def test_unsupported_cannot_be_configured_away(repo, capsys):
 
 
 def _rows(reference, **kw):
-    @tp.kernel(grid={"p": "N"}, assume=["N <= 16"], defaults={"N": 4}, tensors=ROWS,
-               reference=reference, **kw)
+    @tp.kernel(
+        grid={"p": "N"},
+        assume=["N <= 16"],
+        defaults={"N": 4},
+        tensors=ROWS,
+        reference=reference,
+        **kw,
+    )
     def rows(x, y):
         p = tp.program_id(0)
         tp.store(y, (p, slice(None)), 2 * tp.load(x, (p, slice(None))))
@@ -182,8 +198,13 @@ def _rows(reference, **kw):
 
 
 def _loop_barrier():
-    @tp.kernel(grid={"p": "N"}, assume=["N <= 16"], tensors=ROWS, reference=lambda x: 2 * x,
-               launch=tp.Launch(cores=16))
+    @tp.kernel(
+        grid={"p": "N"},
+        assume=["N <= 16"],
+        tensors=ROWS,
+        reference=lambda x: 2 * x,
+        launch=tp.Launch(cores=16),
+    )
     def loop_barrier(x, y):
         p = tp.program_id(0)
 
@@ -198,10 +219,12 @@ def _loop_barrier():
 
 
 def _no_inputs():
-    @tp.kernel(grid={"p": "N"}, assume=["N <= 16", "N >= 2"],
-               tensors=dict(t=tp.Input(("N",), "int32", values="0 <= v < 1", distinct=True),
-                            **ROWS),
-               reference=lambda t, x: 2 * x)
+    @tp.kernel(
+        grid={"p": "N"},
+        assume=["N <= 16", "N >= 2"],
+        tensors=dict(t=tp.Input(("N",), "int32", values="0 <= v < 1", distinct=True), **ROWS),
+        reference=lambda t, x: 2 * x,
+    )
     def no_inputs(t, x, y):
         p = tp.program_id(0)
         tp.store(y, (p, slice(None)), 2 * tp.load(x, (p, slice(None))))
@@ -209,13 +232,16 @@ def _no_inputs():
     return no_inputs
 
 
-@pytest.mark.parametrize("kernel, fragment", [
-    (_rows(lambda x: 1 // 0), "the run failed: ZeroDivisionError"),  # the reference raises
-    (_rows(lambda x: (2 * x, x)), "returns 2 values for 1 outputs"),  # wrong outputs
-    (_rows(None), "declares no reference"),
-    (_no_inputs(), "no inputs could be drawn"),
-    (_loop_barrier(), "grid barrier inside a loop"),  # a construct the executor does not run
-])
+@pytest.mark.parametrize(
+    "kernel, fragment",
+    [
+        (_rows(lambda x: 1 // 0), "the run failed: ZeroDivisionError"),  # the reference raises
+        (_rows(lambda x: (2 * x, x)), "returns 2 values for 1 outputs"),  # wrong outputs
+        (_rows(None), "declares no reference"),
+        (_no_inputs(), "no inputs could be drawn"),
+        (_loop_barrier(), "grid barrier inside a loop"),  # a construct the executor does not run
+    ],
+)
 def test_a_numeric_run_that_did_not_run_is_an_error_that_fails_the_kernel(kernel, fragment):
     res = check_numeric(kernel, budget=1, gradients=False)
     assert res.status == "error" and fragment in res.message, res.message
@@ -232,14 +258,14 @@ def test_the_correct_twin_matches_and_a_requested_skip_says_why():
     assert rep.ok
 
 
-RAISING_SPEC = FIXED.replace('reference=lambda x: {"y": 2 * x}',
-                            'reference=lambda x: {"z": 2 * x}')  # returns no y
+RAISING_SPEC = FIXED.replace(
+    'reference=lambda x: {"y": 2 * x}', 'reference=lambda x: {"z": 2 * x}'
+)  # returns no y
 
 
 def test_a_numeric_error_fails_the_command_sarif_and_assert_verified(repo, capsys):
+    from tileproof.report import Report, to_sarif
     from tileproof.testing import assert_verified
-    from tileproof.verify._format import to_sarif
-    from tileproof.verify._report import Report
 
     assert RAISING_SPEC != FIXED
     write(repo / "broken_spec.py", RAISING_SPEC)
@@ -267,7 +293,7 @@ def test_the_pytest_plugin_fails_a_kernel_whose_numeric_run_failed(pytester):
 # ---------------------------------------------------------------- residency without a machine
 
 
-BARRIER_SPEC = '''\
+BARRIER_SPEC = """\
 import tileproof.spec as tp
 
 
@@ -278,7 +304,7 @@ def staged(x, s, y):
     tp.store(s, (p, slice(None)), tp.load(x, (p, slice(None))))
     tp.barrier("grid")
     tp.store(y, (p, slice(None)), tp.load(s, ((p + 1) % tp.size("N"), slice(None))))
-'''
+"""
 
 
 def test_a_grid_barrier_without_a_machine_is_unknown_and_fails(repo, capsys):
@@ -291,8 +317,10 @@ def test_a_grid_barrier_without_a_machine_is_unknown_and_fails(repo, capsys):
 
 
 def test_with_a_machine_the_barrier_is_proved_and_a_configured_skip_says_so(repo, capsys):
-    write(repo / "staged_spec.py",
-          BARRIER_SPEC.format(launch="launch=tp.Launch(cores=16, start='together'),"))
+    write(
+        repo / "staged_spec.py",
+        BARRIER_SPEC.format(launch="launch=tp.Launch(cores=16, start='together'),"),
+    )
     rc, out, _ = run(capsys, "check", "--static", "--no-cache", "staged_spec.py")
     assert rc == 0, out
     write(repo / "staged_spec.py", BARRIER_SPEC.format(launch=""))
@@ -307,11 +335,12 @@ def test_with_a_machine_the_barrier_is_proved_and_a_configured_skip_says_so(repo
 def test_folder_discovery_keeps_files_whose_names_merely_contain_test(repo, capsys):
     for name in ("attestation_spec.py", "latest.py", "contest_kernels.py"):
         write(repo / "specs" / name, FIXED.replace("def scale", f"def {name[:-3]}"))
-    write(repo / "specs" / "test_scale.py", "raise SystemExit('a test module: not imported')\n"
-          "import tileproof\n")
+    write(
+        repo / "specs" / "test_scale.py",
+        "raise SystemExit('a test module: not imported')\nimport tileproof\n",
+    )
     write(repo / "specs" / "notes.py", "raise SystemExit('never mentions us')\n")
-    rc, out, err = run(capsys, "check", "--static", "--no-cache", "-v", "--format", "json",
-                       "specs")
+    rc, out, err = run(capsys, "check", "--static", "--no-cache", "-v", "--format", "json", "specs")
     assert rc == 0
     names = {k["name"] for k in json.loads(out)["kernels"]}
     assert names == {"attestation_spec", "latest", "contest_kernels"}
@@ -331,7 +360,7 @@ def test_a_path_that_holds_no_spec_is_a_usage_error(repo, capsys):
 # ------------------------------------------------------------------------------ index width
 
 
-WIDE_SPEC = '''\
+WIDE_SPEC = """\
 import tileproof.spec as tp
 
 
@@ -340,20 +369,23 @@ import tileproof.spec as tp
 def rows(x, o):
     b = tp.program_id(0)
     tp.store(o, (b, tp.ds(0, 8)), tp.load(x, (b, tp.ds(0, 8))))
-'''
+"""
 
 
-@pytest.mark.parametrize("bits, rc, width, origin", [
-    ("", 0, 64, "config"),  # undeclared: the project's index-bits widens it
-    ("index_bits=32,", 1, 32, "kernel"),  # declared: never changed by configuration
-    ("index_bits=64,", 0, 64, "kernel"),
-])
+@pytest.mark.parametrize(
+    "bits, rc, width, origin",
+    [
+        ("", 0, 64, "config"),  # undeclared: the project's index-bits widens it
+        ("index_bits=32,", 1, 32, "kernel"),  # declared: never changed by configuration
+        ("index_bits=64,", 0, 64, "kernel"),
+    ],
+)
 def test_configured_index_bits_widens_only_kernels_that_declared_none(
-        repo, capsys, bits, rc, width, origin):
+    repo, capsys, bits, rc, width, origin
+):
     write(repo / "pyproject.toml", "[tool.tileproof]\nindex-bits = 64\n")
     write(repo / "rows_spec.py", WIDE_SPEC.format(bits=bits))
-    got, out, _ = run(capsys, "check", "--static", "--no-cache", "--format", "json",
-                      "rows_spec.py")
+    got, out, _ = run(capsys, "check", "--static", "--no-cache", "--format", "json", "rows_spec.py")
     (k,) = json.loads(out)["kernels"]
     assert got == rc and (k["index_bits"], k["index_bits_from"]) == (width, origin)
     _, out, _ = run(capsys, "check", "--static", "--no-cache", "-v", "rows_spec.py")
@@ -401,9 +433,11 @@ def test_the_cache_key_covers_every_module_of_the_package(monkeypatch, tmp_path)
 def _scatter(distinct: bool, values: str = "0 <= v < N"):
     """Row p of x goes to row perm[p] of y: exact cover when perm is a permutation."""
 
-    @tp.kernel(grid={"p": "N"}, assume=["N <= 64", "N >= 4"],
-               tensors=dict(perm=tp.Input(("N",), "int32", values=values, distinct=distinct),
-                            **ROWS))
+    @tp.kernel(
+        grid={"p": "N"},
+        assume=["N <= 64", "N >= 4"],
+        tensors=dict(perm=tp.Input(("N",), "int32", values=values, distinct=distinct), **ROWS),
+    )
     def scatter(perm, x, y):
         p = tp.program_id(0)
         tp.store(y, (tp.load(perm, (p,)), slice(None)), tp.load(x, (p, slice(None))))
@@ -412,8 +446,11 @@ def _scatter(distinct: bool, values: str = "0 <= v < N"):
 
 
 def _coverage(kernel):
-    return [o for o in check_static(lower(kernel), kinds=("shape", "coverage"))
-            if o.kind == "coverage" and "twice" not in o.message]
+    return [
+        o
+        for o in check_static(lower(kernel), kinds=("shape", "coverage"))
+        if o.kind == "coverage" and "twice" not in o.message
+    ]
 
 
 def test_a_scatter_through_a_distinct_permutation_is_not_reported_unwritten():
@@ -439,7 +476,9 @@ def test_sys_exit_in_a_spec_module_or_a_reference_never_ends_the_run_with_0(repo
     write(repo / "quits_spec.py", "import sys\nimport tileproof.spec as tp\nsys.exit(0)\n")
     rc, _, err = run(capsys, "check", "--static", "quits_spec.py")
     assert rc == 2 and "quits_spec.py:3: error: importing quits_spec.py failed: SystemExit" in err
-    write(repo / "exits_spec.py", FIXED.replace('reference=lambda x: {"y": 2 * x}',
-                                                "reference=lambda x: exit(0)"))
+    write(
+        repo / "exits_spec.py",
+        FIXED.replace('reference=lambda x: {"y": 2 * x}', "reference=lambda x: exit(0)"),
+    )
     rc, out, _ = run(capsys, "check", "--no-cache", "-j", "1", "exits_spec.py")
     assert rc == 1 and "numeric: error" in out and "SystemExit" in out

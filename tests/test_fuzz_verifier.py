@@ -30,8 +30,9 @@ from tileproof.verify.static import check_static
 # (findings 2 and 3, and the cross-iteration forwarding class: validity carried by an
 # induction step, see lowering/_loops.py).
 FUZZ_CONSTRUCTS = CONSTRUCTS
-_SETTINGS = dict(deadline=None, derandomize=True, database=None,
-                 suppress_health_check=list(HealthCheck))
+_SETTINGS = dict(
+    deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
 
 
 def _fail_on(rep, what=("unsound", "irreproducible", "error")):
@@ -73,17 +74,24 @@ N = ("s", "N")
 def _tiles(grid: str, mask: bool, stride: int = 4) -> KernelDesc:
     start = ("*", ("c", stride), ("p", 0))
     m = (0, "<", N) if mask else None
-    return KernelDesc(("N",), ("N <= 6",), (grid,),
-                      (TensorDesc("x", "input", ("N",)), TensorDesc("y", "output", ("N",))),
-                      (("load", "x", (("ds", start, 4),), m), ("store", "y", (("ds", start, 4),), m)))
+    return KernelDesc(
+        ("N",),
+        ("N <= 6",),
+        (grid,),
+        (TensorDesc("x", "input", ("N",)), TensorDesc("y", "output", ("N",))),
+        (("load", "x", (("ds", start, 4),), m), ("store", "y", (("ds", start, 4),), m)),
+    )
 
 
-@pytest.mark.parametrize("grid,mask,stride,want", [
-    ("cdiv(N, 4)", True, 4, set()),
-    ("cdiv(N, 4)", False, 4, {"bounds"}),
-    ("N // 4", True, 4, {"exists"}),
-    ("N", True, 1, {"unique", "race"}),
-])
+@pytest.mark.parametrize(
+    "grid,mask,stride,want",
+    [
+        ("cdiv(N, 4)", True, 4, set()),
+        ("cdiv(N, 4)", False, 4, {"bounds"}),
+        ("N // 4", True, 4, {"exists"}),
+        ("N", True, 1, {"unique", "race"}),
+    ],
+)
 def test_oracle_sees_the_classic_defects(grid, mask, stride, want):
     """The oracle itself: the tail-tile, floor-division and overlap defects, and a correct twin."""
     desc = _tiles(grid, mask, stride)
@@ -119,12 +127,15 @@ def test_locations_name_the_kernel_line_whatever_the_import_path(tmp_path):
     desc = _tiles("cdiv(N, 4)", True)
     (tmp_path / "spec_k.py").write_text(render(desc))
     root = str(Path(tp.__file__).resolve().parents[2])
-    code = (f"import sys; sys.path[:0] = [{root + '/tests/..'!r}, {str(tmp_path)!r}]\n"
-            "import spec_k, tileproof\n"
-            "from tileproof.lowering import lower\n"
-            "assert '/..' in tileproof.__file__\n"
-            "print(sorted({n.loc.file.rsplit('/', 1)[-1] for n in lower(spec_k.fuzz_kernel).walk()}))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         cwd=str(tmp_path))
+    code = (
+        f"import sys; sys.path[:0] = [{root + '/tests/..'!r}, {str(tmp_path)!r}]\n"
+        "import spec_k, tileproof\n"
+        "from tileproof.lowering import lower\n"
+        "assert '/..' in tileproof.__file__\n"
+        "print(sorted({n.loc.file.rsplit('/', 1)[-1] for n in lower(spec_k.fuzz_kernel).walk()}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=str(tmp_path)
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "['spec_k.py']"

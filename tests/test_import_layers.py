@@ -84,8 +84,9 @@ def _imports(name: str, f: Path, is_pkg: bool, mods) -> set[str]:
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
-            found = [f"{target}.{a.name}" if f"{target}.{a.name}" in mods else target
-                     for a in node.names]
+            found = [
+                f"{target}.{a.name}" if f"{target}.{a.name}" in mods else target for a in node.names
+            ]
         elif isinstance(node, ast.Import):
             found = [a.name for a in node.names]
         else:
@@ -186,16 +187,18 @@ def test_layers_import_only_downward():
 
 
 def test_the_package_has_no_import_cycle():
-    bad = [sorted(c) for c in _cycles(_graph())
-           if not any(c <= allowed for allowed in ALLOWED_CYCLES)]
+    bad = [
+        sorted(c) for c in _cycles(_graph()) if not any(c <= allowed for allowed in ALLOWED_CYCLES)
+    ]
     assert bad == []
 
 
 def test_the_lists_of_known_exceptions_are_not_stale():
     graph = _graph()
     up = _upward(graph)
-    stale = [k for k in ALLOWED_UPWARD if not any(_allowed_upward(a, b) and a == k[0]
-                                                  for a, b in up)]
+    stale = [
+        k for k in ALLOWED_UPWARD if not any(_allowed_upward(a, b) and a == k[0] for a, b in up)
+    ]
     cycles = _cycles(graph)
     stale += [sorted(k) for k in ALLOWED_CYCLES if not any(c & k for c in cycles)]
     assert stale == [], "fixed: remove these entries from the test's lists"
@@ -235,12 +238,16 @@ def test_relative_and_lazy_imports_are_resolved(tmp_path):
     (pkg / "catalog" / "bugs").mkdir(parents=True)
     (pkg / "catalog" / "__init__.py").write_text("X = 1\n")
     (pkg / "catalog" / "bugs" / "__init__.py").write_text("from .. import X\n")
-    mods = {"tileproof": (pkg / "__init__.py", True),
-            "tileproof.verify": (pkg / "verify" / "__init__.py", True),
-            "tileproof.verify._a": (pkg / "verify" / "_a.py", False),
-            "tileproof.catalog": (pkg / "catalog" / "__init__.py", True),
-            "tileproof.catalog.bugs": (pkg / "catalog" / "bugs" / "__init__.py", True)}
+    mods = {
+        "tileproof": (pkg / "__init__.py", True),
+        "tileproof.verify": (pkg / "verify" / "__init__.py", True),
+        "tileproof.verify._a": (pkg / "verify" / "_a.py", False),
+        "tileproof.catalog": (pkg / "catalog" / "__init__.py", True),
+        "tileproof.catalog.bugs": (pkg / "catalog" / "bugs" / "__init__.py", True),
+    }
     assert _imports("tileproof.verify._a", *mods["tileproof.verify._a"], mods) == {
-        "tileproof.catalog.bugs"}
+        "tileproof.catalog.bugs"
+    }
     assert _imports("tileproof.catalog.bugs", *mods["tileproof.catalog.bugs"], mods) == {
-        "tileproof.catalog"}
+        "tileproof.catalog"
+    }

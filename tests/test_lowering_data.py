@@ -42,9 +42,15 @@ def _tile_of_index(how: str):
     """The mask keeps the elements that differ from the tile's first one: a tile load that
     stood for its first element made that mask always false (every access vacuous)."""
 
-    @tp.kernel(grid={"p": "cdiv(N, 8)"}, assume=["N <= 4096"],
-               tensors=dict(t=tp.Input(("N + 8",), "int32", values="0 <= v < 4"),
-                            x=tp.Input(("N",)), o=tp.Output(("N",))))
+    @tp.kernel(
+        grid={"p": "cdiv(N, 8)"},
+        assume=["N <= 4096"],
+        tensors=dict(
+            t=tp.Input(("N + 8",), "int32", values="0 <= v < 4"),
+            x=tp.Input(("N",)),
+            o=tp.Output(("N",)),
+        ),
+    )
     def k(t, x, o):
         p, n = tp.program_id(0), tp.size("N")
         first = tp.load(t, (p * 8,))
@@ -52,6 +58,7 @@ def _tile_of_index(how: str):
             differ = tp.load(t, (tp.ds(p * 8, 8),)) != first
             tp.store(o, (tp.ds(p * 8, 8),), tp.load(x, (tp.ds(0, 8),)), mask=differ)
         else:  # one element at a time, each a value of its own
+
             def body(j, c):
                 v = tp.load(t, (p * 8 + j,))
                 ok = (v != first) & (p * 8 + j < n) if how == "point" else v != first
@@ -75,14 +82,21 @@ def test_point_loads_are_independent_values():
 
 
 def test_one_element_tile_of_index_tensor_is_exact():
-    @tp.kernel(grid={"b": "B"}, assume=["B <= 64", "P <= 1024"],
-               tensors=dict(table=tp.Input(("B",), "int32", values="0 <= v < P"),
-                            pages=tp.Input(("P*16", 8)), o=tp.Output(("B*16", 8))))
+    @tp.kernel(
+        grid={"b": "B"},
+        assume=["B <= 64", "P <= 1024"],
+        tensors=dict(
+            table=tp.Input(("B",), "int32", values="0 <= v < P"),
+            pages=tp.Input(("P*16", 8)),
+            o=tp.Output(("B*16", 8)),
+        ),
+    )
     def k(table, pages, o):
         b = tp.program_id(0)
         page = tp.load(table, (tp.ds(b, 1),))[0]
-        tp.store(o, (tp.ds(b * 16, 16), slice(None)),
-                 tp.load(pages, (tp.ds(page * 16, 16), slice(None))))
+        tp.store(
+            o, (tp.ds(b * 16, 16), slice(None)), tp.load(pages, (tp.ds(page * 16, 16), slice(None)))
+        )
 
     assert lower(k).unsupported == []
     _proved(k, "bounds")
@@ -92,9 +106,15 @@ def test_one_element_tile_of_index_tensor_is_exact():
 
 
 def _masked_index(guard_store: bool):
-    @tp.kernel(grid={"b": "B"}, assume=["B <= 64", "K <= B"],
-               tensors=dict(n=tp.Input(("B",), "int32", values="1 <= v <= 8"),
-                            x=tp.Input((8,)), o=tp.Output(("B", 8))))
+    @tp.kernel(
+        grid={"b": "B"},
+        assume=["B <= 64", "K <= B"],
+        tensors=dict(
+            n=tp.Input(("B",), "int32", values="1 <= v <= 8"),
+            x=tp.Input((8,)),
+            o=tp.Output(("B", 8)),
+        ),
+    )
     def k(n, x, o):
         b = tp.program_id(0)
         live = b < tp.size("K")
@@ -119,9 +139,11 @@ def test_masked_index_load_used_under_its_mask_is_proved():
 
 
 def _next_page(how: str):
-    @tp.kernel(grid={"b": "B"}, assume=["B <= 64"],
-               tensors=dict(table=tp.Output(("B",), "int32", values="0 <= v < B"),
-                            x=tp.Input(("B",))))
+    @tp.kernel(
+        grid={"b": "B"},
+        assume=["B <= 64"],
+        tensors=dict(table=tp.Output(("B",), "int32", values="0 <= v < B"), x=tp.Input(("B",))),
+    )
     def k(table, x):
         b, nb = tp.program_id(0), tp.size("B")
         if how == "overflow":
@@ -157,13 +179,19 @@ def _shared_read(writes: bool):
     """Every program reads t[0]; one program rewrites it.  A read of an input at a fixed
     index is one value for every program only while nobody writes it."""
 
-    @tp.kernel(grid={"p": 4},
-               tensors=dict(t=tp.Input((1,), "int32", values="0 <= v < 4", updated=True),
-                            x=tp.Input((4,)), o=tp.Output((4,))))
+    @tp.kernel(
+        grid={"p": 4},
+        tensors=dict(
+            t=tp.Input((1,), "int32", values="0 <= v < 4", updated=True),
+            x=tp.Input((4,)),
+            o=tp.Output((4,)),
+        ),
+    )
     def k(t, x, o):
         p = tp.program_id(0)
         a = tp.load(t, (0,))
         if writes:
+
             @tp.when(p == 0)
             def _():
                 tp.store(t, (0,), (a + 1) % 4)
@@ -185,8 +213,11 @@ def test_read_of_an_unwritten_input_is_shared():
 def _distinct_slots(role: str):
     """``distinct=True`` on a tensor the kernel fills itself is a claim nobody checks."""
 
-    decl = (tp.Scratch((4,), "int32", values="0 <= v < 4", distinct=True) if role == "scratch"
-            else tp.Input((4,), "int32", values="0 <= v < 4", distinct=True))
+    decl = (
+        tp.Scratch((4,), "int32", values="0 <= v < 4", distinct=True)
+        if role == "scratch"
+        else tp.Input((4,), "int32", values="0 <= v < 4", distinct=True)
+    )
 
     @tp.kernel(grid={"p": 4}, tensors=dict(s=decl, x=tp.Input((4,)), o=tp.Output((4,))))
     def k(s, x, o):
@@ -212,8 +243,11 @@ def test_distinct_input_is_trusted():
 
 
 def _narrow(max_p: int, dtype):
-    @tp.kernel(grid={"p": "P"}, assume=[f"P <= {max_p}"],
-               tensors=dict(x=tp.Input(("P*300",)), o=tp.Output(("P*300",))))
+    @tp.kernel(
+        grid={"p": "P"},
+        assume=[f"P <= {max_p}"],
+        tensors=dict(x=tp.Input(("P*300",)), o=tp.Output(("P*300",))),
+    )
     def k(x, o):
         p = tp.program_id(0)
         off = (p * 300).astype(dtype).astype(jnp.int32)  # wraps from 2**15 (int16)
@@ -236,8 +270,11 @@ def test_narrowing_cast_that_fits_is_proved():
 def _unsigned_check(op: str):
     """``idx.astype(uint32) < n`` is the one-comparison range check 0 <= idx < n."""
 
-    @tp.kernel(grid={"p": "cdiv(N, 8) + 1"}, assume=["N <= 4096"],
-               tensors=dict(x=tp.Input((8,)), o=tp.Output(("N",))))
+    @tp.kernel(
+        grid={"p": "cdiv(N, 8) + 1"},
+        assume=["N <= 4096"],
+        tensors=dict(x=tp.Input((8,)), o=tp.Output(("N",))),
+    )
     def k(x, o):
         p, n = tp.program_id(0), tp.size("N")
         idx = p * 8 - 4 + jnp.arange(8)
@@ -257,8 +294,9 @@ def test_unsigned_range_check_off_by_one_is_refuted():
 
 
 def test_unsigned_subtraction_wraps():
-    @tp.kernel(grid={"p": "P"}, assume=["P <= 64"],
-               tensors=dict(x=tp.Input(("P",)), o=tp.Output(("P",))))
+    @tp.kernel(
+        grid={"p": "P"}, assume=["P <= 64"], tensors=dict(x=tp.Input(("P",)), o=tp.Output(("P",)))
+    )
     def k(x, o):
         p = tp.program_id(0)
         prev = p.astype(jnp.uint32) - jnp.uint32(1)  # 2**32 - 1 for p = 0
@@ -277,8 +315,11 @@ def _reshaped_mask(order: str):
     """``reshape`` with ``dimensions`` (what ``order="F"`` traces to) transposes first: on a
     square tile the shapes match, and reading it as the identity keeps the rows' mask."""
 
-    @tp.kernel(grid={"p": "cdiv(N, 8)"}, assume=["N <= 4096"],
-               tensors=dict(x=tp.Input((8, 8)), o=tp.Output(("N", 8))))
+    @tp.kernel(
+        grid={"p": "cdiv(N, 8)"},
+        assume=["N <= 4096"],
+        tensors=dict(x=tp.Input((8, 8)), o=tp.Output(("N", 8))),
+    )
     def k(x, o):
         p, n = tp.program_id(0), tp.size("N")
         rows = p * 8 + lax.broadcasted_iota(jnp.int32, (8, 8), 0)
@@ -287,8 +328,7 @@ def _reshaped_mask(order: str):
         elif order == "jnpF":
             rows = jnp.reshape(rows, (8, 8), order="F")
         ok = rows < n
-        tp.store(o, (tp.ds(p * 8, 8), slice(None)), tp.load(x, (slice(None), slice(None))),
-                 mask=ok)
+        tp.store(o, (tp.ds(p * 8, 8), slice(None)), tp.load(x, (slice(None), slice(None))), mask=ok)
 
     return k
 
@@ -306,8 +346,11 @@ def test_c_order_reshape_is_proved():
 
 @pytest.mark.parametrize("op", ["rev", "sort", "cumsum", "concat", "gather"])
 def test_index_arrays_through_unmodelled_primitives_are_unsupported(op):
-    @tp.kernel(grid={"p": "cdiv(N, 8)"}, assume=["N <= 4096"],
-               tensors=dict(x=tp.Input((8,)), o=tp.Output(("N",))))
+    @tp.kernel(
+        grid={"p": "cdiv(N, 8)"},
+        assume=["N <= 4096"],
+        tensors=dict(x=tp.Input((8,)), o=tp.Output(("N",))),
+    )
     def k(x, o):
         p, n = tp.program_id(0), tp.size("N")
         rows = p * 8 + jnp.arange(8)
@@ -325,8 +368,11 @@ def test_index_arrays_through_unmodelled_primitives_are_unsupported(op):
 
 
 def test_slice_of_an_index_array_is_exact():
-    @tp.kernel(grid={"p": "cdiv(N, 8)"}, assume=["N <= 4096"],
-               tensors=dict(x=tp.Input((8,)), o=tp.Output(("N",))))
+    @tp.kernel(
+        grid={"p": "cdiv(N, 8)"},
+        assume=["N <= 4096"],
+        tensors=dict(x=tp.Input((8,)), o=tp.Output(("N",))),
+    )
     def k(x, o):
         p, n = tp.program_id(0), tp.size("N")
         rows = (p * 8 - 2 + jnp.arange(12))[2:10]
@@ -340,8 +386,11 @@ def test_slice_of_an_index_array_is_exact():
 
 
 def _split_op(op: str):
-    @tp.kernel(grid={"p": "P"}, assume=["P <= 64"],
-               tensors=dict(x=tp.Input(("P*16", 8)), y=tp.Output(("P*16", 8))))
+    @tp.kernel(
+        grid={"p": "P"},
+        assume=["P <= 64"],
+        tensors=dict(x=tp.Input(("P*16", 8)), y=tp.Output(("P*16", 8))),
+    )
     def k(x, y):
         p = tp.program_id(0)
         t = tp.load(x, (tp.ds(p * 16, 16), slice(None)))
@@ -397,16 +446,22 @@ def test_split_axis_merged_or_padded_is_unsupported(op):
 
 
 def test_branch_keeps_the_split_axis():
-    @tp.kernel(grid={"p": "P"}, assume=["P <= 64"],
-               tensors=dict(x=tp.Input(("P*16", 8)), y=tp.Output(("P*16", 8))))
+    @tp.kernel(
+        grid={"p": "P"},
+        assume=["P <= 64"],
+        tensors=dict(x=tp.Input(("P*16", 8)), y=tp.Output(("P*16", 8))),
+    )
     def k(x, y):
         p = tp.program_id(0)
         t = tp.load(x, (tp.ds(p * 16, 16), slice(None)))
         with tp.lanes(2, halve=0) as lane:
             part = tp.lane_part(t, axis=0)
             part = lax.cond(p > 0, lambda a: a * 2.0, lambda a: a, part)
-            tp.store(y, (tp.ds(p * 16 + lane * 8, 8), slice(None)),
-                     part + part.sum(axis=0, keepdims=True))
+            tp.store(
+                y,
+                (tp.ds(p * 16 + lane * 8, 8), slice(None)),
+                part + part.sum(axis=0, keepdims=True),
+            )
 
     assert "violated" in _statuses(k, "split")
 
@@ -415,8 +470,11 @@ def _halve_region(rows: int):
     """A declared row-halving split whose body never calls lane_part: the tiles it loads
     and stores are halved by the declaration itself."""
 
-    @tp.kernel(grid={"p": "P"}, assume=["P <= 64"],
-               tensors=dict(x=tp.Input(("P*16", 8)), y=tp.Output(("P*16", 8))))
+    @tp.kernel(
+        grid={"p": "P"},
+        assume=["P <= 64"],
+        tensors=dict(x=tp.Input(("P*16", 8)), y=tp.Output(("P*16", 8))),
+    )
     def k(x, y):
         p = tp.program_id(0)
         with tp.lanes(2, halve=0):

@@ -42,8 +42,11 @@ def _iota_mask(dtype, n: int):
     """A tile of ``n`` elements masked by ``p*n + iota(dtype, n) < N``: when ``n`` exceeds
     the dtype's range the iota wraps (``0..255, 0..``) and the mask lets the tail through."""
 
-    @tp.kernel(grid={"p": f"cdiv(N, {n})"}, assume=["N <= 4096"],
-               tensors=dict(x=tp.Input(("N",)), o=tp.Output(("N",))))
+    @tp.kernel(
+        grid={"p": f"cdiv(N, {n})"},
+        assume=["N <= 4096"],
+        tensors=dict(x=tp.Input(("N",)), o=tp.Output(("N",))),
+    )
     def k(x, o):
         p, size = tp.program_id(0), tp.size("N")
         m = p * n + lax.iota(dtype, n).astype(jnp.int32) < size
@@ -64,8 +67,7 @@ def test_iota_that_fits_its_dtype_stays_proved(dtype, n):
 
 
 def test_wrapping_iota_overruns_in_a_concrete_run():
-    _out, flags = execute(_iota_mask(jnp.uint8, 512), {"N": 300},
-                          {"x": np.ones(300, np.float32)})
+    _out, flags = execute(_iota_mask(jnp.uint8, 512), {"N": 300}, {"x": np.ones(300, np.float32)})
     assert any("out-of-bounds" in f.message for f in flags.findings())
 
 
@@ -81,8 +83,9 @@ _DIVS = {
 
 
 def _divided(how, divisor_zero: bool):
-    @tp.kernel(grid={"p": "N"}, assume=["N <= 64"],
-               tensors=dict(x=tp.Input(("N",)), o=tp.Output(("N",))))
+    @tp.kernel(
+        grid={"p": "N"}, assume=["N <= 64"], tensors=dict(x=tp.Input(("N",)), o=tp.Output(("N",)))
+    )
     def k(x, o):
         p = tp.program_id(0)
         q = _DIVS[how](p) if divisor_zero else p // 2
@@ -109,9 +112,15 @@ def _carried(racy: bool):
     """The carry starts at the program id and is reloaded from ``t`` (every entry 100).
     At iteration 0 the racy store writes ``o[c - p] = o[0]`` in every program."""
 
-    @tp.kernel(grid={"p": "N"}, assume=["N <= 64", "N >= 2"],
-               tensors=dict(t=tp.Input(("N",), "int32", values="100 <= v < 101"),
-                            x=tp.Input(("N",)), o=tp.Output(("N",))))
+    @tp.kernel(
+        grid={"p": "N"},
+        assume=["N <= 64", "N >= 2"],
+        tensors=dict(
+            t=tp.Input(("N",), "int32", values="100 <= v < 101"),
+            x=tp.Input(("N",)),
+            o=tp.Output(("N",)),
+        ),
+    )
     def k(t, x, o):
         p = tp.program_id(0)
 
@@ -130,8 +139,9 @@ def test_carried_read_tied_to_the_program_id_races():
 
 def test_carried_read_race_is_real_in_a_concrete_run():
     k = _carried(True)
-    _out, flags = execute(k, {"N": 4}, {"t": np.full(4, 100, np.int32),
-                                       "x": np.ones(4, np.float32)})
+    _out, flags = execute(
+        k, {"N": 4}, {"t": np.full(4, 100, np.int32), "x": np.ones(4, np.float32)}
+    )
     assert any(f.kind == "race" for f in flags.findings())
 
 
@@ -143,8 +153,9 @@ def test_carried_read_without_the_race_stays_proved():
 
 
 def _floordiv_by_minus_one(narrow: bool):
-    @tp.kernel(grid={"p": "N"}, assume=["N <= 64"],
-               tensors=dict(x=tp.Input(("N",)), o=tp.Output(("N",))))
+    @tp.kernel(
+        grid={"p": "N"}, assume=["N <= 64"], tensors=dict(x=tp.Input(("N",)), o=tp.Output(("N",)))
+    )
     def k(x, o):
         p = tp.program_id(0)
         base = (p - 128) if narrow else (p - 127)
@@ -176,8 +187,9 @@ def remainder(a, b):  # the user's own function, with jnp's name: a sum
 
 
 def _named_call(fn):
-    @tp.kernel(grid={"p": "N"}, assume=["N <= 64"],
-               tensors=dict(x=tp.Input(("N",)), o=tp.Output(("N",))))
+    @tp.kernel(
+        grid={"p": "N"}, assume=["N <= 64"], tensors=dict(x=tp.Input(("N",)), o=tp.Output(("N",)))
+    )
     def k(x, o):
         p = tp.program_id(0)
         tp.store(o, (p,), tp.load(x, (fn(p, 2),)))
@@ -190,8 +202,11 @@ def test_a_function_named_like_jnp_division_is_not_a_division(fn):
     _caught(_named_call(fn), "bounds", want=("violated",))
 
 
-@pytest.mark.parametrize("fn", [lambda a, b: a // b, lambda a, b: a % b, jnp.floor_divide],
-                         ids=["floordiv", "mod", "jnp.floor_divide"])
+@pytest.mark.parametrize(
+    "fn",
+    [lambda a, b: a // b, lambda a, b: a % b, jnp.floor_divide],
+    ids=["floordiv", "mod", "jnp.floor_divide"],
+)
 def test_jnp_division_stays_proved(fn):
     _proved(_named_call(fn), "bounds")
 
@@ -209,8 +224,9 @@ def test_arithmetic_inside_loops_and_branches_names_a_line():
     """A fori_loop's own counter increment has no user frame; it is located at the loop, so
     the overflow check and its message name the file and line (none is left at line 0)."""
 
-    @tp.kernel(grid={"p": "N"}, assume=["N <= 64"],
-               tensors=dict(x=tp.Input(("N",)), o=tp.Output(("N",))))
+    @tp.kernel(
+        grid={"p": "N"}, assume=["N <= 64"], tensors=dict(x=tp.Input(("N",)), o=tp.Output(("N",)))
+    )
     def k(x, o):
         p = tp.program_id(0)
 

@@ -42,8 +42,9 @@ def _not_proved(obs, text):
 def _two_pointer(parity: str):
     """Writes o[lo] and o[hi - 1] while lo < hi, moving both ends inwards."""
 
-    @tp.kernel(grid={"b": 1}, assume=["N <= 64", f"N % 2 == {parity}"],
-               tensors=dict(o=tp.Output(("N",))))
+    @tp.kernel(
+        grid={"b": 1}, assume=["N <= 64", f"N % 2 == {parity}"], tensors=dict(o=tp.Output(("N",)))
+    )
     def two_pointer(o):
         def cond(c):
             return c[0] < c[1]
@@ -100,28 +101,36 @@ def test_an_invariant_bound_covers_everything():
 
 
 def _spelled(spelling: str, n: str = "N"):
-    @tp.kernel(grid={"b": 1}, assume=["N <= 64", "N % 2 == 0"],
-               tensors=dict(o=tp.Output((n,))))
+    @tp.kernel(grid={"b": 1}, assume=["N <= 64", "N % 2 == 0"], tensors=dict(o=tp.Output((n,))))
     def spelled(o):
         N = tp.size("N")
         if spelling == "le":  # while i <= N - 1
-            lax.while_loop(lambda i: i <= N - 1,
-                           lambda i: (tp.store(o, (tp.ds(i, 1),), ONE), i + 1)[1], 0)
+            lax.while_loop(
+                lambda i: i <= N - 1, lambda i: (tp.store(o, (tp.ds(i, 1),), ONE), i + 1)[1], 0
+            )
         elif spelling == "gt":  # while N > i
-            lax.while_loop(lambda i: N > i,
-                           lambda i: (tp.store(o, (tp.ds(i, 1),), ONE), i + 1)[1], 0)
+            lax.while_loop(
+                lambda i: N > i, lambda i: (tp.store(o, (tp.ds(i, 1),), ONE), i + 1)[1], 0
+            )
         elif spelling == "down":  # while k > 0: k -= 1; o[k]
+
             def body(k):
                 tp.store(o, (tp.ds(k - 1, 1),), ONE)
                 return k - 1
 
             lax.while_loop(lambda k: k > 0, body, N)
         elif spelling == "step2":  # while i < N: o[i:i+2]; i += 2
-            lax.while_loop(lambda i: i < N,
-                           lambda i: (tp.store(o, (tp.ds(i, 2),), jnp.zeros((2,))), i + 2)[1], 0)
+            lax.while_loop(
+                lambda i: i < N,
+                lambda i: (tp.store(o, (tp.ds(i, 2),), jnp.zeros((2,))), i + 2)[1],
+                0,
+            )
         elif spelling == "and":  # while i < N and i < N + 5
-            lax.while_loop(lambda i: (i < N) & (i < N + 5),
-                           lambda i: (tp.store(o, (tp.ds(i, 1),), ONE), i + 1)[1], 0)
+            lax.while_loop(
+                lambda i: (i < N) & (i < N + 5),
+                lambda i: (tp.store(o, (tp.ds(i, 1),), ONE), i + 1)[1],
+                0,
+            )
 
     return spelled
 
@@ -146,9 +155,15 @@ def test_condition_spellings_run_past_a_shorter_output(spelling):
 def _cond_load(offset: int):
     """`while i < lens[b + offset]`: copies a row prefix of each sequence."""
 
-    @tp.kernel(grid={"b": "B"}, assume=["B <= 64", "L <= 64"],
-               tensors=dict(lens=tp.Input(("B",), "int32", values="0 <= v <= L"),
-                            x=tp.Input(("B", "L")), o=tp.Input(("B", "L"), updated=True)))
+    @tp.kernel(
+        grid={"b": "B"},
+        assume=["B <= 64", "L <= 64"],
+        tensors=dict(
+            lens=tp.Input(("B",), "int32", values="0 <= v <= L"),
+            x=tp.Input(("B", "L")),
+            o=tp.Input(("B", "L"), updated=True),
+        ),
+    )
     def cond_load(lens, x, o):
         b = tp.program_id(0)
 
@@ -178,9 +193,15 @@ def test_a_loaded_bound_is_data_with_its_declared_range_not_a_size():
 def test_a_loaded_bound_without_a_range_is_not_proved():
     """With no declared range the loaded bound may exceed the row: the copy overruns."""
 
-    @tp.kernel(grid={"b": "B"}, assume=["B <= 64", "L <= 64"],
-               tensors=dict(lens=tp.Input(("B",), "int32"), x=tp.Input(("B", "L")),
-                            o=tp.Input(("B", "L"), updated=True)))
+    @tp.kernel(
+        grid={"b": "B"},
+        assume=["B <= 64", "L <= 64"],
+        tensors=dict(
+            lens=tp.Input(("B",), "int32"),
+            x=tp.Input(("B", "L")),
+            o=tp.Input(("B", "L"), updated=True),
+        ),
+    )
     def unranged(lens, x, o):
         b = tp.program_id(0)
 
@@ -198,9 +219,13 @@ def test_a_loaded_bound_without_a_range_is_not_proved():
 
 
 def _moving_load():
-    @tp.kernel(grid={"b": 1}, assume=["N <= 64"],
-               tensors=dict(t=tp.Input(("N",), "int32", values="0 <= v <= 1"),
-                            o=tp.Input(("N",), updated=True)))
+    @tp.kernel(
+        grid={"b": 1},
+        assume=["N <= 64"],
+        tensors=dict(
+            t=tp.Input(("N",), "int32", values="0 <= v <= 1"), o=tp.Input(("N",), updated=True)
+        ),
+    )
     def moving_load(t, o):
         def body(i):
             tp.store(o, (tp.ds(i, 1),), ONE)
@@ -224,9 +249,13 @@ def _not_equal():
 
 
 def _data_step():
-    @tp.kernel(grid={"b": 1}, assume=["N <= 64"],
-               tensors=dict(t=tp.Input(("N",), "int32", values="1 <= v <= 2"),
-                            o=tp.Input(("N",), updated=True)))
+    @tp.kernel(
+        grid={"b": 1},
+        assume=["N <= 64"],
+        tensors=dict(
+            t=tp.Input(("N",), "int32", values="1 <= v <= 2"), o=tp.Input(("N",), updated=True)
+        ),
+    )
     def data_step(t, o):
         def body(i):
             tp.store(o, (tp.ds(i, 1),), ONE)

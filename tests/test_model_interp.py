@@ -21,9 +21,13 @@ ROWS = dict(x=tp.Input(("N", 4)), y=tp.Output(("N", 4)))
 def _scatter(distinct: bool):
     """Row p of x goes to row perm[p] of y: an exact cover only when perm is a permutation."""
 
-    @tp.kernel(grid={"p": "N"}, assume=["N <= 64", "N >= 4"],
-               tensors=dict(perm=tp.Input(("N",), "int32", values="0 <= v < N",
-                                          distinct=distinct), **ROWS))
+    @tp.kernel(
+        grid={"p": "N"},
+        assume=["N <= 64", "N >= 4"],
+        tensors=dict(
+            perm=tp.Input(("N",), "int32", values="0 <= v < N", distinct=distinct), **ROWS
+        ),
+    )
     def scatter(perm, x, y):
         p = tp.program_id(0)
         tp.store(y, (tp.load(perm, (p,)), slice(None)), tp.load(x, (p, slice(None))))
@@ -32,8 +36,12 @@ def _scatter(distinct: bool):
 
 
 def _stored_rows(evs) -> list[int]:
-    return [el[0] for ev in evs if isinstance(ev.node, M.Access) and ev.node.kind == "store"
-            for el in M.touched(ev.node, ev.env)][::4]
+    return [
+        el[0]
+        for ev in evs
+        if isinstance(ev.node, M.Access) and ev.node.kind == "store"
+        for el in M.touched(ev.node, ev.env)
+    ][::4]
 
 
 def test_events_honour_distinct_even_against_clashing_proposals():
@@ -70,9 +78,11 @@ def test_the_static_verdict_follows_the_declaration(distinct):
     """Through a permutation nothing is written twice (proved) and no row is reported
     unwritten (its confirmation runs on distinct values); through a table that may repeat,
     both are refuted."""
-    got = {("twice" in o.message): o.status
-           for o in check_static(lower(_scatter(distinct)), kinds=("shape", "coverage"))
-           if o.kind == "coverage"}
+    got = {
+        ("twice" in o.message): o.status
+        for o in check_static(lower(_scatter(distinct)), kinds=("shape", "coverage"))
+        if o.kind == "coverage"
+    }
     if distinct:
         assert got[True] == "proved" and got[False] != "violated", got
     else:
@@ -85,8 +95,7 @@ def test_events_are_exact_beyond_int64():
     acc = M.Access("store", "y", (M.Dim(big, 1, True),), None, None)
     model = M.Model("k", "k.py", ["N"], [], [("p", S.sym("N"))], {}, [acc])
     evs = M.events(model, {"N": 3})
-    assert [next(M.touched(ev.node, ev.env)) for ev in evs] == [
-        (p * 2**62 + 9,) for p in range(3)]
+    assert [next(M.touched(ev.node, ev.env)) for ev in evs] == [(p * 2**62 + 9,) for p in range(3)]
     n = np.array([2**40, -(2**40)], dtype=object)
     assert evaluate(S.sym("n") * S.sym("n") // 3, {"n": n}).tolist() == [2**80 // 3] * 2
     assert evaluate(S.cdiv(S.sym("n") * S.sym("n"), 7), {"n": 2**40}) == -(-(2**80) // 7)
@@ -100,8 +109,13 @@ def test_program_order_and_phases_of_events():
     ld = M.Access("load", "y", (M.Dim(i, 1, True),), None, None)
     loop = M.Loop("i", S.as_expr(0), S.as_expr(2), [st, bar, ld], None)
     model = M.Model("k", "k.py", ["N"], [], [("p", S.sym("N"))], {}, [loop])
-    got = [(e.program[0], e.seq, type(e.node).__name__, e.env["i"], e.phase)
-           for e in M.events(model, {"N": 2})]
-    assert got == [(p, 3 * k + j, name, k, k + (j == 2))
-                   for p in range(2) for k in range(2)
-                   for j, name in enumerate(("Access", "Barrier", "Access"))]
+    got = [
+        (e.program[0], e.seq, type(e.node).__name__, e.env["i"], e.phase)
+        for e in M.events(model, {"N": 2})
+    ]
+    assert got == [
+        (p, 3 * k + j, name, k, k + (j == 2))
+        for p in range(2)
+        for k in range(2)
+        for j, name in enumerate(("Access", "Barrier", "Access"))
+    ]

@@ -66,8 +66,12 @@ def row_softmax(x, o):
     valid = (r * 4 + jnp.arange(4) < tp.size("R"))[:, None]
     t = tp.load(x, (tp.ds(r * 4, 4), slice(None)), mask=jnp.broadcast_to(valid, (4, 16)))
     e = jnp.exp(t - t.max(axis=1, keepdims=True))
-    tp.store(o, (tp.ds(r * 4, 4), slice(None)), e / e.sum(axis=1, keepdims=True),
-             mask=jnp.broadcast_to(valid, (4, 16)))
+    tp.store(
+        o,
+        (tp.ds(r * 4, 4), slice(None)),
+        e / e.sum(axis=1, keepdims=True),
+        mask=jnp.broadcast_to(valid, (4, 16)),
+    )
 
 
 def test_tiled_kernels_match_values_and_gradients():
@@ -115,11 +119,21 @@ def test_sizes_respect_the_domain_and_make_divisions_inexact():
 
 
 def test_tolerances_are_per_dtype_and_overridable():
-    res = check_numeric(matmul, sizes={"M": 8, "N": 8, "K": 8}, budget=0, gradients=False,
-                        tolerances={"float32": (0.0, 0.0)})
+    res = check_numeric(
+        matmul,
+        sizes={"M": 8, "N": 8, "K": 8},
+        budget=0,
+        gradients=False,
+        tolerances={"float32": (0.0, 0.0)},
+    )
     assert res.status in ("matched", "mismatch")  # exact comparison may or may not pass
-    res = check_numeric(row_softmax, sizes={"R": 3}, budget=0, gradients=False,
-                        tolerances={"float32": {"rtol": 1e-3, "atol": 1e-3}})
+    res = check_numeric(
+        row_softmax,
+        sizes={"R": 3},
+        budget=0,
+        gradients=False,
+        tolerances={"float32": {"rtol": 1e-3, "atol": 1e-3}},
+    )
     assert res.status == "matched"
 
 
@@ -134,8 +148,9 @@ def _double(x):
 _double.defvjp(lambda x: (2 * x, None), lambda _, g: (3 * g,))  # wrong: the derivative is 2
 
 
-@tp.kernel(grid={"i": 4}, tensors=dict(x=tp.Input((4, 8)), o=tp.Output((4, 8))),
-           reference=lambda x: 2 * x)
+@tp.kernel(
+    grid={"i": 4}, tensors=dict(x=tp.Input((4, 8)), o=tp.Output((4, 8))), reference=lambda x: 2 * x
+)
 def wrong_backward(x, o):
     i = tp.program_id(0)
     tp.store(o, (i, slice(None)), _double(tp.load(x, (i, slice(None)))))
@@ -181,11 +196,16 @@ _RING = dict(
     assume=["n <= 8"],
     defaults={"n": 4},
 )
-_QKV = dict(q=tp.Input(("n", 4, 8), sharded=True), k=tp.Input(("n", 4, 8), sharded=True),
-            v=tp.Input(("n", 4, 8), sharded=True))
+_QKV = dict(
+    q=tp.Input(("n", 4, 8), sharded=True),
+    k=tp.Input(("n", 4, 8), sharded=True),
+    v=tp.Input(("n", 4, 8), sharded=True),
+)
 
 
-@tp.kernel(**_RING, tensors=dict(**_QKV, o=tp.Output(("n", 4, 8), sharded=True)), reference=_ring_ref)
+@tp.kernel(
+    **_RING, tensors=dict(**_QKV, o=tp.Output(("n", 4, 8), sharded=True)), reference=_ring_ref
+)
 def ring_attention(q, k, v, o):
     r, n = tp.rank_id(), tp.num_ranks()
     own = (r, slice(None), slice(None))
@@ -209,8 +229,11 @@ def _ring_bwd(reuse_step0: bool):
         tp.store(dv, own, kt @ a)
 
     outs = {f"d{n}": tp.Output(("n", 4, 8), sharded=True) for n in "qkv"}
-    return tp.kernel(**_RING, tensors=dict(**_QKV, do=tp.Input(("n", 4, 8), sharded=True), **outs),
-                     name="ring_attention_bwd" + ("_step0" if reuse_step0 else ""))(body)
+    return tp.kernel(
+        **_RING,
+        tensors=dict(**_QKV, do=tp.Input(("n", 4, 8), sharded=True), **outs),
+        name="ring_attention_bwd" + ("_step0" if reuse_step0 else ""),
+    )(body)
 
 
 def test_ring_matches_values_gradients_and_backward_spec():
@@ -247,10 +270,14 @@ def test_ranks_on_devices_match_ranks_as_a_vmapped_axis():
                                    rtol=1e-4, atol=1e-4)
         print("ok")
     """)
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
-           "JAX_PLATFORMS": "cpu"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=120)
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+        "JAX_PLATFORMS": "cpu",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
 
 
@@ -264,6 +291,9 @@ def test_ring_send_off_the_edge_and_unmatched_receive():
     out, flags = execute(closed_ring_on_open_mesh, {"n": 4}, {"x": np.ones((4, 8), np.float32)})
     by = {f.kind: f for f in flags.findings()}
     assert set(by) == {"ring_edge", "ring_recv"}
-    assert "rank 3 program (one=0) sends" in by["ring_edge"].message and "to rank 4" in by["ring_edge"].message
+    assert (
+        "rank 3 program (one=0) sends" in by["ring_edge"].message
+        and "to rank 4" in by["ring_edge"].message
+    )
     assert "rank 0 program (one=0) receives" in by["ring_recv"].message
     assert np.isnan(np.asarray(out["o"])[0]).all()

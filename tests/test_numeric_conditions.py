@@ -22,8 +22,11 @@ def _rare_reference(x, code):
     grid={"p": "cdiv(N, 8)", "r": 8},
     assume=["N <= 64"],
     defaults={"N": 16},
-    tensors=dict(x=tp.Input(("N", 4)), code=tp.Input(("N",), "int32", values="0 <= v < 1000"),
-                 y=tp.Output(("N", 4))),
+    tensors=dict(
+        x=tp.Input(("N", 4)),
+        code=tp.Input(("N",), "int32", values="0 <= v < 1000"),
+        y=tp.Output(("N", 4)),
+    ),
     reference=_rare_reference,
 )
 def rare(x, code, y):
@@ -84,8 +87,7 @@ def test_choose_sizes_hands_out_the_pins_of_condition_points():
     assert all(key in {tuple(sorted(p.items())) for p in pts} for key in pins)
     # a counterexample's index values are pinned too
     pins2: dict = {}
-    choose_sizes(rare, extra=[{"N": 9, "code[2]": 37}], pins=pins2, budget=1,
-                 condition_points=0)
+    choose_sizes(rare, extra=[{"N": 9, "code[2]": 37}], pins=pins2, budget=1, condition_points=0)
     assert pins2 == {(("N", 9),): {("code", (2,)): 37}}
 
 
@@ -95,8 +97,9 @@ def test_numeric_report_lists_the_conditions_and_their_sides():
     js = res.to_json()
     assert {"status", "sizes", "max_abs_err", "max_rel_err", "gradients"} <= set(js)
     rows = js["conditions"]
-    assert rows and all({"location", "condition", "true", "false", "boundary"} <= set(r)
-                        for r in rows)
+    assert rows and all(
+        {"location", "condition", "true", "false", "boundary"} <= set(r) for r in rows
+    )
     eq37 = [r for r in rows if "== 37" in r["condition"]]
     assert eq37 and all(r["true"] and r["false"] for r in eq37), eq37
 
@@ -106,8 +109,11 @@ def test_sides_no_admissible_point_reaches_are_told_apart():
 
     from tileproof.verify.numeric._conditions import impossible_sides
 
-    @tp.kernel(grid={"p": "P"}, assume=["P <= 8", "K <= 64"],
-               tensors=dict(x=tp.Input(("P", "K")), y=tp.Output(("P",))))
+    @tp.kernel(
+        grid={"p": "P"},
+        assume=["P <= 8", "K <= 64"],
+        tensors=dict(x=tp.Input(("P", "K")), y=tp.Output(("P",))),
+    )
     def rows(x, y):
         p = tp.program_id(0)
         s = lax.fori_loop(0, tp.size("K"), lambda k, a: a + tp.load(x, (p, k)), jnp.float32(0))

@@ -13,8 +13,9 @@ import tileproof.spec as tp
 from tileproof.verify.numeric import _check, check_numeric
 
 
-@tp.kernel(grid={"i": "N"}, tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))),
-           reference=lambda x: x)
+@tp.kernel(
+    grid={"i": "N"}, tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))), reference=lambda x: x
+)
 def copy(x, y):
     i = tp.program_id(0)
     tp.store(y, (i,), tp.load(x, (i,)))
@@ -25,7 +26,9 @@ def _refuse_at(n_big: int, monkeypatch):
 
     def one(kernel, env, *a, **k):
         if env["N"] == n_big:
-            raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 85.53GiB")
+            raise RuntimeError(
+                "RESOURCE_EXHAUSTED: Out of memory while trying to allocate 85.53GiB"
+            )
         return real(kernel, env, *a, **k)
 
     monkeypatch.setattr(_check, "_one", one)

@@ -23,8 +23,11 @@ X = np.random.default_rng(1).standard_normal((3, 100)).astype(np.float32)
 
 def _kernel(kind: str):
     """A row-wise scale of x [M, N] by programs of (1, 64) tiles, with one defect or none."""
-    grid = {"r": "M", "c": "cdiv(N, 64)"} if kind != "shared" else {"r": "M", "c": "cdiv(N, 64)",
-                                                                     "k": 2}
+    grid = (
+        {"r": "M", "c": "cdiv(N, 64)"}
+        if kind != "shared"
+        else {"r": "M", "c": "cdiv(N, 64)", "k": 2}
+    )
 
     @tp.kernel(grid=grid, tensors=dict(x=tp.Input(("M", "N")), y=tp.Output(("M", "N"))))
     def scale(x, y):

@@ -30,7 +30,9 @@ def tiny_limits(monkeypatch):
     monkeypatch.setattr(_flags, "_FOLD", 4)
 
 
-@pytest.mark.parametrize("shape", [(3, 5), (4, 3, 3), (2, 2, 20), (1, 25), (30,), (5, 11), (3, 2, 20), (20, 2, 1)])
+@pytest.mark.parametrize(
+    "shape", [(3, 5), (4, 3, 3), (2, 2, 20), (1, 25), (30,), (5, 11), (3, 2, 20), (20, 2, 1)]
+)
 def test_first_true_per_axis_matches_numpy(tiny_limits, shape):
     rng = np.random.default_rng(1)
     for density in (0.0, 0.05, 0.5):
@@ -59,7 +61,9 @@ def test_counts_saturate_instead_of_wrapping():
 # a race, an unwritten row and a poisoned read: the same findings on the per-axis path
 
 
-@tp.kernel(grid={"p": 4}, tensors=dict(x=tp.Input((4, 8)), s=tp.Scratch((4, 8)), o=tp.Output((4, 8))))
+@tp.kernel(
+    grid={"p": 4}, tensors=dict(x=tp.Input((4, 8)), s=tp.Scratch((4, 8)), o=tp.Output((4, 8)))
+)
 def racy(x, s, o):
     p = tp.program_id(0)
     row = jnp.minimum(p, 2)  # programs 2 and 3 both write row 2 of s; row 3 is never written
@@ -68,7 +72,9 @@ def racy(x, s, o):
     tp.store(o, (jnp.minimum(p, 2), slice(None)), tp.load(s, (p, slice(None))))
 
 
-@tp.kernel(grid={"p": 4}, tensors=dict(x=tp.Input((4, 8)), s=tp.Scratch((4, 8)), o=tp.Output((4, 8))))
+@tp.kernel(
+    grid={"p": 4}, tensors=dict(x=tp.Input((4, 8)), s=tp.Scratch((4, 8)), o=tp.Output((4, 8)))
+)
 def racy_twin(x, s, o):
     p = tp.program_id(0)
     tp.store(s, (p, slice(None)), tp.load(x, (p, slice(None))))
@@ -82,7 +88,9 @@ def test_findings_identical_on_the_per_axis_path(monkeypatch):
     want = [f.message for f in flags_a.findings()]
     assert {f.kind for f in flags_a.findings()} >= {"race", "poison", "unwritten"}
     monkeypatch.setattr(_flags, "_FLAT_MAX", 15)  # the [4, 8] tensors: searched row by row
-    monkeypatch.setattr(_flags, "COUNT_SATURATED", 16)  # counted row by row (counts < 16 stay exact)
+    monkeypatch.setattr(
+        _flags, "COUNT_SATURATED", 16
+    )  # counted row by row (counts < 16 stay exact)
     out_b, flags_b = executor(racy, {}, jit=False)({"x": x})
     assert [f.message for f in flags_b.findings()] == want
     np.testing.assert_array_equal(np.asarray(out_a["o"]), np.asarray(out_b["o"]))
@@ -96,8 +104,10 @@ def test_findings_identical_on_the_per_axis_path(monkeypatch):
 
 def _abstract_inputs(kernel, sizes):
     plan = get_plan(kernel, sizes)
-    return {n: jax.ShapeDtypeStruct(plan.shapes[n], np_dtype(kernel.tensors[n].dtype))
-            for n in kernel.inputs}
+    return {
+        n: jax.ShapeDtypeStruct(plan.shapes[n], np_dtype(kernel.tensors[n].dtype))
+        for n in kernel.inputs
+    }
 
 
 def test_fused_decode_defaults_trace_with_exact_offsets():
@@ -118,8 +128,9 @@ def test_fused_decode_defaults_trace_with_exact_offsets():
         out, pull = jax.vjp(lambda d: fn0({**rest, **d})[0]["out"], d)
         return pull(jnp.ones(out.shape, out.dtype))[0]
 
-    g = jax.eval_shape(grad, {n: spec[n] for n in floats},
-                       {n: v for n, v in spec.items() if n not in floats})
+    g = jax.eval_shape(
+        grad, {n: spec[n] for n in floats}, {n: v for n, v in spec.items() if n not in floats}
+    )
     assert g["q"].shape == spec["q"].shape
 
 
@@ -183,11 +194,17 @@ def _cond_load(offset: int = 0, cond_tensor: str = "lens"):
         keep = jnp.arange(x.shape[1])[None, :] < lens[:, None]
         return {"o": jnp.where(keep, x, o)}
 
-    @tp.kernel(grid={"b": "B"}, assume=["B <= 64", "L <= 64"],
-               tensors=dict(lens=tp.Input(("B",), "int32", values="0 <= v <= L"),
-                            x=tp.Input(("B", "L")), o=tp.Input(("B", "L"), updated=True),
-                            s=tp.Input(("B",), "int32", values="0 <= v <= L")),
-               reference=ref)
+    @tp.kernel(
+        grid={"b": "B"},
+        assume=["B <= 64", "L <= 64"],
+        tensors=dict(
+            lens=tp.Input(("B",), "int32", values="0 <= v <= L"),
+            x=tp.Input(("B", "L")),
+            o=tp.Input(("B", "L"), updated=True),
+            s=tp.Input(("B",), "int32", values="0 <= v <= L"),
+        ),
+        reference=ref,
+    )
     def cond_load(lens, x, o, s):
         b = tp.program_id(0)
         bound = lens if cond_tensor == "lens" else s
@@ -251,8 +268,11 @@ def test_logged_writes_to_an_empty_tensor_run_and_flag_nothing_that_did_not_happ
     import tileproof.spec as tp
     from tileproof.verify.numeric import execute
 
-    @tp.kernel(grid={"p0": 2, "p1": 2}, assume=["N <= 6"],
-               tensors=dict(x=tp.Input(("N", 4)), y=tp.Output(("N - 1",))))
+    @tp.kernel(
+        grid={"p0": 2, "p1": 2},
+        assume=["N <= 6"],
+        tensors=dict(x=tp.Input(("N", 4)), y=tp.Output(("N - 1",))),
+    )
     def empty_tail(x, y):
         p0, p1, n = tp.program_id(0), tp.program_id(1), tp.size("N")
 
@@ -263,11 +283,12 @@ def test_logged_writes_to_an_empty_tensor_run_and_flag_nothing_that_did_not_happ
             @tp.when(p1 == 0)
             def _():
                 start = jnp.minimum(2 * p1, n - 2)
-                tp.store(y, (tp.ds(start, 2),), jnp.float32(0),
-                         mask=start + jnp.arange(2) < n - 1)
+                tp.store(y, (tp.ds(start, 2),), jnp.float32(0), mask=start + jnp.arange(2) < n - 1)
 
     _, flags = execute(empty_tail, {"N": 1}, {"x": np.ones((1, 4), np.float32)})
     assert flags.findings() == []
     _, flags = execute(empty_tail, {"N": 3}, {"x": np.ones((3, 4), np.float32)})
-    assert any("race" in f.kind or "twice" in f.message or "written by" in f.message
-               for f in flags.findings()), [f.message for f in flags.findings()]
+    assert any(
+        "race" in f.kind or "twice" in f.message or "written by" in f.message
+        for f in flags.findings()
+    ), [f.message for f in flags.findings()]

@@ -29,7 +29,9 @@ def kinds(flags):
 # ----------------------------------------------------------------------------- poisoned read
 
 
-@tp.kernel(grid={"p": 4}, tensors=dict(x=tp.Input((4, 8)), s=tp.Scratch((4, 8)), o=tp.Output((4, 8))))
+@tp.kernel(
+    grid={"p": 4}, tensors=dict(x=tp.Input((4, 8)), s=tp.Scratch((4, 8)), o=tp.Output((4, 8)))
+)
 def skips_a_row(x, s, o):
     p = tp.program_id(0)
 
@@ -93,8 +95,11 @@ def test_rewrites_by_one_program_are_ordered_not_racy():
 # ----------------------------------------------------------------------------- out of bounds
 
 
-@tp.kernel(grid={"i": "cdiv(N, 64)"}, assume=["N <= 4096"],
-           tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))))
+@tp.kernel(
+    grid={"i": "cdiv(N, 64)"},
+    assume=["N <= 4096"],
+    tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))),
+)
 def unmasked_load(x, y):
     i = tp.program_id(0)
     n = tp.size("N")
@@ -129,7 +134,9 @@ def test_out_of_bounds_store_and_unwritten_element():
 # ----------------------------------------------------------------------------- barriers, phases
 
 
-@tp.kernel(grid={"p": 4}, tensors=dict(x=tp.Input((4, 4)), s=tp.Scratch((4, 4)), o=tp.Output((4, 4))))
+@tp.kernel(
+    grid={"p": 4}, tensors=dict(x=tp.Input((4, 4)), s=tp.Scratch((4, 4)), o=tp.Output((4, 4)))
+)
 def neighbour_after_barrier(x, s, o):
     p = tp.program_id(0)
     tp.store(s, (p, slice(None)), tp.load(x, (p, slice(None))))
@@ -144,7 +151,9 @@ def test_writes_visible_to_other_programs_after_the_barrier():
     np.testing.assert_array_equal(out["o"], np.roll(x, -1, axis=0))
 
 
-@tp.kernel(grid={"p": 4}, tensors=dict(x=tp.Input((4, 4)), s=tp.Scratch((4, 4)), o=tp.Output((4, 4))))
+@tp.kernel(
+    grid={"p": 4}, tensors=dict(x=tp.Input((4, 4)), s=tp.Scratch((4, 4)), o=tp.Output((4, 4)))
+)
 def neighbour_without_barrier(x, s, o):
     p = tp.program_id(0)
     tp.store(s, (p, slice(None)), tp.load(x, (p, slice(None))))
@@ -178,14 +187,19 @@ def test_early_exit_before_a_grid_barrier():
     assert by["unwritten"].element == (1, 0)
 
 
-@tp.kernel(grid={"b": "B"}, assume=["B <= 64", "K <= 16"],
-           tensors=dict(x=tp.Input(("B", "K*8")), o=tp.Output(("B", 8))))
+@tp.kernel(
+    grid={"b": "B"},
+    assume=["B <= 64", "K <= 16"],
+    tensors=dict(x=tp.Input(("B", "K*8")), o=tp.Output(("B", 8))),
+)
 def accumulate_in_output(x, o):
     b = tp.program_id(0)
     tp.store(o, (b, slice(None)), jnp.zeros((8,)))
 
     def body(j, c):  # read-modify-write of its own output tile: visible to itself at once
-        tp.store(o, (b, slice(None)), tp.load(o, (b, slice(None))) + tp.load(x, (b, tp.ds(j * 8, 8))))
+        tp.store(
+            o, (b, slice(None)), tp.load(o, (b, slice(None))) + tp.load(x, (b, tp.ds(j * 8, 8)))
+        )
         return c
 
     lax.fori_loop(0, tp.size("K"), body, 0)
@@ -196,15 +210,20 @@ def test_program_sees_its_own_writes_within_a_phase():
     out, flags = execute(accumulate_in_output, {"B": 3, "K": 5}, {"x": x})
     assert flags.ok
     np.testing.assert_allclose(out["o"], x.reshape(3, 5, 8).sum(1), rtol=1e-5, atol=1e-5)
-    g = jax.grad(lambda x: execute(accumulate_in_output, {"B": 3, "K": 5}, {"x": x})[0]["o"].sum())(x)
+    g = jax.grad(lambda x: execute(accumulate_in_output, {"B": 3, "K": 5}, {"x": x})[0]["o"].sum())(
+        x
+    )
     np.testing.assert_allclose(g, np.ones_like(x))
 
 
 # ----------------------------------------------------------------------------- lanes
 
 
-@tp.kernel(grid={"c": 2}, tensors=dict(x=tp.Input((2, 5, 8)), o=tp.Output((2, 5, 8))),
-           reference=lambda x: x)
+@tp.kernel(
+    grid={"c": 2},
+    tensors=dict(x=tp.Input((2, 5, 8)), o=tp.Output((2, 5, 8))),
+    reference=lambda x: x,
+)
 def odd_lane_split(x, o):
     c = tp.program_id(0)
     tile = tp.load(x, (c, slice(None), slice(None)))
@@ -223,7 +242,9 @@ def test_odd_lane_split_drops_a_row():
     assert res.status == "mismatch" and "output o[0, 4, 0] is never written" in res.message
 
 
-@tp.kernel(grid={"c": 2}, tensors=dict(x=tp.Input((4, 8)), s=tp.Scratch((4, 8)), o=tp.Output((4, 8))))
+@tp.kernel(
+    grid={"c": 2}, tensors=dict(x=tp.Input((4, 8)), s=tp.Scratch((4, 8)), o=tp.Output((4, 8)))
+)
 def lanes_swap_through_barrier(x, s, o):
     c = tp.program_id(0)
     with tp.lanes(2) as lane:
@@ -243,9 +264,15 @@ def test_lanes_barrier_orders_lanes_of_one_program():
 # ----------------------------------------------------------------------------- loop bounds
 
 
-@tp.kernel(grid={"b": "B"}, assume=["B <= 8", "M <= 8"],
-           tensors=dict(lens=tp.Input(("B",), "int32", values="1 <= v <= 4*M"),
-                        x=tp.Input(("B", "4*M")), o=tp.Output(("B",))))
+@tp.kernel(
+    grid={"b": "B"},
+    assume=["B <= 8", "M <= 8"],
+    tensors=dict(
+        lens=tp.Input(("B",), "int32", values="1 <= v <= 4*M"),
+        x=tp.Input(("B", "4*M")),
+        o=tp.Output(("B",)),
+    ),
+)
 def ragged_sum(lens, x, o):
     b = tp.program_id(0)
     n = tp.load(lens, (b,))
@@ -277,8 +304,11 @@ def test_data_outside_declared_range_runs_past_the_static_bound():
 # ----------------------------------------------------------------------------- jit, grads, vmap
 
 
-@tp.kernel(grid={"i": "G"}, assume=["G <= 4096"],
-           tensors=dict(x=tp.Input(("G*16", 16)), y=tp.Input(("G*16", 16)), o=tp.Output(("G*16", 16))))
+@tp.kernel(
+    grid={"i": "G"},
+    assume=["G <= 4096"],
+    tensors=dict(x=tp.Input(("G*16", 16)), y=tp.Input(("G*16", 16)), o=tp.Output(("G*16", 16))),
+)
 def tiled_add(x, y, o):
     i = tp.program_id(0)
     rows = (tp.ds(i * 16, 16), slice(None))
@@ -312,10 +342,13 @@ def _eqn_count(jaxpr) -> int:
     return n
 
 
-@pytest.mark.parametrize("kernel,sizes,inputs", [
-    (tiled_add, lambda g: {"G": g}, lambda g: {"x": f32(g * 16, 16), "y": f32(g * 16, 16)}),
-    (unmasked_load, lambda g: {"N": g * 64 - 3}, lambda g: {"x": f32(g * 64 - 3)}),
-])
+@pytest.mark.parametrize(
+    "kernel,sizes,inputs",
+    [
+        (tiled_add, lambda g: {"G": g}, lambda g: {"x": f32(g * 16, 16), "y": f32(g * 16, 16)}),
+        (unmasked_load, lambda g: {"N": g * 64 - 3}, lambda g: {"x": f32(g * 64 - 3)}),
+    ],
+)
 def test_no_python_loop_over_programs(kernel, sizes, inputs):
     """The traced executor has the same size at 2 and 64 programs: programs are vmapped."""
     counts = []
@@ -343,8 +376,10 @@ def test_separable_bounds_record_matches_the_full_tile():
     rng = np.random.default_rng(3)
     for _ in range(20):
         nd = int(rng.integers(1, 4))
-        dims = tuple(("ds", int(rng.integers(1, 5))) if rng.random() < 0.7 else ("point", 1)
-                     for _ in range(nd))
+        dims = tuple(
+            ("ds", int(rng.integers(1, 5))) if rng.random() < 0.7 else ("point", 1)
+            for _ in range(nd)
+        )
         shape = tuple(int(rng.integers(1, 6)) for _ in range(nd))
         starts = [jnp.int32(int(rng.integers(-4, 7))) for _ in range(nd)]
         bad = ~in_bounds(coords(starts, dims), shape, dims)

@@ -46,21 +46,32 @@ DEFECTS = [
     (sem.neighbour_without_barrier, {}, lambda: {"x": f32(4, 4)}, {"poison", "rw_race"}),
     (sem.exits_before_barrier, {}, lambda: {"x": f32(4, 4)}, {"barrier", "unwritten"}),
     (sem.odd_lane_split, {}, lambda: {"x": f32(2, 5, 8)}, {"unwritten"}),
-    (sem.ragged_sum, {"B": 3, "M": 4},
-     lambda: {"lens": np.array([1, 20, 7], np.int32), "x": f32(3, 16)}, {"loop_bound"}),
+    (
+        sem.ragged_sum,
+        {"B": 3, "M": 4},
+        lambda: {"lens": np.array([1, 20, 7], np.int32), "x": f32(3, 16)},
+        {"loop_bound"},
+    ),
 ]
 TWINS = [
     (sem.neighbour_after_barrier, {}, lambda: {"x": f32(4, 4)}, set()),
     (sem.accumulate_in_output, {"B": 3, "K": 5}, lambda: {"x": f32(3, 40)}, set()),
-    (sem.ragged_sum, {"B": 3, "M": 4},
-     lambda: {"lens": np.array([1, 16, 7], np.int32), "x": f32(3, 16)}, set()),
+    (
+        sem.ragged_sum,
+        {"B": 3, "M": 4},
+        lambda: {"lens": np.array([1, 16, 7], np.int32), "x": f32(3, 16)},
+        set(),
+    ),
     (sem.tiled_add, {"G": 3}, lambda: {"x": f32(48, 16), "y": f32(48, 16)}, set()),
     (chk.ring_attention, {"n": 3}, lambda: {n: f32(3, 4, 8) for n in "qkv"}, set()),
 ]
 
 
-@pytest.mark.parametrize("kernel, sizes, make, want", DEFECTS + TWINS,
-                         ids=[c[0].name + ("_ok" if not c[3] else "") for c in DEFECTS + TWINS])
+@pytest.mark.parametrize(
+    "kernel, sizes, make, want",
+    DEFECTS + TWINS,
+    ids=[c[0].name + ("_ok" if not c[3] else "") for c in DEFECTS + TWINS],
+)
 def test_counts_only_counts_what_the_detailed_run_counts(kernel, sizes, make, want):
     inputs = make()
     out_d, full = executor(kernel, sizes)(inputs)
@@ -198,8 +209,10 @@ def test_fused_decode_at_its_defaults_builds_no_full_size_writer_map():
     check sorts those writes instead of building [20971520, 128] int32 writer maps."""
     k = fd.fused_decode
     sizes = dict(k.defaults)
-    spec = {n: jax.ShapeDtypeStruct(get_plan(k, sizes).shapes[n], np_dtype(k.tensors[n].dtype))
-            for n in k.inputs}
+    spec = {
+        n: jax.ShapeDtypeStruct(get_plan(k, sizes).shapes[n], np_dtype(k.tensors[n].dtype))
+        for n in k.inputs
+    }
     text = jax.jit(executor(k, sizes, detail=False)).lower(spec).as_text()
     assert "tensor<20971520x128xf32>" in text or "tensor<20971520x128xbf16>" in text
     assert "tensor<20971520x128xi32>" not in text

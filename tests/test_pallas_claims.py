@@ -20,7 +20,9 @@ import tileproof as tp
 from tileproof.lowering import lower
 
 _HERE = os.path.dirname(__file__)
-_spec = importlib.util.spec_from_file_location("pallas_more_c", os.path.join(_HERE, "specs", "pallas_more.py"))
+_spec = importlib.util.spec_from_file_location(
+    "pallas_more_c", os.path.join(_HERE, "specs", "pallas_more.py")
+)
 pm = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(pm)
 SRC = os.path.abspath(os.path.join(_HERE, "specs", "pallas_more.py"))
@@ -34,11 +36,23 @@ def _claims(fn, args, assume):
 
 
 CASES = [  # (name, correct twin, defect, args, assume, the claimed line)
-    ("program id", pm.hinted, functools.partial(pm.hinted, step=64), [tp.Arg(("128*K",))],
-     ["K <= 64"], 98),
+    (
+        "program id",
+        pm.hinted,
+        functools.partial(pm.hinted, step=64),
+        [tp.Arg(("128*K",))],
+        ["K <= 64"],
+        98,
+    ),
     ("size", pm.tail_hinted, pm.tail_hinted, [tp.Arg(("128*K",))], ["K <= 32"], 115),
-    ("loop index", pm.loop_hinted, functools.partial(pm.loop_hinted, stride=64),
-     [tp.Arg(("128*K",))], ["K <= 32"], 130),
+    (
+        "loop index",
+        pm.loop_hinted,
+        functools.partial(pm.loop_hinted, stride=64),
+        [tp.Arg(("128*K",))],
+        ["K <= 32"],
+        130,
+    ),
 ]
 
 
@@ -54,8 +68,9 @@ def test_a_true_claim_is_proved(what, good, _bad, args, assume, line):
 
 
 def test_a_claim_refuted_by_the_program_id_names_the_program():
-    _k, _obs, (c,) = _claims(functools.partial(pm.hinted, step=64), [tp.Arg(("64*K",))],
-                            ["K <= 64"])
+    _k, _obs, (c,) = _claims(
+        functools.partial(pm.hinted, step=64), [tp.Arg(("64*K",))], ["K <= 64"]
+    )
     assert c.status == "violated" and (c.location.file, c.location.line) == (SRC, 98)
     ce = c.counterexample
     assert (64 * ce["pid0"]) % 128 != 0  # substituted back
@@ -65,22 +80,25 @@ def test_a_claim_refuted_by_the_program_id_names_the_program():
 def test_a_claim_on_a_size_holds_only_where_the_domain_says_so():
     _k, _obs, (c,) = _claims(pm.tail_hinted, [tp.Arg(("N",))], ["N <= 4096", "N >= 128"])
     assert c.status == "violated" and (c.counterexample["N"] - 128) % 128 != 0
-    _k, _obs, (c,) = _claims(pm.tail_hinted, [tp.Arg(("N",))],
-                             ["N <= 4096", "N >= 128", "N % 128 == 0"])
+    _k, _obs, (c,) = _claims(
+        pm.tail_hinted, [tp.Arg(("N",))], ["N <= 4096", "N >= 128", "N % 128 == 0"]
+    )
     assert c.status == "proved"
 
 
 def test_a_claim_refuted_in_a_loop_names_the_iteration():
-    _k, _obs, (c,) = _claims(functools.partial(pm.loop_hinted, stride=64),
-                             [tp.Arg(("128*K",))], ["K <= 32"])
+    _k, _obs, (c,) = _claims(
+        functools.partial(pm.loop_hinted, stride=64), [tp.Arg(("128*K",))], ["K <= 32"]
+    )
     assert c.status == "violated"
     (i,) = [v for n, v in c.counterexample.items() if n.startswith("i")]
     assert (64 * i) % 128 != 0 and "loop index i" in c.message
 
 
 def test_a_claim_does_not_change_the_values_the_executor_computes():
-    k = tp.pallas(pm.hinted, args=[tp.Arg(("128*K",))], assume=["K <= 8"],
-                  reference=lambda x: x + 1)
+    k = tp.pallas(
+        pm.hinted, args=[tp.Arg(("128*K",))], assume=["K <= 8"], reference=lambda x: x + 1
+    )
     res = tp.verify.verify(k, numeric=True, numeric_options={"budget": 1}).kernels[0].numeric
     assert res.status == "matched", res.message
     assert np.isfinite(res.max_abs_err)

@@ -24,9 +24,19 @@ NAMES = [k.name for k in EX.KERNELS]
 
 
 def test_every_gpu_kernel_of_the_file_is_covered():
-    for stem in ("softmax", "layer_norm", "layer_norm.grad/2.ln_backward_dw_db", "rms_norm",
-                 "mha", "mha.causal", "mha.grad/2.mha_backward", "mqa", "mqa.masked", "gqa",
-                 "paged_attention"):
+    for stem in (
+        "softmax",
+        "layer_norm",
+        "layer_norm.grad/2.ln_backward_dw_db",
+        "rms_norm",
+        "mha",
+        "mha.causal",
+        "mha.grad/2.mha_backward",
+        "mqa",
+        "mqa.masked",
+        "gqa",
+        "paged_attention",
+    ):
         assert f"gpu.{stem}" in NAMES
 
 
@@ -58,17 +68,23 @@ def test_paged_attention_reads_pages_through_the_table_with_its_declared_range()
 def test_paged_attention_needs_every_table_entry_to_be_a_page_even_past_the_length():
     # the last compute block gathers all 8 of its table entries, also those past the
     # sequence's length: a table padded with -1 (as serving stacks do) reads page -1
-    padded = tp.pallas(EX.paged_attention.paged_attention,
-                       args=EX._paged_args(f"-1 <= v < {EX._PAGES}"),
-                       assume=["B <= 256", "G <= 16"], name="padded")
+    padded = tp.pallas(
+        EX.paged_attention.paged_attention,
+        args=EX._paged_args(f"-1 <= v < {EX._PAGES}"),
+        assume=["B <= 256", "G <= 16"],
+        name="padded",
+    )
     (rep,) = tp.verify.verify(padded).kernels
     viol = [o for o in rep.obligations if o.kind == "bounds" and o.status == "violated"]
     assert viol and all("paged_attention.py" in o.location.file for o in viol)
     assert all(-1 in o.counterexample.values() for o in viol)
 
 
-@pytest.mark.parametrize("kernel", [k for k in EX.KERNELS if ".grad/" in k.name],
-                         ids=[k.name for k in EX.KERNELS if ".grad/" in k.name])
+@pytest.mark.parametrize(
+    "kernel",
+    [k for k in EX.KERNELS if ".grad/" in k.name],
+    ids=[k.name for k in EX.KERNELS if ".grad/" in k.name],
+)
 def test_lazily_traced_backward_kernels_keep_kernel_lines(kernel):
     # JAX traces custom_vjp backward kernels lazily (their equations only know the call
     # site); every node still names a line of the kernel's file, so no integer arithmetic

@@ -19,7 +19,9 @@ import tileproof as tp
 from tileproof.pallas import check_function, function_runner
 
 _HERE = os.path.dirname(__file__)
-_spec = importlib.util.spec_from_file_location("pallas_small_n", os.path.join(_HERE, "specs", "pallas_small.py"))
+_spec = importlib.util.spec_from_file_location(
+    "pallas_small_n", os.path.join(_HERE, "specs", "pallas_small.py")
+)
 ps = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(ps)
 
@@ -34,8 +36,12 @@ def test_masked_kernel_matches_its_reference_with_gradients():
 
 
 def test_floor_divided_grid_leaves_poison_in_the_output():
-    k = tp.pallas(functools.partial(ps.scale, grid="floor"), args=N, assume=["N <= 4096"],
-                  reference=lambda x: 2 * x)
+    k = tp.pallas(
+        functools.partial(ps.scale, grid="floor"),
+        args=N,
+        assume=["N <= 4096"],
+        reference=lambda x: 2 * x,
+    )
     res = tp.verify.verify(k, numeric=True, numeric_options={"sizes": [{"N": 200}], "budget": 0})
     assert res.kernels[0].numeric.status == "mismatch"
 
@@ -44,7 +50,9 @@ def test_unmasked_tail_is_flagged_out_of_bounds_at_run_time():
     # Pallas interpret mode would clamp this block; the executor flags the access
     run = function_runner(functools.partial(ps.scale, masked=False), None, N, {"N": 200})
     _out, findings = run(jnp.ones((200,), jnp.float32))
-    assert any(f.kind == "oob_load" and f.element == (200,) and f.location.line == 28 for f in findings)
+    assert any(
+        f.kind == "oob_load" and f.element == (200,) and f.location.line == 28 for f in findings
+    )
 
 
 def test_reshaping_wrapper_is_checked_against_interpret_mode_and_end_to_end():
@@ -80,9 +88,13 @@ def test_masked_lanes_without_other_are_undefined_and_poisoned():
     args = [tp.Arg(("B", 100))]
     ref = lambda x: jnp.sum(x, axis=1)  # noqa: E731
     ok = tp.pallas(ps.row_sum, args=args, assume=["B <= 64"], reference=ref)
-    bad = tp.pallas(functools.partial(ps.row_sum, other=None), args=args, assume=["B <= 64"],
-                    reference=ref)
+    bad = tp.pallas(
+        functools.partial(ps.row_sum, other=None), args=args, assume=["B <= 64"], reference=ref
+    )
     opts = {"budget": 1, "gradients": False}
-    assert tp.verify.verify(ok, numeric=True, numeric_options=opts).kernels[0].numeric.status == "matched"
+    assert (
+        tp.verify.verify(ok, numeric=True, numeric_options=opts).kernels[0].numeric.status
+        == "matched"
+    )
     res = tp.verify.verify(bad, numeric=True, numeric_options=opts).kernels[0].numeric
     assert res.status == "mismatch"  # Triton leaves those lanes undefined; the sum reads them

@@ -20,7 +20,9 @@ from tileproof.lowering import lower
 from tileproof.pallas._reduced import traversed
 
 _HERE = os.path.dirname(__file__)
-_spec = importlib.util.spec_from_file_location("pallas_more_r", os.path.join(_HERE, "specs", "pallas_more.py"))
+_spec = importlib.util.spec_from_file_location(
+    "pallas_more_r", os.path.join(_HERE, "specs", "pallas_more.py")
+)
 pm = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(pm)
 SRC = os.path.abspath(os.path.join(_HERE, "specs", "pallas_more.py"))
@@ -40,10 +42,14 @@ def _reads(obs):
     return [o for o in obs if o.kind == "reads"]
 
 
-@pytest.mark.parametrize("fn", [
-    functools.partial(pm.split_sum, grid="floor"),  # grid=(M, K // BK): a grid axis reduces
-    functools.partial(pm.loop_sum, trip="floor"),  # fori_loop(0, K // BK): a loop reduces
-], ids=["grid", "loop"])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        functools.partial(pm.split_sum, grid="floor"),  # grid=(M, K // BK): a grid axis reduces
+        functools.partial(pm.loop_sum, trip="floor"),  # fori_loop(0, K // BK): a loop reduces
+    ],
+    ids=["grid", "loop"],
+)
 def test_floor_divided_reduction_drops_the_tail_and_is_refuted(fn):
     _k, obs = _obligations(fn, MK, DOM)
     (reads,) = _reads(obs)
@@ -55,13 +61,15 @@ def test_floor_divided_reduction_drops_the_tail_and_is_refuted(fn):
     assert reads.location.file == SRC
     # every output element is written and nothing is out of bounds: only reads sees it
     others = [o for o in obs if o.kind != "reads"]
-    assert all(o.status == "proved" for o in others), [o.message for o in others
-                                                        if o.status != "proved"]
+    assert all(o.status == "proved" for o in others), [
+        o.message for o in others if o.status != "proved"
+    ]
 
 
 def test_floor_divided_reduction_is_refuted_with_a_tail_when_k_is_large():
-    _k, obs = _obligations(functools.partial(pm.split_sum, grid="floor"), MK,
-                           ["M <= 1024", "K <= 2**16", "K >= 300"])
+    _k, obs = _obligations(
+        functools.partial(pm.split_sum, grid="floor"), MK, ["M <= 1024", "K <= 2**16", "K >= 300"]
+    )
     (reads,) = _reads(obs)
     assert reads.status == "violated"
     ce = reads.counterexample
@@ -78,8 +86,11 @@ def test_cdiv_reduction_with_a_masked_tail_is_proved(fn):
 
 
 def test_floor_division_is_fine_where_the_domain_makes_it_exact():
-    _k, obs = _obligations(functools.partial(pm.loop_sum, trip="floor"), MK,
-                           ["M <= 1024", "K <= 2**16", "K % 128 == 0"])
+    _k, obs = _obligations(
+        functools.partial(pm.loop_sum, trip="floor"),
+        MK,
+        ["M <= 1024", "K <= 2**16", "K % 128 == 0"],
+    )
     (reads,) = _reads(obs)
     assert reads.status == "proved"
 

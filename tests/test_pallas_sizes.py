@@ -15,7 +15,9 @@ import tileproof as tp
 from tileproof.lowering import lower
 
 _HERE = os.path.dirname(__file__)
-_spec = importlib.util.spec_from_file_location("pallas_more_s", os.path.join(_HERE, "specs", "pallas_more.py"))
+_spec = importlib.util.spec_from_file_location(
+    "pallas_more_s", os.path.join(_HERE, "specs", "pallas_more.py")
+)
 pm = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(pm)
 

@@ -16,7 +16,9 @@ import tileproof as tp
 from tileproof.lowering import lower
 
 _HERE = os.path.dirname(__file__)
-_spec = importlib.util.spec_from_file_location("pallas_small", os.path.join(_HERE, "specs", "pallas_small.py"))
+_spec = importlib.util.spec_from_file_location(
+    "pallas_small", os.path.join(_HERE, "specs", "pallas_small.py")
+)
 ps = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(ps)
 SRC = os.path.abspath(os.path.join(_HERE, "specs", "pallas_small.py"))
@@ -95,10 +97,13 @@ def test_four_byte_arrays_use_wide_offsets_but_the_kernels_i32_arithmetic_is_che
     assert all(o.counterexample["N"] > 2**31 - 128 for o in arith)
 
 
-@pytest.mark.parametrize("fn,args,assume,what", [
-    (ps.strided, [tp.Arg((256,))], [], "strided"),
-    (ps.atomic_sum, [tp.Arg(("128*K",))], ["K <= 64"], "atomic_rmw"),
-])
+@pytest.mark.parametrize(
+    "fn,args,assume,what",
+    [
+        (ps.strided, [tp.Arg((256,))], [], "strided"),
+        (ps.atomic_sum, [tp.Arg(("128*K",))], ["K <= 64"], "atomic_rmw"),
+    ],
+)
 def test_constructs_without_an_exact_model_are_unknown_never_proved(fn, args, assume, what):
     k, obs = _verify(fn, args, assume)
     unk = [o for o in obs if o.status == "unknown" and what in o.message]
@@ -119,9 +124,13 @@ def test_a_tpu_call_declared_for_the_gpu_is_refused():
     # Mosaic call would report wrong verdicts (tests/test_pallas_tpu.py verifies it as TPU)
     from jax.experimental.pallas.ops.tpu import matmul as mm
 
-    k = tp.pallas(mm.matmul, args=[tp.Arg(("128*M", "128*K")), tp.Arg(("128*K", "128*N"))],
-                  static=dict(block_shape=(128, 128)), assume=["M <= 64", "N <= 64", "K <= 64"],
-                  backend="gpu")
+    k = tp.pallas(
+        mm.matmul,
+        args=[tp.Arg(("128*M", "128*K")), tp.Arg(("128*K", "128*N"))],
+        static=dict(block_shape=(128, 128)),
+        assume=["M <= 64", "N <= 64", "K <= 64"],
+        backend="gpu",
+    )
     (rep,) = tp.verify.verify(k).kernels
     assert rep.error and "mosaic" in rep.error and "matmul.py" in rep.error
 

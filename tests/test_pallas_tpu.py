@@ -26,8 +26,12 @@ def _call(kernel, out_shape, grid, in_specs, out_specs, semantics, scratch=()):
         kernel,
         out_shape=out_shape,
         grid_spec=pltpu.PrefetchScalarGridSpec(
-            num_scalar_prefetch=0, grid=grid, in_specs=in_specs, out_specs=out_specs,
-            scratch_shapes=list(scratch)),
+            num_scalar_prefetch=0,
+            grid=grid,
+            in_specs=in_specs,
+            out_specs=out_specs,
+            scratch_shapes=list(scratch),
+        ),
         compiler_params=pltpu.CompilerParams(dimension_semantics=semantics),
     )
 
@@ -49,8 +53,11 @@ def _all_proved(k) -> None:
 
 def _violated(k, kind: str, text: str = ""):
     _, rep = _verdicts(k)
-    hits = [o for o in rep.obligations if o.kind == kind and o.status == "violated"
-            and text in o.message]
+    hits = [
+        o
+        for o in rep.obligations
+        if o.kind == kind and o.status == "violated" and text in o.message
+    ]
     assert hits, [(o.kind, o.status, o.message) for o in rep.obligations if o.status != "proved"]
     return hits
 
@@ -63,18 +70,26 @@ def _double(x, *, rows=8, cols=128):
         o_ref[...] = 2 * x_ref[...]
 
     n, m = x.shape
-    return _call(kernel, jax.ShapeDtypeStruct(x.shape, x.dtype),
-                 (pl.cdiv(n, rows), pl.cdiv(m, cols)),
-                 [pl.BlockSpec((rows, cols), lambda i, j: (i, j))],
-                 pl.BlockSpec((rows, cols), lambda i, j: (i, j)),
-                 ("parallel", "parallel"))(x)
+    return _call(
+        kernel,
+        jax.ShapeDtypeStruct(x.shape, x.dtype),
+        (pl.cdiv(n, rows), pl.cdiv(m, cols)),
+        [pl.BlockSpec((rows, cols), lambda i, j: (i, j))],
+        pl.BlockSpec((rows, cols), lambda i, j: (i, j)),
+        ("parallel", "parallel"),
+    )(x)
 
 
 def test_partial_edge_blocks_are_padded_and_only_their_in_array_part_is_written_back():
     # N and M not multiples of the block: the edge blocks are partial, their padding is
     # read (garbage) and written to the padding of the output buffer, which is dropped
-    k = tp.pallas(_double, args=[A(("N", "M"))], assume=["N <= 4096", "M <= 4096"],
-                  reference=lambda x: 2 * x, backend="tpu")
+    k = tp.pallas(
+        _double,
+        args=[A(("N", "M"))],
+        assume=["N <= 4096", "M <= 4096"],
+        reference=lambda x: 2 * x,
+        backend="tpu",
+    )
     _all_proved(k)
     text = lower(k).listing()
     assert "x_ref_vmem" in text and "o_ref_vmem" in text  # the VMEM copies
@@ -89,13 +104,24 @@ def test_partial_edge_padding_used_in_a_stored_value_is_caught_numerically():
             o_ref[...] = jnp.broadcast_to(jnp.sum(x_ref[...], axis=1, keepdims=True), (8, 128))
 
         n, m = x.shape
-        return _call(kernel, jax.ShapeDtypeStruct((n, 128), x.dtype), (pl.cdiv(n, 8),),
-                     [pl.BlockSpec((8, m), lambda i: (i, 0))],
-                     pl.BlockSpec((8, 128), lambda i: (i, 0)), ("parallel",))(x)
+        return _call(
+            kernel,
+            jax.ShapeDtypeStruct((n, 128), x.dtype),
+            (pl.cdiv(n, 8),),
+            [pl.BlockSpec((8, m), lambda i: (i, 0))],
+            pl.BlockSpec((8, 128), lambda i: (i, 0)),
+            ("parallel",),
+        )(x)
 
     ref = lambda x: jnp.broadcast_to(x.sum(axis=1, keepdims=True), (x.shape[0], 128))  # noqa: E731
-    good = tp.pallas(rowsum, args=[A(("N", 256))], assume=["N <= 64"], reference=ref,
-                     backend="tpu", numeric={"sizes": [{"N": 12}]})
+    good = tp.pallas(
+        rowsum,
+        args=[A(("N", 256))],
+        assume=["N <= 64"],
+        reference=ref,
+        backend="tpu",
+        numeric={"sizes": [{"N": 12}]},
+    )
     (rep,) = tp.verify.verify(good, numeric=True).kernels
     assert rep.numeric.status == "matched", rep.numeric.message  # rows 12..15: padding, dropped
 
@@ -108,19 +134,35 @@ def test_partial_edge_padding_used_in_a_stored_value_is_caught_numerically():
             o_ref[...] += jnp.broadcast_to(jnp.sum(x_ref[...], axis=1, keepdims=True), (8, 128))
 
         n, m = x.shape
-        return _call(kernel, jax.ShapeDtypeStruct((n, 128), x.dtype),
-                     (pl.cdiv(n, 8), pl.cdiv(m, 128)),
-                     [pl.BlockSpec((8, 128), lambda i, j: (i, j))],
-                     pl.BlockSpec((8, 128), lambda i, j: (i, 0)), ("parallel", "arbitrary"))(x)
+        return _call(
+            kernel,
+            jax.ShapeDtypeStruct((n, 128), x.dtype),
+            (pl.cdiv(n, 8), pl.cdiv(m, 128)),
+            [pl.BlockSpec((8, 128), lambda i, j: (i, j))],
+            pl.BlockSpec((8, 128), lambda i, j: (i, 0)),
+            ("parallel", "arbitrary"),
+        )(x)
 
-    bad = tp.pallas(rowsum_wide, args=[A((8, "M"))], assume=["M <= 1024"], reference=ref,
-                    backend="tpu", numeric={"sizes": [{"M": 200}]})
+    bad = tp.pallas(
+        rowsum_wide,
+        args=[A((8, "M"))],
+        assume=["M <= 1024"],
+        reference=ref,
+        backend="tpu",
+        numeric={"sizes": [{"M": 200}]},
+    )
     verdicts, rep = _verdicts(bad)
     assert verdicts["coverage"] == {"proved"}  # every element is written: a value defect
     (rep,) = tp.verify.verify(bad, numeric=True).kernels
     assert rep.numeric.status == "mismatch", rep.numeric
-    twin = tp.pallas(rowsum_wide, args=[A((8, "128*M"))], assume=["M <= 8"], reference=ref,
-                     backend="tpu", numeric={"sizes": [{"M": 2}]})
+    twin = tp.pallas(
+        rowsum_wide,
+        args=[A((8, "128*M"))],
+        assume=["M <= 8"],
+        reference=ref,
+        backend="tpu",
+        numeric={"sizes": [{"M": 2}]},
+    )
     (rep,) = tp.verify.verify(twin, numeric=True).kernels
     assert rep.numeric.status == "matched", rep.numeric.message
 
@@ -128,29 +170,47 @@ def test_partial_edge_padding_used_in_a_stored_value_is_caught_numerically():
 # --------------------------------------------------------------------------- tiling rule
 
 
-@pytest.mark.parametrize("block,array,ok", [
-    ((8, 128), ("N", 256), True),
-    ((16, 256), ("N", 512), True),
-    ((8, 100), ("N", 100), True),  # equal to the array's last dim
-    ((8, 100), ("N", 256), False),  # neither a multiple of 128 nor the array's dim
-    ((4, 128), ("N", 256), False),  # 4 rows: not a multiple of 8, N may differ from 4
-])
+@pytest.mark.parametrize(
+    "block,array,ok",
+    [
+        ((8, 128), ("N", 256), True),
+        ((16, 256), ("N", 512), True),
+        ((8, 100), ("N", 100), True),  # equal to the array's last dim
+        ((8, 100), ("N", 256), False),  # neither a multiple of 128 nor the array's dim
+        ((4, 128), ("N", 256), False),  # 4 rows: not a multiple of 8, N may differ from 4
+    ],
+)
 def test_block_shapes_follow_the_mosaic_tiling_rule(block, array, ok):
-    k = tp.pallas(functools.partial(_double, rows=block[0], cols=block[1]), args=[A(array)],
-                  assume=["N <= 4096"], reference=lambda x: 2 * x, backend="tpu")
+    k = tp.pallas(
+        functools.partial(_double, rows=block[0], cols=block[1]),
+        args=[A(array)],
+        assume=["N <= 4096"],
+        reference=lambda x: 2 * x,
+        backend="tpu",
+    )
     _, rep = _verdicts(k)
     tiling = [o for o in rep.obligations if "tiles its array" in o.message]
     if ok:
         assert all(o.status == "proved" for o in tiling)
         _all_proved(k)
     else:
-        assert tiling and all(o.status == "violated" and o.kind == "shape" and o.counterexample
-                              and "_check_block_mappings" in o.hint for o in tiling)
+        assert tiling and all(
+            o.status == "violated"
+            and o.kind == "shape"
+            and o.counterexample
+            and "_check_block_mappings" in o.hint
+            for o in tiling
+        )
 
 
 def test_the_tiling_rule_holds_where_the_domain_pins_the_array_dim():
-    k = tp.pallas(functools.partial(_double, rows=4, cols=128), args=[A(("N", 256))],
-                  assume=["N == 4"], reference=lambda x: 2 * x, backend="tpu")
+    k = tp.pallas(
+        functools.partial(_double, rows=4, cols=128),
+        args=[A(("N", 256))],
+        assume=["N == 4"],
+        reference=lambda x: 2 * x,
+        backend="tpu",
+    )
     _all_proved(k)
 
 
@@ -160,6 +220,7 @@ def test_the_tiling_rule_holds_where_the_domain_pins_the_array_dim():
 def _matmul(x, y, *, semantics=("parallel", "parallel", "arbitrary"), init=True, bk=128):
     def kernel(x_ref, y_ref, o_ref, acc_ref):
         if init:
+
             @pl.when(pl.program_id(2) == 0)
             def _():
                 acc_ref[...] = jnp.zeros_like(acc_ref)
@@ -169,17 +230,26 @@ def _matmul(x, y, *, semantics=("parallel", "parallel", "arbitrary"), init=True,
 
     m, kk = x.shape
     n = y.shape[1]
-    return _call(kernel, jax.ShapeDtypeStruct((m, n), jnp.float32),
-                 (m // 128, n // 128, kk // bk),
-                 [pl.BlockSpec((128, bk), lambda i, j, k: (i, k)),
-                  pl.BlockSpec((bk, 128), lambda i, j, k: (k, j))],
-                 pl.BlockSpec((128, 128), lambda i, j, k: (i, j)), semantics,
-                 [pltpu.VMEM((128, 128), jnp.float32)])(x, y)
+    return _call(
+        kernel,
+        jax.ShapeDtypeStruct((m, n), jnp.float32),
+        (m // 128, n // 128, kk // bk),
+        [
+            pl.BlockSpec((128, bk), lambda i, j, k: (i, k)),
+            pl.BlockSpec((bk, 128), lambda i, j, k: (k, j)),
+        ],
+        pl.BlockSpec((128, 128), lambda i, j, k: (i, j)),
+        semantics,
+        [pltpu.VMEM((128, 128), jnp.float32)],
+    )(x, y)
 
 
-_MM = dict(args=[A(("128*M", "128*K")), A(("128*K", "128*N"))],
-           assume=["M <= 64", "N <= 64", "K <= 64"], reference=lambda x, y: x @ y,
-           backend="tpu")
+_MM = dict(
+    args=[A(("128*M", "128*K")), A(("128*K", "128*N"))],
+    assume=["M <= 64", "N <= 64", "K <= 64"],
+    reference=lambda x, y: x @ y,
+    backend="tpu",
+)
 
 
 def test_an_output_revisited_on_consecutive_arbitrary_iterations_accumulates():
@@ -187,8 +257,7 @@ def test_an_output_revisited_on_consecutive_arbitrary_iterations_accumulates():
 
 
 def test_an_output_revisited_across_a_parallel_axis_is_a_race():
-    k = tp.pallas(functools.partial(_matmul, semantics=("parallel", "parallel", "parallel")),
-                  **_MM)
+    k = tp.pallas(functools.partial(_matmul, semantics=("parallel", "parallel", "parallel")), **_MM)
     (o, *_) = _violated(k, "coverage", "written twice")
     assert "matmul" not in o.location.file  # at this file's pallas_call
     assert o.location.file == __file__
@@ -197,8 +266,7 @@ def test_an_output_revisited_across_a_parallel_axis_is_a_race():
 def test_scratch_does_not_carry_across_parallel_iterations():
     # the accumulator is initialised at k == 0 only: with k parallel, a program whose
     # k > 0 reads a scratch nobody on its core wrote
-    k = tp.pallas(functools.partial(_matmul, semantics=("parallel", "parallel", "parallel")),
-                  **_MM)
+    k = tp.pallas(functools.partial(_matmul, semantics=("parallel", "parallel", "parallel")), **_MM)
     _violated(k, "coverage", "acc_ref")
 
 
@@ -209,12 +277,18 @@ def test_an_uninitialised_accumulator_is_read_before_written():
 
 def _copy_2d(x, *, out_map):
     """A grid of two arbitrary axes (a, b) whose output block is ``out_map(a, b)``."""
+
     def kernel(x_ref, o_ref):
         o_ref[...] = x_ref[...]
 
-    return _call(kernel, jax.ShapeDtypeStruct((8, 256), x.dtype), (2, 2),
-                 [pl.BlockSpec((8, 128), out_map)], pl.BlockSpec((8, 128), out_map),
-                 ("arbitrary", "arbitrary"))(x)
+    return _call(
+        kernel,
+        jax.ShapeDtypeStruct((8, 256), x.dtype),
+        (2, 2),
+        [pl.BlockSpec((8, 128), out_map)],
+        pl.BlockSpec((8, 128), out_map),
+        ("arbitrary", "arbitrary"),
+    )(x)
 
 
 def test_an_output_revisited_later_along_an_arbitrary_axis_is_written_back_twice():
@@ -223,8 +297,14 @@ def test_an_output_revisited_later_along_an_arbitrary_axis_is_written_back_twice
     ping_pong = functools.partial(_copy_2d, out_map=lambda a, b: (0, b))
     k = tp.pallas(ping_pong, args=[A((8, 256))], backend="tpu")
     (o,) = _violated(k, "shape", "visited on consecutive iterations")
-    assert o.counterexample == {"visit1_k0": 0, "visit1_k1": 0, "visit2_k0": 0, "visit2_k1": 1,
-                                "visit3_k0": 1, "visit3_k1": 0}
+    assert o.counterexample == {
+        "visit1_k0": 0,
+        "visit1_k1": 0,
+        "visit2_k0": 0,
+        "visit2_k1": 1,
+        "visit3_k0": 1,
+        "visit3_k1": 0,
+    }
     assert o.location.file == __file__
     # blocks 0, 0, 1, 1: revisits on consecutive iterations stay in VMEM
     consecutive = functools.partial(_copy_2d, out_map=lambda a, b: (0, a))
@@ -234,6 +314,7 @@ def test_an_output_revisited_later_along_an_arbitrary_axis_is_written_back_twice
 def _acc_2d(x, *, first):
     """Sums two input blocks into each output block (blocks 0, 0, 1, 1), zeroing it when
     ``first(a, b)``."""
+
     def kernel(x_ref, o_ref):
         @pl.when(first(pl.program_id(0), pl.program_id(1)))
         def _():
@@ -241,9 +322,14 @@ def _acc_2d(x, *, first):
 
         o_ref[...] += x_ref[...]
 
-    return _call(kernel, jax.ShapeDtypeStruct((8, 256), x.dtype), (2, 2),
-                 [pl.BlockSpec((8, 128), lambda a, b: (0, 2 * a + b))],
-                 pl.BlockSpec((8, 128), lambda a, b: (0, a)), ("arbitrary", "arbitrary"))(x)
+    return _call(
+        kernel,
+        jax.ShapeDtypeStruct((8, 256), x.dtype),
+        (2, 2),
+        [pl.BlockSpec((8, 128), lambda a, b: (0, 2 * a + b))],
+        pl.BlockSpec((8, 128), lambda a, b: (0, a)),
+        ("arbitrary", "arbitrary"),
+    )(x)
 
 
 def test_a_new_output_block_starts_from_garbage():
@@ -264,9 +350,14 @@ def test_a_block_index_past_the_array_is_an_out_of_bounds_dma():
             o_ref[...] = x_ref[...]
 
         n = x.shape[0]
-        return _call(kernel, jax.ShapeDtypeStruct(x.shape, x.dtype), (n // 8,),
-                     [pl.BlockSpec((8, 128), lambda i: (i + 1, 0))],
-                     pl.BlockSpec((8, 128), lambda i: (i, 0)), ("parallel",))(x)
+        return _call(
+            kernel,
+            jax.ShapeDtypeStruct(x.shape, x.dtype),
+            (n // 8,),
+            [pl.BlockSpec((8, 128), lambda i: (i + 1, 0))],
+            pl.BlockSpec((8, 128), lambda i: (i, 0)),
+            ("parallel",),
+        )(x)
 
     k = tp.pallas(shifted, args=[A(("8*N", 128))], assume=["N <= 64"], backend="tpu")
     (o, *_) = _violated(k, "bounds", "x_ref")
@@ -279,9 +370,14 @@ def test_indexing_past_the_block_is_out_of_bounds_of_its_vmem_buffer():
             o_ref[...] = x_ref[pl.ds(off * (pl.program_id(0) % 2), 8), :]
 
         n = x.shape[0]
-        return _call(kernel, jax.ShapeDtypeStruct((n // 2, 128), x.dtype), (n // 16,),
-                     [pl.BlockSpec((16, 128), lambda i: (i, 0))],
-                     pl.BlockSpec((8, 128), lambda i: (i, 0)), ("parallel",))(x)
+        return _call(
+            kernel,
+            jax.ShapeDtypeStruct((n // 2, 128), x.dtype),
+            (n // 16,),
+            [pl.BlockSpec((16, 128), lambda i: (i, 0))],
+            pl.BlockSpec((8, 128), lambda i: (i, 0)),
+            ("parallel",),
+        )(x)
 
     args = dict(args=[A(("16*N", 128))], assume=["N <= 64"], backend="tpu")
     _violated(tp.pallas(functools.partial(window, off=12), **args), "bounds", "x_ref_vmem")
@@ -292,13 +388,23 @@ def test_a_floor_divided_grid_leaves_output_rows_unwritten():
     # JAX's TPU matmul has grid M // bm: a precondition M % bm == 0 it does not state
     from jax.experimental.pallas.ops.tpu import matmul as mm
 
-    k = tp.pallas(mm.matmul, args=[A(("M", "128*K")), A(("128*K", "128*N"))],
-                  static=dict(block_shape=(128, 128), block_k=128),
-                  assume=["M <= 2**12", "N <= 32", "K <= 32"], backend="tpu")
+    k = tp.pallas(
+        mm.matmul,
+        args=[A(("M", "128*K")), A(("128*K", "128*N"))],
+        static=dict(block_shape=(128, 128), block_k=128),
+        assume=["M <= 2**12", "N <= 32", "K <= 32"],
+        backend="tpu",
+    )
     _violated(k, "coverage", "never written")
-    _all_proved(tp.pallas(mm.matmul, args=[A(("128*M", "128*K")), A(("128*K", "128*N"))],
-                          static=dict(block_shape=(128, 128), block_k=128),
-                          assume=["M <= 32", "N <= 32", "K <= 32"], backend="tpu"))
+    _all_proved(
+        tp.pallas(
+            mm.matmul,
+            args=[A(("128*M", "128*K")), A(("128*K", "128*N"))],
+            static=dict(block_shape=(128, 128), block_k=128),
+            assume=["M <= 32", "N <= 32", "K <= 32"],
+            backend="tpu",
+        )
+    )
 
 
 # --------------------------------------------------------------------------- fail closed
@@ -328,18 +434,22 @@ def test_dmas_and_semaphores_are_unsupported_at_their_lines():
             o_ref[...] = buf[...]
 
         n = x.shape[0]
-        return _call(kernel, jax.ShapeDtypeStruct(x.shape, x.dtype), (n // 8,),
-                     [pl.BlockSpec(memory_space=pl.ANY)],
-                     pl.BlockSpec((8, 128), lambda i: (i, 0)), ("parallel",),
-                     [pltpu.VMEM((8, 128), jnp.float32), pltpu.SemaphoreType.DMA])(x)
+        return _call(
+            kernel,
+            jax.ShapeDtypeStruct(x.shape, x.dtype),
+            (n // 8,),
+            [pl.BlockSpec(memory_space=pl.ANY)],
+            pl.BlockSpec((8, 128), lambda i: (i, 0)),
+            ("parallel",),
+            [pltpu.VMEM((8, 128), jnp.float32), pltpu.SemaphoreType.DMA],
+        )(x)
 
     k = tp.pallas(copy, args=[A(("8*N", 128))], assume=["N <= 64"], backend="tpu")
     _, rep = _verdicts(k)
     uns = [o for o in rep.obligations if o.kind == "unsupported"]
     assert uns and all(o.location.file == __file__ for o in uns)
     assert any("dma_start" in o.message for o in uns)
-    assert not any(o.status == "proved" and o.kind in ("race", "coverage")
-                   for o in rep.obligations)
+    assert not any(o.status == "proved" and o.kind in ("race", "coverage") for o in rep.obligations)
 
 
 # --------------------------------------------------------------------------- reads
@@ -351,18 +461,26 @@ def test_a_floor_divided_reduction_grid_that_drops_the_k_tail_is_a_reads_violati
     # below it no K block runs and nothing is written, a coverage violation)
     from jax.experimental.pallas.ops.tpu import matmul as mm
 
-    args = dict(static=dict(block_shape=(128, 128), block_k=128),
-                assume=["M <= 32", "N <= 32", "K <= 2**12", "K >= 128"], backend="tpu")
-    k = tp.pallas(mm.matmul, args=[A(("128*M", "K"), reduced="all"),
-                                   A(("K", "128*N"), reduced="all")], **args)
+    args = dict(
+        static=dict(block_shape=(128, 128), block_k=128),
+        assume=["M <= 32", "N <= 32", "K <= 2**12", "K >= 128"],
+        backend="tpu",
+    )
+    k = tp.pallas(
+        mm.matmul, args=[A(("128*M", "K"), reduced="all"), A(("K", "128*N"), reduced="all")], **args
+    )
     verdicts, rep = _verdicts(k)
     assert verdicts["coverage"] == {"proved"}
     hits = [o for o in rep.obligations if o.kind == "reads" and o.status == "violated"]
     assert {o.detail.get("tensor") for o in hits} == {"x_tile_ref", "y_tile_ref"}
     assert all(o.counterexample["K"] % 128 for o in hits)
-    _all_proved(tp.pallas(mm.matmul, args=[A(("128*M", "128*K"), reduced="all"),
-                                           A(("128*K", "128*N"), reduced="all")],
-                          **{**args, "assume": ["M <= 32", "N <= 32", "K <= 32"]}))
+    _all_proved(
+        tp.pallas(
+            mm.matmul,
+            args=[A(("128*M", "128*K"), reduced="all"), A(("128*K", "128*N"), reduced="all")],
+            **{**args, "assume": ["M <= 32", "N <= 32", "K <= 32"]},
+        )
+    )
 
 
 def test_reduced_needs_the_argument_itself():
@@ -381,12 +499,19 @@ def test_the_whole_function_runs_with_its_tpu_calls_executed_by_tileproof():
 
     static = dict(block_shape=(128, 128), block_k=128)
     args = [A((128, "K")), A(("K", 128))]
-    ok = tp.pallas.check_function(mm.matmul, args=args, env={"K": 256}, static=static,
-                                  reference=lambda x, y: x @ y)
+    ok = tp.pallas.check_function(
+        mm.matmul, args=args, env={"K": 256}, static=static, reference=lambda x, y: x @ y
+    )
     assert ok["status"] == "matched" and not ok["findings"], ok
-    tail = tp.pallas.check_function(mm.matmul, args=args, env={"K": 200}, static=static,
-                                    reference=lambda x, y: x @ y)
+    tail = tp.pallas.check_function(
+        mm.matmul, args=args, env={"K": 200}, static=static, reference=lambda x, y: x @ y
+    )
     assert tail["status"] == "mismatch" and tail["max_abs_err"] > 1, tail
-    dropped = tp.pallas.check_function(mm.matmul, args=args, env={"K": 200}, static=static,
-                                       reference=lambda x, y: x[:, :128] @ y[:128])
+    dropped = tp.pallas.check_function(
+        mm.matmul,
+        args=args,
+        env={"K": 200},
+        static=static,
+        reference=lambda x, y: x[:, :128] @ y[:128],
+    )
     assert dropped["status"] == "matched", dropped

@@ -25,11 +25,18 @@ _TPU = os.sep + os.path.join("pallas", "ops", "tpu") + os.sep
 
 def test_every_tpu_kernel_of_the_issue_is_covered():
     names = [k.name for k in EX.KERNELS]
-    for stem in ("matmul", "flash_attention", "flash_attention.causal",
-                 "flash_attention.segment_ids", "flash_attention.bias",
-                 "flash_attention.grad/1._flash_attention_dkv_kernel",
-                 "flash_attention.grad/2._flash_attention_dq_kernel", "gmm", "paged_attention",
-                 "ragged_paged_attention"):
+    for stem in (
+        "matmul",
+        "flash_attention",
+        "flash_attention.causal",
+        "flash_attention.segment_ids",
+        "flash_attention.bias",
+        "flash_attention.grad/1._flash_attention_dkv_kernel",
+        "flash_attention.grad/2._flash_attention_dq_kernel",
+        "gmm",
+        "paged_attention",
+        "ragged_paged_attention",
+    ):
         assert f"tpu.{stem}" in names
 
 
@@ -42,8 +49,9 @@ def test_jax_tpu_kernel_is_proved(kernel):
         # the K/V index map clamps skipped blocks to 0 (`where(q_end > kv_start, kv, 0)`):
         # the inferred `reads` witness cannot invert it (a tool limitation, unknown)
         inexact = [o for o in rep.obligations if o.status != "proved"]
-        assert all(o.kind == "reads" and o.status == "unknown" and "inverted" in o.reason
-                   for o in inexact), bad
+        assert all(
+            o.kind == "reads" and o.status == "unknown" and "inverted" in o.reason for o in inexact
+        ), bad
         bad = []
     assert not bad, bad
     assert not lower(kernel).unsupported
@@ -52,11 +60,15 @@ def test_jax_tpu_kernel_is_proved(kernel):
     assert {"bounds", "coverage", "race", "overflow", "shape"} <= kinds
 
 
-@pytest.mark.parametrize("kernel,construct", [
-    (EX.gmm_tpu, "a dynamic grid extent"),
-    (EX.paged_attention_tpu, "dma_start"),
-    (EX.ragged_paged_attention_tpu, "dma_start"),
-], ids=["gmm", "paged_attention", "ragged_paged_attention"])
+@pytest.mark.parametrize(
+    "kernel,construct",
+    [
+        (EX.gmm_tpu, "a dynamic grid extent"),
+        (EX.paged_attention_tpu, "dma_start"),
+        (EX.ragged_paged_attention_tpu, "dma_start"),
+    ],
+    ids=["gmm", "paged_attention", "ragged_paged_attention"],
+)
 def test_jax_tpu_kernel_with_unmodelled_constructs_fails_closed(kernel, construct):
     (rep,) = tp.verify.verify(kernel).kernels
     assert rep.error is None, rep.error
@@ -65,8 +77,11 @@ def test_jax_tpu_kernel_with_unmodelled_constructs_fails_closed(kernel, construc
     assert all(_TPU in o.location.file and o.location.line > 0 for o in uns)
     # one item per construct and line, not one per unrolled copy
     assert len({(o.message, o.location) for o in uns}) == len(uns)
-    assert not [o for o in rep.obligations if o.kind in ("race", "coverage", "bounds")
-                and o.status == "proved"]
+    assert not [
+        o
+        for o in rep.obligations
+        if o.kind in ("race", "coverage", "bounds") and o.status == "proved"
+    ]
     assert not [o for o in rep.obligations if o.status == "violated"]
 
 

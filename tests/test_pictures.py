@@ -36,9 +36,7 @@ def test_expressions_use_python_floor_semantics_on_arrays():
     ):
         assert evaluate(expr, env).tolist() == [py(int(v)) for v in vals], str(expr)
         assert [expr.evaluate({"n": int(v), "d": 4}) for v in vals] == [py(int(v)) for v in vals]
-    assert holds((n < 0) | shapes.eq(n % 2, 0), env).tolist() == [
-        v < 0 or v % 2 == 0 for v in vals
-    ]
+    assert holds((n < 0) | shapes.eq(n % 2, 0), env).tolist() == [v < 0 or v % 2 == 0 for v in vals]
 
 
 def test_division_by_zero_is_an_error_not_zero():

@@ -31,7 +31,8 @@ def test_run_kernel_proves_once_then_answers_from_the_settings_cache(repo):
     again = project.run_kernel(k, cfg, numeric=False)
     assert first.ok and not first.cached
     assert again.cached and [o.status for o in again.obligations] == [
-        o.status for o in first.obligations]
+        o.status for o in first.obligations
+    ]
     assert (repo / project.CACHE_DIR).is_dir()
 
 

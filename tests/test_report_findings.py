@@ -35,8 +35,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _shared_divisor(lowest_m: int):
-    @tp.kernel(grid={"p": "N"}, assume=["N <= 16", f"M >= {lowest_m}", "M <= 8"],
-               tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))))
+    @tp.kernel(
+        grid={"p": "N"},
+        assume=["N <= 16", f"M >= {lowest_m}", "M <= 8"],
+        tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))),
+    )
     def shared_divisor(x, y):
         p, m = tp.program_id(0), tp.size("M")
         t = tp.load(x, (p,), mask=p // m < tp.size("N"))  # M divides here and in the mask
@@ -64,17 +67,21 @@ def test_a_zero_divisor_is_reported_once_and_its_other_sites_are_duplicates():
 def test_the_twin_whose_divisor_is_at_least_one_is_proved_without_duplicates():
     rep = verify_kernel(_shared_divisor(1))
     assert rep.ok and all(o.status == Status.PROVED for o in rep.obligations), [
-        (o.kind, o.status, o.message) for o in rep.obligations if o.status != "proved"]
+        (o.kind, o.status, o.message) for o in rep.obligations if o.status != "proved"
+    ]
 
 
 # ---------------------------------------------- skipped (asked for) and not_run (--static)
 
 
 def _rows(**numeric):
-    @tp.kernel(grid={"p": "N"}, assume=["N <= 8"], reference=lambda x: {"y": x},
-               tensors=dict(x=tp.Input(("N",), dtype="int32"),
-                            y=tp.Output(("N",), dtype="int32")),
-               numeric=numeric)
+    @tp.kernel(
+        grid={"p": "N"},
+        assume=["N <= 8"],
+        reference=lambda x: {"y": x},
+        tensors=dict(x=tp.Input(("N",), dtype="int32"), y=tp.Output(("N",), dtype="int32")),
+        numeric=numeric,
+    )
     def rows(x, y):
         p = tp.program_id(0)
         tp.store(y, (p,), tp.load(x, (p,)))
@@ -102,8 +109,17 @@ def test_gradients_of_an_integer_kernel_are_not_applicable_not_skipped():
 
 def test_the_vocabulary_maps_onto_the_json_words():
     assert [legacy(s) for s in Status] == [
-        "proved", "violated", "unknown", "matched", "mismatch", "error",
-        "skipped", "skipped", "skipped", "skipped"]
+        "proved",
+        "violated",
+        "unknown",
+        "matched",
+        "mismatch",
+        "error",
+        "skipped",
+        "skipped",
+        "skipped",
+        "skipped",
+    ]
     assert Status("duplicate") == "duplicate" and json.dumps(Status.NOT_RUN) == '"not_run"'
     with pytest.raises(ValueError):
         Finding("bounds", "skiped", "a typo'd status is refused")
@@ -122,15 +138,16 @@ def test_every_kind_has_one_stable_code_and_the_contract_lists_them_all():
 
 def test_text_findings_end_with_their_code_and_sarif_has_one_rule_per_code():
     rep = verify_kernel(_shared_divisor(0))
-    findings = [line for line in to_text(Report([rep])).splitlines()
-                if re.match(r"\S+:\d+: \w+: ", line)]
-    assert findings and all(re.search(r"\(in kernel shared_divisor\)  \[TP\d{3}\]$", f)
-                            for f in findings)
+    findings = [
+        line for line in to_text(Report([rep])).splitlines() if re.match(r"\S+:\d+: \w+: ", line)
+    ]
+    assert findings and all(
+        re.search(r"\(in kernel shared_divisor\)  \[TP\d{3}\]$", f) for f in findings
+    )
     run = to_sarif(Report([rep]))["runs"][0]
     rules = run["tool"]["driver"]["rules"]
     assert [r["properties"]["code"] for r in rules] == [CODES[k] for k in FINDING_KINDS]
-    assert all(r["properties"]["code"] == CODES[r["ruleId"].split("/")[1]]
-               for r in run["results"])
+    assert all(r["properties"]["code"] == CODES[r["ruleId"].split("/")[1]] for r in run["results"])
 
 
 def test_a_report_reads_as_findings_including_numeric_and_kernel_errors():
@@ -144,8 +161,11 @@ def test_a_report_reads_as_findings_including_numeric_and_kernel_errors():
 
 
 def _race(guard: str):
-    @tp.kernel(grid={"p": "N"}, assume=["N <= 64"],
-               tensors=dict(x=tp.Input(("N", 4)), y=tp.Output(("N", 4))))
+    @tp.kernel(
+        grid={"p": "N"},
+        assume=["N <= 64"],
+        tensors=dict(x=tp.Input(("N", 4)), y=tp.Output(("N", 4))),
+    )
     def racy(x, y):
         p = tp.program_id(0)
         row = p // 2 if guard == "half" else p  # two programs write each row: a race
@@ -164,12 +184,18 @@ def test_counterexample_keys_are_typed_and_print_as_before():
     assert keys["p'"].role == "program" and keys["p'"].instance == 2 and keys["p'"].name == "p"
     assert keys["element[0]"].role == "element" and keys["element[0]"].at == (0,)
     assert race.counterexample["p'"] == race.counterexample[keys["p'"]]  # looked up by text
-    js = next(o for o in rep.to_json()["obligations"] if o["kind"] == "race"
-              and o["status"] == "violated")
+    js = next(
+        o for o in rep.to_json()["obligations"] if o["kind"] == "race" and o["status"] == "violated"
+    )
     assert set(js["counterexample"]) == set(keys)  # the contract's object: unchanged keys
     typed = {k["key"]: k for k in js["counterexample_keys"]}
-    assert typed["p'"] == {"key": "p'", "role": "program", "name": "p", "instance": 2,
-                           "value": race.counterexample["p'"]}
+    assert typed["p'"] == {
+        "key": "p'",
+        "role": "program",
+        "name": "p",
+        "instance": 2,
+        "value": race.counterexample["p'"],
+    }
     # pickles (worker processes) and survives the proof cache's JSON with its role
     again = pickle.loads(pickle.dumps(race))
     assert {str(k): k.role for k in again.counterexample} == {s: k.role for s, k in keys.items()}
@@ -187,28 +213,33 @@ def test_keys_from_the_proof_cache_are_typed_again(tmp_path):
     assert second.cached and not first.cached
 
     def roles(rep):
-        return [sorted((str(k), k.role) for k in o.counterexample)
-                for o in rep.obligations if o.counterexample]
+        return [
+            sorted((str(k), k.role) for k in o.counterexample)
+            for o in rep.obligations
+            if o.counterexample
+        ]
 
     assert roles(first) == roles(second) and roles(first)
 
 
-@pytest.mark.parametrize("text, role, name, index, instance", [
-    ("element[1]", "element", "", (1,), 1),
-    ("start_pos[0]", "data", "start_pos", (0,), 1),
-    ("T[1, 2]", "data", "T", (1, 2), 1),
-    ("iteration[i_29]", "iteration", "i_29", (), 1),
-    ("b'", "symbol", "b", (), 2),
-    ("i_178", "symbol", "i_178", (), 1),
-])
+@pytest.mark.parametrize(
+    "text, role, name, index, instance",
+    [
+        ("element[1]", "element", "", (1,), 1),
+        ("start_pos[0]", "data", "start_pos", (0,), 1),
+        ("T[1, 2]", "data", "T", (1, 2), 1),
+        ("iteration[i_29]", "iteration", "i_29", (), 1),
+        ("b'", "symbol", "b", (), 2),
+        ("i_178", "symbol", "i_178", (), 1),
+    ],
+)
 def test_key_syntax(text, role, name, index, instance):
     k = parse(text)
     assert (str(k), k.role, k.name, k.at, k.instance) == (text, role, name, index, instance)
 
 
 def test_refine_gives_plain_names_their_role_and_the_rest_value():
-    ce = refine({"B": 1, "i_3": 0, "r'": 2, "offset": 7},
-                {"B": "size", "i_3": "loop", "r": "rank"})
+    ce = refine({"B": 1, "i_3": 0, "r'": 2, "offset": 7}, {"B": "size", "i_3": "loop", "r": "rank"})
     assert [k.role for k in ce] == ["size", "loop", "rank", "value"]
 
 
@@ -221,7 +252,7 @@ def test_findings_build_and_render_without_jax_and_z3():
     import sys
     import textwrap
 
-    code = textwrap.dedent('''
+    code = textwrap.dedent("""
         import json, sys
 
         class _Block:
@@ -239,8 +270,9 @@ def test_findings_build_and_render_without_jax_and_z3():
         print(to_text(rep, quiet=True))
         json.dumps(rep.to_json()), json.dumps(to_sarif(rep))
         assert not [m for m in sys.modules if m.split(".")[0] in ("jax", "jaxlib", "z3")]
-    ''')
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=300, cwd=ROOT)
+    """)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines()[0] == "k.py:7: bounds: past the end (in kernel k)  [TP102]"

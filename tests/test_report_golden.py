@@ -42,8 +42,14 @@ json.dump(out, sys.stdout)
 @pytest.fixture(scope="module")
 def texts() -> dict[str, str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TILEPROOF_DEBUG": ""}
-    done = subprocess.run([sys.executable, "-c", _SCRIPT], cwd=ROOT, env=env, text=True,
-                          capture_output=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-c", _SCRIPT],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)
 

@@ -16,9 +16,8 @@ import jsonschema
 import pytest
 from test_cli import BUGGY, FIXED, run, write
 
+from tileproof.report import KernelReport, NumericResult, Obligation, Report, to_sarif
 from tileproof.spec._errors import Location
-from tileproof.verify._format import to_sarif
-from tileproof.verify._report import KernelReport, NumericResult, Obligation, Report
 
 SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)

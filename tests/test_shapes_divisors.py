@@ -35,8 +35,14 @@ def _cdiv(a, b):
     return -((-a) // b)
 
 
-_FUNCS = {"min": min, "max": max, "abs": abs, "cdiv": _cdiv,
-          "floordiv": lambda a, b: a // b, "mod": lambda a, b: a % b}
+_FUNCS = {
+    "min": min,
+    "max": max,
+    "abs": abs,
+    "cdiv": _cdiv,
+    "floordiv": lambda a, b: a // b,
+    "mod": lambda a, b: a % b,
+}
 
 
 def py(text: str, env: dict):
@@ -183,17 +189,27 @@ def _texts(names):
     def extend(kids):
         pair = st.tuples(kids, kids)
         return st.one_of(
-            pair.map(bin_("+")), pair.map(bin_("-")), pair.map(bin_("*")),
-            pair.map(bin_("//")), pair.map(bin_("//")), pair.map(bin_("%")),
-            pair.map(call("cdiv")), pair.map(call("min")), pair.map(call("max")),
-            pair.map(call("floordiv")), pair.map(call("mod")),
+            pair.map(bin_("+")),
+            pair.map(bin_("-")),
+            pair.map(bin_("*")),
+            pair.map(bin_("//")),
+            pair.map(bin_("//")),
+            pair.map(bin_("%")),
+            pair.map(call("cdiv")),
+            pair.map(call("min")),
+            pair.map(call("max")),
+            pair.map(call("floordiv")),
+            pair.map(call("mod")),
             kids.map(lambda t: (f"({t[0]})*0", f"({t[1]})*0")),
             kids.map(lambda t: (f"({t[0]}) % 1", f"({t[1]}) % 1")),
             kids.map(lambda t: (f"({t[0]}) - ({t[0]})", f"({t[1]}) - ({t[1]})")),
             kids.map(lambda t: (f"({t[0]}) // ({t[0]})", f"({t[1]}) // ({t[1]})")),
-            st.tuples(kids, kids, kids).map(lambda t: (
-                f"where({t[0][0]} > 0, {t[1][0]}, {t[2][0]})",
-                f"(({t[1][1]}) if ({t[0][1]}) > 0 else ({t[2][1]}))")),
+            st.tuples(kids, kids, kids).map(
+                lambda t: (
+                    f"where({t[0][0]} > 0, {t[1][0]}, {t[2][0]})",
+                    f"(({t[1][1]}) if ({t[0][1]}) > 0 else ({t[2][1]}))",
+                )
+            ),
         )
 
     return st.recursive(leaf, extend, max_leaves=5)
@@ -201,14 +217,19 @@ def _texts(names):
 
 def _conditions(names):
     ops = st.sampled_from(["==", "!=", "<", "<=", ">", ">="])
-    cmp_ = st.builds(lambda a, op, b: (f"{a[0]} {op} {b[0]}", f"{a[1]} {op} {b[1]}"),
-                     _texts(names), ops, _texts(names))
+    cmp_ = st.builds(
+        lambda a, op, b: (f"{a[0]} {op} {b[0]}", f"{a[1]} {op} {b[1]}"),
+        _texts(names),
+        ops,
+        _texts(names),
+    )
 
     def join(word):
         return lambda t: (f"({t[0][0]}) {word} ({t[1][0]})", f"({t[0][1]}) {word} ({t[1][1]})")
 
     return st.one_of(
-        cmp_, cmp_,
+        cmp_,
+        cmp_,
         st.tuples(cmp_, cmp_).map(join("and")),
         st.tuples(cmp_, cmp_).map(join("or")),
         cmp_.map(lambda t: (f"not ({t[0]})", f"not ({t[1]})")),
@@ -242,8 +263,11 @@ def _grid(names, ranges, pairs):
     return out
 
 
-SETTINGS = dict(deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+SETTINGS = dict(
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 
 
 @settings(max_examples=200, **SETTINGS)

@@ -6,19 +6,10 @@ import textwrap
 
 import jax.numpy as jnp
 import pytest
+from _helpers import line_of
 
 import tileproof.spec as tp
 from tileproof.lowering import lower
-
-THIS = __file__
-
-
-def _line_of(fragment: str) -> int:
-    with open(THIS) as f:
-        for n, line in enumerate(f, 1):
-            if fragment in line and "_line_of" not in line:
-                return n
-    raise AssertionError(fragment)
 
 
 def test_python_if_on_program_id():
@@ -30,7 +21,7 @@ def test_python_if_on_program_id():
     with pytest.raises(tp.SpecError) as e:
         lower(k)
     msg = str(e.value)
-    assert f"test_spec_errors.py:{_line_of('MARK-if')}" in msg
+    assert f"test_spec_errors.py:{line_of(__file__, 'MARK-if')}" in msg
     assert "Python control flow on a traced value" in msg
     assert "tp.when(cond)" in msg and "\n" not in msg
 
@@ -44,7 +35,7 @@ def test_body_that_does_not_trace():
     with pytest.raises(tp.SpecError) as e:
         lower(k)
     msg = str(e.value)
-    assert f"test_spec_errors.py:{_line_of('MARK-matmul')}" in msg
+    assert f"test_spec_errors.py:{line_of(__file__, 'MARK-matmul')}" in msg
     assert "does not trace" in msg and "TypeError" in msg
 
 
@@ -52,7 +43,7 @@ def test_shape_expression_typo_names_line_and_column():
     with pytest.raises(tp.SpecError) as e:
         tp.Input(("B*S +", 64))  # MARK-typo
     msg = str(e.value)
-    assert f"test_spec_errors.py:{_line_of('MARK-typo')}" in msg
+    assert f"test_spec_errors.py:{line_of(__file__, 'MARK-typo')}" in msg
     assert "syntax error" in msg and "column" in msg
 
 
@@ -60,7 +51,7 @@ def test_domain_typo():
     with pytest.raises(tp.SpecError) as e:
         bad = ["N %% 8 == 0"]
         tp.kernel(grid={"i": "N"}, assume=bad, tensors=dict(o=tp.Output(("N",))))  # MARK-dom
-    assert f"test_spec_errors.py:{_line_of('MARK-dom')}" in str(e.value)
+    assert f"test_spec_errors.py:{line_of(__file__, 'MARK-dom')}" in str(e.value)
 
 
 def test_wrong_index_arity_points_at_the_access():
@@ -70,7 +61,7 @@ def test_wrong_index_arity_points_at_the_access():
 
     with pytest.raises(tp.SpecError) as e:
         lower(k)
-    assert f"test_spec_errors.py:{_line_of('MARK-arity')}" in str(e.value)
+    assert f"test_spec_errors.py:{line_of(__file__, 'MARK-arity')}" in str(e.value)
     assert "has 2 dimensions but the index has 1" in str(e.value)
 
 
@@ -105,7 +96,7 @@ def test_any_exception_while_tracing_is_a_spec_error(raised):
     with pytest.raises(tp.SpecError) as e:
         lower(k)
     msg = str(e.value)
-    assert f"test_spec_errors.py:{_line_of('MARK-raise')}" in msg
+    assert f"test_spec_errors.py:{line_of(__file__, 'MARK-raise')}" in msg
     assert raised.split("(")[0] in msg and "does not trace" in msg
 
 
@@ -114,12 +105,17 @@ def test_any_exception_while_tracing_is_a_spec_error(raised):
 def test_cli_exits_2_when_a_spec_module_raises(tmp_path, where, raised):
     spec = tmp_path / "raising_spec.py"
     body = f"    raise {raised}" if where == "body" else "    tp.store(o, (0,), 1.0)"
-    spec.write_text("import tileproof.spec as tp\n"
-                    + (f"raise {raised}\n" if where == "module" else "\n")
-                    + "@tp.kernel(grid={'i': 4}, tensors=dict(o=tp.Output((4,))))\n"
-                    + f"def k(o):\n{body}\n")
-    r = subprocess.run([sys.executable, "-m", "tileproof.cli", "check", "--static", str(spec)],
-                       capture_output=True, text=True)
+    spec.write_text(
+        "import tileproof.spec as tp\n"
+        + (f"raise {raised}\n" if where == "module" else "\n")
+        + "@tp.kernel(grid={'i': 4}, tensors=dict(o=tp.Output((4,))))\n"
+        + f"def k(o):\n{body}\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "tileproof.cli", "check", "--static", str(spec)],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2, r.stdout + r.stderr
     line = 2 if where == "module" else 5
     out = r.stdout + r.stderr
@@ -138,22 +134,29 @@ def test_a_body_that_never_finishes_tracing_is_stopped():
         trace(spins, timeout_s=0.5)
     msg = str(e.value)
     assert "'spins' did not finish tracing within 0.5 s" in msg
-    assert f"test_spec_errors.py:{_line_of('MARK-spin') + 1}" in msg or (
-        f"test_spec_errors.py:{_line_of('MARK-spin')}" in msg)
+    assert f"test_spec_errors.py:{line_of(__file__, 'MARK-spin') + 1}" in msg or (
+        f"test_spec_errors.py:{line_of(__file__, 'MARK-spin')}" in msg
+    )
 
 
 def test_the_trace_timeout_is_configurable_and_reaches_worker_processes(tmp_path):
     spec = tmp_path / "spin_spec.py"
-    spec.write_text("import tileproof.spec as tp\n\n"
-                    "@tp.kernel(grid={'i': 4}, tensors=dict(o=tp.Output((4,))))\n"
-                    "def spin_a(o):\n    while True:\n        pass\n\n"
-                    "@tp.kernel(grid={'i': 4}, tensors=dict(o=tp.Output((4,))))\n"
-                    "def spin_b(o):\n    while True:\n        pass\n")
+    spec.write_text(
+        "import tileproof.spec as tp\n\n"
+        "@tp.kernel(grid={'i': 4}, tensors=dict(o=tp.Output((4,))))\n"
+        "def spin_a(o):\n    while True:\n        pass\n\n"
+        "@tp.kernel(grid={'i': 4}, tensors=dict(o=tp.Output((4,))))\n"
+        "def spin_b(o):\n    while True:\n        pass\n"
+    )
     import os
 
     env = {**os.environ, "TILEPROOF_TRACE_TIMEOUT_S": "1"}
-    r = subprocess.run([sys.executable, "-m", "tileproof.cli", "check", "--static", "-j", "2",
-                        str(spec)], capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "tileproof.cli", "check", "--static", "-j", "2", str(spec)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 2, r.stdout + r.stderr
     out = r.stdout + r.stderr
     assert "'spin_a' did not finish tracing within 1 s" in out

@@ -16,9 +16,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_mypy_clean_on_public_api(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "mypy_cache"),
-         "--config-file", str(ROOT / "pyproject.toml")],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--cache-dir",
+            str(tmp_path / "mypy_cache"),
+            "--config-file",
+            str(ROOT / "pyproject.toml"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, f"mypy failed:\n{proc.stdout}\n{proc.stderr}"
     assert "Success: no issues found" in proc.stdout, proc.stdout
@@ -33,9 +43,17 @@ def test_mypy_config_covers_the_public_api() -> None:
     conf = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
     assert conf["python_version"] == "3.10"
     assert conf["follow_imports"] == "silent"
-    for public in ("tileproof/__init__.py", "tileproof/errors.py", "tileproof/_location.py",
-                   "tileproof/testing.py", "tileproof/shapes", "tileproof/spec",
-                   "tileproof/model", "tileproof/report", "tileproof/project"):
+    for public in (
+        "tileproof/__init__.py",
+        "tileproof/errors.py",
+        "tileproof/_location.py",
+        "tileproof/testing.py",
+        "tileproof/shapes",
+        "tileproof/spec",
+        "tileproof/model",
+        "tileproof/report",
+        "tileproof/project",
+    ):
         assert public in conf["files"], public
         assert (ROOT / public).exists(), public
 
@@ -55,8 +73,9 @@ def test_status_does_not_need_strenum() -> None:
         "assert f'{s:>8}' == '  proved' and json.dumps(s) == '\"proved\"'\n"
         "assert Status('unknown') is Status.UNKNOWN and isinstance(s, str)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
 
 

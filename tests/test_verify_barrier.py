@@ -14,8 +14,9 @@ MACHINE = tp.Launch(cores=64, start="together")
 
 
 def _barrier(kernel):
-    return [o for o in check_static(lower(kernel), kinds=("shape", "barrier"))
-            if o.kind == "barrier"]
+    return [
+        o for o in check_static(lower(kernel), kinds=("shape", "barrier")) if o.kind == "barrier"
+    ]
 
 
 def _uniform(obs):
@@ -76,9 +77,11 @@ def uniform_exit(x, s, y):
 def lane_barrier(x, s, y):
     p = tp.program_id(0)
     with tp.lanes(2) as lane:
+
         @tp.when(lane == 0)
         def _():
             tp.barrier("lanes")
+
     _stage(x, s, p)
 
 
@@ -86,18 +89,24 @@ def _fused(start: str, fenced: bool):
     """24 programs, one per core, with a grid barrier; zero-fill tasks may run alongside."""
 
     @tp.kernel(
-        grid={"core": 24}, tensors=dict(x=tp.Input((24 * 8, 128)), s=tp.Scratch((24 * 8, 128)),
-                                        y=tp.Output((24 * 8, 128))),
-        launch=tp.Launch(cores=24, start=start,
-                         concurrent=(tp.Task("zero_fill", programs=3, fenced=fenced),)),
+        grid={"core": 24},
+        tensors=dict(
+            x=tp.Input((24 * 8, 128)), s=tp.Scratch((24 * 8, 128)), y=tp.Output((24 * 8, 128))
+        ),
+        launch=tp.Launch(
+            cores=24, start=start, concurrent=(tp.Task("zero_fill", programs=3, fenced=fenced),)
+        ),
     )
     def fused(x, s, y):
         core = tp.program_id(0)
         _stage(x, s, core)
         tp.barrier("grid")
         nxt = (core + 1) % 24
-        tp.store(y, (tp.ds(core * 8, 8), slice(None)),
-                 tp.load(s, (tp.ds(nxt * 8, 8), slice(None))) * jnp.float32(2))
+        tp.store(
+            y,
+            (tp.ds(core * 8, 8), slice(None)),
+            tp.load(s, (tp.ds(nxt * 8, 8), slice(None))) * jnp.float32(2),
+        )
 
     return fused
 

@@ -15,8 +15,11 @@ from tileproof.lowering import lower
 from tileproof.shapes._decide import clear_caches
 from tileproof.verify.static import check_static
 
-KERNELS = [k for k in catalog.KERNELS
-           if k.name in ("paged_attention", "compressor_pool", "mesh_ring_attention")]
+KERNELS = [
+    k
+    for k in catalog.KERNELS
+    if k.name in ("paged_attention", "compressor_pool", "mesh_ring_attention")
+]
 HOG = "while True:\n    pass\n"
 
 

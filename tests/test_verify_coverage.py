@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 from jax import lax
+from specs.kernels import tiles
 
 import tileproof.spec as tp
 from tileproof.lowering import lower
@@ -11,8 +12,9 @@ from tileproof.verify.static import check_static
 
 
 def _coverage(kernel):
-    return [o for o in check_static(lower(kernel), kinds=("shape", "coverage"))
-            if o.kind == "coverage"]
+    return [
+        o for o in check_static(lower(kernel), kinds=("shape", "coverage")) if o.kind == "coverage"
+    ]
 
 
 def _one(obs, text):
@@ -21,24 +23,17 @@ def _one(obs, text):
     return found[0]
 
 
-def _tiles(grid: str):
-    @tp.kernel(grid={"p": grid}, assume=["N <= 2**20"],
-               tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))))
-    def tiles(x, y):
-        p, n = tp.program_id(0), tp.size("N")
-        mask = (p * 64 + jnp.arange(64)) < n
-        tp.store(y, (tp.ds(p * 64, 64),), tp.load(x, (tp.ds(p * 64, 64),), mask=mask), mask=mask)
-
-    return tiles
-
-
 def _compressor(fixed: bool):
     """Stage 1 fills a scratch in programs of 64 rows, stage 2 reads every row (docs/catalog.md §3)."""
 
     @tp.kernel(
-        grid={"p": "cdiv(B*S, 64)"}, assume=["B <= 64", "S <= 16"],
-        tensors=dict(x=tp.Input(("B*S", 128)), kv_scratch=tp.Scratch(("B*S", 128)),
-                     out=tp.Output(("B*S", 128))),
+        grid={"p": "cdiv(B*S, 64)"},
+        assume=["B <= 64", "S <= 16"],
+        tensors=dict(
+            x=tp.Input(("B*S", 128)),
+            kv_scratch=tp.Scratch(("B*S", 128)),
+            out=tp.Output(("B*S", 128)),
+        ),
     )
     def compressor(x, kv_scratch, out):
         p = tp.program_id(0)
@@ -59,8 +54,11 @@ def _compressor(fixed: bool):
 
 
 def _accumulate(index_uses_loop: bool):
-    @tp.kernel(grid={"p": "P"}, assume=["P <= 1024", "K <= 64"],
-               tensors=dict(x=tp.Input(("P*8", "K*8")), y=tp.Output(("P*8", 8))))
+    @tp.kernel(
+        grid={"p": "P"},
+        assume=["P <= 1024", "K <= 64"],
+        tensors=dict(x=tp.Input(("P*8", "K*8")), y=tp.Output(("P*8", 8))),
+    )
     def accumulate(x, y):
         p = tp.program_id(0)
 
@@ -76,15 +74,17 @@ def _accumulate(index_uses_loop: bool):
     return accumulate
 
 
-@tp.kernel(grid={"p": "P"}, assume=["P <= 1024"],
-           tensors=dict(x=tp.Input(("P*8",)), y=tp.Output(("P*8 + 8",))))
+@tp.kernel(
+    grid={"p": "P"},
+    assume=["P <= 1024"],
+    tensors=dict(x=tp.Input(("P*8",)), y=tp.Output(("P*8 + 8",))),
+)
 def overlapping(x, y):
     p = tp.program_id(0)
     tp.store(y, (tp.ds(p * 8, 16),), jnp.zeros((16,)))  # tiles of 16 every 8: overlap
 
 
-@tp.kernel(grid={"p": "P"}, assume=["P <= 1024"],
-           tensors=dict(y=tp.Output(("P*8",))))
+@tp.kernel(grid={"p": "P"}, assume=["P <= 1024"], tensors=dict(y=tp.Output(("P*8",))))
 def two_stores(y):
     p = tp.program_id(0)
     tp.store(y, (tp.ds(p * 8, 8),), jnp.zeros((8,)))
@@ -95,12 +95,12 @@ def two_stores(y):
 
 
 def test_cdiv_grid_covers_every_element_once():
-    obs = _coverage(_tiles("cdiv(N, 64)"))
+    obs = _coverage(tiles("cdiv(N, 64)"))
     assert [o.status for o in obs] == ["proved", "proved"], [(o.message, o.reason) for o in obs]
 
 
 def test_floor_div_grid_drops_the_tail():
-    obs = _coverage(_tiles("N // 64"))
+    obs = _coverage(tiles("N // 64"))
     ex = _one(obs, "never written")
     assert ex.status == "violated"
     cx = ex.counterexample
@@ -116,7 +116,9 @@ def test_floor_div_dispatch_leaves_scratch_rows_unwritten_for_stage_two():
     cx = read.counterexample
     rows = cx["B"] * cx["S"]
     assert rows % 64 != 0 and 64 * (rows // 64) <= cx["element[0]"] < rows
-    assert "never written before" in read.message and "read at test_verify_coverage.py" in read.message
+    assert (
+        "never written before" in read.message and "read at test_verify_coverage.py" in read.message
+    )
     assert "row" in read.message
 
 
@@ -156,8 +158,11 @@ def _groups(*, groups: str, use_mod: bool, scratch: bool):
     @tp.kernel(
         grid={"b": "B", "hb": "Hkv*GS"},
         assume=["B <= 64", "Hkv <= 8", "GS <= 64"],
-        tensors=dict(x=tp.Input(("B", "Hkv*GS", 32)), mid=tp.Scratch(("B", "Hkv*GS", 32)),
-                     y=tp.Output(("B", "Hkv*GS", 32))),
+        tensors=dict(
+            x=tp.Input(("B", "Hkv*GS", 32)),
+            mid=tp.Scratch(("B", "Hkv*GS", 32)),
+            y=tp.Output(("B", "Hkv*GS", 32)),
+        ),
     )
     def groups_kernel(x, mid, y):
         b, hb = tp.program_id(0), tp.program_id(1)
@@ -204,8 +209,11 @@ def test_flattened_axis_with_floor_groups_drops_the_tail_rows():
 
 
 def test_flattened_axis_without_the_row_mask_writes_rows_twice():
-    @tp.kernel(grid={"hb": "Hkv*GS"}, assume=["Hkv <= 8", "GS <= 64"],
-               tensors=dict(y=tp.Output(("Hkv*GS + 16",))))
+    @tp.kernel(
+        grid={"hb": "Hkv*GS"},
+        assume=["Hkv <= 8", "GS <= 64"],
+        tensors=dict(y=tp.Output(("Hkv*GS + 16",))),
+    )
     def unmasked(y):
         hb, GS = tp.program_id(0), tp.size("GS")
         G = (GS + 15) // 16
@@ -229,11 +237,15 @@ def _paged(*, declared: bool = True, seed_unmasked: bool = False, extra_page: bo
     sequence; ``extra_page``: it reads one page past the sequence's last."""
     table = dict(values="0 <= v < B*M", distinct=True)
     if declared:
-        table.update(enumerates="v % M < cdiv(seq, 16)",
-                     reads={"seq": ("seq_lens", "v // M"), "n": ("num_work", 0)}, count="n")
+        table.update(
+            enumerates="v % M < cdiv(seq, 16)",
+            reads={"seq": ("seq_lens", "v // M"), "n": ("num_work", 0)},
+            count="n",
+        )
 
     @tp.kernel(
-        grid={"p": "P"}, assume=["P <= 8", "B <= 16", "M <= 8"],
+        grid={"p": "P"},
+        assume=["P <= 8", "B <= 16", "M <= 8"],
         tensors=dict(
             seq_lens=tp.Input(("B",), "int32", values="0 <= v <= 16*M"),
             num_work=tp.Input((1,), "int32", values="0 <= v <= B*M"),
@@ -278,8 +290,9 @@ def _paged(*, declared: bool = True, seed_unmasked: bool = False, extra_page: bo
 def test_work_table_reads_of_every_page_are_written_before():
     obs = _coverage(_paged())
     reads = [o for o in obs if "reads only elements written before" in o.message]
-    assert len(reads) == 2 and all(o.status == "proved" for o in reads), \
-        [(o.message, o.reason) for o in obs]
+    assert len(reads) == 2 and all(o.status == "proved" for o in reads), [
+        (o.message, o.reason) for o in obs
+    ]
 
 
 def test_work_table_without_its_declaration_is_not_proved():
@@ -305,12 +318,21 @@ def test_work_table_page_past_the_sequence_is_unwritten():
 
 
 def test_work_table_declared_read_out_of_bounds_is_a_bounds_violation():
-    @tp.kernel(grid={"p": 1}, assume=["B <= 16", "M <= 8"],
-               tensors=dict(seq_lens=tp.Input(("B",), "int32", values="0 <= v <= 16*M"),
-                            work=tp.Input(("B*M",), "int32", values="0 <= v < B*M",
-                                          enumerates="v % M < seq",
-                                          reads={"seq": ("seq_lens", "v // M + 1")}),
-                            y=tp.Output((1,))))
+    @tp.kernel(
+        grid={"p": 1},
+        assume=["B <= 16", "M <= 8"],
+        tensors=dict(
+            seq_lens=tp.Input(("B",), "int32", values="0 <= v <= 16*M"),
+            work=tp.Input(
+                ("B*M",),
+                "int32",
+                values="0 <= v < B*M",
+                enumerates="v % M < seq",
+                reads={"seq": ("seq_lens", "v // M + 1")},
+            ),
+            y=tp.Output((1,)),
+        ),
+    )
     def bad_read(seq_lens, work, y):
         tp.store(y, (0,), jnp.zeros(()))
 
@@ -323,14 +345,30 @@ def test_work_table_declaration_errors():
     import pytest
 
     with pytest.raises(tp.SpecError, match="depends on the key"):
-        tp.Input(("N",), "int32", values="0 <= v < N", enumerates="v < seq",
-                 reads={"seq": ("s", "v")}, count="seq")
+        tp.Input(
+            ("N",),
+            "int32",
+            values="0 <= v < N",
+            enumerates="v < seq",
+            reads={"seq": ("s", "v")},
+            count="seq",
+        )
     with pytest.raises(tp.SpecError, match="1-D index input"):
         tp.Input(("N",), "float32", values="0 <= v < N", enumerates="v < 3")
     with pytest.raises(tp.SpecError, match="no tensor of the kernel"):
-        @tp.kernel(grid={"p": 1}, tensors=dict(
-            w=tp.Input(("N",), "int32", values="0 <= v < N", enumerates="v < s",
-                       reads={"s": ("lens", "v")})))
+
+        @tp.kernel(
+            grid={"p": 1},
+            tensors=dict(
+                w=tp.Input(
+                    ("N",),
+                    "int32",
+                    values="0 <= v < N",
+                    enumerates="v < s",
+                    reads={"s": ("lens", "v")},
+                )
+            ),
+        )
         def k(w):
             pass
 
@@ -338,13 +376,21 @@ def test_work_table_declaration_errors():
 def test_build_enumeration_lists_live_keys_first():
     import numpy as np
 
-    t = dict(seq_lens=tp.Input(("B",), "int32", values="0 <= v <= 128*M"),
-             num_work=tp.Input((1,), "int32", values="0 <= v <= B*M"),
-             work=tp.Input(("B*M",), "int32", values="0 <= v < B*M", distinct=True,
-                           enumerates="v % M < cdiv(seq, 128)",
-                           reads={"seq": ("seq_lens", "v // M"), "n": ("num_work", 0)},
-                           count="n"))
-    out = tp.build_enumeration(t, "work", dict(B=3, M=2), dict(
-        seq_lens=np.array([0, 200, 5]), num_work=np.array([0])))
+    t = dict(
+        seq_lens=tp.Input(("B",), "int32", values="0 <= v <= 128*M"),
+        num_work=tp.Input((1,), "int32", values="0 <= v <= B*M"),
+        work=tp.Input(
+            ("B*M",),
+            "int32",
+            values="0 <= v < B*M",
+            distinct=True,
+            enumerates="v % M < cdiv(seq, 128)",
+            reads={"seq": ("seq_lens", "v // M"), "n": ("num_work", 0)},
+            count="n",
+        ),
+    )
+    out = tp.build_enumeration(
+        t, "work", dict(B=3, M=2), dict(seq_lens=np.array([0, 200, 5]), num_work=np.array([0]))
+    )
     assert out["work"].tolist() == [2, 3, 4, 0, 1, 5]
     assert out["num_work"].tolist() == [3]

@@ -21,21 +21,27 @@ from tileproof.verify.static import check_static
 
 
 def _tiles(grid: str, tile: int, masked: bool):
-    @tp.kernel(grid={"p": grid}, assume=["N <= 4096"],
-               tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))))
+    @tp.kernel(
+        grid={"p": grid},
+        assume=["N <= 4096"],
+        tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))),
+    )
     def tiles(x, y):
         p, n = tp.program_id(0), tp.size("N")
         mask = (p * tile + jnp.arange(tile)) < n if masked else None
-        tp.store(y, (tp.ds(p * tile, tile),), tp.load(x, (tp.ds(p * tile, tile),), mask=mask),
-                 mask=mask)
+        tp.store(
+            y, (tp.ds(p * tile, tile),), tp.load(x, (tp.ds(p * tile, tile),), mask=mask), mask=mask
+        )
 
     return tiles
 
 
 def _heads(aligned: bool, masked: bool):
-    @tp.kernel(grid={"b": "B", "q": "cdiv(H, 16)"},
-               assume=["B <= 8", "H <= 64", *(["H % 16 == 0"] if aligned else [])],
-               tensors=dict(x=tp.Input(("B*H", 4)), y=tp.Output(("B*H", 4))))
+    @tp.kernel(
+        grid={"b": "B", "q": "cdiv(H, 16)"},
+        assume=["B <= 8", "H <= 64", *(["H % 16 == 0"] if aligned else [])],
+        tensors=dict(x=tp.Input(("B*H", 4)), y=tp.Output(("B*H", 4))),
+    )
     def heads(x, y):
         b, q, H = tp.program_id(0), tp.program_id(1), tp.size("H")
         rows = tp.ds(b * H + q * 16, 16)
@@ -74,8 +80,9 @@ def _concrete(model, sizes):
     for node in model.walk():
         if isinstance(node, Access):
             shape = [d.evaluate(sizes) for d in model.tensors[node.tensor].shape]
-            ok = all(all(0 <= e < s for e, s in zip(el, shape))
-                     for n, el, _ in touched if n is node)
+            ok = all(
+                all(0 <= e < s for e, s in zip(el, shape)) for n, el, _ in touched if n is node
+            )
             facts[("bounds", node.loc.line, node.kind)] = ok
     for name, t in model.tensors.items():
         if t.role != "output":
@@ -94,16 +101,23 @@ def _key(o):
     if "every element" in o.message or "never written" in o.message:
         return ("exists", o.message.split("output ")[1].split()[0])
     if "twice" in o.message:
-        return ("unique", o.message.split(" of ")[1].split()[0] if "written twice" in o.message
-                else o.message.split()[1])
+        return (
+            "unique",
+            o.message.split(" of ")[1].split()[0]
+            if "written twice" in o.message
+            else o.message.split()[1],
+        )
     return None
 
 
 @pytest.mark.parametrize("label,kernel,ranges", KERNELS, ids=[k[0] for k in KERNELS])
 def test_symbolic_verdicts_agree_with_enumeration(label, kernel, ranges):
     model = lower(kernel)
-    obs = [o for o in check_static(model, kinds=("shape", "bounds", "coverage"))
-           if o.kind in ("bounds", "coverage")]
+    obs = [
+        o
+        for o in check_static(model, kinds=("shape", "bounds", "coverage"))
+        if o.kind in ("bounds", "coverage")
+    ]
     names = list(ranges)
     points = [dict(zip(names, vals)) for vals in itertools.product(*ranges.values())]
     points = [p for p in points if all(f.evaluate(p) for f in model.assume)]

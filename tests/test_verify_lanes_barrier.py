@@ -96,8 +96,9 @@ def test_the_concrete_run_orders_lanes_by_their_barriers(barrier):
     from tileproof.verify.static._context import Analysis
 
     an = Analysis(lower(_exchange(barrier)))
-    load = next(s.node for s in an.sites
-                if getattr(s.node, "kind", "") == "load" and s.node.tensor == "s")
+    load = next(
+        s.node for s in an.sites if getattr(s.node, "kind", "") == "load" and s.node.tensor == "s"
+    )
     unwritten = _unwritten_reads(load, _events(an, {"P": 2}))
     assert (unwritten == []) is barrier, unwritten
 
@@ -137,8 +138,14 @@ def test_a_lanes_barrier_count_that_varies_per_iteration_orders_nothing(parity):
     an = Analysis(lower(_uneven(parity)))
     region = next(s.node for s in an.sites if type(s.node).__name__ == "Lanes")
     assert inexact_lane_phases(region) is parity
-    store, load = (next(s for s in an.sites if getattr(s.node, "kind", "") == k
-                        and getattr(s.node, "tensor", "") == "s") for k in ("store", "load"))
+    store, load = (
+        next(
+            s
+            for s in an.sites
+            if getattr(s.node, "kind", "") == k and getattr(s.node, "tensor", "") == "s"
+        )
+        for k in ("store", "load")
+    )
     w, r = an.instance(store, "w"), an.instance(load, "r")
     ordered = lane_order(an, store, w, load, r, strict=True)
     assert (ordered == shapes.disj()) is parity

@@ -20,8 +20,10 @@ from tileproof import cli, shapes
 CATALOG = Path(__file__).resolve().parents[1] / "tileproof" / "catalog"
 MUTANTS = {
     # the KV-cache store writes two rows instead of one
-    "k_cache_rows": ("tp.store(k_cache, (tp.ds(row, 1), _ALL), kh)",
-                     "tp.store(k_cache, (tp.ds(row, 2), _ALL), kh)"),
+    "k_cache_rows": (
+        "tp.store(k_cache, (tp.ds(row, 1), _ALL), kh)",
+        "tp.store(k_cache, (tp.ds(row, 2), _ALL), kh)",
+    ),
     # the lane id forgets the stride of the program id
     "lane_stride": ("lid = 2 * core + lane", "lid = 1 * core + lane"),
 }
@@ -61,9 +63,11 @@ def test_completion_rechecks_the_refutation():
     from tileproof.lowering import lower
     from tileproof.verify.static._context import Analysis
 
-    @tp.kernel(grid={"p": "P"}, assume=["P <= 64"],
-               tensors=dict(base=tp.Input((1,), "int32", values="0 <= v < 8"),
-                            y=tp.Output(("P + 8",))))
+    @tp.kernel(
+        grid={"p": "P"},
+        assume=["P <= 64"],
+        tensors=dict(base=tp.Input((1,), "int32", values="0 <= v < 8"), y=tp.Output(("P + 8",))),
+    )
     def k(base, y):
         tp.store(y, (tp.ds(tp.load(base, (0,)) + tp.program_id(0), 1),), jnp.zeros((1,)))
 

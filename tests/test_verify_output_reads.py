@@ -16,17 +16,21 @@ from tileproof.verify.static import check_static
 
 
 def _reads(kernel) -> list:
-    return [o for o in check_static(lower(kernel), kinds=("shape", "coverage"))
-            if o.kind == "coverage" and (o.message.startswith("load")
-                                         or "never written before" in o.message)]
+    return [
+        o
+        for o in check_static(lower(kernel), kinds=("shape", "coverage"))
+        if o.kind == "coverage"
+        and (o.message.startswith("load") or "never written before" in o.message)
+    ]
 
 
 def _accumulate(*, init: bool, updated: bool = False):
     """y[p] += x[p] over M rounds; ``init``: the first round writes instead of adding."""
     y = tp.Input(("P*8",), updated=True) if updated else tp.Output(("P*8",))
 
-    @tp.kernel(grid={"p": "P"}, assume=["P <= 4096", "M <= 64"],
-               tensors=dict(x=tp.Input(("P*8",)), y=y))
+    @tp.kernel(
+        grid={"p": "P"}, assume=["P <= 4096", "M <= 64"], tensors=dict(x=tp.Input(("P*8",)), y=y)
+    )
     def accumulate(x, y):
         p, M = tp.program_id(0), tp.size("M")
         tile = tp.ds(p * 8, 8)
@@ -47,8 +51,11 @@ def _accumulate(*, init: bool, updated: bool = False):
 def _halves(*, swapped: bool):
     """The second half of y is computed from the first; ``swapped``: read before writing."""
 
-    @tp.kernel(grid={"p": "P"}, assume=["P <= 4096"],
-               tensors=dict(x=tp.Input(("P*8",)), y=tp.Output(("P*16",))))
+    @tp.kernel(
+        grid={"p": "P"},
+        assume=["P <= 4096"],
+        tensors=dict(x=tp.Input(("P*8",)), y=tp.Output(("P*16",))),
+    )
     def halves(x, y):
         p = tp.program_id(0)
         first, second = tp.ds(p * 16, 8), tp.ds(p * 16 + 8, 8)

@@ -13,15 +13,17 @@ LIMIT32 = 2**31 - 1
 
 
 def _overflow(kernel):
-    return [o for o in check_static(lower(kernel), kinds=("shape", "overflow"))
-            if o.kind == "overflow"]
+    return [
+        o for o in check_static(lower(kernel), kinds=("shape", "overflow")) if o.kind == "overflow"
+    ]
 
 
 def _stacked(bits):
     """A paged KV cache stacked over 40 layers (docs/catalog.md §1): 2.68e9 elements."""
 
     @tp.kernel(
-        grid={"b": "B"}, assume=["B <= 16", "L <= 40", "NP <= 512", "M <= 32"],
+        grid={"b": "B"},
+        assume=["B <= 16", "L <= 40", "NP <= 512", "M <= 32"],
         tensors=dict(
             cache=tp.Input(("L*NP*1024", 128), "bfloat16", index_bits=bits),
             table=tp.Input(("B", "M"), "int32", values="0 <= v < NP"),
@@ -34,8 +36,11 @@ def _stacked(bits):
         base = tp.load(layer, (0,)) * tp.size("NP") * 1024
         page = tp.load(table, (b, 0))
         rows = tp.ds(base + page * 1024, 128)
-        tp.store(out, (tp.ds(b, 1), slice(None)),
-                 jnp.sum(tp.load(cache, (rows, slice(None))), axis=0, keepdims=True))
+        tp.store(
+            out,
+            (tp.ds(b, 1), slice(None)),
+            jnp.sum(tp.load(cache, (rows, slice(None))), axis=0, keepdims=True),
+        )
 
     return stacked
 
@@ -44,7 +49,8 @@ def _page_offset(np_max):
     """``page * 64 * Hkv * 64`` computed in int32 with 8 KV heads (decode_split_k, docs/catalog.md §5)."""
 
     @tp.kernel(
-        grid={"b": "B"}, assume=["B <= 64", "Hkv == 8", f"NP <= {np_max}"],
+        grid={"b": "B"},
+        assume=["B <= 64", "Hkv == 8", f"NP <= {np_max}"],
         tensors=dict(
             cache=tp.Input(("NP*64*Hkv*64",), "float16", index_bits=64),
             table=tp.Input(("B",), "int32", values="0 <= v < NP"),
@@ -60,16 +66,20 @@ def _page_offset(np_max):
     return page_offset
 
 
-@tp.kernel(grid={"p": "cdiv(N, 64)"},
-           tensors=dict(x=tp.Input(("N",), "int8"), y=tp.Output(("N",), "int8")))
+@tp.kernel(
+    grid={"p": "cdiv(N, 64)"}, tensors=dict(x=tp.Input(("N",), "int8"), y=tp.Output(("N",), "int8"))
+)
 def unbounded(x, y):
     p = tp.program_id(0)
     mask = (p * 64 + jnp.arange(64)) < tp.size("N")
     tp.store(y, (tp.ds(p * 64, 64),), tp.load(x, (tp.ds(p * 64, 64),), mask=mask), mask=mask)
 
 
-@tp.kernel(grid={"p": "cdiv(N, 64)"}, assume=["N <= 2**24"],
-           tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))))
+@tp.kernel(
+    grid={"p": "cdiv(N, 64)"},
+    assume=["N <= 2**24"],
+    tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))),
+)
 def bounded(x, y):
     p = tp.program_id(0)
     mask = (p * 64 + jnp.arange(64)) < tp.size("N")

@@ -15,10 +15,17 @@ from tileproof.verify.static import check_static
 
 
 def _kernel(use: str):
-    @tp.kernel(grid={"p": "P"}, assume=["P <= 4096"],
-               tensors=dict(a=tp.Input(("P*8",), "int32"), t=tp.Input(("P*8 + 8",)),
-                            y=tp.Output(("P*8",), "int32"), z=tp.Output(("P*8",)),
-                            w=tp.Scratch(("P*8",), "int32")))
+    @tp.kernel(
+        grid={"p": "P"},
+        assume=["P <= 4096"],
+        tensors=dict(
+            a=tp.Input(("P*8",), "int32"),
+            t=tp.Input(("P*8 + 8",)),
+            y=tp.Output(("P*8",), "int32"),
+            z=tp.Output(("P*8",)),
+            w=tp.Scratch(("P*8",), "int32"),
+        ),
+    )
     def kernel(a, t, y, z, w):
         p = tp.program_id(0)
         tile = tp.ds(p * 8, 8)
@@ -44,8 +51,11 @@ def _kernel(use: str):
 
 
 def _arith(kernel) -> list:
-    return [o for o in check_static(lower(kernel), kinds=("shape", "overflow"))
-            if o.kind == "overflow" and "arithmetic" in o.message]
+    return [
+        o
+        for o in check_static(lower(kernel), kinds=("shape", "overflow"))
+        if o.kind == "overflow" and "arithmetic" in o.message
+    ]
 
 
 def test_data_arithmetic_gets_no_overflow_obligation():

@@ -30,10 +30,16 @@ def _kernel(barriers: str, read_next: bool):
     neighbour writes in the same phase when iteration i's barriers are the last ones before
     it (a real race, missed when triangular phases were numbered i*i)."""
 
-    @tp.kernel(grid={"p": "P"}, assume=["P <= 8", "N <= 8"],
-               launch=tp.Launch(cores=8, start="together"),
-               tensors=dict(t=tp.Input(("N",), "int32", values="0 <= v <= 1"),
-                            s=tp.Scratch(("(N + 1)*P",)), o=tp.Output(("N*P",))))
+    @tp.kernel(
+        grid={"p": "P"},
+        assume=["P <= 8", "N <= 8"],
+        launch=tp.Launch(cores=8, start="together"),
+        tensors=dict(
+            t=tp.Input(("N",), "int32", values="0 <= v <= 1"),
+            s=tp.Scratch(("(N + 1)*P",)),
+            o=tp.Output(("N*P",)),
+        ),
+    )
     def phases(t, s, o):
         p, P = tp.program_id(0), tp.num_programs(0)
 

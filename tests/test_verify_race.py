@@ -15,8 +15,11 @@ def _race(kernel):
 
 
 def _tiles(stride: int):
-    @tp.kernel(grid={"p": "P"}, assume=["P <= 4096"],
-               tensors=dict(x=tp.Input(("P*64 + 64",)), y=tp.Output(("P*64 + 64",))))
+    @tp.kernel(
+        grid={"p": "P"},
+        assume=["P <= 4096"],
+        tensors=dict(x=tp.Input(("P*64 + 64",)), y=tp.Output(("P*64 + 64",))),
+    )
     def tiles(x, y):
         p = tp.program_id(0)
         tp.store(y, (tp.ds(p * stride, 64),), tp.load(x, (tp.ds(p * stride, 64),)))
@@ -27,9 +30,12 @@ def _tiles(stride: int):
 def _neighbour(barrier: bool):
     """Each program writes its scratch tile, then reads its neighbour's."""
 
-    @tp.kernel(grid={"p": "P"}, assume=["P <= 4096"],
-               launch=tp.Launch(cores=4096, start="together"),
-               tensors=dict(x=tp.Input(("P*8",)), s=tp.Scratch(("P*8",)), y=tp.Output(("P*8",))))
+    @tp.kernel(
+        grid={"p": "P"},
+        assume=["P <= 4096"],
+        launch=tp.Launch(cores=4096, start="together"),
+        tensors=dict(x=tp.Input(("P*8",)), s=tp.Scratch(("P*8",)), y=tp.Output(("P*8",))),
+    )
     def neighbour(x, s, y):
         p = tp.program_id(0)
         tp.store(s, (tp.ds(p * 8, 8),), tp.load(x, (tp.ds(p * 8, 8),)))
@@ -41,8 +47,11 @@ def _neighbour(barrier: bool):
     return neighbour
 
 
-@tp.kernel(grid={"b": "B", "h": "H"}, assume=["B <= 64", "H <= 64", "M <= 128"],
-           tensors=dict(y=tp.Output(("B*H*M", 16))))
+@tp.kernel(
+    grid={"b": "B", "h": "H"},
+    assume=["B <= 64", "H <= 64", "M <= 128"],
+    tensors=dict(y=tp.Output(("B*H*M", 16))),
+)
 def mixed_radix(y):
     """Rows (b*H + h)*M + j: disjoint for distinct (b, h) only through place values."""
     b, h = tp.program_id(0), tp.program_id(1)

@@ -15,17 +15,27 @@ from tileproof.verify.static import check_static
 
 
 def _of(kernel, kind):
-    return [o for o in check_static(lower(kernel), kinds=("shape", kind))
-            if o.kind == kind and ("region" in o.message or "reduction" in o.message
-                                   or "updated" in o.message or "never" in o.message)]
+    return [
+        o
+        for o in check_static(lower(kernel), kinds=("shape", kind))
+        if o.kind == kind
+        and (
+            "region" in o.message
+            or "reduction" in o.message
+            or "updated" in o.message
+            or "never" in o.message
+        )
+    ]
 
 
 def _split_rows(per_split: str, *, region=None):
     """Each row of x is folded by NS programs of ``per`` columns (a split-K reduction)."""
 
-    @tp.kernel(grid={"r": "N", "s": "NS"}, assume=["N <= 1024", "K <= 4096", "NS <= 8"],
-               tensors=dict(x=tp.Input(("N", "K"), reduced=region or "all"),
-                            y=tp.Output(("N", "NS"))))
+    @tp.kernel(
+        grid={"r": "N", "s": "NS"},
+        assume=["N <= 1024", "K <= 4096", "NS <= 8"],
+        tensors=dict(x=tp.Input(("N", "K"), reduced=region or "all"), y=tp.Output(("N", "NS"))),
+    )
     def split_rows(x, y):
         r, s = tp.program_id(0), tp.program_id(1)
         K, NS = tp.size("K"), tp.size("NS")
@@ -45,8 +55,11 @@ def _split_rows(per_split: str, *, region=None):
 def _tiled_rows(bound: str):
     """One program per row folds its columns in tiles of 16; ``floor`` skips the tail tile."""
 
-    @tp.kernel(grid={"r": "N"}, assume=["N <= 1024", "K <= 4096"],
-               tensors=dict(x=tp.Input(("N", "K"), reduced="i1 < K"), y=tp.Output(("N",))))
+    @tp.kernel(
+        grid={"r": "N"},
+        assume=["N <= 1024", "K <= 4096"],
+        tensors=dict(x=tp.Input(("N", "K"), reduced="i1 < K"), y=tp.Output(("N",))),
+    )
     def tiled_rows(x, y):
         r, K = tp.program_id(0), tp.size("K")
         n = K // 16 if bound == "floor" else (K + 15) // 16
@@ -60,8 +73,9 @@ def _tiled_rows(bound: str):
     return tiled_rows
 
 
-@pytest.mark.parametrize("make", [lambda b: _split_rows(b), lambda b: _tiled_rows(b)],
-                         ids=["split-grid", "tile-loop"])
+@pytest.mark.parametrize(
+    "make", [lambda b: _split_rows(b), lambda b: _tiled_rows(b)], ids=["split-grid", "tile-loop"]
+)
 def test_a_floor_divided_reduction_drops_a_tail(make):
     ok = _of(make("cdiv"), "reads")
     assert [o.status for o in ok] == ["proved"], [(o.message, o.reason) for o in ok]
@@ -77,11 +91,17 @@ def test_a_floor_divided_reduction_drops_a_tail(make):
 def test_paged_region_with_data_split_k_catalog():
     """decode_split_k's page-table region (pages of each sequence) is read; the floor
     pages-per-split variant misses a page, named with the sequence length that shows it."""
-    ok = [o for o in check_static(lower(decode_split_k.decode_split_k), kinds=("shape", "reads"))
-          if o.kind == "reads"]
+    ok = [
+        o
+        for o in check_static(lower(decode_split_k.decode_split_k), kinds=("shape", "reads"))
+        if o.kind == "reads"
+    ]
     assert [o.status for o in ok] == ["proved"], [o.reason for o in ok]
-    bad = [o for o in check_static(lower(bugs.decode_split_k_floor_pages),
-                                   kinds=("shape", "reads")) if o.kind == "reads"]
+    bad = [
+        o
+        for o in check_static(lower(bugs.decode_split_k_floor_pages), kinds=("shape", "reads"))
+        if o.kind == "reads"
+    ]
     assert [o.status for o in bad] == ["violated"]
     cx = bad[0].counterexample
     seq = cx[f"cache_seqlens[{cx['element[0]']}]"]
@@ -89,8 +109,11 @@ def test_paged_region_with_data_split_k_catalog():
 
 
 def test_no_reduced_declaration_no_reads_obligation():
-    @tp.kernel(grid={"r": "N"}, assume=["N <= 64"],
-               tensors=dict(x=tp.Input(("N", 16)), y=tp.Output(("N",))))
+    @tp.kernel(
+        grid={"r": "N"},
+        assume=["N <= 64"],
+        tensors=dict(x=tp.Input(("N", 16)), y=tp.Output(("N",))),
+    )
     def plain(x, y):
         r = tp.program_id(0)
         tp.store(y, (r,), tp.load(x, (r, tp.ds(0, 8))).sum())
@@ -101,9 +124,11 @@ def test_no_reduced_declaration_no_reads_obligation():
 def _in_place(skip_last: bool, writes="all"):
     """Each program rewrites its row of an updated state; ``skip_last`` leaves the last row."""
 
-    @tp.kernel(grid={"r": "N"}, assume=["N <= 1024"],
-               tensors=dict(state=tp.Input(("N", 8), updated=True, writes=writes),
-                            y=tp.Output(("N", 8))))
+    @tp.kernel(
+        grid={"r": "N"},
+        assume=["N <= 1024"],
+        tensors=dict(state=tp.Input(("N", 8), updated=True, writes=writes), y=tp.Output(("N", 8))),
+    )
     def in_place(state, y):
         r, N = tp.program_id(0), tp.size("N")
         row = tp.load(state, (r, tp.ds(0, 8)))
@@ -124,8 +149,9 @@ def test_updated_input_must_write_its_declared_region():
     cx = bad[0].counterexample
     assert cx["element[0]"] == cx["N"] - 1 and "never written" in bad[0].message
     # a region that excludes the last row: the same kernel is proved
-    part = [o for o in _of(_in_place(True, writes="i0 < N - 1"), "coverage")
-            if "state" in o.message]
+    part = [
+        o for o in _of(_in_place(True, writes="i0 < N - 1"), "coverage") if "state" in o.message
+    ]
     assert [o.status for o in part] == ["proved"]
 
 

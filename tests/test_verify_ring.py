@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 from jax import lax
+from specs.kernels import closed_ring
 
 import tileproof.spec as tp
 from tileproof.lowering import lower
 from tileproof.verify.static import check_static
-
-SHARDS = dict(k=tp.Input(("n*16", 64), sharded=True), out=tp.Output(("n*16", 64)))
 
 
 def _ring_obs(kernel):
@@ -20,35 +19,15 @@ def _bad(obs):
     return [o for o in obs if o.status != "proved"]
 
 
-def _closed(steps_short: int = 0):
-    """A closed ring: at step s rank r holds the chunk of rank (r - s) mod n."""
-
-    @tp.kernel(grid={"r": "n"}, assume=["n <= 64"], ranks=tp.Ranks("n", "ring", name="r"),
-               tensors=SHARDS)
-    def ring(k, out):
-        r, n = tp.program_id(0), tp.num_ranks()
-        x = tp.load(k, (tp.ds(r * 16, 16), slice(None)))
-        acc = tp.fold(x)
-
-        def step(s, carry):
-            cur, acc = carry
-            cur = tp.sendrecv(cur, to=(r + 1) % n, frm=(r - 1) % n)
-            return cur, acc + tp.fold(cur)
-
-        _, acc = lax.fori_loop(1, n - steps_short, step, (x, acc))
-        tp.store(out, (tp.ds(r * 16, 16), slice(None)), acc)
-
-    return ring
-
-
 def _mesh(*, short=False, guard_edges=True, gate=False):
     """An open bidirectional mesh: the chunk of rank i reaches rank j at step |i - j|."""
 
     grid = {"pe": 4} if gate else {"prog": 1}
     tensors = dict(k=tp.Input(("n", 16, 64), sharded=True), out=tp.Output(("n", 16, 64)))
 
-    @tp.kernel(grid=grid, assume=["n <= 64"], ranks=tp.Ranks("n", "mesh", name="r"),
-               tensors=tensors)
+    @tp.kernel(
+        grid=grid, assume=["n <= 64"], ranks=tp.Ranks("n", "mesh", name="r"), tensors=tensors
+    )
     def mesh(k, out):
         if gate:  # the defect: gating on the rank instead of the element id
             tp.exit_if(tp.rank_id() != 0)
@@ -62,8 +41,9 @@ def _mesh(*, short=False, guard_edges=True, gate=False):
             from_e = (r + 1 < n) & (r + i < n)
             send_e = (r + 1 < n) & (r - i + 1 >= 0) if guard_edges else (r - i + 1 >= 0)
             east = tp.sendrecv(east, to=r + 1, frm=r - 1, send=send_e, recv=from_w)
-            west = tp.sendrecv(west, to=r - 1, frm=r + 1,
-                               send=(r - 1 >= 0) & (r + i - 1 < n), recv=from_e)
+            west = tp.sendrecv(
+                west, to=r - 1, frm=r + 1, send=(r - 1 >= 0) & (r + i - 1 < n), recv=from_e
+            )
             acc = acc + jnp.where(from_w, tp.fold(east, when=from_w), 0.0)
             acc = acc + jnp.where(from_e, tp.fold(west, when=from_e), 0.0)
             return east, west, acc
@@ -76,13 +56,13 @@ def _mesh(*, short=False, guard_edges=True, gate=False):
 
 
 def test_closed_ring_is_proved_for_every_rank_count():
-    obs = _ring_obs(_closed())
+    obs = _ring_obs(closed_ring())
     assert obs and not _bad(obs), [(o.message, o.reason) for o in _bad(obs)]
     assert any("folds every chunk" in o.message for o in obs)
 
 
 def test_closed_ring_a_step_short_misses_a_chunk():
-    obs = _ring_obs(_closed(steps_short=1))
+    obs = _ring_obs(closed_ring(steps_short=1))
     (miss,) = [o for o in obs if "never folds" in o.message]
     assert miss.status == "violated"
     cx = miss.counterexample
@@ -116,7 +96,9 @@ def test_gated_rank_is_nobodys_partner():
     bad = [o for o in obs if o.status == "violated"]
     left = [o for o in bad if "left early" in o.message]
     # the gated rank sends nothing, so what its partner folds from it is poison too
-    assert left and all("left early" in o.message or "never folds" in o.message
-                        or "poison" in o.message for o in bad), [o.message for o in bad]
+    assert left and all(
+        "left early" in o.message or "never folds" in o.message or "poison" in o.message
+        for o in bad
+    ), [o.message for o in bad]
     cx = left[0].counterexample
     assert cx["r"] == 0 and cx["partner"] == 1

@@ -8,12 +8,11 @@ from __future__ import annotations
 import jax.numpy as jnp
 import pytest
 from jax import lax
+from specs.kernels import closed_ring
 
 import tileproof.spec as tp
 from tileproof.lowering import lower
 from tileproof.verify.static import check_static
-
-SHARDS = dict(k=tp.Input(("n*16", 64), sharded=True), out=tp.Output(("n*16", 64)))
 
 
 def _ring(kernel):
@@ -24,70 +23,32 @@ def _statuses(kernel) -> set[str]:
     return {o.status for o in _ring(kernel)}
 
 
-def _closed(*, fold: str = "received", recv_gate: bool = False, send_gate: bool = False):
-    """A closed ring passing every chunk once around; ``fold`` picks what each step folds:
-    ``received`` (correct), ``sum`` (the carried own chunk plus the received one; also
-    ``sum_received_first``),
-    ``where`` (the received chunk where it arrived, zeros elsewhere: correct),
-    ``cond`` (the same through ``lax.cond``: correct).  ``recv_gate``: rank 0 receives
-    nothing (and rank n-1 sends it nothing) yet folds what it "received".  ``send_gate``:
-    rank 0 sends nothing while rank 1 still receives from it."""
-
-    @tp.kernel(grid={"r": "n"}, assume=["n <= 64"], ranks=tp.Ranks("n", "ring", name="r"),
-               tensors=SHARDS)
-    def ring(k, out):
-        r, n = tp.program_id(0), tp.num_ranks()
-        x = tp.load(k, (tp.ds(r * 16, 16), slice(None)))
-        acc = tp.fold(x)
-
-        def step(s, carry):
-            cur, acc = carry
-            send = (r != n - 1) if recv_gate else (r != 0) if send_gate else True
-            recv = (r != 0) if recv_gate else True
-            cur = tp.sendrecv(cur, to=(r + 1) % n, frm=(r - 1) % n, send=send, recv=recv)
-            if fold == "sum":
-                return cur, acc + tp.fold(x + cur)
-            if fold == "sum_received_first":
-                return cur, acc + tp.fold(cur + x)
-            if fold == "where":
-                got = tp.fold(jnp.where(r >= 0, cur, 0.0))
-                return cur, acc + got
-            if fold == "cond":
-                got = lax.cond(r >= 0, lambda: cur, lambda: jnp.zeros_like(cur))
-                return cur, acc + tp.fold(got)
-            return cur, acc + tp.fold(cur)
-
-        _, acc = lax.fori_loop(1, n, step, (x, acc))
-        tp.store(out, (tp.ds(r * 16, 16), slice(None)), acc)
-
-    return ring
-
-
 def test_a_correct_closed_ring_stays_proved():
-    assert _statuses(_closed()) == {"proved"}
+    assert _statuses(closed_ring()) == {"proved"}
 
 
 @pytest.mark.parametrize("fold", ["sum", "sum_received_first"])
 def test_a_fold_of_a_sum_of_two_origins_is_not_one_chunk(fold):
-    obs = _ring(_closed(fold=fold))
-    assert "proved" not in {o.status for o in obs if "every chunk" in o.message
-                            or "twice" in o.message}, [(o.status, o.message) for o in obs]
+    obs = _ring(closed_ring(fold=fold))
+    assert "proved" not in {
+        o.status for o in obs if "every chunk" in o.message or "twice" in o.message
+    }, [(o.status, o.message) for o in obs]
     assert any(o.status in ("unknown", "violated") for o in obs)
 
 
 def test_choosing_the_received_chunk_or_nothing_keeps_its_origin():
-    assert _statuses(_closed(fold="where")) == {"proved"}
-    assert _statuses(_closed(fold="cond")) == {"proved"}
+    assert _statuses(closed_ring(fold="where")) == {"proved"}
+    assert _statuses(closed_ring(fold="cond")) == {"proved"}
 
 
 def test_folding_what_was_never_received_is_no_chunk():
-    obs = _ring(_closed(recv_gate=True))
+    obs = _ring(closed_ring(recv_gate=True))
     bad = [o for o in obs if o.status == "violated"]
     assert any("rank 0 never folds the chunk" in o.message for o in bad), [o.message for o in obs]
 
 
 def test_a_receive_whose_sender_does_not_send_is_a_violation():
-    bad = [o for o in _ring(_closed(send_gate=True)) if o.status == "violated"]
+    bad = [o for o in _ring(closed_ring(send_gate=True)) if o.status == "violated"]
     assert bad
 
 
@@ -95,9 +56,12 @@ def test_a_receive_whose_sender_does_not_send_is_a_violation():
 
 
 def _unsent(topology: str, send, recv, frm_wraps: bool, fold_always: bool = False):
-    @tp.kernel(grid={"one": 1}, ranks=tp.Ranks(size="n", topology=topology, name="r"),
-               assume=["n <= 6"],
-               tensors=dict(x=tp.Input(("n", 4), sharded=True), y=tp.Output(("n", 4))))
+    @tp.kernel(
+        grid={"one": 1},
+        ranks=tp.Ranks(size="n", topology=topology, name="r"),
+        assume=["n <= 6"],
+        tensors=dict(x=tp.Input(("n", 4), sharded=True), y=tp.Output(("n", 4))),
+    )
     def unsent(x, y):
         r, n = tp.rank_id(), tp.num_ranks()
         own = tp.load(x, (r, slice(None)))
@@ -105,8 +69,13 @@ def _unsent(topology: str, send, recv, frm_wraps: bool, fold_always: bool = Fals
 
         def step(i, carry):
             cur, acc = carry
-            cur = tp.sendrecv(cur, to=(r - 1) % n, frm=(r + 1) % n if frm_wraps else r + 1,
-                              send=send(r, n), recv=recv(r, n))
+            cur = tp.sendrecv(
+                cur,
+                to=(r - 1) % n,
+                frm=(r + 1) % n if frm_wraps else r + 1,
+                send=send(r, n),
+                recv=recv(r, n),
+            )
             return cur, acc + tp.fold(cur, when=True if fold_always else recv(r, n))
 
         _, acc = lax.fori_loop(1, n, step, (own, acc))
@@ -146,15 +115,19 @@ def test_matched_closed_ring_twin_stays_proved():
 # carry it never received passes poison on.
 
 
-def _pipe(topology: str, *, to, frm, send, recv, when, lo=1, hi=None, raw=False,
-          own=True, hold=False):
+def _pipe(
+    topology: str, *, to, frm, send, recv, when, lo=1, hi=None, raw=False, own=True, hold=False
+):
     """One carried tile moved by one ``sendrecv`` per step; ``raw``: fold the carry before
     the step (what arrived at the step before); ``hold``: a rank keeps its carry where it
     does not receive (``lax.cond`` around the step) instead of taking the received value."""
 
-    @tp.kernel(grid={"one": 1}, ranks=tp.Ranks(size="n", topology=topology, name="r"),
-               assume=["n <= 6", "n >= 2"],
-               tensors=dict(x=tp.Input(("n", 4), sharded=True), y=tp.Output(("n", 4))))
+    @tp.kernel(
+        grid={"one": 1},
+        ranks=tp.Ranks(size="n", topology=topology, name="r"),
+        assume=["n <= 6", "n >= 2"],
+        tensors=dict(x=tp.Input(("n", 4), sharded=True), y=tp.Output(("n", 4))),
+    )
     def pipe(x, y):
         r, n = tp.rank_id(), tp.num_ranks()
         cur = tp.load(x, (r, slice(None)))
@@ -166,8 +139,9 @@ def _pipe(topology: str, *, to, frm, send, recv, when, lo=1, hi=None, raw=False,
                 acc = acc + tp.fold(cur, when=when(r, n, i))
 
             def move(c):
-                return tp.sendrecv(c, to=to(r, n), frm=frm(r, n), send=send(r, n, i),
-                                   recv=recv(r, n, i))
+                return tp.sendrecv(
+                    c, to=to(r, n), frm=frm(r, n), send=send(r, n, i), recv=recv(r, n, i)
+                )
 
             cur = lax.cond(recv(r, n, i), move, lambda c: c, cur) if hold else move(cur)
             if not raw:
@@ -186,17 +160,27 @@ def _by(obs, text):
 
 def _east(**kw):
     """Chunk r - i arrives from the west at step i; rank r forwards what it has."""
-    return _pipe("mesh", to=lambda r, n: r + 1, frm=lambda r, n: r - 1,
-                 send=lambda r, n, i: (r + 1 < n) & (r - i + 1 >= 0),
-                 recv=lambda r, n, i: (r - 1 >= 0) & (r - i >= 0), **kw)
+    return _pipe(
+        "mesh",
+        to=lambda r, n: r + 1,
+        frm=lambda r, n: r - 1,
+        send=lambda r, n, i: (r + 1 < n) & (r - i + 1 >= 0),
+        recv=lambda r, n, i: (r - 1 >= 0) & (r - i >= 0),
+        **kw,
+    )
 
 
 def test_forwarding_a_carry_that_never_arrived_is_refuted():
     """The soak's case: rank 0 never receives, yet forwards its carry at step 2, and rank 1
     folds that poison (``recv=r > 0`` alone does not make what rank 0 sent a chunk)."""
-    k = _pipe("mesh", to=lambda r, n: r + 1, frm=lambda r, n: (r - 1) % n,
-              send=lambda r, n, i: r < n - 1, recv=lambda r, n, i: r > 0,
-              when=lambda r, n, i: r > 0)
+    k = _pipe(
+        "mesh",
+        to=lambda r, n: r + 1,
+        frm=lambda r, n: (r - 1) % n,
+        send=lambda r, n, i: r < n - 1,
+        recv=lambda r, n, i: r > 0,
+        when=lambda r, n, i: r > 0,
+    )
     obs = _ring(k)
     folds = [o for o in obs if o.message.startswith("the fold at")]
     inner = [o for o in folds if o.location.line == max(x.location.line for x in folds)]
@@ -220,22 +204,41 @@ def test_folding_the_raw_carry_where_it_never_arrived_is_not_proved():
     """``fold(cur)`` before the step folds what arrived at the step before: rank 0 of this
     pipeline never receives, so from step 2 on it folds poison, and rank 1 folds the poison
     rank 0 forwarded.  The first is refuted at once; nothing about the folds is proved."""
-    k = _pipe("mesh", to=lambda r, n: r + 1, frm=lambda r, n: r - 1, lo=0, own=False,
-              send=lambda r, n, i: r < n - 1, recv=lambda r, n, i: r > 0,
-              when=lambda r, n, i: True, raw=True)
+    k = _pipe(
+        "mesh",
+        to=lambda r, n: r + 1,
+        frm=lambda r, n: r - 1,
+        lo=0,
+        own=False,
+        send=lambda r, n, i: r < n - 1,
+        recv=lambda r, n, i: r > 0,
+        when=lambda r, n, i: True,
+        raw=True,
+    )
     obs = _ring(k)
     assert any(s == "violated" and "poison" in m for s, m, _ in _by(obs, "fold at")), obs
-    assert not [o for o in obs if o.status == "proved" and ("folds only" in o.message
-                                                            or "carried" in o.message)]
+    assert not [
+        o
+        for o in obs
+        if o.status == "proved" and ("folds only" in o.message or "carried" in o.message)
+    ]
 
 
 def test_a_poisoned_carry_folded_one_hop_later_is_unknown_not_proved():
     """Closed ring: rank 0 never receives and never folds; it forwards its empty carry at
     step 1, and rank 1 folds it raw at step 2.  A one-step view says rank 1's carry arrived
     (rank 0 did send it); only the induction step shows it is poison: not proved."""
-    k = _pipe("ring", to=lambda r, n: (r + 1) % n, frm=lambda r, n: (r - 1) % n, lo=0,
-              own=False, send=lambda r, n, i: r >= 0, recv=lambda r, n, i: r > 0,
-              when=lambda r, n, i: r > 0, raw=True)
+    k = _pipe(
+        "ring",
+        to=lambda r, n: (r + 1) % n,
+        frm=lambda r, n: (r - 1) % n,
+        lo=0,
+        own=False,
+        send=lambda r, n, i: r >= 0,
+        recv=lambda r, n, i: r > 0,
+        when=lambda r, n, i: r > 0,
+        raw=True,
+    )
     obs = _ring(k)
     fold = _by(obs, "folds only chunks that arrived")
     assert fold and all(s != "proved" for s, _, _ in fold), obs
@@ -245,8 +248,9 @@ def test_a_poisoned_carry_folded_one_hop_later_is_unknown_not_proved():
 
 def test_folding_the_raw_carry_where_it_arrived_stays_proved():
     """The twin: each rank folds its carry only where it holds a chunk (r - (i - 1) >= 0)."""
-    obs = _ring(_east(lo=1, hi=lambda n: n + 1, raw=True, own=False,
-                      when=lambda r, n, i: r - i + 1 >= 0))
+    obs = _ring(
+        _east(lo=1, hi=lambda n: n + 1, raw=True, own=False, when=lambda r, n, i: r - i + 1 >= 0)
+    )
     assert all(s == "proved" for s, _, _ in _by(obs, "carried by the loop")), obs
     assert all(s == "proved" for s, _, _ in _by(obs, "folds only chunks")), obs
     assert all(s == "proved" for s, _, _ in _by(obs, "twice")), obs
@@ -255,10 +259,14 @@ def test_folding_the_raw_carry_where_it_arrived_stays_proved():
 def test_skipping_a_receive_for_one_step_poisons_the_next_forward():
     """Closed ring where rank 1 skips its receive at step 1 (and rank 0 its send): rank 1
     holds poison, forwards it at step 2, and rank 2 folds it."""
-    k = _pipe("ring", to=lambda r, n: (r + 1) % n, frm=lambda r, n: (r - 1) % n,
-              send=lambda r, n, i: ((r + 1) % n != 1) | (i != 1),
-              recv=lambda r, n, i: (r != 1) | (i != 1),
-              when=lambda r, n, i: (r != 1) | (i != 1))
+    k = _pipe(
+        "ring",
+        to=lambda r, n: (r + 1) % n,
+        frm=lambda r, n: (r - 1) % n,
+        send=lambda r, n, i: ((r + 1) % n != 1) | (i != 1),
+        recv=lambda r, n, i: (r != 1) | (i != 1),
+        when=lambda r, n, i: (r != 1) | (i != 1),
+    )
     obs = _ring(k)
     folds = [o for o in obs if o.message.startswith("the fold at")]
     assert any(o.status == "violated" and "poison" in o.message for o in folds), obs
@@ -267,33 +275,55 @@ def test_skipping_a_receive_for_one_step_poisons_the_next_forward():
 def test_a_receive_skipped_where_the_poison_is_never_forwarded_stays_proved():
     """The twin: rank i skips its receive at step i, and at step i + 1 it is rank i + 1
     that skips, so the poison is never taken in; every fold folds a chunk."""
-    k = _pipe("ring", to=lambda r, n: (r + 1) % n, frm=lambda r, n: (r - 1) % n,
-              send=lambda r, n, i: (r + 1) % n != i, recv=lambda r, n, i: r != i,
-              when=lambda r, n, i: r != i)
+    k = _pipe(
+        "ring",
+        to=lambda r, n: (r + 1) % n,
+        frm=lambda r, n: (r - 1) % n,
+        send=lambda r, n, i: (r + 1) % n != i,
+        recv=lambda r, n, i: r != i,
+        when=lambda r, n, i: r != i,
+    )
     obs = _ring(k)
-    assert all(o.status == "proved" for o in obs if o.message.startswith("the fold at")
-               or "carried by the loop" in o.message or "twice" in o.message), obs
+    assert all(
+        o.status == "proved"
+        for o in obs
+        if o.message.startswith("the fold at")
+        or "carried by the loop" in o.message
+        or "twice" in o.message
+    ), obs
 
 
 def test_a_carry_kept_where_nothing_arrived_is_not_one_chunk():
     """Received, kept for a step (``lax.cond`` returns the old carry where this rank does
     not receive), then forwarded again: the carry's origin differs from step to step, so
     the fold is unsupported and nothing about it is proved (fail closed)."""
-    k = _pipe("ring", to=lambda r, n: (r + 1) % n, frm=lambda r, n: (r - 1) % n, hold=True,
-              send=lambda r, n, i: (r + 1) % n != i, recv=lambda r, n, i: r != i,
-              when=lambda r, n, i: r >= 0)
+    k = _pipe(
+        "ring",
+        to=lambda r, n: (r + 1) % n,
+        frm=lambda r, n: (r - 1) % n,
+        hold=True,
+        send=lambda r, n, i: (r + 1) % n != i,
+        recv=lambda r, n, i: r != i,
+        when=lambda r, n, i: r >= 0,
+    )
     obs = _ring(k)
-    assert not [o for o in obs if o.status == "proved" and ("every chunk" in o.message
-                                                            or "twice" in o.message)], obs
+    assert not [
+        o
+        for o in obs
+        if o.status == "proved" and ("every chunk" in o.message or "twice" in o.message)
+    ], obs
 
 
 def test_a_swap_of_two_carries_is_not_mistaken_for_a_shift():
     """``(a, b) -> (recv(b), a)``: b holds at step s what a held at s - 1, not its own
     origin; each carry's first-pass origin is tagged, so b is no shift (fold unsupported)."""
 
-    @tp.kernel(grid={"one": 1}, ranks=tp.Ranks(size="n", topology="ring", name="r"),
-               assume=["n <= 6"],
-               tensors=dict(x=tp.Input(("n", 4), sharded=True), y=tp.Output(("n", 4))))
+    @tp.kernel(
+        grid={"one": 1},
+        ranks=tp.Ranks(size="n", topology="ring", name="r"),
+        assume=["n <= 6"],
+        tensors=dict(x=tp.Input(("n", 4), sharded=True), y=tp.Output(("n", 4))),
+    )
     def swap(x, y):
         r, n = tp.rank_id(), tp.num_ranks()
         own = tp.load(x, (r, slice(None)))
@@ -306,17 +336,23 @@ def test_a_swap_of_two_carries_is_not_mistaken_for_a_shift():
         tp.store(y, (r, slice(None)), acc)
 
     obs = _ring(swap)
-    assert not [o for o in obs if o.status == "proved" and ("every chunk" in o.message
-                                                            or "twice" in o.message)], obs
+    assert not [
+        o
+        for o in obs
+        if o.status == "proved" and ("every chunk" in o.message or "twice" in o.message)
+    ], obs
 
 
 def test_validity_carried_from_one_loop_into_the_next():
     """A first loop moves the tile one step east; a second forwards it on.  Rank 0 never
     received in the first loop, so what it forwards in the second is poison."""
 
-    @tp.kernel(grid={"one": 1}, ranks=tp.Ranks(size="n", topology="mesh", name="r"),
-               assume=["n <= 6", "n >= 3"],
-               tensors=dict(x=tp.Input(("n", 4), sharded=True), y=tp.Output(("n", 4))))
+    @tp.kernel(
+        grid={"one": 1},
+        ranks=tp.Ranks(size="n", topology="mesh", name="r"),
+        assume=["n <= 6", "n >= 3"],
+        tensors=dict(x=tp.Input(("n", 4), sharded=True), y=tp.Output(("n", 4))),
+    )
     def two(x, y):
         r, n = tp.rank_id(), tp.num_ranks()
         own = tp.load(x, (r, slice(None)))
@@ -341,9 +377,12 @@ def _after_exit(gate: str):
     """A closed ring after ``exit_if``: ``gate="rank"`` makes rank n - 1 leave (it sends
     nothing, yet rank 0 would receive from it); ``gate="none"`` is the twin."""
 
-    @tp.kernel(grid={"one": 1}, ranks=tp.Ranks(size="n", topology="ring", name="r"),
-               assume=["n <= 6"],
-               tensors=dict(x=tp.Input(("n", 4), sharded=True), y=tp.Output(("n", 4))))
+    @tp.kernel(
+        grid={"one": 1},
+        ranks=tp.Ranks(size="n", topology="ring", name="r"),
+        assume=["n <= 6"],
+        tensors=dict(x=tp.Input(("n", 4), sharded=True), y=tp.Output(("n", 4))),
+    )
     def gated(x, y):
         r, n = tp.rank_id(), tp.num_ranks()
         own = tp.load(x, (r, slice(None)))
@@ -375,14 +414,20 @@ def test_an_exit_every_rank_takes_alike_keeps_the_ring_proved():
     assert obs and all(o.status == "proved" for o in obs), [(o.status, o.message) for o in obs]
 
 
-def test_arrival_decided_by_data_read_in_the_step_fails_closed():
+def test_arrival_decided_by_data_read_in_the_step_failsclosed_ring():
     """Whether the tile arrives depends on a table entry the step reads: the carry's
     validity across steps has no exact model, so the fold is unsupported, never proved."""
 
-    @tp.kernel(grid={"one": 1}, ranks=tp.Ranks(size="n", topology="ring", name="r"),
-               assume=["n <= 6"],
-               tensors=dict(x=tp.Input(("n", 4), sharded=True), y=tp.Output(("n", 4)),
-                            on=tp.Input(("n",), "int32", values="0 <= v <= 1")))
+    @tp.kernel(
+        grid={"one": 1},
+        ranks=tp.Ranks(size="n", topology="ring", name="r"),
+        assume=["n <= 6"],
+        tensors=dict(
+            x=tp.Input(("n", 4), sharded=True),
+            y=tp.Output(("n", 4)),
+            on=tp.Input(("n",), "int32", values="0 <= v <= 1"),
+        ),
+    )
     def table(x, y, on):
         r, n = tp.rank_id(), tp.num_ranks()
         own = tp.load(x, (r, slice(None)))
@@ -397,20 +442,31 @@ def test_arrival_decided_by_data_read_in_the_step_fails_closed():
         tp.store(y, (r, slice(None)), acc)
 
     obs = check_static(lower(table), kinds=("shape", "ring"))
-    assert not [o for o in obs if o.kind == "ring" and o.status == "proved" and (
-        "every chunk" in o.message or "folds only" in o.message)], obs
+    assert not [
+        o
+        for o in obs
+        if o.kind == "ring"
+        and o.status == "proved"
+        and ("every chunk" in o.message or "folds only" in o.message)
+    ], obs
     assert any(o.status == "unknown" and "not modelled" in o.message for o in obs), obs
 
 
-def test_a_send_condition_on_the_senders_own_table_entry_fails_closed():
+def test_a_send_condition_on_the_senders_own_table_entry_failsclosed_ring():
     """``send=recv=on[r] > 0``: whether rank r - 1 sends depends on *its* entry
     ``on[r - 1]``, which renaming the rank in this rank's read ``on[r]`` would not give (a
     rank with ``on[r] = 1`` whose sender has ``on[r - 1] = 0`` folds poison): unsupported."""
 
-    @tp.kernel(grid={"one": 1}, ranks=tp.Ranks(size="n", topology="ring", name="r"),
-               assume=["n <= 6"],
-               tensors=dict(x=tp.Input(("n", 4), sharded=True), y=tp.Output(("n", 4)),
-                            on=tp.Input(("n",), "int32", values="0 <= v <= 1")))
+    @tp.kernel(
+        grid={"one": 1},
+        ranks=tp.Ranks(size="n", topology="ring", name="r"),
+        assume=["n <= 6"],
+        tensors=dict(
+            x=tp.Input(("n", 4), sharded=True),
+            y=tp.Output(("n", 4)),
+            on=tp.Input(("n",), "int32", values="0 <= v <= 1"),
+        ),
+    )
     def own_entry(x, y, on):
         r, n = tp.rank_id(), tp.num_ranks()
         own = tp.load(x, (r, slice(None)))
@@ -425,17 +481,31 @@ def test_a_send_condition_on_the_senders_own_table_entry_fails_closed():
         tp.store(y, (r, slice(None)), acc)
 
     obs = check_static(lower(own_entry), kinds=("shape", "ring"))
-    assert not [o for o in obs if o.kind == "ring" and o.status == "proved" and (
-        "every chunk" in o.message or "folds only" in o.message)], obs
+    assert not [
+        o
+        for o in obs
+        if o.kind == "ring"
+        and o.status == "proved"
+        and ("every chunk" in o.message or "folds only" in o.message)
+    ], obs
 
 
 def test_a_double_fold_seen_only_through_poison_is_not_reported():
     """Rank 0 never receives, so from step 2 on rank 1's carry is poison.  A one-step view
     has rank 1 fold its own chunk again at step n; really it folds poison there (refuted as
     such), not chunk 1 twice: with the induction step open, "twice" is not refuted."""
-    k = _pipe("ring", to=lambda r, n: (r + 1) % n, frm=lambda r, n: (r - 1) % n, lo=0,
-              hi=lambda n: n + 1, own=False, send=lambda r, n, i: r >= 0,
-              recv=lambda r, n, i: r != 0, when=lambda r, n, i: r >= 0, raw=True)
+    k = _pipe(
+        "ring",
+        to=lambda r, n: (r + 1) % n,
+        frm=lambda r, n: (r - 1) % n,
+        lo=0,
+        hi=lambda n: n + 1,
+        own=False,
+        send=lambda r, n, i: r >= 0,
+        recv=lambda r, n, i: r != 0,
+        when=lambda r, n, i: r >= 0,
+        raw=True,
+    )
     obs = _ring(k)
     assert [s for s, _, _ in _by(obs, "carried by the loop")] == ["unknown"], obs
     assert not [o for o in obs if o.status == "violated" and "twice" in o.message], obs

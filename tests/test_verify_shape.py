@@ -20,9 +20,13 @@ def _splits(zero_allowed: bool):
     domain = ["MAXLEN <= 8192", "NS == min(8, cdiv(MAXLEN, 64))", "NS >= 0"]
     domain.append("MAXLEN >= 0" if zero_allowed else "MAXLEN >= 1")
 
-    @tp.kernel(grid={"b": "B"}, assume=["B <= 64", *domain],
-               tensors=dict(lens=tp.Input(("B",), "int32", values="0 <= v <= MAXLEN"),
-                            out=tp.Output(("B", 8))))
+    @tp.kernel(
+        grid={"b": "B"},
+        assume=["B <= 64", *domain],
+        tensors=dict(
+            lens=tp.Input(("B",), "int32", values="0 <= v <= MAXLEN"), out=tp.Output(("B", 8))
+        ),
+    )
     def splits(lens, out):
         b = tp.program_id(0)
         n_pages = (tp.load(lens, (b,)) + 63) // 64
@@ -78,9 +82,15 @@ def test_inconsistent_domain_is_reported_and_stops_the_check():
 
 
 def _distinct_scatter(values: str):
-    @tp.kernel(grid={"p": "N"}, assume=["N <= 16", "N >= 2"],
-               tensors=dict(t=tp.Input(("N",), "int32", values=values, distinct=True),
-                            x=tp.Input(("N", 8)), y=tp.Output(("N", 8))))
+    @tp.kernel(
+        grid={"p": "N"},
+        assume=["N <= 16", "N >= 2"],
+        tensors=dict(
+            t=tp.Input(("N",), "int32", values=values, distinct=True),
+            x=tp.Input(("N", 8)),
+            y=tp.Output(("N", 8)),
+        ),
+    )
     def distinct_scatter(t, x, y):
         p = tp.program_id(0)
         tp.store(y, (p + tp.load(t, (p,)), slice(None)), tp.load(x, (p, slice(None))))
@@ -115,8 +125,11 @@ def test_distinct_table_with_a_range_that_is_not_an_interval_is_unknown():
 
 
 def _folded_division(lowest_m: int):
-    @tp.kernel(grid={"p": "N"}, assume=["N <= 16", f"M >= {lowest_m}", "M <= 8"],
-               tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))))
+    @tp.kernel(
+        grid={"p": "N"},
+        assume=["N <= 16", f"M >= {lowest_m}", "M <= 8"],
+        tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))),
+    )
     def folded_division(x, y):
         p, m = tp.program_id(0), tp.size("M")
         q = (p * m) // m  # normalises to p: the division by M leaves no trace in the index

@@ -14,8 +14,11 @@ def _split(kernel):
 
 
 def _halve(rows: int, reduce_split_axis: bool = False):
-    @tp.kernel(grid={"p": "P"}, assume=["P <= 64"],
-               tensors=dict(x=tp.Input(("P*16", 128)), y=tp.Output(("P*16", 128))))
+    @tp.kernel(
+        grid={"p": "P"},
+        assume=["P <= 64"],
+        tensors=dict(x=tp.Input(("P*16", 128)), y=tp.Output(("P*16", 128))),
+    )
     def halve(x, y):
         p = tp.program_id(0)
         t = tp.load(x, (tp.ds(p * 16, rows), slice(None)))

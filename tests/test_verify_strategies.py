@@ -98,23 +98,41 @@ def _check_answer(ans, query, assume, what: str) -> None:
 NAMED = [
     # a declaration of a's domain inside a nonlinear conjunction: dropping the conjunction
     # (linear first, local first) must not narrow a to its default a >= 1
-    ("declaration in a dropped conjunction", shapes.ge(a, 1),
-     [shapes.conj(shapes.ge(a, 0), shapes.lt(a, b * c))]),
-    ("declaration in a dropped conjunction, true twin", shapes.ge(a, 0),
-     [shapes.conj(shapes.ge(a, 0), shapes.lt(a, b * c))]),
-    ("negative declaration far from the query", shapes.ge(a + b, 2),
-     [shapes.conj(shapes.ge(b, -2), shapes.le(b * c, 5)), shapes.ge(a, 1)]),
-    ("equal symbols keep the larger lower bound", shapes.ge(a, 2),
-     [shapes.eq(a, b), shapes.ge(b, 2), shapes.ge(a, -1)]),
+    (
+        "declaration in a dropped conjunction",
+        shapes.ge(a, 1),
+        [shapes.conj(shapes.ge(a, 0), shapes.lt(a, b * c))],
+    ),
+    (
+        "declaration in a dropped conjunction, true twin",
+        shapes.ge(a, 0),
+        [shapes.conj(shapes.ge(a, 0), shapes.lt(a, b * c))],
+    ),
+    (
+        "negative declaration far from the query",
+        shapes.ge(a + b, 2),
+        [shapes.conj(shapes.ge(b, -2), shapes.le(b * c, 5)), shapes.ge(a, 1)],
+    ),
+    (
+        "equal symbols keep the larger lower bound",
+        shapes.ge(a, 2),
+        [shapes.eq(a, b), shapes.ge(b, 2), shapes.ge(a, -1)],
+    ),
     ("equal symbols, refuted", shapes.ge(a, 3), [shapes.eq(a, b), shapes.ge(b, 2)]),
     ("division split keeps the dividend's domain", shapes.ge(a // g, 0), [shapes.ge(a, -2)]),
     ("division split, true twin", shapes.ge(a // g, 0), [shapes.ge(a, 0)]),
     ("remainder below the divisor", shapes.lt(a % g, g), [shapes.ge(a, -2)]),
     ("relaxation: products as opaque symbols", shapes.le(a * b, a * b + 1), [shapes.ge(a, 0)]),
-    ("relaxation must not prove a false product fact", shapes.ge(a * b, 1),
-     [shapes.ge(a, 0), shapes.ge(b, 0)]),
-    ("query among the assumptions", shapes.conj(shapes.ge(a, 2), shapes.lt(b, 4)),
-     [shapes.lt(b, 4), shapes.ge(a, 2)]),
+    (
+        "relaxation must not prove a false product fact",
+        shapes.ge(a * b, 1),
+        [shapes.ge(a, 0), shapes.ge(b, 0)],
+    ),
+    (
+        "query among the assumptions",
+        shapes.conj(shapes.ge(a, 2), shapes.lt(b, 4)),
+        [shapes.lt(b, 4), shapes.ge(a, 2)],
+    ),
 ]
 
 
@@ -142,7 +160,9 @@ def _random_expr(rng: random.Random, depth: int = 0) -> shapes.Expr:
 
 def _random_cmp(rng: random.Random) -> shapes.Formula:
     op = rng.choice([shapes.lt, shapes.le, shapes.ge, shapes.eq, shapes.ne])
-    return op(_random_expr(rng), rng.choice([_random_expr(rng), shapes.as_expr(rng.randint(-2, 6))]))
+    return op(
+        _random_expr(rng), rng.choice([_random_expr(rng), shapes.as_expr(rng.randint(-2, 6))])
+    )
 
 
 def _random_problem(rng: random.Random):
@@ -199,14 +219,17 @@ DIVISIONS = [  # nested, shifted and ceiling divisions, true and false
 
 def test_dividing_out_agrees_with_enumeration():
     for query, assume in DIVISIONS + PROBLEMS:
-        if proves_without_divisions(_fresh(), query, assume, domain=assume,
-                                    sizes=("a", "b", "c", "g")):
+        if proves_without_divisions(
+            _fresh(), query, assume, domain=assume, sizes=("a", "b", "c", "g")
+        ):
             assert _counterexample(query, assume) is None, (query, assume)
 
 
 def test_dividing_out_proves_the_true_ones():
-    proved = [proves_without_divisions(_fresh(), q, a, domain=a, sizes=("a", "b", "c", "g"))
-              for q, a in DIVISIONS]
+    proved = [
+        proves_without_divisions(_fresh(), q, a, domain=a, sizes=("a", "b", "c", "g"))
+        for q, a in DIVISIONS
+    ]
     assert sum(proved) >= 4, proved  # the strategy is not vacuous
 
 
@@ -214,7 +237,7 @@ def test_a_subset_of_the_assumptions_admits_every_point_of_the_whole():
     for query, assume in PROBLEMS:
         parts = list(assume)
         for k in range(len(parts)):
-            kept = weaker(parts, parts[:k] + parts[k + 1:])
+            kept = weaker(parts, parts[:k] + parts[k + 1 :])
             for p in _points(_names(query, assume)):
                 if _admissible(p, parts):
                     assert _admissible(p, kept), (p, parts, kept)
@@ -265,16 +288,31 @@ def test_splitting_divisions_is_an_equivalence():
 M = shapes.sym("M")
 DIGITS = [
     # (index of instance 1, index of instance 2, ranges of the private names)
-    (8 * M * a + 8 * b + c, 8 * M * shapes.sym("a2") + 8 * shapes.sym("b2") + shapes.sym("c2"),
-     {"a": (0, 2), "b": (0, "M"), "c": (0, 8), "a2": (0, 2), "b2": (0, "M"), "c2": (0, 8)}),
-    (8 * a + c, 8 * shapes.sym("a2") + shapes.sym("c2"),  # c reaches 8: not a digit
-     {"a": (0, 3), "c": (0, 9), "a2": (0, 3), "c2": (0, 9)}),
-    (M * a + b, M * shapes.sym("a2") + shapes.sym("b2"),
-     {"a": (0, 3), "b": (0, "M"), "a2": (0, 3), "b2": (0, "M")}),
-    (4 * a + 2 * b + c, 4 * shapes.sym("a2") + 2 * shapes.sym("b2") + shapes.sym("c2"),
-     {"a": (0, 3), "b": (0, 2), "c": (0, 3), "a2": (0, 3), "b2": (0, 2), "c2": (0, 3)}),
-    (M * a + b, 2 * M * shapes.sym("a2") + shapes.sym("b2"),  # different place values
-     {"a": (0, 4), "b": (0, "M"), "a2": (0, 2), "b2": (0, "M")}),
+    (
+        8 * M * a + 8 * b + c,
+        8 * M * shapes.sym("a2") + 8 * shapes.sym("b2") + shapes.sym("c2"),
+        {"a": (0, 2), "b": (0, "M"), "c": (0, 8), "a2": (0, 2), "b2": (0, "M"), "c2": (0, 8)},
+    ),
+    (
+        8 * a + c,
+        8 * shapes.sym("a2") + shapes.sym("c2"),  # c reaches 8: not a digit
+        {"a": (0, 3), "c": (0, 9), "a2": (0, 3), "c2": (0, 9)},
+    ),
+    (
+        M * a + b,
+        M * shapes.sym("a2") + shapes.sym("b2"),
+        {"a": (0, 3), "b": (0, "M"), "a2": (0, 3), "b2": (0, "M")},
+    ),
+    (
+        4 * a + 2 * b + c,
+        4 * shapes.sym("a2") + 2 * shapes.sym("b2") + shapes.sym("c2"),
+        {"a": (0, 3), "b": (0, 2), "c": (0, 3), "a2": (0, 3), "b2": (0, 2), "c2": (0, 3)},
+    ),
+    (
+        M * a + b,
+        2 * M * shapes.sym("a2") + shapes.sym("b2"),  # different place values
+        {"a": (0, 4), "b": (0, "M"), "a2": (0, 2), "b2": (0, "M")},
+    ),
 ]
 
 
@@ -329,8 +367,11 @@ def _min_index_kernel(assumption: str):
 
     import tileproof.spec as tp
 
-    @tp.kernel(grid={"b": "B"}, assume=[assumption, "B <= 4"],
-               tensors=dict(x=tp.Input(("M",)), y=tp.Output(("B",))))
+    @tp.kernel(
+        grid={"b": "B"},
+        assume=[assumption, "B <= 4"],
+        tensors=dict(x=tp.Input(("M",)), y=tp.Output(("B",))),
+    )
     def k(x, y):
         b = tp.program_id(0)
         n = tp.size("N")
@@ -347,18 +388,29 @@ def _bounds_of_x(assumption: str):
     return next(o for o in obs if o.kind == "bounds" and "load x" in o.message)
 
 
-@pytest.mark.parametrize("assumption", [
-    "N >= 0 and N*M <= 64", "0 <= N and N*M <= 64", "N > -1 and N*M <= 64",
-    "N*M <= 64 and N >= -3",
-])
+@pytest.mark.parametrize(
+    "assumption",
+    [
+        "N >= 0 and N*M <= 64",
+        "0 <= N and N*M <= 64",
+        "N > -1 and N*M <= 64",
+        "N*M <= 64 and N >= -3",
+    ],
+)
 def test_a_declaration_inside_a_nonlinear_assumption_is_kept(assumption):
     ob = _bounds_of_x(assumption)
     assert ob.status == "violated", ob
     assert ob.counterexample["N"] <= 0 and ob.counterexample["element[0]"] < 0
 
 
-@pytest.mark.parametrize("assumption", [
-    "N >= 1 and N*M <= 64", "1 <= N and N*M <= 64", "N > 0 and N*M <= 64", "N*M <= 64",
-])
+@pytest.mark.parametrize(
+    "assumption",
+    [
+        "N >= 1 and N*M <= 64",
+        "1 <= N and N*M <= 64",
+        "N > 0 and N*M <= 64",
+        "N*M <= 64",
+    ],
+)
 def test_a_declaration_inside_a_nonlinear_assumption_twin_is_proved(assumption):
     assert _bounds_of_x(assumption).status == "proved"

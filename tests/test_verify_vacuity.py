@@ -28,8 +28,11 @@ def _at(obs, line_text):
 def _grid(extent: str):
     """One tile of 128 per program; with N <= 64, `N // 128` programs is none at all."""
 
-    @tp.kernel(grid={"i": extent}, assume=["N <= 64"],
-               tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))))
+    @tp.kernel(
+        grid={"i": extent},
+        assume=["N <= 64"],
+        tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))),
+    )
     def grid(x, y):
         i = tp.program_id(0)
         m = i * 128 + jnp.arange(128) < tp.size("N")
@@ -51,8 +54,11 @@ def test_a_grid_that_runs_is_proved():
 
 
 def _branch(cond: str):
-    @tp.kernel(grid={"i": "N"}, assume=["N <= 64"],
-               tensors=dict(x=tp.Input(("N + 8",)), y=tp.Output(("N + 8",))))
+    @tp.kernel(
+        grid={"i": "N"},
+        assume=["N <= 64"],
+        tensors=dict(x=tp.Input(("N + 8",)), y=tp.Output(("N + 8",))),
+    )
     def branch(x, y):
         i, n = tp.program_id(0), tp.size("N")
         tp.store(y, (tp.ds(i, 1),), tp.load(x, (tp.ds(i, 1),)))
@@ -75,12 +81,16 @@ def test_an_access_under_an_impossible_branch_is_unknown():
 def test_an_access_under_a_possible_branch_is_proved():
     obs = _obs(_branch("live"))
     assert all(o.status == "proved" for o in obs if o.kind != "coverage"), [
-        (o.message, o.reason) for o in obs if o.status != "proved"]
+        (o.message, o.reason) for o in obs if o.status != "proved"
+    ]
 
 
 def _loop(hi: str):
-    @tp.kernel(grid={"b": 1}, assume=["N <= 64"],
-               tensors=dict(x=tp.Input(("N",)), y=tp.Input(("N",), updated=True)))
+    @tp.kernel(
+        grid={"b": 1},
+        assume=["N <= 64"],
+        tensors=dict(x=tp.Input(("N",)), y=tp.Input(("N",), updated=True)),
+    )
     def loop(x, y):
         def body(j, c):
             tp.store(y, (tp.ds(j, 1),), tp.load(x, (tp.ds(j, 1),)))

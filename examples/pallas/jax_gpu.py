@@ -118,8 +118,12 @@ def _mqa_lengths(q, k, v, lengths):
 
 mqa_gpu_masked = tp.pallas(
     _mqa_lengths,
-    args=[A(("B", "H", 64)), A(("B", _KV, 64)), A(("B", _KV, 64)),
-          A(("B",), "int32", values=f"1 <= v <= {_KV}")],
+    args=[
+        A(("B", "H", 64)),
+        A(("B", _KV, 64)),
+        A(("B", _KV, 64)),
+        A(("B",), "int32", values=f"1 <= v <= {_KV}"),
+    ],
     assume=["B <= 256", "H <= 128"],
     reference=lambda q, k, v, n: decode_attention.mqa_reference(q, k, v, kv_seq_len=n),
     name="gpu.mqa.masked",
@@ -143,6 +147,7 @@ _PAGES, _PAGE, _PER_SEQ = 256, 16, 128
 
 def _paged_reference(q, k_pages, v_pages, block_tables, lengths):
     """The file's reference takes dense [batch, kv_len, kv_heads, dim] K/V: gather the pages."""
+
     def dense(pages):  # [kv_heads, pages, page, dim] -> [batch, per_seq * page, kv_heads, dim]
         g = pages[:, block_tables]  # [kv_heads, batch, per_seq, page, dim]
         g = g.reshape(pages.shape[0], block_tables.shape[0], -1, pages.shape[-1])
@@ -152,9 +157,13 @@ def _paged_reference(q, k_pages, v_pages, block_tables, lengths):
 
 
 def _paged_args(table_values: str, heads="64*G"):
-    return [A(("B", heads, 64)), A((4, _PAGES, _PAGE, 64)), A((4, _PAGES, _PAGE, 64)),
-            A(("B", _PER_SEQ), "int32", values=table_values),
-            A(("B",), "int32", values=f"0 <= v <= {_PER_SEQ * _PAGE}")]
+    return [
+        A(("B", heads, 64)),
+        A((4, _PAGES, _PAGE, 64)),
+        A((4, _PAGES, _PAGE, 64)),
+        A(("B", _PER_SEQ), "int32", values=table_values),
+        A(("B",), "int32", values=f"0 <= v <= {_PER_SEQ * _PAGE}"),
+    ]
 
 
 # `if q_heads_per_kv_head % block_h:` (paged_attention.py) pads the query heads: a Python
@@ -178,8 +187,20 @@ paged_attention_gpu_padded = tp.pallas(
 
 KERNELS = tuple(
     k
-    for group in (softmax_gpu, layer_norm_gpu, layer_norm_gpu_grad, rms_norm_gpu, rms_norm_gpu_grad,
-                  mha_gpu, mha_gpu_causal, mha_gpu_grad, mqa_gpu, mqa_gpu_masked, gqa_gpu,
-                  paged_attention_gpu, paged_attention_gpu_padded)
+    for group in (
+        softmax_gpu,
+        layer_norm_gpu,
+        layer_norm_gpu_grad,
+        rms_norm_gpu,
+        rms_norm_gpu_grad,
+        mha_gpu,
+        mha_gpu_causal,
+        mha_gpu_grad,
+        mqa_gpu,
+        mqa_gpu_masked,
+        gqa_gpu,
+        paged_attention_gpu,
+        paged_attention_gpu_padded,
+    )
     for k in (group if isinstance(group, tuple) else (group,))
 )

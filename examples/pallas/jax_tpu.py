@@ -67,16 +67,26 @@ _SMALL = dict(B=1, H=2, S=3)  # the numeric run's first point
 # the executor's values-and-gradients run of these schedules needed more than the 21 GB of
 # this machine even at B = H = S = 1 (killed by the OOM killer): skipped, with the reason.
 # Forward values match interpret mode end to end (benchmarks/pallas_tpu_numeric.py).
-_NUMERIC = {"skip": "the executor's run of flash attention's VMEM/loop schedule exceeds "
-                    "this machine's memory (see docs/pallas.md)"}
+_NUMERIC = {
+    "skip": "the executor's run of flash attention's VMEM/loop schedule exceeds "
+    "this machine's memory (see docs/pallas.md)"
+}
 
 
 def _ref(q, k, v, causal=False):
     """The file's reference, without a bias (its ``ab`` is positional)."""
     return fa.mha_reference(q, k, v, None, causal=causal)
+
+
 flash_attention_tpu = tp.pallas(
-    fa.flash_attention, args=_QKV, assume=_BHS, reference=_ref, backend="tpu",
-    defaults=_SMALL, numeric=_NUMERIC, name="tpu.flash_attention",
+    fa.flash_attention,
+    args=_QKV,
+    assume=_BHS,
+    reference=_ref,
+    backend="tpu",
+    defaults=_SMALL,
+    numeric=_NUMERIC,
+    name="tpu.flash_attention",
 )
 flash_attention_tpu_causal = tp.pallas(
     functools.partial(fa.flash_attention, causal=True),
@@ -101,8 +111,14 @@ def _ref_segments(q, k, v, q_seg, kv_seg):
 
 
 flash_attention_tpu_segments = tp.pallas(
-    _flash_segments, args=[*_QKV, _SEGS, _SEGS], assume=_BHS, reference=_ref_segments,
-    backend="tpu", defaults=_SMALL, numeric=_NUMERIC, name="tpu.flash_attention.segment_ids",
+    _flash_segments,
+    args=[*_QKV, _SEGS, _SEGS],
+    assume=_BHS,
+    reference=_ref_segments,
+    backend="tpu",
+    defaults=_SMALL,
+    numeric=_NUMERIC,
+    name="tpu.flash_attention.segment_ids",
 )
 flash_attention_tpu_bias = tp.pallas(
     lambda q, k, v, ab: fa.flash_attention(q, k, v, ab=ab),
@@ -128,8 +144,14 @@ flash_attention_tpu_blocks = tp.pallas(
 )
 # the custom_vjp's forward (with residuals) and both backward kernels (dK/dV and dQ)
 flash_attention_tpu_grad = tp.pallas(
-    fa.flash_attention, args=_QKV, assume=_BHS, grad=True, backend="tpu", defaults=_SMALL,
-    numeric=_NUMERIC, name="tpu.flash_attention.grad",
+    fa.flash_attention,
+    args=_QKV,
+    assume=_BHS,
+    grad=True,
+    backend="tpu",
+    defaults=_SMALL,
+    numeric=_NUMERIC,
+    name="tpu.flash_attention.grad",
 )
 
 # --------------------------------------------------------------------------- megablox gmm
@@ -150,22 +172,30 @@ gmm_tpu = tp.pallas(
 # with their lines, every dependent verdict unknown
 paged_attention_tpu = tp.pallas(
     functools.partial(pa.paged_attention, pages_per_compute_block=8),
-    args=[A(("B", 8, 128)), A((8, 256, 16, 128)), A((8, 256, 16, 128)),
-          A(("B",), "int32", values="0 <= v <= 2048"),
-          A(("B", 128), "int32", values="0 <= v < 256")],
+    args=[
+        A(("B", 8, 128)),
+        A((8, 256, 16, 128)),
+        A((8, 256, 16, 128)),
+        A(("B",), "int32", values="0 <= v <= 2048"),
+        A(("B", 128), "int32", values="0 <= v < 256"),
+    ],
     assume=["B <= 256"],
     backend="tpu",
     numeric={"skip": "manual DMAs: the executor cannot run them"},
     name="tpu.paged_attention",
 )
 ragged_paged_attention_tpu = tp.pallas(
-    functools.partial(rpa.ragged_paged_attention, num_kv_pages_per_block=8,
-                      num_queries_per_block=32),
-    args=[A((256, 8, 128)), A((512, 16, 8, 128)),
-          A((16,), "int32", values="0 <= v <= 2048"),
-          A((16, 128), "int32", values="0 <= v < 512"),
-          A((17,), "int32", values="0 <= v <= 256"),
-          A((1,), "int32", values="0 <= v <= 16")],
+    functools.partial(
+        rpa.ragged_paged_attention, num_kv_pages_per_block=8, num_queries_per_block=32
+    ),
+    args=[
+        A((256, 8, 128)),
+        A((512, 16, 8, 128)),
+        A((16,), "int32", values="0 <= v <= 2048"),
+        A((16, 128), "int32", values="0 <= v < 512"),
+        A((17,), "int32", values="0 <= v <= 256"),
+        A((1,), "int32", values="0 <= v <= 16"),
+    ],
     backend="tpu",
     numeric={"skip": "manual DMAs: the executor cannot run them"},
     name="tpu.ragged_paged_attention",
@@ -173,9 +203,16 @@ ragged_paged_attention_tpu = tp.pallas(
 
 PROVED = tuple(
     k
-    for group in (matmul_tpu, matmul_tpu_bf16, flash_attention_tpu, flash_attention_tpu_causal,
-                  flash_attention_tpu_segments, flash_attention_tpu_bias,
-                  flash_attention_tpu_blocks, flash_attention_tpu_grad)
+    for group in (
+        matmul_tpu,
+        matmul_tpu_bf16,
+        flash_attention_tpu,
+        flash_attention_tpu_causal,
+        flash_attention_tpu_segments,
+        flash_attention_tpu_bias,
+        flash_attention_tpu_blocks,
+        flash_attention_tpu_grad,
+    )
     for k in (group if isinstance(group, tuple) else (group,))
 )
 UNKNOWN = (gmm_tpu, paged_attention_tpu, ragged_paged_attention_tpu)

@@ -111,8 +111,12 @@ def make_decode_split_k(
             v_cache=tp.Input(("NP", PAGE, "Hkv", D), "float16", index_bits=cache_bits),
             # the reduction folds every page of a sequence: entries [0, cdiv(len, 64)) of
             # its page-table row are all read (the `reads` obligation)
-            page_table=tp.Input(("B", "M"), "int32", values="0 <= v < NP",
-                                reduced=tp.Region("i1 < cdiv(n, 64)", n=("cache_seqlens", "i0"))),
+            page_table=tp.Input(
+                ("B", "M"),
+                "int32",
+                values="0 <= v < NP",
+                reduced=tp.Region("i1 < cdiv(n, 64)", n=("cache_seqlens", "i0")),
+            ),
             cache_seqlens=tp.Input(("B",), "int32", values=f"{min_len} <= v <= MAXLEN"),
             mid_o=tp.Scratch(("B", "Hkv*GS", "NS", D), "float32"),
             mid_lse=tp.Scratch(("B", "Hkv*GS", "NS"), "float32"),

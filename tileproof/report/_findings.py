@@ -246,9 +246,15 @@ class KernelReport:
         out.extend(self.obligations)
         num = self.numeric
         if num is not None:
-            out.append(
-                Finding("numeric", num.status, num.message, where, detail={"sizes": num.sizes})
-            )
+            # what the text prints beside the status: the errors, the sizes, the rerun point
+            detail: dict[str, Any] = {
+                "sizes": num.sizes,
+                "max_abs_err": num.max_abs_err,
+                "max_rel_err": num.max_rel_err,
+            }
+            if num.rerun:
+                detail["rerun"] = num.rerun
+            out.append(Finding("numeric", num.status, num.message, where, detail=detail))
         return out
 
 

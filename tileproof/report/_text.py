@@ -25,7 +25,7 @@ import re
 
 from .._location import UNKNOWN
 from ._codes import code_of
-from ._findings import KernelReport, Obligation, Report
+from ._findings import Finding, KernelReport, Report
 from ._status import Status, legacy
 
 __all__ = ["kernel_text", "render", "to_text"]
@@ -55,28 +55,30 @@ def _ce_lines(ce: dict | None) -> list[str]:
     return out
 
 
-def _where(o: Obligation, k: KernelReport) -> str:
-    return str(o.location) if o.location is not UNKNOWN and o.location.line else k.source
+def _where(f: Finding, k: KernelReport) -> str:
+    """Where a finding points: its own line, else the kernel's source as the kernel gives
+    it (a kernel-level finding: the spec error, the numeric result, a skipped kind)."""
+    return str(f.location) if f.location is not UNKNOWN and f.location.line else k.source
 
 
 _MAXIMA_HINT = "Declare maxima for the sizes"
 
 
-def _size_overflows(k: KernelReport) -> list[Obligation]:
+def _size_overflows(k: KernelReport, static: list[Finding]) -> list[Finding]:
     """Violated overflow findings that declaring maxima for sizes answers: the static check
     hints so, and the counterexample names sizes.  Two or more are printed as one."""
     group = [
         o
-        for o in k.obligations
+        for o in static
         if o.kind == "overflow"
-        and o.status == "violated"
+        and o.status == Status.VIOLATED
         and o.hint.startswith(_MAXIMA_HINT)
         and any(s in (o.counterexample or {}) for s in k.sizes)
     ]
     return group if len(group) >= 2 else []
 
 
-def _overflow_summary(k: KernelReport, group: list[Obligation], verbose: bool) -> list[str]:
+def _overflow_summary(k: KernelReport, group: list[Finding], verbose: bool) -> list[str]:
     """One finding for many size-driven overflows: which maxima to declare, and where."""
     names = [s for s in k.sizes if any(s in (o.counterexample or {}) for o in group)]
     least = {
@@ -119,42 +121,82 @@ def _named(text: str, k: KernelReport, kind: str | None = None) -> str:
     return f"{text}  [{code_of(kind)}]" if kind else text
 
 
-def kernel_text(k: KernelReport, *, verbose: bool = False) -> list[str]:
-    """One kernel's findings: violated and unknown, skipped once per kind, proved if verbose.
-
-    Each finding names its kernel; two or more overflow findings that only need maxima for
-    sizes are printed as one that names the sizes; a numeric mismatch ends with the command
-    that runs exactly that point again.
-    """
-    if k.error:
-        return [_named(k.error, k, "spec")]
+def _static_lines(k: KernelReport, static: list[Finding], verbose: bool) -> list[str]:
+    """The obligations: violated and unknown ones each with its counterexample, reason and
+    hint; skipped and duplicate ones once per kind and word; proved ones if verbose."""
     out: list[str] = []
     # not decided here: asked to be skipped, or a duplicate of a finding reported elsewhere;
     # printed once per kind and word
-    skipped: dict[tuple[str, Status], tuple[Obligation, int]] = {}
-    collapsed = _size_overflows(k)
-    for o in k.obligations:
+    skipped: dict[tuple[str, Status], tuple[Finding, int]] = {}
+    collapsed = _size_overflows(k, static)
+    for o in static:
         if o.status in (Status.SKIPPED, Status.DUPLICATE):
             first, n = skipped.get((o.kind, o.status), (o, 0))
             skipped[(o.kind, o.status)] = (first, n + 1)
             continue
-        if o.status == "proved" and not verbose:
+        if o.status == Status.PROVED and not verbose:
             continue
         if collapsed and o is collapsed[0]:
             out.extend(_overflow_summary(k, collapsed, verbose))
         if any(o is c for c in collapsed):
             continue
-        status = "" if o.status == "violated" else f"{o.status}: "
+        status = "" if o.status == Status.VIOLATED else f"{o.status}: "
         out.append(_named(f"{_where(o, k)}: {o.kind}: {status}{o.message}", k, o.kind))
         out.extend(_ce_lines(o.counterexample))
-        if o.reason and o.status != "violated":
+        if o.reason and o.status != Status.VIOLATED:
             out.append(f"    reason: {o.reason}")
-        if o.hint and o.status != "proved":
+        if o.hint and o.status != Status.PROVED:
             out.append(f"    hint: {o.hint}")
     for (kind, status), (o, n) in skipped.items():
         count = f" ({_plural(n, 'obligation')})" if n > 1 else ""
         why = o.reason or ("skipped by configuration" if _configured(o) else "no reason given")
         out.append(_named(f"{k.source}: {kind}: {status}{count}: {why}", k, kind))
+    return out
+
+
+def _numeric_lines(k: KernelReport, num: Finding, verbose: bool) -> list[str]:
+    """The numeric result (:meth:`KernelReport.findings` puts its errors, sizes and rerun
+    point in ``detail``), at the kernel's source as the kernel spells it; a mismatch ends
+    with the command that runs that point again."""
+    d = num.detail
+    errs = ""
+    if d.get("max_abs_err") is not None:
+        rel = f", max rel err {d['max_rel_err']:.3g}" if d.get("max_rel_err") is not None else ""
+        errs = f" (max abs err {d['max_abs_err']:.3g}{rel})"
+    line = f"{k.source}: numeric: {num.status}{errs}"
+    out = [_named(f"{line}: {num.message}" if num.message else line, k, "numeric")]
+    sizes = d.get("sizes") or []
+    if sizes and (num.status == Status.MISMATCH or verbose):
+        out.append(
+            "    sizes: "
+            + "; ".join(", ".join(f"{a}={b}" for a, b in s.items()) for s in sizes[:4])
+        )
+    rerun = d.get("rerun")
+    if rerun:
+        point = ", ".join(f"{a}={b}" for a, b in rerun["sizes"].items()) or "(no sizes)"
+        out.append(f"    failing point: {point}, inputs drawn with seed {rerun['seed']}")
+        for name, values in (rerun.get("index") or {}).items():
+            out.append(f"    {name} = {values}")
+        if rerun.get("command"):
+            out.append(f"    rerun: {rerun['command']}")
+    return out
+
+
+def kernel_text(k: KernelReport, *, verbose: bool = False) -> list[str]:
+    """One kernel's findings (:meth:`KernelReport.findings`, what JSON and SARIF report
+    too): violated and unknown, skipped once per kind, proved if verbose, then the numeric
+    result unless it matched (or if verbose).
+
+    Each finding names its kernel; two or more overflow findings that only need maxima for
+    sizes are printed as one that names the sizes; a numeric mismatch ends with the command
+    that runs exactly that point again.  A kernel that could not be verified prints its
+    error alone.
+    """
+    findings = k.findings()
+    errors = [f for f in findings if f.kind == "spec"]
+    if errors:
+        return [_named(f.message, k, "spec") for f in errors]
+    out = _static_lines(k, [f for f in findings if f.kind != "numeric"], verbose)
     if verbose and k.index_bits is not None:
         origin = {
             "kernel": "declared by the kernel",
@@ -162,31 +204,13 @@ def kernel_text(k: KernelReport, *, verbose: bool = False) -> list[str]:
             "default": "the default",
         }.get(k.index_bits_from, k.index_bits_from)
         out.append(_named(f"{k.source}: offsets checked in int{k.index_bits} ({origin})", k))
-    num = k.numeric
-    if num is not None and (num.status != "matched" or verbose):  # a skip says why
-        errs = ""
-        if num.max_abs_err is not None:
-            rel = f", max rel err {num.max_rel_err:.3g}" if num.max_rel_err is not None else ""
-            errs = f" (max abs err {num.max_abs_err:.3g}{rel})"
-        line = f"{k.source}: numeric: {num.status}{errs}"
-        out.append(_named(f"{line}: {num.message}" if num.message else line, k, "numeric"))
-        if num.sizes and (num.status == "mismatch" or verbose):
-            out.append(
-                "    sizes: "
-                + "; ".join(", ".join(f"{a}={b}" for a, b in s.items()) for s in num.sizes[:4])
-            )
-        rerun = num.rerun
-        if rerun:
-            point = ", ".join(f"{a}={b}" for a, b in rerun["sizes"].items()) or "(no sizes)"
-            out.append(f"    failing point: {point}, inputs drawn with seed {rerun['seed']}")
-            for name, values in (rerun.get("index") or {}).items():
-                out.append(f"    {name} = {values}")
-            if rerun.get("command"):
-                out.append(f"    rerun: {rerun['command']}")
+    for num in (f for f in findings if f.kind == "numeric"):
+        if num.status != Status.MATCHED or verbose:  # a skip says why
+            out.extend(_numeric_lines(k, num, verbose))
     return out
 
 
-def _configured(o: Obligation) -> bool:
+def _configured(o: Finding) -> bool:
     """Was this obligation skipped because ``[tool.tileproof.skip]`` named its kind?"""
     return o.status == Status.SKIPPED and bool((o.detail or {}).get("configured"))
 
@@ -194,12 +218,15 @@ def _configured(o: Obligation) -> bool:
 def _rows(report: Report) -> list[tuple]:
     rows = []
     for k in report.kernels:
+        findings = k.findings()
         # the table's columns are the JSON's status words (duplicates count as skipped)
         c = {
-            s: sum(1 for o in k.obligations if legacy(o.status) == s)
+            s: sum(
+                1 for o in findings if o.kind not in ("spec", "numeric") and legacy(o.status) == s
+            )
             for s in ("proved", "violated", "unknown", "skipped")
         }
-        num = k.numeric.status if k.numeric else "-"
+        num = next((str(f.status) for f in findings if f.kind == "numeric"), "-")
         verdict = "error" if k.error else ("ok" if k.ok else "FAIL")
         secs = k.lowering_seconds + k.solver_seconds + (k.numeric.seconds if k.numeric else 0.0)
         rows.append((k.name, c, num, f"{secs:.2f}s", verdict))

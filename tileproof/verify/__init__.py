@@ -8,11 +8,11 @@ importable.
 import sys as _sys
 import types as _types
 
-from ..report._findings import KINDS as KINDS
-from ..report._findings import KernelReport as KernelReport
-from ..report._findings import NumericResult as NumericResult
-from ..report._findings import Obligation as Obligation
-from ..report._findings import Report as Report
+from ..report import KINDS as KINDS
+from ..report import KernelReport as KernelReport
+from ..report import NumericResult as NumericResult
+from ..report import Obligation as Obligation
+from ..report import Report as Report
 from ._api import verify as verify
 from ._api import verify_kernel as verify_kernel
 from ._api import verify_many as verify_many

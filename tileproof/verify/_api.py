@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from ..lowering import lower
+from ..report import KINDS, KernelReport, NumericResult, Obligation, Report
 from ..spec._errors import LocatedError
 from ..spec._kernel import Kernel
-from ._report import KINDS, KernelReport, NumericResult, Obligation, Report
 
 __all__ = ["verify", "verify_kernel", "verify_many"]
 

@@ -30,8 +30,13 @@ decode_unmasked_prefetch = make_decode_split_k(
 )
 decode_offsets_int32 = make_decode_split_k(offsets_int32=True, name="decode_offsets_int32")
 decode_zero_splits = make_decode_split_k(zero_splits=True, name="decode_zero_splits")
-decode_split_k_floor_pages = make_decode_split_k(floor_pages=True,
-                                                 name="decode_split_k_floor_pages")
+decode_split_k_floor_pages = make_decode_split_k(
+    floor_pages=True, name="decode_split_k_floor_pages"
+)
 
-VARIANTS = (decode_unmasked_prefetch, decode_offsets_int32, decode_zero_splits,
-            decode_split_k_floor_pages)
+VARIANTS = (
+    decode_unmasked_prefetch,
+    decode_offsets_int32,
+    decode_zero_splits,
+    decode_split_k_floor_pages,
+)

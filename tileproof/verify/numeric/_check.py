@@ -33,8 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ...report import NumericResult
 from ...report._status import legacy
-from .._report import NumericResult
 from ._compare import Comparison, compare, merge_tolerances
 from ._execute import executor, run_compiled
 from ._inputs import NoInputs, draw_inputs

@@ -1,7 +1,7 @@
 """Static verification: proof obligations of a schedule model, decided for every admissible shape.
 
 ``check_static(model)`` (:mod:`._check`) returns one
-:class:`~tileproof.verify._report.Obligation` per (kind, node).  One module per
+:class:`~tileproof.report.Obligation` per (kind, node).  One module per
 obligation kind, each headed by its formal statement:
 
 * ``shape``: :mod:`._shape`; ``bounds``: :mod:`._bounds` (accesses) and

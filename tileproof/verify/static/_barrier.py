@@ -32,7 +32,7 @@ import time
 
 from ... import shapes
 from ...model import Access, Barrier
-from .._report import Obligation
+from ...report import Obligation
 from ._context import Analysis, Answer, Instance, Site, loop_range
 
 __all__ = ["check"]

@@ -20,7 +20,7 @@ import time
 
 from ... import shapes
 from ...model import Access
-from .._report import Obligation
+from ...report import Obligation
 from ._context import INT64_MIN, Analysis, Answer, Site
 from ._explain import plain
 

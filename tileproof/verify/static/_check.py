@@ -6,7 +6,7 @@ import re
 import time
 
 from ...model import Model
-from .._report import KINDS, Obligation
+from ...report import KINDS, Obligation
 from . import (
     _barrier,
     _bounds,

@@ -16,7 +16,7 @@ import time
 
 from ... import shapes
 from ...model import Claim
-from .._report import Obligation
+from ...report import Obligation
 from ._context import Analysis
 from ._explain import plain
 

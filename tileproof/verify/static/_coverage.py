@@ -33,7 +33,7 @@ import time
 from ... import shapes
 from ...model import Access
 from ...model import _interp as interp
-from .._report import Obligation
+from ...report import Obligation
 from ._confirm import (
     all_elements,
     cells_of,

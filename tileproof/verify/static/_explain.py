@@ -3,7 +3,7 @@
 Names are shown in the kernel's terms (``i_29`` is "loop index i (line 29)",
 ``block_table_23`` is ``block_table[b, i]``), counterexamples list sizes
 first, then ids, lanes, loops and data, and :meth:`Explainer.obligation` turns
-a decision into an :class:`~tileproof.verify._report.Obligation`, reporting a
+a decision into an :class:`~tileproof.report.Obligation`, reporting a
 proof at a site no admissible values reach as ``unknown`` (vacuous), never
 ``proved``.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 from ... import shapes
 from ...model import Access
-from .._report import Obligation
+from ...report import Obligation
 from ._decide import Answer
 from ._sites import Site
 

@@ -27,7 +27,7 @@ import time
 
 from ... import shapes
 from ...model import Access, Arith
-from .._report import Obligation
+from ...report import Obligation
 from ._bounds import in_bounds
 from ._context import Analysis, Answer, Site
 from ._explain import plain

@@ -25,7 +25,7 @@ import time
 
 from ... import shapes
 from ...model import Access
-from .._report import Obligation
+from ...report import Obligation
 from ._context import Analysis, Answer, Site, all_eq
 from ._order import lane_order
 from ._pairs import pair

@@ -21,7 +21,7 @@ import time
 from ... import shapes
 from ...model import Access
 from ...model import _interp as interp
-from .._report import Obligation
+from ...report import Obligation
 from ._confirm import cells_of, data_of, noun, run_events, store_counts, stores_of, unwritten_reads
 from ._context import Analysis, Answer, Site
 from ._explain import plain

@@ -36,8 +36,8 @@ from ... import shapes
 from ...model import Access
 from ...model import _interp as interp
 from ...model._data import Oracle
+from ...report import Obligation
 from ...spec._decl import Region, index_names
-from .._report import Obligation
 from ._context import Analysis, Answer, Site, all_eq
 from ._divisions import proves_without_divisions
 from ._writers import access_dims, decide_witnesses, invert, reach, unknown_ranges

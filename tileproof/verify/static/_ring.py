@@ -31,7 +31,7 @@ import time
 from ... import shapes
 from ...model import Comm, Fold, Loop
 from ...model import _interp as interp
-from .._report import Obligation
+from ...report import Obligation
 from ._barrier import reach_sub
 from ._context import Analysis, Answer, Instance, Site, all_eq, loop_range
 from ._witness import Dim, solve

@@ -23,9 +23,9 @@ import time
 
 from ... import shapes
 from ...model import Access, Arith, Branch, Comm, Divide, Fold, Loop
+from ...report import Obligation
 from ...shapes._context import var_bounds
 from ...shapes._normal import divisors
-from .._report import Obligation
 from ._context import Analysis, Answer, implies
 
 __all__ = ["check"]

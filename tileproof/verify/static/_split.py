@@ -12,7 +12,7 @@ evaluation, no solver needed):
 from __future__ import annotations
 
 from ...model import LanePart, SplitReduce
-from .._report import Obligation
+from ...report import Obligation
 from ._context import Analysis
 
 __all__ = ["check"]

@@ -19,7 +19,7 @@ import time
 
 from ... import shapes
 from ...model import Access
-from .._report import Obligation
+from ...report import Obligation
 from ._context import Analysis, Answer, Site
 from ._explain import plain
 
