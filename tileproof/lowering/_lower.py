@@ -23,6 +23,7 @@ from .. import shapes
 from ..model import (
     Access,
     Arith,
+    Assert,
     Barrier,
     Branch,
     Claim,
@@ -459,7 +460,14 @@ def _kernel_op(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _
     if name in ("tp_load", "tp_store"):
         return _access(ctx, eqn, name, ins, loc, block)
     if name == "tp_unsupported":  # a front end's construct with no exact model (fail closed)
-        block.add(Unsupported(p["what"], loc))
+        block.add(Unsupported(p["what"], loc, only=tuple(p.get("only", ()))))
+        return []
+    if name == "tp_assert":  # a front end's rule (a DMA's ordering): proved, never assumed
+        cond = _asserted(p, ins, loc, block)
+        if cond is not None:
+            block.add(
+                Assert(cond, p["kind"], p["what"], loc, p.get("tensor", ""), p.get("hint", ""))
+            )
         return []
     if name == "tp_claim":  # a front end's divisibility hint: proved, never assumed
         x = _need_int(ins[0], f"the value of {p['what']}", loc, block)
@@ -587,6 +595,28 @@ def _per_rank_data(ctx: _Ctx, f: shapes.Formula) -> bool:
         if d is None and name not in ctx.names and not name.startswith("_k"):
             return True  # not a size, id, rank or loop index; ``_k``: a first-pass carry
     return False
+
+
+def _asserted(p, ins, loc: Location, block: _Block) -> shapes.Formula | None:
+    """The condition of a ``tp_assert``: ``form`` ``holds`` (its operand is the condition),
+    ``never`` (reaching it is the violation), or ``disjoint``: the boxes with corners
+    ``ins[:n]`` and ``ins[n:]`` and extents ``p["sizes"]`` share no element -- stated in
+    exact integer arithmetic (address ranges compared, no machine sum is computed)."""
+    form = p.get("form", "holds")
+    if form == "never":
+        return shapes.disj()
+    if form == "holds":
+        return _need_cond(ins[0], f"the condition of {p['what']}", loc, block)
+    n = len(ins) // 2
+    xs = [_need_int(x, f"a corner in {p['what']}", loc, block) for x in ins]
+    if any(x is None for x in xs):
+        return None
+    sizes = p["sizes"]
+    apart = []
+    for k in range(n):
+        a, b, na, nb = xs[k], xs[n + k], sizes[k], sizes[n + k]
+        apart += [shapes.le(a + na, b), shapes.le(b + nb, a)]
+    return shapes.disj(*apart)
 
 
 def _access(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _Block):

@@ -18,6 +18,7 @@ from ._interp import touched as touched
 from ._nodes import PHASE_SCOPES as PHASE_SCOPES
 from ._nodes import Access as Access
 from ._nodes import Arith as Arith
+from ._nodes import Assert as Assert
 from ._nodes import Barrier as Barrier
 from ._nodes import Branch as Branch
 from ._nodes import Claim as Claim

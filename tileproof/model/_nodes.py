@@ -23,6 +23,7 @@ __all__ = [
     "PHASE_SCOPES",
     "Access",
     "Arith",
+    "Assert",
     "Barrier",
     "Branch",
     "Claim",
@@ -256,10 +257,32 @@ class Claim(Node):
 
 
 @dataclass(eq=False)
+class Assert(Node):
+    """A condition a front end's rule requires wherever it is reached (a DMA's ordering).
+
+    ``cond`` must hold for every admissible size, program, loop index and data value that
+    reaches the node; the obligation is reported under ``kind`` (``coverage`` for a read of
+    memory a DMA has not delivered, ``race`` for a write that meets an in-flight DMA).  Like
+    a :class:`Claim`, nothing else in the model assumes it.  ``tensor`` names the memory the
+    rule is about (it scopes unsupported constructs, see ``verify/static/_check.py``).
+    """
+
+    cond: shapes.Formula
+    kind: str
+    what: str
+    loc: Location
+    tensor: str = ""
+    hint: str = ""
+
+
+@dataclass(eq=False)
 class Unsupported(Node):
     what: str
     loc: Location
     tensors: tuple[str, ...] = ()  # tensors accessed in an unmodelled region (a while loop)
+    # when non-empty: the construct can change only the obligations about these names
+    # (tensors, or a front end's pseudo-tensor such as a DMA semaphore array)
+    only: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..model._nodes import (
     Access,
     Arith,
+    Assert,
     Barrier,
     Branch,
     Claim,
@@ -79,6 +80,8 @@ def _node(node: Node, model: Model, depth: int, out: list[str]) -> None:
         pass  # intermediate arithmetic is checked, not listed
     elif isinstance(node, Claim):
         out.append(pre + f"claim {node.expr} % {node.modulus} == 0  ({node.what})")
+    elif isinstance(node, Assert):
+        out.append(pre + f"assert {node.cond}  ({node.kind}: {node.what})")
     elif isinstance(node, Unsupported):
         out.append(pre + f"UNSUPPORTED: {node.what}")
 

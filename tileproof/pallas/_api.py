@@ -268,7 +268,7 @@ def _build(
                 object.__setattr__(t, "where", call.loc)
                 tensors[tp_plan.bufs[b.name]] = t
         for nm, shp, dt in tp_plan.scratch:
-            if dt:
+            if dt and dt != _tpu.DMA_SEM:
                 t = Scratch(tuple(_tpu.grid_extents(call, tp_plan)) + tuple(shp), dt, index_bits=64)
                 object.__setattr__(t, "where", call.loc)
                 tensors[nm] = t

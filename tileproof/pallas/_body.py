@@ -22,6 +22,8 @@ bound as a ``tp_unsupported`` operation at its line (fail closed).
 
 from __future__ import annotations
 
+import contextlib
+
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -47,6 +49,7 @@ from ._access import (
     _unsupported,
     _View,
 )
+from ._dma import DmaState, dma_eqn
 from ._read import BlockRead, CallRead
 from ._where import _FALLBACK, _at, at_location, eqn_location
 
@@ -54,11 +57,10 @@ __all__ = ["replay"]
 
 _CALLS = CALLS
 # Pallas primitives whose semantics the model does not hold exactly (fail closed)
+# (dma_start/dma_wait are modelled by ._dma for Mosaic TPU kernels)
 _UNSUPPORTED_REF = (
     "atomic_rmw",
     "atomic_cas",
-    "dma_start",
-    "dma_wait",
     "semaphore_signal",
     "semaphore_wait",
     "semaphore_read",
@@ -81,6 +83,7 @@ class _Replay:
         # id(value) -> (value, base, stride): integer vectors known to be base + stride * arange(n)
         self._aff: dict = {}
         self._tables: dict = {}  # id(value) -> (value, view): integer tiles read from memory
+        self.dma = DmaState()  # the manual DMAs in flight (Mosaic TPU; see ._dma)
 
     @property
     def affine(self) -> dict:
@@ -216,9 +219,12 @@ class _Replay:
             vals = [_materialize(v) for v in vals]
         if name in ("get", "swap", "addupdate"):
             return self.state_op(eqn, name, vals, loc, used)
+        if name in ("dma_start", "dma_wait"):
+            return dma_eqn(self, eqn, vals, loc)
         if name in ("masked_load", "load"):
             ref, transforms, mask, other = p["args_tree"].unflatten(vals)
             view = self.view(ref, transforms, loc)
+            self.dma.touch(view, False, loc)
             out = _load(view, mask, other, loc)
             if mask is None:
                 self._note_table(view, out)
@@ -226,6 +232,7 @@ class _Replay:
         if name in ("masked_swap", "swap_masked"):
             ref, transforms, val, mask = p["args_tree"].unflatten(vals)
             view = self.view(ref, transforms, loc)
+            self.dma.touch(view, True, loc)
             old = None
             if eqn.outvars[0] in used:
                 old = _load(view, mask, None, loc)
@@ -364,11 +371,13 @@ class _Replay:
         if name == "get":
             ref, flat = vals[0], vals[1:]
             view = self.view(ref, tree.unflatten(flat), loc)
+            self.dma.touch(view, False, loc)
             out = _load(view, None, None, loc)
             self._note_table(view, out)
             return [out]
         ref, val, flat = vals[0], vals[1], vals[2:]
         view = self.view(ref, tree.unflatten(flat), loc)
+        self.dma.touch(view, True, loc)
         if name == "addupdate":
             old = _load(view, None, None, loc)
             _store(view, old + val, None, loc)
@@ -378,6 +387,15 @@ class _Replay:
         return [old if old is not None else jnp.zeros(view.shape, _jdtype(view.block.dtype))]
 
     # ------------------------------------------------------------------ control flow
+    @contextlib.contextmanager
+    def block(self):
+        """A branch or loop body: a straight-line block of its own for the DMA pairing."""
+        self.dma.push()
+        try:
+            yield
+        finally:
+            self.dma.pop()
+
     def cond(self, eqn, vals, loc):
         branches = eqn.params["branches"]
         vals = [_materialize(v) for v in vals]
@@ -389,7 +407,8 @@ class _Replay:
                 full = list(ops)
                 for k, x in zip(keep, xs):
                     full[k] = x
-                return tuple(_materialize(o) for o in self.run(br.jaxpr, br.consts, full))
+                with self.block():
+                    return tuple(_materialize(o) for o in self.run(br.jaxpr, br.consts, full))
 
             return f
 
@@ -407,12 +426,14 @@ class _Replay:
         cj, bj = p["cond_jaxpr"], p["body_jaxpr"]
 
         def cf(carry):
-            return _materialize(self.run(cj.jaxpr, cj.consts, list(cc) + list(carry))[0])
+            with self.block():
+                return _materialize(self.run(cj.jaxpr, cj.consts, list(cc) + list(carry))[0])
 
         def bf(carry):
-            return tuple(
-                _materialize(o) for o in self.run(bj.jaxpr, bj.consts, list(bc) + list(carry))
-            )
+            with self.block():
+                return tuple(
+                    _materialize(o) for o in self.run(bj.jaxpr, bj.consts, list(bc) + list(carry))
+                )
 
         with _at(eqn):
             out = lax.while_loop(cf, bf, tuple(init))
@@ -428,10 +449,11 @@ class _Replay:
         j = p["jaxpr"]
 
         def step(carry, x):
-            out = [
-                _materialize(o)
-                for o in self.run(j.jaxpr, j.consts, list(consts) + list(carry) + list(x))
-            ]
+            with self.block():
+                out = [
+                    _materialize(o)
+                    for o in self.run(j.jaxpr, j.consts, list(consts) + list(carry) + list(x))
+                ]
             return tuple(out[:ncar]), tuple(out[ncar:])
 
         with _at(eqn):
@@ -506,6 +528,7 @@ def _replay(call: CallRead, refs: dict, pids: list, nums: list, sizes) -> None:
         _unsupported(f"scratch memory {s} is not modelled", call.loc)
         views.append(None)
     r.run(call.body, [], views)
+    r.dma.finish()
 
 
 def _block_dims(b: BlockRead, idx, dims: list, sizes) -> None:

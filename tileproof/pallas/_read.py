@@ -21,13 +21,14 @@ import os
 from dataclasses import dataclass, field
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from .. import shapes
 from ..lowering._jaxcompat import CALLS
 from ..spec._errors import UNKNOWN, Location
 
-__all__ = ["BlockRead", "CallRead", "loc_of", "read_calls", "user_location"]
+__all__ = ["BlockRead", "CallRead", "loc_of", "read_calls", "semaphore_kind", "user_location"]
 
 try:  # JAX's own Pallas kernels live inside jax/: count their files as user code for locations
     from jax._src import source_info_util as _siu
@@ -133,6 +134,27 @@ def _dim(d) -> shapes.Expr:
 def _dtype(aval) -> str:
     dt = np.dtype(aval.dtype)
     return "bfloat16" if dt.name == "bfloat16" else dt.name
+
+
+def semaphore_kind(aval) -> str | None:
+    """``"dma"`` for a DMA semaphore scratch (``pltpu.SemaphoreType.DMA``, dtype
+    ``jax/_src/pallas/mosaic/core.py`` ``dma_semaphore``), ``"regular"`` for another
+    semaphore, None for memory."""
+    dt = getattr(aval, "dtype", None)
+    if dt is None:
+        return None
+    try:
+        from jax._src.pallas.mosaic import core as _tcore
+
+        if jnp.issubdtype(dt, _tcore.dma_semaphore):
+            return "dma"
+    except (ImportError, AttributeError, TypeError):  # pragma: no cover - another JAX
+        pass
+    try:
+        np.dtype(dt)
+        return None
+    except TypeError:
+        return "regular"
 
 
 def _block_dims(bm, where: Location, problems: list) -> tuple[tuple[str, int], ...]:

@@ -47,12 +47,14 @@ from ..spec import _ops as tpo
 from ..spec import _primitives as P
 from ..spec._errors import Location
 from ._access import _SEEN, _i32, _load, _store, _Unmodelled, _unsupported, _View
-from ._read import BlockRead, CallRead
+from ._dma import Sem
+from ._read import BlockRead, CallRead, semaphore_kind
 from ._where import _FALLBACK, at_location
 
 __all__ = ["TpuPlan", "plan", "replay_tpu", "tiling_claims"]
 
 _PARALLEL = ("parallel", "core_parallel", "subcore_parallel")
+DMA_SEM = "dma_sem"  # the dtype a DMA semaphore scratch has in TpuPlan.scratch
 
 
 @dataclass
@@ -139,6 +141,9 @@ def plan(call: CallRead, taken: set[str]) -> TpuPlan:
         except TypeError:  # a semaphore or DMA-semaphore type
             dname = None
         name = fresh(call.scratch_names[k] if k < len(call.scratch_names) else f"scratch{k}")
+        if dname is None and semaphore_kind(s) == "dma":  # its DMAs are modelled (._dma)
+            p.scratch.append((name, tuple(int(d) for d in s.shape), DMA_SEM))
+            continue
         if dname is None:
             problems.append((f"scratch {s} (a semaphore) is not modelled", call.loc))
             p.scratch.append((name, (), ""))
@@ -317,6 +322,9 @@ def _replay(call: CallRead, p: TpuPlan, refs: dict, pids: list, sizes) -> None:
                 outs.append((b, idx, buf, refs[b.name]))
             views.append(buf)
         for name, shape, _dt in p.scratch:
+            if _dt == DMA_SEM:  # a DMA semaphore array: its copies are paired in ._dma
+                views.append(Sem(name, tuple(shape)))
+                continue
             if not shape and name not in refs:
                 views.append(None)
                 continue
@@ -338,6 +346,7 @@ def _replay(call: CallRead, p: TpuPlan, refs: dict, pids: list, sizes) -> None:
                 )
             )
         r.run(call.body, [], views)
+        r.dma.finish()
         with at_location(call.loc):  # the pipeline's bookkeeping, at the pallas_call
             _writebacks(call, p, outs, ks, full, extents, prefetch, sizes)
 

@@ -118,6 +118,10 @@ unsupported_p = _effectful("tp_unsupported")
 # claim: operands = an integer value; params: modulus, what, site.  A front end's hint that
 # the value is a multiple of ``modulus`` (``pl.multiple_of``): a claim the verifier proves
 claim_p = _effectful("tp_claim")
+# assert: operands = a boolean (or integer, nonzero meaning true) value; params: kind, what,
+# site, tensor, hint.  A front end's rule that must hold wherever it is reached (a DMA's
+# ordering): an obligation of ``kind``, never assumed
+assert_p = _effectful("tp_assert")
 
 PRIMITIVES = {
     p.name: p
@@ -140,5 +144,6 @@ PRIMITIVES = {
         fold_p,
         unsupported_p,
         claim_p,
+        assert_p,
     )
 }

@@ -397,7 +397,7 @@ def _kernel_op(e, name: str, vals, ctx: Ctx) -> list:
         return [lax.dynamic_slice_in_dim(tile, lane * part, part, p["axis"])]
     if name == "tp_fold":
         return [vals[0]]
-    if name == "tp_claim":  # a divisibility hint: the static shape obligation proves it
+    if name in ("tp_claim", "tp_assert"):  # hints and rules the static obligations prove
         return []
     if name == "tp_sendrecv":
         return [_sendrecv(e, vals, ctx)]

@@ -8,6 +8,7 @@ import time
 from ...model import Model
 from ...report import KINDS, Obligation
 from . import (
+    _asserted,
     _barrier,
     _bounds,
     _claim,
@@ -35,8 +36,13 @@ _MODULES = {
     "ring": _ring,
     "reads": _reads,
 }
-# further modules of a kind: stored index values; the declared writes of updated inputs
-_EXTRA = {"bounds": (_stored,), "coverage": (_reads.WRITES,)}
+# further modules of a kind: stored index values; the declared writes of updated inputs; a
+# front end's rules of that kind (a DMA's ordering, tileproof/pallas/_dma.py)
+_EXTRA = {
+    "bounds": (_stored,),
+    "coverage": (_reads.WRITES, _asserted.COVERAGE),
+    "race": (_asserted.RACE,),
+}
 
 
 def check_static(
@@ -195,12 +201,22 @@ def _scope(model: Model, node) -> tuple[str, set[str]] | None:
     only when that tensor holds floating data: a left-out store into an index tensor could
     break the value range that other tensors' proofs assume for its reads.  A floating tile
     whose lanes' shares are not followed (``split across lanes``) only hides ``split``
-    facts: data values are abstract everywhere else.  Anything else (a loop bound, a branch
+    facts: data values are abstract everywhere else.  A front end may name the only
+    tensors a construct can change (``Unsupported.only``: a DMA whose completion is not
+    modelled changes what its destinations hold and when, nothing else) -- again only
+    floating tensors (a name that is no tensor, a semaphore array, scopes its own rules).  Anything else (a loop bound, a branch
     or exit condition, a rank, a while loop that may hold barriers) drops or ungates a whole
     region, and may change every verdict.
     """
     if _LANE_SPLIT in node.what:
         return ("kind", {"split"})
+    only = getattr(node, "only", ())
+    if only:  # a front end names what the construct can change (a DMA's completion)
+        for t in only:
+            decl = model.tensors.get(t)
+            if decl is not None and getattr(decl, "is_index", True):
+                return None  # index values feed other tensors' proofs: everything
+        return ("tensors", set(only))
     m = _ONE_ACCESS.match(node.what)
     if not m:
         return None
@@ -292,7 +308,7 @@ def _unsupported(
                 },
             )
         )
-        if sc is not None and sc[0] == "tensors":
+        if sc is not None and sc[0] == "tensors" and not getattr(node, "only", ()):
             (t,) = sc[1]
             for kind, what in (("bounds", "stays in bounds"), ("overflow", "offsets fit")):
                 if kind in kinds:

@@ -1,0 +1,74 @@
+"""A front end's rules (:class:`~tileproof.model.Assert`): a condition that must hold where reached.
+
+For every ``Assert`` node of the selected kind:
+``forall sizes, ids, loop indices, data. Dom /\\ scope => cond``.
+
+The Pallas TPU front end states a DMA's ordering this way (``tileproof/pallas/_dma.py``):
+the destination of an in-flight copy is neither read (``coverage``) nor written, nor the
+destination of a second copy (``race``), and a wait has a copy to wait for.  A refutation
+is substituted back -- every fact of its premise and the negated condition re-evaluated at
+the assignment -- before it is reported; one that does not re-evaluate is ``unknown``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ... import shapes
+from ...model import Assert
+from .._report import Obligation
+from ._context import Analysis
+
+__all__ = ["COVERAGE", "RACE"]
+
+
+class _Kind:
+    """The asserted rules of one obligation kind (registered in ``_check._EXTRA``)."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+    def check(self, an: Analysis) -> list[Obligation]:
+        return [_one(an, s) for s in an.sites if _is(s.node, self.kind)]
+
+
+def _is(node, kind: str) -> bool:
+    return isinstance(node, Assert) and node.kind == kind
+
+
+COVERAGE = _Kind("coverage")
+RACE = _Kind("race")
+
+
+def _holds(f: shapes.Formula, env: dict) -> bool | None:
+    try:
+        return bool(f.evaluate(env))
+    except (KeyError, ZeroDivisionError, shapes.ShapeError):
+        return None
+
+
+def _one(an: Analysis, site) -> Obligation:
+    t0 = time.perf_counter()
+    node: Assert = site.node
+    det = {"tensor": node.tensor} if node.tensor else {}
+    scope = an.scope(site)
+    assume = an.assume(scope, query=node.cond)
+    ans = an.decide(node.cond, assume)
+    ob = an.obligation(node.kind, site, node.what, ans, t0=t0, hint=node.hint, detail=det)
+    if ans.status != "refuted":
+        return ob
+    cex = an.complete(node.cond, assume, an.minimise(node.cond, assume, ans.cex), [node.cond])
+    # substituted back: the premise holds and the condition fails at this very assignment
+    if (
+        cex is None
+        or _holds(node.cond, cex) is not False
+        or any(_holds(f, cex) is not True for f in assume)
+    ):
+        ob.status, ob.counterexample = "unknown", None
+        ob.reason = "the solver's counterexample does not re-evaluate to a violation"
+        ob.message = node.what
+        return ob
+    shown = an.relevant(cex, *[f for f in scope if f is not None], node.cond)
+    ob.message = f"{node.what} is false when {an.show(shown)}"
+    ob.counterexample = shown
+    return ob
