@@ -466,7 +466,15 @@ def _kernel_op(ctx: _Ctx, eqn, name: str, ins: list[SV], loc: Location, block: _
         cond = _asserted(p, ins, loc, block)
         if cond is not None:
             block.add(
-                Assert(cond, p["kind"], p["what"], loc, p.get("tensor", ""), p.get("hint", ""))
+                Assert(
+                    cond,
+                    p["kind"],
+                    p["what"],
+                    loc,
+                    p.get("tensor", ""),
+                    p.get("hint", ""),
+                    p.get("broken", ""),
+                )
             )
         return []
     if name == "tp_claim":  # a front end's divisibility hint: proved, never assumed

@@ -273,6 +273,7 @@ class Assert(Node):
     loc: Location
     tensor: str = ""
     hint: str = ""
+    broken: str = ""  # the finding's words when refuted (``what`` is the rule as proved)
 
 
 @dataclass(eq=False)

@@ -49,13 +49,14 @@ from ._access import (
     _unsupported,
     _View,
 )
-from ._dma import DmaState, dma_eqn
+from ._dma import DmaState, Sem, dma_eqn
 from ._read import BlockRead, CallRead
 from ._where import _FALLBACK, _at, at_location, eqn_location
 
 __all__ = ["replay"]
 
 _CALLS = CALLS
+_REFS = (_View, Sem)  # refs the replay closes over (never passed through lax as values)
 # Pallas primitives whose semantics the model does not hold exactly (fail closed)
 # (dma_start/dma_wait are modelled by ._dma for Mosaic TPU kernels)
 _UNSUPPORTED_REF = (
@@ -253,7 +254,7 @@ class _Replay:
             return self.while_(eqn, vals, loc)
         if name == "scan":
             return self.scan(eqn, vals, loc)
-        if any(isinstance(v, _View) for v in vals) or name in _UNSUPPORTED_REF:
+        if any(isinstance(v, _REFS) for v in vals) or name in _UNSUPPORTED_REF:
             raise _Unmodelled(
                 f"the Pallas operation {name} (a memory access or effect the model does not hold)",
                 loc,
@@ -400,7 +401,7 @@ class _Replay:
         branches = eqn.params["branches"]
         vals = [_materialize(v) for v in vals]
         idx, ops = vals[0], vals[1:]
-        keep = [k for k, v in enumerate(ops) if not isinstance(v, _View)]
+        keep = [k for k, v in enumerate(ops) if not isinstance(v, _REFS)]
 
         def make(br):
             def f(*xs):
@@ -421,7 +422,7 @@ class _Replay:
         cn, bn = p["cond_nconsts"], p["body_nconsts"]
         vals = [_materialize(v) for v in vals]
         cc, bc, init = vals[:cn], vals[cn : cn + bn], vals[cn + bn :]
-        if any(isinstance(v, _View) for v in init):
+        if any(isinstance(v, _REFS) for v in init):
             raise _Unmodelled("a ref carried through a loop", loc)
         cj, bj = p["cond_jaxpr"], p["body_jaxpr"]
 
@@ -444,7 +445,7 @@ class _Replay:
         vals = [_materialize(v) for v in vals]
         consts, init, xs = scan_operands(p, vals)  # the params differ between JAX 0.10 and 0.11
         ncar = len(init)
-        if any(isinstance(v, _View) for v in list(init) + list(xs)):
+        if any(isinstance(v, _REFS) for v in list(init) + list(xs)):
             raise _Unmodelled("a ref carried or scanned through a loop", loc)
         j = p["jaxpr"]
 

@@ -199,8 +199,10 @@ class DmaState:
             P.assert_p.bind(
                 form="never",
                 kind="coverage",
-                what=f"the DMA wait on {_sem_text(sem)} at {loc.short} has a copy in flight "
+                what=f"the DMA wait on {_sem_text(sem)} at {loc.short} has a started copy "
                 "to wait for",
+                broken=f"the DMA wait on {_sem_text(sem)} at {loc.short} waits for a copy "
+                "that was never started (it never returns)",
                 site=loc,
                 tensor=sem.name,
                 hint="A wait with no started copy on its semaphore never returns: start the "
@@ -229,19 +231,19 @@ class DmaState:
                 for c in sc.copies():
                     if v.tensor.name == c.dst.tensor.name:
                         if by_dma and write:
-                            kind, what = "race", "the destination of a new DMA"
+                            kind, what = "race", "the destination of the DMA"
                         elif by_dma:
-                            kind, what = "coverage", "the source of a new DMA (a read)"
+                            kind, what = "coverage", "the source of the DMA"
                         elif write:
-                            kind, what = "race", "a write"
+                            kind, what = "race", "the write"
                         else:
-                            kind, what = "coverage", "a read"
+                            kind, what = "coverage", "the read"
                         self._apart(
                             v,
                             c.dst,
                             kind,
-                            f"{what} of {v.tensor.name} at {loc.short} does not touch the "
-                            f"destination of the DMA started at {c.loc.short} before its wait",
+                            f"{what} of {v.tensor.name} at {loc.short}",
+                            f"the destination of the DMA started at {c.loc.short}",
                             loc,
                         )
                     elif write and v.tensor.name == c.src.tensor.name:
@@ -249,8 +251,9 @@ class DmaState:
                             v,
                             c.src,
                             "race",
-                            f"the write of {v.tensor.name} at {loc.short} does not touch the "
-                            f"source of the DMA started at {c.loc.short} before its wait",
+                            f"the {'destination of the DMA' if by_dma else 'write'} of "
+                            f"{v.tensor.name} at {loc.short}",
+                            f"the source of the DMA started at {c.loc.short}",
                             loc,
                         )
 
@@ -266,11 +269,9 @@ class DmaState:
                 if any(a[0] == "v" or b[0] == "v" for a, b in zip(key, k2) if a != b) and all(
                     a == b or a[0] == "v" or b[0] == "v" for a, b in zip(key, k2)
                 ):
-                    self._loose(
-                        sem.name, loc, "semaphore elements whose indices may be equal"
-                    )
+                    self._loose(sem.name, loc, "semaphore elements whose indices may be equal")
 
-    def _apart(self, a: _View, b: _View, kind: str, what: str, loc: Location) -> None:
+    def _apart(self, a: _View, b: _View, kind: str, who: str, other: str, loc: Location) -> None:
         spans_a = [_span_at(d, loc) for d in a.dims]
         spans_b = [_span_at(d, loc) for d in b.dims]
         P.assert_p.bind(
@@ -279,7 +280,13 @@ class DmaState:
             form="disjoint",
             sizes=tuple(n for _s, n in spans_a) + tuple(n for _s, n in spans_b),
             kind=kind,
-            what=what,
+            what=f"{who} stays clear of {other} until its wait",
+            broken=f"{who} touches {other} before its wait "
+            + (
+                "(it reads data still in flight)"
+                if kind == "coverage"
+                else "(a race with the copy)"
+            ),
             site=loc,
             tensor=a.tensor.name,
             hint="A DMA's destination may be read or written only after the wait that "
@@ -325,4 +332,3 @@ def _ref_and_transforms(x):
     if type(x).__name__ == "TransformedRef":
         return x.ref, tuple(x.transforms)
     return x, ()
-

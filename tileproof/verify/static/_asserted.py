@@ -69,6 +69,6 @@ def _one(an: Analysis, site) -> Obligation:
         ob.message = node.what
         return ob
     shown = an.relevant(cex, *[f for f in scope if f is not None], node.cond)
-    ob.message = f"{node.what} is false when {an.show(shown)}"
+    ob.message = f"{node.broken or 'not so: ' + node.what} when {an.show(shown)}"
     ob.counterexample = shown
     return ob
