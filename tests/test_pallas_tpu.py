@@ -425,7 +425,8 @@ def test_a_python_truth_test_of_a_symbolic_size_is_refused():
     _all_proved(k)  # mod(8*N, 8) is 0 for JAX too: no truth test of a symbolic size
 
 
-def test_dmas_and_semaphores_are_unsupported_at_their_lines():
+def test_a_paired_dma_is_modelled_and_a_regular_semaphore_unsupported_at_its_line():
+    # the DMA rules themselves: tests/test_pallas_dma.py
     def copy(x):
         def kernel(x_hbm, o_ref, buf, sem):
             c = pltpu.make_async_copy(x_hbm.at[pl.ds(pl.program_id(0) * 8, 8)], buf, sem)
@@ -445,10 +446,30 @@ def test_dmas_and_semaphores_are_unsupported_at_their_lines():
         )(x)
 
     k = tp.pallas(copy, args=[A(("8*N", 128))], assume=["N <= 64"], backend="tpu")
+    _all_proved(k)
+
+    def signal(x):
+        def kernel(x_ref, o_ref, sem):
+            pl.semaphore_signal(sem, 1)
+            pl.semaphore_wait(sem, 1)
+            o_ref[...] = x_ref[...]
+
+        n = x.shape[0]
+        return _call(
+            kernel,
+            jax.ShapeDtypeStruct(x.shape, x.dtype),
+            (n // 8,),
+            [pl.BlockSpec((8, 128), lambda i: (i, 0))],
+            pl.BlockSpec((8, 128), lambda i: (i, 0)),
+            ("parallel",),
+            [pltpu.SemaphoreType.REGULAR],
+        )(x)
+
+    k = tp.pallas(signal, args=[A(("8*N", 128))], assume=["N <= 64"], backend="tpu")
     _, rep = _verdicts(k)
     uns = [o for o in rep.obligations if o.kind == "unsupported"]
     assert uns and all(o.location.file == __file__ for o in uns)
-    assert any("dma_start" in o.message for o in uns)
+    assert any("semaphore_signal" in o.message for o in uns)
     assert not any(o.status == "proved" and o.kind in ("race", "coverage") for o in rep.obligations)
 
 

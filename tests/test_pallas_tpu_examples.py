@@ -64,8 +64,10 @@ def test_jax_tpu_kernel_is_proved(kernel):
     "kernel,construct",
     [
         (EX.gmm_tpu, "a dynamic grid extent"),
-        (EX.paged_attention_tpu, "dma_start"),
-        (EX.ragged_paged_attention_tpu, "dma_start"),
+        # their DMAs are modelled, but the prefetch of the next step's pages is not paired
+        # with its wait in one block (tileproof/pallas/_dma.py): scoped unknown
+        (EX.paged_attention_tpu, "not paired with its wait in one block"),
+        (EX.ragged_paged_attention_tpu, "not paired with its wait in one block"),
     ],
     ids=["gmm", "paged_attention", "ragged_paged_attention"],
 )

@@ -112,7 +112,10 @@ class _Scope:
 
 
 def _size(v: _View) -> int:
-    return int(np.prod(v.shape)) if v.shape else 1
+    """What a copy adds to its semaphore: the hardware counts bytes, so the dtype counts."""
+    dt = v.block.dtype
+    item = 2 if dt == "bfloat16" else np.dtype(dt).itemsize
+    return (int(np.prod(v.shape)) if v.shape else 1) * item
 
 
 def _span(d) -> tuple:
