@@ -327,19 +327,23 @@ def test_a_copy_started_and_waited_in_each_loop_iteration_is_proved():
 # --------------------------------------------------------------------------- fail closed
 
 
-def _scoped_unknown(k, names):
-    """An unpaired DMA: an unsupported item, no verdict about its memory, the rest decided."""
+def _scoped_unknown(k, names, violated=()):
+    """An unpaired DMA: an unsupported item, no coverage or race verdict about its memory;
+    the rest decided -- the bounds of its slices included."""
     rep = _report(k)
     uns = [o for o in rep.obligations if o.kind == "unsupported"]
     assert uns and all(o.status == "unknown" for o in uns), uns
     about = [o for o in rep.obligations if (o.detail or {}).get("tensor") in names
-             and o.kind != "shape"]
+             and o.kind in ("coverage", "race")]
     assert about and all(o.status != "proved" for o in about), [
         (o.kind, o.status, o.message) for o in about if o.status == "proved"]
     others = [o for o in rep.obligations if o.kind != "unsupported" and o not in about]
-    assert any(o.status == "proved" for o in others)  # scoped: the rest is still decided
-    assert not any(o.status == "violated" for o in rep.obligations)
-    return uns
+    bad = [(o.kind, o.status, o.message) for o in others
+           if o.status != "proved" and not any(v in o.message for v in violated)]
+    assert not bad, bad  # scoped: the rest is decided
+    hits = [o for o in others if o.status == "violated"]
+    assert len(hits) == len(violated), hits
+    return uns, hits
 
 
 def test_a_copy_started_in_a_branch_and_waited_outside_is_unsupported():
@@ -351,32 +355,41 @@ def test_a_copy_started_in_a_branch_and_waited_outside_is_unsupported():
         _copy(x_hbm, buf, sem, idx_ref[b]).wait()
         o_ref[...] = buf[0]
 
-    uns = _scoped_unknown(_spec(body), {"buf", "x_hbm", "sem"})
+    uns, _ = _scoped_unknown(_spec(body), {"buf", "x_hbm", "sem"})
     assert "not paired with its wait in one block" in uns[0].message
 
 
-def test_a_prefetch_for_the_next_grid_step_is_unsupported():
+def test_a_prefetch_for_the_next_grid_step_is_unsupported_and_its_slices_bounds_checked():
     # double buffering across grid steps (paged attention's prefetch): the copy started in
-    # step b is waited in step b + 1; the pairing is not followed across steps
-    def body(idx_ref, x_hbm, o_ref, buf, sem, b):
-        @pl.when(b == 0)
-        def _():
-            _copy(x_hbm, buf, sem, idx_ref[b], slot=0, s=0).start()
+    # step b is waited in step b + 1; the pairing is not followed across steps, but both
+    # slices of every copy are still checked: a prefetch into slot 2 of 2 is refuted
+    def body(nslots):
+        def f(idx_ref, x_hbm, o_ref, buf, sem, b):
+            @pl.when(b == 0)
+            def _():
+                _copy(x_hbm, buf, sem, idx_ref[b], slot=0, s=0).start()
 
-        @pl.when(b + 1 < pl.num_programs(0))
-        def _():
-            _copy(x_hbm, buf, sem, idx_ref[b + 1], slot=(b + 1) % 2, s=(b + 1) % 2).start()
+            @pl.when(b + 1 < pl.num_programs(0))
+            def _():
+                nxt = (b + 1) % nslots
+                _copy(x_hbm, buf, sem, idx_ref[b + 1], slot=nxt, s=nxt % 2).start()
 
-        _copy(x_hbm, buf, sem, idx_ref[b], slot=b % 2, s=b % 2).wait()
-        o_ref[...] = buf[b % 2]
+            _copy(x_hbm, buf, sem, idx_ref[b], slot=b % 2, s=b % 2).wait()
+            o_ref[...] = buf[b % 2]
 
-    k = tp.pallas(
-        _paged(body),
-        args=[A(("B",), "int32", values="0 <= v < P"), A(("8*P", 128))],
-        assume=["B <= 64", "P <= 64"],
-        backend="tpu",
-    )
-    _scoped_unknown(k, {"buf", "x_hbm", "sem"})
+        return f
+
+    def spec(nslots):
+        return tp.pallas(
+            _paged(body(nslots)),
+            args=[A(("B",), "int32", values="0 <= v < P"), A(("8*P", 128))],
+            assume=["B <= 64", "P <= 64"],
+            backend="tpu",
+        )
+
+    _scoped_unknown(spec(2), {"buf", "x_hbm", "sem"})
+    _, hits = _scoped_unknown(spec(3), {"buf", "x_hbm", "sem"}, violated=["writes outside buf"])
+    assert hits[0].kind == "bounds" and "B=3" in hits[0].message
 
 
 def test_regular_semaphores_stay_unsupported():

@@ -607,8 +607,9 @@ def _per_rank_data(ctx: _Ctx, f: shapes.Formula) -> bool:
 
 def _asserted(p, ins, loc: Location, block: _Block) -> shapes.Formula | None:
     """The condition of a ``tp_assert``: ``form`` ``holds`` (its operand is the condition),
-    ``never`` (reaching it is the violation), or ``disjoint``: the boxes with corners
-    ``ins[:n]`` and ``ins[n:]`` and extents ``p["sizes"]`` share no element -- stated in
+    ``never`` (reaching it is the violation), ``disjoint``: the boxes with corners
+    ``ins[:n]`` and ``ins[n:]`` and extents ``p["sizes"]`` share no element, or ``inside``:
+    the box at corner ``ins[:n]`` lies within an array of shape ``ins[n:]`` -- stated in
     exact integer arithmetic (address ranges compared, no machine sum is computed)."""
     form = p.get("form", "holds")
     if form == "never":
@@ -620,6 +621,11 @@ def _asserted(p, ins, loc: Location, block: _Block) -> shapes.Formula | None:
     if any(x is None for x in xs):
         return None
     sizes = p["sizes"]
+    if form == "inside":  # the box at corner ins[:n] of extents sizes lies in [0, ins[n:])
+        return shapes.conj(
+            *[shapes.ge(xs[k], 0) for k in range(n)],
+            *[shapes.le(xs[k] + sizes[k], xs[n + k]) for k in range(n)],
+        )
     apart = []
     for k in range(n):
         a, b, na, nb = xs[k], xs[n + k], sizes[k], sizes[n + k]

@@ -31,10 +31,12 @@ Fail closed: the pairing is followed within one straight-line block (the kernel 
 one grid step, one branch, one loop iteration).  A copy still in flight when its block ends
 (a prefetch for the next grid step or loop iteration, a start under ``pl.when`` waited
 outside), a wait on a copy started in an enclosing block, copies of different sizes on one
-semaphore, semaphore elements the trace cannot tell apart, remote copies, ``add=True``
-copies and regular semaphores (``semaphore_signal``/``wait``/``read``) are unsupported:
-the obligations about the semaphore array and every source and destination used with it
-are unknown (``Unsupported.only``), everything else stays decided.
+semaphore, semaphore elements the trace cannot tell apart are unsupported: the ``coverage``
+and ``race`` obligations about the semaphore array and every source and destination used
+with it are unknown (``Unsupported.only``); everything else stays decided, the bounds of
+both slices included (an unpaired copy's destination slice is checked where it starts).
+Remote copies, ``add=True`` copies and regular semaphores (``semaphore_signal``/``wait``/
+``read``) are unsupported outright.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import shapes
 from ..spec import _primitives as P
 from ..spec._errors import Location
 from ._access import _Gather, _i32, _load, _store, _Unmodelled, _View
@@ -143,6 +146,7 @@ class DmaState:
         sc = self.scopes.pop()
         for c in sc.copies():
             self._loose(c.sem.name, c.loc, "a copy still in flight when its block ends")
+            self._land(c)
 
     def finish(self) -> None:
         """End of the kernel body: copies in flight cross into the next grid step."""
@@ -154,6 +158,7 @@ class DmaState:
                     "a copy still in flight when the kernel body ends (it crosses into "
                     "the next grid step)",
                 )
+                self._land(c)
         for name, loc in self.loose.items():
             only = tuple(sorted({name, *self.used.get(name, ())}))
             what = (
@@ -161,6 +166,26 @@ class DmaState:
                 f"({self.reasons[name]}): when its destination is written is not modelled"
             )
             P.unsupported_p.bind(what=what, site=loc, only=only)
+
+    @staticmethod
+    def _land(c: _Copy) -> None:
+        """An unpaired copy's destination slice lies in its array (a ``bounds`` rule, exact);
+        its write is not in the model (when it lands is not: scoped unknown, see finish)."""
+        dims = [_span_at(d, c.loc) for d in c.dst.dims]
+        shape = [shapes.as_expr(e) for e in c.dst.tensor.decl.shape]
+        P.assert_p.bind(
+            *[_i32(s) for s, _n in dims],
+            *[_i32(e.const_value) if e.is_const else P.size_p.bind(name="", expr=e) for e in shape],
+            form="inside",
+            sizes=tuple(n for _s, n in dims),
+            kind="bounds",
+            what=f"the destination slice of the DMA into {c.dst.tensor.name} started at "
+            f"{c.loc.short} lies inside {c.dst.tensor.name}",
+            broken=f"the DMA started at {c.loc.short} writes outside {c.dst.tensor.name}",
+            site=c.loc,
+            tensor=c.dst.tensor.name,
+            hint="Keep the destination slice inside the scratch buffer for every index.",
+        )
 
     def _loose(self, name: str, loc: Location, why: str) -> None:
         if name not in self.loose:

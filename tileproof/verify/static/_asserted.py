@@ -5,7 +5,8 @@ For every ``Assert`` node of the selected kind:
 
 The Pallas TPU front end states a DMA's ordering this way (``tileproof/pallas/_dma.py``):
 the destination of an in-flight copy is neither read (``coverage``) nor written, nor the
-destination of a second copy (``race``), and a wait has a copy to wait for.  A refutation
+destination of a second copy (``race``), a wait has a copy to wait for, and the destination
+slice of a copy whose wait is not followed lies in its array (``bounds``).  A refutation
 is substituted back -- every fact of its premise and the negated condition re-evaluated at
 the assignment -- before it is reported; one that does not re-evaluate is ``unknown``.
 """
@@ -19,7 +20,7 @@ from ...model import Assert
 from .._report import Obligation
 from ._context import Analysis
 
-__all__ = ["COVERAGE", "RACE"]
+__all__ = ["BOUNDS", "COVERAGE", "RACE"]
 
 
 class _Kind:
@@ -36,6 +37,7 @@ def _is(node, kind: str) -> bool:
     return isinstance(node, Assert) and node.kind == kind
 
 
+BOUNDS = _Kind("bounds")
 COVERAGE = _Kind("coverage")
 RACE = _Kind("race")
 

@@ -39,7 +39,7 @@ _MODULES = {
 # further modules of a kind: stored index values; the declared writes of updated inputs; a
 # front end's rules of that kind (a DMA's ordering, tileproof/pallas/_dma.py)
 _EXTRA = {
-    "bounds": (_stored,),
+    "bounds": (_stored, _asserted.BOUNDS),
     "coverage": (_reads.WRITES, _asserted.COVERAGE),
     "race": (_asserted.RACE,),
 }
@@ -190,11 +190,17 @@ _PER_TENSOR = ("bounds", "overflow", "race", "coverage", "reads")
 _NOT_ACCESS = ("shape", "split", "barrier")
 
 
+# what the timing of a copy can change (``Unsupported.only``): which elements are written
+# before a read (coverage) and whether two writes meet (race); an access's bounds, offsets
+# and what it reads are the same whenever the copy lands
+_ORDERING = ("coverage", "race")
+
 _LANE_SPLIT = "split across lanes"  # the lanes' shares of a floating tile are not followed
 
 
 def _scope(model: Model, node) -> tuple[str, set[str]] | None:
-    """What an unsupported construct can change: ``("tensors", names)``, ``("kind", {k})``
+    """What an unsupported construct can change: ``("tensors", names)``, ``("kind", {k})``,
+    ``("ordering", names)`` (the coverage and race obligations about those names)
     or None (everything).
 
     An access left out on its own (its index or mask unmodelled) is scoped to its tensor --
@@ -216,7 +222,7 @@ def _scope(model: Model, node) -> tuple[str, set[str]] | None:
             decl = model.tensors.get(t)
             if decl is not None and getattr(decl, "is_index", True):
                 return None  # index values feed other tensors' proofs: everything
-        return ("tensors", set(only))
+        return ("ordering", set(only))
     m = _ONE_ACCESS.match(node.what)
     if not m:
         return None
@@ -235,6 +241,9 @@ def _depends(o: Obligation, scope: tuple[str, set[str]] | None) -> bool:
     what, names = scope
     if what == "kind":
         return o.kind in names
+    if what == "ordering":  # when a DMA's copy lands: what its memory holds, and when
+        t = (o.detail or {}).get("tensor")
+        return o.kind in _ORDERING and (t is None or t in names)
     if o.kind in _NOT_ACCESS:
         return False
     if o.kind in _PER_TENSOR:
@@ -290,6 +299,8 @@ def _unsupported(
             if sc is None
             else f"the obligations about {', '.join(sorted(sc[1]))}"
             if sc[0] == "tensors"
+            else f"the coverage and race obligations about {', '.join(sorted(sc[1]))}"
+            if sc[0] == "ordering"
             else f"the {', '.join(sorted(sc[1]))} obligations"
         )
         out.append(
@@ -303,12 +314,14 @@ def _unsupported(
                 "unknowns for what it affects).",
                 detail={
                     "construct": node.what,
-                    "affects": sorted(sc[1]) if sc is not None and sc[0] == "tensors" else None,
+                    "affects": sorted(sc[1])
+                    if sc is not None and sc[0] in ("tensors", "ordering")
+                    else None,
                     "kinds": sorted(sc[1]) if sc is not None and sc[0] == "kind" else None,
                 },
             )
         )
-        if sc is not None and sc[0] == "tensors" and not getattr(node, "only", ()):
+        if sc is not None and sc[0] == "tensors":
             (t,) = sc[1]
             for kind, what in (("bounds", "stays in bounds"), ("overflow", "offsets fit")):
                 if kind in kinds:
