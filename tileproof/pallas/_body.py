@@ -352,9 +352,9 @@ class _Replay:
         for j in range(int(first.shape[0])):
             tdims = list(table.dims)
             tdims[k_tab] = ("point", _i32(t0) + j)
-            entry = jnp.reshape(
-                _load(_View(table.tensor, table.block, tuple(tdims)), None, None, loc), ()
-            )
+            tview = _View(table.tensor, table.block, tuple(tdims))
+            self.dma.touch(tview, False, loc)  # read again here: not while a copy lands on it
+            entry = jnp.reshape(_load(tview, None, None, loc), ())
             rest = _index_view(
                 ref,
                 type(indexer)(indices=(entry, *idx[1:]), shape=indexer.shape, int_indexer_shape=()),
