@@ -401,3 +401,62 @@ def test_regular_semaphores_stay_unsupported():
     rep = _report(_spec(body, extra_scratch=[pltpu.SemaphoreType.REGULAR]))
     assert any(o.kind == "unsupported" for o in rep.obligations)
     assert not any(o.status == "proved" for o in rep.obligations if o.kind not in ("shape",))
+
+
+def test_a_loop_reading_a_destination_while_its_copy_is_in_flight_is_refuted():
+    def body(slot):
+        def f(idx_ref, x_hbm, o_ref, buf, sem, b):
+            buf[1] = jnp.zeros((8, 128), jnp.float32)
+            cp = _copy(x_hbm, buf, sem, idx_ref[b])
+            cp.start()
+
+            def step(j, acc):
+                return acc + buf[slot]  # slot 0 is in flight during the whole loop
+
+            acc = lax.fori_loop(0, 2, step, jnp.zeros((8, 128), jnp.float32))
+            cp.wait()
+            o_ref[...] = acc + buf[0]
+
+        return f
+
+    _violated(_spec(body(0)), "coverage", "reads data still in flight")
+    _all_proved(_spec(body(1)))
+
+
+# --------------------------------------------------------------------------- into HBM
+
+
+def _to_hbm(rows_of):
+    """Each program copies its 8 rows of x into out (both in HBM) at rows_of(b) * 8."""
+
+    def kernel(x_hbm, o_hbm, sem):
+        b = pl.program_id(0)
+        cp = pltpu.make_async_copy(
+            x_hbm.at[pl.ds(b * 8, 8)], o_hbm.at[pl.ds(rows_of(b) * 8, 8)], sem
+        )
+        cp.start()
+        cp.wait()
+
+    def f(x):
+        n = x.shape[0] // 8
+        return pl.pallas_call(
+            kernel,
+            grid_spec=pltpu.PrefetchScalarGridSpec(
+                num_scalar_prefetch=0,
+                grid=(n,),
+                in_specs=[pl.BlockSpec(memory_space=pl.ANY)],
+                out_specs=pl.BlockSpec(memory_space=pl.ANY),
+                scratch_shapes=[pltpu.SemaphoreType.DMA],
+            ),
+            out_shape=jax.ShapeDtypeStruct(x.shape, x.dtype),
+            compiler_params=pltpu.CompilerParams(dimension_semantics=("parallel",)),
+        )(x)
+
+    return tp.pallas(f, args=[A(("8*N", 128))], assume=["N <= 64"], backend="tpu",
+                     reference=lambda x: x)
+
+
+def test_a_copy_into_an_hbm_output_is_an_ordinary_write_of_it():
+    # the copy's write takes part in the output's coverage and the race across programs
+    _all_proved(_to_hbm(lambda b: b))
+    _violated(_to_hbm(lambda b: b // 2), "race", "o_hbm")
