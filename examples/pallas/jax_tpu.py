@@ -12,7 +12,9 @@ multiples of their blocks (``"128*S"``), the only sizes these kernels are correc
 the findings in docs/pallas.md).  What stays concrete is what the file itself needs concrete,
 each commented.  Three kernels are *not* proved and say why (fail closed): megablox ``gmm``
 (its grid extent is computed from the group sizes), ``paged_attention`` and
-``ragged_paged_attention`` (manual DMAs and semaphores).
+``ragged_paged_attention`` (their manual DMAs are modelled, but each prefetches the next
+step's pages, a copy waited in a later grid step or loop iteration, whose pairing is not
+followed; and their block-index walk loops carry indices the lowering does not solve).
 """
 
 from __future__ import annotations
@@ -168,8 +170,12 @@ gmm_tpu = tp.pallas(
 )
 
 # --------------------------------------------------------------------------- paged attention
-# pages are fetched with manual DMAs (pltpu.make_async_copy) and semaphores: unsupported
-# with their lines, every dependent verdict unknown
+# pages are fetched with manual DMAs (pltpu.make_async_copy) on DMA semaphores, double
+# buffered: the next block's pages are started before the current ones are waited, so a copy
+# crosses into the next loop iteration / grid step (unsupported, scoped to the coverage and
+# race of its buffers and pages, tileproof/pallas/_dma.py); the walk to the next non-empty
+# sequence (a fori_loop whose carry is no induction) and the branch on its result are
+# unsupported too, and those make every verdict unknown
 paged_attention_tpu = tp.pallas(
     functools.partial(pa.paged_attention, pages_per_compute_block=8),
     args=[
@@ -181,7 +187,7 @@ paged_attention_tpu = tp.pallas(
     ],
     assume=["B <= 256"],
     backend="tpu",
-    numeric={"skip": "manual DMAs: the executor cannot run them"},
+    numeric={"skip": "DMAs waited in a later step and an unsolved block-index walk: unsupported"},
     name="tpu.paged_attention",
 )
 ragged_paged_attention_tpu = tp.pallas(
@@ -197,7 +203,8 @@ ragged_paged_attention_tpu = tp.pallas(
         A((1,), "int32", values="0 <= v <= 16"),
     ],
     backend="tpu",
-    numeric={"skip": "manual DMAs: the executor cannot run them"},
+    numeric={"skip": "DMAs waited in a later step and a while loop with no exact trip "
+                     "count: unsupported"},
     name="tpu.ragged_paged_attention",
 )
 
