@@ -460,3 +460,35 @@ def test_a_copy_into_an_hbm_output_is_an_ordinary_write_of_it():
     # the copy's write takes part in the output's coverage and the race across programs
     _all_proved(_to_hbm(lambda b: b))
     _violated(_to_hbm(lambda b: b // 2), "race", "o_hbm")
+
+
+# --------------------------------------------------------------------------- sync_copy
+
+
+def test_sync_copy_is_a_start_and_its_wait_on_a_scoped_semaphore():
+    # pltpu.sync_copy allocates its DMA semaphore with pl.run_scoped
+    def body(rows):
+        def f(idx_ref, x_hbm, o_ref, buf, sem, b):
+            pltpu.sync_copy(x_hbm.at[pl.ds(idx_ref[b] * 8, rows)], buf.at[0, pl.ds(0, rows)])
+            o_ref[...] = buf[0]
+
+        return f
+
+    _all_proved(_spec(body(8)))
+    _violated(_spec(body(8), values="0 <= v <= P"), "bounds", "x_hbm")
+    _violated(_spec(body(4)), "coverage", "never written")  # rows 4..7 of the slot
+
+
+def test_run_scoped_memory_stays_unsupported():
+    def body(idx_ref, x_hbm, o_ref, buf, sem, b):
+        def scoped(tmp):
+            tmp[...] = jnp.zeros((8, 128), jnp.float32)
+            o_ref[...] = tmp[...]
+
+        pl.run_scoped(scoped, pltpu.VMEM((8, 128), jnp.float32))
+
+    rep = _report(_spec(body))
+    uns = [o for o in rep.obligations if o.kind == "unsupported"]
+    assert any("run_scoped" in o.message for o in uns)
+    assert not any(o.status == "proved" for o in rep.obligations
+                   if o.kind in ("coverage", "race", "bounds"))

@@ -50,7 +50,7 @@ from ._access import (
     _View,
 )
 from ._dma import DmaState, Sem, dma_eqn
-from ._read import BlockRead, CallRead
+from ._read import BlockRead, CallRead, semaphore_kind
 from ._where import _FALLBACK, _at, at_location, eqn_location
 
 __all__ = ["replay"]
@@ -222,6 +222,8 @@ class _Replay:
             return self.state_op(eqn, name, vals, loc, used)
         if name in ("dma_start", "dma_wait"):
             return dma_eqn(self, eqn, vals, loc)
+        if name == "run_scoped":
+            return self.run_scoped(eqn, vals, loc)
         if name in ("masked_load", "load"):
             ref, transforms, mask, other = p["args_tree"].unflatten(vals)
             view = self.view(ref, transforms, loc)
@@ -386,6 +388,24 @@ class _Replay:
         old = _load(view, None, None, loc) if eqn.outvars[0] in used else None
         _store(view, val, None, loc)
         return [old if old is not None else jnp.zeros(view.shape, _jdtype(view.block.dtype))]
+
+    def run_scoped(self, eqn, vals, loc: Location) -> list:
+        """``pl.run_scoped`` allocating DMA semaphores only (``pltpu.sync_copy``): a block of
+        its own with fresh semaphores, its copies paired inside it.  Scoped memory (VMEM or
+        SMEM allocations) and collective allocations are not modelled."""
+        p = eqn.params
+        jx = p["jaxpr"]
+        if p.get("collective_axes") or any(t for t in p.get("ref_transforms") or ()):
+            raise _Unmodelled("pl.run_scoped with collective axes or ref transforms", loc)
+        sems = []
+        for v in jx.invars:
+            if semaphore_kind(v.aval) != "dma":
+                raise _Unmodelled(
+                    f"pl.run_scoped allocating {v.aval} (scoped memory is not modelled)", loc
+                )
+            sems.append(self.dma.scoped_sem(tuple(int(d) for d in v.aval.shape), loc))
+        with self.block():
+            return self.run(jx, list(vals), sems)
 
     # ------------------------------------------------------------------ control flow
     @contextlib.contextmanager

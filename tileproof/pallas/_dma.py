@@ -137,6 +137,12 @@ class DmaState:
         self.loose: dict[str, Location] = {}  # semaphore array -> first unpaired use
         self.reasons: dict[str, str] = {}
         self.used: dict[str, set] = {}  # semaphore array -> sources and destinations
+        self._scoped = 0
+
+    def scoped_sem(self, shape: tuple, loc: Location) -> Sem:
+        """A semaphore ``pl.run_scoped`` allocates: a name of its own (it is no tensor)."""
+        self._scoped += 1
+        return Sem(f"scoped_sem_{loc.line}_{self._scoped}", shape)
 
     # ------------------------------------------------------------------ blocks
     def push(self) -> None:
