@@ -492,3 +492,32 @@ def test_run_scoped_memory_stays_unsupported():
     assert any("run_scoped" in o.message for o in uns)
     assert not any(o.status == "proved" for o in rep.obligations
                    if o.kind in ("coverage", "race", "bounds"))
+
+
+# --------------------------------------------------------------------------- numerics
+
+
+def test_the_executor_runs_the_copies_where_they_land():
+    # values match the reference; a read before the wait is a poisoned read there too
+    point = {"sizes": [{"B": 3, "P": 4}], "gradients": False}
+
+    def early(idx_ref, x_hbm, o_ref, buf, sem, b):
+        cp = _copy(x_hbm, buf, sem, idx_ref[b])
+        cp.start()
+        o_ref[...] = buf[0]
+        cp.wait()
+
+    def spec(body):
+        return tp.pallas(
+            _paged(body),
+            args=[A(("B",), "int32", values="0 <= v < P"), A(("8*P", 128))],
+            assume=["B <= 64", "P <= 64"],
+            backend="tpu",
+            reference=lambda idx, x: x.reshape(-1, 8, 128)[idx].reshape(-1, 128),
+            numeric=point,
+        )
+
+    (good,) = tp.verify.verify(spec(_good), numeric=True).kernels
+    assert good.numeric.status == "matched", good.numeric.message
+    (bad,) = tp.verify.verify(spec(early), numeric=True).kernels
+    assert bad.numeric.status == "mismatch" and "poisoned read: buf" in bad.numeric.message

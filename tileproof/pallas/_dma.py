@@ -345,7 +345,12 @@ def _sem_text(sem: Sem) -> str:
 def dma_eqn(replay, eqn, vals, loc: Location) -> list:
     """``dma_start`` / ``dma_wait`` of the replayed body (``_body._Replay.eqn``)."""
     p = eqn.params
-    src, dst, dst_sem, src_sem, device_id = p["tree"].unflatten(vals)
+    try:  # (src, dst, dst_sem, src_sem, device_id): AsyncCopyDescriptor._get_args_and_tree
+        src, dst, dst_sem, src_sem, device_id = p["tree"].unflatten(vals)
+    except (KeyError, TypeError, ValueError):
+        raise _Unmodelled(
+            f"{eqn.primitive.name} with operands laid out as {p.get('tree')}", loc
+        ) from None
     if src_sem is not None or device_id is not None:
         raise _Unmodelled("a remote DMA (to or from another device)", loc)
     s_ref, s_tr = _ref_and_transforms(src)
