@@ -16,9 +16,9 @@ from __future__ import annotations
 import time
 
 from ... import shapes
-from ...model import Assert
+from ...model import Access, Assert
 from .._report import Obligation
-from ._context import Analysis
+from ._context import Analysis, all_eq, implies
 
 __all__ = ["BOUNDS", "COVERAGE", "RACE"]
 
@@ -49,11 +49,34 @@ def _holds(f: shapes.Formula, env: dict) -> bool | None:
         return None
 
 
+def _consistency(an: Analysis, formulas) -> list[shapes.Formula]:
+    """Two reads of one entry of a tensor the kernel never stores to agree (the same table
+    entry read for a copy's start and again for a later access); a tensor it stores to may
+    change between the reads, so its reads stay independent (more behaviours: still sound)."""
+    stored = {n.tensor for n in an.model.walk() if isinstance(n, Access) and n.kind == "store"}
+    names: set[str] = set()
+    for f in formulas:
+        names |= f.free_symbols()
+    by: dict[str, list] = {}
+    for n in sorted(names):
+        d = an.data.get(n)
+        if d is not None and d.tensor not in stored:
+            by.setdefault(d.tensor, []).append((n, tuple(d.index)))
+    out = []
+    for items in by.values():
+        for i, (n1, i1) in enumerate(items):
+            for n2, i2 in items[i + 1 :]:
+                if len(i1) == len(i2) and i1:
+                    out.append(implies(all_eq(i1, i2), shapes.eq(shapes.sym(n1), shapes.sym(n2))))
+    return out
+
+
 def _one(an: Analysis, site) -> Obligation:
     t0 = time.perf_counter()
     node: Assert = site.node
     det = {"tensor": node.tensor} if node.tensor else {}
     scope = an.scope(site)
+    scope += _consistency(an, [*scope, node.cond])
     assume = an.assume(scope, query=node.cond)
     ans = an.decide(node.cond, assume)
     ob = an.obligation(node.kind, site, node.what, ans, t0=t0, hint=node.hint, detail=det)
