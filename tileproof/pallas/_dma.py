@@ -48,7 +48,7 @@ import numpy as np
 from .. import shapes
 from ..spec import _primitives as P
 from ..spec._errors import Location
-from ._access import _Gather, _i32, _load, _store, _Unmodelled, _View
+from ._access import _Gather, _i32, _load, _store, _Unmodelled, _unsupported, _View
 
 __all__ = ["DmaState", "Sem"]
 
@@ -108,6 +108,7 @@ class _Scope:
     """The copies started in one straight-line block, per semaphore element: copies, waits."""
 
     flights: dict = field(default_factory=dict)  # (name, key) -> [copies, waits]
+    serial: int = 0  # unique per replayed body (ids of dead scopes could be reused)
 
     def copies(self):
         for cs, _w in self.flights.values():
@@ -138,6 +139,8 @@ class DmaState:
         self.reasons: dict[str, str] = {}
         self.used: dict[str, set] = {}  # semaphore array -> sources and destinations
         self._scoped = 0
+        self._orphans: set = set()
+        self._serial = 0
 
     def scoped_sem(self, shape: tuple, loc: Location) -> Sem:
         """A semaphore ``pl.run_scoped`` allocates: a name of its own (it is no tensor)."""
@@ -146,7 +149,8 @@ class DmaState:
 
     # ------------------------------------------------------------------ blocks
     def push(self) -> None:
-        self.scopes.append(_Scope())
+        self._serial += 1
+        self.scopes.append(_Scope(serial=self._serial))
 
     def pop(self) -> None:
         sc = self.scopes.pop()
@@ -177,7 +181,11 @@ class DmaState:
     def _land(c: _Copy) -> None:
         """An unpaired copy's destination slice lies in its array (a ``bounds`` rule, exact);
         its write is not in the model (when it lands is not: scoped unknown, see finish)."""
-        dims = [_span_at(d, c.loc) for d in c.dst.dims]
+        try:
+            dims = [_span_at(d, c.loc) for d in c.dst.dims]
+        except _Unmodelled as u:  # a slice of symbolic extent: not checked (fail closed)
+            _unsupported(u.what, u.loc)
+            return
         shape = [shapes.as_expr(e) for e in c.dst.tensor.decl.shape]
         P.assert_p.bind(
             *[_i32(s) for s, _n in dims],
@@ -229,7 +237,12 @@ class DmaState:
             return
         if here is None:
             # a copy of another block (an earlier grid step's prefetch) may be in flight on
-            # it: then the semaphore is loose (see finish) and this rule is scoped unknown
+            # it: then the semaphore is loose (see finish) and this rule is scoped unknown.
+            # Once per line, semaphore element and block: the waits after it add nothing
+            once = (loc, k, self.scopes[-1].serial)
+            if once in self._orphans:
+                return
+            self._orphans.add(once)
             P.assert_p.bind(
                 form="never",
                 kind="coverage",
