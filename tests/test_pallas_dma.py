@@ -75,8 +75,11 @@ def _all_proved(k):
 
 def _violated(k, kind: str, text: str):
     rep = _report(k)
-    hits = [o for o in rep.obligations if o.kind == kind and o.status == "violated"
-            and text in o.message]
+    hits = [
+        o
+        for o in rep.obligations
+        if o.kind == kind and o.status == "violated" and text in o.message
+    ]
     assert hits, [(o.kind, o.status, o.message) for o in rep.obligations if o.status != "proved"]
     assert not any(o.kind == "unsupported" for o in rep.obligations)
     return hits
@@ -117,9 +120,7 @@ def test_a_destination_slice_past_the_scratch_is_refuted_and_its_twin_proved():
     def body(lo, hi):
         def f(idx_ref, x_hbm, o_ref, buf, sem, b):
             row = jnp.minimum(jnp.maximum(idx_ref[b], lo), hi)  # a row offset in [lo, hi]
-            cp = pltpu.make_async_copy(
-                x_hbm.at[pl.ds(0, 8)], buf.at[pl.ds(row, 8)], sem.at[0]
-            )
+            cp = pltpu.make_async_copy(x_hbm.at[pl.ds(0, 8)], buf.at[pl.ds(row, 8)], sem.at[0])
             cp.start()
             cp.wait()
             o_ref[...] = buf[pl.ds(row, 8)]
@@ -128,11 +129,15 @@ def test_a_destination_slice_past_the_scratch_is_refuted_and_its_twin_proved():
 
     # buf is (16, 128): rows row .. row + 7 fit for row <= 8 only
     k_ok = tp.pallas(
-        _rows(body(0, 8)), args=[A(("B",), "int32"), A((8, 128))], assume=["B <= 64"],
+        _rows(body(0, 8)),
+        args=[A(("B",), "int32"), A((8, 128))],
+        assume=["B <= 64"],
         backend="tpu",
     )
     k_bad = tp.pallas(
-        _rows(body(0, 9)), args=[A(("B",), "int32"), A((8, 128))], assume=["B <= 64"],
+        _rows(body(0, 9)),
+        args=[A(("B",), "int32"), A((8, 128))],
+        assume=["B <= 64"],
         backend="tpu",
     )
     _all_proved(k_ok)
@@ -333,13 +338,20 @@ def _scoped_unknown(k, names, violated=()):
     rep = _report(k)
     uns = [o for o in rep.obligations if o.kind == "unsupported"]
     assert uns and all(o.status == "unknown" for o in uns), uns
-    about = [o for o in rep.obligations if (o.detail or {}).get("tensor") in names
-             and o.kind in ("coverage", "race")]
+    about = [
+        o
+        for o in rep.obligations
+        if (o.detail or {}).get("tensor") in names and o.kind in ("coverage", "race")
+    ]
     assert about and all(o.status != "proved" for o in about), [
-        (o.kind, o.status, o.message) for o in about if o.status == "proved"]
+        (o.kind, o.status, o.message) for o in about if o.status == "proved"
+    ]
     others = [o for o in rep.obligations if o.kind != "unsupported" and o not in about]
-    bad = [(o.kind, o.status, o.message) for o in others
-           if o.status != "proved" and not any(v in o.message for v in violated)]
+    bad = [
+        (o.kind, o.status, o.message)
+        for o in others
+        if o.status != "proved" and not any(v in o.message for v in violated)
+    ]
     assert not bad, bad  # scoped: the rest is decided
     hits = [o for o in others if o.status == "violated"]
     assert len(hits) == len(violated), hits
@@ -452,8 +464,9 @@ def _to_hbm(rows_of):
             compiler_params=pltpu.CompilerParams(dimension_semantics=("parallel",)),
         )(x)
 
-    return tp.pallas(f, args=[A(("8*N", 128))], assume=["N <= 64"], backend="tpu",
-                     reference=lambda x: x)
+    return tp.pallas(
+        f, args=[A(("8*N", 128))], assume=["N <= 64"], backend="tpu", reference=lambda x: x
+    )
 
 
 def test_a_copy_into_an_hbm_output_is_an_ordinary_write_of_it():
@@ -490,8 +503,9 @@ def test_run_scoped_memory_stays_unsupported():
     rep = _report(_spec(body))
     uns = [o for o in rep.obligations if o.kind == "unsupported"]
     assert any("run_scoped" in o.message for o in uns)
-    assert not any(o.status == "proved" for o in rep.obligations
-                   if o.kind in ("coverage", "race", "bounds"))
+    assert not any(
+        o.status == "proved" for o in rep.obligations if o.kind in ("coverage", "race", "bounds")
+    )
 
 
 # --------------------------------------------------------------------------- numerics
@@ -542,14 +556,20 @@ def test_a_table_entry_read_twice_is_one_value_in_the_ordering_rules():
     # write at the wait is not inverted by the read-after-write witness method, a known
     # limitation: only the ordering rule of the in-flight read is looked at here.)
     def rule(k):
-        (o,) = [o for o in _report(k).obligations if "until its wait" in o.message
-                or "before its wait" in o.message]
+        (o,) = [
+            o
+            for o in _report(k).obligations
+            if "until its wait" in o.message or "before its wait" in o.message
+        ]
         return o
 
     def spec(other):
-        return tp.pallas(_paged(body(other)), args=[A(("B",), "int32", values="0 <= v < 2"),
-                         A(("8*P", 128))], assume=["B <= 64", "2 <= P", "P <= 64"],
-                         backend="tpu")
+        return tp.pallas(
+            _paged(body(other)),
+            args=[A(("B",), "int32", values="0 <= v < 2"), A(("8*P", 128))],
+            assume=["B <= 64", "2 <= P", "P <= 64"],
+            backend="tpu",
+        )
 
     assert rule(spec(True)).status == "proved"
     bad = rule(spec(False))

@@ -203,8 +203,9 @@ ragged_paged_attention_tpu = tp.pallas(
         A((1,), "int32", values="0 <= v <= 16"),
     ],
     backend="tpu",
-    numeric={"skip": "DMAs waited in a later step and a while loop with no exact trip "
-                     "count: unsupported"},
+    numeric={
+        "skip": "DMAs waited in a later step and a while loop with no exact trip count: unsupported"
+    },
     name="tpu.ragged_paged_attention",
 )
 
