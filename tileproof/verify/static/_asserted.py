@@ -17,7 +17,7 @@ import time
 
 from ... import shapes
 from ...model import Access, Assert
-from .._report import Obligation
+from ...report import Obligation
 from ._context import Analysis, all_eq, implies
 
 __all__ = ["BOUNDS", "COVERAGE", "RACE"]
