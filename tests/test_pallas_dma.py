@@ -574,3 +574,26 @@ def test_a_table_entry_read_twice_is_one_value_in_the_ordering_rules():
     assert rule(spec(True)).status == "proved"
     bad = rule(spec(False))
     assert bad.status == "violated" and "reads data still in flight" in bad.message
+
+
+def test_semaphore_elements_that_may_coincide_are_unsupported():
+    # sem[t] with a table value t and sem[0]: one semaphore when t == 0, whose single wait
+    # would then not say which copy landed; the counts are not modelled (scoped unknown)
+    def body(idx_ref, x_hbm, o_ref, buf, sem, b):
+        t = idx_ref[b]
+        c0 = _copy(x_hbm, buf, sem, t, slot=0, s=t)
+        c1 = _copy(x_hbm, buf, sem, t, slot=1, s=0)
+        c0.start()
+        c1.start()
+        c0.wait()
+        c1.wait()
+        o_ref[...] = buf[0] + buf[1]
+
+    k = tp.pallas(
+        _paged(body),
+        args=[A(("B",), "int32", values="0 <= v < 2"), A(("8*P", 128))],
+        assume=["B <= 64", "2 <= P", "P <= 64"],
+        backend="tpu",
+    )
+    uns, _ = _scoped_unknown(k, {"buf", "x_hbm", "sem"})
+    assert "may be equal" in uns[0].message
