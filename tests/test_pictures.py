@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+from _helpers import line_of
 from specs import constructs as C
 
 from tileproof import cli, shapes
@@ -233,7 +234,8 @@ def test_show_command_draws_all_three(tmp_path, capsys):
     )
     out, err = capsys.readouterr()
     assert f"wrote {cov} (coverage: o)" in out and f"wrote {ring} (ring:" in out
-    assert "constructs.py:79: coverage:" in err  # the violation drawn
+    store = line_of(spec, "tp.store(o, (e, slice(None)), tp.load(x, (e, slice(None))))")
+    assert f"constructs.py:{store}: coverage:" in err  # the violation drawn: early_exit's store
 
 
 @pytest.mark.parametrize(
