@@ -20,12 +20,12 @@ import re
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 
-from ..report import Obligation
+from ..report import CexKey, Obligation
 from ..spec._errors import UNKNOWN, Location
 
 __all__ = ["ProofCache"]
 
-_SCHEMA = 1  # bump when the cached JSON changes shape
+_SCHEMA = 2  # bump when the cached JSON changes shape (2: counterexample keys with their roles)
 
 
 def _canon(obj, seen: set[int] | None = None):
@@ -100,7 +100,10 @@ def _ob_to_json(o: Obligation) -> dict:
         "status": o.status,
         "message": o.message,
         "location": [o.location.file, o.location.line],
-        "counterexample": o.counterexample,
+        # the keys with their roles (``CexKey.to_json``), in order, beside their values
+        "counterexample": None
+        if o.counterexample is None
+        else [[k.to_json(), v] for k, v in o.counterexample.items()],
         "reason": o.reason,
         "hint": o.hint,
         "seconds": o.seconds,
@@ -111,12 +114,13 @@ def _ob_to_json(o: Obligation) -> dict:
 def _ob_from_json(d: dict) -> Obligation:
     file, line = d["location"]
     loc = UNKNOWN if (file, line) == (UNKNOWN.file, UNKNOWN.line) else Location(file, line)
+    ce = d["counterexample"]
     return Obligation(
         d["kind"],
         d["status"],
         d["message"],
         loc,
-        d["counterexample"],
+        None if ce is None else {CexKey.from_json(k): v for k, v in ce},
         d["reason"],
         d["hint"],
         d["seconds"],

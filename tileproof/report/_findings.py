@@ -15,7 +15,7 @@ from typing import Any
 
 from .._location import UNKNOWN, Location
 from ._codes import code_of
-from ._keys import parse, typed
+from ._keys import CexKey, typed_keys
 from ._status import NUMERIC_OUTCOMES, OBLIGATION_OUTCOMES, PASSING, Status, legacy
 
 __all__ = [
@@ -73,7 +73,7 @@ class Finding:
     status: Status
     message: str
     location: Location = UNKNOWN
-    counterexample: dict[str, int] | None = None
+    counterexample: dict[CexKey, int] | None = None
     reason: str = ""
     hint: str = ""
     seconds: float = 0.0
@@ -84,9 +84,9 @@ class Finding:
         assert self.status in OBLIGATION_OUTCOMES or self.kind in ("numeric", "spec"), self.status
 
     def __setattr__(self, name: str, value: Any) -> None:
-        # checks often attach the counterexample after building the finding: typed too
+        # checks often attach the counterexample after building the finding: checked too
         if name == "counterexample":
-            value = typed(value)
+            value = typed_keys(value)
         elif name == "status":
             value = Status(value)
         super().__setattr__(name, value)
@@ -109,7 +109,7 @@ class Finding:
             **(
                 {
                     "counterexample_keys": [
-                        {**parse(k).to_json(), "value": v} for k, v in self.counterexample.items()
+                        {**k.to_json(), "value": v} for k, v in self.counterexample.items()
                     ]
                 }
                 if self.counterexample

@@ -1,35 +1,31 @@
 """Typed counterexample keys: what a counterexample value *is*, not only how it prints.
 
-A counterexample used to be keyed by display strings (``b'``, ``element[0]``,
-``iteration[i_29]``, ``start_pos[0]``).  Each key is now a :class:`CexKey`: a ``str``
-that still reads, hashes and compares as exactly that text (so ``cx["element[0]"]``,
-the text report and the JSON's ``counterexample`` object are unchanged), and carries
+Each key of a counterexample is a :class:`CexKey`, built by the check that found the
+value (the role is known there; it is never guessed back from the text).  It carries
 
 - ``role``: ``size`` (a size symbol), ``program`` (a grid axis' program id), ``rank``,
   ``lane``, ``loop`` (a loop index), ``iteration`` (how many iterations of a loop),
   ``element`` (one coordinate of the element a finding is about), ``data`` (the value of
   an index tensor: at a fixed index, or loaded at a site), ``value`` (another quantity
   the finding names: an offset, an extent, a core count) or ``symbol`` (a plain name
-  whose role the model was not asked about);
+  whose role its maker did not know);
 - ``name``: the symbol, the loop's variable, the tensor, or ``""`` for an element;
 - ``at``: the element's coordinate axis ``(k,)``, or a tensor element's index (``index``
   in the JSON);
 - ``instance``: 2 for the second program, lane or rank of a pairwise finding (``p'``).
 
-:func:`typed` reads the syntax; :func:`refine` assigns roles to plain names from the
-schedule model (sizes, grid axes, ranks, lanes, loops, data symbols).
+Its display text (``b'``, ``element[0]``, ``iteration[i_29]``, ``start_pos[0]``) is
+derived from these fields in one place, :func:`display`.  A key *is* that text (a ``str``
+subclass that hashes and compares as it), so ``cx["element[0]"]``, the text report and
+the JSON's ``counterexample`` object read as they always did.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-if TYPE_CHECKING:
-    from ..model import Model
-
-__all__ = ["ROLES", "CexKey", "refine", "roles_of", "typed"]
+__all__ = ["ROLES", "CexKey", "display", "element_items", "typed_keys"]
 
 ROLES = (
     "size",
@@ -44,13 +40,20 @@ ROLES = (
     "symbol",
 )
 
-_INDEXED = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\[([^\]]*)\]$")
-_INTS = re.compile(r"^-?\d+(\s*,\s*-?\d+)*$")
-_NAME = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)('*)$")
+
+def display(role: str, name: str, at: tuple[int, ...], instance: int) -> str:
+    """The one spelling of a key: ``element[k]``, ``iteration[v]``, ``T[i, j]``, ``name'``."""
+    if role == "element":
+        return f"element[{at[0]}]"
+    if role == "iteration":
+        return f"iteration[{name}]"
+    if at:
+        return f"{name}[{', '.join(str(x) for x in at)}]"
+    return name + "'" * (instance - 1)
 
 
 class CexKey(str):
-    """A counterexample key: its display text, plus what the value is (see the module)."""
+    """A counterexample key: its role, name, index and instance; it reads as its display."""
 
     role: str
     name: str
@@ -58,18 +61,42 @@ class CexKey(str):
     instance: int
 
     def __new__(
-        cls, text: str, role: str, name: str = "", at: tuple[int, ...] = (), instance: int = 1
+        cls, role: str, name: str = "", at: Sequence[int] = (), instance: int = 1
     ) -> CexKey:
-        assert role in ROLES, role
-        self = super().__new__(cls, text)
-        self.role, self.name, self.at, self.instance = role, name, tuple(at), instance
+        at = tuple(int(x) for x in at)
+        _check(role, name, at, instance)
+        self = super().__new__(cls, display(role, name, at, instance))
+        self.role, self.name, self.at, self.instance = role, name, at, instance
         return self
 
-    def __reduce__(self):  # pickles (worker processes) with its role
-        return (CexKey, (str(self), self.role, self.name, self.at, self.instance))
+    # -- the keys a check builds beside the model's names
+    @classmethod
+    def element(cls, axis: int) -> CexKey:
+        """Coordinate ``axis`` of the element a finding is about (``element[0]``)."""
+        return cls("element", "", (axis,))
 
-    def with_role(self, role: str) -> CexKey:
-        return CexKey(str(self), role, self.name, self.at, self.instance)
+    @classmethod
+    def iteration(cls, var: str) -> CexKey:
+        """How many iterations the loop over ``var`` ran (``iteration[i_29]``)."""
+        return cls("iteration", var)
+
+    @classmethod
+    def cell(cls, tensor: str, index: Sequence[int]) -> CexKey:
+        """The value of an index tensor at a concrete index (``start_pos[0]``; a 0-d
+        tensor's one value reads ``T[]``, as it always did)."""
+        return cls("data", tensor, index) if len(index) else cls("data", f"{tensor}[]")
+
+    @classmethod
+    def quantity(cls, name: str) -> CexKey:
+        """Another quantity a finding names (``offset``, ``extent``, ``cores``)."""
+        return cls("value", name)
+
+    def primed(self, extra: int) -> CexKey:
+        """The same name for the instance ``extra`` further on (``b`` -> ``b'``)."""
+        return CexKey(self.role, self.name, self.at, self.instance + extra)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickles (worker processes) with its role
+        return (CexKey, (self.role, self.name, self.at, self.instance))
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"key": str(self), "role": self.role}
@@ -81,67 +108,46 @@ class CexKey(str):
             out["instance"] = self.instance
         return out
 
-
-def parse(text: str) -> CexKey:
-    """The key ``text`` typed by its syntax alone (plain names get the role ``symbol``)."""
-    if isinstance(text, CexKey):
-        return text
-    text = str(text)
-    m = _INDEXED.match(text)
-    if m:
-        head, inside = m.group(1), m.group(2).strip()
-        if head == "element" and inside.isdigit():
-            return CexKey(text, "element", "", (int(inside),))
-        if head == "iteration":
-            return CexKey(text, "iteration", inside)
-        if _INTS.match(inside):
-            return CexKey(text, "data", head, tuple(int(x) for x in inside.split(",")))
-        return CexKey(text, "value", text)
-    m = _NAME.match(text)
-    if m:
-        return CexKey(text, "symbol", m.group(1), (), 1 + len(m.group(2)))
-    return CexKey(text, "value", text)
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> CexKey:
+        """The key :meth:`to_json` wrote (a ``ValueError`` if its text does not match)."""
+        key = cls(d["role"], d.get("name", ""), d.get("index", ()), d.get("instance", 1))
+        if str(key) != d["key"]:
+            raise ValueError(f"counterexample key {d['key']!r} reads back as {str(key)!r}")
+        return key
 
 
-def typed(ce: Mapping[str, int] | None) -> dict[str, int] | None:
-    """``ce`` with :class:`CexKey` keys (same text, same order, same values)."""
+def _check(role: str, name: str, at: tuple[int, ...], instance: int) -> None:
+    """A key's fields must spell one key, and no other key's text."""
+    if role not in ROLES:
+        raise ValueError(f"counterexample key role {role!r} is not one of {ROLES}")
+    if instance < 1 or (instance > 1 and at):
+        raise ValueError(f"counterexample key {name!r}: instance {instance} with index {at}")
+    if role == "element":
+        if name or len(at) != 1:
+            raise ValueError(f"an element key has one axis and no name, not {name!r}{list(at)}")
+    elif not name:
+        raise ValueError(f"a {role} counterexample key needs a name")
+    elif role == "iteration" and at:
+        raise ValueError(f"an iteration key has no index, not {list(at)}")
+
+
+def typed_keys(ce: Mapping[str, Any] | None) -> dict[CexKey, Any] | None:
+    """``ce`` as a counterexample: every key a :class:`CexKey` (else a ``TypeError``: a key's
+    role is stated by the check that made it, never guessed from its text)."""
     if ce is None:
         return None
-    return {parse(k): v for k, v in ce.items()}
-
-
-def roles_of(model: Model) -> dict[str, str]:
-    """Plain symbol -> role, from a schedule model."""
-    from ..model import Lanes, Loop
-
-    roles: dict[str, str] = {}
-    for name in model.data:
-        roles[name] = "data"
-        roles[f"{name}_carried"] = "data"
-    for node in model.walk():
-        if isinstance(node, Loop):
-            roles[node.var] = "loop"
-            for c in node.carried:
-                roles.setdefault(c, "data")
-        elif isinstance(node, Lanes):
-            roles[node.var] = "lane"
-    if model.ranks:
-        roles[model.ranks[0]] = "rank"
-    for name, _extent in model.grid:
-        roles[name] = "program"
-    for name in model.sizes:
-        roles[name] = "size"
-    return roles
-
-
-def refine(ce: Mapping[str, int] | None, roles: Mapping[str, str]) -> dict[str, int] | None:
-    """``ce`` typed, plain names given their role from ``roles`` (else ``value``)."""
-    if ce is None:
-        return None
-    out: dict[str, int] = {}
+    out: dict[CexKey, Any] = {}
     for k, v in ce.items():
-        key = parse(k)
-        if key.role == "symbol":
-            key = key.with_role(roles.get(key.name, "value"))
-        out[key] = v
+        if not isinstance(k, CexKey):
+            raise TypeError(
+                f"counterexample key {k!r} is plain text: build it as a CexKey (role, name, "
+                "index), where the value is found"
+            )
+        out[k] = v
     return out
+
+
+def element_items(element: Sequence[int]) -> dict[CexKey, int]:
+    """``{element[0]: e0, element[1]: e1, ...}``: the element a finding is about."""
+    return {CexKey.element(k): v for k, v in enumerate(element)}

@@ -83,17 +83,6 @@ def verify_kernel(
     return rep
 
 
-def _type_keys(obligations: list[Obligation], model) -> None:
-    """Counterexample keys typed by what they name in ``model`` (a size, a program id, a
-    loop index...): after the proof cache, whose JSON keeps only their text."""
-    from ..report._keys import refine, roles_of
-
-    roles = roles_of(model)
-    for o in obligations:
-        if o.counterexample:
-            o.counterexample = refine(o.counterexample, roles)
-
-
 class _Miss(Exception):
     """``cached_only`` and a cache does not hold the answer."""
 
@@ -175,7 +164,6 @@ def _verify(
         for kind, why in skip.items()
     ]
     rep.sizes = list(model.sizes)
-    _type_keys(rep.obligations, model)
     if numeric:
         extra = [
             o.counterexample for o in rep.obligations if o.status == "violated" and o.counterexample

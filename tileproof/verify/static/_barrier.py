@@ -33,9 +33,12 @@ import time
 from ... import shapes
 from ...model import Access, Barrier
 from ...report import Obligation
+from ...report._keys import CexKey
 from ._context import Analysis, Answer, Instance, Site, loop_range
 
 __all__ = ["check"]
+
+_Q = CexKey.quantity
 
 
 def check(an: Analysis) -> list[Obligation]:
@@ -136,7 +139,7 @@ def _uniform(an: Analysis, site: Site) -> Obligation:
         f"{_ids(what, a)} reaches{why}, when {an.show(sizes)}: they would wait forever"
     )
     cx = an.primed(sizes, [x1, x2])
-    cx.update({f"iteration[{v}]": n for v, n in iters.items()})
+    cx.update({CexKey.iteration(v): n for v, n in iters.items()})
     return an.obligation(
         "barrier",
         site,
@@ -228,14 +231,14 @@ def _residency(an: Analysis, site: Site) -> Obligation:
             "Launch all programs together (start='together') or fence the concurrent "
             "tasks (Task(..., fenced=True))."
         )
-        cx = {**sizes, "programs": p, "cores": c, "busy": u}
+        cx = {**sizes, _Q("programs"): p, _Q("cores"): c, _Q("busy"): u}
     else:
         text = (
             f"{p} programs must all be resident at the grid barrier at {loc.short}, but the "
             f"machine has {c} cores"
         )
         hint = "Launch at most as many programs as cores (a persistent grid-stride kernel)."
-        cx = {**sizes, "programs": p, "cores": c}
+        cx = {**sizes, _Q("programs"): p, _Q("cores"): c}
     if sizes:
         text += f" (when {an.show(sizes)})"
     return an.obligation(

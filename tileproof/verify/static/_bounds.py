@@ -21,6 +21,7 @@ import time
 from ... import shapes
 from ...model import Access
 from ...report import Obligation
+from ...report._keys import CexKey
 from ._context import INT64_MIN, Analysis, Answer, Site
 from ._explain import plain
 
@@ -76,7 +77,7 @@ def _table_read(an: Analysis, name: str, t, rname: str) -> Obligation:
             f"work table {name} reads {rname} = {shown} at {at}, outside the shape "
             f"{dims} of {tensor}, for key v={cex['_key']} when {an.show(sizes)}"
         )
-        ob.counterexample = {**sizes, "v": cex["_key"]}
+        ob.counterexample = {**sizes, CexKey.quantity("v"): cex["_key"]}
     return ob
 
 
@@ -146,8 +147,8 @@ def _access(an: Analysis, site: Site) -> Obligation:
     )
     out = dict(vals)
     for j, v in enumerate(el):
-        out[f"element[{j}]"] = v
-    out["dim"] = k
+        out[CexKey.element(j)] = v
+    out[CexKey.quantity("dim")] = k
     return an.obligation(
         "bounds",
         site,

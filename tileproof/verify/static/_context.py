@@ -110,6 +110,7 @@ class Analysis(Decider, Counterexamples, Explainer):
         if self.rank_var:
             per.add(self.rank_var)
         self.sizes = [s for s in model.sizes if s not in per]
+        self.roles = self.name_roles()
         # reads of an input tensor at an index of sizes only are one value for everyone
         self.global_data = {
             n

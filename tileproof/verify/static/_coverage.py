@@ -34,6 +34,7 @@ from ... import shapes
 from ...model import Access
 from ...model import _interp as interp
 from ...report import Obligation
+from ...report._keys import element_items
 from ._confirm import (
     all_elements,
     cells_of,
@@ -222,7 +223,7 @@ def _confirm_unwritten(an, stores, title, t0, name, sizes, element, cex, evs=Non
         f"{what} of output {name} {verb} never written when {an.show(vals)} "
         f"(e.g. element {list(element)}){counts}"
     )
-    cx = {**vals, **{f"element[{k}]": v for k, v in enumerate(element)}}
+    cx = {**vals, **element_items(element)}
     return an.obligation(
         "coverage",
         stores[0],
@@ -301,7 +302,7 @@ def _unique(an: Analysis, a: Site, others: list[Site]) -> Obligation:
                 f"when {an.show(sizes)}"
             )
             cx = an.primed(sizes, [x1, x2])
-            cx.update({f"element[{k}]": v for k, v in enumerate(el)})
+            cx.update(element_items(el))
             return an.obligation(
                 "coverage",
                 a,

@@ -2,7 +2,10 @@
 
 Names are shown in the kernel's terms (``i_29`` is "loop index i (line 29)",
 ``block_table_23`` is ``block_table[b, i]``), counterexamples list sizes
-first, then ids, lanes, loops and data, and :meth:`Explainer.obligation` turns
+first, then ids, lanes, loops and data, each keyed by a
+:class:`~tileproof.report.CexKey` that says what the name is (:meth:`Explainer.key`:
+the role is decided here, from the model, where the name is known), and
+:meth:`Explainer.obligation` turns
 a decision into an :class:`~tileproof.report.Obligation`, reporting a
 proof at a site no admissible values reach as ``unknown`` (vacuous), never
 ``proved``.
@@ -18,6 +21,7 @@ from typing import Any
 from ... import shapes
 from ...model import Access
 from ...report import Obligation
+from ...report._keys import CexKey
 from ._decide import Answer
 from ._sites import Site
 
@@ -39,6 +43,37 @@ class Explainer:
     lane_vars: dict
     by_node: dict
     reachable: Any  # Callable[[Site], Answer]
+    roles: dict[str, str]  # name -> its counterexample key's role (:meth:`name_roles`)
+
+    def name_roles(self) -> dict[str, str]:
+        """What each name of the model is, as a counterexample key's role: index-tensor
+        values (and the values loops carry) ``data``, loop indices ``loop``, lane ids
+        ``lane``, the rank ``rank``, grid axes ``program``, sizes ``size`` (a later role
+        wins where one name has two)."""
+        roles: dict[str, str] = {}
+        for name in self.model.data:
+            roles[name] = "data"
+            roles[f"{name}_carried"] = "data"
+        for var, lp in self.loop_vars.items():
+            roles[var] = "loop"
+            for c in lp.carried:
+                roles.setdefault(c, "data")
+        for var in self.lane_vars:
+            roles[var] = "lane"
+        if self.rank_var:
+            roles[self.rank_var] = "rank"
+        for name in self.pids:
+            roles[name] = "program"
+        for name in self.model.sizes:
+            roles[name] = "size"
+        return roles
+
+    def key(self, name: str) -> CexKey:
+        """The counterexample key of a name the solver or a run gave a value (a name the
+        model does not know, such as an instance-tagged ``b__2``, is a ``value``)."""
+        if isinstance(name, CexKey):
+            return name
+        return CexKey(self.roles.get(name, "value"), name)
 
     def label(self, name: str) -> str:
         """How a user reads a name (``i_29`` is "loop index i (line 29)")."""
@@ -63,8 +98,9 @@ class Explainer:
             text = base
         return text + (f" [{inst}]" if inst else "")
 
-    def values(self, cex: Mapping[str, int], *, skip: Iterable[str] = ()) -> dict[str, int]:
-        """The user-visible part of a counterexample: sizes first, then ids, loops, data."""
+    def values(self, cex: Mapping[str, int], *, skip: Iterable[str] = ()) -> dict[CexKey, int]:
+        """The user-visible part of a counterexample, keyed by :meth:`key`: sizes first, then
+        ids, loops, data."""
         skip = set(skip)
         pool = [
             n
@@ -86,11 +122,11 @@ class Explainer:
                 return (4, 0, n)
             return (5, 0, n)
 
-        return {n: int(cex[n]) for n in sorted(pool, key=rank)}
+        return {self.key(n): int(cex[n]) for n in sorted(pool, key=rank)}
 
     def split(
         self, cex: Mapping[str, int], *tags: str
-    ) -> tuple[dict[str, int], list[dict[str, int]]]:
+    ) -> tuple[dict[CexKey, int], list[dict[CexKey, int]]]:
         """Sizes, and per instance tag its user-visible names without the tag (``b__2`` -> ``b``)."""
         sizes = self.values({k: v for k, v in cex.items() if self.is_size(k)})
         insts = []
@@ -115,17 +151,17 @@ class Explainer:
 
     def primed(
         self, sizes: Mapping[str, int], insts: Sequence[Mapping[str, int]]
-    ) -> dict[str, int]:
+    ) -> dict[CexKey, int]:
         """One counterexample dict: sizes, the first instance's names, the second's primed."""
-        out = dict(sizes)
+        out = {self.key(k): v for k, v in sizes.items()}
         for i, vals in enumerate(insts):
-            out.update({k + "'" * i: v for k, v in vals.items()})
+            out.update({self.key(k).primed(i): v for k, v in vals.items()})
         return out
 
     def show(self, vals: Mapping[str, int]) -> str:
         return ", ".join(f"{self.label(k)}={v}" for k, v in vals.items())
 
-    def relevant(self, cex: Mapping[str, int], *exprs) -> dict[str, int]:
+    def relevant(self, cex: Mapping[str, int], *exprs) -> dict[CexKey, int]:
         """The counterexample restricted to sizes and the names the given expressions mention."""
         names: set[str] = set(self.sizes)
         for e in exprs:
@@ -147,7 +183,7 @@ class Explainer:
         ans: Answer,
         *,
         violated: str | None = None,
-        cex: dict[str, int] | None = None,
+        cex: dict[CexKey, int] | None = None,
         t0: float | None = None,
         hint: str = "",
         detail: dict | None = None,

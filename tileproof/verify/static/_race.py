@@ -26,6 +26,7 @@ import time
 from ... import shapes
 from ...model import Access
 from ...report import Obligation
+from ...report._keys import element_items
 from ._context import Analysis, Answer, Site, all_eq
 from ._order import lane_order
 from ._pairs import pair
@@ -93,7 +94,7 @@ def _store(an: Analysis, a: Site, others: list[Site]) -> Obligation:
                 f"when {an.show(sizes)}"
             )
             cx = an.primed(sizes, [x1, x2])
-            cx.update({f"element[{k}]": v for k, v in enumerate(el)})
+            cx.update(element_items(el))
             return an.obligation(
                 "race",
                 a,

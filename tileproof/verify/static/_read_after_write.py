@@ -22,6 +22,7 @@ from ... import shapes
 from ...model import Access
 from ...model import _interp as interp
 from ...report import Obligation
+from ...report._keys import CexKey, element_items
 from ._confirm import cells_of, data_of, noun, run_events, store_counts, stores_of, unwritten_reads
 from ._context import Analysis, Answer, Site
 from ._explain import plain
@@ -172,7 +173,7 @@ def _confirm_reads(an, ld, stores, title, t0, cex, element, el=None, evs=None, u
         f"{'they are' if verb == 'are' else 'it is'} read at "
         f"{acc.loc.short}{by} when {shown} (e.g. element {list(el)}){counts}"
     )
-    cx = {**vals, **data, **{f"element[{k}]": v for k, v in enumerate(el)}}
+    cx = {**vals, **data, **element_items(el)}
     return an.obligation(
         "coverage",
         ld,
@@ -185,7 +186,7 @@ def _confirm_reads(an, ld, stores, title, t0, cex, element, el=None, evs=None, u
     )
 
 
-def _run_data(an: Analysis, ld: Site, stores: list[Site], env: dict) -> dict[str, int]:
+def _run_data(an: Analysis, ld: Site, stores: list[Site], env: dict) -> dict[CexKey, int]:
     """``{"seq_lens[0]": 0, ...}``: the index-tensor elements a concrete run gave the reader's
     context and the stores' shared conditions (a loop over ``num_work[0]`` entries)."""
     names: set[str] = set()
@@ -206,14 +207,14 @@ def _run_data(an: Analysis, ld: Site, stores: list[Site], env: dict) -> dict[str
     for s in stores:
         for f in reach(an, s):
             names |= f.free_symbols() & an.global_data
-    out = {}
+    out: dict[CexKey, int] = {}
     for n in sorted(names & set(an.data), key=lambda n: an.data[n].loc.line or 0):
         if n not in env:
             continue
         d = an.data[n]
         try:
-            idx = ", ".join(str(x.evaluate(env)) for x in d.index)
+            idx = tuple(x.evaluate(env) for x in d.index)
         except (shapes.ShapeError, ZeroDivisionError):
             continue
-        out.setdefault(f"{d.tensor}[{idx}]", int(env[n]))
+        out.setdefault(CexKey.cell(d.tensor, idx), int(env[n]))
     return out

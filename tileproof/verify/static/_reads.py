@@ -37,6 +37,7 @@ from ...model import Access
 from ...model import _interp as interp
 from ...model._data import Oracle
 from ...report import Obligation
+from ...report._keys import CexKey, element_items
 from ...spec._decl import Region, index_names
 from ._context import Analysis, Answer, Site, all_eq
 from ._divisions import proves_without_divisions
@@ -255,7 +256,7 @@ def _confirm(an, name, sites, title, ob_kind, t0, cex, es, shown, kind, facts) -
         for sym, tensor, index in shown:
             at = tuple(int(x.evaluate(cex)) for x in index)
             cells[(tensor, at)] = int(cex[sym])
-            shown_vals[f"{tensor}[{', '.join(map(str, at))}]"] = int(cex[sym])
+            shown_vals[CexKey.cell(tensor, at)] = int(cex[sym])
         evs = interp.events(an.model, sizes, data=_data_of(an, cex), cells=cells)
         # the run must have used the region's values: else the counterexample is not this run
         used = {
@@ -316,7 +317,7 @@ def _verdict(an, name, sites, title, ob_kind, t0, sizes, element, evs, shown_val
             f"{text_vals}, though its declared region says it must be"
             + (f"; {runs}" if runs else "; nothing stores to it")
         )
-    cx = {**vals, **{f"element[{k}]": v for k, v in enumerate(element)}}
+    cx = {**vals, **element_items(element)}
     return an.obligation(
         ob_kind,
         sites[0] if sites else None,

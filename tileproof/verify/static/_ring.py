@@ -32,6 +32,7 @@ from ... import shapes
 from ...model import Comm, Fold, Loop
 from ...model import _interp as interp
 from ...report import Obligation
+from ...report._keys import CexKey
 from ._barrier import reach_sub
 from ._context import Analysis, Answer, Instance, Site, all_eq, loop_range
 from ._witness import Dim, solve
@@ -200,7 +201,7 @@ def _fold_exists(an: Analysis, folds: list[Site]) -> Obligation:
         f"rank {r} never folds the chunk of rank {chunk} when {an.show(sizes)}"
         f" (it folds chunks {sorted(folded.get(_ids_of(an, cex), []))})"
     )
-    cx = {**sizes, an.rank_var: r, "chunk": chunk}
+    cx = {**sizes, an.key(an.rank_var): r, CexKey.quantity("chunk"): chunk}
     return an.obligation(
         "ring",
         folds[0],
@@ -260,14 +261,14 @@ def _fold_unique(an: Analysis, folds: list[Site]) -> Obligation:
             if ans.status == "refuted":
                 cex = an.minimise(q, assume, ans.cex)
                 sizes, (x1, x2) = an.split(cex, "1", "2")
-                ids = {k: v for k, v in cex.items() if k in an.pids or k == an.rank_var}
+                ids = {an.key(k): v for k, v in cex.items() if k in an.pids or k == an.rank_var}
                 chunk = _norm(an, i1(a.node.prov)).evaluate(cex)
                 text = (
                     f"rank {cex.get(an.rank_var)} folds the chunk of rank {chunk} twice: at "
                     f"{a.loc.short}{_at(an, x1)} and at {b.loc.short}{_at(an, x2)}, when "
                     f"{an.show(sizes)}"
                 )
-                cx = {**an.primed(sizes, [x1, x2]), **ids, "chunk": chunk}
+                cx = {**an.primed(sizes, [x1, x2]), **ids, CexKey.quantity("chunk"): chunk}
                 return an.obligation("ring", a, title, ans, violated=text, cex=cx, t0=t0)
             answers.append(ans)
     bad = next((x for x in answers if x.status != "proved"), None)
@@ -320,7 +321,7 @@ def _chunk_exists(an: Analysis, f: Site) -> Obligation:
         title,
         ans,
         violated=text,
-        cex={**vals, "chunk": _norm(an, node.prov).evaluate(cex)},
+        cex={**vals, CexKey.quantity("chunk"): _norm(an, node.prov).evaluate(cex)},
         t0=t0,
         hint="Guard the fold with the condition under which the chunk arrived.",
     )
@@ -456,7 +457,7 @@ def _edge(an: Analysis, site: Site, way: str) -> Obligation:
         title,
         ans,
         violated=text,
-        cex={**sizes, an.rank_var: r, "peer": p.evaluate(cex)},
+        cex={**sizes, an.key(an.rank_var): r, CexKey.quantity("peer"): p.evaluate(cex)},
         t0=t0,
         hint=f"Guard the {way} with the neighbour's existence.",
     )
@@ -515,7 +516,13 @@ def _match(an: Analysis, site: Site, way: str) -> Obligation:
         f"when {an.show(sizes)}"
     )
     return an.obligation(
-        "ring", site, title, ans, violated=text, cex={**sizes, an.rank_var: r, "partner": d}, t0=t0
+        "ring",
+        site,
+        title,
+        ans,
+        violated=text,
+        cex={**sizes, an.key(an.rank_var): r, CexKey.quantity("partner"): d},
+        t0=t0,
     )
 
 

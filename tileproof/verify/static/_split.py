@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from ...model import LanePart, SplitReduce
 from ...report import Obligation
+from ...report._keys import CexKey
 from ._context import Analysis
 
 __all__ = ["check"]
+
+_Q = CexKey.quantity  # the numbers a split finding names
 
 
 def check(an: Analysis) -> list[Obligation]:
@@ -44,7 +47,7 @@ def _part(node: LanePart) -> Obligation:
         f"across {node.n} lanes: {node.extent} is not divisible by {node.n} "
         f"({node.extent} % {node.n} = {node.extent % node.n})",
         node.loc,
-        counterexample={"extent": node.extent, "lanes": node.n, "axis": node.axis},
+        counterexample={_Q("extent"): node.extent, _Q("lanes"): node.n, _Q("axis"): node.axis},
         hint="Run this phase with task-parallel lanes (lanes(n) without halve=) or pad the tile.",
     )
 
@@ -56,6 +59,6 @@ def _reduce(node: SplitReduce) -> Obligation:
         f"{node.primitive} at {node.loc.short} reduces over axis {node.axis}, which is split across "
         "lanes: each lane reduces only its share",
         node.loc,
-        counterexample={"axis": node.axis},
+        counterexample={_Q("axis"): node.axis},
         hint="Combine the lanes' partial results across lanes, or reduce outside the split region.",
     )
