@@ -24,7 +24,6 @@ from tileproof.report import (
     to_sarif,
     to_text,
 )
-from tileproof.report._keys import parse, refine
 from tileproof.report._status import legacy
 from tileproof.verify import verify_kernel
 
@@ -222,25 +221,78 @@ def test_keys_from_the_proof_cache_are_typed_again(tmp_path):
     assert roles(first) == roles(second) and roles(first)
 
 
-@pytest.mark.parametrize(
-    "text, role, name, index, instance",
-    [
-        ("element[1]", "element", "", (1,), 1),
-        ("start_pos[0]", "data", "start_pos", (0,), 1),
-        ("T[1, 2]", "data", "T", (1, 2), 1),
-        ("iteration[i_29]", "iteration", "i_29", (), 1),
-        ("b'", "symbol", "b", (), 2),
-        ("i_178", "symbol", "i_178", (), 1),
-    ],
-)
-def test_key_syntax(text, role, name, index, instance):
-    k = parse(text)
-    assert (str(k), k.role, k.name, k.at, k.instance) == (text, role, name, index, instance)
+@pytest.mark.parametrize("key, text, role, name, index, instance", [
+    (CexKey.element(1), "element[1]", "element", "", (1,), 1),
+    (CexKey.cell("start_pos", (0,)), "start_pos[0]", "data", "start_pos", (0,), 1),
+    (CexKey.cell("T", (1, 2)), "T[1, 2]", "data", "T", (1, 2), 1),
+    (CexKey.cell("T", ()), "T[]", "data", "T[]", (), 1),  # a 0-d tensor's value
+    (CexKey.iteration("i_29"), "iteration[i_29]", "iteration", "i_29", (), 1),
+    (CexKey("program", "b").primed(1), "b'", "program", "b", (), 2),
+    (CexKey("loop", "i_178"), "i_178", "loop", "i_178", (), 1),
+    (CexKey.quantity("offset"), "offset", "value", "offset", (), 1),
+])
+def test_key_display_is_derived_from_its_fields(key, text, role, name, index, instance):
+    assert (str(key), key.role, key.name, key.at, key.instance) == (text, role, name, index,
+                                                                     instance)
+    for again in (CexKey.from_json(key.to_json()), pickle.loads(pickle.dumps(key))):
+        assert type(again) is CexKey and again == key
+        assert (again.role, again.name, again.at, again.instance) == (role, name, index, instance)
 
 
-def test_refine_gives_plain_names_their_role_and_the_rest_value():
-    ce = refine({"B": 1, "i_3": 0, "r'": 2, "offset": 7}, {"B": "size", "i_3": "loop", "r": "rank"})
-    assert [k.role for k in ce] == ["size", "loop", "rank", "value"]
+@pytest.mark.parametrize("role, name, at, instance", [
+    ("element", "x", (0,), 1),  # an element has no name
+    ("element", "", (0, 1), 1),  # and one axis
+    ("size", "", (), 1),  # a size needs its name
+    ("iteration", "i", (0,), 1),
+    ("data", "T", (0,), 2),  # a cell has no second instance
+    ("bogus", "n", (), 1),
+])
+def test_key_fields_that_spell_no_key_are_refused(role, name, at, instance):
+    with pytest.raises(ValueError):
+        CexKey(role, name, at, instance)
+
+
+def test_a_plain_text_key_is_refused():
+    """A key's role is stated where the value is found, never guessed from its text."""
+    with pytest.raises(TypeError, match="plain text"):
+        Finding("bounds", "violated", "m", counterexample={"N": 1})
+    f = Finding("bounds", "violated", "m", counterexample={CexKey("size", "N"): 1})
+    with pytest.raises(TypeError, match="plain text"):
+        f.counterexample = {"element[0]": 4}
+    with pytest.raises(ValueError):  # the proof cache's JSON must read back as it was written
+        CexKey.from_json({"key": "N'", "role": "size", "name": "N"})
+
+
+def _split_named(size: str, rows: int):
+    """A lane split of ``rows`` rows; the grid extent is a size called ``size``."""
+    @tp.kernel(grid={"p": size}, assume=[f"{size} <= 64"],
+               tensors=dict(x=tp.Input((f"{size}*16", 128)), y=tp.Output((f"{size}*16", 128))))
+    def split_named(x, y):
+        p = tp.program_id(0)
+        t = tp.load(x, (tp.ds(p * 16, rows), slice(None)))
+        with tp.lanes(2, halve=0) as lane:
+            part = tp.lane_part(t, axis=0)
+            half = rows // 2
+            tp.store(y, (tp.ds(p * 16 + lane * half, half), slice(None)), part)
+
+    return split_named
+
+
+@pytest.mark.parametrize("size", ["lanes", "extent", "P"])
+def test_a_quantity_named_like_a_size_is_no_size(size):
+    """The split finding names the lane count ``lanes`` and the tile ``extent``: values it
+    computed, whatever the kernel's sizes are called (typing keys by looking their text up
+    in the model called them sizes when a size had that name)."""
+    rep = verify_kernel(_split_named(size, 5))
+    bad = [o for o in rep.obligations if o.kind == "split" and o.status == "violated"]
+    assert bad, [(o.kind, o.status) for o in rep.obligations]
+    roles = {str(k): k.role for k in bad[0].counterexample}
+    assert roles == {"extent": "value", "lanes": "value", "axis": "value"}, roles
+
+
+def test_the_even_split_with_a_size_called_lanes_is_proved():
+    rep = verify_kernel(_split_named("lanes", 16))
+    assert rep.ok, [(o.kind, o.message) for o in rep.obligations if o.status != "proved"]
 
 
 # ------------------------------------------------------------------ no JAX, no z3
@@ -264,8 +316,9 @@ def test_findings_build_and_render_without_jax_and_z3():
         from tileproof._location import Location
         from tileproof.report import Finding, KernelReport, Report, to_sarif, to_text
 
+        from tileproof.report import CexKey
         f = Finding("bounds", "violated", "past the end", Location("k.py", 7),
-                    {"N": 1, "element[0]": 4})
+                    {CexKey("size", "N"): 1, CexKey.element(0): 4})
         rep = Report([KernelReport("k", "k.py:3", [f])])
         print(to_text(rep, quiet=True))
         json.dumps(rep.to_json()), json.dumps(to_sarif(rep))

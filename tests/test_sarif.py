@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 from test_cli import BUGGY, FIXED, run, write
 
-from tileproof.report import KernelReport, NumericResult, Obligation, Report, to_sarif
+from tileproof.report import CexKey, KernelReport, NumericResult, Obligation, Report, to_sarif
 from tileproof.spec._errors import Location
 
 SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text())
@@ -61,7 +61,11 @@ def test_sarif_of_every_finding_kind_is_valid(tmp_path):
                 f"{tmp_path / 'k.py'}:3",
                 obligations=[
                     Obligation(
-                        "bounds", "violated", "load past the end", here, {"B": 1, "element[0]": 16}
+                        "bounds",
+                        "violated",
+                        "load past the end",
+                        here,
+                        {CexKey("size", "B"): 1, CexKey.element(0): 16},
                     ),
                     Obligation("ring", "unknown", "ring coverage", here, reason="timeout"),
                     Obligation("race", "proved", "no race", here),
