@@ -35,7 +35,7 @@ from ._nodes import Node as Node
 from ._nodes import SplitReduce as SplitReduce
 from ._nodes import Unsupported as Unsupported
 from ._nodes import coord as coord
+from ._nodes import listing as listing
 from ._nodes import walk as walk
-from ._print import listing as listing
 from ._sample import resolve_sizes as resolve_sizes
 from ._sample import sample_data as sample_data

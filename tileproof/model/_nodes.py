@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .. import shapes
+from ._print import header, line_no
 
 if TYPE_CHECKING:  # annotations only: the model imports neither JAX nor the spec layer
     from ..spec._errors import Location
@@ -40,6 +41,7 @@ __all__ = [
     "SplitReduce",
     "Unsupported",
     "coord",
+    "listing",
     "walk",
 ]
 
@@ -51,12 +53,26 @@ def coord(k: int) -> str:
 
 class Node:
     """A statement of the schedule.  ``children()`` is the one traversal of the tree: the
-    nodes a node runs, in program order (empty for leaves)."""
+    nodes a node runs, in program order (empty for leaves).  ``list_into`` prints the node
+    (and what it runs) in :meth:`Model.listing`: each kind says how, where it is defined."""
 
     loc: Location
 
     def children(self) -> list[Node]:
         return []
+
+    def list_into(self, model: Model, depth: int, out: list[str]) -> None:
+        """Append this node's lines of the listing at nesting ``depth``.  No default: a new
+        node kind that is not listed would hide from what users read of the model."""
+        raise NotImplementedError(f"{type(self).__name__} does not say how it is listed")
+
+    def _pre(self, depth: int) -> str:
+        return f"  {line_no(self.loc.line)} {'  ' * depth}"
+
+
+def _list_block(nodes: list[Node], model: Model, depth: int, out: list[str]) -> None:
+    for n in nodes:
+        n.list_into(model, depth, out)
 
 
 @dataclass(frozen=True)
@@ -100,6 +116,17 @@ class Access(Node):
         sizes = [d.size for d in self.dims if not d.point]
         return [(coord(k), n) for k, n in enumerate(sizes)]
 
+    def list_into(self, model: Model, depth: int, out: list[str]) -> None:
+        idx = ", ".join(str(d) for d in self.dims)
+        text = f"{self.kind:<5} {self.tensor}[{idx}]"
+        if self.mask is not None:
+            text += f"  mask {self.mask}"
+        if self.value is not None:
+            text += f"  -> {self.value}  ({model.data[self.value].range})"
+        if self.stored is not None or self.stored_why is not None:
+            text += f"  <- {self.stored if self.stored is not None else 'opaque'}"
+        out.append(self._pre(depth) + text)
+
 
 @dataclass(eq=False)
 class Loop(Node):
@@ -119,6 +146,13 @@ class Loop(Node):
     def children(self) -> list[Node]:
         return list(self.body)
 
+    def list_into(self, model: Model, depth: int, out: list[str]) -> None:
+        out.append(self._pre(depth) + f"for {self.var} in [{self.lo}, {self.hi}):")
+        for name in self.carried:
+            d = model.data[name]
+            out.append(f"{self._pre(depth)}  carry {name} = {d.describe()}  ({d.range})")
+        _list_block(self.body, model, depth + 1, out)
+
 
 @dataclass(eq=False)
 class Branch(Node):
@@ -130,6 +164,14 @@ class Branch(Node):
 
     def children(self) -> list[Node]:
         return list(self.then) + list(self.orelse)
+
+    def list_into(self, model: Model, depth: int, out: list[str]) -> None:
+        kw = "unless-exited" if self.exit else "if"
+        out.append(self._pre(depth) + f"{kw} {self.cond}:")
+        _list_block(self.then, model, depth + 1, out)
+        if self.orelse:
+            out.append(self._pre(depth) + "else:")
+            _list_block(self.orelse, model, depth + 1, out)
 
 
 PHASE_SCOPES = ("grid", "launch")
@@ -149,6 +191,9 @@ class Barrier(Node):
         """Writes before it are visible to every program after it (grid and launch)."""
         return self.scope in PHASE_SCOPES
 
+    def list_into(self, model: Model, depth: int, out: list[str]) -> None:
+        out.append(self._pre(depth) + f"barrier({self.scope})")
+
 
 @dataclass(eq=False)
 class Lanes(Node):
@@ -161,6 +206,11 @@ class Lanes(Node):
 
     def children(self) -> list[Node]:
         return list(self.body)
+
+    def list_into(self, model: Model, depth: int, out: list[str]) -> None:
+        how = "task-parallel" if self.mode == "task" else f"halving axis {self.axis}"
+        out.append(self._pre(depth) + f"lanes {self.var} in [0, {self.n}) {how}:")
+        _list_block(self.body, model, depth + 1, out)
 
 
 @dataclass(eq=False)
@@ -177,6 +227,12 @@ class LanePart(Node):
     loc: Location
     what: str = "lane_part"
 
+    def list_into(self, model: Model, depth: int, out: list[str]) -> None:
+        what = "lane_part of" if self.what == "lane_part" else f"halved ({self.what})"
+        out.append(
+            self._pre(depth) + f"{what} tile {list(self.shape)} along axis {self.axis} / {self.n}"
+        )
+
 
 @dataclass(eq=False)
 class SplitReduce(Node):
@@ -185,6 +241,9 @@ class SplitReduce(Node):
     primitive: str
     axis: int
     loc: Location
+
+    def list_into(self, model: Model, depth: int, out: list[str]) -> None:
+        out.append(self._pre(depth) + f"{self.primitive} over lane-split axis {self.axis}")
 
 
 @dataclass(eq=False)
@@ -197,6 +256,13 @@ class Comm(Node):
     recv: shapes.Formula
     prov: shapes.Expr | None  # provenance (origin rank) of the value sent
     loc: Location
+
+    def list_into(self, model: Model, depth: int, out: list[str]) -> None:
+        out.append(
+            self._pre(depth)
+            + f"sendrecv to {self.dst} if {self.send}; from {self.src} if {self.recv}"
+            f"  (chunk of rank {self.prov})"
+        )
 
 
 @dataclass(eq=False)
@@ -213,6 +279,9 @@ class Fold(Node):
     loc: Location
     when: shapes.Formula | None = None
 
+    def list_into(self, model: Model, depth: int, out: list[str]) -> None:
+        out.append(self._pre(depth) + f"fold chunk of rank {self.prov} if {self.cond}")
+
 
 @dataclass(eq=False)
 class Arith(Node):
@@ -223,6 +292,9 @@ class Arith(Node):
     op: str
     loc: Location
     shape: tuple[int, ...] = ()  # coordinates _c<k> in expr range over [0, shape[k])
+
+    def list_into(self, model: Model, depth: int, out: list[str]) -> None:
+        pass  # intermediate arithmetic is checked, not listed
 
 
 @dataclass(eq=False)
@@ -237,6 +309,9 @@ class Divide(Node):
     divisor: shapes.Expr
     loc: Location
     shape: tuple[int, ...] = ()  # coordinates _c<k> in divisor range over [0, shape[k])
+
+    def list_into(self, model: Model, depth: int, out: list[str]) -> None:
+        pass  # intermediate arithmetic is checked, not listed
 
 
 @dataclass(eq=False)
@@ -254,6 +329,9 @@ class Claim(Node):
     what: str
     loc: Location
     shape: tuple[int, ...] = ()  # coordinates _c<k> in expr range over [0, shape[k])
+
+    def list_into(self, model: Model, depth: int, out: list[str]) -> None:
+        out.append(self._pre(depth) + f"claim {self.expr} % {self.modulus} == 0  ({self.what})")
 
 
 @dataclass(eq=False)
@@ -275,6 +353,9 @@ class Assert(Node):
     hint: str = ""
     broken: str = ""  # the finding's words when refuted (``what`` is the rule as proved)
 
+    def list_into(self, model: Model, depth: int, out: list[str]) -> None:
+        out.append(self._pre(depth) + f"assert {self.cond}  ({self.kind}: {self.what})")
+
 
 @dataclass(eq=False)
 class Unsupported(Node):
@@ -284,6 +365,9 @@ class Unsupported(Node):
     # when non-empty: the construct can change only the obligations about these names
     # (tensors, or a front end's pseudo-tensor such as a DMA semaphore array)
     only: tuple[str, ...] = ()
+
+    def list_into(self, model: Model, depth: int, out: list[str]) -> None:
+        out.append(self._pre(depth) + f"UNSUPPORTED: {self.what}")
 
 
 @dataclass(frozen=True)
@@ -338,9 +422,15 @@ class Model:
         return [n for n in self.walk() if isinstance(n, Unsupported)]
 
     def listing(self) -> str:
-        from ._print import listing
+        """The model as text (:mod:`._print` frames it; each node lists itself)."""
+        out = header(self)
+        _list_block(self.body, self, 0, out)
+        return "\n".join(out)
 
-        return listing(self)
+
+def listing(model: Model) -> str:
+    """The model as text: :meth:`Model.listing`."""
+    return model.listing()
 
 
 def walk(nodes: list[Node]) -> Iterator[Node]:

@@ -13,12 +13,19 @@ iteration ``i`` of a loop, which is exact only when ``per_iteration`` is the
 same in every iteration: :func:`inexact_phase_loops` and
 :func:`inexact_lane_phases` name the loops where it is not, and the
 obligations that compare phases fail closed there.
+
+How each node kind runs what it contains is said once per kind, by dispatch on its class
+(:func:`_blocks`: the blocks it runs and the context in each; :func:`_barriers`: the
+barriers it passes; :func:`_binds`: the names it gives a new value).  A node kind with
+children that these do not know is an error, never a leaf: its body would get no sites,
+and nothing in it would be checked.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from functools import singledispatch
 
 from ... import shapes
 from ...model import Access, Barrier, Branch, Lanes, Loop, Node, walk
@@ -63,25 +70,53 @@ class Site:
         return next((lp for lp in self.loops if lp.var == var), None)
 
 
+def _unknown_container(node: Node, what: str) -> None:
+    """Fail loudly for a node kind that runs a body this module was not told about."""
+    if node.children():
+        raise NotImplementedError(
+            f"the site builder does not know how a {type(node).__name__} {what}: "
+            "register it in verify/static/_sites.py"
+        )
+
+
+@singledispatch
+def _barriers(node: Node, counts: Callable[[Barrier], bool], into_lanes: bool) -> shapes.Expr:
+    """How many barriers that ``counts`` executing ``node`` passes (a leaf: none)."""
+    _unknown_container(node, "counts barriers")
+    return _ZERO
+
+
+@_barriers.register
+def _(node: Barrier, counts: Callable[[Barrier], bool], into_lanes: bool) -> shapes.Expr:
+    return shapes.as_expr(1) if counts(node) else _ZERO
+
+
+@_barriers.register
+def _(node: Loop, counts: Callable[[Barrier], bool], into_lanes: bool) -> shapes.Expr:
+    inner = _barrier_count(node.body, counts, into_lanes)  # per iteration, times the trips
+    return shapes.maximum(node.hi - node.lo, 0) * inner if inner != 0 else _ZERO
+
+
+@_barriers.register
+def _(node: Branch, counts: Callable[[Barrier], bool], into_lanes: bool) -> shapes.Expr:
+    a = _barrier_count(node.then, counts, into_lanes)
+    b = _barrier_count(node.orelse, counts, into_lanes)
+    return shapes.where(node.cond, a, b) if a != 0 or b != 0 else _ZERO
+
+
+@_barriers.register
+def _(node: Lanes, counts: Callable[[Barrier], bool], into_lanes: bool) -> shapes.Expr:
+    return _barrier_count(node.body, counts, into_lanes) if into_lanes else _ZERO
+
+
 def _barrier_count(nodes: Iterable[Node], counts, into_lanes: bool) -> shapes.Expr:
     """How many barriers that ``counts`` executing ``nodes`` passes (an expression): loops
     multiply by their trip count, branches choose; lanes regions only if ``into_lanes``."""
     total = shapes.as_expr(0)
     for n in nodes:
-        if isinstance(n, Barrier):
-            if counts(n):
-                total = total + 1
-        elif isinstance(n, Loop):
-            inner = _barrier_count(n.body, counts, into_lanes)
-            if inner != 0:
-                total = total + shapes.maximum(n.hi - n.lo, 0) * inner
-        elif isinstance(n, Branch):
-            a = _barrier_count(n.then, counts, into_lanes)
-            b = _barrier_count(n.orelse, counts, into_lanes)
-            if a != 0 or b != 0:
-                total = total + shapes.where(n.cond, a, b)
-        elif isinstance(n, Lanes) and into_lanes:
-            total = total + _barrier_count(n.body, counts, into_lanes)
+        got = _barriers(n, counts, into_lanes)
+        if got != 0:
+            total = total + got
     return total
 
 
@@ -90,17 +125,34 @@ def grid_barriers(nodes: Iterable[Node]) -> shapes.Expr:
     return _barrier_count(nodes, lambda n: n.ends_phase, True)
 
 
+@singledispatch
+def _binds(node: Node) -> set[str]:
+    """The names ``node`` gives a new value each time it runs (none for most kinds)."""
+    return set()
+
+
+@_binds.register
+def _(node: Loop) -> set[str]:
+    return {node.var, *node.carried}
+
+
+@_binds.register
+def _(node: Lanes) -> set[str]:
+    return {node.var}
+
+
+@_binds.register
+def _(node: Access) -> set[str]:
+    return {node.value} if node.value is not None else set()
+
+
 def _bound_inside(loop: Loop | Lanes) -> set[str]:
     """Names that take a new value in every iteration of ``loop`` (or lane of a lanes
     region): its index, the indices of loops and lanes inside it, and the data it reads (or
     carries) there."""
-    out = {loop.var, *getattr(loop, "carried", ())}
+    out = _binds(loop)
     for n in walk(loop.body):
-        if isinstance(n, (Loop, Lanes)):
-            out.add(n.var)
-            out.update(getattr(n, "carried", ()))
-        elif isinstance(n, Access) and n.value is not None:
-            out.add(n.value)
+        out |= _binds(n)
     return out
 
 
@@ -132,37 +184,74 @@ def lane_barriers(nodes: Iterable[Node]) -> shapes.Expr:
     return _barrier_count(nodes, lambda n: n.scope == "lanes", False)
 
 
+@dataclass(frozen=True)
+class _Where:
+    """What holds where a block of nodes runs: a :class:`Site` without its node and order."""
+
+    loops: tuple[Loop, ...]
+    lanes: tuple[Lanes, ...]
+    conds: tuple[shapes.Formula, ...]
+    branches: tuple[tuple[Branch, bool], ...]
+    phase: shapes.Expr
+    lane_phase: shapes.Expr
+
+
+@singledispatch
+def _blocks(node: Node, at: _Where) -> list[tuple[list[Node], _Where]]:
+    """The blocks ``node`` runs, each with what holds in it (a leaf: none)."""
+    _unknown_container(node, "runs its body")
+    return []
+
+
+@_blocks.register
+def _(node: Loop, at: _Where) -> list[tuple[list[Node], _Where]]:
+    # iteration i starts after (i - lo) iterations' barriers: exact only outside
+    # inexact_phase_loops / inexact_lane_phases
+    inner = grid_barriers(node.body)
+    phase = at.phase + (shapes.sym(node.var) - node.lo) * inner if inner != 0 else at.phase
+    linner = lane_barriers(node.body)
+    lph = (
+        at.lane_phase + (shapes.sym(node.var) - node.lo) * linner
+        if linner != 0
+        else at.lane_phase
+    )
+    return [(node.body, replace(at, loops=(*at.loops, node), phase=phase, lane_phase=lph))]
+
+
+@_blocks.register
+def _(node: Branch, at: _Where) -> list[tuple[list[Node], _Where]]:
+    then = replace(at, conds=(*at.conds, node.cond), branches=(*at.branches, (node, True)))
+    orelse = replace(
+        at, conds=(*at.conds, shapes.negate(node.cond)), branches=(*at.branches, (node, False))
+    )
+    return [(node.then, then), (node.orelse, orelse)]
+
+
+@_blocks.register
+def _(node: Lanes, at: _Where) -> list[tuple[list[Node], _Where]]:
+    # a lanes region starts its own lane phases
+    return [(node.body, replace(at, lanes=(*at.lanes, node), lane_phase=_ZERO))]
+
+
 def sites_of(body: list[Node]) -> list[Site]:
     """Every node of ``body`` with its site, in program order (depth first)."""
     out: list[Site] = []
 
-    def walk(nodes, loops, lanes, conds, branches, phase, lph):
+    def visit(nodes: list[Node], at: _Where) -> None:
         for n in nodes:
-            out.append(Site(n, len(out), loops, lanes, conds, branches, phase, lph))
-            if isinstance(n, Loop):
-                inner = grid_barriers(n.body)  # exact only outside inexact_phase_loops
-                start = phase + (shapes.sym(n.var) - n.lo) * inner if inner != 0 else phase
-                linner = lane_barriers(n.body)
-                lstart = lph + (shapes.sym(n.var) - n.lo) * linner if linner != 0 else lph
-                walk(n.body, (*loops, n), lanes, conds, branches, start, lstart)
-            elif isinstance(n, Branch):
-                walk(n.then, loops, lanes, (*conds, n.cond), (*branches, (n, True)), phase, lph)
-                walk(
-                    n.orelse,
-                    loops,
-                    lanes,
-                    (*conds, shapes.negate(n.cond)),
-                    (*branches, (n, False)),
-                    phase,
-                    lph,
-                )
-            elif isinstance(n, Lanes):
-                walk(n.body, loops, (*lanes, n), conds, branches, phase, shapes.as_expr(0))
-            phase = phase + grid_barriers([n])
-            if not isinstance(n, Lanes):
-                lph = lph + lane_barriers([n])
+            out.append(
+                Site(n, len(out), at.loops, at.lanes, at.conds, at.branches, at.phase, at.lane_phase)
+            )
+            for block, inner in _blocks(n, at):
+                visit(block, inner)
+            # the barriers it passed (a lanes region's lanes barriers are its own: none here)
+            at = replace(
+                at,
+                phase=at.phase + grid_barriers([n]),
+                lane_phase=at.lane_phase + lane_barriers([n]),
+            )
 
-    walk(body, (), (), (), (), shapes.as_expr(0), shapes.as_expr(0))
+    visit(body, _Where((), (), (), (), _ZERO, _ZERO))
     return out
 
 
