@@ -1,7 +1,8 @@
 """mypy on the public API (issue 11): ``py.typed`` is shipped, so the types a user sees must hold.
 
 The configuration is ``[tool.mypy]`` in pyproject.toml: the modules a user imports are
-checked, the rest of the package is followed silently.  The run is cold (a fresh cache
+checked (with ``check_untyped_defs``: unannotated bodies too), the rest of the package is
+followed silently.  The run is cold (a fresh cache
 directory), as CI's is, so a stale cache cannot hide an error; it takes a few seconds.
 """
 
@@ -56,6 +57,13 @@ def test_mypy_config_covers_the_public_api() -> None:
     ):
         assert public in conf["files"], public
         assert (ROOT / public).exists(), public
+    # ... and the bodies of their unannotated functions are checked too
+    strict = [o for o in conf["overrides"] if o.get("check_untyped_defs")]
+    modules = {m for o in strict for m in o["module"]}
+    for public in ("tileproof", "tileproof.errors", "tileproof._location", "tileproof.testing",
+                   "tileproof.shapes.*", "tileproof.spec.*", "tileproof.model.*",
+                   "tileproof.report.*", "tileproof.project.*"):
+        assert public in modules, public
 
 
 # ------------------------------------------------------------ what the type check found

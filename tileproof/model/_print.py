@@ -16,17 +16,26 @@ __all__ = ["Listed", "header", "line_no"]
 
 
 class Listed(Protocol):
-    """What the listing's header reads of a :class:`~._nodes.Model`."""
+    """What the listing's header reads of a :class:`~._nodes.Model` (read-only)."""
 
-    name: str
-    source: str
-    sizes: list[str]
-    assume: Sequence[Any]
-    grid: Sequence[tuple[str, Any]]
-    ranks: tuple[str, Any, str] | None
-    launch: Any
-    index_bits: int
-    tensors: Mapping[str, Any]
+    @property
+    def name(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def sizes(self) -> Sequence[str]: ...
+    @property
+    def assume(self) -> Sequence[object]: ...
+    @property
+    def grid(self) -> Sequence[tuple[str, object]]: ...
+    @property
+    def ranks(self) -> tuple[str, object, str] | None: ...
+    @property
+    def launch(self) -> Any: ...  # a spec Launch (the model does not import the spec layer)
+    @property
+    def index_bits(self) -> int: ...
+    @property
+    def tensors(self) -> Mapping[str, Any]: ...  # spec Tensors, read by attribute
 
 
 def line_no(line: int) -> str:

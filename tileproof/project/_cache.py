@@ -21,6 +21,7 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 
 from ..report import CexKey, Obligation
+from ..report._keys import key_of
 from ..spec._errors import UNKNOWN, Location
 
 __all__ = ["ProofCache"]
@@ -103,7 +104,7 @@ def _ob_to_json(o: Obligation) -> dict:
         # the keys with their roles (``CexKey.to_json``), in order, beside their values
         "counterexample": None
         if o.counterexample is None
-        else [[k.to_json(), v] for k, v in o.counterexample.items()],
+        else [[key_of(k).to_json(), v] for k, v in o.counterexample.items()],
         "reason": o.reason,
         "hint": o.hint,
         "seconds": o.seconds,

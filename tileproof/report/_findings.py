@@ -15,7 +15,7 @@ from typing import Any
 
 from .._location import UNKNOWN, Location
 from ._codes import code_of
-from ._keys import CexKey, typed_keys
+from ._keys import key_of, typed_keys
 from ._status import NUMERIC_OUTCOMES, OBLIGATION_OUTCOMES, PASSING, Status, legacy
 
 __all__ = [
@@ -73,7 +73,7 @@ class Finding:
     status: Status
     message: str
     location: Location = UNKNOWN
-    counterexample: dict[CexKey, int] | None = None
+    counterexample: dict[str, int] | None = None  # keys: CexKey (see typed_keys)
     reason: str = ""
     hint: str = ""
     seconds: float = 0.0
@@ -109,7 +109,8 @@ class Finding:
             **(
                 {
                     "counterexample_keys": [
-                        {**k.to_json(), "value": v} for k, v in self.counterexample.items()
+                        {**key_of(k).to_json(), "value": v}
+                        for k, v in self.counterexample.items()
                     ]
                 }
                 if self.counterexample

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["ROLES", "CexKey", "display", "element_items", "typed_keys"]
+__all__ = ["ROLES", "CexKey", "display", "element_items", "key_of", "typed_keys"]
 
 ROLES = (
     "size",
@@ -132,20 +132,25 @@ def _check(role: str, name: str, at: tuple[int, ...], instance: int) -> None:
         raise ValueError(f"an iteration key has no index, not {list(at)}")
 
 
-def typed_keys(ce: Mapping[str, Any] | None) -> dict[CexKey, Any] | None:
-    """``ce`` as a counterexample: every key a :class:`CexKey` (else a ``TypeError``: a key's
-    role is stated by the check that made it, never guessed from its text)."""
+def key_of(k: str) -> CexKey:
+    """``k`` as the :class:`CexKey` it must be (a ``TypeError`` for plain text: a key's role
+    is stated by the check that made it, never guessed from its text)."""
+    if not isinstance(k, CexKey):
+        raise TypeError(
+            f"counterexample key {k!r} is plain text: build it as a CexKey (role, name, "
+            "index), where the value is found"
+        )
+    return k
+
+
+def typed_keys(ce: Mapping[str, int] | None) -> dict[str, int] | None:
+    """``ce`` as a finding's counterexample: a new dict, each key checked by :func:`key_of`.
+
+    Its type says ``str`` keys: a :class:`CexKey` is a ``str``, and readers look values up
+    by their text (``cx["element[0]"]``); :func:`key_of` gives a key its type back."""
     if ce is None:
         return None
-    out: dict[CexKey, Any] = {}
-    for k, v in ce.items():
-        if not isinstance(k, CexKey):
-            raise TypeError(
-                f"counterexample key {k!r} is plain text: build it as a CexKey (role, name, "
-                "index), where the value is found"
-            )
-        out[k] = v
-    return out
+    return {key_of(k): v for k, v in ce.items()}
 
 
 def element_items(element: Sequence[int]) -> dict[CexKey, int]:

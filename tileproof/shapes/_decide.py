@@ -443,7 +443,7 @@ class _Bounds:
             if best_lo in (lo_proved, -INF) or best_lo < -UNBOUNDED:
                 if best_hi in (hi_proved, INF) or best_hi > UNBOUNDED:
                     break  # both ends attained (or past the threshold): nothing to search for
-        if best_lo is None:
+        if best_lo is None or best_hi is None:  # set together: no point had a value
             status, model, why = self.solve(None)
             if status == "unsat":
                 raise ShapeError(f"bounds of {self.e0}: no admissible value where it is defined")
