@@ -2,8 +2,8 @@
 
 The configuration is ``[tool.mypy]`` in pyproject.toml: the modules a user imports are
 checked (with ``check_untyped_defs``: unannotated bodies too), the rest of the package is
-followed silently.  The run is cold (a fresh cache
-directory), as CI's is, so a stale cache cannot hide an error; it takes a few seconds.
+followed silently.  The run is cold (a fresh cache directory), as CI's is, so a stale cache
+cannot hide an error; it takes a few seconds.
 """
 
 from __future__ import annotations
