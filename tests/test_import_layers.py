@@ -47,12 +47,6 @@ ALLOWED_CYCLES: dict[frozenset[str], str] = {
     frozenset({"tileproof.shapes._expr", "tileproof.shapes._formula", "tileproof.shapes._parse"}): (
         "expressions and formulas parse strings through _parse, which builds them"
     ),
-    frozenset({"tileproof.verify.numeric._conditions", "tileproof.verify.numeric._sizes"}): (
-        "size points and condition points call each other (issue 13's numeric work)"
-    ),
-    frozenset({"tileproof.pallas._api", "tileproof.pallas._numeric"}): (
-        "the numeric reference rebuilds the concrete call (issue 12's Pallas work)"
-    ),
 }
 
 

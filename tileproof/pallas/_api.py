@@ -30,7 +30,7 @@ from ..spec._errors import Location, SpecError, caller_location
 from ..spec._kernel import GridAxis, Kernel
 from . import _tpu
 from ._body import replay
-from ._numeric import interpret_reference
+from ._concrete import interpret_reference
 from ._read import _OPS, CallRead, _pcore, _read_one, read_calls
 from ._reduced import Traversed
 

@@ -30,6 +30,7 @@ import numpy as np
 
 from ... import shapes
 from ...model import Access, Branch, Loop
+from ._caps import CAP_ELEMENTS, CAP_PROGRAMS
 
 __all__ = ["Condition", "condition_points", "conditions", "covered", "impossible_sides"]
 
@@ -204,8 +205,6 @@ def covered(
 
 
 def _cap_facts(kernel) -> list[shapes.Formula]:
-    from ._sizes import CAP_ELEMENTS, CAP_PROGRAMS
-
     out = []
     for t in kernel.tensors.values():
         n = shapes.as_expr(1)

@@ -35,6 +35,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from ... import shapes
+from ._caps import CAP_ELEMENTS, CAP_PROGRAMS
 
 __all__ = [
     "CAP_ELEMENTS",
@@ -45,7 +46,6 @@ __all__ = [
     "device_cap_elements",
 ]
 
-CAP_ELEMENTS = 1 << 20  # per tensor
 # bytes of device memory budgeted per element of the largest tensor: its data and a
 # padded snapshot, the written mask, the int32 writer maps of a scatter (first, last),
 # the reference's own copies; a tensor of N elements runs where N * this fits in the
@@ -73,7 +73,6 @@ def device_cap_elements(device=None) -> int:
     return max(CAP_ELEMENTS, int(free * _FREE_FRACTION) // BYTES_PER_ELEMENT)
 
 
-CAP_PROGRAMS = 1 << 12  # ranks x grid
 _DIV_KINDS = ("floordiv", "cdiv", "mod")
 _GRID_POINTS = 4000  # candidate points searched for the smallest and most-inexact sizes
 
