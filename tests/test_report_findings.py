@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+from jax import lax
 
 import tileproof.spec as tp
 from tileproof.project import ProofCache
@@ -292,6 +293,80 @@ def test_a_quantity_named_like_a_size_is_no_size(size):
 
 def test_the_even_split_with_a_size_called_lanes_is_proved():
     rep = verify_kernel(_split_named("lanes", 16))
+    assert rep.ok, [(o.kind, o.message) for o in rep.obligations if o.status != "proved"]
+
+
+def _looped_barrier(trips_depend_on_program: bool):
+    @tp.kernel(grid={"p": "P"}, assume=["P <= 64"],
+               tensors=dict(x=tp.Input(("P", 8)), y=tp.Output(("P", 8))),
+               launch=tp.Launch(cores=64, start="together"))
+    def looped_barrier(x, y):
+        p = tp.program_id(0)
+
+        def body(i, acc):
+            tp.barrier("grid")
+            return acc
+
+        lax.fori_loop(0, p + 1 if trips_depend_on_program else 3, body, 0)
+        tp.store(y, (p, tp.ds(0, 8)), tp.load(x, (p, tp.ds(0, 8))))
+
+    return looped_barrier
+
+
+def _check_roles(kernel) -> set[str]:
+    """Every counterexample key of ``kernel``'s findings is a CexKey whose role fits what
+    its name is in the lowered model; returns the roles seen."""
+    from tileproof.lowering import lower
+    from tileproof.model import Lanes, Loop
+
+    model = lower(kernel)
+    loops = {n.var: n for n in model.walk() if isinstance(n, Loop)}
+    lanes = {n.var for n in model.walk() if isinstance(n, Lanes)}
+    carried = {c for lp in loops.values() for c in lp.carried}
+    known = {*model.sizes, *(g for g, _ in model.grid), *loops, *lanes, *model.data, *carried,
+             *(model.ranks[:1] if model.ranks else ())}
+    seen = set()
+    for o in verify_kernel(kernel).obligations:
+        for k in o.counterexample or {}:
+            assert type(k) is CexKey, (o.message, k)
+            seen.add(k.role)
+            ok = {
+                "size": k.name in model.sizes,
+                "program": k.name in dict(model.grid),
+                "rank": model.ranks is not None and k.name == model.ranks[0],
+                "lane": k.name in lanes,
+                "loop": k.name in loops,
+                "iteration": k.name in loops and k.instance == 1,
+                "element": len(k.at) == 1 and k.instance == 1,
+                "data": (k.name in model.tensors and len(k.at) > 0) if k.at
+                else (k.name in model.data or k.name in carried
+                      or k.name.removesuffix("_carried") in model.data),
+                "value": k.name not in known,
+            }[k.role]
+            assert ok, (o.kind, o.message, k, k.role)
+    return seen
+
+
+@pytest.mark.parametrize("name, roles", [
+    ("fused_decode_kv_offset_int32", {"size", "program", "lane", "loop", "data", "value",
+                                      "element"}),
+    ("fused_decode_empty_seq", {"size", "data", "element"}),  # data at an index: seq_lens[0]
+    ("mesh_ring_short", {"size", "rank", "value"}),
+])
+def test_catalog_keys_have_the_role_of_their_name(name, roles):
+    from tileproof.catalog import bugs
+
+    variant = next(v for v in bugs.VARIANTS if v.name == name)
+    assert _check_roles(variant) >= roles
+
+
+def test_pair_and_iteration_keys_have_their_roles():
+    assert _check_roles(_looped_barrier(True)) >= {"size", "program", "iteration"}
+    assert _check_roles(_race("half")) >= {"size", "program", "element"}
+
+
+def test_the_looped_barrier_twin_is_proved():
+    rep = verify_kernel(_looped_barrier(False))
     assert rep.ok, [(o.kind, o.message) for o in rep.obligations if o.status != "proved"]
 
 

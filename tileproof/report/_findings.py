@@ -109,8 +109,7 @@ class Finding:
             **(
                 {
                     "counterexample_keys": [
-                        {**key_of(k).to_json(), "value": v}
-                        for k, v in self.counterexample.items()
+                        {**key_of(k).to_json(), "value": v} for k, v in self.counterexample.items()
                     ]
                 }
                 if self.counterexample

@@ -6,9 +6,9 @@ value (the role is known there; it is never guessed back from the text).  It car
 - ``role``: ``size`` (a size symbol), ``program`` (a grid axis' program id), ``rank``,
   ``lane``, ``loop`` (a loop index), ``iteration`` (how many iterations of a loop),
   ``element`` (one coordinate of the element a finding is about), ``data`` (the value of
-  an index tensor: at a fixed index, or loaded at a site), ``value`` (another quantity
-  the finding names: an offset, an extent, a core count) or ``symbol`` (a plain name
-  whose role its maker did not know);
+  an index tensor: at a fixed index, or loaded at a site) or ``value`` (another quantity
+  the finding names: an offset, an extent, a core count; also a name the model does not
+  know);
 - ``name``: the symbol, the loop's variable, the tensor, or ``""`` for an element;
 - ``at``: the element's coordinate axis ``(k,)``, or a tensor element's index (``index``
   in the JSON);
@@ -37,7 +37,6 @@ ROLES = (
     "element",
     "data",
     "value",
-    "symbol",
 )
 
 

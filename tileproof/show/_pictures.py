@@ -24,6 +24,7 @@ import numpy as np
 
 from ..model._data import RunError
 from ..model._interp import Schedule
+from ..report._keys import key_of
 
 __all__ = ["COVERAGE_COLORS", "coverage", "element_of", "ring", "timeline"]
 
@@ -45,14 +46,16 @@ def _title_sizes(s: Schedule) -> str:
 
 
 def element_of(obligation, tensors: Sequence[str]) -> tuple[str | None, tuple[int, ...] | None]:
-    """The tensor and element a violated obligation names (``element[k]`` in its counterexample)."""
+    """The tensor and element a violated obligation names (the ``element`` keys of its
+    counterexample, in axis order)."""
     ce = dict(getattr(obligation, "counterexample", None) or {})
     detail = dict(getattr(obligation, "detail", None) or {})
-    keys = sorted(
-        (k for k in ce if k.startswith("element[") and k[8:-1].isdigit()),
-        key=lambda k: int(k[8:-1]),
+    coords = sorted(
+        (key.at[0], int(v))
+        for key, v in ((key_of(k), v) for k, v in ce.items())
+        if key.role == "element"
     )
-    element = tuple(int(ce[k]) for k in keys) or tuple(
+    element = tuple(v for _axis, v in coords) or tuple(
         int(x) for x in detail.get("element", ()) or ()
     )
     tensor = detail.get("tensor")

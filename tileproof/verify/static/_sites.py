@@ -211,9 +211,7 @@ def _(node: Loop, at: _Where) -> list[tuple[list[Node], _Where]]:
     phase = at.phase + (shapes.sym(node.var) - node.lo) * inner if inner != 0 else at.phase
     linner = lane_barriers(node.body)
     lph = (
-        at.lane_phase + (shapes.sym(node.var) - node.lo) * linner
-        if linner != 0
-        else at.lane_phase
+        at.lane_phase + (shapes.sym(node.var) - node.lo) * linner if linner != 0 else at.lane_phase
     )
     return [(node.body, replace(at, loops=(*at.loops, node), phase=phase, lane_phase=lph))]
 
@@ -240,7 +238,9 @@ def sites_of(body: list[Node]) -> list[Site]:
     def visit(nodes: list[Node], at: _Where) -> None:
         for n in nodes:
             out.append(
-                Site(n, len(out), at.loops, at.lanes, at.conds, at.branches, at.phase, at.lane_phase)
+                Site(
+                    n, len(out), at.loops, at.lanes, at.conds, at.branches, at.phase, at.lane_phase
+                )
             )
             for block, inner in _blocks(n, at):
                 visit(block, inner)
