@@ -5,10 +5,9 @@ Names are shown in the kernel's terms (``i_29`` is "loop index i (line 29)",
 first, then ids, lanes, loops and data, each keyed by a
 :class:`~tileproof.report.CexKey` that says what the name is (:meth:`Explainer.key`:
 the role is decided here, from the model, where the name is known), and
-:meth:`Explainer.obligation` turns
-a decision into an :class:`~tileproof.report.Obligation`, reporting a
-proof at a site no admissible values reach as ``unknown`` (vacuous), never
-``proved``.
+:meth:`Explainer.obligation` turns a decision into an
+:class:`~tileproof.report.Obligation`, reporting a proof at a site no
+admissible values reach as ``unknown`` (vacuous), never ``proved``.
 """
 
 from __future__ import annotations
