@@ -296,6 +296,42 @@ def test_the_even_split_with_a_size_called_lanes_is_proved():
     assert rep.ok, [(o.kind, o.message) for o in rep.obligations if o.status != "proved"]
 
 
+def _rows(size: str, cap: int):
+    """Tiles of 4096 elements, ``size`` programs: the element offset passes int32 unless
+    ``size <= cap`` keeps it small."""
+    @tp.kernel(grid={"p": size}, assume=[f"{size} <= {cap}"],
+               tensors=dict(x=tp.Input((f"{size} * 4096",)), y=tp.Output((f"{size} * 4096",))))
+    def rows(x, y):
+        p = tp.program_id(0)
+        tp.store(y, (tp.ds(p * 4096, 4096),), tp.load(x, (tp.ds(p * 4096, 4096),)))
+
+    return rows
+
+
+@pytest.mark.parametrize("size", ["offset", "N"])
+def test_a_quantity_never_overwrites_a_size_of_its_name(size):
+    """The overflow finding names the ``offset`` it computed; with a size called ``offset``
+    the counterexample showed that offset as the size's value (not re-checkable: the grid
+    has ``offset`` programs and ``p`` must stay below it).  The size keeps its value, and
+    the offset is in the message."""
+    rep = verify_kernel(_rows(size, 1 << 20))
+    bad = [o for o in rep.obligations if o.kind == "overflow" and o.status == "violated"
+           and "element offset" in o.message]
+    assert bad, [(o.kind, o.status, o.message) for o in rep.obligations]
+    for o in bad:
+        cx = o.counterexample
+        keys = {str(k): k for k in cx}
+        assert keys[size].role == "size" and 0 <= cx["p"] < cx[size] <= 1 << 20, cx
+        assert f"{size}={cx[size]}" in o.message
+        if size != "offset":  # no clash: the offset is shown beside the sizes
+            assert keys["offset"].role == "value" and f"{cx['offset']:,}" in o.message
+
+
+def test_the_small_twin_with_a_size_called_offset_is_proved():
+    rep = verify_kernel(_rows("offset", 1024))
+    assert rep.ok, [(o.kind, o.message) for o in rep.obligations if o.status != "proved"]
+
+
 def _looped_barrier(trips_depend_on_program: bool):
     @tp.kernel(grid={"p": "P"}, assume=["P <= 64"],
                tensors=dict(x=tp.Input(("P", 8)), y=tp.Output(("P", 8))),

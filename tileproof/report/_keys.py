@@ -25,7 +25,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["ROLES", "CexKey", "display", "element_items", "key_of", "typed_keys"]
+__all__ = [
+    "ROLES",
+    "CexKey",
+    "display",
+    "element_items",
+    "key_of",
+    "typed_keys",
+    "with_quantities",
+]
 
 ROLES = (
     "size",
@@ -155,3 +163,16 @@ def typed_keys(ce: Mapping[str, int] | None) -> dict[str, int] | None:
 def element_items(element: Sequence[int]) -> dict[CexKey, int]:
     """``{element[0]: e0, element[1]: e1, ...}``: the element a finding is about."""
     return {CexKey.element(k): v for k, v in enumerate(element)}
+
+
+def with_quantities(ce: Mapping[CexKey, int], **quantities: int) -> dict[CexKey, int]:
+    """``ce`` followed by the other quantities a finding names (``offset=...``, ``chunk=...``),
+    each keyed ``value``.  A quantity whose name a key of ``ce`` already spells (a size called
+    ``offset``) is left out: one text cannot name two values, and the counterexample keeps
+    that key's own, re-checked value (the message states the quantity)."""
+    out = dict(ce)
+    for name, v in quantities.items():
+        key = CexKey.quantity(name)
+        if key not in out:
+            out[key] = v
+    return out

@@ -33,12 +33,10 @@ import time
 from ... import shapes
 from ...model import Access, Barrier
 from ...report import Obligation
-from ...report._keys import CexKey
+from ...report._keys import CexKey, with_quantities
 from ._context import Analysis, Answer, Instance, Site, loop_range
 
 __all__ = ["check"]
-
-_Q = CexKey.quantity
 
 
 def check(an: Analysis) -> list[Obligation]:
@@ -231,14 +229,14 @@ def _residency(an: Analysis, site: Site) -> Obligation:
             "Launch all programs together (start='together') or fence the concurrent "
             "tasks (Task(..., fenced=True))."
         )
-        cx = {**sizes, _Q("programs"): p, _Q("cores"): c, _Q("busy"): u}
+        cx = with_quantities(sizes, programs=p, cores=c, busy=u)
     else:
         text = (
             f"{p} programs must all be resident at the grid barrier at {loc.short}, but the "
             f"machine has {c} cores"
         )
         hint = "Launch at most as many programs as cores (a persistent grid-stride kernel)."
-        cx = {**sizes, _Q("programs"): p, _Q("cores"): c}
+        cx = with_quantities(sizes, programs=p, cores=c)
     if sizes:
         text += f" (when {an.show(sizes)})"
     return an.obligation(

@@ -21,7 +21,7 @@ import time
 from ... import shapes
 from ...model import Access
 from ...report import Obligation
-from ...report._keys import CexKey
+from ...report._keys import element_items, with_quantities
 from ._context import INT64_MIN, Analysis, Answer, Site
 from ._explain import plain
 
@@ -77,7 +77,7 @@ def _table_read(an: Analysis, name: str, t, rname: str) -> Obligation:
             f"work table {name} reads {rname} = {shown} at {at}, outside the shape "
             f"{dims} of {tensor}, for key v={cex['_key']} when {an.show(sizes)}"
         )
-        ob.counterexample = {**sizes, CexKey.quantity("v"): cex["_key"]}
+        ob.counterexample = with_quantities(sizes, v=cex["_key"])
     return ob
 
 
@@ -145,10 +145,7 @@ def _access(an: Analysis, site: Site) -> Obligation:
         f"shape {list(dims)} (dim {k}: {rng} must lie within [0, {shape[k]}), "
         f"index {el[k]} of {dims[k]}) when {an.show(vals)}"
     )
-    out = dict(vals)
-    for j, v in enumerate(el):
-        out[CexKey.element(j)] = v
-    out[CexKey.quantity("dim")] = k
+    out = with_quantities({**vals, **element_items(el)}, dim=k)
     return an.obligation(
         "bounds",
         site,

@@ -28,7 +28,7 @@ import time
 from ... import shapes
 from ...model import Access, Arith
 from ...report import Obligation
-from ...report._keys import CexKey, element_items
+from ...report._keys import element_items, with_quantities
 from ._bounds import in_bounds
 from ._context import Analysis, Answer, Site
 from ._explain import plain
@@ -196,8 +196,7 @@ def _access(an: Analysis, site: Site) -> Obligation:
                 f"{unit} at element {el}, past the int{bits} maximum {limit:,}, when "
                 f"{an.show(vals)}"
             )
-            cx = {**vals, CexKey.quantity("offset"): val}
-            cx.update(element_items(el))
+            cx = {**with_quantities(vals, offset=val), **element_items(el)}
             hint = (
                 f"Declare maxima for the sizes (assume=[...]) or give {acc.tensor} index_bits=64."
             )
@@ -265,7 +264,7 @@ def _arith(an: Analysis, site: Site) -> Obligation:
         name,
         ans,
         violated=msg,
-        cex={**vals, CexKey.quantity("value"): val},
+        cex=with_quantities(vals, value=val),
         t0=t0,
         hint="Declare maxima for the sizes or compute it in 64 bits.",
     )

@@ -32,7 +32,7 @@ from ... import shapes
 from ...model import Comm, Fold, Loop
 from ...model import _interp as interp
 from ...report import Obligation
-from ...report._keys import CexKey
+from ...report._keys import with_quantities
 from ._barrier import reach_sub
 from ._context import Analysis, Answer, Instance, Site, all_eq, loop_range
 from ._witness import Dim, solve
@@ -201,7 +201,7 @@ def _fold_exists(an: Analysis, folds: list[Site]) -> Obligation:
         f"rank {r} never folds the chunk of rank {chunk} when {an.show(sizes)}"
         f" (it folds chunks {sorted(folded.get(_ids_of(an, cex), []))})"
     )
-    cx = {**sizes, an.key(an.rank_var): r, CexKey.quantity("chunk"): chunk}
+    cx = with_quantities({**sizes, an.key(an.rank_var): r}, chunk=chunk)
     return an.obligation(
         "ring",
         folds[0],
@@ -268,7 +268,7 @@ def _fold_unique(an: Analysis, folds: list[Site]) -> Obligation:
                     f"{a.loc.short}{_at(an, x1)} and at {b.loc.short}{_at(an, x2)}, when "
                     f"{an.show(sizes)}"
                 )
-                cx = {**an.primed(sizes, [x1, x2]), **ids, CexKey.quantity("chunk"): chunk}
+                cx = with_quantities({**an.primed(sizes, [x1, x2]), **ids}, chunk=chunk)
                 return an.obligation("ring", a, title, ans, violated=text, cex=cx, t0=t0)
             answers.append(ans)
     bad = next((x for x in answers if x.status != "proved"), None)
@@ -321,7 +321,7 @@ def _chunk_exists(an: Analysis, f: Site) -> Obligation:
         title,
         ans,
         violated=text,
-        cex={**vals, CexKey.quantity("chunk"): _norm(an, node.prov).evaluate(cex)},
+        cex=with_quantities(vals, chunk=_norm(an, node.prov).evaluate(cex)),
         t0=t0,
         hint="Guard the fold with the condition under which the chunk arrived.",
     )
@@ -457,7 +457,7 @@ def _edge(an: Analysis, site: Site, way: str) -> Obligation:
         title,
         ans,
         violated=text,
-        cex={**sizes, an.key(an.rank_var): r, CexKey.quantity("peer"): p.evaluate(cex)},
+        cex=with_quantities({**sizes, an.key(an.rank_var): r}, peer=p.evaluate(cex)),
         t0=t0,
         hint=f"Guard the {way} with the neighbour's existence.",
     )
@@ -521,7 +521,7 @@ def _match(an: Analysis, site: Site, way: str) -> Obligation:
         title,
         ans,
         violated=text,
-        cex={**sizes, an.key(an.rank_var): r, CexKey.quantity("partner"): d},
+        cex=with_quantities({**sizes, an.key(an.rank_var): r}, partner=d),
         t0=t0,
     )
 

@@ -20,7 +20,7 @@ import time
 from ... import shapes
 from ...model import Access
 from ...report import Obligation
-from ...report._keys import CexKey
+from ...report._keys import with_quantities
 from ._context import Analysis, Answer, Site
 from ._explain import plain
 
@@ -71,7 +71,7 @@ def _store(an: Analysis, site: Site, decl) -> Obligation:
             f"store into {acc.tensor} at {acc.loc.short} writes {shown} = {value}, outside "
             f"its declared range {rng}, when {an.show(vals)}"
         )
-        out = {**vals, CexKey.quantity("value"): value}
+        out = with_quantities(vals, value=value)
     except (shapes.ShapeError, ZeroDivisionError, KeyError):
         text = (
             f"store into {acc.tensor} at {acc.loc.short} can write a value outside its "
