@@ -296,7 +296,7 @@ def test_the_even_split_with_a_size_called_lanes_is_proved():
     assert rep.ok, [(o.kind, o.message) for o in rep.obligations if o.status != "proved"]
 
 
-def _rows(size: str, cap: int):
+def _big_rows(size: str, cap: int):
     """Tiles of 4096 elements, ``size`` programs: the element offset passes int32 unless
     ``size <= cap`` keeps it small."""
     @tp.kernel(grid={"p": size}, assume=[f"{size} <= {cap}"],
@@ -314,7 +314,7 @@ def test_a_quantity_never_overwrites_a_size_of_its_name(size):
     the counterexample showed that offset as the size's value (not re-checkable: the grid
     has ``offset`` programs and ``p`` must stay below it).  The size keeps its value, and
     the offset is in the message."""
-    rep = verify_kernel(_rows(size, 1 << 20))
+    rep = verify_kernel(_big_rows(size, 1 << 20))
     bad = [o for o in rep.obligations if o.kind == "overflow" and o.status == "violated"
            and "element offset" in o.message]
     assert bad, [(o.kind, o.status, o.message) for o in rep.obligations]
@@ -328,7 +328,7 @@ def test_a_quantity_never_overwrites_a_size_of_its_name(size):
 
 
 def test_the_small_twin_with_a_size_called_offset_is_proved():
-    rep = verify_kernel(_rows("offset", 1024))
+    rep = verify_kernel(_big_rows("offset", 1024))
     assert rep.ok, [(o.kind, o.message) for o in rep.obligations if o.status != "proved"]
 
 
