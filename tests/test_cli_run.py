@@ -25,6 +25,7 @@ import pytest
 from test_cli import BUGGY, FIXED, run, write
 
 import tileproof
+from tileproof.project import _cache
 from tileproof.verify._api import rerun_target
 from tileproof.verify.numeric import check_numeric
 
@@ -116,9 +117,8 @@ def test_cache_dir_variable_moves_the_caches_and_json_has_timings(repo, capsys, 
     rc, out, _ = run(capsys, "check", "--format", "json", "scale_spec.py")
     assert rc == 0
     assert not (repo / ".tileproof_cache").exists()
-    assert list((elsewhere / "numeric").rglob("*.json")) and list(
-        (elsewhere / "v1").rglob("*.json")
-    )
+    proofs = elsewhere / f"v{_cache._SCHEMA}"  # the proof cache's folder for its JSON schema
+    assert list((elsewhere / "numeric").rglob("*.json")) and list(proofs.rglob("*.json"))
     (k,) = json.loads(out)["kernels"]
     t = k["timings"]
     assert set(t) == {"lowering_s", "static_s", "numeric_s"}
