@@ -36,6 +36,22 @@ def test_every_node_kind_says_how_it_is_listed():
     assert [k.__name__ for k in kinds if k.list_into is M.Node.list_into] == []
 
 
+def test_every_node_kind_is_registered_with_the_checks_that_read_its_expressions():
+    """The shape check (divisors of every expression a node evaluates) and the overflow
+    check (which names steer the schedule) say per kind what a node holds; a kind they do
+    not know is refused (shape) or keeps every obligation (overflow), never skipped."""
+    from tileproof.verify.static._overflow import _steers
+    from tileproof.verify.static._shape import _node_exprs
+
+    for table in (_node_exprs, _steers):
+        default = table.registry[object]
+        missing = [k.__name__ for k in _kinds() if table.dispatch(k) is default]
+        assert missing == (["Unsupported"] if table is _steers else []), (table, missing)
+    with pytest.raises(NotImplementedError, match="_Note"):
+        _node_exprs(_Note())
+    assert _steers(_Note()) is None  # unknown: every arithmetic obligation is kept
+
+
 @dataclass(eq=False)
 class _Repeat(M.Node):
     """A container kind nobody registered: runs ``body`` (how often is not said)."""

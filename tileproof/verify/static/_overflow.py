@@ -24,9 +24,24 @@ production maxima.
 from __future__ import annotations
 
 import time
+from functools import singledispatch
 
 from ... import shapes
-from ...model import Access, Arith
+from ...model import (
+    Access,
+    Arith,
+    Barrier,
+    Branch,
+    Claim,
+    Comm,
+    Divide,
+    Fold,
+    LanePart,
+    Lanes,
+    Loop,
+    Node,
+    SplitReduce,
+)
 from ...report import Obligation
 from ...report._keys import element_items, with_quantities
 from ._bounds import in_bounds
@@ -80,8 +95,6 @@ def _steering_symbols(an: Analysis) -> set[str] | None:
     value stored and later used as an index), and any unsupported construct (an index the
     model could not represent may use anything).
     """
-    from ...model import Branch, Comm, Fold, Loop, Unsupported
-
     names: set[str] = set()
     stored = {
         s.node.tensor for s in an.sites if isinstance(s.node, Access) and s.node.kind == "store"
@@ -100,19 +113,10 @@ def _steering_symbols(an: Analysis) -> set[str] | None:
                 names.update(x.free_symbols())
 
     for site in an.sites:
-        n = site.node
-        if isinstance(n, Unsupported):
+        steer = _steers(site.node)
+        if steer is None:
             return None
-        if isinstance(n, Access):
-            add(*(d.start for d in n.dims), n.mask)
-        elif isinstance(n, Loop):
-            add(n.lo, n.hi)
-        elif isinstance(n, Branch):
-            add(n.cond)
-        elif isinstance(n, Comm):
-            add(n.dst, n.src, n.send, n.recv, n.prov)
-        elif isinstance(n, Fold):
-            add(n.cond, n.prov)
+        add(*steer)
     for d in an.data.values():
         add(*d.index)
     for _p, ext in an.model.grid:
@@ -122,6 +126,46 @@ def _steering_symbols(an: Analysis) -> set[str] | None:
     # a data symbol read at an index that steers pulls in nothing more: its value is what
     # steers, and it is a name of its own (already in ``names`` where it is used)
     return names
+
+
+@singledispatch
+def _steers(node: Node) -> tuple | None:
+    """What in ``node`` steers the schedule (indices, masks, bounds, conditions, ring
+    steps), or None where that is not known: an unsupported construct, or a node kind not
+    registered here (every arithmetic obligation is then kept: fail closed)."""
+    return None
+
+
+@_steers.register
+def _(node: Access) -> tuple:
+    return (*(d.start for d in node.dims), node.mask)
+
+
+@_steers.register
+def _(node: Loop) -> tuple:
+    return (node.lo, node.hi)
+
+
+@_steers.register
+def _(node: Branch) -> tuple:
+    return (node.cond,)
+
+
+@_steers.register
+def _(node: Comm) -> tuple:
+    return (node.dst, node.src, node.send, node.recv, node.prov)
+
+
+@_steers.register
+def _(node: Fold) -> tuple:
+    return (node.cond, node.prov)
+
+
+# nothing of theirs steers: barriers, lanes (a literal count), lane splits and split
+# reductions (literal shapes), intermediates and divisions (checked themselves, and they
+# steer only through the nodes above that use them), claims (checked, never relied on)
+for _kind in (Barrier, Lanes, LanePart, SplitReduce, Arith, Divide, Claim):
+    _steers.register(_kind, lambda node: ())
 
 
 def _whole_tensor(an: Analysis, name: str, bits: int) -> Answer:

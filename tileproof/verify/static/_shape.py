@@ -20,9 +20,25 @@ vacuously (the domain itself having been shown consistent).
 from __future__ import annotations
 
 import time
+from functools import singledispatch
 
 from ... import shapes
-from ...model import Access, Arith, Branch, Comm, Divide, Fold, Loop
+from ...model import (
+    Access,
+    Arith,
+    Barrier,
+    Branch,
+    Claim,
+    Comm,
+    Divide,
+    Fold,
+    LanePart,
+    Lanes,
+    Loop,
+    Node,
+    SplitReduce,
+    Unsupported,
+)
 from ...report import Obligation
 from ...shapes._context import var_bounds
 from ...shapes._normal import divisors
@@ -31,23 +47,58 @@ from ._context import Analysis, Answer, implies
 __all__ = ["check"]
 
 
-def _node_exprs(node) -> tuple[str, list]:
-    if isinstance(node, Access):
-        what = f"the index of {node.kind} {node.tensor}"
-        return what, [d.start for d in node.dims] + [node.mask]
-    if isinstance(node, Loop):
-        return "the bounds of the loop", [node.lo, node.hi]
-    if isinstance(node, Branch):
-        return ("the early-exit condition" if node.exit else "the branch condition"), [node.cond]
-    if isinstance(node, Comm):
-        return "the ring step", [node.dst, node.src, node.send, node.recv]
-    if isinstance(node, Fold):
-        return "the fold", [node.prov, node.cond]
-    if isinstance(node, Arith):
-        return "the integer arithmetic", [node.expr]
-    if isinstance(node, Divide):  # the division as written, before normalisation folded it
-        return "the integer division", [shapes.floordiv(_WITNESS, node.divisor)]
-    return "", []
+@singledispatch
+def _node_exprs(node: Node) -> tuple[str, list]:
+    """What the integer expressions ``node`` evaluates are (for a message), and the
+    expressions, whose divisors must not be zero.  No default: a node kind not registered
+    here is an error, not a node without expressions."""
+    raise NotImplementedError(
+        f"the shape check does not know the expressions of a {type(node).__name__}: "
+        "register it in verify/static/_shape.py"
+    )
+
+
+@_node_exprs.register
+def _(node: Access) -> tuple[str, list]:
+    return f"the index of {node.kind} {node.tensor}", [d.start for d in node.dims] + [node.mask]
+
+
+@_node_exprs.register
+def _(node: Loop) -> tuple[str, list]:
+    return "the bounds of the loop", [node.lo, node.hi]
+
+
+@_node_exprs.register
+def _(node: Branch) -> tuple[str, list]:
+    return ("the early-exit condition" if node.exit else "the branch condition"), [node.cond]
+
+
+@_node_exprs.register
+def _(node: Comm) -> tuple[str, list]:
+    return "the ring step", [node.dst, node.src, node.send, node.recv]
+
+
+@_node_exprs.register
+def _(node: Fold) -> tuple[str, list]:
+    return "the fold", [node.prov, node.cond]
+
+
+@_node_exprs.register
+def _(node: Arith) -> tuple[str, list]:
+    return "the integer arithmetic", [node.expr]
+
+
+@_node_exprs.register
+def _(node: Divide) -> tuple[str, list]:
+    # the division as written, before normalisation folded it
+    return "the integer division", [shapes.floordiv(_WITNESS, node.divisor)]
+
+
+# no integer expressions of their own: barriers, lanes and splits (literal counts and
+# shapes), claims (their divisions are Divide nodes; the claim is checked by _claim), and
+# unsupported constructs (whatever depends on them is unknown)
+for _kind in (Barrier, Lanes, LanePart, SplitReduce, Claim, Unsupported):
+    _node_exprs.register(_kind, lambda node: ("", []))
 
 
 _WITNESS = shapes.sym("_dividend")  # a free dividend: x // d keeps d whatever x is
