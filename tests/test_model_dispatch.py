@@ -31,8 +31,17 @@ def _kinds() -> list[type[M.Node]]:
 
 def test_every_node_kind_says_how_it_is_listed():
     kinds = _kinds()
-    assert {k.__name__ for k in kinds} >= {"Access", "Loop", "Branch", "Lanes", "Barrier",
-                                            "Unsupported", "Arith", "Divide", "Claim"}
+    assert {k.__name__ for k in kinds} >= {
+        "Access",
+        "Loop",
+        "Branch",
+        "Lanes",
+        "Barrier",
+        "Unsupported",
+        "Arith",
+        "Divide",
+        "Claim",
+    }
     assert [k.__name__ for k in kinds if k.list_into is M.Node.list_into] == []
 
 
@@ -86,8 +95,9 @@ def test_an_unregistered_container_is_refused_not_skipped():
 
 
 def test_registered_containers_and_unregistered_leaves_are_walked():
-    loop = M.Loop("i", shapes.as_expr(0), shapes.sym("N"), [M.Barrier("grid", HERE), _store()],
-                  HERE)
+    loop = M.Loop(
+        "i", shapes.as_expr(0), shapes.sym("N"), [M.Barrier("grid", HERE), _store()], HERE
+    )
     sites = sites_of([_Note(), loop])
     assert [type(s.node).__name__ for s in sites] == ["_Note", "Loop", "Barrier", "Access"]
     assert sites[3].loops == (loop,) and str(sites[3].phase) != "0"  # one barrier per trip

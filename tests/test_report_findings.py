@@ -222,32 +222,43 @@ def test_keys_from_the_proof_cache_are_typed_again(tmp_path):
     assert roles(first) == roles(second) and roles(first)
 
 
-@pytest.mark.parametrize("key, text, role, name, index, instance", [
-    (CexKey.element(1), "element[1]", "element", "", (1,), 1),
-    (CexKey.cell("start_pos", (0,)), "start_pos[0]", "data", "start_pos", (0,), 1),
-    (CexKey.cell("T", (1, 2)), "T[1, 2]", "data", "T", (1, 2), 1),
-    (CexKey.cell("T", ()), "T[]", "data", "T[]", (), 1),  # a 0-d tensor's value
-    (CexKey.iteration("i_29"), "iteration[i_29]", "iteration", "i_29", (), 1),
-    (CexKey("program", "b").primed(1), "b'", "program", "b", (), 2),
-    (CexKey("loop", "i_178"), "i_178", "loop", "i_178", (), 1),
-    (CexKey.quantity("offset"), "offset", "value", "offset", (), 1),
-])
+@pytest.mark.parametrize(
+    "key, text, role, name, index, instance",
+    [
+        (CexKey.element(1), "element[1]", "element", "", (1,), 1),
+        (CexKey.cell("start_pos", (0,)), "start_pos[0]", "data", "start_pos", (0,), 1),
+        (CexKey.cell("T", (1, 2)), "T[1, 2]", "data", "T", (1, 2), 1),
+        (CexKey.cell("T", ()), "T[]", "data", "T[]", (), 1),  # a 0-d tensor's value
+        (CexKey.iteration("i_29"), "iteration[i_29]", "iteration", "i_29", (), 1),
+        (CexKey("program", "b").primed(1), "b'", "program", "b", (), 2),
+        (CexKey("loop", "i_178"), "i_178", "loop", "i_178", (), 1),
+        (CexKey.quantity("offset"), "offset", "value", "offset", (), 1),
+    ],
+)
 def test_key_display_is_derived_from_its_fields(key, text, role, name, index, instance):
-    assert (str(key), key.role, key.name, key.at, key.instance) == (text, role, name, index,
-                                                                     instance)
+    assert (str(key), key.role, key.name, key.at, key.instance) == (
+        text,
+        role,
+        name,
+        index,
+        instance,
+    )
     for again in (CexKey.from_json(key.to_json()), pickle.loads(pickle.dumps(key))):
         assert type(again) is CexKey and again == key
         assert (again.role, again.name, again.at, again.instance) == (role, name, index, instance)
 
 
-@pytest.mark.parametrize("role, name, at, instance", [
-    ("element", "x", (0,), 1),  # an element has no name
-    ("element", "", (0, 1), 1),  # and one axis
-    ("size", "", (), 1),  # a size needs its name
-    ("iteration", "i", (0,), 1),
-    ("data", "T", (0,), 2),  # a cell has no second instance
-    ("bogus", "n", (), 1),
-])
+@pytest.mark.parametrize(
+    "role, name, at, instance",
+    [
+        ("element", "x", (0,), 1),  # an element has no name
+        ("element", "", (0, 1), 1),  # and one axis
+        ("size", "", (), 1),  # a size needs its name
+        ("iteration", "i", (0,), 1),
+        ("data", "T", (0,), 2),  # a cell has no second instance
+        ("bogus", "n", (), 1),
+    ],
+)
 def test_key_fields_that_spell_no_key_are_refused(role, name, at, instance):
     with pytest.raises(ValueError):
         CexKey(role, name, at, instance)
@@ -266,8 +277,12 @@ def test_a_plain_text_key_is_refused():
 
 def _split_named(size: str, rows: int):
     """A lane split of ``rows`` rows; the grid extent is a size called ``size``."""
-    @tp.kernel(grid={"p": size}, assume=[f"{size} <= 64"],
-               tensors=dict(x=tp.Input((f"{size}*16", 128)), y=tp.Output((f"{size}*16", 128))))
+
+    @tp.kernel(
+        grid={"p": size},
+        assume=[f"{size} <= 64"],
+        tensors=dict(x=tp.Input((f"{size}*16", 128)), y=tp.Output((f"{size}*16", 128))),
+    )
     def split_named(x, y):
         p = tp.program_id(0)
         t = tp.load(x, (tp.ds(p * 16, rows), slice(None)))
@@ -299,8 +314,12 @@ def test_the_even_split_with_a_size_called_lanes_is_proved():
 def _big_rows(size: str, cap: int):
     """Tiles of 4096 elements, ``size`` programs: the element offset passes int32 unless
     ``size <= cap`` keeps it small."""
-    @tp.kernel(grid={"p": size}, assume=[f"{size} <= {cap}"],
-               tensors=dict(x=tp.Input((f"{size} * 4096",)), y=tp.Output((f"{size} * 4096",))))
+
+    @tp.kernel(
+        grid={"p": size},
+        assume=[f"{size} <= {cap}"],
+        tensors=dict(x=tp.Input((f"{size} * 4096",)), y=tp.Output((f"{size} * 4096",))),
+    )
     def rows(x, y):
         p = tp.program_id(0)
         tp.store(y, (tp.ds(p * 4096, 4096),), tp.load(x, (tp.ds(p * 4096, 4096),)))
@@ -315,8 +334,11 @@ def test_a_quantity_never_overwrites_a_size_of_its_name(size):
     has ``offset`` programs and ``p`` must stay below it).  The size keeps its value, and
     the offset is in the message."""
     rep = verify_kernel(_big_rows(size, 1 << 20))
-    bad = [o for o in rep.obligations if o.kind == "overflow" and o.status == "violated"
-           and "element offset" in o.message]
+    bad = [
+        o
+        for o in rep.obligations
+        if o.kind == "overflow" and o.status == "violated" and "element offset" in o.message
+    ]
     assert bad, [(o.kind, o.status, o.message) for o in rep.obligations]
     for o in bad:
         cx = o.counterexample
@@ -333,9 +355,12 @@ def test_the_small_twin_with_a_size_called_offset_is_proved():
 
 
 def _looped_barrier(trips_depend_on_program: bool):
-    @tp.kernel(grid={"p": "P"}, assume=["P <= 64"],
-               tensors=dict(x=tp.Input(("P", 8)), y=tp.Output(("P", 8))),
-               launch=tp.Launch(cores=64, start="together"))
+    @tp.kernel(
+        grid={"p": "P"},
+        assume=["P <= 64"],
+        tensors=dict(x=tp.Input(("P", 8)), y=tp.Output(("P", 8))),
+        launch=tp.Launch(cores=64, start="together"),
+    )
     def looped_barrier(x, y):
         p = tp.program_id(0)
 
@@ -359,8 +384,15 @@ def _check_roles(kernel) -> set[str]:
     loops = {n.var: n for n in model.walk() if isinstance(n, Loop)}
     lanes = {n.var for n in model.walk() if isinstance(n, Lanes)}
     carried = {c for lp in loops.values() for c in lp.carried}
-    known = {*model.sizes, *(g for g, _ in model.grid), *loops, *lanes, *model.data, *carried,
-             *(model.ranks[:1] if model.ranks else ())}
+    known = {
+        *model.sizes,
+        *(g for g, _ in model.grid),
+        *loops,
+        *lanes,
+        *model.data,
+        *carried,
+        *(model.ranks[:1] if model.ranks else ()),
+    }
     seen = set()
     for o in verify_kernel(kernel).obligations:
         for k in o.counterexample or {}:
@@ -374,21 +406,30 @@ def _check_roles(kernel) -> set[str]:
                 "loop": k.name in loops,
                 "iteration": k.name in loops and k.instance == 1,
                 "element": len(k.at) == 1 and k.instance == 1,
-                "data": (k.name in model.tensors and len(k.at) > 0) if k.at
-                else (k.name in model.data or k.name in carried
-                      or k.name.removesuffix("_carried") in model.data),
+                "data": (k.name in model.tensors and len(k.at) > 0)
+                if k.at
+                else (
+                    k.name in model.data
+                    or k.name in carried
+                    or k.name.removesuffix("_carried") in model.data
+                ),
                 "value": k.name not in known,
             }[k.role]
             assert ok, (o.kind, o.message, k, k.role)
     return seen
 
 
-@pytest.mark.parametrize("name, roles", [
-    ("fused_decode_kv_offset_int32", {"size", "program", "lane", "loop", "data", "value",
-                                      "element"}),
-    ("fused_decode_empty_seq", {"size", "data", "element"}),  # data at an index: seq_lens[0]
-    ("mesh_ring_short", {"size", "rank", "value"}),
-])
+@pytest.mark.parametrize(
+    "name, roles",
+    [
+        (
+            "fused_decode_kv_offset_int32",
+            {"size", "program", "lane", "loop", "data", "value", "element"},
+        ),
+        ("fused_decode_empty_seq", {"size", "data", "element"}),  # data at an index: seq_lens[0]
+        ("mesh_ring_short", {"size", "rank", "value"}),
+    ],
+)
 def test_catalog_keys_have_the_role_of_their_name(name, roles):
     from tileproof.catalog import bugs
 

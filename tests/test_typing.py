@@ -60,9 +60,17 @@ def test_mypy_config_covers_the_public_api() -> None:
     # ... and the bodies of their unannotated functions are checked too
     strict = [o for o in conf["overrides"] if o.get("check_untyped_defs")]
     modules = {m for o in strict for m in o["module"]}
-    for public in ("tileproof", "tileproof.errors", "tileproof._location", "tileproof.testing",
-                   "tileproof.shapes.*", "tileproof.spec.*", "tileproof.model.*",
-                   "tileproof.report.*", "tileproof.project.*"):
+    for public in (
+        "tileproof",
+        "tileproof.errors",
+        "tileproof._location",
+        "tileproof.testing",
+        "tileproof.shapes.*",
+        "tileproof.spec.*",
+        "tileproof.model.*",
+        "tileproof.report.*",
+        "tileproof.project.*",
+    ):
         assert public in modules, public
 
 
