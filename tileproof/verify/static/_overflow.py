@@ -30,6 +30,7 @@ from ... import shapes
 from ...model import (
     Access,
     Arith,
+    Assert,
     Barrier,
     Branch,
     Claim,
@@ -163,8 +164,9 @@ def _(node: Fold) -> tuple:
 
 # nothing of theirs steers: barriers, lanes (a literal count), lane splits and split
 # reductions (literal shapes), intermediates and divisions (checked themselves, and they
-# steer only through the nodes above that use them), claims (checked, never relied on)
-for _kind in (Barrier, Lanes, LanePart, SplitReduce, Arith, Divide, Claim):
+# steer only through the nodes above that use them), claims and a front end's rules
+# (checked, never relied on)
+for _kind in (Barrier, Lanes, LanePart, SplitReduce, Arith, Divide, Claim, Assert):
     _steers.register(_kind, lambda node: ())
 
 

@@ -26,6 +26,7 @@ from ... import shapes
 from ...model import (
     Access,
     Arith,
+    Assert,
     Barrier,
     Branch,
     Claim,
@@ -95,9 +96,10 @@ def _(node: Divide) -> tuple[str, list]:
 
 
 # no integer expressions of their own: barriers, lanes and splits (literal counts and
-# shapes), claims (their divisions are Divide nodes; the claim is checked by _claim), and
-# unsupported constructs (whatever depends on them is unknown)
-for _kind in (Barrier, Lanes, LanePart, SplitReduce, Claim, Unsupported):
+# shapes), claims (their divisions are Divide nodes; the claim is checked by _claim), a
+# front end's rules (checked by _asserted; not the body's arithmetic), and unsupported
+# constructs (whatever depends on them is unknown)
+for _kind in (Barrier, Lanes, LanePart, SplitReduce, Claim, Assert, Unsupported):
     _node_exprs.register(_kind, lambda node: ("", []))
 
 
