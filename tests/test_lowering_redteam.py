@@ -265,7 +265,9 @@ def _nested(bounded: str, doubling: bool):
 
         def outer(j, a):
             tp.store(y, (tp.ds(a, 1),), jnp.zeros((1,)))
-            got = lax.fori_loop(0, inner_n, (lambda i, c: a) if doubling else (lambda i, c: c + 1), 0)
+            got = lax.fori_loop(
+                0, inner_n, (lambda i, c: a) if doubling else (lambda i, c: c + 1), 0
+            )
             return a + got
 
         lax.fori_loop(0, outer_n, outer, 1)

@@ -129,8 +129,7 @@ def test_program_order_and_phases_of_events():
 def _far_store(offset):
     """Program p of 5 stores one element at ``offset(p, S)`` of an 8-element output."""
 
-    @tp.kernel(grid={"p": 5, "q": 2}, assume=["S <= 2**62"],
-               tensors=dict(y=tp.Output(("8",))))
+    @tp.kernel(grid={"p": 5, "q": 2}, assume=["S <= 2**62"], tensors=dict(y=tp.Output(("8",))))
     def far_store(y):
         p, q, s = tp.program_id(0), tp.program_id(1), tp.size("S")
         tp.store(y, (tp.ds(offset(p, q, s), 1),), jnp.zeros((1,)))

@@ -129,8 +129,13 @@ def _sum_rows(x):
     return {"y": x.sum(axis=1)}
 
 
-@tp.kernel(grid={"p": "P"}, assume=["P <= 8", "K <= 16"], defaults={"P": 2, "K": 3},
-           tensors=dict(x=tp.Input(("P", "K")), y=tp.Output(("P",))), reference=_sum_rows)
+@tp.kernel(
+    grid={"p": "P"},
+    assume=["P <= 8", "K <= 16"],
+    defaults={"P": 2, "K": 3},
+    tensors=dict(x=tp.Input(("P", "K")), y=tp.Output(("P",))),
+    reference=_sum_rows,
+)
 def sum_rows(x, y):
     """``fori_loop(0, K)`` with ``K >= 1`` always runs; ``fori_loop(1, K)`` may not (K = 1)."""
     from jax import lax

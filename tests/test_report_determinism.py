@@ -64,10 +64,20 @@ def _kernel(name: str):
 
 
 def _fresh(args: list[str], seed: int) -> tuple[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": str(seed),
-           "TILEPROOF_DEBUG": ""}
-    done = subprocess.run([sys.executable, "-c", _SCRIPT.format(root=str(ROOT)), *args],
-                          cwd=ROOT, env=env, text=True, capture_output=True, timeout=900)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "PYTHONHASHSEED": str(seed),
+        "TILEPROOF_DEBUG": "",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _SCRIPT.format(root=str(ROOT)), *args],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     text, js = json.loads(done.stdout)
     return text, js

@@ -114,9 +114,12 @@ def _in_lanes(gate: str | None):
     lanes around it).  ``gate="send"``: lane 1 never sends, yet every lane receives;
     ``gate="recv"``: lane 1 never receives, yet every lane sends."""
 
-    @tp.kernel(grid={"r": "n"}, assume=["n <= 64"], ranks=tp.Ranks("n", "ring", name="r"),
-               tensors=dict(k=tp.Input(("n*16", 64), sharded=True),
-                            out=tp.Output(("n*32", 64))))
+    @tp.kernel(
+        grid={"r": "n"},
+        assume=["n <= 64"],
+        ranks=tp.Ranks("n", "ring", name="r"),
+        tensors=dict(k=tp.Input(("n*16", 64), sharded=True), out=tp.Output(("n*32", 64))),
+    )
     def ring(k, out):
         r, n = tp.program_id(0), tp.num_ranks()
         with tp.lanes(2) as lane:
@@ -125,9 +128,13 @@ def _in_lanes(gate: str | None):
 
             def step(s, carry):
                 cur, acc = carry
-                cur = tp.sendrecv(cur, to=(r + 1) % n, frm=(r - 1) % n,
-                                  send=lane == 0 if gate == "send" else True,
-                                  recv=lane == 0 if gate == "recv" else True)
+                cur = tp.sendrecv(
+                    cur,
+                    to=(r + 1) % n,
+                    frm=(r - 1) % n,
+                    send=lane == 0 if gate == "send" else True,
+                    recv=lane == 0 if gate == "recv" else True,
+                )
                 return cur, acc + tp.fold(cur, when=lane == 0)
 
             _, acc = lax.fori_loop(1, n, step, (x, acc))

@@ -209,9 +209,7 @@ class _Run:
                 gone = ~mask
                 if gone.any() and self.s is not None:
                     self.s.exits.append(
-                        ExitEvents(
-                            **self.base(node, _take(env, gone), phase[gone], loops, lanes)
-                        )
+                        ExitEvents(**self.base(node, _take(env, gone), phase[gone], loops, lanes))
                     )
                 phase[mask] = self.block(
                     node.then, _take(env, mask), phase[mask], loops, lanes, path
@@ -219,9 +217,7 @@ class _Run:
                 return phase
             for sel, body in ((mask, node.then), (~mask, node.orelse)):
                 if body and sel.any():
-                    phase[sel] = self.block(
-                        body, _take(env, sel), phase[sel], loops, lanes, path
-                    )
+                    phase[sel] = self.block(body, _take(env, sel), phase[sel], loops, lanes, path)
         elif isinstance(node, Lanes):
             idx = np.repeat(np.arange(n), node.n)
             sub = _take(env, idx)
@@ -244,9 +240,7 @@ class _Run:
             if self.s is None:
                 self.record(node, env, phase, path)
             else:
-                self.s.barriers.append(
-                    BarrierEvents(**self.base(node, env, phase, loops, lanes))
-                )
+                self.s.barriers.append(BarrierEvents(**self.base(node, env, phase, loops, lanes)))
             if node.ends_phase:
                 phase = phase.copy()
                 phase[:, 0] += 1
@@ -356,9 +350,7 @@ class _Run:
         )
         if node.value is not None:  # an index-tensor read binds its data symbol for what follows
             data = self.s.data[node.tensor]
-            at = tuple(
-                self.ints(d.start, env, (n,)).astype(np.int64) for d in node.dims
-            )
+            at = tuple(self.ints(d.start, env, (n,)).astype(np.int64) for d in node.dims)
             ok = np.ones(n, dtype=bool)
             for i, extent in zip(at, data.shape):
                 ok &= (i >= 0) & (i < extent)
