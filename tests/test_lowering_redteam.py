@@ -4,7 +4,8 @@ static verifier used to prove, each with a correct twin that must stay proved.
 Classes: an ``iota`` longer than its dtype's range wraps; an integer division by the literal 0
 is not modelled (unknown, not a crash); a loop carry reloaded from an index tensor keeps its
 initial value in the value, not in a data range naming program ids (two-program queries); a
-floor division ``INT_MIN // -1`` overflows; a user function named ``floor_divide`` is not jnp's.
+floor division ``INT_MIN // -1`` overflows; a user function named ``floor_divide`` is not jnp's;
+an inner loop's first-pass placeholders are not the outer loop's (a carry that doubles).
 """
 
 from __future__ import annotations
@@ -242,3 +243,47 @@ def test_arithmetic_inside_loops_and_branches_names_a_line():
     assert located and all(loc.line > 0 for loc in located if loc is not None)
     overflow = [o for o in check_static(model, kinds=("overflow",)) if o.kind == "overflow"]
     assert overflow and all(o.status == "proved" for o in overflow)
+
+
+# ---------------------------- nested loops: first-pass placeholders of each loop its own
+
+
+def _nested(bounded: str, doubling: bool):
+    """An outer loop whose carry ``a`` grows by what an inner loop returns.
+
+    ``doubling``: the inner body returns the *outer* carry (``a``), so ``a`` runs 1, 2, 4, 8
+    and the store at ``a = 8`` overruns ``y``.  The inner loop's first pass used to name its
+    carry's placeholder like the outer's (``_k1`` both), read ``a`` as its own carry,
+    classified it invariant and lowered ``a`` as the constant 1: bounds proved.  Twin: the
+    inner loop counts on its own carry (``c + 1``): ``a`` runs 1, 3, 5, 7, in bounds.
+    ``bounded``: ``"static"`` loops (scans), or ``"dynamic"`` ones (while loops)."""
+    trips = {"static": (4, 2), "dynamic": ("J", "K")}[bounded]
+
+    @tp.kernel(grid={"p": 1}, assume=["J == 4", "K == 2"], tensors=dict(y=tp.Output(("8",))))
+    def nested(y):
+        outer_n, inner_n = (n if isinstance(n, int) else tp.size(n) for n in trips)
+
+        def outer(j, a):
+            tp.store(y, (tp.ds(a, 1),), jnp.zeros((1,)))
+            got = lax.fori_loop(
+                0, inner_n, (lambda i, c: a) if doubling else (lambda i, c: c + 1), 0
+            )
+            return a + got
+
+        lax.fori_loop(0, outer_n, outer, 1)
+
+    return nested
+
+
+@pytest.mark.parametrize("bounded", ["static", "dynamic"])
+def test_an_inner_loop_returning_the_outer_carry_is_not_an_invariant(bounded):
+    kernel = _nested(bounded, doubling=True)
+    _caught(kernel, "bounds")
+    model = lower(kernel)
+    stores = [n for n in _walk(model.body) if getattr(n, "kind", None) == "store"]
+    assert all(not s.dims[0].start.is_const for s in stores), [str(s.dims[0]) for s in stores]
+
+
+@pytest.mark.parametrize("bounded", ["static", "dynamic"])
+def test_an_inner_loop_counting_on_its_own_carry_stays_proved(bounded):
+    _proved(_nested(bounded, doubling=False), "bounds")

@@ -5,8 +5,10 @@ once reported a false violation)."""
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax import lax
 
 import tileproof.spec as tp
 from tileproof import model as M
@@ -119,3 +121,62 @@ def test_program_order_and_phases_of_events():
         for k in range(2)
         for j, name in enumerate(("Access", "Barrier", "Access"))
     ]
+
+
+# ------------------------------------------- pictures compute in int64: refuse, never wrap
+
+
+def _far_store(offset):
+    """Program p of 5 stores one element at ``offset(p, S)`` of an 8-element output."""
+
+    @tp.kernel(grid={"p": 5, "q": 2}, assume=["S <= 2**62"], tensors=dict(y=tp.Output(("8",))))
+    def far_store(y):
+        p, q, s = tp.program_id(0), tp.program_id(1), tp.size("S")
+        tp.store(y, (tp.ds(offset(p, q, s), 1),), jnp.zeros((1,)))
+
+    return far_store
+
+
+WIDE = [  # each reaches 2**62 at S = 2**62 (the product wraps: p = 4 lands on element 0)
+    ("product", lambda p, q, s: p * s),
+    ("sum of rows", lambda p, q, s: p * (s // 8) + q * (s // 4) + s // 4),
+    ("square", lambda p, q, s: (p + s // 65536) * (p + s // 65536) * 4),
+    ("a size expression", lambda p, q, s: s * 2 - s // 2 + p),
+]
+
+
+@pytest.mark.parametrize("offset", [w[1] for w in WIDE], ids=[w[0] for w in WIDE])
+def test_a_picture_past_int64_is_refused_and_names_the_line(offset):
+    model = lower(_far_store(offset))
+    with pytest.raises(M.RunError, match=r"test_model_interp\.py:\d+: error: .* reaches 2\*\*62"):
+        M.run(model, {"S": 2**62})
+
+
+@pytest.mark.parametrize("offset", [w[1] for w in WIDE], ids=[w[0] for w in WIDE])
+def test_the_same_stores_below_the_limit_are_drawn_exactly(offset):
+    """The twin: at S = 2**40 the elements are the exact offsets, out of bounds where they are."""
+    model = lower(_far_store(offset))
+    s = 2**40
+    sched = M.run(model, {"S": s})
+    want = sorted(offset(p, q, s) for p in range(5) for q in range(2))
+    (ev,) = [a for a in sched.accesses if a.node.tensor == "y"]
+    assert sorted(ev.element[0].tolist()) == want
+    assert ev.in_bounds.tolist() == [0 <= e < 8 for e in ev.element[0].tolist()]
+    assert sched.writes("y")[1] == sum(not 0 <= e < 8 for e in want)
+
+
+def test_loop_bounds_past_int64_are_refused():
+    @tp.kernel(grid={"p": 2}, assume=["S <= 2**62"], tensors=dict(y=tp.Output(("8",))))
+    def long_loop(y):
+        p, s = tp.program_id(0), tp.size("S")
+
+        def body(i, c):
+            tp.store(y, (tp.ds(0, 1),), jnp.zeros((1,)))
+            return c
+
+        lax.fori_loop(p * s * 4, p * s * 4 + 1, body, 0)
+
+    model = lower(long_loop)
+    with pytest.raises(M.RunError, match="reaches 2\\*\\*62"):
+        M.run(model, {"S": 2**62})
+    assert M.run(model, {"S": 2**40}).writes("y")[0].tolist()[0] == 2

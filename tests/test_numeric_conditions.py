@@ -123,3 +123,54 @@ def test_sides_no_admissible_point_reaches_are_told_apart():
     (loop,) = [c for c in conditions(an) if c.kind == "loop"]
     # K >= 1: the loop always runs (false is impossible), and K == 1 is its boundary
     assert impossible_sides(an, loop, ["true", "false", "boundary"]) == ["false"]
+
+
+def _sum_rows(x):
+    return {"y": x.sum(axis=1)}
+
+
+@tp.kernel(
+    grid={"p": "P"},
+    assume=["P <= 8", "K <= 16"],
+    defaults={"P": 2, "K": 3},
+    tensors=dict(x=tp.Input(("P", "K")), y=tp.Output(("P",))),
+    reference=_sum_rows,
+)
+def sum_rows(x, y):
+    """``fori_loop(0, K)`` with ``K >= 1`` always runs; ``fori_loop(1, K)`` may not (K = 1)."""
+    from jax import lax
+
+    p = tp.program_id(0)
+    first = tp.load(x, (p, 0))
+    tp.store(y, (p,), lax.fori_loop(1, tp.size("K"), lambda k, a: a + tp.load(x, (p, k)), first))
+    total = lax.fori_loop(0, tp.size("K"), lambda k, a: a + tp.load(x, (p, k)), jnp.float32(0))
+    tp.store(y, (p,), total)
+
+
+def test_an_unreachable_side_is_reported_unreachable_not_uncovered():
+    res = check_numeric(sum_rows, budget=2, gradients=False)
+    assert res.status == "matched", res.message
+    rows = {r["condition"]: r for r in res.to_json()["conditions"] if r["kind"] == "loop"}
+    always = rows["loop i runs: 0 < K"]
+    assert always["true"] is True and always["false"] == "unreachable"
+    assert always["boundary"] is True and always["impossible"] == ["false"]  # K == 1 is run
+    # the twin: 1 < K is false at K = 1, a side a run reaches (and this one did)
+    maybe = rows["loop i runs: 1 < K"]
+    assert maybe["false"] is True and "impossible" not in maybe
+
+
+def test_a_side_the_solver_cannot_decide_stays_uncovered():
+    """Fail closed: only a proof makes a side unreachable; unknown and refuted leave it a gap."""
+    from tileproof.verify.numeric._conditions import impossible_sides
+    from tileproof.verify.static._decide import Answer
+
+    an = Analysis(lower(sum_rows))
+    loops = [c for c in conditions(an) if c.kind == "loop"]
+    assert loops
+    for status in ("unknown", "refuted"):
+        an.decide = lambda q, a, status=status: Answer(status)
+        for c in loops:
+            assert impossible_sides(an, c, ["true", "false", "boundary"]) == []
+            row = c.describe({"true"}, impossible_sides(an, c, ["false", "boundary"]))
+            assert row["false"] is False and row["boundary"] is False and "impossible" not in row
+    assert loops[0].describe(None)["false"] is None  # a run too large to replay: unknown

@@ -22,9 +22,10 @@ from tileproof.catalog import bugs
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden"
 
-# z3's choice among counterexamples depends on what the process solved before (its
-# context is global), so the texts come from one fresh process that verifies the variants
-# in their catalog order: the same text for every run of the suite, whatever ran before.
+# The texts come from one fresh process that verifies the variants in their catalog order.
+# Each kernel's report no longer depends on what the process verified before (a fresh z3
+# context and empty decision caches per kernel, tests/test_report_determinism.py); the
+# subprocess keeps the suite's own imports and settings out of the texts.
 _SCRIPT = """
 import json, re, sys
 from tileproof.catalog import bugs

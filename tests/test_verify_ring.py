@@ -102,3 +102,64 @@ def test_gated_rank_is_nobodys_partner():
     ), [o.message for o in bad]
     cx = left[0].counterexample
     assert cx["r"] == 0 and cx["partner"] == 1
+
+
+# --------------------------------------- ring steps inside lanes: lane l meets lane l
+
+
+def _in_lanes(gate: str | None):
+    """A closed ring run by both lanes of every rank (each lane its own accumulator and rows).
+
+    The exchange pairs lane l of one rank with lane l of the other (the executor vmaps the
+    lanes around it).  ``gate="send"``: lane 1 never sends, yet every lane receives;
+    ``gate="recv"``: lane 1 never receives, yet every lane sends."""
+
+    @tp.kernel(
+        grid={"r": "n"},
+        assume=["n <= 64"],
+        ranks=tp.Ranks("n", "ring", name="r"),
+        tensors=dict(k=tp.Input(("n*16", 64), sharded=True), out=tp.Output(("n*32", 64))),
+    )
+    def ring(k, out):
+        r, n = tp.program_id(0), tp.num_ranks()
+        with tp.lanes(2) as lane:
+            x = tp.load(k, (tp.ds(r * 16, 16), slice(None)))
+            acc = tp.fold(x, when=lane == 0)
+
+            def step(s, carry):
+                cur, acc = carry
+                cur = tp.sendrecv(
+                    cur,
+                    to=(r + 1) % n,
+                    frm=(r - 1) % n,
+                    send=lane == 0 if gate == "send" else True,
+                    recv=lane == 0 if gate == "recv" else True,
+                )
+                return cur, acc + tp.fold(cur, when=lane == 0)
+
+            _, acc = lax.fori_loop(1, n, step, (x, acc))
+            tp.store(out, (tp.ds(r * 32 + lane * 16, 16), slice(None)), acc)
+
+    return ring
+
+
+def test_a_ring_inside_lanes_matches_each_lane_with_the_same_lane():
+    """The partner is the same lane of the other rank: it exists and it receives (a free
+    partner lane was read out of range: "rank 1 does not exist" at n = 2)."""
+    obs = _ring_obs(_in_lanes(None))
+    assert any("matching receive" in o.message for o in obs)
+    assert not _bad(obs), [(o.status, o.message) for o in _bad(obs)]
+
+
+def test_a_lane_that_does_not_send_leaves_its_receiver_unmatched():
+    obs = _ring_obs(_in_lanes("send"))
+    assert [o.message.split(" at ")[0] for o in _bad(obs)] == ["rank 0 expects a chunk from rank 1"]
+    assert "does not send there" in _bad(obs)[0].message
+    assert _bad(obs)[0].status == "violated"
+
+
+def test_a_lane_that_does_not_receive_leaves_its_sender_unmatched():
+    obs = _ring_obs(_in_lanes("recv"))
+    assert [o.message.split(" at ")[0] for o in _bad(obs)] == ["rank 0 sends to rank 1"]
+    assert "does not receive there" in _bad(obs)[0].message
+    assert _bad(obs)[0].status == "violated"

@@ -48,33 +48,50 @@ def _run(ctx: _Ctx, closed, args: list[SV], block: _Block) -> list[SV]:
 
 
 _PH = "_k"
+_PP = "_kp"
+
+
+def _ph(ctx: _Ctx, i: int) -> str:
+    """The first-pass placeholder of carry ``i`` of the loop being lowered here.
+
+    Named by the loop's first-pass nesting level as well: a loop inside another loop's first
+    pass sees the outer placeholders among its operands, and a name shared with them (both
+    ``_k1`` once) made an inner body returning the outer carry look invariant -- an outer
+    carry that doubles each iteration was lowered as a constant and its store proved in
+    bounds.  Call it outside :func:`_first_pass` (which nests the level).
+    """
+    return f"{_PH}{ctx.ph_level + 1}_{i}"
+
+
+def _pp(ctx: _Ctx, i: int) -> str:
+    """The tag of carry ``i``'s ring origin in the first pass (named like :func:`_ph`)."""
+    return f"{_PP}{ctx.ph_level + 1}_{i}"
 
 
 @contextlib.contextmanager
 def _first_pass(ctx: _Ctx):
-    """A throwaway interpretation: its nodes, names and data symbols are forgotten."""
-    names, data, depth = set(ctx.names), dict(ctx.data), ctx.depth
+    """A throwaway interpretation: its nodes, names and data symbols are forgotten; loops
+    inside it name their placeholders one level deeper (see :func:`_ph`)."""
+    names, data, depth, level = set(ctx.names), dict(ctx.data), ctx.depth, ctx.ph_level
+    ctx.ph_level = level + 1
     try:
         yield _Block([])
     finally:
-        ctx.names, ctx.data, ctx.depth = names, data, depth
-
-
-_PP = "_kp"
+        ctx.names, ctx.data, ctx.depth, ctx.ph_level = names, data, depth, level
 
 
 def _placeholders(ctx: _Ctx, init: list[SV]) -> list[SV]:
-    """First-pass stand-ins.  A ring tile's origin is ``r + _kp<i>`` (``_kp<i>`` names the
-    carry, so an output that comes from another carry — ``(a, b) -> (recv(b), a)`` — is told
+    """First-pass stand-ins (built before entering :func:`_first_pass`).  A ring tile's
+    origin is ``r + _kp<i>`` (``_kp<i>`` names the carry, so an output that comes from another carry — ``(a, b) -> (recv(b), a)`` — is told
     apart from one that shifts its own), and its validity is assumed (see the module
     docstring): the output's validity is then the one-step arrival condition."""
     out = []
     for i, sv in enumerate(init):
         if sv.is_int:
-            out.append(int_sv(shapes.sym(f"{_PH}{i}"), sv.shape, sv.bits, sv.signed))
+            out.append(int_sv(shapes.sym(_ph(ctx, i)), sv.shape, sv.bits, sv.signed))
         elif sv.prov is not None and ctx.rank_var and not is_mixed(sv.prov):
             out.append(
-                replace(sv, prov=shapes.sym(ctx.rank_var) + shapes.sym(f"{_PP}{i}"), valid=None)
+                replace(sv, prov=shapes.sym(ctx.rank_var) + shapes.sym(_pp(ctx, i)), valid=None)
             )
         else:
             out.append(sv)
@@ -88,14 +105,14 @@ def _classify(ctx: _Ctx, init: list[SV], outs: list[SV], loopvar: str, data=None
     (``data``: the first pass's data symbols), as in a prefetch of the next page-table
     entry; see :func:`_carried_data`.
     """
-    phs = {f"{_PH}{i}" for i in range(len(init))}
+    phs = {_ph(ctx, i) for i in range(len(init))}
     # A step may only use names that exist before the loop: a value the body itself reads
     # (a first-pass data symbol, forgotten since) changes from step to step.
     known = ctx.names
     kinds = []
     for i, (a, b) in enumerate(zip(init, outs)):
         if a.is_int and b.is_int:
-            diff = b.expr - shapes.sym(f"{_PH}{i}")
+            diff = b.expr - shapes.sym(_ph(ctx, i))
             free = diff.free_symbols()
             read = b.expr.as_symbol()
             if diff.is_const and diff.const_value == 0:
@@ -109,7 +126,7 @@ def _classify(ctx: _Ctx, init: list[SV], outs: list[SV], loopvar: str, data=None
             else:
                 kinds.append(("var",))
         elif a.prov is not None and b.prov is not None and ctx.rank_var and not is_mixed(a.prov):
-            own = b.prov - shapes.sym(f"{_PP}{i}")  # the output's origin less this carry's tag
+            own = b.prov - shapes.sym(_pp(ctx, i))  # the output's origin less this carry's tag
             delta = own - shapes.sym(ctx.rank_var)
             free = delta.free_symbols()
             if ctx.rank_var not in free and loopvar not in free and free <= known:
@@ -145,8 +162,8 @@ def _shift_mod(ctx: _Ctx, prov: shapes.Expr, loopvar: str, phs: set, valid) -> t
     return ("shiftmod", d, m, valid)
 
 
-def _bind_invariants(e: shapes.Expr, init: list[SV]) -> shapes.Expr:
-    repl = {f"{_PH}{i}": sv.expr for i, sv in enumerate(init) if sv.is_int}
+def _bind_invariants(ctx: _Ctx, e: shapes.Expr, init: list[SV]) -> shapes.Expr:
+    repl = {_ph(ctx, i): sv.expr for i, sv in enumerate(init) if sv.is_int}
     return e.subs(repl)
 
 
@@ -155,9 +172,9 @@ def _index_at(ctx: _Ctx, d, init, kinds, s: shapes.Expr):
     repl = {}
     for i, (sv, kind) in enumerate(zip(init, kinds)):
         if kind[0] == "inv" and sv.is_int:
-            repl[f"{_PH}{i}"] = sv.expr
+            repl[_ph(ctx, i)] = sv.expr
         elif kind[0] == "ind" and sv.is_int:
-            repl[f"{_PH}{i}"] = sv.expr + _bind_invariants(kind[1], init) * s
+            repl[_ph(ctx, i)] = sv.expr + _bind_invariants(ctx, kind[1], init) * s
     index = tuple(e.subs(repl) for e in d.index)
     known = ctx.names
     if any(n not in known for e in index for n in e.free_symbols()):
@@ -220,15 +237,17 @@ UNTRACKED = (
 )
 
 
-def _at_iteration(f: shapes.Formula, init, kinds, s: shapes.Expr) -> shapes.Formula | None:
+def _at_iteration(
+    ctx: _Ctx, f: shapes.Formula, init, kinds, s: shapes.Expr
+) -> shapes.Formula | None:
     """A first-pass formula (over the placeholders) at iteration ``s``, or None where it
     mentions a carry that is no induction."""
     repl = {}
     for i, (sv, kind) in enumerate(zip(init, kinds)):
         if sv.is_int and kind[0] == "inv":
-            repl[f"{_PH}{i}"] = sv.expr
+            repl[_ph(ctx, i)] = sv.expr
         elif sv.is_int and kind[0] == "ind":
-            repl[f"{_PH}{i}"] = sv.expr + _bind_invariants(kind[1], init) * s
+            repl[_ph(ctx, i)] = sv.expr + _bind_invariants(ctx, kind[1], init) * s
     out = f.subs(repl) if repl else f
     if any(n.startswith((_PH, _PP)) for n in out.free_symbols()):
         return None
@@ -249,7 +268,7 @@ def _carried_valid(ctx, sv: SV, step_valid, init, kinds, s: shapes.Expr):
     if step_valid is None:
         prev = truth
     else:
-        prev = _at_iteration(step_valid, init, kinds, s - 1)
+        prev = _at_iteration(ctx, step_valid, init, kinds, s - 1)
         if prev is None or not prev.free_symbols() <= ctx.names:
             return None
     if prev == truth and first == truth:
@@ -267,14 +286,20 @@ def _carry_values(ctx, init, kinds, s: shapes.Expr) -> list[SV]:
             vals.append(_carried_data(ctx, sv, kind[1], init, kinds, s, len(kind) > 2))
         elif kind[0] == "ind":
             vals.append(
-                int_sv(sv.expr + _bind_invariants(kind[1], init) * s, sv.shape, sv.bits, sv.signed)
+                int_sv(
+                    sv.expr + _bind_invariants(ctx, kind[1], init) * s,
+                    sv.shape,
+                    sv.bits,
+                    sv.signed,
+                )
             )
         elif kind[0] in ("shift", "shiftmod"):
             r = shapes.sym(ctx.rank_var)
             if kind[0] == "shift":
-                moved = r + _bind_invariants(kind[1], init) * s
+                moved = r + _bind_invariants(ctx, kind[1], init) * s
             else:
-                d, m = _bind_invariants(kind[1], init), _bind_invariants(kind[2], init)
+                d = _bind_invariants(ctx, kind[1], init)
+                m = _bind_invariants(ctx, kind[2], init)
                 moved = shapes.mod(r + d * s, m)
             valid = _carried_valid(ctx, sv, kind[-1], init, kinds, s)
             if valid is None:  # fail closed: a fold of it is unsupported
@@ -377,8 +402,8 @@ def _scan(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
                 loc,
             )
         )
+    phs = _placeholders(ctx, init)
     with _first_pass(ctx) as scratch:
-        phs = _placeholders(ctx, init)
         outs = _run(ctx, p["jaxpr"], consts + phs + x_slices, scratch)[:ncarry]
         reads = dict(ctx.data)
     kinds = _classify(ctx, init, outs, "", reads)

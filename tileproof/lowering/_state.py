@@ -38,6 +38,7 @@ class _Ctx:
         self.halving: list[tuple[int, int | None]] = []  # (lanes, halved axis) of halve regions
         self.call_locs: list[Location] = []  # user lines of the calls being interpreted
         self.depth = 0  # loops and branches around the current block
+        self.ph_level = 0  # loop first passes around the current block (see _loops._ph)
         self.exited = False  # an exit_if() was lowered: the rest is under its guard
         # conditions under which the current node runs (exit guards, branch sides, loop
         # ranges): a ring step's sender must reach it too (see tp_sendrecv)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from .. import shapes
 from ..model import Access, Arith, Unsupported, walk
-from ._loops import _classify, _first_pass, _loop, _placeholders, _run
+from ._loops import _bind_invariants, _classify, _first_pass, _loop, _placeholders, _run
 from ._state import _Block, _Ctx
 from ._values import SV, int_sv, opaque
 
@@ -92,8 +92,8 @@ def lower_while(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
     p = eqn.params
     nc, nb = p["cond_nconsts"], p["body_nconsts"]
     cconsts, bconsts, init = ins[:nc], ins[nc : nc + nb], ins[nc + nb :]
+    phs = _placeholders(ctx, init)
     with _first_pass(ctx) as scratch:
-        phs = _placeholders(ctx, init)
         outs = _run(ctx, p["body_jaxpr"], bconsts + phs, scratch)
         reads = dict(ctx.data)
     kinds = _classify(ctx, init, outs, "", reads)
@@ -128,7 +128,7 @@ def lower_while(ctx: _Ctx, eqn, ins: list[SV], loc, block: _Block):
         if kind[0] == "inv":
             args.append(sv)
         elif kind[0] == "ind" and sv.is_int:
-            step = kind[1].subs({f"_k{i}": x.expr for i, x in enumerate(init) if x.is_int})
+            step = _bind_invariants(ctx, kind[1], init)
             args.append(int_sv(sv.expr + step * cv, sv.shape, sv.bits))
         elif sv.is_int or sv.is_bool:
             args.append(opaque(sv.shape, "a loop-carried value that is not an induction"))

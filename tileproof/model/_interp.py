@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from ._data import Oracle, RunError, TooLarge
-from ._eval import evaluate, holds
+from ._eval import evaluate, holds, in_range
 from ._events import (
     PROG,
     AccessEvents,
@@ -180,85 +180,93 @@ class _Run:
             n = len(phase)
             if n == 0:
                 return phase
-            if self.steps is not None:
-                self.taken += n
-                if self.taken > self.steps:
-                    raise TooLarge(f"more than {self.steps} steps")
-            if self.s is None and isinstance(node, (Loop, Branch)):
-                self.record(node, env, phase, path)  # where a caller watches its condition
-            if isinstance(node, Loop):
-                phase = self.loop(node, env, phase, loops, lanes, path)
-            elif isinstance(node, Branch):
-                mask = np.broadcast_to(holds(node.cond, env), (n,))
-                phase = phase.copy()
-                if node.exit:
-                    gone = ~mask
-                    if gone.any() and self.s is not None:
-                        self.s.exits.append(
-                            ExitEvents(
-                                **self.base(node, _take(env, gone), phase[gone], loops, lanes)
-                            )
-                        )
-                    phase[mask] = self.block(
-                        node.then, _take(env, mask), phase[mask], loops, lanes, path
+            try:
+                phase = self.step(node, env, phase, loops, lanes, path)
+            except RunError as e:  # name the line of the innermost node that failed
+                if e.location is None:
+                    e.location = node.loc
+                    e.args = (str(e),)
+                raise
+        return phase
+
+    def step(
+        self, node: Node, env: dict, phase: np.ndarray, loops: tuple, lanes: tuple, path: tuple
+    ) -> np.ndarray:
+        """Run one node for the rows of ``env``; returns the rows' phases afterwards."""
+        n = len(phase)
+        if self.steps is not None:
+            self.taken += n
+            if self.taken > self.steps:
+                raise TooLarge(f"more than {self.steps} steps")
+        if self.s is None and isinstance(node, (Loop, Branch)):
+            self.record(node, env, phase, path)  # where a caller watches its condition
+        if isinstance(node, Loop):
+            phase = self.loop(node, env, phase, loops, lanes, path)
+        elif isinstance(node, Branch):
+            mask = np.broadcast_to(holds(node.cond, env), (n,))
+            phase = phase.copy()
+            if node.exit:
+                gone = ~mask
+                if gone.any() and self.s is not None:
+                    self.s.exits.append(
+                        ExitEvents(**self.base(node, _take(env, gone), phase[gone], loops, lanes))
                     )
-                    continue
-                for sel, body in ((mask, node.then), (~mask, node.orelse)):
-                    if body and sel.any():
-                        phase[sel] = self.block(
-                            body, _take(env, sel), phase[sel], loops, lanes, path
-                        )
-            elif isinstance(node, Lanes):
-                idx = np.repeat(np.arange(n), node.n)
-                sub = _take(env, idx)
-                sub[node.var] = np.tile(np.arange(node.n, dtype=np.int64), n).astype(self.dt)
-                inner = phase[idx].copy()
-                inner[:, 1] = 0
-                after = self.block(
-                    node.body,
-                    sub,
-                    inner,
-                    loops,
-                    (*lanes, node.var),
-                    (*path, (self.order[id(node)], node.var, True)),
+                phase[mask] = self.block(
+                    node.then, _take(env, mask), phase[mask], loops, lanes, path
                 )
-                phase = phase.copy()
-                phase[:, 0] = after[:, 0].reshape(n, node.n).max(axis=1)
-            elif isinstance(node, Access):
-                self.access(node, env, phase, loops, lanes, path)
-            elif isinstance(node, Barrier):
-                if self.s is None:
-                    self.record(node, env, phase, path)
-                else:
-                    self.s.barriers.append(
-                        BarrierEvents(**self.base(node, env, phase, loops, lanes))
-                    )
-                if node.ends_phase:
-                    phase = phase.copy()
-                    phase[:, 0] += 1
-                elif node.scope == "lanes":
-                    phase = phase.copy()
-                    phase[:, 1] += 1
-            elif self.s is None:
+                return phase
+            for sel, body in ((mask, node.then), (~mask, node.orelse)):
+                if body and sel.any():
+                    phase[sel] = self.block(body, _take(env, sel), phase[sel], loops, lanes, path)
+        elif isinstance(node, Lanes):
+            idx = np.repeat(np.arange(n), node.n)
+            sub = _take(env, idx)
+            sub[node.var] = np.tile(np.arange(node.n, dtype=np.int64), n).astype(self.dt)
+            inner = phase[idx].copy()
+            inner[:, 1] = 0
+            after = self.block(
+                node.body,
+                sub,
+                inner,
+                loops,
+                (*lanes, node.var),
+                (*path, (self.order[id(node)], node.var, True)),
+            )
+            phase = phase.copy()
+            phase[:, 0] = after[:, 0].reshape(n, node.n).max(axis=1)
+        elif isinstance(node, Access):
+            self.access(node, env, phase, loops, lanes, path)
+        elif isinstance(node, Barrier):
+            if self.s is None:
                 self.record(node, env, phase, path)
-            elif isinstance(node, Comm):
-                self.comm(node, env, phase, loops, lanes)
-            elif isinstance(node, Fold):
-                chunk = self.prov(node.prov, env, n)
-                cond = np.broadcast_to(holds(node.cond, env), (n,))
-                self.s.folds.append(
-                    FoldEvents(**self.base(node, env, phase, loops, lanes), chunk=chunk, cond=cond)
-                )
-            elif isinstance(node, Unsupported):
-                self.s.unsupported.append(node)
+            else:
+                self.s.barriers.append(BarrierEvents(**self.base(node, env, phase, loops, lanes)))
+            if node.ends_phase:
+                phase = phase.copy()
+                phase[:, 0] += 1
+            elif node.scope == "lanes":
+                phase = phase.copy()
+                phase[:, 1] += 1
+        elif self.s is None:
+            self.record(node, env, phase, path)
+        elif isinstance(node, Comm):
+            self.comm(node, env, phase, loops, lanes)
+        elif isinstance(node, Fold):
+            chunk = self.prov(node.prov, env, n)
+            cond = np.broadcast_to(holds(node.cond, env), (n,))
+            self.s.folds.append(
+                FoldEvents(**self.base(node, env, phase, loops, lanes), chunk=chunk, cond=cond)
+            )
+        elif isinstance(node, Unsupported):
+            self.s.unsupported.append(node)
         return phase
 
     def loop(
         self, node: Loop, env: dict, phase: np.ndarray, loops: tuple, lanes: tuple, path: tuple
     ) -> np.ndarray:
         n = len(phase)
-        lo = np.broadcast_to(evaluate(node.lo, env), (n,)).astype(self.dt)
-        hi = np.broadcast_to(evaluate(node.hi, env), (n,)).astype(self.dt)
+        lo = self.ints(node.lo, env, (n,)).astype(self.dt)
+        hi = self.ints(node.hi, env, (n,)).astype(self.dt)
         counts = np.maximum(hi - lo, 0)
         if self.steps is not None and counts.max(initial=0) > self.steps:
             raise TooLarge(f"a loop of {counts.max()} iterations")
@@ -318,7 +326,7 @@ class _Run:
         }
         element, k = [], 0
         for d in node.dims:
-            start = np.broadcast_to(evaluate(d.start, cenv), (n, 1))
+            start = self.ints(d.start, cenv, (n, 1))
             element.append(
                 np.broadcast_to(start if d.point else start + grids[k][None, :], (n, tile))
             )
@@ -342,9 +350,7 @@ class _Run:
         )
         if node.value is not None:  # an index-tensor read binds its data symbol for what follows
             data = self.s.data[node.tensor]
-            at = tuple(
-                np.broadcast_to(evaluate(d.start, env), (n,)).astype(np.int64) for d in node.dims
-            )
+            at = tuple(self.ints(d.start, env, (n,)).astype(np.int64) for d in node.dims)
             ok = np.ones(n, dtype=bool)
             for i, extent in zip(at, data.shape):
                 ok &= (i >= 0) & (i < extent)
@@ -370,15 +376,15 @@ class _Run:
 
     def comm(self, node: Comm, env: dict, phase: np.ndarray, loops: tuple, lanes: tuple) -> None:
         n = len(phase)
-        dst = np.broadcast_to(evaluate(node.dst, env), (n,))
-        src = np.broadcast_to(evaluate(node.src, env), (n,))
+        dst = self.ints(node.dst, env, (n,))
+        src = self.ints(node.src, env, (n,))
         sent = self.prov(node.prov, env, n)
         sched = self.s
         assert sched is not None, "comm() runs in schedule mode"
         rank = sched.model.ranks[0] if sched.model.ranks else None
         received = np.full(n, -1, dtype=np.int64)
         if node.prov is not None and rank is not None:
-            received = np.broadcast_to(evaluate(node.prov.subs({rank: node.src}), env), (n,))
+            received = self.ints(node.prov.subs({rank: node.src}), env, (n,))
         sched.comms.append(
             CommEvents(
                 **self.base(node, env, phase, loops, lanes),
@@ -391,11 +397,18 @@ class _Run:
             )
         )
 
-    @staticmethod
-    def prov(expr, env, n) -> np.ndarray:
+    def prov(self, expr, env, n) -> np.ndarray:
         if expr is None:
             return np.full(n, -1, dtype=np.int64)
-        return np.broadcast_to(evaluate(expr, env), (n,)).astype(np.int64)
+        return self.ints(expr, env, (n,)).astype(np.int64)
+
+    def ints(self, expr, env, shape: tuple) -> np.ndarray:
+        """``expr`` per row; for pictures (int64 rows) refused at or past ``2**62`` (see
+        :mod:`._eval`): a value that does not fit must not wrap into a wrong element."""
+        v = evaluate(expr, env)
+        if self.s is not None:
+            in_range(v, expr)
+        return np.broadcast_to(v, shape)
 
     def events(self, axes) -> list[Event]:
         """The recorded rows as events, per program in program order."""

@@ -42,7 +42,7 @@ from ._normal import canon_formula, clear_memo, has_division, side_conditions, s
 from ._parse import written
 from ._search import holds, points, probe_points, shrink
 
-__all__ = ["UNBOUNDED", "Decision", "bounds", "clear_caches", "prove"]
+__all__ = ["UNBOUNDED", "Decision", "bounds", "clear_caches", "forget_history", "prove"]
 
 UNBOUNDED = 2**62
 _SEARCH_POINTS = 48
@@ -122,6 +122,27 @@ def clear_caches() -> None:
         solver.clear()
     written.cache_clear()
     clear_input_memo()
+
+
+def forget_history() -> None:
+    """Answer the next questions as a fresh process would (the verifier calls it per kernel).
+
+    What z3 answers, and so which counterexample a refutation carries, depends on the
+    terms its context already holds (it numbers them in creation order and orders its
+    rewriting and search by those numbers), and a cached decision or a remembered
+    admissible point is what an earlier question left behind.  So a kernel's report
+    would depend on what the process verified before it.  This drops every cached
+    decision, prepared assumption set and remembered point, and starts a new z3
+    context; the memos of pure functions (parses, normal forms, atoms, propagation
+    steps) are kept, as they answer the same whatever came first.
+    """
+    _contexts.clear()
+    _proofs.clear()
+    _bounds.clear()
+    _known.clear()
+    solver = sys.modules.get(__package__ + "._solver")  # z3 is imported lazily: only if loaded
+    if solver is not None:
+        solver.clear()
 
 
 def _context(assume: tuple[Formula, ...]):

@@ -57,6 +57,10 @@ class _Terms:
     """
 
     def __init__(self) -> None:
+        # A context of its own: z3 numbers terms in creation order (recycling freed
+        # numbers) and its rewriting and search orders follow those numbers, so a
+        # context shared with earlier work would let that work change the models found.
+        self.ctx = z3.Context()
         self.vars: dict[str, z3.ArithRef] = {}
         self.memo: dict = {}
         self._order: dict = {}
@@ -65,7 +69,7 @@ class _Terms:
     def var(self, name: str) -> z3.ArithRef:
         v = self.vars.get(name)
         if v is None:
-            v = self.vars[name] = z3.Int(name)
+            v = self.vars[name] = z3.Int(name, self.ctx)
         return v
 
     # -- naming-independent structure
@@ -119,13 +123,13 @@ class _Terms:
         if got is None:
             total = None
             for m, c in e.terms:
-                term = z3.IntVal(c) if not m or c != 1 else None
+                term = z3.IntVal(c, self.ctx) if not m or c != 1 else None
                 for a, p in m:
                     t = self.atom(a, names)
                     for _ in range(p):
                         term = t if term is None else term * t
                 total = term if total is None else total + term
-            got = self.memo[key] = total if total is not None else z3.IntVal(0)
+            got = self.memo[key] = total if total is not None else z3.IntVal(0, self.ctx)
         return got
 
     def atom(self, a, names: dict):
@@ -183,7 +187,7 @@ class _Terms:
 
     def _formula(self, f: Formula, names: dict):
         if isinstance(f, BoolConst):
-            return z3.BoolVal(f.value)
+            return z3.BoolVal(f.value, self.ctx)
         if isinstance(f, Cmp):
             a, b = self.expr(f.lhs, names), self.expr(f.rhs, names)
             op = f.op
@@ -202,6 +206,8 @@ class _Terms:
         args = [self.formula(x, names) for x in f.args]
         if f.kind == "not":
             return z3.Not(args[0])
+        if not args:  # z3.And() / z3.Or() alone would build in z3's global context
+            return z3.BoolVal(f.kind == "and", self.ctx)
         return z3.And(*args) if f.kind == "and" else z3.Or(*args)
 
     def bound(self, name: str, lo, hi) -> list:
@@ -236,7 +242,7 @@ _MAX_TERMS = 1 << 16
 
 
 def clear() -> None:
-    """Forget every memoised translation (for timing from a cold start)."""
+    """Forget every memoised translation and start a new z3 context (see :class:`_Terms`)."""
     global _TERMS
     _TERMS = _Terms()
 
@@ -255,7 +261,7 @@ class Session:
         self, facts: Sequence[Formula], box: Mapping[str, Interval], symbols: Iterable[str]
     ):
         self.tr = tr = _terms()
-        self.solver = z3.Solver()
+        self.solver = z3.Solver(ctx=tr.ctx)
         self.solver.set("timeout", TIMEOUT_MS)
         self.symbols = sorted(set(symbols))
         self.names: dict = {}  # quotient key -> its number in this session

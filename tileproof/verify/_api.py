@@ -16,6 +16,7 @@ from dataclasses import replace
 
 from ..lowering import lower
 from ..report import KINDS, KernelReport, NumericResult, Obligation, Report
+from ..shapes._decide import forget_history
 from ..spec._errors import LocatedError
 from ..spec._kernel import Kernel
 
@@ -124,6 +125,8 @@ def _verify(
     numeric_cache=None,
     cached_only=False,
 ) -> KernelReport:
+    # the report is a function of this kernel alone, whatever the process verified before
+    forget_history()
     bits, rep.index_bits_from = index_width(kernel, config)
     rep.index_bits = bits
     if timeout_ms is None and config is not None:

@@ -9,21 +9,24 @@ model knows every such condition (branch and ``when`` conditions, access masks),
 * :func:`condition_points` asks the solver, for each condition, for admissible sizes and
   index values that make it true, false, and sit on its boundary (the sides of its first
   comparison at most 1 apart), within the numeric cap, and keeps a few that together cover the
-  most sides not covered yet (a greedy cover: the numeric check stays quick), and proves
-  the sides no admissible point reaches (a loop over ``B >= 1`` items always runs);
+  most sides not covered yet (a greedy cover: the numeric check stays quick);
+* :func:`impossible_sides` proves, under the kernel's assumptions and the path to the
+  condition, the sides no admissible execution reaches (a loop over ``B >= 1`` items
+  always runs): the report marks them ``"unreachable"`` rather than uncovered, and a side
+  the solver cannot decide stays uncovered;
 * :func:`covered` replays the model concretely at a run's sizes on the run's own index
   inputs and says, per condition, whether some program evaluated it true, false, or at
   its boundary (a comparison whose sides differ by at most 1, or a mask that changes
   inside one tile).
 
-Nothing here proves anything: the points only steer the numeric run, and the coverage
+No verdict comes from here: the points only steer the numeric run, and the coverage
 is a report.  A replay too large for its budget leaves that run's coverage unknown.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,9 +35,17 @@ from ... import shapes
 from ...model import Access, Branch, Loop
 from ._caps import CAP_ELEMENTS, CAP_PROGRAMS
 
-__all__ = ["Condition", "condition_points", "conditions", "covered", "impossible_sides"]
+__all__ = [
+    "UNREACHABLE",
+    "Condition",
+    "condition_points",
+    "conditions",
+    "covered",
+    "impossible_sides",
+]
 
 SIDES = ("true", "false", "boundary")
+UNREACHABLE = "unreachable"  # a side's value when the solver proves no execution reaches it
 _REPLAY_STEPS = 200_000
 _MAX_CELLS = 1 << 17
 
@@ -53,12 +64,19 @@ class Condition:
     def location(self) -> str:
         return str(self.site.loc)
 
-    def describe(self, seen: set[str] | None, impossible: list[str] = ()) -> dict:
-        """JSON: source line, text, per side whether the run covered it (None: unknown), and
-        the sides no admissible point reaches (``impossible``: proved by the solver)."""
-        out = {"location": self.location, "kind": self.kind, "condition": self.text}
+    def describe(self, seen: set[str] | None, impossible: Sequence[str] = ()) -> dict:
+        """JSON: source line, text, and per side ``true`` (the run covered it), ``false``
+        (it did not: a gap of the run), ``None`` (unknown: a run too large to replay) or
+        ``"unreachable"`` (no admissible execution reaches it, proved by the solver: no gap
+        at all); the proved sides are listed under ``impossible`` too."""
+        out: dict = {"location": self.location, "kind": self.kind, "condition": self.text}
         for s in SIDES:
-            out[s] = None if seen is None else (s in seen)
+            if seen is not None and s in seen:
+                out[s] = True
+            elif s in impossible:
+                out[s] = UNREACHABLE
+            else:
+                out[s] = None if seen is None else False
         if impossible:
             out["impossible"] = list(impossible)
         return out

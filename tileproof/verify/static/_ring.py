@@ -417,7 +417,13 @@ def _sides(an: Analysis, site: Site, partner_rank):
     ts = [shapes.sym(f"_t{j}") for j in range(len(loops))]
     me = Instance({}, "")
     ids1, reach1, sub1 = reach_sub(an, site, me, loops, ts)
-    names = _private(an) | {an.rank_var}
+    # the partner is the same lane of the other rank: a ring step inside ``lanes`` pairs
+    # lane l of one rank with lane l of the other (the executor vmaps the lanes around its
+    # exchange over the rank axis, and the lowering's arrival condition reads the sender's
+    # path at this lane); a free partner lane was read for every value, out of range too,
+    # and reported "rank 1 does not exist" for a correct ring
+    lanes = {ln.var for ln in site.lanes}
+    names = (_private(an) - lanes) | {an.rank_var}
     other = an.instance(None, "2", names=names)
     target = _norm(an, partner_rank.subs(sub1))
     other.mapping[an.rank_var] = target
