@@ -265,6 +265,11 @@ def test_programs_reading_an_entry_rewritten_between_barriers_see_two_values():
     _caught(_unique(_shared_counter(True)))
 
 
+def test_reads_after_the_last_store_of_a_tensor_agree_across_programs():
+    """``s[0]`` is stored in phase 0 only: every read in a later phase sees that value."""
+    _proved(_unique(_shared_counter(False)))
+
+
 # ------------------------------------------- 4. no concrete value for a stored-into entry
 
 

@@ -45,7 +45,7 @@ def unpin_written(ctx, body: list[Node]) -> None:
     written = {n.tensor for n in walk(body) if isinstance(n, Access) and n.kind == "store"}
     for name, d in list(ctx.data.items()):
         if d.tensor in written:
-            ctx.data[name] = replace(d, index=())
+            ctx.data[name] = replace(d, index=(), entry=d.index)
 
 
 def implicit_broadcast(x: SV, shape) -> SV:
