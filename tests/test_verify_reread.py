@@ -214,6 +214,48 @@ def test_an_accumulation_through_an_unwritten_table_is_proved():
     _proved(_unique(_accumulate(False)))
 
 
+def _settled_table(rewrite: bool):
+    """Each program fills ``s[p]``, then (after a barrier) accumulates into ``o[p, s[p]]``
+    on every iteration: one element, rewritten -- an accumulation, since no store of ``s``
+    follows the barrier.  With ``rewrite`` the loop also moves ``s[p]`` on: its reads are
+    then fresh values, and the loop's iterations write different elements, wrapping
+    around to one written before once ``N > P``."""
+
+    @tp.kernel(
+        grid={"p": "P"},
+        assume=["N <= 64", "P <= 8"],
+        tensors=dict(
+            s=tp.Scratch(("P",), "int32", values="0 <= v < P"),
+            x=tp.Input(("N",)),
+            o=tp.Output(("P", "P")),
+        ),
+    )
+    def k(s, x, o):
+        p, np_ = tp.program_id(0), tp.size("P")
+        tp.store(s, (p,), p)
+        tp.barrier("grid")
+
+        def body(i, acc):
+            v = tp.load(s, (p,))
+            acc = acc + tp.load(x, (i,))
+            tp.store(o, (p, v), acc)
+            if rewrite:
+                tp.store(s, (p,), (v + 1) % np_)
+            return acc
+
+        lax.fori_loop(0, tp.size("N"), body, jnp.float32(0))
+
+    return k
+
+
+def test_a_settled_table_read_in_a_loop_is_one_value_per_element():
+    _proved(_unique(_settled_table(False)))
+
+
+def test_a_table_rewritten_in_the_loop_is_not_settled():
+    _caught(_unique(_settled_table(True)))
+
+
 # ------------------------------------------------------------- 3. across programs
 
 
