@@ -202,7 +202,7 @@ def _shared_read(writes: bool):
 
 
 def test_read_of_a_written_input_is_not_shared():
-    obs = [o for o in _obs(_shared_read(True), "race") if " of o " in o.message]
+    obs = [o for o in _obs(_shared_read(True), "race") if o.detail.get("tensor") == "o"]
     assert obs and {o.status for o in obs} & {"violated", "unknown"}, [o.message for o in obs]
 
 
@@ -231,7 +231,7 @@ def _distinct_slots(role: str):
 
 
 def test_distinct_written_tensor_is_not_trusted():
-    obs = [o for o in _obs(_distinct_slots("scratch"), "race") if " of o " in o.message]
+    obs = [o for o in _obs(_distinct_slots("scratch"), "race") if o.detail.get("tensor") == "o"]
     assert obs and {o.status for o in obs} & {"violated", "unknown"}, [o.message for o in obs]
 
 

@@ -30,17 +30,22 @@ __all__ = [
 
 
 def unpin_written(ctx, body: list[Node]) -> None:
-    """Reads of an input the kernel itself stores into (``updated=True``) are not one value
-    per element: a read after the kernel's own write sees the new value.  Dropping their
-    index keeps the verifier from equating two reads of one element (or treating a read as
-    the same for every program); their declared range still holds, because every store into
-    a tensor with ``values=`` must write values in that range (a ``bounds`` obligation).
-    ``distinct=True`` is not checked on stores, so it is not trusted for a written tensor."""
+    """Reads of a tensor the kernel itself stores into are not one value per element: a
+    read after a write (by this program, on an earlier iteration, or by another program in
+    an earlier phase) sees the new value.  Dropping their index keeps the verifier from
+    equating two reads of one element (two read nodes, or one read node on two iterations
+    or in two programs) and from treating a read as the same for every program.  That
+    holds for every role: an updated input, and scratch or outputs (always written before
+    they are read), whose one read node on two iterations with a store in between reads
+    two values.  Their declared range still holds, because every store into a tensor with
+    ``values=`` must write values in that range (a ``bounds`` obligation).
+    ``distinct=True`` is not checked on stores, so it is not trusted for a written tensor.
+    A read with no index is a fresh value at every execution: see
+    :func:`tileproof.verify.static._coverage.relevant_loops`."""
     written = {n.tensor for n in walk(body) if isinstance(n, Access) and n.kind == "store"}
     for name, d in list(ctx.data.items()):
-        decl = ctx.kernel.tensors[d.tensor]
-        if d.tensor in written and (decl.role == "input" or decl.distinct):
-            ctx.data[name] = replace(d, index=())
+        if d.tensor in written:
+            ctx.data[name] = replace(d, index=(), entry=d.index)
 
 
 def implicit_broadcast(x: SV, shape) -> SV:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from .. import shapes
-from ._nodes import Model
+from ._nodes import Access, Model
 
 __all__ = ["Oracle", "RunError", "TooLarge"]
 
@@ -74,6 +74,10 @@ class Oracle:
             n: t for n, t in model.tensors.items() if getattr(t, "enumerates", None) is not None
         }
         self.counts: dict = {}
+        # tensors the kernel stores into: reads of them see stored values, not these
+        self.stored = {
+            n.tensor for n in model.walk() if isinstance(n, Access) and n.kind == "store"
+        }
         if self.tables:  # work tables are spec declarations: their semantics live there
             from ..spec._decl import count_cell
         for n, t in self.tables.items():
@@ -85,7 +89,15 @@ class Oracle:
                 self.counts[cell] = n
 
     def __call__(self, name: str, index: tuple[int, ...]) -> int:
-        return self.cell(self.model.data[name].tensor, index, name)
+        d = self.model.data[name]
+        if d.tensor in self.stored:
+            raise RunError(
+                f"a read of {d.tensor} (an index tensor the kernel stores into): a concrete "
+                "run of the model does not follow stored values, so it cannot give the value "
+                "this read sees",
+                d.loc,
+            )
+        return self.cell(d.tensor, index, name)
 
     def admissible(self, tensor: str, v: int) -> bool:
         """Does ``v`` fit the tensor's dtype and ``values`` (distinctness aside)?"""

@@ -381,6 +381,10 @@ class Data:
     loc: Location
     bits: int = 32
     signed: bool = True
+    # a read of a tensor the kernel stores into has no ``index`` (its value may change
+    # between two reads of one element); ``entry`` keeps the element it reads, for the
+    # facts that hold where no store can come between (reads in later phases than every store)
+    entry: tuple[shapes.Expr, ...] = ()
 
     def dtype_range(self) -> shapes.Formula:
         v = shapes.sym(self.name)

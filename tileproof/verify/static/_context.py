@@ -120,11 +120,61 @@ class Analysis(Decider, Counterexamples, Explainer):
             and all(not (x.free_symbols() - set(self.sizes)) for x in d.index)
         }
         self.per_instance = per - self.global_data
+        self.read_keys = self._read_keys()
+        self.settled = self._settled()
         self.domain: tuple[shapes.Formula, ...] = tuple(model.assume) + tuple(
             shapes.ge(shapes.sym(s), k) for s, k in model.lower_bounds.items()
         )
         self.example: dict[str, int] = {}  # admissible sizes found by the shape check
         self.memo: dict = {}  # results one obligation kind computes and another reuses
+
+    def _read_keys(self) -> dict[str, tuple[str, ...]]:
+        """Per data symbol, the names that pick one execution of its read: program ids (and
+        the rank), the lanes and loop indices around the read (a loop-carried read: the
+        carrying loop's index too).  Two instances that agree on them are one execution and
+        read one value, whatever the kernel stores in between."""
+        base = [*self.pids]
+        if self.rank_var and self.rank_var not in self.extents:
+            base.append(self.rank_var)
+        out: dict[str, tuple[str, ...]] = {}
+        for s in self.sites:
+            around = [*base, *(ln.var for ln in s.lanes), *(lp.var for lp in s.loops)]
+            if isinstance(s.node, Access) and s.node.value is not None:
+                out[s.node.value] = tuple(around)
+            elif isinstance(s.node, Loop):
+                for c in s.node.carried:
+                    if c is not None:
+                        out[c] = (*around, s.node.var)
+        return out
+
+    def _settled(self) -> dict[str, tuple[shapes.Expr, ...]]:
+        """Reads of a stored-into tensor that no store can follow: the read's phase and every
+        store's phase of that tensor are constants, and the read's is greater (a grid barrier
+        or launch boundary separates them).  Such reads see the tensor as the stores left it,
+        one value per element, like an input's: data symbol -> the element read.  None where
+        phases are inexact (see ``inexact_phases``)."""
+        if self.inexact_phases:
+            return {}
+        last: dict[str, int | None] = {}
+        for s in self.sites:
+            if isinstance(s.node, Access) and s.node.kind == "store":
+                t, ph = s.node.tensor, s.phase
+                if not ph.is_const or (t in last and last[t] is None):
+                    last[t] = None
+                else:
+                    last[t] = max(last.get(t, ph.const_value), ph.const_value)
+        out: dict[str, tuple[shapes.Expr, ...]] = {}
+        for s in self.sites:
+            n = s.node
+            if not (isinstance(n, Access) and n.value is not None and n.value in self.data):
+                continue
+            d = self.data[n.value]
+            top = last.get(d.tensor)
+            if d.index or not d.entry or top is None or not s.phase.is_const:
+                continue
+            if s.phase.const_value > top:
+                out[n.value] = d.entry
+        return out
 
     # -- names
     def is_size(self, name: str) -> bool:
@@ -271,7 +321,10 @@ class Analysis(Decider, Counterexamples, Explainer):
 
         Two reads of one entry of an input tensor agree (functional consistency); for a
         tensor declared ``distinct``, reads of different entries also differ.  Reads of a
-        non-input tensor agree only when they are the same read node.  Names of other
+        tensor the kernel stores into have no index (see
+        :func:`tileproof.lowering._data.unpin_written`): two of them agree only when they
+        are one execution of one read node (the same program, lanes and loop indices around
+        it, :meth:`_read_keys`).  Names of other
         instances than ``a`` and ``b`` are left alone (their indices are not known here).
         ``extra`` adds reads ``(name, tensor, index)`` with their indices as given (the
         reads of a work table's declaration); ``name`` must be free of the model's.
@@ -287,24 +340,33 @@ class Analysis(Decider, Counterexamples, Explainer):
             if base not in self.data or (sep and tag not in by_tag):
                 continue
             inst = by_tag.get(tag, same) if sep else by_tag.get("", same)
-            index = tuple(inst(x) for x in self.data[base].index)
-            reads.setdefault(self.data[base].tensor, []).append((base, n, index))
+            settled = self.settled.get(base)
+            index = tuple(inst(x) for x in (settled or self.data[base].index))
+            entry = (base, n, index, inst, settled is not None)
+            reads.setdefault(self.data[base].tensor, []).append(entry)
         for name, tensor, index in extra:
-            reads.setdefault(tensor, []).append((None, name, tuple(index)))
+            reads.setdefault(tensor, []).append((None, name, tuple(index), None, False))
         out = []
         for tensor, items in reads.items():
             decl = self.model.tensors.get(tensor)
             role = getattr(decl, "role", "input")
             distinct = bool(getattr(decl, "distinct", False))
-            for i, (b1, n1, i1) in enumerate(items):
-                for b2, n2, i2 in items[i + 1 :]:
-                    if role != "input" and b1 != b2:
+            for i, (b1, n1, i1, x1, s1) in enumerate(items):
+                for b2, n2, i2, x2, s2 in items[i + 1 :]:
+                    v1, v2 = shapes.sym(n1), shapes.sym(n2)
+                    key = self.read_keys.get(b1) if b1 is not None and b1 == b2 else None
+                    if key is not None and not i1 and x1 is not None and x2 is not None:
+                        ks = [shapes.sym(k) for k in key]
+                        once = all_eq([x1(k) for k in ks], [x2(k) for k in ks])
+                        out.append(implies(once, shapes.eq(v1, v2)))
+                    if s1 != s2:  # a settled read and one a store may precede: unlinked
+                        continue
+                    if role != "input" and b1 != b2 and not s1:
                         continue
                     if len(i1) != len(i2) or not i1:
                         continue
-                    v1, v2 = shapes.sym(n1), shapes.sym(n2)
                     at = all_eq(i1, i2)
                     out.append(implies(at, shapes.eq(v1, v2)))
-                    if distinct:
+                    if distinct and not s1:  # distinct is not checked on stores
                         out.append(implies(shapes.eq(v1, v2), at))
         return out

@@ -48,6 +48,7 @@ from ._confirm import (
 from ._context import Analysis, Answer, Site, all_eq
 from ._pairs import pair
 from ._read_after_write import check_reads
+from ._sites import bound_inside
 from ._writers import decide_witnesses, why_unknown, witnesses
 
 __all__ = ["check"]
@@ -245,7 +246,14 @@ def _at(ob: Obligation, loc) -> Obligation:
 
 
 def relevant_loops(an: Analysis, site: Site) -> list[str]:
-    """Loop indices the store's element depends on (directly or through data it reads)."""
+    """Loop indices the store's element depends on (directly or through data it reads).
+
+    A read pinned to an index (an input the kernel never writes, or a read no store can
+    follow: ``Analysis.settled``) gives one value per element, so it depends on the loops
+    its index uses.  A read with no index (a tensor the kernel writes, see
+    :func:`tileproof.lowering._data.unpin_written`; a masked carry) is a fresh value at
+    every execution: it depends on every loop it is read (or carried) in, whatever its
+    index — the same store on two iterations may write two elements."""
     names: set[str] = set()
     for e in site.node.element():
         names |= e.free_symbols()
@@ -256,12 +264,13 @@ def relevant_loops(an: Analysis, site: Site) -> list[str]:
             seen.add(n)
             d = an.data.get(n)
             if d is not None:
-                for x in d.index:
+                for x in an.settled.get(n, d.index):
                     more |= x.free_symbols()
         if not more - names:
             break
         names |= more
-    return [lp.var for lp in site.loops if lp.var in names]
+    fresh = {n for n in names if n in an.data and not an.data[n].index and n not in an.settled}
+    return [lp.var for lp in site.loops if lp.var in names or fresh & bound_inside(lp)]
 
 
 def _unique(an: Analysis, a: Site, others: list[Site]) -> Obligation:

@@ -227,6 +227,17 @@ class Explainer:
                 detail=det,
                 reason="unreachable: no admissible values reach it" if ans.vacuous else "",
             )
+        if ans.status == "refuted" and self.rereads(ans.cex):
+            return Obligation(
+                kind,
+                "unknown",
+                message,
+                loc,
+                reason=self.rereads(ans.cex),
+                seconds=secs,
+                hint=hint,
+                detail=det,
+            )
         if ans.status == "refuted":
             return Obligation(
                 kind,
@@ -248,6 +259,44 @@ class Explainer:
             hint=hint,
             detail=det,
         )
+
+    def rereads(self, cex: Mapping[str, int] | None) -> str:
+        """Why a refutation cannot be reported: it assigns values to reads of a tensor the
+        kernel stores into (empty when it does not).
+
+        Such a read has no index (see :func:`tileproof.lowering._data.unpin_written`): the
+        verifier takes it as any value in the declared range, which is sound for a proof,
+        but whether the kernel's own stores can put that value there before the read is
+        not modelled, and the concrete runs of the model do not follow stored values either
+        (:class:`tileproof.model._data.Oracle` refuses such reads).  So the counterexample
+        cannot be confirmed: ``unknown``, never a ``violated`` that may not happen."""
+        data = getattr(self, "data", {})
+        hit = sorted(
+            {
+                data[base].tensor
+                for k in cex or {}
+                for base in (k.partition("__")[0],)
+                if base in data and data[base].tensor in self.stored_tensors
+            }
+        )
+        if not hit:
+            return ""
+        names = ", ".join(hit)
+        return (
+            f"refuted only with values read from {names} after the kernel may have stored "
+            f"into it; the model does not follow stored values, so the counterexample cannot "
+            f"be confirmed"
+        )
+
+    @property
+    def stored_tensors(self) -> set[str]:
+        """Tensors some store of the model writes."""
+        got = getattr(self, "_stored_tensors", None)
+        if got is None:
+            got = self._stored_tensors = {
+                n.tensor for n in self.model.walk() if isinstance(n, Access) and n.kind == "store"
+            }
+        return got
 
     def model_location(self):
         from ...spec._errors import UNKNOWN, Location

@@ -33,6 +33,7 @@ from ._decide import INT64_MIN
 
 __all__ = [
     "Site",
+    "bound_inside",
     "grid_barriers",
     "inexact_lane_phases",
     "inexact_phase_loops",
@@ -146,7 +147,7 @@ def _(node: Access) -> set[str]:
     return {node.value} if node.value is not None else set()
 
 
-def _bound_inside(loop: Loop | Lanes) -> set[str]:
+def bound_inside(loop: Loop | Lanes) -> set[str]:
     """Names that take a new value in every iteration of ``loop`` (or lane of a lanes
     region): its index, the indices of loops and lanes inside it, and the data it reads (or
     carries) there."""
@@ -172,7 +173,7 @@ def inexact_phase_loops(body: list[Node]) -> list[Loop | Lanes]:
         n = stack.pop()
         if isinstance(n, (Loop, Lanes)):  # lanes: one count for the program, whichever lane
             inner = grid_barriers(n.body)
-            if inner != 0 and inner.free_symbols() & _bound_inside(n):
+            if inner != 0 and inner.free_symbols() & bound_inside(n):
                 out.append(n)
         stack.extend(n.children())
     return out
@@ -267,7 +268,7 @@ def inexact_lane_phases(region: Lanes) -> bool:
             continue  # its barriers order its own lanes only
         if isinstance(n, Loop):
             inner = lane_barriers(n.body)
-            if inner != 0 and inner.free_symbols() & (_bound_inside(n) | {region.var}):
+            if inner != 0 and inner.free_symbols() & (bound_inside(n) | {region.var}):
                 return True
         stack.extend(n.children())
     return bool(lane_barriers(region.body).free_symbols() & {region.var})
