@@ -38,7 +38,9 @@ def unpin_written(ctx, body: list[Node]) -> None:
     ``distinct=True`` is not checked on stores, so it is not trusted for a written tensor."""
     written = {n.tensor for n in walk(body) if isinstance(n, Access) and n.kind == "store"}
     for name, d in list(ctx.data.items()):
-        decl = ctx.kernel.tensors[d.tensor]
+        decl = ctx.kernel.tensors.get(d.tensor)
+        if decl is None:  # a symbol of no tensor (a loop's step count, _loops._carried_steps)
+            continue
         if d.tensor in written and (decl.role == "input" or decl.distinct):
             ctx.data[name] = replace(d, index=())
 

@@ -381,6 +381,11 @@ class Data:
     loc: Location
     bits: int = 32
     signed: bool = True
+    # non-empty: the symbol over-approximates a value the model does not hold exactly (a
+    # loop carry advanced by a data-dependent choice of steps, :mod:`tileproof.lowering._loops`);
+    # every behaviour is among those modelled, so a proof stands, but a refutation may rest
+    # on an impossible value and is reported unknown (``verify.static._check``)
+    inexact: str = ""
 
     def dtype_range(self) -> shapes.Formula:
         v = shapes.sym(self.name)
