@@ -276,8 +276,7 @@ def _inexact(model: Model, obligations: list[Obligation]) -> None:
         ce = ", ".join(f"{k}={v}" for k, v in (o.counterexample or {}).items())
         o.reason = (
             f"it may rest on a value the model over-approximates: {d.inexact} at "
-            f"{d.loc.short}{more} (this finding holds on the model"
-            + (f": {ce})" if ce else ")")
+            f"{d.loc.short}{more} (this finding holds on the model" + (f": {ce})" if ce else ")")
         )
         o.message = f"unconfirmed: {o.message}"
         o.status, o.counterexample = "unknown", None
