@@ -396,6 +396,8 @@ class Data:
         return shapes.conj(shapes.ge(v, lo), shapes.le(v, hi))
 
     def describe(self) -> str:
+        if not self.tensor:  # no table's element: a count the lowering introduced
+            return self.name
         return f"{self.tensor}[{', '.join(map(str, self.index))}]"
 
 
