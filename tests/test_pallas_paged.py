@@ -166,3 +166,30 @@ def test_a_walk_the_data_cannot_take_is_never_reported_violated():
         backend="tpu",
     )
     _unconfirmed(k, "bounds", "lens_ref")
+
+
+def test_a_step_added_as_a_chosen_increment_is_proved_and_its_overrun_unknown():
+    # c + where(cond, 1, 0): the same walk, written as an added increment
+    def body(stop):
+        def f(lens_ref, x_ref, o_ref, b, n):
+            c = lax.fori_loop(
+                0, n, lambda _, c: c + jnp.where(lens_ref[b] == 0, 1, 0), jnp.int32(0)
+            )  # c in [0, n]: n when every step advances
+            o_ref[...] = x_ref[...] + lens_ref[jnp.minimum(c, stop(n))].astype(jnp.float32)
+
+        return f
+
+    _all_proved(_spec(body(lambda n: n - 1)))
+    _unconfirmed(_spec(body(lambda n: n)), "bounds", "lens_ref")
+
+
+def test_a_model_with_an_approximated_carry_has_no_concrete_run():
+    from tileproof.model import RunError, run
+
+    m = lower(_spec(_guarded(lambda b: b + 1)))
+    try:
+        run(m, {"B": 2})
+    except RunError as e:
+        assert "over-approximates" in str(e)
+    else:
+        raise AssertionError("a concrete run of an over-approximated carry")
