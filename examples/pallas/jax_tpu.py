@@ -14,7 +14,8 @@ each commented.  Three kernels are *not* proved and say why (fail closed): megab
 (its grid extent is computed from the group sizes), ``paged_attention`` and
 ``ragged_paged_attention`` (their manual DMAs are modelled, but each prefetches the next
 step's pages, a copy waited in a later grid step or loop iteration, whose pairing is not
-followed; and their block-index walk loops carry indices the lowering does not solve).
+followed; paged attention's walk to the next non-empty sequence is modelled, ragged
+paged attention's ``while`` loop, which stops on a flag, is not).
 """
 
 from __future__ import annotations
@@ -173,9 +174,11 @@ gmm_tpu = tp.pallas(
 # pages are fetched with manual DMAs (pltpu.make_async_copy) on DMA semaphores, double
 # buffered: the next block's pages are started before the current ones are waited, so a copy
 # crosses into the next loop iteration / grid step (unsupported, scoped to the coverage and
-# race of its buffers and pages, tileproof/pallas/_dma.py); the walk to the next non-empty
-# sequence (a fori_loop whose carry is no induction) and the branch on its result are
-# unsupported too, and those make every verdict unknown
+# race of its buffers and pages, tileproof/pallas/_dma.py).  The walk to the next
+# non-empty sequence (a fori_loop whose carry steps by 1 or 0) is over-approximated
+# soundly (tileproof/lowering/_loops.py): its reads are proved, and the refutations left
+# (buffer_index_ref, a prefetch table the kernel rewrites, has the whole int32 range) are
+# unknown, "unconfirmed"
 paged_attention_tpu = tp.pallas(
     functools.partial(pa.paged_attention, pages_per_compute_block=8),
     args=[
@@ -187,7 +190,7 @@ paged_attention_tpu = tp.pallas(
     ],
     assume=["B <= 256"],
     backend="tpu",
-    numeric={"skip": "DMAs waited in a later step and an unsolved block-index walk: unsupported"},
+    numeric={"skip": "DMAs waited in a later step: unsupported"},
     name="tpu.paged_attention",
 )
 ragged_paged_attention_tpu = tp.pallas(

@@ -44,6 +44,9 @@ def unpin_written(ctx, body: list[Node]) -> None:
     :func:`tileproof.verify.static._coverage.relevant_loops`."""
     written = {n.tensor for n in walk(body) if isinstance(n, Access) and n.kind == "store"}
     for name, d in list(ctx.data.items()):
+        decl = ctx.kernel.tensors.get(d.tensor)
+        if decl is None:  # a symbol of no tensor (a loop's step count, _loops._carried_steps)
+            continue
         if d.tensor in written:
             ctx.data[name] = replace(d, index=(), entry=d.index)
 

@@ -99,7 +99,8 @@ def _placeholders(ctx: _Ctx, init: list[SV]) -> list[SV]:
 
 
 def _classify(ctx: _Ctx, init: list[SV], outs: list[SV], loopvar: str, data=None):
-    """Per carry: ("inv",), ("ind", step), ("shift", delta), ("data", Data) or ("var",).
+    """Per carry: ("inv",), ("ind", step), ("shift", delta), ("data", Data),
+    ("steps", d1, d2) (see :func:`_bounded_steps`) or ("var",).
 
     ``("data", d)``: the body's new value of the carry is a read ``d`` of an index tensor
     (``data``: the first pass's data symbols), as in a prefetch of the next page-table
@@ -123,6 +124,10 @@ def _classify(ctx: _Ctx, init: list[SV], outs: list[SV], loopvar: str, data=None
                 kinds.append(("data", data[read]))
             elif data and _masked_read(b.expr) in data and _masked_read(b.expr) not in ctx.data:
                 kinds.append(("data", data[_masked_read(b.expr)], "masked"))
+            elif (
+                steps := _bounded_steps(b.expr, shapes.sym(f"{_PH}{i}"), known, loopvar)
+            ) is not None:
+                kinds.append(("steps", *steps))
             else:
                 kinds.append(("var",))
         elif a.prov is not None and b.prov is not None and ctx.rank_var and not is_mixed(a.prov):
@@ -138,6 +143,26 @@ def _classify(ctx: _Ctx, init: list[SV], outs: list[SV], loopvar: str, data=None
         else:
             kinds.append(("var",))
     return kinds
+
+
+def _bounded_steps(e: shapes.Expr, ph: shapes.Expr, known, loopvar: str):
+    """``(d1, d2)`` when one step maps the carry ``c`` to ``where(cond, c + d1, c + d2)``
+    (or ``c + where(cond, d1, d2)``) with steps ``d1``, ``d2`` that are the same at every
+    iteration, whatever ``cond`` is (a data-dependent walk such as paged attention's skip
+    over empty sequences: ``where(lengths[b] == 0, b + 1, b)``); else None.  See
+    :func:`_carried_steps` for what the lowering makes of it."""
+    cands = []
+    atom = e.as_atom()
+    if getattr(atom, "kind", None) == "where":
+        cands.append((atom.args[1] - ph, atom.args[2] - ph))
+    atom = (e - ph).as_atom()
+    if getattr(atom, "kind", None) == "where":
+        cands.append((atom.args[1], atom.args[2]))
+    for d1, d2 in cands:
+        free = d1.free_symbols() | d2.free_symbols()
+        if free <= known and loopvar not in free:  # placeholders are never known names
+            return d1, d2
+    return None
 
 
 def _masked_read(e: shapes.Expr) -> str | None:
@@ -220,6 +245,34 @@ def _carried_data(ctx: _Ctx, sv: SV, d, init, kinds, s: shapes.Expr, masked=Fals
     return int_sv(value, sv.shape, d.bits, d.signed)
 
 
+#: ``Data.inexact`` of a carry advanced by data-dependent steps (see :func:`_carried_steps`).
+STEPS = "a loop carry advanced by a step the loop chooses from data"
+
+
+def _carried_steps(ctx, sv: SV, d1, d2, init, s: shapes.Expr, loc) -> SV:
+    """A carry advanced by ``d1`` or ``d2`` at each step, the choice data-dependent.
+
+    After ``s`` steps it is ``init + d1 * m + d2 * (s - m)`` for some ``0 <= m <= s`` (``m``:
+    the steps that took ``d1``): exactly the values the loop can reach when its choice is
+    free, and a superset when the choice is constrained.  ``m`` is ``min(k, s)`` for a fresh
+    data symbol ``k >= 0`` (a data symbol, so each program and each iteration analysed has
+    its own, and its range mentions no program id or loop index -- see
+    :func:`_carried_data`).  The value is an over-approximation: a proof over it holds for
+    the kernel, but a refutation may pick a walk the data cannot produce, so ``k`` is marked
+    ``inexact`` and every refutation of the kernel is reported unknown
+    (``verify.static._check``).
+    """
+    from ..model import Data
+
+    name = ctx.fresh(f"steps_{loc.line}" if loc is not None and loc.line else "steps")
+    k = shapes.sym(name)
+    m = shapes.minimum(k, s)
+    d1, d2 = _bind_invariants(d1, init), _bind_invariants(d2, init)
+    # 64 bits: k counts steps, its dtype range must not cut the count short
+    ctx.data[name] = Data(name, "", (), shapes.ge(k, 0), loc, 64, True, inexact=STEPS)
+    return int_sv(sv.expr + d1 * m + d2 * (s - m), sv.shape, sv.bits, sv.signed)
+
+
 def _carried_name(e: shapes.Expr) -> str | None:
     """The data symbol of a carried read: ``v`` itself, or ``where(s == 0, init, v)``."""
     name = e.as_symbol()
@@ -276,12 +329,14 @@ def _carried_valid(ctx, sv: SV, step_valid, init, kinds, s: shapes.Expr):
     return shapes.disj(shapes.conj(shapes.eq(s, 0), first), shapes.conj(shapes.ge(s, 1), prev))
 
 
-def _carry_values(ctx, init, kinds, s: shapes.Expr) -> list[SV]:
+def _carry_values(ctx, init, kinds, s: shapes.Expr, loc=None) -> list[SV]:
     """Carry values at iteration s (number of completed iterations)."""
     vals = []
     for sv, kind in zip(init, kinds):
         if kind[0] == "inv":
             vals.append(sv)
+        elif kind[0] == "steps" and sv.is_int:
+            vals.append(_carried_steps(ctx, sv, kind[1], kind[2], init, s, loc))
         elif kind[0] == "data":
             vals.append(_carried_data(ctx, sv, kind[1], init, kinds, s, len(kind) > 2))
         elif kind[0] == "ind":
@@ -338,7 +393,7 @@ def _loop(
     var = ctx.fresh(f"i_{loc.line}" if loc.line else "i")
     v = shapes.sym(var)
     s = v - lo
-    carries = _carry_values(ctx, init, pass1_kinds, s)
+    carries = _carry_values(ctx, init, pass1_kinds, s, loc)
     if counter is not None:
         carries[counter] = int_sv(v, init[counter].shape, init[counter].bits, init[counter].signed)
     node = Loop(var, lo, hi, [], loc)
@@ -352,7 +407,7 @@ def _loop(
         ctx.depth -= 1
         del ctx.path[-2:]
     _induction_steps(ctx, node, init, pass1_kinds, carries, outs, s)
-    return _carry_values(ctx, init, pass1_kinds, shapes.maximum(trip, 0))
+    return _carry_values(ctx, init, pass1_kinds, shapes.maximum(trip, 0), loc)
 
 
 def _induction_steps(ctx, node: Loop, init, kinds, carries, outs, s) -> None:

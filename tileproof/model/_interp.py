@@ -444,6 +444,17 @@ def _take(env: dict, sel) -> dict:
     return {k: (v[sel] if isinstance(v, np.ndarray) and v.ndim == 1 else v) for k, v in env.items()}
 
 
+def _runnable(model: Model) -> None:
+    """A model holding an over-approximated value (``Data.inexact``: a loop carry advanced
+    by data-chosen steps) has no single concrete run: say so instead of guessing it."""
+    for d in model.data.values():
+        if getattr(d, "inexact", ""):
+            raise RunError(
+                f"the model over-approximates {d.inexact} at {d.loc.short}: it has no concrete run",
+                d.loc,
+            )
+
+
 def run(
     model: Model,
     sizes: Mapping[str, int],
@@ -460,6 +471,7 @@ def run(
     (``numeric={"derive": ...}``): index tensors the host computes from others,
     such as a work table built from sequence lengths, replace the sampled ones.
     """
+    _runnable(model)
     sizes = {k: int(v) for k, v in sizes.items()}
     tensor_shapes = {}
     for name in model.tensors:
@@ -510,6 +522,7 @@ def events(
     select loops and branches too: they are recorded before they run.  Raises
     :class:`TooLarge` past ``budget`` node executions, :class:`RunError` on a division by
     zero."""
+    _runnable(model)
     sizes = {k: int(v) for k, v in sizes.items()}
     oracle = read or Oracle(model, sizes, data or {}, cells)
     want = want or (lambda n: isinstance(n, (Access, Barrier, Comm, Fold)))

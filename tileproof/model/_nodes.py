@@ -385,6 +385,11 @@ class Data:
     # between two reads of one element); ``entry`` keeps the element it reads, for the
     # facts that hold where no store can come between (reads in later phases than every store)
     entry: tuple[shapes.Expr, ...] = ()
+    # non-empty: the symbol over-approximates a value the model does not hold exactly (a
+    # loop carry advanced by a data-dependent choice of steps, :mod:`tileproof.lowering._loops`);
+    # every behaviour is among those modelled, so a proof stands, but a refutation may rest
+    # on an impossible value and is reported unknown (``verify.static._check``)
+    inexact: str = ""
 
     def dtype_range(self) -> shapes.Formula:
         v = shapes.sym(self.name)
@@ -395,6 +400,8 @@ class Data:
         return shapes.conj(shapes.ge(v, lo), shapes.le(v, hi))
 
     def describe(self) -> str:
+        if not self.tensor:  # no table's element: a count the lowering introduced
+            return self.name
         return f"{self.tensor}[{', '.join(map(str, self.index))}]"
 
 

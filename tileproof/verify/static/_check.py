@@ -252,6 +252,37 @@ def _depends(o: Obligation, scope: tuple[str, set[str]] | None) -> bool:
     return True  # ring and any kind added later: not scoped
 
 
+def _inexact(model: Model, obligations: list[Obligation]) -> None:
+    """Refutations over an over-approximated value are unconfirmed (in place).
+
+    A data symbol marked ``inexact`` (a loop carry advanced by data-dependent steps, see
+    ``lowering._loops._carried_steps``) ranges over a superset of what the kernel can
+    compute: a ``proved`` verdict holds for every real value, a ``violated`` one may rest on
+    a value no run produces.  Every refutation of such a kernel becomes ``unknown``, its
+    would-be counterexample kept in the reason (fail closed: which refutations the value
+    reaches is not traced).
+    """
+    approx = sorted(
+        (d for d in model.data.values() if getattr(d, "inexact", "")),
+        key=lambda d: (d.loc.line or 0, d.name),
+    )
+    if not approx:
+        return
+    d = approx[0]
+    more = f" (and {len(approx) - 1} more)" if len(approx) > 1 else ""
+    for o in obligations:
+        if o.status != "violated":
+            continue
+        ce = ", ".join(f"{k}={v}" for k, v in (o.counterexample or {}).items())
+        o.reason = (
+            f"it may rest on a value the model over-approximates: {d.inexact} at "
+            f"{d.loc.short}{more} (this finding holds on the model" + (f": {ce})" if ce else ")")
+        )
+        o.message = f"unconfirmed: {o.message}"
+        o.status, o.counterexample = "unknown", None
+        o.detail = {**(o.detail or {}), "inexact": True}
+
+
 def _unsupported(
     model: Model, obligations: list[Obligation], kinds: tuple[str, ...] = KINDS
 ) -> list[Obligation]:
@@ -271,6 +302,7 @@ def _unsupported(
     reads as all proved while one of its accesses was never checked.  (Rewrites the
     obligations in place; returns the new ones.)
     """
+    _inexact(model, obligations)
     items = model.unsupported
     if not items:
         return []

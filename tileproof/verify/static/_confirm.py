@@ -54,7 +54,7 @@ def cells_of(an: Analysis, cex: dict, tag: str | None = None) -> dict:
     for k in names:
         base, sep, t = k.partition("__")
         d = an.data.get(base)
-        if d is None:
+        if d is None or d.tensor not in an.model.tensors:  # no table's cell (a step count)
             continue
         inst = an.instance(None, t) if sep else Instance({}, "")
         try:

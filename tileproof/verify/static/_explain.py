@@ -315,6 +315,8 @@ def plain(e, an: Explainer) -> str:
     names = sorted(e.free_symbols(), key=len, reverse=True)
     for n in names:
         m = re.match(r"^(.*)_(\d+)$", n)
+        if n in an.data and not an.data[n].tensor:  # a step count (_loops._carried_steps)
+            continue
         if n in an.data:
             d = an.data[n]
             idx = ", ".join(plain(x, an) for x in d.index)
