@@ -125,7 +125,7 @@ def _classify(ctx: _Ctx, init: list[SV], outs: list[SV], loopvar: str, data=None
             elif data and _masked_read(b.expr) in data and _masked_read(b.expr) not in ctx.data:
                 kinds.append(("data", data[_masked_read(b.expr)], "masked"))
             elif (
-                steps := _bounded_steps(b.expr, shapes.sym(f"{_PH}{i}"), known, loopvar)
+                steps := _bounded_steps(b.expr, shapes.sym(_ph(ctx, i)), known, loopvar)
             ) is not None:
                 kinds.append(("steps", *steps))
             else:
