@@ -267,7 +267,7 @@ def _carried_steps(ctx, sv: SV, d1, d2, init, s: shapes.Expr, loc) -> SV:
     name = ctx.fresh(f"steps_{loc.line}" if loc is not None and loc.line else "steps")
     k = shapes.sym(name)
     m = shapes.minimum(k, s)
-    d1, d2 = _bind_invariants(d1, init), _bind_invariants(d2, init)
+    d1, d2 = _bind_invariants(ctx, d1, init), _bind_invariants(ctx, d2, init)
     # 64 bits: k counts steps, its dtype range must not cut the count short
     ctx.data[name] = Data(name, "", (), shapes.ge(k, 0), loc, 64, True, inexact=STEPS)
     return int_sv(sv.expr + d1 * m + d2 * (s - m), sv.shape, sv.bits, sv.signed)
