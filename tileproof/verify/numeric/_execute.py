@@ -33,9 +33,11 @@ from ._memory import (
     Writers,
     _element_record,
     apply_logs,
+    end_pads,
     first_false_record,
     merge_private,
     pad,
+    pad_end,
     poison_value,
     read_write_races,
     unpad,
@@ -216,14 +218,16 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
         for ke, _ in kernel_eqns_of(e):
             if ke.primitive.name == "tp_load" and id(ke) not in ph.fast_load:
                 loaded.add(ke.params["tensor"])
-    snap = {}
-    for t in sorted(loaded | ph.private):
+    snap = {}  # loads read the tensors themselves (end-padded only where a window is wider)
+    for t in sorted(loaded - ph.private):
+        d, w = state[t]
+        ends = end_pads(plan.shapes[t], plan.pads[t])
+        snap[t] = (pad_end(d, ends), None if w is None else pad_end(w, ends))
+    priv0 = {}  # private views are padded copies (small: PRIVATE_LIMIT)
+    for t in sorted(ph.private):
         d, w = state[t]
         pads = plan.pads[t]
-        snap[t] = (pad(d, pads), None if w is None else pad(w, pads))
-    priv0 = {}
-    for t in sorted(ph.private):
-        d, w = snap[t]
+        d, w = pad(d, pads), None if w is None else pad(w, pads)
         wp = jnp.ones(d.shape, bool) if w is None else w
         priv0[t] = (d, wp, jnp.zeros(d.shape, bool))
     fast_keys = sorted(ph.fast_load)

@@ -47,6 +47,7 @@ from ._memory import (
     LogEntry,
     ReadEntry,
     coords,
+    gather_window,
     in_bounds,
     merge_lanes,
     poison_value,
@@ -509,14 +510,16 @@ def _load(e, vals, ctx: Ctx):
         if wt is not None:
             ctx.flags.append(_access_record("poison", t, site, want & m & ~wt, starts, dims, ctx))
         return jnp.where(m, tiles, jnp.zeros((), tiles.dtype))
-    if t in ctx.priv:
+    if t in ctx.priv:  # a padded private view
         d, w, _ = ctx.priv[t]
-    else:
+        pads = ctx.plan.pads[t]
+        val = window(d, starts, pads, dims)
+        wv = None if w is None else window(w, starts, pads, dims)
+    else:  # the tensor itself at the phase's start: no copy, a gather of the tile
         d, w = ctx.snap[t]
-    pads = ctx.plan.pads[t]
-    val = window(d, starts, pads, dims)
+        val = gather_window(d, starts, dims)
+        wv = None if w is None else gather_window(w, starts, dims)
     if w is not None:
-        wv = window(w, starts, pads, dims)
         ctx.flags.append(_access_record("poison", t, site, want & m & ~wv, starts, dims, ctx))
     return jnp.where(m, val, jnp.zeros((), val.dtype))
 
