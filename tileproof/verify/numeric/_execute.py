@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
-from ._flags import Flags, Info, Record, counts_only, reduce_record
+from ._flags import Flags, Info, Record, counts_only, fold_records
 from ._interp import RANK_AXIS, Ctx, run_eqns
 from ._jaxpr import NumericUnsupported
 from ._memory import (
@@ -238,7 +238,13 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
         d, w = state[t]
         fast_vals.append((til.tiles(d), None if w is None else til.tiles(w)))
     store_keys = sorted(ph.fast_store)
-    env_in = [env[plan.var_id[v]] for v in ph.env_in]
+    # values from earlier phases: per-program arrays, or scalars known while tracing
+    # (sizes and what is computed from them: they stay known, see _interp._foldable)
+    known_in = {v: env[plan.var_id[v]].value for v in ph.env_in if _is_known(env[plan.var_id[v]])}
+    dyn_in = [v for v in ph.env_in if v not in known_in]
+    env_in = [env[plan.var_id[v]] for v in dyn_in]
+    known_out: dict = {}
+    dyn_out: list = []
 
     def prog(rank, pid, env_vals, alive_p, fast, snap_vals, priv_vals):
         ctx = Ctx(plan, ph, rank, pid, alive_p, snap_vals, dict(zip(fast_keys, fast)))
@@ -246,10 +252,18 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
         ctx.priv = dict(priv_vals)
         consts = dict(zip(plan.closed.jaxpr.constvars, plan.closed.consts))
         local = dict(consts)
-        local.update(zip(ph.env_in, env_vals))
+        local.update(zip(dyn_in, env_vals))
+        local.update(known_in)
         live = set(ph.env_out)
         run_eqns(ph.eqns, local, ctx, live)
-        outs = [local[v] for v in ph.env_out]
+        known_out.clear()
+        dyn_out.clear()
+        for v in ph.env_out:
+            if isinstance(local[v], jax.core.Tracer):
+                dyn_out.append(v)
+            else:
+                known_out[v] = _Known(local[v])
+        outs = [local[v] for v in dyn_out]
         stores = [ctx.fast_out[k] for k in store_keys]
         return outs, ctx.alive, ctx.logs, ctx.flags, ctx.priv, stores
 
@@ -278,8 +292,9 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
         res = f(*args)
     outs, alive_out, logs, flags, priv, stores = res
     env = dict(env)
-    env.update(zip([plan.var_id[v] for v in ph.env_out], outs))
-    records = [reduce_record(r) for r in flags]
+    env.update(zip([plan.var_id[v] for v in dyn_out], outs))
+    env.update((plan.var_id[v], k) for v, k in known_out.items())
+    records = fold_records(flags)
     state = dict(state)
     # the writes of the phase
     by_tensor: dict[str, list] = {}
@@ -338,6 +353,18 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
             )
         )
     return state, env, alive_out, records
+
+
+class _Known:
+    """A value one phase hands the next that is the same for every program and known
+    while tracing (not a per-program array)."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def _is_known(x) -> bool:
+    return isinstance(x, _Known)
 
 
 def _tensor_of(ph, eid) -> str:
