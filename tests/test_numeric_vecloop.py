@@ -21,6 +21,7 @@ RNG = np.random.default_rng(0)
 
 
 def run_both(kernel, sizes, inputs, monkeypatch, expect_vec=True):
+    monkeypatch.delenv("TILEPROOF_NO_VEC_LOOPS", raising=False)
     calls = []
     real_scan, real_while = _vecloop.scan_vec, _vecloop.while_vec
 
@@ -36,10 +37,10 @@ def run_both(kernel, sizes, inputs, monkeypatch, expect_vec=True):
     monkeypatch.setattr(interp_mod, "scan_vec", count(real_scan))
     monkeypatch.setattr(interp_mod, "while_vec", count(real_while))
     raw = executor(kernel, sizes, jit=False)
-    out_v, fl_v = jax.jit(raw)(inputs)
+    out_v, fl_v = jax.jit(lambda inp: raw(inp))(inputs)  # a new function: traced anew
     assert bool(calls) == expect_vec, calls
     monkeypatch.setenv("TILEPROOF_NO_VEC_LOOPS", "1")
-    out_s, fl_s = jax.jit(raw)(inputs)
+    out_s, fl_s = jax.jit(lambda inp: raw(inp))(inputs)  # a new function: traced anew
     for n in out_v:
         np.testing.assert_array_equal(np.asarray(out_v[n]), np.asarray(out_s[n]))
     msgs_v = [f.message for f in fl_v.findings()]

@@ -25,6 +25,7 @@ import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
 from ._flags import Flags, Info, Record, counts_only, fold_records
+from ._gate import phase_gates, run_segments
 from ._interp import RANK_AXIS, Ctx, run_eqns
 from ._jaxpr import NumericUnsupported
 from ._memory import (
@@ -267,11 +268,31 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
         stores = [ctx.fast_out[k] for k in store_keys]
         return outs, ctx.alive, ctx.logs, ctx.flags, ctx.priv, stores
 
+    gates = (
+        {}
+        if ph.private or mesh is not None or os.environ.get("TILEPROOF_NO_GATES")
+        else phase_gates(plan, ph)
+    )
     progs = jax.vmap(prog, in_axes=(None, 0, 0, 0, 0, None, None))
     ranks = jnp.arange(plan.R, dtype=jnp.int32)
     pids = jnp.arange(plan.G, dtype=jnp.int32)
     args = (ranks, pids, env_in, alive, fast_vals, snap, priv0)
-    if mesh is None:
+    if gates:  # blocks few programs enter run on those only (see _gate)
+        got, kn, alive_out, logs, flags, st = run_segments(
+            plan,
+            ph,
+            gates,
+            dict(zip(dyn_in, env_in)),
+            known_in,
+            alive,
+            dict(zip(fast_keys, fast_vals)),
+            snap,
+            poison,
+        )
+        dyn_out[:] = [v for v in ph.env_out if v not in kn]
+        known_out.update((v, _Known(kn[v])) for v in ph.env_out if v in kn)
+        res = ([got[v] for v in dyn_out], alive_out, logs, flags, {}, [st[k] for k in store_keys])
+    elif mesh is None:
         f = jax.vmap(progs, in_axes=(0, None, 0, 0, 0, None, None), axis_name=RANK_AXIS)
         res = f(*args)
     else:
