@@ -76,9 +76,7 @@ def test_gather_window_under_vmap_and_its_gradient_in_bfloat16():
         return jnp.sum(jnp.where(ok, tiles, 0).astype(jnp.float32) * 3)
 
     new = jax.grad(lambda x: total(x, lambda x, s: gather_window(x, (s, 0), dims)))(x)
-    old = jax.grad(
-        lambda x: total(x, lambda x, s: window(pad(x, (3, 4)), (s, 0), (3, 4), dims))
-    )(x)
+    old = jax.grad(lambda x: total(x, lambda x, s: window(pad(x, (3, 4)), (s, 0), (3, 4), dims)))(x)
     assert new.dtype == jnp.bfloat16
     np.testing.assert_array_equal(np.asarray(new, np.float32), np.asarray(old, np.float32))
 
@@ -89,9 +87,7 @@ def test_scatter_set_of_bfloat16_is_bit_exact_and_differentiable():
     rows = jnp.array([4, 6], jnp.int32)  # row 6 is out of range: dropped
     got = scatter_set(x, (rows,), v)
     want = x.at[rows].set(v, mode="drop")
-    np.testing.assert_array_equal(
-        np.asarray(got).view(np.uint16), np.asarray(want).view(np.uint16)
-    )
+    np.testing.assert_array_equal(np.asarray(got).view(np.uint16), np.asarray(want).view(np.uint16))
 
     def f(x, v, set_):
         return jnp.sum(set_(x, v).astype(jnp.float32) * jnp.arange(18.0).reshape(6, 3))
