@@ -24,7 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
-from ._flags import Flags, Info, Record, counts_only, reduce_record
+from ._flags import Flags, Info, Record, counts_only, fold_records
+from ._gate import phase_gates, run_segments
 from ._interp import RANK_AXIS, Ctx, run_eqns
 from ._jaxpr import NumericUnsupported
 from ._memory import (
@@ -33,9 +34,11 @@ from ._memory import (
     Writers,
     _element_record,
     apply_logs,
+    end_pads,
     first_false_record,
     merge_private,
     pad,
+    pad_end,
     poison_value,
     read_write_races,
     unpad,
@@ -216,14 +219,16 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
         for ke, _ in kernel_eqns_of(e):
             if ke.primitive.name == "tp_load" and id(ke) not in ph.fast_load:
                 loaded.add(ke.params["tensor"])
-    snap = {}
-    for t in sorted(loaded | ph.private):
+    snap = {}  # loads read the tensors themselves (end-padded only where a window is wider)
+    for t in sorted(loaded - ph.private):
+        d, w = state[t]
+        ends = end_pads(plan.shapes[t], plan.pads[t])
+        snap[t] = (pad_end(d, ends), None if w is None else pad_end(w, ends))
+    priv0 = {}  # private views are padded copies (small: PRIVATE_LIMIT)
+    for t in sorted(ph.private):
         d, w = state[t]
         pads = plan.pads[t]
-        snap[t] = (pad(d, pads), None if w is None else pad(w, pads))
-    priv0 = {}
-    for t in sorted(ph.private):
-        d, w = snap[t]
+        d, w = pad(d, pads), None if w is None else pad(w, pads)
         wp = jnp.ones(d.shape, bool) if w is None else w
         priv0[t] = (d, wp, jnp.zeros(d.shape, bool))
     fast_keys = sorted(ph.fast_load)
@@ -234,7 +239,13 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
         d, w = state[t]
         fast_vals.append((til.tiles(d), None if w is None else til.tiles(w)))
     store_keys = sorted(ph.fast_store)
-    env_in = [env[plan.var_id[v]] for v in ph.env_in]
+    # values from earlier phases: per-program arrays, or scalars known while tracing
+    # (sizes and what is computed from them: they stay known, see _interp._foldable)
+    known_in = {v: env[plan.var_id[v]].value for v in ph.env_in if _is_known(env[plan.var_id[v]])}
+    dyn_in = [v for v in ph.env_in if v not in known_in]
+    env_in = [env[plan.var_id[v]] for v in dyn_in]
+    known_out: dict = {}
+    dyn_out: list = []
 
     def prog(rank, pid, env_vals, alive_p, fast, snap_vals, priv_vals):
         ctx = Ctx(plan, ph, rank, pid, alive_p, snap_vals, dict(zip(fast_keys, fast)))
@@ -242,18 +253,46 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
         ctx.priv = dict(priv_vals)
         consts = dict(zip(plan.closed.jaxpr.constvars, plan.closed.consts))
         local = dict(consts)
-        local.update(zip(ph.env_in, env_vals))
+        local.update(zip(dyn_in, env_vals))
+        local.update(known_in)
         live = set(ph.env_out)
         run_eqns(ph.eqns, local, ctx, live)
-        outs = [local[v] for v in ph.env_out]
+        known_out.clear()
+        dyn_out.clear()
+        for v in ph.env_out:
+            if isinstance(local[v], jax.core.Tracer):
+                dyn_out.append(v)
+            else:
+                known_out[v] = _Known(local[v])
+        outs = [local[v] for v in dyn_out]
         stores = [ctx.fast_out[k] for k in store_keys]
         return outs, ctx.alive, ctx.logs, ctx.flags, ctx.priv, stores
 
+    gates = (
+        {}
+        if ph.private or mesh is not None or os.environ.get("TILEPROOF_NO_GATES")
+        else phase_gates(plan, ph)
+    )
     progs = jax.vmap(prog, in_axes=(None, 0, 0, 0, 0, None, None))
     ranks = jnp.arange(plan.R, dtype=jnp.int32)
     pids = jnp.arange(plan.G, dtype=jnp.int32)
     args = (ranks, pids, env_in, alive, fast_vals, snap, priv0)
-    if mesh is None:
+    if gates:  # blocks few programs enter run on those only (see _gate)
+        got, kn, alive_out, logs, flags, st = run_segments(
+            plan,
+            ph,
+            gates,
+            dict(zip(dyn_in, env_in)),
+            known_in,
+            alive,
+            dict(zip(fast_keys, fast_vals)),
+            snap,
+            poison,
+        )
+        dyn_out[:] = [v for v in ph.env_out if v not in kn]
+        known_out.update((v, _Known(kn[v])) for v in ph.env_out if v in kn)
+        res = ([got[v] for v in dyn_out], alive_out, logs, flags, {}, [st[k] for k in store_keys])
+    elif mesh is None:
         f = jax.vmap(progs, in_axes=(0, None, 0, 0, 0, None, None), axis_name=RANK_AXIS)
         res = f(*args)
     else:
@@ -274,8 +313,9 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
         res = f(*args)
     outs, alive_out, logs, flags, priv, stores = res
     env = dict(env)
-    env.update(zip([plan.var_id[v] for v in ph.env_out], outs))
-    records = [reduce_record(r) for r in flags]
+    env.update(zip([plan.var_id[v] for v in dyn_out], outs))
+    env.update((plan.var_id[v], k) for v, k in known_out.items())
+    records = fold_records(flags)
     state = dict(state)
     # the writes of the phase
     by_tensor: dict[str, list] = {}
@@ -334,6 +374,18 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
             )
         )
     return state, env, alive_out, records
+
+
+class _Known:
+    """A value one phase hands the next that is the same for every program and known
+    while tracing (not a per-program array)."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def _is_known(x) -> bool:
+    return isinstance(x, _Known)
 
 
 def _tensor_of(ph, eid) -> str:

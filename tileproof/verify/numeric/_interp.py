@@ -32,7 +32,20 @@ from jax import lax
 
 from ...lowering._jaxcompat import scan_operands
 from ...spec._primitives import size_value
-from ._flags import ITER, Info, Record, counted_record, detailed, first_true, make_record, set_ids
+from ._flags import (
+    ITER,
+    Info,
+    Record,
+    counted_record,
+    detailed,
+    first_true,
+    fold_packed,
+    fold_records,
+    make_record,
+    pack,
+    set_ids,
+    unpack,
+)
 from ._jaxpr import (
     NumericUnsupported,
     bind_eqn,
@@ -47,6 +60,7 @@ from ._memory import (
     LogEntry,
     ReadEntry,
     coords,
+    gather_window,
     in_bounds,
     merge_lanes,
     poison_value,
@@ -55,6 +69,7 @@ from ._memory import (
     window,
 )
 from ._plan import Plan, _unflatten, loc_of
+from ._vecloop import scan_vec, vectorizable, while_vec
 
 __all__ = ["RANK_AXIS", "Ctx", "interp"]
 
@@ -149,6 +164,9 @@ def eval_eqn(e, vals, ctx: Ctx) -> list:
     if name.startswith("tp_"):
         return _kernel_op(e, name, vals, ctx)
     if not eqn_has_kernel_ops(e):
+        if _foldable(e, vals):
+            with jax.ensure_compile_time_eval():
+                return bind_eqn(e, vals)
         return bind_eqn(e, vals)
     if name == "while":
         return _while(e, vals, ctx)
@@ -162,6 +180,19 @@ def eval_eqn(e, vals, ctx: Ctx) -> list:
     raise NumericUnsupported(
         f"kernel operations inside a {name!r} are not supported by the numeric executor", loc_of(e)
     )
+
+
+def _foldable(e, vals) -> bool:
+    """Whether ``e`` is evaluated while tracing: every operand is known (literals, sizes,
+    launch extents and what is computed from them) and every result is a scalar.
+
+    Known scalars let :func:`_cond` run only the branch a size picks (``when(B*S >= 64)``)
+    and :func:`~._memory.gather_window` slice at starts it knows; the values are the
+    same, computed once on the host (scalars only: no large constant enters the program).
+    """
+    if e.effects or any(isinstance(v, jax.core.Tracer) for v in vals):
+        return False
+    return all(getattr(v.aval, "shape", None) == () for v in e.outvars)
 
 
 def _pure(j, args) -> list:
@@ -201,6 +232,10 @@ def _while(e, vals, ctx: Ctx) -> list:
             loc_of(e),
         )
     trips = ctx.plan.trip_bound(e)
+    if not cond_ops:
+        kinds = vectorizable(p["body_jaxpr"], nb, len(init), trips, ctx)
+        if kinds is not None:
+            return while_vec(e, vals, ctx, kinds, trips, interp, _pure)
     init = [jnp.asarray(v) for v in init]
 
     def cond(carry, active, priv, clock):
@@ -221,13 +256,14 @@ def _while(e, vals, ctx: Ctx) -> list:
         carry = [_select(act, n, o) for n, o in zip(new, carry)]
         logs = sub.logs if csub is None else csub.logs + sub.logs
         flags = sub.flags if csub is None else csub.flags + sub.flags
-        recs = [set_ids(r, ITER, t) for r in flags]
-        return (carry, act, sub.priv, sub.clock), (logs, recs)
+        return (carry, act, sub.priv, sub.clock), (logs, iter_records(flags, t, infos))
 
     state = (init, jnp.bool_(True), ctx.priv, ctx.clock)
-    (carry, active, priv, clock), (logs, recs) = lax.scan(
+    infos: list = []
+    (carry, active, priv, clock), (logs, packed) = lax.scan(
         step, state, jnp.arange(trips, dtype=jnp.int32)
     )
+    recs = loop_records(infos, packed)
     c, csub = cond(carry, active, priv, clock)  # the evaluation after the last iteration
     still = ctx.pred & active & c
     ctx.flags.append(
@@ -259,6 +295,10 @@ def _scan(e, vals, ctx: Ctx) -> list:
     p = e.params
     consts, init, xs = scan_operands(p, vals)
     ncar, length = len(init), p["length"]
+    if not p.get("reverse", False):
+        kinds = vectorizable(p["jaxpr"], len(consts), ncar, length, ctx)
+        if kinds is not None:
+            return scan_vec(e, consts, init, xs, ctx, kinds, interp)
     init = [jnp.asarray(v) for v in init]
 
     def step(state, x):
@@ -267,26 +307,54 @@ def _scan(e, vals, ctx: Ctx) -> list:
         sub = ctx.fork(priv=priv, clock=clock)
         outs = interp(p["jaxpr"], [*consts, *carry, *xs_t], sub)
         carry = [jnp.asarray(o).astype(c.dtype) for o, c in zip(outs[:ncar], carry)]
-        recs = [set_ids(r, ITER, t) for r in sub.flags]
-        return (carry, sub.priv, sub.clock), (outs[ncar:], sub.logs, recs)
+        return (carry, sub.priv, sub.clock), (
+            outs[ncar:],
+            sub.logs,
+            iter_records(sub.flags, t, infos),
+        )
 
-    (carry, priv, clock), (ys, logs, recs) = lax.scan(
+    infos: list = []
+    (carry, priv, clock), (ys, logs, packed) = lax.scan(
         step,
         (init, ctx.priv, ctx.clock),
         (list(xs), jnp.arange(length, dtype=jnp.int32)),
         length=length,
         reverse=p.get("reverse", False),
     )
+    recs = loop_records(infos, packed)
     ctx.priv, ctx.clock = priv, clock
     ctx.logs += logs
     ctx.flags += recs
     return [*carry, *ys]
 
 
+def iter_records(flags: list[Record], t, infos: list):
+    """One loop iteration's records, folded to one row each with the iteration as their
+    ``ITER`` id, packed into one array (``infos`` receives their static halves)."""
+    recs = [set_ids(r, ITER, t) for r in fold_records(flags)]
+    infos[:] = [r.info for r in recs]
+    return pack(recs) if recs else jnp.zeros((0, 1), jnp.int32)
+
+
+def loop_records(infos: list, packed) -> list[Record]:
+    """The records of a loop: its iterations' packed rows ``[trips, n, K]`` folded (the
+    first iteration with a hit named, counts summed)."""
+    if not infos:
+        return []
+    return unpack(infos, fold_packed(packed, 1))
+
+
 def _cond(e, vals, ctx: Ctx) -> list:
     brs = e.params["branches"]
-    idx = jnp.clip(jnp.asarray(vals[0]).astype(jnp.int32), 0, len(brs) - 1)
     ops = vals[1:]
+    if not isinstance(vals[0], jax.core.Tracer):  # known while tracing: only that branch runs
+        # (the others would run with a false predicate: no write, no flag)
+        b = int(np.clip(int(np.asarray(vals[0])), 0, len(brs) - 1))
+        sub = ctx.fork()
+        out = interp(brs[b], ops, sub)
+        ctx.join(sub)
+        return out
+    idx = jnp.clip(jnp.asarray(vals[0]).astype(jnp.int32), 0, len(brs) - 1)
     outs = []
     for b, br in enumerate(brs):
         sub = ctx.fork(pred=ctx.pred & (idx == b))
@@ -358,20 +426,20 @@ def _lanes(begin, body, env: dict, ctx: Ctx, live_after: set) -> None:
 def _kernel_op(e, name: str, vals, ctx: Ctx) -> list:
     p = e.params
     plan = ctx.plan
-    if name == "tp_size":
-        return [jnp.int32(size_value(p, plan.sizes))]
+    if name == "tp_size":  # numpy scalars: known while tracing (see _foldable)
+        return [np.int32(size_value(p, plan.sizes))]
     if name == "tp_program_id":
         return [ctx.pids[p["axis"]]]
     if name == "tp_num_programs":
-        return [jnp.int32(plan.grid[p["axis"]])]
+        return [np.int32(plan.grid[p["axis"]])]
     if name in ("tp_lane_id", "tp_num_lanes"):
         if ctx.lane is None:
             raise NumericUnsupported("lane_id() outside a lanes() region", loc_of(e))
-        return [ctx.lane if name == "tp_lane_id" else jnp.int32(ctx.nlanes)]
+        return [ctx.lane if name == "tp_lane_id" else np.int32(ctx.nlanes)]
     if name == "tp_rank_id":
         return [ctx.rank]
     if name == "tp_num_ranks":
-        return [jnp.int32(plan.R)]
+        return [np.int32(plan.R)]
     if name == "tp_load":
         return [_load(e, vals, ctx)]
     if name == "tp_store":
@@ -509,14 +577,16 @@ def _load(e, vals, ctx: Ctx):
         if wt is not None:
             ctx.flags.append(_access_record("poison", t, site, want & m & ~wt, starts, dims, ctx))
         return jnp.where(m, tiles, jnp.zeros((), tiles.dtype))
-    if t in ctx.priv:
+    if t in ctx.priv:  # a padded private view
         d, w, _ = ctx.priv[t]
-    else:
+        pads = ctx.plan.pads[t]
+        val = window(d, starts, pads, dims)
+        wv = None if w is None else window(w, starts, pads, dims)
+    else:  # the tensor itself at the phase's start: no copy, a gather of the tile
         d, w = ctx.snap[t]
-    pads = ctx.plan.pads[t]
-    val = window(d, starts, pads, dims)
+        val = gather_window(d, starts, dims)
+        wv = None if w is None else gather_window(w, starts, dims)
     if w is not None:
-        wv = window(w, starts, pads, dims)
         ctx.flags.append(_access_record("poison", t, site, want & m & ~wv, starts, dims, ctx))
     return jnp.where(m, val, jnp.zeros((), val.dtype))
 

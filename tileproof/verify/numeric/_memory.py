@@ -18,6 +18,7 @@ two writers) and keeps each writer's last write in program order (``seq``).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import jax
@@ -42,6 +43,59 @@ def poison_value(dtype):
     if jnp.issubdtype(dtype, jnp.unsignedinteger):
         return jnp.array(jnp.iinfo(dtype).max, dtype)
     return jnp.array(False, dtype)
+
+
+def _is_half(dtype) -> bool:
+    return jnp.dtype(dtype).itemsize == 2 and jnp.issubdtype(dtype, jnp.floating)
+
+
+def _as_bits(x):
+    return lax.bitcast_convert_type(x, jnp.uint16)
+
+
+def _set_plain(data, values, *at):
+    return data.at[at].set(values, mode="drop")
+
+
+@jax.custom_jvp
+def _set_bits(data, values, *at):
+    bits = _as_bits(data).at[at].set(_as_bits(values), mode="drop")
+    return lax.bitcast_convert_type(bits, data.dtype)
+
+
+@_set_bits.defjvp
+def _set_bits_jvp(primals, tangents):
+    data, values, *at = primals
+    dd, dv = tangents[:2]
+    _, t = jax.jvp(lambda d, v: _set_plain(d, v, *at), (data, values), (dd, dv))
+    return _set_bits(data, values, *at), t
+
+
+def scatter_set(data, at, values):
+    """``data.at[at].set(values, mode="drop")`` that moves bits: a 16-bit float tensor is
+    scattered as ``uint16``.  A set computes nothing, but XLA's CPU backend widens a
+    ``bfloat16`` scatter to ``float32`` (a converted copy of the whole tensor on each side:
+    30 GiB for one 5 GiB KV cache of ``fused_decode``, issue 13), and a gather too
+    (:func:`gather_window`); the bits are the same.  Derivatives are those of the plain
+    scatter (a custom JVP: integer bits would have none)."""
+    values = jnp.asarray(values).astype(data.dtype)
+    if _is_half(data.dtype):
+        return _set_bits(data, values, *at)
+    return _set_plain(data, values, *at)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
+def _gather_bits(x, idx, dnums, sizes):
+    out = lax.gather(_as_bits(x), idx, dnums, sizes, mode=lax.GatherScatterMode.PROMISE_IN_BOUNDS)
+    return lax.bitcast_convert_type(out, x.dtype)
+
+
+@_gather_bits.defjvp
+def _gather_bits_jvp(dnums, sizes, primals, tangents):
+    x, idx = primals
+    dx = tangents[0]
+    t = lax.gather(dx, idx, dnums, sizes, mode=lax.GatherScatterMode.PROMISE_IN_BOUNDS)
+    return _gather_bits(x, idx, dnums, sizes), t
 
 
 def pad(x, pads):
@@ -70,6 +124,98 @@ def window(x_padded, starts, pads, dims):
     idx = [jnp.asarray(s, jnp.int32) + p for s, p in zip(starts, pads)]
     w = lax.dynamic_slice(x_padded, idx, window_sizes(dims))
     return w.reshape(tile_shape(dims))
+
+
+def end_pads(shape, pads) -> tuple[int, ...]:
+    """Per dimension, how far a snapshot is padded at its end so that every window can be
+    cut from it: only a dimension shorter than its largest window (a tile wider than the
+    tensor, a point index into an empty dimension) is padded, to that window's extent."""
+    return tuple(max(0, p - n) for n, p in zip(shape, pads))
+
+
+def pad_end(x, ends):
+    if not any(ends):
+        return x
+    return jnp.pad(x, [(0, e) for e in ends])
+
+
+def _static_int(s):
+    """The value of a start known while tracing (a literal, a constant), else None."""
+    if isinstance(s, jax.core.Tracer):
+        return None
+    try:
+        return int(np.asarray(s))
+    except (TypeError, ValueError):  # pragma: no cover - not an integer scalar
+        return None
+
+
+def gather_window(x, starts, dims):
+    """The tile at ``starts`` of an *unpadded* array, in tile shape (point dims dropped).
+
+    No copy of the tensor is made (a padded copy of a 2.68e9-element KV cache per phase
+    was most of ``fused_decode``'s memory at its defaults, issue 13): one gather reads the
+    tile.  A dimension whose start is known in range while tracing (``x[:, ...]``) is a
+    contiguous slice; every other ``ds`` dimension indexes its elements one by one at
+    ``start + i`` clamped into the array, so the in-range elements of a tile that overruns
+    the tensor sit at their place, as :func:`window` of a padded copy has them; the
+    out-of-range ones read some element of the array, and the caller masks them (they are
+    flagged or masked off).  ``x`` must be at least as large as every window in every
+    dimension (:func:`end_pads`).
+    """
+    if not dims:
+        return x
+    ext = x.shape
+    index_dims, window_dims, collapsed = [], [], []
+    slice_sizes, fixed = [], {}
+    for k, ((kind, size), n) in enumerate(zip(dims, ext)):
+        w = size if kind == "ds" else 1
+        s = _static_int(starts[k])
+        if kind == "ds" and (s is None or s < 0 or s + w > n):
+            index_dims.append(k)
+            collapsed.append(k)
+            slice_sizes.append(1)
+            continue
+        if kind == "ds":
+            fixed[k] = jnp.int32(s)
+            window_dims.append(k)
+        else:
+            fixed[k] = (
+                jnp.int32(s)
+                if s is not None and 0 <= s < n
+                else jnp.clip(jnp.asarray(starts[k], jnp.int32), 0, n - 1)
+            )
+            collapsed.append(k)
+        slice_sizes.append(w)
+    tshape = tile_shape(dims)
+    batch = tuple(dims[k][1] for k in index_dims)
+    cols = []
+    j = 0
+    for k in range(len(dims)):
+        if k in fixed:
+            cols.append(jnp.broadcast_to(fixed[k], batch))
+        else:
+            shp = [1] * len(batch)
+            shp[j] = batch[j]
+            c = jnp.asarray(starts[k], jnp.int32) + jnp.arange(batch[j], dtype=jnp.int32)
+            cols.append(jnp.broadcast_to(jnp.clip(c, 0, ext[k] - 1).reshape(shp), batch))
+            j += 1
+    idx = jnp.stack(cols, axis=-1)
+    # output axes in tile order: the tile dims of the windows at their places, the indexed
+    # dims (batch axes of the gather, in order) at theirs
+    ds_dims = [k for k, (kind, _n) in enumerate(dims) if kind == "ds"]
+    offset_dims = tuple(ds_dims.index(k) for k in window_dims)
+    dnums = lax.GatherDimensionNumbers(
+        offset_dims=offset_dims,
+        collapsed_slice_dims=tuple(collapsed),
+        start_index_map=tuple(range(len(dims))),
+    )
+    if _is_half(x.dtype):  # gathered as bits: see scatter_set
+        out = _gather_bits(x, idx, dnums, tuple(slice_sizes))
+    else:
+        out = lax.gather(
+            x, idx, dnums, tuple(slice_sizes), mode=lax.GatherScatterMode.PROMISE_IN_BOUNDS
+        )
+    return out.reshape(tshape)
 
 
 def put_window(x_padded, value, starts, pads, dims):
@@ -307,7 +453,7 @@ def apply_logs(
         smax = jnp.full(shape, -1, jnp.int32).at[at].max(seq, mode="drop")
         win = mask & (seq == smax[_clipped(cs, shape)])
         at = _dropped(cs, win, shape)
-    data = data.at[at].set(val, mode="drop")
+    data = scatter_set(data, at, val)
     if written is not None:
         written = written.at[at].set(True, mode="drop")
     if shape != orig:

@@ -95,7 +95,9 @@ def sorted_writes(
     win = valid & ~same_next if ordered else valid
     first = jnp.where(win, s_cs[0], jnp.int32(shape[0]))  # out of range: dropped
     at = (first, *(jnp.where(win, c, 0) for c in s_cs[1:]))
-    data = data.at[at].set(val[s_pos].astype(data.dtype), mode="drop")
+    from ._memory import scatter_set  # _memory imports this module
+
+    data = scatter_set(data, at, val[s_pos])
     if written is not None:
         written = written.at[at].set(True, mode="drop")
     return data, written, rec
