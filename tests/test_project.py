@@ -103,3 +103,35 @@ def test_numeric_runs_on_an_accelerator_share_it(monkeypatch, cores, expected):
     assert _workers.choose_jobs(None, project.Config(), static=False) == expected
     assert _workers.choose_jobs(None, project.Config(), static=True) == 1
     assert _workers.choose_jobs(1, project.Config(), static=False) == 1
+
+
+def test_kernels_a_dead_worker_left_run_again_here(repo, monkeypatch):
+    # a worker killed (for memory) breaks the pool: what it left unanswered runs again in
+    # this process, alone, and passes or fails on its own merits -- never an internal error
+    from concurrent import futures
+    from concurrent.futures.process import BrokenProcessPool
+
+    class DeadPool:
+        def __init__(self, *a, **k):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            return False
+
+        def submit(self, *a, **k):
+            f = futures.Future()
+            f.set_exception(BrokenProcessPool("a worker was killed"))
+            return f
+
+    monkeypatch.setattr(futures, "ProcessPoolExecutor", DeadPool)
+    write(repo / "specs" / "a_spec.py", FIXED)
+    write(repo / "specs" / "b_spec.py", FIXED.replace("def scale", "def scale_b"))
+    found = project.find_kernels(["specs"])
+    assert len(found) == 2
+    cfg = replace(project.Config(), cache=False)
+    reports, _ = _workers.verify_refs(found, cfg, numeric=False, jobs=2)
+    assert [r.error for r in reports] == [None, None]
+    assert all(o.status == "proved" for r in reports for o in r.obligations)

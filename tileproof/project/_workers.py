@@ -157,6 +157,7 @@ def verify_refs(
         return _every_report(reports), hits
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
     if numeric:  # longest first: a long kernel started last would end the run alone
         from ..verify.numeric._plan import cost_hint
@@ -173,16 +174,35 @@ def verify_refs(
             ): i
             for i in pending
         }
+        died = []
         for fut in as_completed(futures):
             i = futures[fut]
             try:
                 done, hit = fut.result()
-            except Exception as e:  # the worker died (out of memory, a crash): this kernel fails
+            except BrokenProcessPool:  # a worker died (killed for memory, most likely)
+                died.append(i)
+                continue
+            except Exception as e:  # a crash outside the checks: this kernel fails
                 done, hit = _worker_failed(items[i][0], e), False
             reports[i] = done
             hits += hit
             if on_done:
                 on_done(done)
+    # a worker killed while the others held memory (on an H200, fused_decode at the authors'
+    # sizes beside seven other kernels) takes the pool down with it: the kernels it left
+    # unanswered run again here, one at a time, with the machine to themselves; a second
+    # failure is theirs
+    for i in sorted(died):
+        try:
+            rep = run_kernel(
+                items[i][1], config, numeric=numeric, points=points, numeric_options=numeric_options
+            )
+        except Exception as e:
+            rep = _worker_failed(items[i][0], e)
+        reports[i] = rep
+        hits += rep.cached
+        if on_done:
+            on_done(rep)
     return _every_report(reports), hits
 
 
