@@ -337,7 +337,10 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
 
 
 def _tensor_of(ph, eid) -> str:
+    from ._plan import kernel_eqns_of
+
     for e in ph.eqns:
-        if id(e) == eid:
-            return e.params["tensor"]
+        for k, _ in kernel_eqns_of(e):  # a fast load may be nested (see _nested)
+            if id(k) == eid:
+                return k.params["tensor"]
     raise KeyError(eid)  # pragma: no cover

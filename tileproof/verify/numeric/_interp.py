@@ -225,9 +225,13 @@ def _while(e, vals, ctx: Ctx) -> list:
         return (carry, act, sub.priv, sub.clock), (logs, recs)
 
     state = (init, jnp.bool_(True), ctx.priv, ctx.clock)
-    (carry, active, priv, clock), (logs, recs) = lax.scan(
-        step, state, jnp.arange(trips, dtype=jnp.int32)
-    )
+    if trips == 1:  # one iteration at most: run inline (no scan), so that a fast store in
+        # the body can hand its tile out (:mod:`._nested`); the same values and flags
+        (carry, active, priv, clock), (logs, recs) = step(state, jnp.int32(0))
+    else:
+        (carry, active, priv, clock), (logs, recs) = lax.scan(
+            step, state, jnp.arange(trips, dtype=jnp.int32)
+        )
     c, csub = cond(carry, active, priv, clock)  # the evaluation after the last iteration
     still = ctx.pred & active & c
     ctx.flags.append(
@@ -270,13 +274,19 @@ def _scan(e, vals, ctx: Ctx) -> list:
         recs = [set_ids(r, ITER, t) for r in sub.flags]
         return (carry, sub.priv, sub.clock), (outs[ncar:], sub.logs, recs)
 
-    (carry, priv, clock), (ys, logs, recs) = lax.scan(
-        step,
-        (init, ctx.priv, ctx.clock),
-        (list(xs), jnp.arange(length, dtype=jnp.int32)),
-        length=length,
-        reverse=p.get("reverse", False),
-    )
+    if length == 1:  # run inline (see _while); the outputs get their axis of one
+        (carry, priv, clock), (ys, logs, recs) = step(
+            (init, ctx.priv, ctx.clock), ([jnp.asarray(x)[0] for x in xs], jnp.int32(0))
+        )
+        ys = [jnp.asarray(y)[None] for y in ys]
+    else:
+        (carry, priv, clock), (ys, logs, recs) = lax.scan(
+            step,
+            (init, ctx.priv, ctx.clock),
+            (list(xs), jnp.arange(length, dtype=jnp.int32)),
+            length=length,
+            reverse=p.get("reverse", False),
+        )
     ctx.priv, ctx.clock = priv, clock
     ctx.logs += logs
     ctx.flags += recs
@@ -496,6 +506,14 @@ def _load(e, vals, ctx: Ctx):
         if wt is not None:
             ctx.flags.append(_access_record("poison", t, site, ctx.pred & ~wt, starts, dims, ctx))
         return tiles
+    if fast is not None and ctx.phase.fast_load[id(e)].inside:
+        # every program's tile lies inside the tensor (its starts are the concrete ones the
+        # tiling was fitted to): no element is out of bounds, only the mask applies
+        tiles, wt = fast
+        want = ctx.pred & mask
+        if wt is not None:
+            ctx.flags.append(_access_record("poison", t, site, want & ~wt, starts, dims, ctx))
+        return jnp.where(mask, tiles, jnp.zeros((), tiles.dtype))
     cs = coords(starts, dims)
     inb = in_bounds(cs, shape, dims)
     m = inb if mask is None else mask & inb
@@ -526,11 +544,21 @@ def _store(e, vals, ctx: Ctx) -> None:
     t, dims = p["tensor"], p["dims"]
     nd = len(dims)
     value, starts = vals[0], vals[1 : 1 + nd]
-    if id(e) in ctx.phase.fast_store and not p["has_mask"]:
+    if id(e) in ctx.phase.fast_store and not p["has_mask"] and id(e) not in ctx.phase.guarded:
         ctx.fast_out[id(e)] = value
         return
     shape = ctx.plan.shapes[t]
     mask = jnp.asarray(vals[1 + nd], bool) if p["has_mask"] else None
+    fast = ctx.phase.fast_store.get(id(e))
+    if fast is not None and fast[1].inside:  # masked or guarded, every tile inside the
+        # tensor (see _load): nothing out of bounds, the tile goes where the mask holds
+        tshape = tile_shape(dims)
+        want = ctx.pred if mask is None else ctx.pred & mask
+        ctx.fast_out[id(e)] = (
+            jnp.broadcast_to(jnp.asarray(value), tshape),
+            jnp.broadcast_to(want, tshape),
+        )
+        return
     cs = coords(starts, dims)
     inb = in_bounds(cs, shape, dims)
     want = ctx.pred if mask is None else ctx.pred & mask
@@ -539,8 +567,8 @@ def _store(e, vals, ctx: Ctx) -> None:
     else:
         ctx.flags.append(_access_record("oob_store", t, loc_of(e), want & ~inb, starts, dims, ctx))
     m = want & inb
-    if id(e) in ctx.phase.fast_store:  # a masked store of a disjoint tiling: placed after the
-        # phase (no two programs share a tile: no race, no scatter)
+    if id(e) in ctx.phase.fast_store:  # a masked (or nested: guarded) store of a disjoint
+        # tiling: placed after the phase (no two programs share a tile: no race, no scatter)
         tshape = tile_shape(dims)
         ctx.fast_out[id(e)] = (
             jnp.broadcast_to(jnp.asarray(value), tshape),

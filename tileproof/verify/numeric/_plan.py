@@ -46,6 +46,7 @@ from ._jaxpr import (
     sub_jaxprs,
     unwrap,
 )
+from ._nested import descents, nested_sites, shared_jaxprs
 from ._tiling import fit_tiling
 
 __all__ = ["Phase", "Plan", "cost_hint", "get_plan", "np_dtype"]
@@ -84,6 +85,7 @@ class Phase:
     rw: set = field(default_factory=set)  # tensors both read and written in the phase
     fast_load: dict = field(default_factory=dict)  # id(eqn) -> Tiling
     fast_store: dict = field(default_factory=dict)  # id(eqn) -> (tensor, Tiling)
+    guarded: set = field(default_factory=set)  # fast stores under a predicate (nested)
 
 
 class _Traced:
@@ -276,55 +278,78 @@ class Plan:
                     )
         return phases
 
-    # -- static (data-independent) top-level integers, per (rank, program)
+    # -- static (data-independent) integers, per (rank, program)
     def static_values(self) -> dict:
-        """Concrete ``[R, G]`` values of top-level integer scalars that depend on no data."""
+        """Concrete ``[R, G]`` values of integer scalars that depend on no data: at the top
+        level, and inside the branches, calls and single-trip loops of :mod:`._nested`
+        (their variables bound to the static outer values they alias)."""
         if self._static is not None:
             return self._static
         jx = unwrap(self.closed)
         consts = dict(zip(jx.constvars, self.closed.consts))
-        order: list = []
+        order: list = []  # equations, or (inner variable, outer atom) aliases, in order
         static: set = set(consts)
-        inside_lanes = _lanes_members(jx.eqns)
-        for i, e in enumerate(jx.eqns):
-            name = e.primitive.name
-            if i in inside_lanes:
-                continue
-            ok_in = all(hasattr(v, "val") or v in static for v in e.invars)
-            scalar_int = (
-                len(e.outvars) == 1
-                and getattr(e.outvars[0].aval, "shape", None) == ()
-                and (
-                    jnp.issubdtype(e.outvars[0].aval.dtype, jnp.integer)
-                    or e.outvars[0].aval.dtype == jnp.bool_
-                )
-            )
-            if name in (
-                "tp_size",
-                "tp_program_id",
-                "tp_num_programs",
-                "tp_rank_id",
-                "tp_num_ranks",
-            ):
-                if name == "tp_rank_id" and not self.has_ranks:
-                    continue
-                static.add(e.outvars[0])
-                order.append(e)
-            elif (
-                ok_in
-                and scalar_int
-                and not name.startswith("tp_")
-                and not eqn_has_kernel_ops(e)
-                and not e.effects
-            ):
-                static.add(e.outvars[0])
-                order.append(e)
+        shared = shared_jaxprs(jx.eqns)
         plan = self
+
+        def scalar_int(v) -> bool:
+            aval = v.aval
+            return getattr(aval, "shape", None) == () and (
+                jnp.issubdtype(aval.dtype, jnp.integer) or aval.dtype == jnp.bool_
+            )
+
+        def walk(eqns, top: bool) -> None:
+            inside_lanes = _lanes_members(eqns)
+            for i, e in enumerate(eqns):
+                name = e.primitive.name
+                if i in inside_lanes:
+                    continue
+                ok_in = all(hasattr(v, "val") or v in static for v in e.invars)
+                one_int = len(e.outvars) == 1 and scalar_int(e.outvars[0])
+                if name in (
+                    "tp_size",
+                    "tp_program_id",
+                    "tp_num_programs",
+                    "tp_rank_id",
+                    "tp_num_ranks",
+                ):
+                    if name == "tp_rank_id" and not self.has_ranks:
+                        continue
+                    static.add(e.outvars[0])
+                    order.append(e)
+                elif (
+                    ok_in
+                    and one_int
+                    and not name.startswith("tp_")
+                    and not eqn_has_kernel_ops(e)
+                    and not e.effects
+                ):
+                    static.add(e.outvars[0])
+                    order.append(e)
+                elif eqn_has_kernel_ops(e) and not name.startswith("tp_"):
+                    for j, pairs, _once in descents(plan, e, shared):
+                        for inner, outer in pairs:
+                            if not scalar_int(inner):
+                                continue
+                            if hasattr(outer, "val"):
+                                if np.ndim(outer.val) == 0:
+                                    static.add(inner)
+                                    order.append((inner, outer))
+                            elif outer in static:
+                                static.add(inner)
+                                order.append((inner, outer))
+                        walk(unwrap(j).eqns, False)
+
+        walk(jx.eqns, True)
 
         def one(rank, pid):
             env = dict(consts)
             pids = _unflatten(pid, plan.grid)
             for e in order:
+                if isinstance(e, tuple):
+                    inner, outer = e
+                    env[inner] = jnp.asarray(outer.val) if hasattr(outer, "val") else env[outer]
+                    continue
                 vals = [v.val if hasattr(v, "val") else env[v] for v in e.invars]
                 name = e.primitive.name
                 if name == "tp_size":
@@ -340,20 +365,24 @@ class Plan:
                 else:
                     out = bind_eqn(e, vals)[0]
                 env[e.outvars[0]] = out
-            return [env[e.outvars[0]] for e in order]
+            return [env[_defined(e)] for e in order]
 
         with jax.ensure_compile_time_eval():
             vals = jax.jit(jax.vmap(jax.vmap(one, (None, 0)), (0, None)))(
                 jnp.arange(self.R, dtype=jnp.int32), jnp.arange(self.G, dtype=jnp.int32)
             )
-        self._static = {e.outvars[0]: np.asarray(v) for e, v in zip(order, vals)}
+        self._static = {_defined(e): np.asarray(v) for e, v in zip(order, vals)}
         return self._static
 
     def _fast_paths(self) -> None:
+        """Mark the accesses that run as reshapes (:mod:`._tiling`): at the top level of a
+        phase, and nested where they run at most once per program (:mod:`._nested`); a
+        nested store runs under the predicate of its branch or loop, so it is placed as a
+        masked one (``Phase.guarded``)."""
         if os.environ.get("TILEPROOF_NO_FAST_PATH"):
             return
-        static = None
-        exited = False
+        self._exited = False
+        shared = shared_jaxprs(unwrap(self.closed).eqns)
         for ph in self.phases:
             inside_lanes = _lanes_members(ph.eqns)
             stores: dict[str, list] = {}
@@ -364,47 +393,56 @@ class Plan:
             for i, e in enumerate(ph.eqns):
                 name = e.primitive.name
                 if name == "tp_exit":
-                    exited = True
-                if name not in ("tp_load", "tp_store") or i in inside_lanes:
+                    self._exited = True
+                if i in inside_lanes:
                     continue
-                masked = e.params["has_mask"]
-                t = e.params["tensor"]
-                if t in ph.private:
-                    continue
-                if name == "tp_store" and (exited or len(stores.get(t, ())) != 1):
-                    continue
-                ops = e.invars[1:] if name == "tp_store" else e.invars
-                nd = len(e.params["dims"])
-                if static is None:
-                    static = self.static_values()
-                cols = []
-                for v in ops[:nd]:
-                    if hasattr(v, "val"):
-                        cols.append(np.full((self.R, self.G), int(v.val), dtype=np.int64))
-                    elif v in static:
-                        cols.append(np.broadcast_to(static[v], (self.R, self.G)).astype(np.int64))
-                    else:
-                        break
-                else:
-                    starts = (
-                        np.stack(cols, axis=-1) if cols else np.zeros((self.R, self.G, 0), np.int64)
-                    )
-                    # a masked access may overhang the tensor (its masked-off lanes); a masked
-                    # store need not cover it, but two programs must never share a tile
-                    til = fit_tiling(
-                        starts,
-                        self.launch,
-                        e.params["dims"],
-                        self.shapes[t],
-                        exact=name == "tp_store" and not masked,
-                        overhang=masked,
-                    )
-                    if til is None or (name == "tp_store" and masked and not til.disjoint):
-                        continue
-                    if name == "tp_load":
-                        ph.fast_load[id(e)] = til
-                    else:
-                        ph.fast_store[id(e)] = (t, til)
+                if name in ("tp_load", "tp_store"):
+                    self._fast_site(ph, e, stores, nested=False)
+                elif not name.startswith("tp_") and eqn_has_kernel_ops(e):
+                    for k, _pairs in nested_sites(self, e, shared):
+                        self._fast_site(ph, k, stores, nested=True)
+
+    def _fast_site(self, ph: Phase, e, stores: dict, nested: bool) -> None:
+        name = e.primitive.name
+        masked = e.params["has_mask"]
+        t = e.params["tensor"]
+        if t in ph.private:
+            return
+        if name == "tp_store" and (self._exited or len(stores.get(t, ())) != 1):
+            return
+        ops = e.invars[1:] if name == "tp_store" else e.invars
+        nd = len(e.params["dims"])
+        static = self.static_values()
+        cols = []
+        for v in ops[:nd]:
+            if hasattr(v, "val"):
+                cols.append(np.full((self.R, self.G), int(v.val), dtype=np.int64))
+            elif v in static:
+                cols.append(np.broadcast_to(static[v], (self.R, self.G)).astype(np.int64))
+            else:
+                return
+        starts = np.stack(cols, axis=-1) if cols else np.zeros((self.R, self.G, 0), np.int64)
+        # a masked access may overhang the tensor (its masked-off lanes); a masked store
+        # need not cover it, but two programs must never share a tile.  A nested store is
+        # masked by its predicate: the same rules (an unmasked one's overhang is flagged
+        # out of bounds and cut off when the tiles are placed)
+        guarded = name == "tp_store" and (masked or nested)
+        til = fit_tiling(
+            starts,
+            self.launch,
+            e.params["dims"],
+            self.shapes[t],
+            exact=name == "tp_store" and not guarded,
+            overhang=masked or guarded,
+        )
+        if til is None or (guarded and not til.disjoint):
+            return
+        if name == "tp_load":
+            ph.fast_load[id(e)] = til
+        else:
+            ph.fast_store[id(e)] = (t, til)
+            if nested:
+                ph.guarded.add(id(e))
 
     # -- loop trip bounds
     def trip_bound(self, eqn) -> int:
@@ -513,6 +551,11 @@ class Plan:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def _defined(item):
+    """The variable an item of the static order defines (an equation's output, an alias)."""
+    return item[0] if isinstance(item, tuple) else item.outvars[0]
 
 
 def kernel_eqns_of(e):
