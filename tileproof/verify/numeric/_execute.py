@@ -217,15 +217,23 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
             if ke.primitive.name == "tp_load" and id(ke) not in ph.fast_load:
                 loaded.add(ke.params["tensor"])
     snap = {}
-    for t in sorted(loaded | ph.private):
+    for t in sorted((loaded | ph.private) - set(ph.owned)):
         d, w = state[t]
         pads = plan.pads[t]
         snap[t] = (pad(d, pads), None if w is None else pad(w, pads))
     priv0 = {}
+    priv_axes = {}
     for t in sorted(ph.private):
-        d, w = snap[t]
+        if t in ph.owned:  # each program's own slice (see Plan._owned), batched over programs
+            d, w = (None if x is None else _slices(x, plan, ph.owned[t], t) for x in state[t])
+            priv_axes[t] = 0
+        else:
+            d, w = snap[t]
+            priv_axes[t] = None
         wp = jnp.ones(d.shape, bool) if w is None else w
-        priv0[t] = (d, wp, jnp.zeros(d.shape, bool))
+        # an owned view needs no dirty mask: its slice is merged as it is
+        dirty = jnp.zeros((plan.G, 0) if t in ph.owned else d.shape, bool)
+        priv0[t] = (d, wp, dirty)
     fast_keys = sorted(ph.fast_load)
     fast_vals = []
     for eid in fast_keys:
@@ -240,16 +248,19 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
         ctx = Ctx(plan, ph, rank, pid, alive_p, snap_vals, dict(zip(fast_keys, fast)))
         ctx.poison = poison
         ctx.priv = dict(priv_vals)
+        ctx.acc = {
+            k: (jnp.zeros(tile, dt), jnp.zeros(tile, bool)) for k, (tile, dt) in ph.accumulate.items()
+        }
         consts = dict(zip(plan.closed.jaxpr.constvars, plan.closed.consts))
         local = dict(consts)
         local.update(zip(ph.env_in, env_vals))
         live = set(ph.env_out)
         run_eqns(ph.eqns, local, ctx, live)
         outs = [local[v] for v in ph.env_out]
-        stores = [ctx.fast_out[k] for k in store_keys]
+        stores = [ctx.acc[k] if k in ph.accumulate else ctx.fast_out[k] for k in store_keys]
         return outs, ctx.alive, ctx.logs, ctx.flags, ctx.priv, stores
 
-    progs = jax.vmap(prog, in_axes=(None, 0, 0, 0, 0, None, None))
+    progs = jax.vmap(prog, in_axes=(None, 0, 0, 0, 0, None, priv_axes))
     ranks = jnp.arange(plan.R, dtype=jnp.int32)
     pids = jnp.arange(plan.G, dtype=jnp.int32)
     args = (ranks, pids, env_in, alive, fast_vals, snap, priv0)
@@ -313,6 +324,11 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
     for t in sorted(ph.private):
         d, w = state[t]
         pads = plan.pads[t]
+        if t in ph.owned:  # the programs' slices are the tensor: nobody else wrote them
+            k = ph.owned[t]
+            vd, vw = (unpad(v, pads[k:], lead=2).reshape(plan.shapes[t]) for v in priv[t][:2])
+            state[t] = (vd, None if w is None else vw)
+            continue
         views = tuple(unpad(v, pads, lead=2) for v in priv[t])
         d, w, rec, wmaps[t] = merge_private(d, w, views, plan.shapes[t], writers, t)
         state[t] = (d, w)
@@ -334,6 +350,16 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
             )
         )
     return state, env, alive_out, records
+
+
+def _slices(x, plan: Plan, k: int, t: str):
+    """An owned tensor as ``[programs, *rest]``, the rest padded like its windows."""
+    rest = plan.shapes[t][k:]
+    x = x.reshape((plan.G, *rest))
+    pads = plan.pads[t][k:]
+    if not any(pads):
+        return x
+    return jnp.pad(x, [(0, 0), *((p, p) for p in pads)])
 
 
 def _tensor_of(ph, eid) -> str:

@@ -13,6 +13,12 @@ construction.  They hold as well for an access nested in
   attention at most sizes).  The executor runs such a loop inline (its one iteration
   under the condition's predicate), so a store there can hand its tile out.
 
+Inside a loop of several trips an access runs once per iteration: a load there is a fast
+path when its starts are loop-invariant (the same tile every iteration), and a store is
+*accumulated* (``Phase.accumulate``): its tile and mask are carried through the loop, each
+iteration's write over the last, and placed after the phase (the TPU output write-back in
+the grid loop, at the same block every iteration).
+
 Inside them, a variable is *static* (a concrete value per program) when it is bound to a
 static outer value: a branch's or call's operands, a loop's constants, and, for a
 single-trip loop only, its carries' initial values (the values of the one iteration).
@@ -119,15 +125,13 @@ class _Const:
         self.val = val
 
 
-def nested_sites(plan, e, shared: set[int]) -> Iterator[tuple[object, list]]:
-    """Kernel operations nested in top-level equation ``e`` that run at most once per
-    program, each with the alias chain that leads to it (outermost first)."""
-    for j, pairs, once in descents(plan, e, shared):
-        if not once:
-            continue
+def nested_sites(plan, e, shared: set[int], once: bool = True) -> Iterator[tuple[object, bool]]:
+    """Loads and stores nested in top-level equation ``e`` whose start operands may be
+    static (see the module), each with whether it runs at most once per program (False:
+    inside a loop of several trips, where only loop-invariant starts are static)."""
+    for j, _pairs, one in descents(plan, e, shared):
         for inner in unwrap(j).eqns:
             if inner.primitive.name in ("tp_load", "tp_store"):
-                yield inner, pairs
+                yield inner, once and one
             elif not inner.primitive.name.startswith("tp_"):
-                for k, more in nested_sites(plan, inner, shared):
-                    yield k, [*pairs, *more]
+                yield from nested_sites(plan, inner, shared, once and one)

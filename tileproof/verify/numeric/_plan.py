@@ -86,6 +86,8 @@ class Phase:
     fast_load: dict = field(default_factory=dict)  # id(eqn) -> Tiling
     fast_store: dict = field(default_factory=dict)  # id(eqn) -> (tensor, Tiling)
     guarded: set = field(default_factory=set)  # fast stores under a predicate (nested)
+    owned: dict = field(default_factory=dict)  # private tensor -> leading dims = program id
+    accumulate: dict = field(default_factory=dict)  # fast store in a loop -> (tile, dtype)
 
 
 class _Traced:
@@ -187,11 +189,13 @@ class Plan:
                 f"at {self.sizes} is beyond the executor's 32-bit writer ids",
                 kernel.location,
             )
-        self.pads = self._pads()
         self.trip: dict[int, int] = {}
         self.phases = self._phases()
         self._static = None
         self._fast_paths()
+        self._owned()
+        self.inside: set[int] = set()  # accesses whose tile is inside the tensor, always
+        self.pads = self._pads()
 
     # -- tensors
     def _pads(self) -> dict[str, tuple[int, ...]]:
@@ -203,17 +207,29 @@ class Plan:
         index needs none: outside the tensor it puts *every* lane of the tile outside --
         except on a dimension of extent 0, where even a one-element window cannot be cut
         (the access is flagged out of bounds; the pad only lets the window exist).
+        An access whose start on a dimension is a static value (:meth:`static_values`)
+        that keeps the tile inside the tensor for every program needs no pad there: a
+        per-program TPU buffer padded by its own extent on every side would be 3**rank
+        times its size.
         """
         pads = {n: [0] * len(s) for n, s in self.shapes.items()}
+        static = None if os.environ.get("TILEPROOF_NO_FAST_PATH") else self.static_values()
         for e, _ in kernel_eqns(self.closed):
             if e.primitive.name in ("tp_load", "tp_store"):
                 t = e.params["tensor"]
                 p = pads[t]
+                ops = e.invars[1:] if e.primitive.name == "tp_store" else e.invars
+                inside = True
                 for k, (kind, size) in enumerate(e.params["dims"]):
+                    ok = _inside(ops[k], 1 if kind == "point" else size, self.shapes[t][k], static)
+                    inside &= ok
                     if kind != "point":
-                        p[k] = max(p[k], size)
+                        if not ok:
+                            p[k] = max(p[k], size)
                     elif self.shapes[t][k] == 0:
                         p[k] = max(p[k], 1)
+                if inside:
+                    self.inside.add(id(e))
         return {n: tuple(p) for n, p in pads.items()}
 
     # -- phases
@@ -399,10 +415,10 @@ class Plan:
                 if name in ("tp_load", "tp_store"):
                     self._fast_site(ph, e, stores, nested=False)
                 elif not name.startswith("tp_") and eqn_has_kernel_ops(e):
-                    for k, _pairs in nested_sites(self, e, shared):
-                        self._fast_site(ph, k, stores, nested=True)
+                    for k, once in nested_sites(self, e, shared):
+                        self._fast_site(ph, k, stores, nested=True, once=once)
 
-    def _fast_site(self, ph: Phase, e, stores: dict, nested: bool) -> None:
+    def _fast_site(self, ph: Phase, e, stores: dict, nested: bool, once: bool = True) -> None:
         name = e.primitive.name
         masked = e.params["has_mask"]
         t = e.params["tensor"]
@@ -443,6 +459,70 @@ class Plan:
             ph.fast_store[id(e)] = (t, til)
             if nested:
                 ph.guarded.add(id(e))
+            if not once:  # in a loop of several trips: each iteration's write over the last
+                ph.accumulate[id(e)] = (tuple(n for kind, n in e.params["dims"] if kind == "ds"),
+                                        e.invars[0].aval.dtype)
+
+    def _owned(self) -> None:
+        """Private tensors that are per-program memory: every access of the phase indexes
+        the leading ``k`` dimensions (their extents' product is the program count) by
+        the program's own id, as a point (the VMEM buffers and scratch of the TPU rules).
+
+        Such a tensor's private view is the program's own slice (``Phase.owned``), not a
+        copy of the whole tensor per program (programs x tensor elements: quadratic in the
+        grid); no other program touches the slice, so no race is possible on it and its
+        reads need no read-write check.  Decided from the concrete start operands of every
+        access (static values, :mod:`._nested`); any access whose starts are not known, or
+        that leaves its slice for one program, keeps the whole-tensor view."""
+        if os.environ.get("TILEPROOF_NO_FAST_PATH") or self.has_ranks or self.lanes_max > 1:
+            return
+        for ph in self.phases:
+            for t in sorted(ph.private):
+                k = self._owner_dims(ph, t)
+                if k is not None:
+                    ph.owned[t] = k
+
+    def _owner_dims(self, ph: Phase, t: str) -> int | None:
+        """The leading dimensions that are the program id, or None (with one program, 0:
+        the whole tensor is its own)."""
+        if self.G == 1:
+            return 0
+        shape = self.shapes[t]
+        k, n = 0, 1
+        while k < len(shape) and n < self.G:
+            n *= shape[k]
+            k += 1
+        if n != self.G or k == 0:
+            return None
+        static = self.static_values()
+        pid = np.arange(self.G, dtype=np.int64)
+        strides = np.cumprod((1, *shape[k - 1 : 0 : -1]))[::-1] if k > 1 else np.ones(1, np.int64)
+        found = False
+        for e in ph.eqns:
+            for a, _ in kernel_eqns_of(e):
+                if a.primitive.name not in ("tp_load", "tp_store"):
+                    continue
+                if a.params["tensor"] != t:
+                    continue
+                dims = a.params["dims"]
+                ops = a.invars[1:] if a.primitive.name == "tp_store" else a.invars
+                if len(dims) < k or any(kind != "point" for kind, _ in dims[:k]):
+                    return None
+                lin = np.zeros(self.G, np.int64)
+                for j, v in enumerate(ops[:k]):
+                    if hasattr(v, "val"):
+                        col = np.full(self.G, int(v.val), np.int64)
+                    elif v in static:
+                        col = np.broadcast_to(static[v], (self.R, self.G))[0].astype(np.int64)
+                    else:
+                        return None
+                    if (col < 0).any() or (col >= shape[j]).any():
+                        return None
+                    lin = lin + col * int(strides[j])
+                if not np.array_equal(lin, pid):
+                    return None
+                found = True
+        return k if found else None
 
     # -- loop trip bounds
     def trip_bound(self, eqn) -> int:
@@ -551,6 +631,18 @@ class Plan:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def _inside(v, size: int, extent: int, static: dict | None) -> bool:
+    """Whether a tile of ``size`` at start operand ``v`` lies inside ``[0, extent)`` for
+    every program (a literal, or a static value); False when the start is not known."""
+    if hasattr(v, "val"):
+        vals = np.asarray(v.val, np.int64)
+    elif static is not None and v in static:
+        vals = np.asarray(static[v], np.int64)
+    else:
+        return False
+    return bool(np.all(vals >= 0) and np.all(vals + size <= extent))
 
 
 def _defined(item):
