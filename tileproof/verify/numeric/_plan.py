@@ -194,6 +194,7 @@ class Plan:
         self._static = None
         self._fast_paths()
         self._owned()
+        self._private_limit()
         self.inside: set[int] = set()  # accesses whose tile is inside the tensor, always
         self.pads = self._pads()
 
@@ -282,8 +283,16 @@ class Plan:
             }
             ph.rw = loaded & ph.written  # reads to check against other programs' writes
             ph.ordered = {t for t, n in sites.items() if n > 1} | looped
+        return phases
+
+    def _private_limit(self) -> None:
+        """Refuse private views beyond :data:`PRIVATE_LIMIT` elements (an owned tensor's
+        views are its slices: the tensor's own size)."""
+        for ph in self.phases:
             for t in ph.private:
                 n = int(np.prod(self.shapes[t], dtype=np.int64))
+                if t in ph.owned:
+                    continue
                 if n * self.G * self.R * self.lanes_max > PRIVATE_LIMIT:
                     raise NumericUnsupported(
                         f"tensor {t} is read back by the programs that write it in one phase; "
@@ -292,7 +301,6 @@ class Plan:
                         self.kernel.location,
                         "Run with smaller sizes.",
                     )
-        return phases
 
     # -- static (data-independent) integers, per (rank, program)
     def static_values(self) -> dict:
