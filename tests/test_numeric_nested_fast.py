@@ -43,8 +43,9 @@ def _loop1(kind: str):
             row = tp.load(x, (r, tp.ds(i * 128, 128)), mask=mask)
             if kind == "hole":
                 mask = mask & (r != 1)
-            tp.store(y, (r // 2 if kind == "shared" else r, tp.ds(i * 128, 128)), row * 2,
-                     mask=mask)
+            tp.store(
+                y, (r // 2 if kind == "shared" else r, tp.ds(i * 128, 128)), row * 2, mask=mask
+            )
             return acc + 1
 
         lax.fori_loop(0, 1, body, jnp.int32(0))
@@ -56,8 +57,9 @@ def _loop1(kind: str):
 def _branch(kind: str):
     """An unmasked store under a predicate (``when``): a guarded fast store."""
 
-    @tp.kernel(grid={"r": "M", "c": 2},
-               tensors=dict(x=tp.Input(("M", 128)), y=tp.Output(("M", 128))))
+    @tp.kernel(
+        grid={"r": "M", "c": 2}, tensors=dict(x=tp.Input(("M", 128)), y=tp.Output(("M", 128)))
+    )
     def branch(x, y):
         r, c = tp.program_id(0), tp.program_id(1)
         v = tp.load(x, (r, tp.ds(c * 64, 64)))
@@ -97,9 +99,10 @@ def _accumulate(kind: str):
 def _owned(kind: str):
     """Per-program scratch indexed by the program id (owned), or by a neighbour (not)."""
 
-    @tp.kernel(grid={"r": "M"},
-               tensors=dict(x=tp.Input(("M", 128)), s=tp.Scratch(("M", 128)),
-                            y=tp.Output(("M", 128))))
+    @tp.kernel(
+        grid={"r": "M"},
+        tensors=dict(x=tp.Input(("M", 128)), s=tp.Scratch(("M", 128)), y=tp.Output(("M", 128))),
+    )
     def owned(x, s, y):
         r = tp.program_id(0)
         tp.store(s, (r, tp.ds(0, 128)), tp.load(x, (r, tp.ds(0, 128))) * 3)
@@ -156,8 +159,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("make", "kind", "want"), CASES,
-                         ids=[f"{m.__name__[1:]}-{k}" for m, k, _ in CASES])
+@pytest.mark.parametrize(
+    ("make", "kind", "want"), CASES, ids=[f"{m.__name__[1:]}-{k}" for m, k, _ in CASES]
+)
 def test_nested_fast_paths_equal_the_general_path(make, kind, want, monkeypatch):
     _, y_fast, f_fast, _n, _own = _run(make, kind, True, monkeypatch)
     _x, y_slow, f_slow, n_slow, own_slow = _run(make, kind, False, monkeypatch)
@@ -179,8 +183,9 @@ def test_the_paths_are_taken(monkeypatch):
     assert _run(_owned, "neighbour", True, monkeypatch)[4] == 0  # not its own slice
     k = _inside("ok")
     plan = get_plan(k, {"M": 4})
-    assert any(id(e) in plan.inside for ph in plan.phases for e in ph.eqns
-               if e.primitive.name == "tp_load")
+    assert any(
+        id(e) in plan.inside for ph in plan.phases for e in ph.eqns if e.primitive.name == "tp_load"
+    )
     assert not any(ph.fast_load for ph in plan.phases)  # the general path, without flags
 
 

@@ -36,8 +36,12 @@ def _call(kernel, out_shape, grid, in_specs, out_specs, semantics, scratch=()):
         kernel,
         out_shape=out_shape,
         grid_spec=pltpu.PrefetchScalarGridSpec(
-            num_scalar_prefetch=0, grid=grid, in_specs=in_specs, out_specs=out_specs,
-            scratch_shapes=list(scratch)),
+            num_scalar_prefetch=0,
+            grid=grid,
+            in_specs=in_specs,
+            out_specs=out_specs,
+            scratch_shapes=list(scratch),
+        ),
         compiler_params=pltpu.CompilerParams(dimension_semantics=semantics),
     )
 
@@ -45,6 +49,7 @@ def _call(kernel, out_shape, grid, in_specs, out_specs, semantics, scratch=()):
 def _matmul(x, y, *, semantics=("parallel", "parallel", "arbitrary"), init=True):
     def kernel(x_ref, y_ref, o_ref, acc_ref):
         if init:
+
             @pl.when(pl.program_id(2) == 0)
             def _():
                 acc_ref[...] = jnp.zeros_like(acc_ref)
@@ -54,17 +59,24 @@ def _matmul(x, y, *, semantics=("parallel", "parallel", "arbitrary"), init=True)
 
     m, kk = x.shape
     n = y.shape[1]
-    return _call(kernel, jax.ShapeDtypeStruct((m, n), jnp.float32),
-                 (m // 128, n // 128, kk // 128),
-                 [pl.BlockSpec((128, 128), lambda i, j, k: (i, k)),
-                  pl.BlockSpec((128, 128), lambda i, j, k: (k, j))],
-                 pl.BlockSpec((128, 128), lambda i, j, k: (i, j)), semantics,
-                 [pltpu.VMEM((128, 128), jnp.float32)])(x, y)
+    return _call(
+        kernel,
+        jax.ShapeDtypeStruct((m, n), jnp.float32),
+        (m // 128, n // 128, kk // 128),
+        [
+            pl.BlockSpec((128, 128), lambda i, j, k: (i, k)),
+            pl.BlockSpec((128, 128), lambda i, j, k: (k, j)),
+        ],
+        pl.BlockSpec((128, 128), lambda i, j, k: (i, j)),
+        semantics,
+        [pltpu.VMEM((128, 128), jnp.float32)],
+    )(x, y)
 
 
 def _acc_2d(x, *, first):
     """Sums two input blocks into each output block (blocks 0, 0, 1, 1), zeroing it when
     ``first(a, b)``."""
+
     def kernel(x_ref, o_ref):
         @pl.when(first(pl.program_id(0), pl.program_id(1)))
         def _():
@@ -72,21 +84,38 @@ def _acc_2d(x, *, first):
 
         o_ref[...] += x_ref[...]
 
-    return _call(kernel, jax.ShapeDtypeStruct((8, 256), x.dtype), (2, 2),
-                 [pl.BlockSpec((8, 128), lambda a, b: (0, 2 * a + b))],
-                 pl.BlockSpec((8, 128), lambda a, b: (0, a)), ("arbitrary", "arbitrary"))(x)
+    return _call(
+        kernel,
+        jax.ShapeDtypeStruct((8, 256), x.dtype),
+        (2, 2),
+        [pl.BlockSpec((8, 128), lambda a, b: (0, 2 * a + b))],
+        pl.BlockSpec((8, 128), lambda a, b: (0, a)),
+        ("arbitrary", "arbitrary"),
+    )(x)
 
 
 _MM_ARGS = [A((256, 256)), A((256, 256))]
 CASES = [
     ("matmul", _matmul, _MM_ARGS, None),
-    ("matmul-uninitialised", functools.partial(_matmul, init=False), _MM_ARGS,
-     "poisoned read: acc_ref"),
-    ("matmul-k-parallel", functools.partial(_matmul, semantics=("parallel",) * 3), _MM_ARGS,
-     "race: o_ref"),
+    (
+        "matmul-uninitialised",
+        functools.partial(_matmul, init=False),
+        _MM_ARGS,
+        "poisoned read: acc_ref",
+    ),
+    (
+        "matmul-k-parallel",
+        functools.partial(_matmul, semantics=("parallel",) * 3),
+        _MM_ARGS,
+        "race: o_ref",
+    ),
     ("acc-each", functools.partial(_acc_2d, first=lambda a, b: b == 0), [A((8, 512))], None),
-    ("acc-once", functools.partial(_acc_2d, first=lambda a, b: (a == 0) & (b == 0)),
-     [A((8, 512))], "poisoned read: o_ref_vmem"),
+    (
+        "acc-once",
+        functools.partial(_acc_2d, first=lambda a, b: (a == 0) & (b == 0)),
+        [A((8, 512))],
+        "poisoned read: o_ref_vmem",
+    ),
 ]
 
 
@@ -147,6 +176,10 @@ def test_flash_attention_end_to_end_matches_interpret_mode_and_the_reference():
     from jax.experimental.pallas.ops.tpu import flash_attention as fa
 
     args = [A((1, "H", 256, 128))] * 3
-    out = tp.pallas.check_function(fa.flash_attention, args=args, env={"H": 2},
-                                   reference=lambda q, k, v: fa.mha_reference(q, k, v, None))
+    out = tp.pallas.check_function(
+        fa.flash_attention,
+        args=args,
+        env={"H": 2},
+        reference=lambda q, k, v: fa.mha_reference(q, k, v, None),
+    )
     assert out["status"] == "matched" and not out["findings"], out

@@ -249,7 +249,8 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
         ctx.poison = poison
         ctx.priv = dict(priv_vals)
         ctx.acc = {
-            k: (jnp.zeros(tile, dt), jnp.zeros(tile, bool)) for k, (tile, dt) in ph.accumulate.items()
+            k: (jnp.zeros(tile, dt), jnp.zeros(tile, bool))
+            for k, (tile, dt) in ph.accumulate.items()
         }
         consts = dict(zip(plan.closed.jaxpr.constvars, plan.closed.consts))
         local = dict(consts)

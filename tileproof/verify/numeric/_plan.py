@@ -468,8 +468,10 @@ class Plan:
             if nested:
                 ph.guarded.add(id(e))
             if not once:  # in a loop of several trips: each iteration's write over the last
-                ph.accumulate[id(e)] = (tuple(n for kind, n in e.params["dims"] if kind == "ds"),
-                                        e.invars[0].aval.dtype)
+                ph.accumulate[id(e)] = (
+                    tuple(n for kind, n in e.params["dims"] if kind == "ds"),
+                    e.invars[0].aval.dtype,
+                )
 
     def _owned(self) -> None:
         """Private tensors that are per-program memory: every access of the phase indexes
