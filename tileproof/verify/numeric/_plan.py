@@ -416,7 +416,9 @@ class Plan:
                         stores.setdefault(k.params["tensor"], []).append(k)
             for i, e in enumerate(ph.eqns):
                 name = e.primitive.name
-                if name == "tp_exit":
+                if any(k.primitive.name == "tp_exit" for k, _ in kernel_eqns_of(e)):
+                    # an exit_if, also one inside a call (a jitted helper): the unmasked
+                    # top-level stores after it would ignore the programs that left
                     self._exited = True
                 if i in inside_lanes:
                     continue
