@@ -3,13 +3,14 @@
 For each kernel and grid size, in one run: (a) the function with every ``pallas_call``
 executed by tileproof's vectorised executor with the TPU rules (``function_runner``:
 programs vmapped, VMEM block copies with poisoned padding, write-back on block change,
-out-of-bounds and race flags), (b) the same calls in Pallas' interpret mode (the
-``pallas_call`` equations re-bound with ``interpret=True``).  Both jit-compiled and warmed
-up; median wall time of ``--reps`` interleaved runs, ms.  (a) is checked against (b) and
-its flags must be clean.  "iterations" counts grid points (programs times the iterations
-of their arbitrary axes).
+out-of-bounds and race flags, counted in the timed run), (b) the same calls in Pallas'
+interpret mode (the ``pallas_call`` equations re-bound with ``interpret=True``).  Both
+jit-compiled as a whole and warmed up; median of ``--reps`` interleaved runs, ms: wall
+time, or with ``--cpu-time`` the process' CPU time (steadier on a shared machine).  (a) is
+checked against (b) and its flags must be clean.  "iterations" counts grid points
+(programs times the iterations of their arbitrary axes).
 
-    python benchmarks/pallas_tpu_numeric.py [--reps 3] [--iters 8,64,512]
+    python benchmarks/pallas_tpu_numeric.py [--reps 3] [--iters 8,64,512] [--cpu-time]
 """
 
 from __future__ import annotations
@@ -87,15 +88,15 @@ def _interpreted(fn, static, args, env):
     return lambda *xs: ev(closed.jaxpr, closed.consts, list(xs))
 
 
-def _median_times(fns, args, reps):
+def _median_times(fns, args, reps, clock=time.perf_counter):
     for f in fns:
         jax.block_until_ready(f(*args))
     ts = [[] for _ in fns]
     for _ in range(reps):
         for f, t in zip(fns, ts):
-            t0 = time.perf_counter()
+            t0 = clock()
             jax.block_until_ready(f(*args))
-            t.append(time.perf_counter() - t0)
+            t.append(clock() - t0)
     return [statistics.median(t) for t in ts]
 
 
@@ -103,26 +104,33 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--iters", default="8,64,512")
+    ap.add_argument("--only", default="", help="substring of the kernel names to run")
+    ap.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time the process' CPU time instead of wall time (a shared machine)",
+    )
     a = ap.parse_args(argv)
     iters = [int(x) for x in a.iters.split(",")]
+    clock = time.process_time if a.cpu_time else time.perf_counter
+    print(f"jax {jax.__version__}, {'CPU' if a.cpu_time else 'wall'} ms, medians of {a.reps}")
     print(
         f"{'kernel':40s} {'iters':>6s} {'tileproof ms':>13s} {'interpret ms':>13s} "
         f"{'speed-up':>9s}  result"
     )
     ok = True
     for name, fn, args, static, env in _cases(iters):
+        if a.only and a.only not in name:
+            continue
         rng = np.random.default_rng(0)
         vals = [
             jax.numpy.asarray(rng.standard_normal(s.shape), s.dtype)
             for s in _concrete_args(args, env)
         ]
         run = function_runner(fn, static, args, env)
-
-        def tp_fn(*xs, run=run):
-            return run(*xs, findings=False)[0]
-
+        tp_fn = jax.jit(lambda *xs, run=run: run(*xs, findings=False))  # flags included
         it_fn = jax.jit(_interpreted(fn, static, args, env))
-        t_tp, t_it = _median_times([tp_fn, it_fn], vals, a.reps)
+        t_tp, t_it = _median_times([tp_fn, it_fn], vals, a.reps, clock)
         got, findings = run(*vals)
         want = it_fn(*vals)
         err = max(

@@ -37,7 +37,12 @@ __all__ = [
 
 def function_runner(fn, static, args, env: Mapping[str, int], *, jit: bool = True) -> Callable:
     """``run(*values) -> (outputs, findings)``: ``fn`` at sizes ``env`` with each pallas_call
-    executed by tileproof's executor (built and jit-compiled once, reused across calls)."""
+    executed by tileproof's executor (built and jit-compiled once, reused across calls).
+
+    The executor runs with exact counts only (``detail=False``: every check is made, the
+    first offender is not searched for); a call with a non-zero count is executed again
+    with details to word its findings, as ``check_numeric`` does.  ``findings=False``
+    returns the calls' :class:`Flags` (counts) instead of findings."""
     from ..verify.numeric import _execute  # the executor: a layer above the front end
 
     f = functools.partial(fn, **dict(static or {}))
@@ -45,7 +50,7 @@ def function_runner(fn, static, args, env: Mapping[str, int], *, jit: bool = Tru
     runners = {}
     for k, eqn in enumerate(_pallas_eqns(closed.jaxpr, [])):
         kernel = _build_concrete(eqn, f"call{k}")
-        runners[id(eqn)] = (kernel, _execute.executor(kernel, {}, jit=jit))
+        runners[id(eqn)] = (kernel, _execute.executor(kernel, {}, jit=jit, detail=False))
 
     def ev(jaxpr, consts, vals, findings):
         env_ = dict(zip(jaxpr.constvars, consts))
@@ -56,8 +61,9 @@ def function_runner(fn, static, args, env: Mapping[str, int], *, jit: bool = Tru
             if name == "pallas_call":
                 kernel, run = runners[id(eqn)]
                 ops = ins[_num_dynamic(eqn.params["grid_mapping"]) :]
-                outs, flags = run(dict(zip(kernel.inputs, ops)))
-                findings.append(flags)
+                named = dict(zip(kernel.inputs, ops))
+                outs, flags = run(named)
+                findings.append((flags, kernel, named))
                 res = [outs[n] for n in kernel.outputs]
             elif name in _CALLS and _pallas_eqns(_inner(eqn), []):
                 inner = _inner_closed(eqn)
@@ -70,11 +76,16 @@ def function_runner(fn, static, args, env: Mapping[str, int], *, jit: bool = Tru
         return [x.val if hasattr(x, "val") else env_[x] for x in jaxpr.outvars]
 
     def run(*values, findings: bool = True):
-        flags: list = []
-        outs = ev(closed.jaxpr, closed.consts, list(values), flags)
+        calls: list = []
+        outs = ev(closed.jaxpr, closed.consts, list(values), calls)
         if not findings:
-            return outs, flags
-        return outs, [m for fl in flags for m in fl.findings()]
+            return outs, [fl for fl, _k, _named in calls]
+        found = []
+        for fl, kernel, named in calls:
+            if not fl.ok:  # a hit: the same inputs again, with the first offender named
+                _outs, fl = _execute.executor(kernel, {}, jit=jit)(named)
+                found += fl.findings()
+        return outs, found
 
     return run
 

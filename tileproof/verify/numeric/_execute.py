@@ -224,13 +224,21 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
         d, w = state[t]
         ends = end_pads(plan.shapes[t], plan.pads[t])
         snap[t] = (pad_end(d, ends), None if w is None else pad_end(w, ends))
-    priv0 = {}  # private views are padded copies (small: PRIVATE_LIMIT)
+    priv0 = {}  # private views: padded copies (small: PRIVATE_LIMIT), or owned slices
+    priv_axes = {}
     for t in sorted(ph.private):
-        d, w = state[t]
-        pads = plan.pads[t]
-        d, w = pad(d, pads), None if w is None else pad(w, pads)
+        if t in ph.owned:  # each program's own slice (see Plan._owned), batched over programs
+            d, w = (None if x is None else _slices(x, plan, ph.owned[t], t) for x in state[t])
+            priv_axes[t] = 0
+        else:
+            d, w = state[t]
+            pads = plan.pads[t]
+            d, w = pad(d, pads), None if w is None else pad(w, pads)
+            priv_axes[t] = None
         wp = jnp.ones(d.shape, bool) if w is None else w
-        priv0[t] = (d, wp, jnp.zeros(d.shape, bool))
+        # an owned view needs no dirty mask: its slice is merged as it is
+        dirty = jnp.zeros((plan.G, 0) if t in ph.owned else d.shape, bool)
+        priv0[t] = (d, wp, dirty)
     fast_keys = sorted(ph.fast_load)
     fast_vals = []
     for eid in fast_keys:
@@ -251,6 +259,7 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
         ctx = Ctx(plan, ph, rank, pid, alive_p, snap_vals, dict(zip(fast_keys, fast)))
         ctx.poison = poison
         ctx.priv = dict(priv_vals)
+        ctx.start_acc()
         consts = dict(zip(plan.closed.jaxpr.constvars, plan.closed.consts))
         local = dict(consts)
         local.update(zip(dyn_in, env_vals))
@@ -265,7 +274,7 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
             else:
                 known_out[v] = _Known(local[v])
         outs = [local[v] for v in dyn_out]
-        stores = [ctx.fast_out[k] for k in store_keys]
+        stores = [ctx.store_out(k) for k in store_keys]
         return outs, ctx.alive, ctx.logs, ctx.flags, ctx.priv, stores
 
     gates = (
@@ -273,7 +282,7 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
         if ph.private or mesh is not None or os.environ.get("TILEPROOF_NO_GATES")
         else phase_gates(plan, ph)
     )
-    progs = jax.vmap(prog, in_axes=(None, 0, 0, 0, 0, None, None))
+    progs = jax.vmap(prog, in_axes=(None, 0, 0, 0, 0, None, priv_axes))
     ranks = jnp.arange(plan.R, dtype=jnp.int32)
     pids = jnp.arange(plan.G, dtype=jnp.int32)
     args = (ranks, pids, env_in, alive, fast_vals, snap, priv0)
@@ -353,6 +362,11 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
     for t in sorted(ph.private):
         d, w = state[t]
         pads = plan.pads[t]
+        if t in ph.owned:  # the programs' slices are the tensor: nobody else wrote them
+            k = ph.owned[t]
+            vd, vw = (unpad(v, pads[k:], lead=2).reshape(plan.shapes[t]) for v in priv[t][:2])
+            state[t] = (vd, None if w is None else vw)
+            continue
         views = tuple(unpad(v, pads, lead=2) for v in priv[t])
         d, w, rec, wmaps[t] = merge_private(d, w, views, plan.shapes[t], writers, t)
         state[t] = (d, w)
@@ -388,8 +402,21 @@ def _is_known(x) -> bool:
     return isinstance(x, _Known)
 
 
+def _slices(x, plan: Plan, k: int, t: str):
+    """An owned tensor as ``[programs, *rest]``, the rest padded like its windows."""
+    rest = plan.shapes[t][k:]
+    x = x.reshape((plan.G, *rest))
+    pads = plan.pads[t][k:]
+    if not any(pads):
+        return x
+    return jnp.pad(x, [(0, 0), *((p, p) for p in pads)])
+
+
 def _tensor_of(ph, eid) -> str:
+    from ._plan import kernel_eqns_of
+
     for e in ph.eqns:
-        if id(e) == eid:
-            return e.params["tensor"]
+        for k, _ in kernel_eqns_of(e):  # a fast load may be nested (see _nested)
+            if id(k) == eid:
+                return k.params["tensor"]
     raise KeyError(eid)  # pragma: no cover

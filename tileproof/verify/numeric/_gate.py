@@ -32,6 +32,7 @@ import numpy as np
 
 from ._interp import RANK_AXIS, Ctx, run_eqns
 from ._jaxpr import eqn_has_kernel_ops, has_kernel_ops, kernel_eqns
+from ._plan import kernel_eqns_of
 
 __all__ = ["GATE_MAX", "phase_gates", "run_segments"]
 
@@ -93,6 +94,15 @@ def _necessary(v, static, defs, shape, depth: int = 0):
     return None
 
 
+def _unpick(store, flat, R: int, G: int):
+    """A gated block's masked fast-store ``(tiles, mask)`` of the programs ``flat`` that
+    ran it -> ``[R, G, *tile]``, an all-false mask for the programs that did not."""
+    value, m = store  # a store nested in a block is guarded: always a tile and its mask
+    full_v = jnp.zeros((R * G, *value.shape[1:]), value.dtype).at[flat].set(value)
+    full_m = jnp.zeros((R * G, *m.shape[1:]), bool).at[flat].set(m)
+    return full_v.reshape(R, G, *value.shape[1:]), full_m.reshape(R, G, *m.shape[1:])
+
+
 def _uses(eqns) -> set:
     return {v for e in eqns for v in e.invars if not hasattr(v, "val")}
 
@@ -131,9 +141,12 @@ def run_segments(plan, ph, gates, batched: dict, known: dict, alive, fast: dict,
             later |= _uses(eqns2)
         used = _uses(eqns)
         ins = [v for v in batched if v in used]
-        seg_fast = {id(e): fast[id(e)] for e in eqns if id(e) in fast}
+        # fast accesses of the segment, also nested ones (see _nested); a fast store has
+        # one site, so it lies in one segment
+        sites = [id(k) for e in eqns for k, _ in kernel_eqns_of(e)]
+        seg_fast = {k: fast[k] for k in sites if k in fast}
         fkeys = sorted(seg_fast)
-        skeys = sorted(id(e) for e in eqns if id(e) in ph.fast_store)
+        skeys = sorted(k for k in sites if k in ph.fast_store)
         defined = [v for e in eqns for v in e.outvars if v in later]
         known_out: dict = {}
         dyn_out: list = []
@@ -157,6 +170,7 @@ def run_segments(plan, ph, gates, batched: dict, known: dict, alive, fast: dict,
             ctx = Ctx(plan, ph, rank, pid, alive_p, snap, dict(zip(fkeys, fast_vals)))
             ctx.poison = poison
             ctx.clock = clock_p
+            ctx.start_acc()
             local = dict(consts)
             local.update(known)
             local.update(zip(ins, in_vals))
@@ -169,7 +183,14 @@ def run_segments(plan, ph, gates, batched: dict, known: dict, alive, fast: dict,
                 else:
                     known_out[v] = local[v]
             outs = [local[v] for v in dyn_out]
-            return outs, ctx.alive, ctx.clock, ctx.logs, ctx.flags, [ctx.fast_out[k] for k in skeys]
+            return (
+                outs,
+                ctx.alive,
+                ctx.clock,
+                ctx.logs,
+                ctx.flags,
+                [ctx.store_out(k) for k in skeys],
+            )
 
         in_vals = [batched[v] for v in ins]
         fvals = [seg_fast[k] for k in fkeys]
@@ -193,10 +214,14 @@ def run_segments(plan, ph, gates, batched: dict, known: dict, alive, fast: dict,
 
             ranks = jnp.asarray(idx // G, jnp.int32)
             pids = jnp.asarray(idx % G, jnp.int32)
-            outs, _alive, clk, lg, fl, _st = jax.vmap(seg)(
-                ranks, pids, [pick(x) for x in in_vals], pick(alive), pick(clock), []
+            fvals = [tuple(None if x is None else pick(x) for x in fv) for fv in fvals]
+            outs, _alive, clk, lg, fl, st = jax.vmap(seg)(
+                ranks, pids, [pick(x) for x in in_vals], pick(alive), pick(clock), fvals
             )
             clock = clock.reshape(-1).at[flat].set(clk).reshape(R, G)
+            # the block's fast stores (nested in it, so masked: a tile and its mask) of the
+            # programs that ran it; the others did not enter the block: nothing written
+            stores.update((k, _unpick(v, flat, R, G)) for k, v in zip(skeys, st))
         logs += lg
         flags += fl
     return batched, known, alive, logs, flags, stores

@@ -96,6 +96,7 @@ class Ctx:
         self.clock = jnp.int32(0)
         self.fast_in = fast_in  # id(eqn) -> (tiles, written tiles | None)
         self.fast_out: dict = {}
+        self.acc: dict = {}  # id(store) -> (tile, mask): accumulated fast stores (loops carry it)
         self.depth = 0
         self.poison = "nan"
 
@@ -104,6 +105,7 @@ class Ctx:
         c.__dict__.update(self.__dict__)
         c.logs, c.flags = [], []
         c.priv = dict(self.priv)
+        c.acc = dict(self.acc)
         c.depth = self.depth + 1
         c.__dict__.update(kw)
         return c
@@ -112,8 +114,31 @@ class Ctx:
         self.logs += sub.logs
         self.flags += sub.flags
         self.priv = sub.priv
+        self.acc = sub.acc
         self.clock = sub.clock
         self.fast_out.update(sub.fast_out)
+
+    def start_acc(self) -> None:
+        """The phase's accumulated fast stores (``Phase.accumulate``) before any write."""
+        self.acc = {
+            k: (jnp.zeros(tile, dt), jnp.zeros(tile, bool))
+            for k, (tile, dt) in self.phase.accumulate.items()
+        }
+
+    def store_out(self, k):
+        """What fast store ``k`` hands out of the program: its tile (unmasked, top level),
+        or its tile and mask (masked, guarded, accumulated).  A guarded store that did not
+        run (in a branch a known value ruled out, see :func:`_cond`) writes nothing: an
+        all-false mask."""
+        ph = self.phase
+        if k in ph.accumulate:
+            return self.acc[k]
+        if k in self.fast_out:
+            return self.fast_out[k]
+        if k not in ph.guarded:  # pragma: no cover - an unmasked top-level store always runs
+            raise KeyError(k)
+        tile = ph.fast_store[k][1].tile
+        return jnp.zeros(tile, bool), jnp.zeros(tile, bool)  # placed nowhere
 
     def ids(self) -> list:
         lane = self.lane_key if self.lane is not None else -1
@@ -232,48 +257,53 @@ def _while(e, vals, ctx: Ctx) -> list:
             loc_of(e),
         )
     trips = ctx.plan.trip_bound(e)
-    if not cond_ops:
+    if not cond_ops and trips != 1:  # one trip runs inline (below)
         kinds = vectorizable(p["body_jaxpr"], nb, len(init), trips, ctx)
         if kinds is not None:
             return while_vec(e, vals, ctx, kinds, trips, interp, _pure)
     init = [jnp.asarray(v) for v in init]
 
-    def cond(carry, active, priv, clock):
+    def cond(carry, active, priv, clock, acc):
         """The condition's value and the context its loads ran in (None: no kernel ops)."""
         if not cond_ops:
             return _pure(p["cond_jaxpr"], [*cconsts, *carry])[0], None
-        sub = ctx.fork(pred=ctx.pred & active, priv=priv, clock=clock)
+        sub = ctx.fork(pred=ctx.pred & active, priv=priv, clock=clock, acc=acc)
         return interp(p["cond_jaxpr"], [*cconsts, *carry], sub)[0], sub
 
     def step(state, t):
-        carry, active, priv, clock = state
-        c, csub = cond(carry, active, priv, clock)
+        carry, active, priv, clock, acc = state
+        c, csub = cond(carry, active, priv, clock, acc)
         act = active & c
         if csub is not None:
-            priv, clock = csub.priv, csub.clock
-        sub = ctx.fork(pred=ctx.pred & act, priv=priv, clock=clock)
+            priv, clock, acc = csub.priv, csub.clock, csub.acc
+        sub = ctx.fork(pred=ctx.pred & act, priv=priv, clock=clock, acc=acc)
         new = interp(p["body_jaxpr"], [*bconsts, *carry], sub)
         carry = [_select(act, n, o) for n, o in zip(new, carry)]
         logs = sub.logs if csub is None else csub.logs + sub.logs
         flags = sub.flags if csub is None else csub.flags + sub.flags
-        return (carry, act, sub.priv, sub.clock), (logs, iter_records(flags, t, infos))
+        return (carry, act, sub.priv, sub.clock, sub.acc), (logs, iter_records(flags, t, infos))
 
-    state = (init, jnp.bool_(True), ctx.priv, ctx.clock)
+    state = (init, jnp.bool_(True), ctx.priv, ctx.clock, ctx.acc)
     infos: list = []
-    (carry, active, priv, clock), (logs, packed) = lax.scan(
-        step, state, jnp.arange(trips, dtype=jnp.int32)
-    )
+    if trips == 1:  # one iteration at most: run inline (no scan), so that a fast store in
+        # the body can hand its tile out (:mod:`._nested`); the same values and flags
+        (carry, active, priv, clock, acc), (logs, packed) = step(state, jnp.int32(0))
+        packed = packed[None]
+    else:
+        (carry, active, priv, clock, acc), (logs, packed) = lax.scan(
+            step, state, jnp.arange(trips, dtype=jnp.int32)
+        )
     recs = loop_records(infos, packed)
-    c, csub = cond(carry, active, priv, clock)  # the evaluation after the last iteration
+    c, csub = cond(carry, active, priv, clock, acc)  # the evaluation after the last iteration
     still = ctx.pred & active & c
     ctx.flags.append(
         make_record(Info("loop_bound", None, loc_of(e), 0, str(trips)), still, _no_elem, ctx.ids())
     )
-    ctx.priv, ctx.clock = priv, clock
+    ctx.priv, ctx.clock, ctx.acc = priv, clock, acc
     ctx.logs += logs
     ctx.flags += recs
     if csub is not None:
-        ctx.priv, ctx.clock = csub.priv, csub.clock
+        ctx.priv, ctx.clock, ctx.acc = csub.priv, csub.clock, csub.acc
         ctx.logs += csub.logs
         ctx.flags += [set_ids(r, ITER, trips) for r in csub.flags]
     return carry
@@ -295,34 +325,41 @@ def _scan(e, vals, ctx: Ctx) -> list:
     p = e.params
     consts, init, xs = scan_operands(p, vals)
     ncar, length = len(init), p["length"]
-    if not p.get("reverse", False):
+    if not p.get("reverse", False) and length != 1:  # one trip runs inline (below)
         kinds = vectorizable(p["jaxpr"], len(consts), ncar, length, ctx)
         if kinds is not None:
             return scan_vec(e, consts, init, xs, ctx, kinds, interp)
     init = [jnp.asarray(v) for v in init]
 
     def step(state, x):
-        carry, priv, clock = state
+        carry, priv, clock, acc = state
         xs_t, t = x
-        sub = ctx.fork(priv=priv, clock=clock)
+        sub = ctx.fork(priv=priv, clock=clock, acc=acc)
         outs = interp(p["jaxpr"], [*consts, *carry, *xs_t], sub)
         carry = [jnp.asarray(o).astype(c.dtype) for o, c in zip(outs[:ncar], carry)]
-        return (carry, sub.priv, sub.clock), (
+        return (carry, sub.priv, sub.clock, sub.acc), (
             outs[ncar:],
             sub.logs,
             iter_records(sub.flags, t, infos),
         )
 
     infos: list = []
-    (carry, priv, clock), (ys, logs, packed) = lax.scan(
-        step,
-        (init, ctx.priv, ctx.clock),
-        (list(xs), jnp.arange(length, dtype=jnp.int32)),
-        length=length,
-        reverse=p.get("reverse", False),
-    )
+    if length == 1:  # run inline (see _while); the outputs get their axis of one
+        (carry, priv, clock, acc), (ys, logs, packed) = step(
+            (init, ctx.priv, ctx.clock, ctx.acc), ([jnp.asarray(x)[0] for x in xs], jnp.int32(0))
+        )
+        ys = [jnp.asarray(y)[None] for y in ys]
+        packed = packed[None]
+    else:
+        (carry, priv, clock, acc), (ys, logs, packed) = lax.scan(
+            step,
+            (init, ctx.priv, ctx.clock, ctx.acc),
+            (list(xs), jnp.arange(length, dtype=jnp.int32)),
+            length=length,
+            reverse=p.get("reverse", False),
+        )
     recs = loop_records(infos, packed)
-    ctx.priv, ctx.clock = priv, clock
+    ctx.priv, ctx.clock, ctx.acc = priv, clock, acc
     ctx.logs += logs
     ctx.flags += recs
     return [*carry, *ys]
@@ -541,7 +578,7 @@ def _load(e, vals, ctx: Ctx):
     starts = vals[:nd]
     shape = ctx.plan.shapes[t]
     site = loc_of(e)
-    if t in ctx.phase.rw:
+    if t in ctx.phase.rw and t not in ctx.phase.owned:  # an owned slice: nobody else writes it
         m_read = ctx.pred if p["has_mask"] is False else ctx.pred & jnp.asarray(vals[nd], bool)
         st = (
             jnp.stack([jnp.asarray(x, jnp.int32) for x in starts])
@@ -564,30 +601,50 @@ def _load(e, vals, ctx: Ctx):
         if wt is not None:
             ctx.flags.append(_access_record("poison", t, site, ctx.pred & ~wt, starts, dims, ctx))
         return tiles
-    cs = coords(starts, dims)
-    inb = in_bounds(cs, shape, dims)
-    m = inb if mask is None else mask & inb
+    if fast is not None and ctx.phase.fast_load[id(e)].inside:
+        # every program's tile lies inside the tensor (its starts are the concrete ones the
+        # tiling was fitted to): no element is out of bounds, only the mask applies
+        tiles, wt = fast
+        want = ctx.pred & mask
+        if wt is not None:
+            ctx.flags.append(_access_record("poison", t, site, want & ~wt, starts, dims, ctx))
+        return jnp.where(mask, tiles, jnp.zeros((), tiles.dtype))
     want = ctx.pred if mask is None else ctx.pred & mask
-    if mask is None:
-        ctx.flags.append(_oob_record("oob_load", t, site, ctx.pred, starts, dims, shape, ctx))
+    if id(e) in ctx.plan.inside:  # static starts that keep the tile inside the tensor for
+        # every program (Plan._pads): nothing can be out of bounds, nothing to flag
+        m = True if mask is None else mask
     else:
-        ctx.flags.append(_access_record("oob_load", t, site, want & ~inb, starts, dims, ctx))
+        inb = in_bounds(coords(starts, dims), shape, dims)
+        m = inb if mask is None else mask & inb
+        if mask is None:
+            ctx.flags.append(_oob_record("oob_load", t, site, ctx.pred, starts, dims, shape, ctx))
+        else:
+            ctx.flags.append(_access_record("oob_load", t, site, want & ~inb, starts, dims, ctx))
     if fast is not None:  # a masked tile of a reshape: the same mask, bounds and flags
         tiles, wt = fast
         if wt is not None:
             ctx.flags.append(_access_record("poison", t, site, want & m & ~wt, starts, dims, ctx))
-        return jnp.where(m, tiles, jnp.zeros((), tiles.dtype))
-    if t in ctx.priv:  # a padded private view
+        return _where0(m, tiles)
+    if t in ctx.priv:  # a padded private view, or an owned one: the program's slice, its
+        # own dims only (Plan._owned)
         d, w, _ = ctx.priv[t]
+        k = ctx.phase.owned.get(t, 0)
         pads = ctx.plan.pads[t]
-        val = window(d, starts, pads, dims)
-        wv = None if w is None else window(w, starts, pads, dims)
+        val = window(d, starts[k:], pads[k:], dims[k:])
+        wv = None if w is None else window(w, starts[k:], pads[k:], dims[k:])
     else:  # the tensor itself at the phase's start: no copy, a gather of the tile
         d, w = ctx.snap[t]
         val = gather_window(d, starts, dims)
         wv = None if w is None else gather_window(w, starts, dims)
     if w is not None:
         ctx.flags.append(_access_record("poison", t, site, want & m & ~wv, starts, dims, ctx))
+    return _where0(m, val)
+
+
+def _where0(m, val):
+    """``val`` where ``m`` holds, 0 elsewhere (``m`` a literal True: ``val`` itself)."""
+    if isinstance(m, (bool, np.bool_)) and m:
+        return val
     return jnp.where(m, val, jnp.zeros((), val.dtype))
 
 
@@ -596,34 +653,40 @@ def _store(e, vals, ctx: Ctx) -> None:
     t, dims = p["tensor"], p["dims"]
     nd = len(dims)
     value, starts = vals[0], vals[1 : 1 + nd]
-    if id(e) in ctx.phase.fast_store and not p["has_mask"]:
+    if id(e) in ctx.phase.fast_store and not p["has_mask"] and id(e) not in ctx.phase.guarded:
         ctx.fast_out[id(e)] = value
         return
     shape = ctx.plan.shapes[t]
     mask = jnp.asarray(vals[1 + nd], bool) if p["has_mask"] else None
-    cs = coords(starts, dims)
-    inb = in_bounds(cs, shape, dims)
+    fast = ctx.phase.fast_store.get(id(e))
+    if fast is not None and fast[1].inside:  # masked or guarded, every tile inside the
+        # tensor (see _load): nothing out of bounds, the tile goes where the mask holds
+        _fast_put(e, ctx, value, ctx.pred if mask is None else ctx.pred & mask, dims)
+        return
     want = ctx.pred if mask is None else ctx.pred & mask
-    if mask is None:
-        ctx.flags.append(_oob_record("oob_store", t, loc_of(e), ctx.pred, starts, dims, shape, ctx))
+    if id(e) in ctx.plan.inside:  # never out of bounds (see _load)
+        m = want
     else:
-        ctx.flags.append(_access_record("oob_store", t, loc_of(e), want & ~inb, starts, dims, ctx))
-    m = want & inb
-    if id(e) in ctx.phase.fast_store:  # a masked store of a disjoint tiling: placed after the
-        # phase (no two programs share a tile: no race, no scatter)
-        tshape = tile_shape(dims)
-        ctx.fast_out[id(e)] = (
-            jnp.broadcast_to(jnp.asarray(value), tshape),
-            jnp.broadcast_to(m, tshape),
-        )
+        inb = in_bounds(coords(starts, dims), shape, dims)
+        site = loc_of(e)
+        if mask is None:
+            ctx.flags.append(_oob_record("oob_store", t, site, ctx.pred, starts, dims, shape, ctx))
+        else:
+            ctx.flags.append(_access_record("oob_store", t, site, want & ~inb, starts, dims, ctx))
+        m = want & inb
+    if id(e) in ctx.phase.fast_store:  # a masked (or nested: guarded) store of a disjoint
+        # tiling: placed after the phase (no two programs share a tile: no race, no scatter)
+        _fast_put(e, ctx, value, m, dims)
         return
     value = jnp.asarray(value)
     if t in ctx.priv:
-        pads = ctx.plan.pads[t]
+        k = ctx.phase.owned.get(t, 0)  # an owned view is the program's slice (see _load)
+        pads, st, dm = ctx.plan.pads[t][k:], starts[k:], dims[k:]
         d, w, dirty = ctx.priv[t]
-        d = put_window(d, jnp.where(m, value, window(d, starts, pads, dims)), starts, pads, dims)
-        w = put_window(w, m | window(w, starts, pads, dims), starts, pads, dims)
-        dirty = put_window(dirty, m | window(dirty, starts, pads, dims), starts, pads, dims)
+        d = put_window(d, jnp.where(m, value, window(d, st, pads, dm)), st, pads, dm)
+        w = put_window(w, m | window(w, st, pads, dm), st, pads, dm)
+        if t not in ctx.phase.owned:  # an owned slice is merged without one
+            dirty = put_window(dirty, m | window(dirty, st, pads, dm), st, pads, dm)
         ctx.priv[t] = (d, w, dirty)
     else:
         st = (
@@ -642,6 +705,20 @@ def _store(e, vals, ctx: Ctx) -> None:
             )
         )
     ctx.clock = ctx.clock + 1
+
+
+def _fast_put(e, ctx: Ctx, value, m, dims) -> None:
+    """Hand a fast store's tile and mask out of the program; an accumulated one (in a loop
+    of several trips, ``Phase.accumulate``) lands over the tile carried so far, where
+    ``m`` holds: the last write of each element wins, as in program order."""
+    tshape = tile_shape(dims)
+    value = jnp.broadcast_to(jnp.asarray(value), tshape)
+    m = jnp.broadcast_to(m, tshape)
+    if id(e) in ctx.phase.accumulate:
+        old, old_m = ctx.acc[id(e)]
+        ctx.acc = {**ctx.acc, id(e): (jnp.where(m, value.astype(old.dtype), old), old_m | m)}
+    else:
+        ctx.fast_out[id(e)] = (value, m)
 
 
 def _sendrecv(e, vals, ctx: Ctx):

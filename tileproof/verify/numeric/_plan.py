@@ -46,6 +46,7 @@ from ._jaxpr import (
     sub_jaxprs,
     unwrap,
 )
+from ._nested import descents, nested_sites, shared_jaxprs
 from ._tiling import fit_tiling
 
 __all__ = ["Phase", "Plan", "cost_hint", "get_plan", "np_dtype"]
@@ -84,6 +85,9 @@ class Phase:
     rw: set = field(default_factory=set)  # tensors both read and written in the phase
     fast_load: dict = field(default_factory=dict)  # id(eqn) -> Tiling
     fast_store: dict = field(default_factory=dict)  # id(eqn) -> (tensor, Tiling)
+    guarded: set = field(default_factory=set)  # fast stores under a predicate (nested)
+    owned: dict = field(default_factory=dict)  # private tensor -> leading dims = program id
+    accumulate: dict = field(default_factory=dict)  # fast store in a loop -> (tile, dtype)
 
 
 class _Traced:
@@ -185,11 +189,14 @@ class Plan:
                 f"at {self.sizes} is beyond the executor's 32-bit writer ids",
                 kernel.location,
             )
-        self.pads = self._pads()
         self.trip: dict[int, int] = {}
         self.phases = self._phases()
         self._static = None
         self._fast_paths()
+        self._owned()
+        self._private_limit()
+        self.inside: set[int] = set()  # accesses whose tile is inside the tensor, always
+        self.pads = self._pads()
 
     # -- tensors
     def _pads(self) -> dict[str, tuple[int, ...]]:
@@ -201,17 +208,29 @@ class Plan:
         index needs none: outside the tensor it puts *every* lane of the tile outside --
         except on a dimension of extent 0, where even a one-element window cannot be cut
         (the access is flagged out of bounds; the pad only lets the window exist).
+        An access whose start on a dimension is a static value (:meth:`static_values`)
+        that keeps the tile inside the tensor for every program needs no pad there: a
+        per-program TPU buffer padded by its own extent on every side would be 3**rank
+        times its size.
         """
         pads = {n: [0] * len(s) for n, s in self.shapes.items()}
+        static = None if os.environ.get("TILEPROOF_NO_FAST_PATH") else self.static_values()
         for e, _ in kernel_eqns(self.closed):
             if e.primitive.name in ("tp_load", "tp_store"):
                 t = e.params["tensor"]
                 p = pads[t]
+                ops = e.invars[1:] if e.primitive.name == "tp_store" else e.invars
+                inside = True
                 for k, (kind, size) in enumerate(e.params["dims"]):
+                    ok = _inside(ops[k], 1 if kind == "point" else size, self.shapes[t][k], static)
+                    inside &= ok
                     if kind != "point":
-                        p[k] = max(p[k], size)
+                        if not ok:
+                            p[k] = max(p[k], size)
                     elif self.shapes[t][k] == 0:
                         p[k] = max(p[k], 1)
+                if inside:
+                    self.inside.add(id(e))
         return {n: tuple(p) for n, p in pads.items()}
 
     # -- phases
@@ -264,8 +283,16 @@ class Plan:
             }
             ph.rw = loaded & ph.written  # reads to check against other programs' writes
             ph.ordered = {t for t, n in sites.items() if n > 1} | looped
+        return phases
+
+    def _private_limit(self) -> None:
+        """Refuse private views beyond :data:`PRIVATE_LIMIT` elements (an owned tensor's
+        views are its slices: the tensor's own size)."""
+        for ph in self.phases:
             for t in ph.private:
                 n = int(np.prod(self.shapes[t], dtype=np.int64))
+                if t in ph.owned:
+                    continue
                 if n * self.G * self.R * self.lanes_max > PRIVATE_LIMIT:
                     raise NumericUnsupported(
                         f"tensor {t} is read back by the programs that write it in one phase; "
@@ -274,57 +301,79 @@ class Plan:
                         self.kernel.location,
                         "Run with smaller sizes.",
                     )
-        return phases
 
-    # -- static (data-independent) top-level integers, per (rank, program)
+    # -- static (data-independent) integers, per (rank, program)
     def static_values(self) -> dict:
-        """Concrete ``[R, G]`` values of top-level integer scalars that depend on no data."""
+        """Concrete ``[R, G]`` values of integer scalars that depend on no data: at the top
+        level, and inside the branches, calls and single-trip loops of :mod:`._nested`
+        (their variables bound to the static outer values they alias)."""
         if self._static is not None:
             return self._static
         jx = unwrap(self.closed)
         consts = dict(zip(jx.constvars, self.closed.consts))
-        order: list = []
+        order: list = []  # equations, or (inner variable, outer atom) aliases, in order
         static: set = set(consts)
-        inside_lanes = _lanes_members(jx.eqns)
-        for i, e in enumerate(jx.eqns):
-            name = e.primitive.name
-            if i in inside_lanes:
-                continue
-            ok_in = all(hasattr(v, "val") or v in static for v in e.invars)
-            scalar_int = (
-                len(e.outvars) == 1
-                and getattr(e.outvars[0].aval, "shape", None) == ()
-                and (
-                    jnp.issubdtype(e.outvars[0].aval.dtype, jnp.integer)
-                    or e.outvars[0].aval.dtype == jnp.bool_
-                )
-            )
-            if name in (
-                "tp_size",
-                "tp_program_id",
-                "tp_num_programs",
-                "tp_rank_id",
-                "tp_num_ranks",
-            ):
-                if name == "tp_rank_id" and not self.has_ranks:
-                    continue
-                static.add(e.outvars[0])
-                order.append(e)
-            elif (
-                ok_in
-                and scalar_int
-                and not name.startswith("tp_")
-                and not eqn_has_kernel_ops(e)
-                and not e.effects
-            ):
-                static.add(e.outvars[0])
-                order.append(e)
+        shared = shared_jaxprs(jx.eqns)
         plan = self
+
+        def scalar_int(v) -> bool:
+            aval = v.aval
+            return getattr(aval, "shape", None) == () and (
+                jnp.issubdtype(aval.dtype, jnp.integer) or aval.dtype == jnp.bool_
+            )
+
+        def walk(eqns, top: bool) -> None:
+            inside_lanes = _lanes_members(eqns)
+            for i, e in enumerate(eqns):
+                name = e.primitive.name
+                if i in inside_lanes:
+                    continue
+                ok_in = all(hasattr(v, "val") or v in static for v in e.invars)
+                one_int = len(e.outvars) == 1 and scalar_int(e.outvars[0])
+                if name in (
+                    "tp_size",
+                    "tp_program_id",
+                    "tp_num_programs",
+                    "tp_rank_id",
+                    "tp_num_ranks",
+                ):
+                    if name == "tp_rank_id" and not self.has_ranks:
+                        continue
+                    static.add(e.outvars[0])
+                    order.append(e)
+                elif (
+                    ok_in
+                    and one_int
+                    and not name.startswith("tp_")
+                    and not eqn_has_kernel_ops(e)
+                    and not e.effects
+                ):
+                    static.add(e.outvars[0])
+                    order.append(e)
+                elif eqn_has_kernel_ops(e) and not name.startswith("tp_"):
+                    for j, pairs, _once in descents(plan, e, shared):
+                        for inner, outer in pairs:
+                            if not scalar_int(inner):
+                                continue
+                            if hasattr(outer, "val"):
+                                if np.ndim(outer.val) == 0:
+                                    static.add(inner)
+                                    order.append((inner, outer))
+                            elif outer in static:
+                                static.add(inner)
+                                order.append((inner, outer))
+                        walk(unwrap(j).eqns, False)
+
+        walk(jx.eqns, True)
 
         def one(rank, pid):
             env = dict(consts)
             pids = _unflatten(pid, plan.grid)
             for e in order:
+                if isinstance(e, tuple):
+                    inner, outer = e
+                    env[inner] = jnp.asarray(outer.val) if hasattr(outer, "val") else env[outer]
+                    continue
                 vals = [v.val if hasattr(v, "val") else env[v] for v in e.invars]
                 name = e.primitive.name
                 if name == "tp_size":
@@ -340,20 +389,24 @@ class Plan:
                 else:
                     out = bind_eqn(e, vals)[0]
                 env[e.outvars[0]] = out
-            return [env[e.outvars[0]] for e in order]
+            return [env[_defined(e)] for e in order]
 
         with jax.ensure_compile_time_eval():
             vals = jax.jit(jax.vmap(jax.vmap(one, (None, 0)), (0, None)))(
                 jnp.arange(self.R, dtype=jnp.int32), jnp.arange(self.G, dtype=jnp.int32)
             )
-        self._static = {e.outvars[0]: np.asarray(v) for e, v in zip(order, vals)}
+        self._static = {_defined(e): np.asarray(v) for e, v in zip(order, vals)}
         return self._static
 
     def _fast_paths(self) -> None:
+        """Mark the accesses that run as reshapes (:mod:`._tiling`): at the top level of a
+        phase, and nested where they run at most once per program (:mod:`._nested`); a
+        nested store runs under the predicate of its branch or loop, so it is placed as a
+        masked one (``Phase.guarded``)."""
         if os.environ.get("TILEPROOF_NO_FAST_PATH"):
             return
-        static = None
-        exited = False
+        self._exited = False
+        shared = shared_jaxprs(unwrap(self.closed).eqns)
         for ph in self.phases:
             inside_lanes = _lanes_members(ph.eqns)
             stores: dict[str, list] = {}
@@ -366,47 +419,122 @@ class Plan:
                 if any(k.primitive.name == "tp_exit" for k, _ in kernel_eqns_of(e)):
                     # an exit_if, also one inside a call (a jitted helper): the unmasked
                     # top-level stores after it would ignore the programs that left
-                    exited = True
-                if name not in ("tp_load", "tp_store") or i in inside_lanes:
+                    self._exited = True
+                if i in inside_lanes:
                     continue
-                masked = e.params["has_mask"]
-                t = e.params["tensor"]
-                if t in ph.private:
+                if name in ("tp_load", "tp_store"):
+                    self._fast_site(ph, e, stores, nested=False)
+                elif not name.startswith("tp_") and eqn_has_kernel_ops(e):
+                    for k, once in nested_sites(self, e, shared):
+                        self._fast_site(ph, k, stores, nested=True, once=once)
+
+    def _fast_site(self, ph: Phase, e, stores: dict, nested: bool, once: bool = True) -> None:
+        name = e.primitive.name
+        masked = e.params["has_mask"]
+        t = e.params["tensor"]
+        if t in ph.private:
+            return
+        if name == "tp_store" and (self._exited or len(stores.get(t, ())) != 1):
+            return
+        ops = e.invars[1:] if name == "tp_store" else e.invars
+        nd = len(e.params["dims"])
+        static = self.static_values()
+        cols = []
+        for v in ops[:nd]:
+            if hasattr(v, "val"):
+                cols.append(np.full((self.R, self.G), int(v.val), dtype=np.int64))
+            elif v in static:
+                cols.append(np.broadcast_to(static[v], (self.R, self.G)).astype(np.int64))
+            else:
+                return
+        starts = np.stack(cols, axis=-1) if cols else np.zeros((self.R, self.G, 0), np.int64)
+        # a masked access may overhang the tensor (its masked-off lanes); a masked store
+        # need not cover it, but two programs must never share a tile.  A nested store is
+        # masked by its predicate: the same rules (an unmasked one's overhang is flagged
+        # out of bounds and cut off when the tiles are placed)
+        guarded = name == "tp_store" and (masked or nested)
+        til = fit_tiling(
+            starts,
+            self.launch,
+            e.params["dims"],
+            self.shapes[t],
+            exact=name == "tp_store" and not guarded,
+            overhang=masked or guarded,
+        )
+        if til is None or (guarded and not til.disjoint):
+            return
+        if name == "tp_load":
+            ph.fast_load[id(e)] = til
+        else:
+            ph.fast_store[id(e)] = (t, til)
+            if nested:
+                ph.guarded.add(id(e))
+            if not once:  # in a loop of several trips: each iteration's write over the last
+                ph.accumulate[id(e)] = (
+                    tuple(n for kind, n in e.params["dims"] if kind == "ds"),
+                    e.invars[0].aval.dtype,
+                )
+
+    def _owned(self) -> None:
+        """Private tensors that are per-program memory: every access of the phase indexes
+        the leading ``k`` dimensions (their extents' product is the program count) by
+        the program's own id, as a point (the VMEM buffers and scratch of the TPU rules).
+
+        Such a tensor's private view is the program's own slice (``Phase.owned``), not a
+        copy of the whole tensor per program (programs x tensor elements: quadratic in the
+        grid); no other program touches the slice, so no race is possible on it and its
+        reads need no read-write check.  Decided from the concrete start operands of every
+        access (static values, :mod:`._nested`); any access whose starts are not known, or
+        that leaves its slice for one program, keeps the whole-tensor view."""
+        if os.environ.get("TILEPROOF_NO_FAST_PATH") or self.has_ranks or self.lanes_max > 1:
+            return
+        for ph in self.phases:
+            for t in sorted(ph.private):
+                k = self._owner_dims(ph, t)
+                if k is not None:
+                    ph.owned[t] = k
+
+    def _owner_dims(self, ph: Phase, t: str) -> int | None:
+        """The leading dimensions that are the program id, or None (with one program, 0:
+        the whole tensor is its own)."""
+        if self.G == 1:
+            return 0
+        shape = self.shapes[t]
+        k, n = 0, 1
+        while k < len(shape) and n < self.G:
+            n *= shape[k]
+            k += 1
+        if n != self.G or k == 0:
+            return None
+        static = self.static_values()
+        pid = np.arange(self.G, dtype=np.int64)
+        strides = np.cumprod((1, *shape[k - 1 : 0 : -1]))[::-1] if k > 1 else np.ones(1, np.int64)
+        found = False
+        for e in ph.eqns:
+            for a, _ in kernel_eqns_of(e):
+                if a.primitive.name not in ("tp_load", "tp_store"):
                     continue
-                if name == "tp_store" and (exited or len(stores.get(t, ())) != 1):
+                if a.params["tensor"] != t:
                     continue
-                ops = e.invars[1:] if name == "tp_store" else e.invars
-                nd = len(e.params["dims"])
-                if static is None:
-                    static = self.static_values()
-                cols = []
-                for v in ops[:nd]:
+                dims = a.params["dims"]
+                ops = a.invars[1:] if a.primitive.name == "tp_store" else a.invars
+                if len(dims) < k or any(kind != "point" for kind, _ in dims[:k]):
+                    return None
+                lin = np.zeros(self.G, np.int64)
+                for j, v in enumerate(ops[:k]):
                     if hasattr(v, "val"):
-                        cols.append(np.full((self.R, self.G), int(v.val), dtype=np.int64))
+                        col = np.full(self.G, int(v.val), np.int64)
                     elif v in static:
-                        cols.append(np.broadcast_to(static[v], (self.R, self.G)).astype(np.int64))
+                        col = np.broadcast_to(static[v], (self.R, self.G))[0].astype(np.int64)
                     else:
-                        break
-                else:
-                    starts = (
-                        np.stack(cols, axis=-1) if cols else np.zeros((self.R, self.G, 0), np.int64)
-                    )
-                    # a masked access may overhang the tensor (its masked-off lanes); a masked
-                    # store need not cover it, but two programs must never share a tile
-                    til = fit_tiling(
-                        starts,
-                        self.launch,
-                        e.params["dims"],
-                        self.shapes[t],
-                        exact=name == "tp_store" and not masked,
-                        overhang=masked,
-                    )
-                    if til is None or (name == "tp_store" and masked and not til.disjoint):
-                        continue
-                    if name == "tp_load":
-                        ph.fast_load[id(e)] = til
-                    else:
-                        ph.fast_store[id(e)] = (t, til)
+                        return None
+                    if (col < 0).any() or (col >= shape[j]).any():
+                        return None
+                    lin = lin + col * int(strides[j])
+                if not np.array_equal(lin, pid):
+                    return None
+                found = True
+        return k if found else None
 
     # -- loop trip bounds
     def trip_bound(self, eqn) -> int:
@@ -515,6 +643,23 @@ class Plan:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def _inside(v, size: int, extent: int, static: dict | None) -> bool:
+    """Whether a tile of ``size`` at start operand ``v`` lies inside ``[0, extent)`` for
+    every program (a literal, or a static value); False when the start is not known."""
+    if hasattr(v, "val"):
+        vals = np.asarray(v.val, np.int64)
+    elif static is not None and v in static:
+        vals = np.asarray(static[v], np.int64)
+    else:
+        return False
+    return bool(np.all(vals >= 0) and np.all(vals + size <= extent))
+
+
+def _defined(item):
+    """The variable an item of the static order defines (an equation's output, an alias)."""
+    return item[0] if isinstance(item, tuple) else item.outvars[0]
 
 
 def kernel_eqns_of(e):

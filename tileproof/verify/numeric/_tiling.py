@@ -58,6 +58,11 @@ class Tiling:
         return sorted(used) == [a for a, n in enumerate(self.launch) if n > 1]
 
     @property
+    def inside(self) -> bool:
+        """Every tile lies inside the tensor (no overhang): no access of it is out of bounds."""
+        return all(d.offset >= 0 and d.offset + d.span <= n for d, n in zip(self.dims, self.shape))
+
+    @property
     def box(self) -> tuple[int, ...]:
         """The extent the tiles span per tensor dimension, from their offset."""
         return tuple(d.span for d in self.dims)

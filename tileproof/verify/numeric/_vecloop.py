@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._flags import ITER, Info, fold_records, make_record, set_ids
-from ._jaxpr import NumericUnsupported, has_kernel_ops, sub_jaxprs, unwrap
+from ._jaxpr import NumericUnsupported, has_kernel_ops, kernel_eqns, sub_jaxprs, unwrap
 
 __all__ = ["VEC_LIMIT", "carry_kinds", "scan_vec", "store_bound", "vectorizable", "while_vec"]
 
@@ -162,12 +162,15 @@ def while_vec(e, vals, ctx, kinds, trips: int, interp, pure) -> list:
     c = jax.vmap(cond_at)(ts)
     active = jnp.cumprod(c.astype(jnp.int32)) > 0  # the running AND: a loop that ended stays ended
 
-    def one(k, act):
-        sub = ctx.fork(pred=ctx.pred & act, clock=ctx.clock + k * stride)
-        interp(p["body_jaxpr"], [*bconsts, *_at(init, kinds, k)], sub)
-        return sub.logs, [set_ids(r, ITER, k) for r in sub.flags]
+    keys = acc_keys(p["body_jaxpr"], ctx)
 
-    logs, recs = jax.vmap(one)(ts, active)
+    def one(k, act):
+        sub = ctx.fork(pred=ctx.pred & act, clock=ctx.clock + k * stride, acc=fresh_acc(ctx, keys))
+        interp(p["body_jaxpr"], [*bconsts, *_at(init, kinds, k)], sub)
+        return sub.logs, [set_ids(r, ITER, k) for r in sub.flags], [sub.acc[a] for a in keys]
+
+    logs, recs, accs = jax.vmap(one)(ts, active)
+    merge_acc(ctx, keys, accs)
     ctx.logs += logs
     ctx.flags += fold_records(recs)
     done = jnp.sum(active, dtype=jnp.int32)
@@ -189,16 +192,54 @@ def scan_vec(e, consts, init, xs, ctx, kinds, interp) -> list:
     stride = store_bound(p["jaxpr"], ctx.plan)
     ts = jnp.arange(length, dtype=jnp.int32)
 
-    def one(k, xs_t):
-        sub = ctx.fork(clock=ctx.clock + k * stride)
-        outs = interp(p["jaxpr"], [*consts, *_at(init, kinds, k), *xs_t], sub)
-        return outs[ncar:], sub.logs, [set_ids(r, ITER, k) for r in sub.flags]
+    keys = acc_keys(p["jaxpr"], ctx)
 
-    ys, logs, recs = jax.vmap(one)(ts, list(xs))
+    def one(k, xs_t):
+        sub = ctx.fork(clock=ctx.clock + k * stride, acc=fresh_acc(ctx, keys))
+        outs = interp(p["jaxpr"], [*consts, *_at(init, kinds, k), *xs_t], sub)
+        accs = [sub.acc[a] for a in keys]
+        return outs[ncar:], sub.logs, [set_ids(r, ITER, k) for r in sub.flags], accs
+
+    ys, logs, recs, accs = jax.vmap(one)(ts, list(xs))
+    merge_acc(ctx, keys, accs)
     ctx.logs += logs
     ctx.flags += fold_records(recs)
     ctx.clock = ctx.clock + length * stride
     return [*_at(init, kinds, jnp.int32(length)), *ys]
+
+
+def acc_keys(body, ctx) -> list[int]:
+    """The accumulated fast stores (``Phase.accumulate``, see :mod:`._nested`) in a loop
+    body: each iteration lays its tile over the one carried so far."""
+    return sorted(id(k) for k, _ in kernel_eqns(body) if id(k) in ctx.phase.accumulate)
+
+
+def fresh_acc(ctx, keys: list[int]) -> dict:
+    """The carried tiles an iteration starts from: its own writes only (nothing masked in),
+    so that :func:`merge_acc` can tell which iteration wrote an element last."""
+    acc = dict(ctx.acc)
+    for a in keys:
+        old, old_m = acc[a]
+        acc[a] = (jnp.zeros_like(old), jnp.zeros_like(old_m))
+    return acc
+
+
+def merge_acc(ctx, keys: list[int], accs) -> None:
+    """Fold the accumulated tiles of a vectorised loop's iterations (``[trips, *tile]``
+    values and masks, each iteration's own writes: :func:`fresh_acc`) over the tiles carried into it, as the sequential loop does: each
+    element takes the value of the last iteration whose mask holds there, or keeps the
+    carried one where none does."""
+    if not keys:
+        return
+    acc = dict(ctx.acc)
+    for a, (vals, ms) in zip(keys, accs):
+        old, old_m = acc[a]
+        n = ms.shape[0]
+        last = n - 1 - jnp.argmax(jnp.flip(ms, 0), axis=0)  # the last iteration that wrote
+        v = jnp.take_along_axis(vals, last[None], axis=0)[0]
+        hit = jnp.any(ms, axis=0)
+        acc[a] = (jnp.where(hit, v.astype(old.dtype), old), old_m | hit)
+    ctx.acc = acc
 
 
 def pure_cond(p) -> bool:
