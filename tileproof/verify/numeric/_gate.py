@@ -205,7 +205,10 @@ def run_segments(plan, ph, gates, batched: dict, known: dict, alive, fast: dict,
             stores.update(zip(skeys, st))
         else:
             idx = np.nonzero(gate)[0]
-            if idx.size == 0:
+            if idx.size == 0:  # no program enters the block: its fast stores write nothing
+                for k in skeys:
+                    blank = jnp.zeros((R, G, *ph.fast_store[k][1].tile), bool)
+                    stores[k] = (blank, blank)
                 continue
             flat = jnp.asarray(idx, jnp.int32)
 
