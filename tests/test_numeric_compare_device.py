@@ -116,3 +116,22 @@ def test_integers_and_small_arrays_stay_on_the_host(monkeypatch):
     compare("x", jnp.arange(10), jnp.arange(10), TOLERANCES, "int32")
     compare("x", jnp.ones(10), jnp.ones(10), TOLERANCES, "float32")
     assert calls == []
+
+
+def test_production_paths_find_the_same_mismatches(monkeypatch):
+    """With every floating input drawn on the device and every comparison made there (the
+    paths production sizes take), a correct kernel matches and defects stay mismatches,
+    in values and in gradients."""
+    from test_numeric_check import floor_grid, wrong_backward
+
+    from tileproof.catalog import KERNELS
+    from tileproof.verify.numeric import _inputs, check_numeric
+
+    monkeypatch.setattr(_inputs, "_BIG_FLOAT", 0)
+    monkeypatch.setattr(_compare, "DEVICE_MIN_ELEMENTS", 1)
+    paged = next(k for k in KERNELS if k.name == "paged_attention")
+    assert check_numeric(paged, budget=1).status == "matched"
+    res = check_numeric(floor_grid, extra_sizes=[{"N": 48}], budget=0, gradients=False)
+    assert res.status == "mismatch" and "y[0] is never written" in res.message
+    res = check_numeric(wrong_backward, budget=1)
+    assert res.status == "mismatch" and "gradient dx[" in res.message

@@ -151,7 +151,7 @@ class _Cells:
     def __init__(self, an, sizes, inputs: Mapping | None, pins: Mapping | None):
         from ...model._data import Oracle
 
-        self.inputs = {k: np.asarray(v) for k, v in (inputs or {}).items()}
+        self.inputs = dict(inputs or {})  # host copies made on first read (index tensors only)
         self.oracle = Oracle(an.model, sizes, {}, dict(pins or {}))
         self.an = an
 
@@ -159,6 +159,8 @@ class _Cells:
         tensor = self.an.data[name].tensor
         arr = self.inputs.get(tensor)
         if arr is not None:
+            if not isinstance(arr, np.ndarray):
+                arr = self.inputs[tensor] = np.asarray(arr)
             if all(0 <= i < n for i, n in zip(idx, arr.shape)) and len(idx) == arr.ndim:
                 return int(arr[idx])
             raise IndexError(f"{tensor}{list(idx)} out of bounds")
