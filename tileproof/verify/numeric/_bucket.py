@@ -30,6 +30,7 @@ limit) or a bucket that cannot be compiled or run is left to the per-point path.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 
 import jax
@@ -165,6 +166,18 @@ class Bucket:
                     raise NumericUnsupported("bucket over the private-view limit", kernel.location)
         self.plan = plan
         self._compiled: dict = {}
+        self.seconds: dict = {}  # mode -> [compilation seconds, seconds of the last run]
+        self.gradients_shared = False  # set by the check: its gradient points are all here
+        self.broken = False  # a compilation or run failed: the points run on their own
+
+    def worth(self, mode: str = "forward") -> bool:
+        """Whether the next point should still run here: the padded run costs about the same
+        at every point of the bucket (the padding programs are executed, masked), so once it
+        takes more than half the bucket's compilation -- about what a point's own compilation
+        costs -- the remaining points are cheaper on their own.  Either way the answers are
+        the same (only the cost differs)."""
+        got = self.seconds.get(mode)
+        return not self.broken and (got is None or got[1] < got[0] / 2)
 
     def has(self, env: Mapping[str, int]) -> bool:
         return tuple(sorted(env.items())) in self.points
@@ -183,12 +196,20 @@ class Bucket:
 
     def _compile(self, key, fn, *args):
         hit = self._compiled.get(key)
+        mode = key[0]
+        self.broken = True  # until this run has come back
         if hit is None:
+            t0 = time.perf_counter()
             opts = compile_options()
             lowered = jax.jit(fn).lower(*args)
             hit = lowered.compile(opts) if opts is not None else lowered.compile()
             self._compiled[key] = hit
-        return hit(*args)
+            self.seconds[mode] = [time.perf_counter() - t0, 0.0]
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(hit(*args))
+        self.seconds[mode][1] = time.perf_counter() - t0
+        self.broken = False
+        return out
 
     # -- runs
     def forward(self, env: Mapping[str, int], inputs) -> tuple[dict, bool]:

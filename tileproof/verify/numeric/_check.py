@@ -185,6 +185,9 @@ def check_numeric(
         )
     cover = _Coverage(kernel)
     buckets = _buckets(kernel, points, devs)
+    first = [buckets.get(tuple(sorted(e.items()))) for e in points[:GRADIENT_POINTS]]
+    if len(first) == GRADIENT_POINTS and first[0] is not None and all(b is first[0] for b in first):
+        first[0].gradients_shared = True  # one compilation of the executor's vjp for both
     tried, runs = [], []
     oom: list = []  # production-size points the device ran out of memory on
     worst_abs = worst_rel = 0.0
@@ -540,7 +543,8 @@ def _one(
         return [compare(f"d{n}", g_exec[n], g_ref[n], tol, kernel.tensors[n].dtype) for n in float_in]
 
     gcomps = None
-    if bucketed:  # the executor's vjp bucketed, the reference's at the point's shapes
+    if bucketed and bucket.gradients_shared and bucket.worth("grads"):
+        # the executor's vjp bucketed, the reference's at the point's shapes
         try:
             with jax.default_matmul_precision("highest"):
                 g_exec = bucket.gradients(
@@ -575,7 +579,7 @@ def _forward(kernel, env, inputs, devs, bucket) -> tuple[dict, list, bool]:
 
     A bucketed run answers only when every count is zero; otherwise the point is executed
     on its own with details (the findings' words are that run's)."""
-    if bucket is not None:
+    if bucket is not None and bucket.worth():
         try:
             outs, ok = bucket.forward(env, inputs)
         except Exception:  # fail closed: the point's own compilation decides
