@@ -20,6 +20,12 @@ tiled schedule, and compares
 
 It stops at the first mismatch.  Matmuls run at ``highest`` precision on both
 sides so a GPU's TF32 default does not show as a mismatch.
+
+Compilations: the points of a kernel share one compilation of the counts-only
+executor, and the gradient points one of its vjp, where their sizes can be
+passed as data (:mod:`._bucket`; ``TILEPROOF_NO_BUCKETS=1`` compiles every point
+on its own).  A finding or a mismatch at a point is always worded from the
+point's own run, so results and messages do not depend on the buckets.
 """
 
 from __future__ import annotations
