@@ -167,17 +167,17 @@ class Bucket:
         self.plan = plan
         self._compiled: dict = {}
         self.seconds: dict = {}  # mode -> [compilation seconds, seconds of the last run]
-        self.gradients_shared = False  # set by the check: its gradient points are all here
         self.broken = False  # a compilation or run failed: the points run on their own
 
     def worth(self, mode: str = "forward") -> bool:
-        """Whether the next point should still run here: the padded run costs about the same
-        at every point of the bucket (the padding programs are executed, masked), so once it
-        takes more than half the bucket's compilation -- about what a point's own compilation
-        costs -- the remaining points are cheaper on their own.  Either way the answers are
-        the same (only the cost differs)."""
+        """Whether the next point should still run here.  The padded run costs about the same
+        at every point of the bucket (the padding programs are executed, masked), and a
+        point's own compilation often costs half the bucket's or less (its fast paths make a
+        smaller program): once the padded run takes more than a quarter of the bucket's
+        compilation, the remaining points are cheaper on their own.  Either way the answers
+        are the same (only the cost differs)."""
         got = self.seconds.get(mode)
-        return not self.broken and (got is None or got[1] < got[0] / 2)
+        return not self.broken and (got is None or got[1] < got[0] / 4)
 
     def has(self, env: Mapping[str, int]) -> bool:
         return tuple(sorted(env.items())) in self.points

@@ -191,9 +191,9 @@ def check_numeric(
         )
     cover = _Coverage(kernel)
     buckets = _buckets(kernel, points, devs)
-    first = [buckets.get(tuple(sorted(e.items()))) for e in points[:GRADIENT_POINTS]]
-    if len(first) == GRADIENT_POINTS and first[0] is not None and all(b is first[0] for b in first):
-        first[0].gradients_shared = True  # one compilation of the executor's vjp for both
+    # the gradient points (the first ones, often the smallest) share a bucket of their own:
+    # the vjp's padded run then costs what theirs costs, not what the largest point's does
+    grad_buckets = _buckets(kernel, points[:GRADIENT_POINTS], devs) if gradients else {}
     tried, runs = [], []
     oom: list = []  # production-size points the device ran out of memory on
     worst_abs = worst_rel = 0.0
@@ -224,6 +224,7 @@ def check_numeric(
                 cover,
                 _fit(kernel, env, devs),
                 buckets.get(tuple(sorted(env.items()))),
+                grad_buckets.get(tuple(sorted(env.items()))),
             )
             run["pins"] = {
                 f"{n}[{','.join(map(str, at))}]": int(v) for (n, at), v in (pin or {}).items()
@@ -487,7 +488,17 @@ def _buckets(kernel, points, devs) -> dict:
 
 
 def _one(
-    kernel, env, rng, variant, tol, gradients, pins=None, cover=None, devs=None, bucket=None
+    kernel,
+    env,
+    rng,
+    variant,
+    tol,
+    gradients,
+    pins=None,
+    cover=None,
+    devs=None,
+    bucket=None,
+    grad_bucket=None,
 ) -> dict:
     at_sizes = getattr(kernel.reference, "at_sizes", None)  # a front end's size-specific reference
     if at_sizes is not None:
@@ -549,11 +560,11 @@ def _one(
         return [compare(f"d{n}", g_exec[n], g_ref[n], tol, kernel.tensors[n].dtype) for n in float_in]
 
     gcomps = None
-    if bucketed and bucket.gradients_shared and bucket.worth("grads"):
+    if grad_bucket is not None and grad_bucket.worth("grads"):
         # the executor's vjp bucketed, the reference's at the point's shapes
         try:
             with jax.default_matmul_precision("highest"):
-                g_exec = bucket.gradients(
+                g_exec = grad_bucket.gradients(
                     env,
                     {n: inputs[n] for n in float_in},
                     {n: inputs[n] for n in names if n not in float_in},
