@@ -34,7 +34,9 @@ def _rows(n0, n):
 
 
 @tp.kernel(
-    grid={"i": "cdiv(N, 8)"}, **_LEN, tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))),
+    grid={"i": "cdiv(N, 8)"},
+    **_LEN,
+    tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))),
     reference=lambda x: 2 * x,
 )
 def tail_unmasked_load(x, y):
@@ -45,7 +47,9 @@ def tail_unmasked_load(x, y):
 
 
 @tp.kernel(
-    grid={"i": "cdiv(N, 8)"}, **_LEN, tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))),
+    grid={"i": "cdiv(N, 8)"},
+    **_LEN,
+    tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))),
     reference=lambda x: 2 * x,
 )
 def tail_masked(x, y):
@@ -56,7 +60,9 @@ def tail_masked(x, y):
 
 
 @tp.kernel(
-    grid={"i": "cdiv(N, 8)"}, **_LEN, tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))),
+    grid={"i": "cdiv(N, 8)"},
+    **_LEN,
+    tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))),
     reference=lambda x: 2 * x,
 )
 def tail_unmasked_store(x, y):
@@ -67,7 +73,9 @@ def tail_unmasked_store(x, y):
 
 
 @tp.kernel(
-    grid={"i": "N // 8"}, **_LEN, tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))),
+    grid={"i": "N // 8"},
+    **_LEN,
+    tensors=dict(x=tp.Input(("N",)), y=tp.Output(("N",))),
     reference=lambda x: 2 * x,
 )
 def floor_tail(x, y):
@@ -81,7 +89,9 @@ def _sum_ref(x):
 
 
 @tp.kernel(
-    grid={"one": 1}, **_LEN, tensors=dict(x=tp.Input(("N",)), y=tp.Output((1,))),
+    grid={"one": 1},
+    **_LEN,
+    tensors=dict(x=tp.Input(("N",)), y=tp.Output((1,))),
     reference=_sum_ref,
 )
 def loop_sum(x, y):
@@ -95,7 +105,9 @@ def loop_sum(x, y):
 
 
 @tp.kernel(
-    grid={"one": 1}, **_LEN, tensors=dict(x=tp.Input(("N",)), y=tp.Output((1,))),
+    grid={"one": 1},
+    **_LEN,
+    tensors=dict(x=tp.Input(("N",)), y=tp.Output((1,))),
     reference=_sum_ref,
 )
 def loop_sum_overrun(x, y):
@@ -109,7 +121,8 @@ def loop_sum_overrun(x, y):
 
 
 @tp.kernel(
-    grid={"i": "cdiv(N, 8)"}, **_LEN,
+    grid={"i": "cdiv(N, 8)"},
+    **_LEN,
     tensors=dict(x=tp.Input(("N",)), s=tp.Scratch(("N",)), y=tp.Output(("N",))),
     reference=lambda x: x[::-1],
 )
@@ -126,7 +139,8 @@ def barrier_reverse(x, s, y):
 
 
 @tp.kernel(
-    grid={"i": "cdiv(N, 8)"}, **_LEN,
+    grid={"i": "cdiv(N, 8)"},
+    **_LEN,
     tensors=dict(x=tp.Input(("N",)), s=tp.Scratch(("N",)), y=tp.Output(("N",))),
     reference=lambda x: x[::-1],
 )
@@ -144,7 +158,9 @@ def barrier_exit(x, s, y):
 
 
 @tp.kernel(
-    grid={"i": "cdiv(N, 8)"}, **_LEN, tensors=dict(x=tp.Input(("N",)), y=tp.Output((1,))),
+    grid={"i": "cdiv(N, 8)"},
+    **_LEN,
+    tensors=dict(x=tp.Input(("N",)), y=tp.Output((1,))),
     reference=lambda x: x[:1],
 )
 def last_program_race(x, y):
@@ -155,7 +171,9 @@ def last_program_race(x, y):
 
 
 @tp.kernel(
-    grid={"i": "cdiv(N, 8)"}, **_LEN, tensors=dict(x=tp.Input(("N",)), y=tp.Output((1,))),
+    grid={"i": "cdiv(N, 8)"},
+    **_LEN,
+    tensors=dict(x=tp.Input(("N",)), y=tp.Output((1,))),
     reference=lambda x: x[:1],
 )
 def first_program_writes(x, y):
@@ -164,8 +182,14 @@ def first_program_writes(x, y):
     tp.store(y, (0,), tp.load(x, (0,)), mask=i == 0)
 
 
-DEFECTS = [tail_unmasked_load, tail_unmasked_store, floor_tail, loop_sum_overrun, barrier_exit,
-           last_program_race]
+DEFECTS = [
+    tail_unmasked_load,
+    tail_unmasked_store,
+    floor_tail,
+    loop_sum_overrun,
+    barrier_exit,
+    last_program_race,
+]
 CORRECT = [tail_masked, loop_sum, barrier_reverse, first_program_writes]
 
 

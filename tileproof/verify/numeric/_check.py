@@ -557,7 +557,9 @@ def _one(
         return {n: out[n] for n in float_out}
 
     def gcompare(g_exec, g_ref):
-        return [compare(f"d{n}", g_exec[n], g_ref[n], tol, kernel.tensors[n].dtype) for n in float_in]
+        return [
+            compare(f"d{n}", g_exec[n], g_ref[n], tol, kernel.tensors[n].dtype) for n in float_in
+        ]
 
     gcomps = None
     if grad_bucket is not None and grad_bucket.worth("grads"):
