@@ -475,8 +475,6 @@ def _fmt(env) -> str:
 def _buckets(kernel, points, devs) -> dict:
     """Buckets of points that share one compilation (:mod:`._bucket`); none when the ranks
     run on devices, or with ``TILEPROOF_NO_BUCKETS=1`` (every point compiled on its own)."""
-    import os
-
     if devs is not None or len(points) < 2 or os.environ.get("TILEPROOF_NO_BUCKETS") == "1":
         return {}
     from ._bucket import buckets_for
