@@ -256,9 +256,12 @@ def test_padding_programs_make_no_finding():
 
 def test_only_one_compilation_for_the_bucket(monkeypatch):
     """Every point of the bucket runs the one executable (the check compiles no executor of
-    its own at any point)."""
+    its own at any point).  The cost guard is pinned open: on a loaded machine a slow run
+    could move the last point out of the bucket, which changes the cost, not the answer."""
     import tileproof.verify.numeric._check as check
+    from tileproof.verify.numeric._bucket import Bucket
 
+    monkeypatch.setattr(Bucket, "worth", lambda self, mode="forward": not self.broken)
     calls = []
     real = check.executor
     monkeypatch.setattr(check, "executor", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
@@ -269,3 +272,17 @@ def test_only_one_compilation_for_the_bucket(monkeypatch):
 def test_a_point_that_cannot_be_planned_stays_on_its_own():
     """A point whose plan fails (here: outside the kernel's sizes) is left out of buckets."""
     assert buckets_for(tail_masked, [{"N": 40}, {"N": -1}]) == {}
+
+
+def test_a_bucket_not_worth_its_cost_leaves_the_points_on_their_own(monkeypatch):
+    """When the guard closes the bucket, every point compiles its own executor: same answer."""
+    import tileproof.verify.numeric._check as check
+    from tileproof.verify.numeric._bucket import Bucket
+
+    monkeypatch.setattr(Bucket, "worth", lambda self, mode="forward": False)
+    calls = []
+    real = check.executor
+    monkeypatch.setattr(check, "executor", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    res = check_numeric(tail_unmasked_load, sizes=POINTS, budget=0, only=True)
+    assert res.status == "mismatch" and {"N": 40} in calls
+    assert res.message.startswith("at sizes N=10: out-of-bounds load of x[10] (shape [10])")
