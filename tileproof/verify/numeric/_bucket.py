@@ -225,6 +225,7 @@ class Bucket:
             return outs, Flags(flags.records, flags.meta, False)
 
         outs, flags = self._compile(("forward", _precision()), run, padded, arrays)
+        self.last_flags = flags  # the counts of this run, per check site (differential tests)
         return {n: self._cut(env, n, v) for n, v in outs.items()}, flags.ok
 
     def gradients(self, env: Mapping[str, int], primal: dict, rest: dict, cot: dict) -> dict:
