@@ -59,10 +59,24 @@ def _same(a, b) -> bool:
     return bool(np.array_equal(a, b))
 
 
-def bucket_differential(
-    desc: KernelDesc, points: list[dict], seed: int = 0, variant: int = 0
-) -> BucketReport:
-    """Run ``desc``'s kernel at ``points`` in their bucket and on their own; compare.
+def _kernel(desc) -> tuple:
+    """The kernel and source of a :class:`KernelDesc` or a ring description."""
+    if isinstance(desc, KernelDesc):
+        kern, src, _ = build(desc)
+        return kern, src
+    from ._ring import _build
+
+    return _build(desc)
+
+
+def ring_points(d) -> list[dict]:
+    """The rank counts a ring description admits, as size points."""
+    return [{"n": n} for n in range(max(1, d.min_n), d.box + 1)]
+
+
+def bucket_differential(desc, points: list[dict], seed: int = 0, variant: int = 0) -> BucketReport:
+    """Run ``desc``'s kernel (a :class:`KernelDesc` or a ring description) at ``points`` in
+    their bucket and on their own; compare.
 
     The inputs of each point are drawn once (:func:`~tileproof.verify.numeric._inputs.draw_inputs`
     with ``variant``: the index tensors' extremes alternate) and fed to both runs.  Both runs
@@ -74,7 +88,7 @@ def bucket_differential(
     from ..verify.numeric._execute import executor, run_compiled
     from ..verify.numeric._inputs import draw_inputs
 
-    kern, src, _ = build(desc)
+    kern, src = _kernel(desc)
     rep = BucketReport(src)
     buckets = buckets_for(kern, points)
     for i, env in enumerate(points):
@@ -133,25 +147,32 @@ def bucket_differential(
     return rep
 
 
-def bucket_cases(constructs=None):
+def bucket_cases(constructs=None, ring: bool = False):
     """Hypothesis strategy of ``(desc, points, variant)``: a generated kernel (correct
     skeletons and perturbed ones alike, :func:`~._gen.kernels`), two or three of its
     admissible size points in a random order (the bucket is their per-dimension maximum,
     so the smaller ones run padded) and an input variant.  Kernels with fewer than two
-    points are drawn again."""
+    points are drawn again.  ``ring=True``: ring kernels (:func:`~._ring.ring_kernels`,
+    perturbed), the rank count the size that varies."""
     from hypothesis import strategies as st
 
     from ._check import size_points
     from ._gen import CONSTRUCTS, kernels
+    from ._ring import ring_kernels
+
+    def points(d) -> list[dict]:
+        return ring_points(d) if ring else size_points(d)
+
+    source = (
+        ring_kernels(perturb=True)
+        if ring
+        else kernels(CONSTRUCTS if constructs is None else constructs)
+    )
 
     @st.composite
     def cases(draw):
-        desc = draw(
-            kernels(CONSTRUCTS if constructs is None else constructs).filter(
-                lambda d: len(size_points(d)) >= 2
-            )
-        )
-        pts = size_points(desc)
+        desc = draw(source.filter(lambda d: len(points(d)) >= 2))
+        pts = points(desc)
         k = draw(st.integers(2, min(3, len(pts))))
         idx = draw(st.lists(st.integers(0, len(pts) - 1), min_size=k, max_size=k, unique=True))
         return desc, [pts[j] for j in idx], draw(st.integers(0, 3))
