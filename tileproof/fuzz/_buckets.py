@@ -34,6 +34,7 @@ class BucketReport:
     points: list = field(default_factory=list)  # the points compared (bucketed and own)
     bucketed: bool = False  # whether the points shared a bucket at all
     flagged: int = 0  # points whose own run flags something (the defects exercised)
+    gradients: int = 0  # points whose gradients were compared
     problems: list[Problem] = field(default_factory=list)
 
     def text(self) -> str:
@@ -60,7 +61,11 @@ def _same(a, b) -> bool:
 
 
 def _kernel(desc) -> tuple:
-    """The kernel and source of a :class:`KernelDesc` or a ring description."""
+    """The kernel and source of a :class:`KernelDesc`, a ring description or a kernel."""
+    from ..spec import Kernel
+
+    if isinstance(desc, Kernel):
+        return desc, f"{desc.name} ({desc.location})"
     if isinstance(desc, KernelDesc):
         kern, src, _ = build(desc)
         return kern, src
@@ -74,14 +79,44 @@ def ring_points(d) -> list[dict]:
     return [{"n": n} for n in range(max(1, d.min_n), d.box + 1)]
 
 
-def bucket_differential(desc, points: list[dict], seed: int = 0, variant: int = 0) -> BucketReport:
+def _own_gradients(kern, env, primal: dict, rest: dict, cot: dict) -> dict:
+    """``vjp`` of the point's own executor (zero poison, as the check's gradient run)."""
+    import jax
+    import jax.numpy as jnp
+
+    from ..verify.numeric._execute import executor, run_compiled
+
+    fn = executor(kern, env, poison="zero", detail=False)
+
+    def grads(primal, rest, cot):
+        def f(d):
+            out = fn({**rest, **d})[0]
+            return {n: out[n] for n in cot}
+
+        out, pull = jax.vjp(f, primal)
+        return pull({n: cot[n].astype(out[n].dtype) for n in out})[0]
+
+    return run_compiled(jax.jit(grads), primal, rest, {n: jnp.asarray(c) for n, c in cot.items()})
+
+
+def _close(a, b) -> bool:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-5, atol=1e-5, equal_nan=True))
+
+
+def bucket_differential(
+    desc, points: list[dict], seed: int = 0, variant: int = 0, gradients: bool = False
+) -> BucketReport:
     """Run ``desc``'s kernel (a :class:`KernelDesc` or a ring description) at ``points`` in
     their bucket and on their own; compare.
 
     The inputs of each point are drawn once (:func:`~tileproof.verify.numeric._inputs.draw_inputs`
     with ``variant``: the index tensors' extremes alternate) and fed to both runs.  Both runs
     are counts-only with NaN poison, so the flagged check sites and the outputs (NaN where
-    unwritten) must be the same; the bucket keeps outputs only on the real region."""
+    unwritten) must be the same; the bucket keeps outputs only on the real region.
+    ``gradients``: at a point whose own run is clean (where the check takes gradients), also
+    the bucket's ``vjp`` of the floating outputs against the point's own, for one random
+    cotangent (equal within float tolerance: the summation order may differ)."""
     import jax
 
     from ..verify.numeric._bucket import buckets_for
@@ -144,7 +179,38 @@ def bucket_differential(desc, points: list[dict], seed: int = 0, variant: int = 
                         env,
                     )
                 )
+        if gradients and not want:
+            _compare_gradients(rep, kern, b, env, inputs, seed, i)
     return rep
+
+
+def _compare_gradients(rep, kern, b, env, inputs, seed: int, i: int) -> None:
+    import jax
+
+    floats = [n for n in kern.inputs if np.asarray(inputs[n]).dtype.kind == "f"]
+    outs = [n for n in kern.outputs if kern.tensors[n].dtype.startswith(("float", "bfloat"))]
+    if not floats or not outs:
+        return
+    rng = np.random.default_rng([seed, i, 1])
+    shapes = {n: b.points[tuple(sorted(env.items()))].plan.shapes[n] for n in outs}
+    cot = {n: rng.standard_normal(shapes[n]).astype(np.float32) for n in outs}
+    primal = {n: inputs[n] for n in floats}
+    rest = {n: inputs[n] for n in kern.inputs if n not in floats}
+    with jax.default_matmul_precision("highest"):
+        got = b.gradients(env, primal, rest, cot)
+        want = _own_gradients(kern, env, primal, rest, cot)
+    rep.gradients += 1
+    for n in floats:
+        if not _close(got[n], want[n]):
+            rep.problems.append(
+                Problem(
+                    "disagreement",
+                    ("gradient", n),
+                    f"d{n}: bucketed {np.asarray(got[n]).tolist()}"
+                    f" own {np.asarray(want[n]).tolist()}",
+                    env,
+                )
+            )
 
 
 def bucket_cases(constructs=None, ring: bool = False):
