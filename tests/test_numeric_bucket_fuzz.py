@@ -20,8 +20,9 @@ from tileproof.fuzz import KernelDesc, TensorDesc
 from tileproof.fuzz._buckets import bucket_cases, bucket_differential
 from tileproof.verify.numeric import _bucket
 
-_SETTINGS = dict(deadline=None, derandomize=True, database=None,
-                 suppress_health_check=list(HealthCheck))
+_SETTINGS = dict(
+    deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
 
 
 @settings(max_examples=6, **_SETTINGS)
@@ -58,9 +59,13 @@ def _tail(mask: bool) -> KernelDesc:
     """``cdiv(N, 4)`` tiles of 4: unmasked, the last tile overruns N when 4 does not divide it."""
     start = ("*", ("c", 4), ("p", 0))
     m = (0, "<", N) if mask else None
-    return KernelDesc(("N",), ("N <= 8",), ("cdiv(N, 4)",),
-                      (TensorDesc("x", "input", ("N",)), TensorDesc("y", "output", ("N",))),
-                      (("load", "x", (("ds", start, 4),), m), ("store", "y", (("ds", start, 4),), m)))
+    return KernelDesc(
+        ("N",),
+        ("N <= 8",),
+        ("cdiv(N, 4)",),
+        (TensorDesc("x", "input", ("N",)), TensorDesc("y", "output", ("N",))),
+        (("load", "x", (("ds", start, 4),), m), ("store", "y", (("ds", start, 4),), m)),
+    )
 
 
 def test_the_comparison_sees_a_bucket_that_forgets_the_real_extents(monkeypatch):
