@@ -133,19 +133,26 @@ def cost_hint(kernel) -> int:
     return count(closed)
 
 
-def get_plan(kernel, sizes: dict[str, int]) -> Plan:
+def get_plan(kernel, sizes: dict[str, int], fast: bool = True) -> Plan:
+    """The plan of ``kernel`` at ``sizes`` (cached); ``fast=False``: its fast paths may be
+    left undecided (shapes only, say: deciding them compiles a small function), and are
+    decided when a later call asks for them."""
     key = (id(kernel), tuple(sorted(sizes.items())))
     p = _PLANS.get(key)
     if p is None or p.kernel is not kernel:
-        p = Plan(kernel, sizes)
+        p = Plan(kernel, sizes, fast=False)
         _PLANS[key] = p
+    if fast:
+        p.ensure_fast()
     return p
 
 
 class Plan:
     """Static decisions for executing ``kernel`` at ``sizes`` (see the module docstring)."""
 
-    def __init__(self, kernel, sizes: dict[str, int]):
+    def __init__(self, kernel, sizes: dict[str, int], fast: bool = True):
+        """``fast=False``: no fast paths (reshapes cut at these sizes), as a bucket's plan
+        needs (:mod:`._bucket`: the accesses of every point it runs go the general way)."""
         missing = [s for s in kernel.sizes if s not in sizes]
         if missing:
             raise NumericUnsupported(f"sizes not given: {', '.join(missing)}", kernel.location)
@@ -189,7 +196,15 @@ class Plan:
         self.trip: dict[int, int] = {}
         self.phases = self._phases()
         self._static = None
-        self._fast_paths()
+        self._fast_decided = False
+        if fast:
+            self.ensure_fast()
+
+    def ensure_fast(self) -> None:
+        """Decide the fast paths (once)."""
+        if not self._fast_decided:
+            self._fast_decided = True
+            self._fast_paths()
 
     # -- tensors
     def _pads(self) -> dict[str, tuple[int, ...]]:
