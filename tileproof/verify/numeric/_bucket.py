@@ -160,6 +160,9 @@ class Bucket:
         # never bounded again at the first point's sizes (that would overwrite the maxima):
         # a loop asked about that is not here is refused (NumericUnsupported)
         plan._bound_loops = _no_bounds
+        # nor are values "known while tracing" taken from it: its sizes are one point's, its
+        # grid the largest (gates and fast paths, the users of static values, are off here)
+        plan.static_values = _no_static_values
         if plan.R * plan.G * plan.lanes_max > INDEX_MAX:
             raise NumericUnsupported("bucket beyond 32-bit writer ids", kernel.location)
         for ph in plan.phases:
@@ -260,6 +263,10 @@ class Bucket:
 
 def _no_bounds() -> None:
     """A bucket plan's ``_bound_loops``: its trip bounds are the points' maxima, set once."""
+
+
+def _no_static_values() -> dict:
+    raise NumericUnsupported("a bucket's sizes are data: no static values", None)
 
 
 def _precision():

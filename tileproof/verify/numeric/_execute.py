@@ -283,10 +283,7 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
     # program that a smaller point's launch numbers differently and that enters the block)
     gates = (
         {}
-        if ph.private
-        or mesh is not None
-        or dyn is not None
-        or os.environ.get("TILEPROOF_NO_GATES")
+        if ph.private or mesh is not None or dyn is not None or os.environ.get("TILEPROOF_NO_GATES")
         else phase_gates(plan, ph)
     )
     progs = jax.vmap(prog, in_axes=(None, 0, 0, 0, 0, None, None))
