@@ -127,6 +127,23 @@ def test_compile_options_on_cpu_only_at_the_top_level(monkeypatch):
     np.testing.assert_allclose(out["o"], x + np.sin(y), rtol=1e-6, atol=1e-6)
 
 
+def test_an_option_the_installed_xla_rejects_is_dropped_not_fatal(monkeypatch):
+    """The GPU options name XLA debug flags that a JAX release may rename or drop: the
+    compilation goes on without the rejected one."""
+    import tileproof.verify.numeric._execute as ex
+
+    monkeypatch.setattr(
+        ex,
+        "compile_options",
+        lambda devices=None: {"xla_no_such_flag": 0, "xla_backend_optimization_level": 0},
+    )
+    fn = executor(sem.tiled_add, {"G": 2})
+    x, y = f32(32, 16), f32(32, 16)
+    out, flags = ex.run_compiled(fn, {"x": x, "y": y})
+    assert flags.ok
+    np.testing.assert_allclose(out["o"], x + np.sin(y), rtol=1e-6, atol=1e-6)
+
+
 def test_cost_hint_orders_the_catalog_as_its_numeric_times():
     hint = {k.name: cost_hint(k) for k in KERNELS}
     cheap = ("paged_attention", "mesh_ring_attention", "mesh_ring_attention_decode")

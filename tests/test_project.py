@@ -135,3 +135,23 @@ def test_kernels_a_dead_worker_left_run_again_here(repo, monkeypatch):
     reports, _ = _workers.verify_refs(found, cfg, numeric=False, jobs=2)
     assert [r.error for r in reports] == [None, None]
     assert all(o.status == "proved" for r in reports for o in r.obligations)
+
+
+def test_a_spec_file_inside_a_package_imports_its_siblings_relatively(repo):
+    """``FILE:KERNEL`` and folder targets import a file inside a package under its package's
+    name, so ``from . import sibling`` works (the catalog's own files do it); the worker
+    process loads the same kernel again."""
+    write(repo / "kpkg" / "__init__.py", "")
+    write(repo / "kpkg" / "_grids.py", 'GRID = "cdiv(N, 64)"\n')
+    text = FIXED.replace(
+        "import tileproof.spec as tp\n", "import tileproof.spec as tp\n\nfrom . import _grids\n"
+    )
+    text = text.replace('grid={"i": "cdiv(N, 64)"}', "grid={'i': _grids.GRID}")
+    write(repo / "kpkg" / "scale_spec.py", text)
+    for target in ("kpkg/scale_spec.py:scale", "kpkg/scale_spec.py", "kpkg"):
+        found = project.find_kernels([target])
+        assert [ref.name for ref, _ in found] == ["scale"], target
+        ref, kernel = found[0]
+        assert _workers._load(ref).name == "scale"
+        rep = project.run_kernel(kernel, project.load_config(), numeric=False)
+        assert rep.ok and any(o.status == "proved" for o in rep.obligations)

@@ -27,7 +27,37 @@ from ..spec._kernel import Kernel
 __all__ = ["KernelRef", "collect", "find_kernel", "find_kernels", "kernel_target", "spec_files"]
 
 
+def _package_name(path: Path) -> tuple[Path, str] | None:
+    """(the folder above the top package, dotted name) of a file inside a package, else None.
+
+    A spec file inside a package may import its siblings relatively (``from . import
+    _pages``), which only works when it is imported under its package's name."""
+    parts = [path.stem]
+    folder = path.resolve().parent
+    while (folder / "__init__.py").is_file() and folder.parent != folder:
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    if len(parts) == 1 or not all(p.isidentifier() for p in parts):
+        return None
+    return folder, ".".join(parts)
+
+
 def _import_path(path: Path):
+    packaged = _package_name(path)
+    if packaged is not None:
+        root, dotted = packaged
+        added = str(root) not in sys.path
+        if added:
+            sys.path.insert(0, str(root))
+        try:
+            module = _import_module(dotted)
+        finally:
+            if added:
+                sys.path.remove(str(root))
+        found = getattr(module, "__file__", None)
+        if found and Path(found).resolve() == path.resolve():
+            return module
+        # another copy of the package shadows this file (an installed one): load the file itself
     name = "tileproof_user_" + "_".join(path.with_suffix("").parts[-3:]).replace("-", "_").replace(
         ".", "_"
     )

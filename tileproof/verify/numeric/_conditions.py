@@ -151,7 +151,7 @@ class _Cells:
     def __init__(self, an, sizes, inputs: Mapping | None, pins: Mapping | None):
         from ...model._data import Oracle
 
-        self.inputs = {k: np.asarray(v) for k, v in (inputs or {}).items()}
+        self.inputs = dict(inputs or {})  # host copies made on first read (index tensors only)
         self.oracle = Oracle(an.model, sizes, {}, dict(pins or {}))
         self.an = an
 
@@ -159,6 +159,8 @@ class _Cells:
         tensor = self.an.data[name].tensor
         arr = self.inputs.get(tensor)
         if arr is not None:
+            if not isinstance(arr, np.ndarray):
+                arr = self.inputs[tensor] = np.asarray(arr)
             if all(0 <= i < n for i, n in zip(idx, arr.shape)) and len(idx) == arr.ndim:
                 return int(arr[idx])
             raise IndexError(f"{tensor}{list(idx)} out of bounds")
@@ -184,8 +186,13 @@ def covered(
     except Exception:
         return None
 
+    full = {"true", "false", "boundary"}
+    open_ = {c.index for c in conds}  # conditions with a side not seen yet
+
     def note(c: Condition, env) -> None:
         got = seen[c.index]
+        if c.index not in open_:  # every side seen: evaluating again adds nothing
+            return
         corners = [{}]
         if isinstance(c.site.node, Access):
             ranges = c.site.node.coord_ranges()
@@ -203,6 +210,8 @@ def covered(
                 got.add("boundary")
         if len(set(vals)) > 1:
             got.add("boundary")  # the mask changes inside one tile: its edge is crossed
+        if got >= full:
+            open_.discard(c.index)
 
     try:  # the model's one interpreter, on this run's index values (masked-off loads read 0)
         for ev in events(
@@ -214,6 +223,8 @@ def covered(
             want=lambda n: id(n) in by_node,
         ):
             note(by_node[id(ev.node)], ev.env)
+            if not open_:  # every side of every condition seen: the rest of the replay adds nothing
+                break
     except (RunError, ZeroDivisionError, shapes.ShapeError, IndexError, KeyError):
         return None
     return seen

@@ -102,33 +102,68 @@ def executor(
 
 
 def compile_options(devices: Sequence | None = None) -> dict | None:
-    """XLA options for the executor's compilation: on a CPU, LLVM's cheapest optimisation level.
+    """XLA options for the executor's compilation: the cheapest that compiles exactly.
 
-    On a CPU the numeric check is compile-bound: every size point compiles the executor
-    (thousands of fused operations) and then runs it once on tensors of at most
-    ``CAP_ELEMENTS`` elements.  ``xla_backend_optimization_level=0`` compiles it in about
-    three quarters of the time and runs it two or three times slower, well below a second
-    at those sizes.  Integer arithmetic (indices, masks, flags) is exact either way; float
-    results may differ in the last bits (vectorised reduction order), far inside the
-    tolerances.  Accelerators keep their defaults (production sizes are timed there);
-    ``TILEPROOF_XLA_OPT=1`` keeps the defaults on a CPU too.  JAX takes them at a top-level
-    compilation only (:func:`run_compiled`), not on a ``jit`` that others may nest."""
+    The numeric check is compile-bound: every size point compiles the executor
+    (thousands of fused operations) and then runs it once.
+
+    - On a CPU, ``xla_backend_optimization_level=0`` (LLVM's cheapest level) compiles it
+      in about three quarters of the time and runs it two or three times slower, well
+      below a second at the check's sizes.
+    - On a GPU, XLA's autotuners (GEMM algorithms, Triton fusion emitters) time
+      candidate kernels on the device while compiling; ``xla_gpu_autotune_level=0`` and
+      ``xla_gpu_experimental_enable_fusion_autotuner=False`` take XLA's default choice
+      instead.  Runs are not timed by the check, only compared.
+
+    Integer arithmetic (indices, masks, flags) is exact either way; float results may
+    differ in the last bits (reduction order, GEMM algorithm), far inside the
+    tolerances.  ``benchmarks/numeric_production.py`` times plain ``jit`` with XLA's
+    defaults; ``TILEPROOF_XLA_OPT=1`` keeps the defaults in the check too.  JAX takes
+    them at a top-level compilation only (:func:`run_compiled`), not on a ``jit`` that
+    others may nest."""
     if os.environ.get("TILEPROOF_XLA_OPT") == "1":
         return None
     devs = list(devices) if devices is not None else jax.devices()[:1]
-    if not devs or any(d.platform != "cpu" for d in devs):
+    if not devs:
         return None
-    return {"xla_backend_optimization_level": 0}
+    platforms = {d.platform for d in devs}
+    if platforms == {"cpu"}:
+        return {"xla_backend_optimization_level": 0}
+    if platforms == {"gpu"} or platforms <= {"cuda", "rocm", "gpu"}:
+        return dict(_GPU_OPTIONS)
+    return None
+
+
+# options an older or newer XLA may not know: one it rejects is dropped (and remembered)
+_GPU_OPTIONS: dict = {
+    "xla_gpu_autotune_level": 0,
+    "xla_gpu_experimental_enable_fusion_autotuner": False,
+}
 
 
 def run_compiled(fn, *args, devices: Sequence | None = None):
     """``fn(*args)`` for a jitted ``fn`` called at the top level, compiled with
     :func:`compile_options` (one call per compilation: the numeric check runs each
-    executor once per size point)."""
+    executor once per size point).  An option the installed XLA does not know is
+    dropped, never a failure of the check."""
     opts = compile_options(devices)
     if opts is None or not hasattr(fn, "lower"):
         return fn(*args)
-    return fn.lower(*args).compile(opts)(*args)
+    lowered = fn.lower(*args)
+    while opts:
+        try:
+            compiled = lowered.compile(opts)
+            break
+        except Exception as e:  # only an option the installed XLA rejects is retried
+            bad = [k for k in opts if k in str(e)]
+            if not bad:
+                raise
+            for k in bad:
+                opts.pop(k)
+                _GPU_OPTIONS.pop(k, None)
+    else:
+        compiled = lowered.compile()
+    return compiled(*args)
 
 
 def execute(

@@ -1,6 +1,7 @@
 """Random inputs for a kernel at concrete sizes.
 
-Floating tensors: standard normal (in the tensor's dtype).  Index tensors:
+Floating tensors: standard normal (in the tensor's dtype); above ``_BIG_FLOAT``
+elements drawn on the device (a ``jax.Array``), from a seed the point's generator gives.  Index tensors:
 values within their declared range (``Tensor.values``, a condition on ``v``
 and the sizes), drawn in the shapes that break kernels:
 
@@ -29,6 +30,19 @@ import numpy as np
 from ._plan import linear_bound, np_dtype
 
 __all__ = ["NoInputs", "draw_inputs", "value_range"]
+
+
+def _device_normal(seed: int, shape, dtype):
+    """A standard-normal tensor of production size, drawn on the default device.
+
+    A 2.7e9-element KV cache takes the host tens of seconds to draw and convert, and
+    then crosses to the device anyway; ``jax.random`` draws it there in milliseconds.
+    The seed comes from the point's own generator, so a point's inputs stay a function
+    of its seed (``--seed`` reruns it exactly)."""
+    import jax
+    import jax.numpy as jnp
+
+    return jax.random.normal(jax.random.key(seed), tuple(shape), jnp.float32).astype(dtype)
 
 
 class NoInputs(ValueError):
@@ -131,9 +145,8 @@ def draw_inputs(
             out[name] = flat.reshape(shape).astype(np.dtype(decl.dtype))
         elif not floats:
             continue
-        elif n > _BIG_FLOAT:  # production sizes: no float64 temporary of the whole tensor
-            x = rng.standard_normal(shape, dtype=np.float32)
-            out[name] = np.asarray(x.astype(np_dtype(decl.dtype)))
+        elif n > _BIG_FLOAT:  # production sizes: drawn where they run (see _device_normal)
+            out[name] = _device_normal(int(rng.integers(2**31)), shape, np_dtype(decl.dtype))
         else:
             x = rng.standard_normal(shape).astype(np.float32)
             out[name] = np.asarray(x.astype(np_dtype(decl.dtype)))
