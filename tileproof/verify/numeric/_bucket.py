@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._execute import _named, _run, compile_options
+from ._execute import _named, _run, compile_lowered
 from ._flags import Flags, counts_only
 from ._jaxpr import NumericUnsupported, eqn_has_kernel_ops, sub_jaxprs, unwrap
 from ._plan import INDEX_MAX, PRIVATE_LIMIT, Plan, traced
@@ -206,9 +206,7 @@ class Bucket:
         self.broken = True  # until this run has come back
         if hit is None:
             t0 = time.perf_counter()
-            opts = compile_options()
-            lowered = jax.jit(fn).lower(*args)
-            hit = lowered.compile(opts) if opts is not None else lowered.compile()
+            hit = compile_lowered(jax.jit(fn).lower(*args))
             self._compiled[key] = hit
             self.seconds[mode] = [time.perf_counter() - t0, 0.0]
         t0 = time.perf_counter()

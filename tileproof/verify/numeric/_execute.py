@@ -146,10 +146,17 @@ def run_compiled(fn, *args, devices: Sequence | None = None):
     :func:`compile_options` (one call per compilation: the numeric check runs each
     executor once per size point).  An option the installed XLA does not know is
     dropped, never a failure of the check."""
-    opts = compile_options(devices)
-    if opts is None or not hasattr(fn, "lower"):
+    if compile_options(devices) is None or not hasattr(fn, "lower"):
         return fn(*args)
-    lowered = fn.lower(*args)
+    return compile_lowered(fn.lower(*args), devices)(*args)
+
+
+def compile_lowered(lowered, devices: Sequence | None = None):
+    """``lowered.compile`` with :func:`compile_options` (a bucket's executable too,
+    :mod:`._bucket`); an option the installed XLA rejects is dropped and remembered."""
+    opts = compile_options(devices)
+    if opts is None:
+        return lowered.compile()
     while opts:
         try:
             compiled = lowered.compile(opts)
@@ -163,7 +170,7 @@ def run_compiled(fn, *args, devices: Sequence | None = None):
                 _GPU_OPTIONS.pop(k, None)
     else:
         compiled = lowered.compile()
-    return compiled(*args)
+    return compiled
 
 
 def execute(
