@@ -18,7 +18,13 @@ extents — so the points of a kernel can share one executable:
 * loop iterations past the point's trip bound do nothing (``_interp._while``), so the
   loop-bound check fires exactly when it fires at the point;
 * outputs are compared on the real region (the padding of an output is never written
-  and is cut off), and the unwritten-output check looks at the real region only.
+  and is cut off), and the unwritten-output check looks at the real region only;
+* what a point's own executor decides from sizes known while tracing is decided from
+  the traced sizes or not at all: a branch on a size runs both sides under their
+  predicates (``_interp._cond``), a vectorised loop stops at the point's trip bound
+  (``_vecloop.while_vec``), and there are no gated blocks (``_gate``: which programs
+  enter is computed at concrete sizes), no fast paths (reshapes cut at one point's
+  shapes) and no static values (the bucket's plan refuses them).
 
 Only the counts-only executor runs bucketed (:func:`~._flags.counts_only`): whenever a
 count is non-zero, or the values or gradients do not match, the point runs again on
