@@ -136,6 +136,39 @@ def test_a_double_buffer_index_the_kernel_flips_is_proved_in_every_spelling():
         assert stores and all("0 <= v and v <= 1" in o.message for o in stores), flip.__name__
 
 
+def test_a_flip_inside_a_loop_and_a_branch_is_followed():
+    def kernel(slot_ref, x_ref, o_ref, buf):
+        buf[slot_ref[0]] = x_ref[...]
+        o_ref[...] = x_ref[...]
+
+        def flip(k, c):
+            @pl.when(k % 2 == 0)
+            def _():
+                slot_ref[0] = 1 - slot_ref[0]
+
+            return c
+
+        lax.fori_loop(0, 3, flip, 0)
+
+    def f(x):
+        n = x.shape[0] // 8
+        return pl.pallas_call(
+            kernel,
+            grid_spec=pltpu.PrefetchScalarGridSpec(
+                num_scalar_prefetch=1,
+                grid=(n,),
+                in_specs=[pl.BlockSpec((8, 128), lambda i, t: (i, 0))],
+                out_specs=pl.BlockSpec((8, 128), lambda i, t: (i, 0)),
+                scratch_shapes=[pltpu.VMEM((2, 8, 128), jnp.float32)],
+            ),
+            out_shape=jax.ShapeDtypeStruct(x.shape, jnp.float32),
+            compiler_params=pltpu.CompilerParams(dimension_semantics=("arbitrary",)),
+        )(jnp.zeros((1,), jnp.int32), x)
+
+    assert _range(f) == ((0, 0), (0, 1))
+    _all_proved(_spec(f))
+
+
 def test_a_constant_table_the_kernel_never_writes_keeps_its_constant():
     fn = _slots(lambda s, i: s, init=1)
     assert _range(fn) == ((1, 1), (1, 1))

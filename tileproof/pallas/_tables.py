@@ -98,8 +98,8 @@ def table_range(body, ref_var, init: tuple[int, int]) -> tuple[int, int] | None:
         scan = _Scan(ref_var, rng)
         try:
             scan.run(body, [], {ref_var}, {})
-        except _GiveUp:
-            return None
+        except (_GiveUp, AttributeError, KeyError, TypeError, ValueError):
+            return None  # a construct this reading does not know: no range (fail closed)
         new = _hull(rng, *scan.stored) if scan.stored else rng
         if new is None or not (lim[0] <= new[0] and new[1] <= lim[1]):
             return None
@@ -155,6 +155,8 @@ class _Scan:
             return [self.rng]
         if name in CALLS:
             inner = p.get("jaxpr") or p.get("call_jaxpr") or p.get("fun_jaxpr")
+            if inner is None:
+                raise _GiveUp
             jx = inner.jaxpr if hasattr(inner, "jaxpr") else inner
             return self.run(
                 jx, getattr(inner, "consts", []), _sub(refs, ins, jx.invars), _env(iv, jx.invars)
