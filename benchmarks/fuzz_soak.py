@@ -1,6 +1,7 @@
 """Soak the verifier with random small kernels: static verdicts against brute-force runs.
 
     python benchmarks/fuzz_soak.py --kernels 2000 --seed 1 [--executor K] [--ring R]
+    python benchmarks/fuzz_soak.py --kernels 0 --buckets 500 --bucket-rings 100 --seed 1
 
 Draws ``--kernels`` kernels from :func:`tileproof.fuzz.kernels`, checks every
 static obligation of each against the concrete runs of its description at
@@ -13,6 +14,14 @@ rendered spec, and ends with exactly one line::
 
 (``irreproducible`` counterexamples, executor disagreements and verifier
 crashes are listed above it and counted on a line of their own.)
+
+``--buckets K`` (and ``--bucket-rings R``) also runs the numeric buckets' differential
+(:mod:`tileproof.fuzz._buckets`): ``K`` generated kernels
+(``R`` ring kernels) at two or three size points each, every point run in the
+points' shared bucket and on its own; a difference in the flagged check sites or the
+outputs is printed with the spec, and the run ends with the line::
+
+    buckets: K kernels, P points compared (F flagged by their own run), D disagreements
 """
 
 from __future__ import annotations
@@ -60,6 +69,45 @@ def _soak(n: int, seed: int, strategy, check, quiet: bool) -> dict:
     return tally
 
 
+def _bucket_soak(n: int, seed: int, strategy, quiet: bool) -> dict:
+    """Draw ``n`` bucket cases, compare each point's bucketed run with its own run."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as hseed
+
+    from tileproof.fuzz._buckets import bucket_differential
+
+    tally = {"kernels": 0, "bucketed": 0, "points": 0, "flagged": 0, "bad": 0, "errors": 0}
+    if n <= 0:
+        return tally
+
+    @hseed(seed)
+    @settings(
+        max_examples=n,
+        deadline=None,
+        database=None,
+        derandomize=False,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.generate],
+    )
+    @given(strategy)
+    def soak(case):
+        desc, points, variant = case
+        rep = bucket_differential(desc, points, seed=seed, variant=variant)
+        tally["kernels"] += 1
+        tally["bucketed"] += rep.bucketed
+        tally["points"] += len(rep.points)
+        tally["flagged"] += rep.flagged
+        tally["bad"] += sum(p.what == "disagreement" for p in rep.problems)
+        tally["errors"] += sum(p.what != "disagreement" for p in rep.problems)
+        if rep.problems and not quiet:
+            print("=" * 78)
+            print(f"points {points} variant {variant}")
+            print(rep.text(), flush=True)
+
+    soak()
+    return tally
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kernels", type=int, default=2000)
@@ -71,6 +119,15 @@ def main(argv=None) -> int:
         help="also run the numeric executor at this many size points per kernel",
     )
     ap.add_argument("--ring", type=int, default=0, help="also this many ring kernels")
+    ap.add_argument(
+        "--buckets",
+        type=int,
+        default=0,
+        help="also this many kernels through the numeric buckets' differential",
+    )
+    ap.add_argument(
+        "--bucket-rings", type=int, default=0, help="and this many ring kernels through it"
+    )
     ap.add_argument("--without", default="", help="comma-separated constructs to leave out")
     ap.add_argument("--quiet", action="store_true", help="only the summary lines")
     args = ap.parse_args(argv)
@@ -93,13 +150,27 @@ def main(argv=None) -> int:
     r = _soak(args.ring, args.seed, ring_kernels(), differential_ring, args.quiet)
     for k in t:
         t[k] += r[k]
+    b = None
+    if args.buckets or args.bucket_rings:
+        from tileproof.fuzz._buckets import bucket_cases
+
+        b = _bucket_soak(args.buckets, args.seed, bucket_cases(constructs), args.quiet)
+        br = _bucket_soak(args.bucket_rings, args.seed, bucket_cases(ring=True), args.quiet)
+        for k in b:
+            b[k] += br[k]
     secs = time.perf_counter() - t0
+    if b is not None:
+        print(
+            f"buckets: {b['kernels']} kernels, {b['points']} points compared "
+            f"({b['flagged']} flagged by their own run), {b['bad']} disagreements"
+            + (f", {b['errors']} bucketed runs failed" if b["errors"] else "")
+        )
     print(
         f"# {t['judged']} obligations judged over {t['points']} runs in {secs:.0f} s; "
         f"{t['other']} other findings (irreproducible, disagreements, crashes)"
     )
     print(f"{t['kernels']} kernels, {t['obligations']} obligations, {t['unsound']} unsound")
-    return 1 if t["unsound"] else 0
+    return 1 if t["unsound"] or (b is not None and b["bad"]) else 0
 
 
 if __name__ == "__main__":

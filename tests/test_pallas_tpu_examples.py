@@ -105,6 +105,14 @@ def test_paged_attention_walk_is_modelled_and_only_the_cross_step_prefetch_stays
     assert len(proved) > 300
     # the buffers the cross-step prefetch lands in stay unknown
     assert not [o for o in proved if o.kind in ("race", "coverage") and "vmem_buffer" in o.message]
+    # buffer_index_ref (jnp.zeros in the wrapper, flipped between 0 and 1 by the kernel,
+    # line 256) gets the inferred range [0, 1] (tileproof/pallas/_tables.py): its stores
+    # keep it and every slot it picks (the DMA destinations, the reads) is proved in bounds
+    assert any(
+        "store into buffer_index_ref" in o.message and "0 <= v and v <= 1" in o.message
+        for o in proved
+    )
+    assert not [o for o in rep.obligations if o.kind == "bounds" and o.status != "proved"]
 
 
 def test_flash_attention_blocks_walk_the_kv_major_block_in_minor_steps():

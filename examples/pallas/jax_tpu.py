@@ -174,9 +174,9 @@ gmm_tpu = tp.pallas(
 # crosses into the next loop iteration / grid step (unsupported, scoped to the coverage and
 # race of its buffers and pages, tileproof/pallas/_dma.py).  The walk to the next
 # non-empty sequence (a fori_loop whose carry steps by 1 or 0) is over-approximated
-# soundly (tileproof/lowering/_loops.py): its reads are proved, and the refutations left
-# (buffer_index_ref, a prefetch table the kernel rewrites, has the whole int32 range) are
-# unknown, "unconfirmed"
+# soundly (tileproof/lowering/_loops.py): its reads are proved.  buffer_index_ref (the
+# wrapper's jnp.zeros, flipped between 0 and 1 by the kernel) gets the inferred range
+# [0, 1] (tileproof/pallas/_tables.py): every bounds obligation is proved
 paged_attention_tpu = tp.pallas(
     functools.partial(pa.paged_attention, pages_per_compute_block=8),
     args=[

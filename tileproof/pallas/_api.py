@@ -33,6 +33,7 @@ from ._body import replay
 from ._concrete import interpret_reference
 from ._read import _OPS, CallRead, _pcore, _read_one, read_calls
 from ._reduced import Traversed
+from ._tables import table_range
 
 __all__ = ["Arg", "pallas"]
 
@@ -175,6 +176,19 @@ def _dynamic_shapes():
     return ctx(dynamic_shapes=True) if ctx is not None else contextlib.nullcontext()
 
 
+def _table_range(call: CallRead, k: int, b, ai) -> tuple[int, int] | None:
+    """The inferred range of scalar-prefetch operand ``k`` when the wrapper passes a
+    trace-time constant (not a user argument): see :mod:`._tables`."""
+    consts = getattr(call, "operand_consts", None) or []
+    init = consts[k] if k < len(consts) else None
+    if ai is not None or init is None or b.role != "prefetch":
+        return None
+    invars = getattr(call.body, "invars", ())
+    if k >= len(invars):
+        return None
+    return table_range(call.body, invars[k], init)
+
+
 def _index_bits(b, assume) -> int:
     """Triton's offset width for an operand: 64 bits when the array may exceed 2**32 bytes.
 
@@ -221,6 +235,10 @@ def _build(
         if spec_arg is not None and spec_arg.values is not None:
             kw["values"] = spec_arg.values
             kw["distinct"] = spec_arg.distinct
+        elif (rng := _table_range(call, k, b, ai)) is not None:
+            # a prefetch table the wrapper fills with a constant: its values are the
+            # constant's and what the kernel stores back (an inductive range, ._tables)
+            kw["values"] = f"{rng[0]} <= v <= {rng[1]}"
         elif b.dtype.startswith("int") and b.role != "output":
             kw["values"] = f"{-(2**31)} <= v < 2**31" if b.dtype == "int32" else None
             if kw["values"] is None:

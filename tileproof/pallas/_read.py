@@ -27,6 +27,7 @@ import numpy as np
 from .. import shapes
 from ..lowering._jaxcompat import CALLS
 from ..spec._errors import UNKNOWN, Location
+from ._tables import _concrete, literal_range
 
 __all__ = ["BlockRead", "CallRead", "loc_of", "read_calls", "semaphore_kind", "user_location"]
 
@@ -123,6 +124,8 @@ class CallRead:
     operand_args: list[int | None] = field(default_factory=list)  # outer arg feeding each input
     operand_values: list[int | None] = field(default_factory=list)  # arg whose elements it holds
     output_results: list[int | None] = field(default_factory=list)
+    # (min, max) of an operand that is a trace-time integer constant (``jnp.zeros((1,))``)
+    operand_consts: list[tuple[int, int] | None] = field(default_factory=list)
 
 
 def _dim(d) -> shapes.Expr:
@@ -370,6 +373,7 @@ class _Walk:
         self.found: list = []  # (eqn, operand values, operand arg indices)
         self.alias: dict = {}  # outer result var -> the inner var it is
         self.elems_of: dict = {}  # var -> argument whose elements (a subset of) it holds
+        self.const_of: dict = {}  # var -> (min, max) of its elements, a trace-time constant
 
     def walk(self, jaxpr, env: dict, arg_of: dict) -> None:
         for eqn in jaxpr.eqns:
@@ -382,9 +386,20 @@ class _Walk:
                         ins,
                         [arg_of.get(v) for v in eqn.invars],
                         [self.elems_of.get(v) for v in eqn.invars],
+                        [self._const(v) for v in eqn.invars],
                     )
                 )
                 continue
+            if (
+                name in _SAME_ELEMENTS
+                and eqn.invars
+                and self._const(eqn.invars[0]) is not None
+                and np.issubdtype(np.dtype(eqn.outvars[0].aval.dtype), np.integer)
+                and np.dtype(eqn.outvars[0].aval.dtype) == np.dtype(eqn.invars[0].aval.dtype)
+            ):
+                # jnp.zeros((1,), jnp.int32) is broadcast_in_dim of a literal: every element
+                # is one of the operand's (same dtype: no cast changes a value)
+                self.const_of[eqn.outvars[0]] = self._const(eqn.invars[0])
             if name in _SAME_ELEMENTS and eqn.invars and not hasattr(eqn.invars[0], "val"):
                 src = arg_of.get(eqn.invars[0], self.elems_of.get(eqn.invars[0]))
                 if src is not None and (
@@ -418,6 +433,12 @@ class _Walk:
                 for iv, ov in zip(jx.invars, eqn.invars):
                     if not hasattr(ov, "val") and ov in self.elems_of:
                         self.elems_of[iv] = self.elems_of[ov]
+                    if self._const(ov) is not None:
+                        self.const_of[iv] = self._const(ov)
+                for cv, c in zip(jx.constvars, getattr(inner, "consts", ())):
+                    r = literal_range(c) if _concrete(c) else None
+                    if r is not None:
+                        self.const_of[cv] = r
                 self.walk(jx, sub, sub_arg)
                 for ov, iv in zip(eqn.outvars, jx.outvars):
                     if not hasattr(iv, "val"):
@@ -425,6 +446,12 @@ class _Walk:
                 continue
             for subj in _subjaxprs(eqn):
                 self.walk(subj, {}, {})
+
+    def _const(self, v):
+        """``(min, max)`` of a trace-time integer constant operand, else None."""
+        if hasattr(v, "val"):
+            return literal_range(v.val)
+        return self.const_of.get(v)
 
 
 def _subjaxprs(eqn):
@@ -452,18 +479,23 @@ def read_calls(closed) -> list[CallRead]:
     """
     jx = closed.jaxpr
     w = _Walk()
+    for cv, c in zip(jx.constvars, closed.consts):
+        r = literal_range(c) if _concrete(c) else None
+        if r is not None:
+            w.const_of[cv] = r
     w.walk(jx, {}, {v: k for k, v in enumerate(jx.invars)})
     result_of = {}
     for k, v in enumerate(jx.outvars):
         if not hasattr(v, "val"):
             result_of.setdefault(w.alias.get(v, v), k)
     calls = []
-    for eqn, ins, args, elems in w.found:
+    for eqn, ins, args, elems, consts in w.found:
         call = _read_one(eqn, ins)
         gm = eqn.params["grid_mapping"]
         ndyn = _num_dynamic(gm)
         call.operand_args = list(args[ndyn:])
         call.operand_values = [a if a is not None else e for a, e in zip(args[ndyn:], elems[ndyn:])]
         call.output_results = [result_of.get(v) for v in eqn.outvars]
+        call.operand_consts = list(consts[ndyn:])
         calls.append(call)
     return calls

@@ -20,6 +20,12 @@ tiled schedule, and compares
 
 It stops at the first mismatch.  Matmuls run at ``highest`` precision on both
 sides so a GPU's TF32 default does not show as a mismatch.
+
+Compilations: the points of a kernel share one compilation of the counts-only
+executor, and the gradient points one of its vjp, where their sizes can be
+passed as data (:mod:`._bucket`; ``TILEPROOF_NO_BUCKETS=1`` compiles every point
+on its own).  A finding or a mismatch at a point is always worded from the
+point's own run, so results and messages do not depend on the buckets.
 """
 
 from __future__ import annotations
@@ -184,6 +190,10 @@ def check_numeric(
             detail={"over_cap": dropped},
         )
     cover = _Coverage(kernel)
+    buckets = _buckets(kernel, points, devs)
+    # the gradient points (the first ones, often the smallest) share a bucket of their own:
+    # the vjp's padded run then costs what theirs costs, not what the largest point's does
+    grad_buckets = _buckets(kernel, points[:GRADIENT_POINTS], devs) if gradients else {}
     tried, runs = [], []
     oom: list = []  # production-size points the device ran out of memory on
     worst_abs = worst_rel = 0.0
@@ -213,6 +223,8 @@ def check_numeric(
                 pin,
                 cover,
                 _fit(kernel, env, devs),
+                buckets.get(tuple(sorted(env.items()))),
+                grad_buckets.get(tuple(sorted(env.items()))),
             )
             run["pins"] = {
                 f"{n}[{','.join(map(str, at))}]": int(v) for (n, at), v in (pin or {}).items()
@@ -460,7 +472,32 @@ def _fmt(env) -> str:
     return ", ".join(f"{k}={v}" for k, v in env.items()) or "(none)"
 
 
-def _one(kernel, env, rng, variant, tol, gradients, pins=None, cover=None, devs=None) -> dict:
+def _buckets(kernel, points, devs) -> dict:
+    """Buckets of points that share one compilation (:mod:`._bucket`); none when the ranks
+    run on devices, or with ``TILEPROOF_NO_BUCKETS=1`` (every point compiled on its own)."""
+    if devs is not None or len(points) < 2 or os.environ.get("TILEPROOF_NO_BUCKETS") == "1":
+        return {}
+    from ._bucket import buckets_for
+
+    try:
+        return buckets_for(kernel, points)
+    except Exception:  # fail closed: every point on its own
+        return {}
+
+
+def _one(
+    kernel,
+    env,
+    rng,
+    variant,
+    tol,
+    gradients,
+    pins=None,
+    cover=None,
+    devs=None,
+    bucket=None,
+    grad_bucket=None,
+) -> dict:
     at_sizes = getattr(kernel.reference, "at_sizes", None)  # a front end's size-specific reference
     if at_sizes is not None:
         kernel = replace(kernel, reference=at_sizes(env))
@@ -479,17 +516,19 @@ def _one(kernel, env, rng, variant, tol, gradients, pins=None, cover=None, devs=
     }
     ref_fn = _jitted_reference(kernel)
     with jax.default_matmul_precision("highest"):
-        outs, flags = _execute(kernel, env, inputs, devs)
-        findings = flags.findings()
-        run["findings"] = [f.message for f in findings]
-        run["problems"] += [f.message for f in findings]
+        outs, findings, bucketed = _forward(kernel, env, inputs, devs, bucket)
         ref = _ref_outputs(kernel, ref_fn(*[jnp.asarray(inputs[n]) for n in names]))
-    comps = []
-    for n in kernel.outputs:
-        c = compare(n, outs[n], ref[n], tol, kernel.tensors[n].dtype)
-        comps.append(c)
-        if not c.ok:
-            run["problems"].append(c.message)
+    comps = [compare(n, outs[n], ref[n], tol, kernel.tensors[n].dtype) for n in kernel.outputs]
+    if bucketed and not all(c.ok for c in comps):
+        # a mismatch is worded from the point's own run (its errors to the last bit)
+        bucketed = False
+        with jax.default_matmul_precision("highest"):
+            outs, flags = _execute(kernel, env, inputs, devs)
+            findings = flags.findings()
+        comps = [compare(n, outs[n], ref[n], tol, kernel.tensors[n].dtype) for n in kernel.outputs]
+    run["findings"] = [f.message for f in findings]
+    run["problems"] += [f.message for f in findings]
+    run["problems"] += [c.message for c in comps if not c.ok]
     run["max_abs_err"], run["max_rel_err"] = _worst(comps)
     run["where"] = {c.name: c.where for c in comps}
     if run["problems"] or not gradients:
@@ -504,10 +543,9 @@ def _one(kernel, env, rng, variant, tol, gradients, pins=None, cover=None, devs=
     rest = {n: jnp.asarray(inputs[n]) for n in names if n not in float_in}
     primal = {n: jnp.asarray(inputs[n]) for n in float_in}
 
-    # its flags are the forward run's (checked above) and unused here: counts only, less to trace
-    fn0 = executor(kernel, env, poison="zero", devices=devs, detail=False)
-
     def exec_out(d, rest):
+        # its flags are the forward run's (checked above) and unused here: counts only
+        fn0 = executor(kernel, env, poison="zero", devices=devs, detail=False)
         out = fn0({**rest, **d})[0]
         return {n: out[n] for n in float_out}
 
@@ -516,9 +554,32 @@ def _one(kernel, env, rng, variant, tol, gradients, pins=None, cover=None, devs=
         out = _ref_outputs(kernel, kernel.reference(*[both[n] for n in names]))
         return {n: out[n] for n in float_out}
 
-    with jax.default_matmul_precision("highest"):
-        g_exec, g_ref = _grads(exec_out, ref_out, primal, rest, cot, devs)
-    gcomps = [compare(f"d{n}", g_exec[n], g_ref[n], tol, kernel.tensors[n].dtype) for n in float_in]
+    def gcompare(g_exec, g_ref):
+        return [
+            compare(f"d{n}", g_exec[n], g_ref[n], tol, kernel.tensors[n].dtype) for n in float_in
+        ]
+
+    gcomps = None
+    if grad_bucket is not None and grad_bucket.worth("grads"):
+        # the executor's vjp bucketed, the reference's at the point's shapes
+        try:
+            with jax.default_matmul_precision("highest"):
+                g_exec = grad_bucket.gradients(
+                    env,
+                    {n: inputs[n] for n in float_in},
+                    {n: inputs[n] for n in names if n not in float_in},
+                    cot,
+                )
+                g_ref = _ref_grads(ref_out, primal, rest, cot)
+            gcomps = gcompare(g_exec, g_ref)
+        except Exception:  # fail closed: the point's own compilation decides
+            gcomps = None
+        if gcomps is not None and not all(c.ok for c in gcomps):
+            gcomps = None  # a mismatch is worded from the point's own run
+    if gcomps is None:
+        with jax.default_matmul_precision("highest"):
+            g_exec, g_ref = _grads(exec_out, ref_out, primal, rest, cot, devs)
+        gcomps = gcompare(g_exec, g_ref)
     ga, gr = _worst(gcomps)
     ok = all(c.ok for c in gcomps)
     run["grad"] = {"ok": ok, "max_abs_err": ga, "max_rel_err": gr}
@@ -528,6 +589,25 @@ def _one(kernel, env, rng, variant, tol, gradients, pins=None, cover=None, devs=
     if ok and kernel.backward is not None:
         run["problems"] += _backward(kernel, env, inputs, ref, cot, g_ref, tol)
     return run
+
+
+def _forward(kernel, env, inputs, devs, bucket) -> tuple[dict, list, bool]:
+    """Outputs, run-time findings and whether they come from ``bucket``'s shared executable.
+
+    A bucketed run answers only when every count is zero; otherwise the point is executed
+    on its own with details (the findings' words are that run's)."""
+    if bucket is not None and bucket.worth():
+        try:
+            outs, ok = bucket.forward(env, inputs)
+        except Exception:  # fail closed: the point's own compilation decides
+            outs, ok = None, None
+        if ok:
+            return outs, [], True
+        if ok is False:
+            outs, flags = executor(kernel, env, devices=devs)(inputs)
+            return outs, flags.findings(), False
+    outs, flags = _execute(kernel, env, inputs, devs)
+    return outs, flags.findings(), False
 
 
 def _execute(kernel, env, inputs, devs=None):
@@ -558,6 +638,19 @@ def _grads(f, g, primal, rest, cot, devices=None) -> tuple[dict, dict]:
 
     return run_compiled(
         jax.jit(both), primal, rest, {n: jnp.asarray(c) for n, c in cot.items()}, devices=devices
+    )
+
+
+def _ref_grads(g, primal, rest, cot, devices=None) -> dict:
+    """``vjp(g)(cot)`` at ``primal``: the reference's half of :func:`_grads` (a bucketed run
+    takes the executor's from its bucket)."""
+
+    def one(primal, rest, cot):
+        out, pull = jax.vjp(lambda d: g(d, rest), primal)
+        return pull({n: cot[n].astype(out[n].dtype) for n in out})[0]
+
+    return run_compiled(
+        jax.jit(one), primal, rest, {n: jnp.asarray(c) for n, c in cot.items()}, devices=devices
     )
 
 

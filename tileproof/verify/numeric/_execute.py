@@ -146,10 +146,17 @@ def run_compiled(fn, *args, devices: Sequence | None = None):
     :func:`compile_options` (one call per compilation: the numeric check runs each
     executor once per size point).  An option the installed XLA does not know is
     dropped, never a failure of the check."""
-    opts = compile_options(devices)
-    if opts is None or not hasattr(fn, "lower"):
+    if compile_options(devices) is None or not hasattr(fn, "lower"):
         return fn(*args)
-    lowered = fn.lower(*args)
+    return compile_lowered(fn.lower(*args), devices)(*args)
+
+
+def compile_lowered(lowered, devices: Sequence | None = None):
+    """``lowered.compile`` with :func:`compile_options` (a bucket's executable too,
+    :mod:`._bucket`); an option the installed XLA rejects is dropped and remembered."""
+    opts = compile_options(devices)
+    if opts is None:
+        return lowered.compile()
     while opts:
         try:
             compiled = lowered.compile(opts)
@@ -163,7 +170,7 @@ def run_compiled(fn, *args, devices: Sequence | None = None):
                 _GPU_OPTIONS.pop(k, None)
     else:
         compiled = lowered.compile()
-    return compiled(*args)
+    return compiled
 
 
 def execute(
@@ -206,8 +213,17 @@ def _named(kernel, inputs) -> dict:
 # ----------------------------------------------------------------------------- the run
 
 
-def _run(plan: Plan, inputs: dict, mesh, poison: str = "nan"):
+def _run(plan: Plan, inputs: dict, mesh, poison: str = "nan", dyn=None):
+    """One execution: ``dyn`` (a bucketed run, :mod:`._bucket`) holds the real sizes as data
+    when ``plan`` is a bucket's (its shapes, grid and trip bounds the largest of its points)."""
     k = plan.kernel
+    if dyn is not None and (
+        plan.inside or any(ph.fast_load or ph.fast_store or ph.owned for ph in plan.phases)
+    ):
+        # fast paths are reshapes cut at one point's concrete sizes, owned views and static
+        # in-bounds accesses decided at them (a bucket's plan has none)
+        raise NumericUnsupported("a bucketed run with fast paths", k.location)
+    plan.check_private_limit()
     state = {}
     for name, decl in k.tensors.items():
         shape, dt = plan.shapes[name], np_dtype(decl.dtype)
@@ -224,18 +240,22 @@ def _run(plan: Plan, inputs: dict, mesh, poison: str = "nan"):
             fill = poison_value(dt) if poison == "nan" else jnp.zeros((), dt)
             state[name] = (jnp.full(shape, fill, dt), jnp.zeros(shape, bool))
     env: dict = {}
-    alive = jnp.ones((plan.R, plan.G), bool)
+    # a bucket's padding programs (and ranks) are dead from the start: they run nothing
+    alive = jnp.ones((plan.R, plan.G), bool) if dyn is None else dyn.launch_mask()
     records: list[Record] = []
     writers = Writers(plan.G, plan.lanes_max)
     for ph in plan.phases:
-        state, env, alive, recs = _phase(plan, ph, state, env, alive, mesh, writers, poison)
+        state, env, alive, recs = _phase(plan, ph, state, env, alive, mesh, writers, poison, dyn)
         records += recs
     for name in k.outputs:
         _, w = state[name]
         if w is not None:
             shape = plan.shapes[name]
+            unwritten = ~w if dyn is None else ~w & dyn.region(name)
             records.append(
-                _element_record(Info("unwritten", name, None, len(shape)), ~w, lambda _ix: [-1] * 6)
+                _element_record(
+                    Info("unwritten", name, None, len(shape)), unwritten, lambda _ix: [-1] * 6
+                )
             )
     meta = (
         plan.grid_names,
@@ -246,7 +266,7 @@ def _run(plan: Plan, inputs: dict, mesh, poison: str = "nan"):
     return {n: state[n][0] for n in k.outputs}, Flags(records, meta)
 
 
-def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: str):
+def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: str, dyn=None):
     loaded = set()
     for e in ph.eqns:
         from ._plan import kernel_eqns_of
@@ -291,7 +311,7 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
     dyn_out: list = []
 
     def prog(rank, pid, env_vals, alive_p, fast, snap_vals, priv_vals):
-        ctx = Ctx(plan, ph, rank, pid, alive_p, snap_vals, dict(zip(fast_keys, fast)))
+        ctx = Ctx(plan, ph, rank, pid, alive_p, snap_vals, dict(zip(fast_keys, fast)), dyn)
         ctx.poison = poison
         ctx.priv = dict(priv_vals)
         ctx.start_acc()
@@ -312,9 +332,13 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
         stores = [ctx.store_out(k) for k in store_keys]
         return outs, ctx.alive, ctx.logs, ctx.flags, ctx.priv, stores
 
+    # a bucketed run (``dyn``) has no gates: which programs may enter a block is decided
+    # from static values at concrete sizes, and a bucket's sizes are data (its plan's own
+    # sizes are one point's, its grid the largest: a gate cut from them could skip a
+    # program that a smaller point's launch numbers differently and that enters the block)
     gates = (
         {}
-        if ph.private or mesh is not None or os.environ.get("TILEPROOF_NO_GATES")
+        if ph.private or mesh is not None or dyn is not None or os.environ.get("TILEPROOF_NO_GATES")
         else phase_gates(plan, ph)
     )
     progs = jax.vmap(prog, in_axes=(None, 0, 0, 0, 0, None, priv_axes))
@@ -417,10 +441,9 @@ def _phase(plan: Plan, ph, state, env, alive, mesh, writers: Writers, poison: st
         if t in wmaps:
             records += read_write_races(entries, wmaps[t], plan.shapes[t], plan.G, plan.lanes_max)
     if ph.barrier is not None and ph.barrier.params["scope"] == "grid":  # a launch has no waiters
+        waited = alive_out if dyn is None else alive_out | ~dyn.launch_mask()
         records.append(
-            first_false_record(
-                Info("barrier", None, loc_of(ph.barrier)), alive_out, (plan.R, plan.G)
-            )
+            first_false_record(Info("barrier", None, loc_of(ph.barrier)), waited, (plan.R, plan.G))
         )
     return state, env, alive_out, records
 

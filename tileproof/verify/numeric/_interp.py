@@ -80,10 +80,18 @@ _CALL_KEYS = ("jaxpr", "call_jaxpr", "fun_jaxpr")
 class Ctx:
     """What one program (or lane) carries while it runs a phase."""
 
-    def __init__(self, plan: Plan, phase, rank, pid, alive, snap, fast_in):
+    def __init__(self, plan: Plan, phase, rank, pid, alive, snap, fast_in, dyn=None):
         self.plan, self.phase = plan, phase
         self.rank, self.pid = rank, pid
-        self.pids = _unflatten(pid, plan.grid)
+        # ``dyn``: a bucketed run's sizes as data (:mod:`._bucket`); None: ``plan``'s own
+        self.dyn = dyn
+        if dyn is None:
+            self.pids = _unflatten(pid, plan.grid)
+        else:  # a padding program may lie past an empty grid: no division by 0 for it
+            self.pids = _unflatten(pid, [jnp.maximum(n, 1) for n in dyn.grid_dims()])
+        # a program of the real launch (False: one of a bucket's padding programs, which
+        # reads zeros, so that no value, flag or gradient depends on it)
+        self.real = jnp.bool_(True) if dyn is None else dyn.real(rank, pid)
         self.lane = None
         self.nlanes = 0
         self.lane_key = jnp.int32(0)
@@ -143,6 +151,12 @@ class Ctx:
     def ids(self) -> list:
         lane = self.lane_key if self.lane is not None else -1
         return [self.rank, self.pid, lane, -1, -1, -1]
+
+    def shape(self, t: str) -> tuple:
+        """``t``'s extents: the plan's, or a bucketed run's real ones (traced scalars)."""
+        if self.dyn is None:
+            return self.plan.shapes[t]
+        return self.dyn.shape(t)
 
     def writer(self):
         return (self.rank * self.plan.G + self.pid) * self.plan.lanes_max + self.lane_key
@@ -257,10 +271,14 @@ def _while(e, vals, ctx: Ctx) -> list:
             loc_of(e),
         )
     trips = ctx.plan.trip_bound(e)
+    # a bucketed run: ``trips`` is the largest bound of the bucket's points and ``limit`` this
+    # point's (data); the iterations from ``limit`` on are no-ops (nothing runs, the carry and
+    # ``active`` stay), so the loop ends exactly as a scan of ``limit`` iterations does
+    limit = None if ctx.dyn is None else ctx.dyn.trip(e)
     if not cond_ops and trips != 1:  # one trip runs inline (below)
         kinds = vectorizable(p["body_jaxpr"], nb, len(init), trips, ctx)
         if kinds is not None:
-            return while_vec(e, vals, ctx, kinds, trips, interp, _pure)
+            return while_vec(e, vals, ctx, kinds, trips, interp, _pure, limit)
     init = [jnp.asarray(v) for v in init]
 
     def cond(carry, active, priv, clock, acc):
@@ -272,8 +290,9 @@ def _while(e, vals, ctx: Ctx) -> list:
 
     def step(state, t):
         carry, active, priv, clock, acc = state
-        c, csub = cond(carry, active, priv, clock, acc)
-        act = active & c
+        live = active if limit is None else active & (t < limit)
+        c, csub = cond(carry, live, priv, clock, acc)
+        act = live & c
         if csub is not None:
             priv, clock, acc = csub.priv, csub.clock, csub.acc
         sub = ctx.fork(pred=ctx.pred & act, priv=priv, clock=clock, acc=acc)
@@ -281,7 +300,8 @@ def _while(e, vals, ctx: Ctx) -> list:
         carry = [_select(act, n, o) for n, o in zip(new, carry)]
         logs = sub.logs if csub is None else csub.logs + sub.logs
         flags = sub.flags if csub is None else csub.flags + sub.flags
-        return (carry, act, sub.priv, sub.clock, sub.acc), (logs, iter_records(flags, t, infos))
+        keep = act if limit is None else jnp.where(t < limit, act, active)
+        return (carry, keep, sub.priv, sub.clock, sub.acc), (logs, iter_records(flags, t, infos))
 
     state = (init, jnp.bool_(True), ctx.priv, ctx.clock, ctx.acc)
     infos: list = []
@@ -305,7 +325,7 @@ def _while(e, vals, ctx: Ctx) -> list:
     if csub is not None:
         ctx.priv, ctx.clock, ctx.acc = csub.priv, csub.clock, csub.acc
         ctx.logs += csub.logs
-        ctx.flags += [set_ids(r, ITER, trips) for r in csub.flags]
+        ctx.flags += [set_ids(r, ITER, trips if limit is None else limit) for r in csub.flags]
     return carry
 
 
@@ -464,10 +484,14 @@ def _kernel_op(e, name: str, vals, ctx: Ctx) -> list:
     p = e.params
     plan = ctx.plan
     if name == "tp_size":  # numpy scalars: known while tracing (see _foldable)
+        if ctx.dyn is not None:  # a bucketed run: the point's size is data, never folded
+            return [ctx.dyn.size(e)]
         return [np.int32(size_value(p, plan.sizes))]
     if name == "tp_program_id":
         return [ctx.pids[p["axis"]]]
     if name == "tp_num_programs":
+        if ctx.dyn is not None:
+            return [ctx.dyn.grid_dims()[p["axis"]]]
         return [np.int32(plan.grid[p["axis"]])]
     if name in ("tp_lane_id", "tp_num_lanes"):
         if ctx.lane is None:
@@ -476,7 +500,7 @@ def _kernel_op(e, name: str, vals, ctx: Ctx) -> list:
     if name == "tp_rank_id":
         return [ctx.rank]
     if name == "tp_num_ranks":
-        return [np.int32(plan.R)]
+        return [np.int32(plan.R) if ctx.dyn is None else ctx.dyn.ranks()]
     if name == "tp_load":
         return [_load(e, vals, ctx)]
     if name == "tp_store":
@@ -576,7 +600,7 @@ def _load(e, vals, ctx: Ctx):
     t, dims = p["tensor"], p["dims"]
     nd = len(dims)
     starts = vals[:nd]
-    shape = ctx.plan.shapes[t]
+    shape = ctx.shape(t)
     site = loc_of(e)
     if t in ctx.phase.rw and t not in ctx.phase.owned:  # an owned slice: nobody else writes it
         m_read = ctx.pred if p["has_mask"] is False else ctx.pred & jnp.asarray(vals[nd], bool)
@@ -603,7 +627,8 @@ def _load(e, vals, ctx: Ctx):
         return tiles
     if fast is not None and ctx.phase.fast_load[id(e)].inside:
         # every program's tile lies inside the tensor (its starts are the concrete ones the
-        # tiling was fitted to): no element is out of bounds, only the mask applies
+        # tiling was fitted to): no element is out of bounds, only the mask applies (no
+        # bucketed run here: a bucket's plan has no fast paths)
         tiles, wt = fast
         want = ctx.pred & mask
         if wt is not None:
@@ -620,6 +645,8 @@ def _load(e, vals, ctx: Ctx):
             ctx.flags.append(_oob_record("oob_load", t, site, ctx.pred, starts, dims, shape, ctx))
         else:
             ctx.flags.append(_access_record("oob_load", t, site, want & ~inb, starts, dims, ctx))
+    if ctx.dyn is not None:  # a bucket's padding program reads zeros (see Ctx.real)
+        m = ctx.real if isinstance(m, bool) else m & ctx.real
     if fast is not None:  # a masked tile of a reshape: the same mask, bounds and flags
         tiles, wt = fast
         if wt is not None:
@@ -656,7 +683,7 @@ def _store(e, vals, ctx: Ctx) -> None:
     if id(e) in ctx.phase.fast_store and not p["has_mask"] and id(e) not in ctx.phase.guarded:
         ctx.fast_out[id(e)] = value
         return
-    shape = ctx.plan.shapes[t]
+    shape = ctx.shape(t)
     mask = jnp.asarray(vals[1 + nd], bool) if p["has_mask"] else None
     fast = ctx.phase.fast_store.get(id(e))
     if fast is not None and fast[1].inside:  # masked or guarded, every tile inside the
@@ -731,7 +758,7 @@ def _sendrecv(e, vals, ctx: Ctx):
     src = jnp.asarray(src, jnp.int32)
     send = ctx.pred & jnp.asarray(send, bool)
     recv = ctx.pred & jnp.asarray(recv, bool)
-    n = plan.R
+    n = plan.R if ctx.dyn is None else ctx.dyn.ranks()
     me = ctx.rank
     all_v = lax.all_gather(value, RANK_AXIS)
     all_dst = lax.all_gather(dst, RANK_AXIS)

@@ -137,19 +137,26 @@ def cost_hint(kernel) -> int:
     return count(closed)
 
 
-def get_plan(kernel, sizes: dict[str, int]) -> Plan:
+def get_plan(kernel, sizes: dict[str, int], fast: bool = True) -> Plan:
+    """The plan of ``kernel`` at ``sizes`` (cached); ``fast=False``: its fast paths may be
+    left undecided (shapes only, say: deciding them compiles a small function), and are
+    decided when a later call asks for them."""
     key = (id(kernel), tuple(sorted(sizes.items())))
     p = _PLANS.get(key)
     if p is None or p.kernel is not kernel:
-        p = Plan(kernel, sizes)
+        p = Plan(kernel, sizes, fast=False)
         _PLANS[key] = p
+    if fast:
+        p.ensure_fast()
     return p
 
 
 class Plan:
     """Static decisions for executing ``kernel`` at ``sizes`` (see the module docstring)."""
 
-    def __init__(self, kernel, sizes: dict[str, int]):
+    def __init__(self, kernel, sizes: dict[str, int], fast: bool = True):
+        """``fast=False``: no fast paths (reshapes cut at these sizes), as a bucket's plan
+        needs (:mod:`._bucket`: the accesses of every point it runs go the general way)."""
         missing = [s for s in kernel.sizes if s not in sizes]
         if missing:
             raise NumericUnsupported(f"sizes not given: {', '.join(missing)}", kernel.location)
@@ -189,17 +196,30 @@ class Plan:
                 f"at {self.sizes} is beyond the executor's 32-bit writer ids",
                 kernel.location,
             )
+        self.inside: set[int] = set()  # accesses whose tile is inside the tensor, always
+        self.pads = self._pads(fast=False)  # every window padded: sound at any size
         self.trip: dict[int, int] = {}
         self.phases = self._phases()
         self._static = None
-        self._fast_paths()
-        self._owned()
-        self._private_limit()
-        self.inside: set[int] = set()  # accesses whose tile is inside the tensor, always
-        self.pads = self._pads()
+        self._fast_decided = False
+        self._limit_checked = False
+        if fast:
+            self.ensure_fast()
+
+    def ensure_fast(self) -> None:
+        """Decide the fast paths (once), with what rests on these sizes alone: owned
+        private views (:meth:`_owned`) and accesses whose static starts keep them inside
+        their tensor (no bounds flag, no pad: :meth:`_pads`).  A bucket's plan
+        (``fast=False``) runs other sizes too: none of it there."""
+        if not self._fast_decided:
+            self._fast_decided = True
+            self._fast_paths()
+            self._owned()
+            self.pads = self._pads(fast=True)
+            self.check_private_limit()
 
     # -- tensors
-    def _pads(self) -> dict[str, tuple[int, ...]]:
+    def _pads(self, fast: bool) -> dict[str, tuple[int, ...]]:
         """Per tensor dimension, the padding its windows are cut from (both sides).
 
         A window is a ``dynamic_slice``, which clamps a start that overruns; padding by the
@@ -214,7 +234,8 @@ class Plan:
         times its size.
         """
         pads = {n: [0] * len(s) for n, s in self.shapes.items()}
-        static = None if os.environ.get("TILEPROOF_NO_FAST_PATH") else self.static_values()
+        no_fast = not fast or os.environ.get("TILEPROOF_NO_FAST_PATH")
+        static = None if no_fast else self.static_values()
         for e, _ in kernel_eqns(self.closed):
             if e.primitive.name in ("tp_load", "tp_store"):
                 t = e.params["tensor"]
@@ -222,14 +243,17 @@ class Plan:
                 ops = e.invars[1:] if e.primitive.name == "tp_store" else e.invars
                 inside = True
                 for k, (kind, size) in enumerate(e.params["dims"]):
-                    ok = _inside(ops[k], 1 if kind == "point" else size, self.shapes[t][k], static)
+                    # (not for a bucket's plan: its extents differ between its points)
+                    ok = fast and _inside(
+                        ops[k], 1 if kind == "point" else size, self.shapes[t][k], static
+                    )
                     inside &= ok
                     if kind != "point":
                         if not ok:
                             p[k] = max(p[k], size)
                     elif self.shapes[t][k] == 0:
                         p[k] = max(p[k], 1)
-                if inside:
+                if inside and fast:
                     self.inside.add(id(e))
         return {n: tuple(p) for n, p in pads.items()}
 
@@ -285,9 +309,13 @@ class Plan:
             ph.ordered = {t for t, n in sites.items() if n > 1} | looped
         return phases
 
-    def _private_limit(self) -> None:
+    def check_private_limit(self) -> None:
         """Refuse private views beyond :data:`PRIVATE_LIMIT` elements (an owned tensor's
-        views are its slices: the tensor's own size)."""
+        views are its slices: the tensor's own size).  Checked once, when the fast paths
+        are decided or before a run (a bucket's plan, :func:`~._execute._run`)."""
+        if self._limit_checked:
+            return
+        self._limit_checked = True
         for ph in self.phases:
             for t in ph.private:
                 n = int(np.prod(self.shapes[t], dtype=np.int64))

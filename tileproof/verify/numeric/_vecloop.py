@@ -110,7 +110,10 @@ def tile_volume(j, plan) -> int:
         if name in ("tp_load", "tp_store"):
             best = max(best, int(np.prod([s for k, s in e.params["dims"] if k == "ds"] or [1])))
         elif name == "while":
-            best = max(best, plan.trip_bound(e) * tile_volume(e.params["body_jaxpr"], plan))
+            inner = tile_volume(e.params["body_jaxpr"], plan)
+            # a loop without loads or stores holds no tile: its bound is not asked for (a
+            # bucket's plan knows the bounds of the loops with kernel operations only)
+            best = max(best, plan.trip_bound(e) * inner if inner else 0)
         elif name == "scan":
             best = max(best, e.params["length"] * tile_volume(e.params["jaxpr"], plan))
         else:
@@ -148,8 +151,13 @@ def _at(init, kinds, k) -> list:
     return out
 
 
-def while_vec(e, vals, ctx, kinds, trips: int, interp, pure) -> list:
-    """A ``while`` (see :func:`~._interp._while`) whose iterations are independent."""
+def while_vec(e, vals, ctx, kinds, trips: int, interp, pure, limit=None) -> list:
+    """A ``while`` (see :func:`~._interp._while`) whose iterations are independent.
+
+    ``limit``: a bucketed run's trip bound of this point (traced, at most ``trips``, the
+    bucket's): the iterations from ``limit`` on are inactive, and the loop-bound check asks
+    whether the condition still holds after ``limit`` active iterations -- exactly the scan
+    of ``limit`` iterations that the point's own run makes."""
     p = e.params
     nc, nb = p["cond_nconsts"], p["body_nconsts"]
     cconsts, bconsts, init = vals[:nc], vals[nc : nc + nb], list(vals[nc + nb :])
@@ -161,6 +169,8 @@ def while_vec(e, vals, ctx, kinds, trips: int, interp, pure) -> list:
 
     c = jax.vmap(cond_at)(ts)
     active = jnp.cumprod(c.astype(jnp.int32)) > 0  # the running AND: a loop that ended stays ended
+    if limit is not None:
+        active = active & (ts < limit)
 
     keys = acc_keys(p["body_jaxpr"], ctx)
 
@@ -174,7 +184,10 @@ def while_vec(e, vals, ctx, kinds, trips: int, interp, pure) -> list:
     ctx.logs += logs
     ctx.flags += fold_records(recs)
     done = jnp.sum(active, dtype=jnp.int32)
-    still = ctx.pred & active[-1] & cond_at(jnp.int32(trips))
+    if limit is None:
+        still = ctx.pred & active[-1] & cond_at(jnp.int32(trips))
+    else:  # every one of the point's ``limit`` iterations ran, and the condition still holds
+        still = ctx.pred & (done == limit) & cond_at(jnp.asarray(limit, jnp.int32))
     from ._interp import _no_elem, loc_of
 
     ctx.flags.append(

@@ -191,10 +191,66 @@ def _derive(st: _State) -> list[Dim]:
     return out
 
 
+def _where_atoms(dims: list[Dim], names: set) -> list:
+    """The ``where(c, x, y)`` factors of the starts that mention an unknown (top level of a
+    monomial, as a clamp ``128*where(q_end > kv_start, j, 0)`` is), in a stable order."""
+    out: list = []
+    for d in dims:
+        for m, _c in d.start.terms:
+            for a, _p in m:
+                if (
+                    getattr(a, "kind", None) == "where"
+                    and shapes.Expr.atom(a).free_symbols() & names
+                    and a not in out
+                ):
+                    out.append(a)
+    return out
+
+
 def solve(
     dims: list[Dim], unknowns: dict[str, tuple[shapes.Expr, shapes.Expr]], stuck: list | None = None
 ) -> list[dict[str, shapes.Expr]]:
     """Candidate assignments of the unknowns (and tile coordinates) from the element.
+
+    A start with ``where(c, x, y)`` factors over the unknowns is solved once per choice of
+    branch (each factor replaced by ``x`` or by ``y``, at most three factors): a candidate
+    of either branch is still only a candidate, which the caller proves against the real
+    start (the condition included).  Such a dimension is ``stuck`` only when every choice
+    is.
+    """
+    atoms = _where_atoms(dims, set(unknowns))
+    if not atoms or len(atoms) > 3:
+        return _solve(dims, unknowns, stuck)
+    out: list = []
+    stucks: list = []
+    for pick in itertools.product((1, 2), repeat=len(atoms)):
+        repl = {a: a.args[k] for a, k in zip(atoms, pick)}
+        var = [
+            Dim(
+                d.start._map_atoms(lambda a, r=repl: r.get(a, shapes.Expr.atom(a))),
+                d.target,
+                d.coord,
+                d.size,
+            )
+            for d in dims
+        ]
+        got: list = []
+        out += _solve(var, unknowns, got)
+        # the original dimensions (their starts name the where) this choice left stuck
+        stucks.append([dims[k] for k, v in enumerate(var) if any(g is v for g in got)] or got)
+    if stuck is not None and all(stucks):
+        stuck.extend(stucks[0])
+    uniq = []
+    for w in out:
+        if w not in uniq:
+            uniq.append(w)
+    return uniq[: MAX_CANDIDATES * 2]
+
+
+def _solve(
+    dims: list[Dim], unknowns: dict[str, tuple[shapes.Expr, shapes.Expr]], stuck: list | None = None
+) -> list[dict[str, shapes.Expr]]:
+    """:func:`solve` without the case split on ``where``.
 
     ``unknowns`` maps each unknown to its range ``(lo, hi)`` (exclusive), used
     for the candidates of unknowns no dimension determines.  Dimensions that
