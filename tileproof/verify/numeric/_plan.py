@@ -219,7 +219,7 @@ class Plan:
             self.check_private_limit()
 
     # -- tensors
-    def _pads(self, fast: bool) -> dict[str, tuple[int, ...]]:
+    def _pads(self, fast: bool = False) -> dict[str, tuple[int, ...]]:
         """Per tensor dimension, the padding its windows are cut from (both sides).
 
         A window is a ``dynamic_slice``, which clamps a start that overruns; padding by the
