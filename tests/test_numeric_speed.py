@@ -26,7 +26,7 @@ from jax import lax
 import tileproof.spec as tp
 from tileproof.catalog import KERNELS
 from tileproof.catalog import fused_decode as fd
-from tileproof.verify.numeric import _sparse, check_numeric, executor
+from tileproof.verify.numeric import _memory, _sparse, check_numeric, executor
 from tileproof.verify.numeric._execute import compile_options, run_compiled
 from tileproof.verify.numeric._plan import cost_hint, get_plan, np_dtype
 
@@ -195,10 +195,30 @@ def test_sorted_writes_find_what_the_writer_maps_find(kernel, sizes, make, monke
     """Race records (count, first element, both writers) and written values are the dense
     path's when the writes are sorted instead (forced here on small tensors)."""
     inputs = make()
+    used = []  # which path each run took: the sorted one must run when forced
+
+    def spy(*args, **kwargs):
+        used.append(True)
+        return real(*args, **kwargs)
+
+    real = _memory.sorted_writes
+    monkeypatch.setattr(_memory, "sorted_writes", spy)
+
+    def jitted():
+        # each path jit-compiled as the check runs it, in a fresh function so that JAX's
+        # trace cache (keyed on the function) cannot hand the second the first's trace;
+        # the ratio is read while it traces (op-by-op eager runs cost a minute, no more)
+        run = executor(kernel, sizes, jit=False)
+        return jax.jit(lambda x: run(x))
+
     monkeypatch.setattr(_sparse, "SPARSE_MIN_RATIO", 1 << 40)
-    out_d, dense = executor(kernel, sizes, jit=False)(inputs)
+    out_d, dense = jitted()(inputs)
+    assert not used
     monkeypatch.setattr(_sparse, "SPARSE_MIN_RATIO", 0)
-    out_s, srt = executor(kernel, sizes, jit=False)(inputs)
+    out_s, srt = jitted()(inputs)
+    # the forced run sorted its writes (ring_attention's stores keep their writer maps even
+    # when forced: its comparison is a twin's)
+    assert used or kernel is chk.ring_attention
     assert [f.message for f in dense.findings()] == [f.message for f in srt.findings()]
     for a, b in zip(dense.records, srt.records):
         assert a.info == b.info and int(a.count) == int(b.count)

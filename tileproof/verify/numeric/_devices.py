@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._execute import executor
+from ._execute import executor, run_compiled
 from ._inputs import draw_inputs
 
 __all__ = ["Placements", "compare_placements"]
@@ -72,9 +72,11 @@ def compare_placements(
     env = dict(sizes)
     rng = np.random.default_rng(seed)
     inputs = draw_inputs(kernel, env, rng, 0)
+    # compiled as the numeric check compiles (run_compiled: on a CPU, LLVM's cheapest level;
+    # integer flags are exact either way), each placement at its own devices
     with jax.default_matmul_precision("highest"):
-        out_v, flags_v = executor(kernel, env)(inputs)
-        out_d, flags_d = executor(kernel, env, devices=devs)(inputs)
+        out_v, flags_v = run_compiled(executor(kernel, env), inputs)
+        out_d, flags_d = run_compiled(executor(kernel, env, devices=devs), inputs, devices=devs)
         out_diff = max((_diff(out_v[n], out_d[n]) for n in kernel.outputs), default=0.0)
         grad_diff = None
         float_in = [n for n in kernel.inputs if _float(kernel.tensors[n])]
@@ -90,12 +92,16 @@ def compare_placements(
             for devices_ in (None, devs):
                 fn = executor(kernel, env, devices=devices_, poison="zero")
 
-                def f(d, fn=fn):
-                    out = fn({**rest, **d})[0]
-                    return {n: out[n] for n in float_out}
+                # the vjp (forward and transpose) as one jit-compiled function, as the
+                # numeric check's gradients are: one compilation per placement, not two
+                def vjp(primal, rest, cot, fn=fn):
+                    def f(d):
+                        out = fn({**rest, **d})[0]
+                        return {n: out[n] for n in float_out}
 
-                _, pull = jax.vjp(f, primal)
-                grads.append(pull(cot)[0])
+                    return jax.vjp(f, primal)[1](cot)[0]
+
+                grads.append(run_compiled(jax.jit(vjp), primal, rest, cot, devices=devices_))
             grad_diff = max(_diff(grads[0][n], grads[1][n]) for n in float_in)
     return Placements(
         kernel.name,
