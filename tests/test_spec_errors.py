@@ -122,6 +122,27 @@ def test_cli_exits_2_when_a_spec_module_raises(tmp_path, where, raised):
     assert f"raising_spec.py:{line}" in out and raised.split("(")[0] in out
 
 
+def test_the_trace_limit_counts_cpu_time_with_a_real_time_backstop(monkeypatch):
+    """A slow machine stretches a trace's real time, not its CPU time: a body that waits
+    (as a starved process does) is not stopped by the CPU limit; a wait past the
+    real-time backstop is."""
+    import time
+
+    from tileproof.lowering import _lower
+
+    @tp.kernel(grid={"i": 2}, tensors=dict(o=tp.Output((2,))))
+    def waits(o):
+        time.sleep(1.0)
+        tp.store(o, (tp.program_id(0),), 1.0)
+
+    with _lower._alarm(0.5):  # 1 s of real time, almost no CPU time: not stopped
+        time.sleep(1.0)
+    _lower.trace(waits, timeout_s=5)
+    monkeypatch.setattr(_lower, "_wall_limit", lambda seconds: 0.3)
+    with pytest.raises(tp.SpecError, match=r"did not finish tracing within 5 s of CPU time"):
+        _lower.trace(waits, timeout_s=5)
+
+
 def test_a_body_that_never_finishes_tracing_is_stopped():
     @tp.kernel(grid={"i": 4}, tensors=dict(o=tp.Output((4,))))
     def spins(o):

@@ -83,7 +83,7 @@ class _TraceTimeout(BaseException):
 
 
 def trace_timeout() -> float:
-    """The trace time limit in seconds (``TILEPROOF_TRACE_TIMEOUT_S``, default 60; 0: none)."""
+    """The trace limit in CPU seconds (``TILEPROOF_TRACE_TIMEOUT_S``, default 60; 0: none)."""
     raw = os.environ.get("TILEPROOF_TRACE_TIMEOUT_S", "")
     try:
         return float(raw) if raw else TRACE_TIMEOUT_S
@@ -108,7 +108,7 @@ def trace(kernel: Kernel, *, timeout_s: float | None = None):
     except _TraceTimeout as e:
         raise SpecError(
             f"the body of kernel {kernel.name!r} did not finish tracing within {limit:g} s "
-            "(stopped here)",
+            f"of CPU time ({_wall_limit(limit):g} s of real time at most; stopped here)",
             location_from_traceback(e.__traceback__),
             "A loop in the body's Python code does not end: the body is traced once, so "
             "loops over traced values must be lax.fori_loop/while_loop (set "
@@ -140,16 +140,22 @@ def trace(kernel: Kernel, *, timeout_s: float | None = None):
 
 @contextlib.contextmanager
 def _alarm(seconds: float):
-    """Raise :class:`_TraceTimeout` in this thread after ``seconds`` (a real-time timer).
+    """Raise :class:`_TraceTimeout` in this thread after ``seconds`` of CPU time, or after
+    :func:`_wall_limit` of real time.
 
+    A Python loop that never ends spins the CPU, so the limit counts the process's CPU
+    time (``ITIMER_PROF``): on a loaded machine (a CI runner, eight workers on two cores)
+    a normal trace takes longer in real time, and a real-time limit failed correct
+    kernels.  The real-time backstop stops a trace blocked without spinning (a wait).
     Signals reach the main thread only; that is where ``tileproof check`` and its worker
     processes trace.  Elsewhere (a thread of the caller's) tracing runs without a limit.
-    A timer already set by someone else is restored afterwards.
+    Timers already set by someone else are restored afterwards.
     """
     usable = (
         seconds
         and seconds > 0
         and hasattr(signal, "setitimer")
+        and hasattr(signal, "ITIMER_PROF")
         and threading.current_thread() is threading.main_thread()
     )
     if not usable:
@@ -159,15 +165,26 @@ def _alarm(seconds: float):
     def fire(signum, frame):
         raise _TraceTimeout()
 
-    old = signal.signal(signal.SIGALRM, fire)
-    prev = signal.setitimer(signal.ITIMER_REAL, seconds)
+    timers = (
+        (signal.SIGPROF, signal.ITIMER_PROF, seconds),
+        (signal.SIGALRM, signal.ITIMER_REAL, _wall_limit(seconds)),
+    )
+    saved = []
+    for sig, which, after in timers:
+        saved.append((sig, which, signal.signal(sig, fire), signal.setitimer(which, after)))
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-        if prev[0] > 0:
-            signal.setitimer(signal.ITIMER_REAL, *prev)
+        for sig, which, old, prev in saved:
+            signal.setitimer(which, 0)
+            signal.signal(sig, old)
+            if prev[0] > 0:
+                signal.setitimer(which, *prev)
+
+
+def _wall_limit(seconds: float) -> float:
+    """The real-time backstop of a ``seconds`` CPU-time trace limit."""
+    return max(4 * seconds, seconds + 60)
 
 
 def _loc_of(eqn) -> Location:
