@@ -16,7 +16,6 @@ reading another's scratch slice, a static start past the end).
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -198,34 +197,3 @@ def test_accumulated_store_keeps_the_last_write(monkeypatch):
         lanes = np.arange(128) >= i * 10
         want[:, lanes] = (x + i + x * i)[:, lanes]
     np.testing.assert_allclose(y, want, rtol=1e-6)
-
-
-def _exit_in_call(kind: str):
-    """Program 2 leaves through exit_if inside a jitted helper; the store after it must not
-    write for it (the row stays unwritten), as with the exit at the top level."""
-
-    @tp.kernel(grid={"r": 4}, tensors=dict(x=tp.Input((4, 8)), y=tp.Output((4, 8))))
-    def k(x, y):
-        r = tp.program_id(0)
-
-        def leave(r):
-            tp.exit_if(r == (2 if kind == "exit" else 9))
-            return r
-
-        jax.jit(leave)(r)
-        tp.store(y, (r, tp.ds(0, 8)), tp.load(x, (r, tp.ds(0, 8))))
-
-    k.name = f"exit_in_call_{kind}"
-    return k
-
-
-@pytest.mark.parametrize("kind", ["exit", "stay"])
-def test_an_exit_inside_a_call_keeps_later_stores_off_the_fast_path(kind, monkeypatch):
-    monkeypatch.delenv("TILEPROOF_NO_FAST_PATH", raising=False)
-    out, flags = execute(_exit_in_call(kind), {}, {"x": np.ones((4, 8), np.float32)})
-    msgs = [f.message for f in flags.findings()]
-    if kind == "exit":  # was lost: the unmasked fast store wrote row 2 for the exited program
-        assert any("y[2, 0] is never written" in m for m in msgs), msgs
-        assert np.isnan(np.asarray(out["y"])[2]).all()
-    else:
-        assert not msgs and (np.asarray(out["y"]) == 1).all()
